@@ -1,0 +1,45 @@
+# Thin wrapper over the CMake presets. `make` builds (release); `make run` and `make test` are the
+# README's two commands and set everything up first.
+JOBS ?= $(shell nproc)
+
+.PHONY: all build bootstrap run test debug cuda cuda-check fuzz clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+build/release/build.ninja: CMakeLists.txt CMakePresets.json
+	cmake --preset release
+
+build: build/release/build.ninja
+	cmake --build --preset release -j $(JOBS)
+
+build/debug/build.ninja: CMakeLists.txt CMakePresets.json
+	cmake --preset debug
+
+debug: build/debug/build.ninja
+	cmake --build --preset debug -j $(JOBS)
+
+# Main job: set up, build, start cortex + neuron on localhost with the embedded default.
+run: bootstrap build
+	@scripts/run-local
+
+# Every test CI runs (unit, integration, e2e) under ASan + UBSan.
+test: bootstrap debug
+	ctest --preset debug -j $(JOBS)
+
+# Compile (not run) the CUDA targets; .ci/run calls this when nvcc is present.
+cuda-check:
+	cmake --preset cuda -DHELEXA_BENCHMARKS=OFF
+	cmake --build --preset cuda -j $(JOBS)
+
+cuda:
+	cmake --preset cuda
+	cmake --build --preset cuda -j $(JOBS)
+
+fuzz:
+	@scripts/fuzz
+
+clean:
+	rm -rf build

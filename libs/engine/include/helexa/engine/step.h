@@ -1,0 +1,49 @@
+// The engine's unit of work: one step of a model over a batch of sequences.
+// Each sequence contributes a prefill chunk or one decode token (several when verifying drafts);
+// the model runs once over the flattened tokens, writes K/V into the paged cache through each
+// sequence's block table, and returns logits only for the rows that need sampling.
+// Batch size 1 is a batch with one entry — never a separate code path.
+// Thread-safety: a ModelRunner is driven by one scheduler thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "helexa/common/result.h"
+
+namespace helexa::engine {
+
+// Shape of the paged KV cache a runner owns; the scheduler's block allocator hands out ids in
+// [0, n_blocks). Block b of layer l holds K and V for `block_size` consecutive positions.
+struct KvLayout {
+    int64_t n_layers = 0;
+    int64_t n_kv_heads = 0;
+    int64_t head_dim = 0;
+    int64_t block_size = 16;
+    int64_t n_blocks = 0;
+};
+
+struct SequenceSlice {
+    uint64_t seq_id = 0;
+    std::span<const int32_t> tokens;       // this step's tokens for the sequence
+    int64_t start_pos = 0;                 // position of tokens[0]; K/V for [0, start_pos) cached
+    std::span<const int32_t> block_table;  // block ids covering [0, start_pos + tokens.size())
+    bool need_logits = false;              // return logits for the last token of this slice
+};
+
+struct StepBatch {
+    std::vector<SequenceSlice> seqs;
+};
+
+class ModelRunner {
+public:
+    virtual ~ModelRunner() = default;
+    virtual int64_t vocab_size() const = 0;
+    virtual const KvLayout& kv_layout() const = 0;
+    // Runs the model over the batch. `logits` is resized to [n_rows, vocab] with one row per
+    // slice that has need_logits, in batch order.
+    virtual Status step(const StepBatch& batch, std::vector<float>& logits) = 0;
+};
+
+}  // namespace helexa::engine
