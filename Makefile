@@ -1,6 +1,10 @@
 # Thin wrapper over the CMake presets. `make` builds (release); `make run` and `make test` are the
 # README's two commands and set everything up first.
 JOBS ?= $(shell nproc)
+# ccache hits across clones of the repo (CI builds a fresh clone on a machine that may have a warm
+# cache): hash paths relative to the checkout, not the checkout's own location.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all build bootstrap run test debug cuda cuda-check fuzz clean
 
