@@ -36,7 +36,7 @@ test: bootstrap debug
 # Compile (not run) the CUDA targets; .ci/run calls this when nvcc is present.
 cuda-check:
 	cmake --preset cuda -DHELEXA_BENCHMARKS=OFF
-	cmake --build --preset cuda -j $(JOBS)
+	cmake --build --preset cuda -j $(JOBS) --target helexa_cuda_targets
 
 cuda:
 	cmake --preset cuda
