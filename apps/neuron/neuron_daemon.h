@@ -1,0 +1,12 @@
+// Runs the neuron daemon until SIGINT/SIGTERM; returns the exit code.
+#pragma once
+
+#include <string>
+
+namespace helexa::apps {
+
+// `config_given`: the operator named the file, so a missing file is an error (exit 2); the
+// default path may be absent (documented defaults apply).
+int run_neuron(const std::string& config_path, bool config_given);
+
+}  // namespace helexa::apps

@@ -1,0 +1,158 @@
+// The operation set every model architecture is written against, once, for all backends.
+// An architecture (src/models/) allocates tensors, uploads weights and calls these operations; it
+// never touches memory directly, so the same model code drives the `cpu` backend today and a
+// CUDA backend later (device pointers in Tensor::data, host-side planning of step metadata).
+//
+// Tensors are non-owning 2-D views (pointer + rows x cols + row stride + dtype) into memory the
+// backend owns; higher-rank data is described by the operation's own parameters (e.g. rope takes
+// n_heads and head_dim over a [tokens, n_heads * head_dim] view). A strided view lets q, k and v
+// be column slices of one fused projection output without a copy.
+//
+// Thread-safety: a Backend instance is driven by one thread (the model's scheduler or device
+// worker); the CPU backend fans each operation out over its own thread pool internally.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "helexa/common/result.h"
+
+namespace helexa::engine {
+
+enum class DType { kF32, kF16, kBF16, kI32 };
+
+// Bytes per element; "F32"/"F16"/"BF16"/"I32" as in safetensors headers.
+int64_t dtype_size(DType dtype);
+std::string_view dtype_name(DType dtype);
+
+// A view of backend memory: element (r, c) lives at data + (r * row_stride + c) * dtype_size.
+struct Tensor {
+    void* data = nullptr;
+    DType dtype = DType::kF32;
+    int64_t rows = 0;
+    int64_t cols = 0;
+    int64_t row_stride = 0;  // in elements; == cols when contiguous
+
+    int64_t numel() const { return rows * cols; }
+    bool contiguous() const { return row_stride == cols; }
+    explicit operator bool() const { return data != nullptr; }
+    // Rows [begin, begin + n) of this view.
+    Tensor row_slice(int64_t begin, int64_t n) const;
+    // Columns [begin, begin + n) of every row (a strided view).
+    Tensor col_slice(int64_t begin, int64_t n) const;
+    // The same contiguous memory seen as [rows, cols] (numel must match).
+    Tensor reshaped(int64_t new_rows, int64_t new_cols) const;
+};
+
+// Rotary embedding, resolved from the config at load (llama3 scaling is folded into inv_freq):
+// for dims i < rotary_dim / 2 of each head, pair (i, i + rotary_dim / 2) rotates by
+// angle = pos * inv_freq[i] (neox / rotate_half style, as transformers' apply_rotary_pos_emb);
+// dims >= rotary_dim pass through (partial rotary). cos/sin are multiplied by attention_scaling.
+struct RopeTable {
+    Tensor inv_freq;  // f32 [1, rotary_dim / 2]
+    int64_t rotary_dim = 0;
+    float attention_scaling = 1.0f;
+};
+
+// Per-step attention plan, built on the host by the model and uploaded (i32 tensors).
+// Sequence s owns query rows [query_start[s], query_start[s + 1]) of the flattened batch; its
+// first query row sits at absolute position context_len[s] - n_query(s); keys/values for
+// positions [0, context_len[s]) are read from its block table, so a prefill chunk attends to the
+// cached prefix and to itself (causally) and a decode token is simply a 1-row chunk.
+struct AttentionBatch {
+    int64_t n_seqs = 0;
+    int64_t max_blocks_per_seq = 0;
+    int64_t max_context_len = 0;
+    Tensor query_start;   // i32 [1, n_seqs + 1]
+    Tensor context_len;   // i32 [1, n_seqs]
+    Tensor block_tables;  // i32 [n_seqs, max_blocks_per_seq]
+};
+
+struct KvCacheShape {
+    int64_t n_layers = 0;
+    int64_t n_kv_heads = 0;
+    int64_t head_dim = 0;
+    int64_t block_size = 16;
+    int64_t n_blocks = 0;
+};
+
+// Opaque paged K/V storage owned by a backend.
+class KvCache {
+public:
+    virtual ~KvCache() = default;
+    virtual const KvCacheShape& shape() const = 0;
+    virtual int64_t bytes() const = 0;
+};
+
+struct BackendOptions {
+    std::string kind = "cpu";  // "cpu" today; "cuda" once the cuda library implements Backend
+    int n_threads = 0;         // cpu: 0 = every hardware thread
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string_view name() const = 0;
+
+    // ---- memory ---------------------------------------------------------------------------
+    // Allocates a contiguous [rows, cols] tensor (contents unspecified); freed by free() or
+    // with the backend. Errors: kInsufficientVram / kInternal when memory runs out.
+    virtual Result<Tensor> alloc(DType dtype, int64_t rows, int64_t cols) = 0;
+    virtual void free(const Tensor& tensor) = 0;
+    // Copies host bytes of `src_dtype` into a new tensor. The backend may keep the source
+    // dtype or convert (the CPU backend keeps bf16/f16/f32 as stored and converts on the fly).
+    virtual Result<Tensor> upload_weight(std::span<const std::byte> bytes, DType src_dtype,
+                                         int64_t rows, int64_t cols) = 0;
+    // Host <-> backend copies of contiguous tensors; `host` must hold numel elements of the
+    // tensor's dtype.
+    virtual Status copy_from_host(const Tensor& dst, const void* host) = 0;
+    virtual Status copy_to_host(void* host, const Tensor& src) = 0;
+    virtual Result<std::unique_ptr<KvCache>> alloc_kv_cache(const KvCacheShape& shape) = 0;
+    // Bytes held in weights and workspace tensors (not counting KV caches).
+    virtual int64_t allocated_bytes() const = 0;
+
+    // ---- operations (f32 activations; weights f32/f16/bf16) -------------------------------
+    // out[t, :] = table[ids[t], :]. ids: i32 [1, T]; out: f32 [T, H]. Out-of-range ids fail.
+    virtual Status embedding(const Tensor& out, const Tensor& table, const Tensor& ids) = 0;
+    // out[r] = x[r] / rms(x[r]) * weight, per row of length weight.cols. out may alias x.
+    virtual Status rms_norm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                            float eps) = 0;
+    // residual += x; out = rms_norm(residual) * weight (the pre-norm decoder's add + norm).
+    virtual Status add_rms_norm(const Tensor& out, const Tensor& residual, const Tensor& x,
+                                const Tensor& weight, float eps) = 0;
+    // out = x (+)= y elementwise over [rows, cols].
+    virtual Status add(const Tensor& out, const Tensor& x, const Tensor& y) = 0;
+    // out[T, N] = x[T, K] * w[N, K]^T (+ bias[1, N]). bias may be an empty Tensor.
+    virtual Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
+                          const Tensor& bias) = 0;
+    // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
+    // weight [1, head_dim] (Qwen3's q_norm / k_norm).
+    virtual Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
+                                  float eps) = 0;
+    // Rotates x viewed as [T, n_heads, head_dim] in place; positions: i32 [1, T].
+    virtual Status rope(const Tensor& x, int64_t n_heads, int64_t head_dim,
+                        const Tensor& positions, const RopeTable& table) = 0;
+    // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:] (SwiGLU over a fused gate/up output).
+    virtual Status silu_mul(const Tensor& out, const Tensor& gate_up) = 0;
+    // Writes k/v [T, n_kv_heads * head_dim] of `layer` at flat slots (block * block_size +
+    // offset); slots: i32 [1, T].
+    virtual Status kv_write(KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
+                            const Tensor& slots) = 0;
+    // Causal GQA attention over the paged cache (see AttentionBatch). q: [T, n_heads * head_dim]
+    // (may be strided); out: [T, n_heads * head_dim]; n_heads % n_kv_heads == 0.
+    virtual Status attention(const Tensor& out, const Tensor& q, const KvCache& cache,
+                             int64_t layer, const AttentionBatch& batch, int64_t n_heads,
+                             float scale) = 0;
+    // out[r, :] = x[rows[r], :]; rows: i32 [1, R].
+    virtual Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;
+};
+
+// Creates the backend named by options.kind. Errors: kCudaUnavailable for "cuda" in a build
+// without it, kInvalidRequest for an unknown kind.
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+
+}  // namespace helexa::engine

@@ -1,0 +1,162 @@
+// The per-model scheduler: turns queued requests into steps of a ModelRunner and steps into
+// events.
+// Each step: (1) take new requests and cancellations; (2) one decode token for every running
+// sequence that is decoding (preempting the most recently admitted sequence, by recompute,
+// when the pool cannot grow them); (3) prefill chunks for running then waiting sequences, FIFO,
+// under a per-step token budget (NEURON_PREFILL_CHUNK_TOKENS, default 512, decodes included);
+// (4) ModelRunner::step; (5) sample every row that has logits, append the token, decode text,
+// detect EOS / stop strings / max_tokens, emit events, free finished sequences' blocks.
+// Batch size 1 is the same path. A request that fits the context fits the pool alone, so a short
+// pool only queues (or preempts); a prompt that can never fit fails at submit with
+// kContextLengthExceeded.
+// When to use: RuntimeModel owns one and start()s its thread; tests may instead drive
+// step_once() on their own thread without start().
+// Thread-safety: submit, cancel, load, stats and shutdown may be called from any thread.
+// step_once must only be called by one thread, and never while the internal thread runs.
+// Event sinks run on the stepping thread, in order per request.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "helexa/common/result.h"
+#include "helexa/engine/kv_cache.h"
+#include "helexa/engine/runtime_text.h"
+#include "helexa/engine/sampler.h"
+#include "helexa/engine/sampling_config.h"
+#include "helexa/engine/serving.h"
+#include "helexa/engine/step.h"
+
+namespace helexa::engine {
+
+inline constexpr int64_t kDefaultPrefillChunkTokens = 512;
+
+struct SchedulerOptions {
+    int64_t prefill_chunk_tokens = kDefaultPrefillChunkTokens;  // token budget per step
+    int64_t max_batch_seqs = 256;  // sequences in one step
+    int64_t max_queue = 1024;      // waiting requests beyond this -> kOverloaded at submit
+    PrefixCacheOptions prefix_cache;
+    // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
+    // requests that carry no seed.
+    std::function<std::chrono::steady_clock::time_point()> now;
+    std::function<uint64_t()> seed_source;
+
+    // Defaults overridden by NEURON_PREFILL_CHUNK_TOKENS (a positive integer; anything else is
+    // kConfig naming the variable). `getenv` is injectable for tests.
+    static Result<SchedulerOptions> from_env(
+        const std::function<const char*(const char*)>& getenv = nullptr);
+};
+
+// What the scheduler needs to know about its model besides the runner.
+struct SchedulerModel {
+    GenerationDefaults generation;  // sampling defaults and EOS ids
+    int64_t context_limit = 0;      // max prompt + completion tokens; clipped to the KV pool
+    TokenTextDecoderFactory text_decoder;  // required
+    TextStreamFactory text_stream;         // optional; pass-through when empty
+};
+
+struct SchedulerStats {
+    int64_t in_flight = 0;
+    int64_t queue_depth = 0;
+    int64_t n_blocks = 0;
+    int64_t available_blocks = 0;  // free + evictable cached
+    int64_t steps = 0;
+    int64_t preemptions = 0;
+    int64_t oldest_wait_ms = 0;    // age of the oldest queued request (for Retry-After)
+};
+
+class Scheduler {
+public:
+    // `runner` must outlive the scheduler.
+    Scheduler(ModelRunner& runner, SchedulerModel model, SchedulerOptions options);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // Validates and queues. Errors: kInvalidRequest (empty prompt, id outside the vocabulary,
+    // sampling values out of range), kContextLengthExceeded (prompt leaves no room to generate),
+    // kOverloaded (queue full; Retry-After set), kServiceUnavailable (shut down).
+    Result<uint64_t> submit(GenerateRequest request, EventSink sink);
+    // Honoured at the next step: blocks freed, kFinish(kCancelled). Unknown ids are ignored.
+    void cancel(uint64_t id);
+
+    ModelLoad load() const;
+    SchedulerStats stats() const;
+    // Effective context limit (model limit clipped to the KV pool's capacity).
+    int64_t context_limit() const { return context_limit_; }
+
+    void start();
+    // Stops the thread; every queued or running request ends with kFinish(kCancelled).
+    // Idempotent. Never call it from an event sink (it joins the thread that runs sinks).
+    void shutdown();
+
+    // Runs one scheduling round on the caller's thread. Returns false when there was nothing
+    // to do (no request queued, running or cancelled).
+    bool step_once();
+
+private:
+    struct Sequence;
+    struct Entry {
+        Sequence* seq;
+        int64_t n_tokens;
+        bool need_logits;
+    };
+
+    void drain_inbox();
+    void apply_cancellations();
+    std::vector<Entry> schedule();
+    bool preempt_newest();
+    void run_step(std::vector<Entry>& entries);
+    void process_token(Sequence& seq, std::span<float> logits_row);
+    void finish(Sequence& seq, FinishReason reason);
+    void fail_sequence(Sequence& seq, const Error& error);
+    void emit(Sequence& seq, EngineEvent ev);
+    void remove_finished();
+    void publish_stats();
+    void thread_main();
+    std::chrono::steady_clock::time_point now() const;
+
+    ModelRunner& runner_;
+    SchedulerModel model_;
+    SchedulerOptions options_;
+    int64_t vocab_size_;
+    int64_t context_limit_;
+    KvBlockManager kv_;
+    Sampler sampler_;
+
+    // Scheduler-thread state.
+    std::deque<std::unique_ptr<Sequence>> waiting_;
+    std::vector<std::unique_ptr<Sequence>> running_;  // admission order
+    uint64_t admit_counter_ = 0;
+    std::vector<int32_t> step_tokens_scratch_;
+    std::vector<float> logits_;
+    std::vector<EngineEvent> events_scratch_;
+
+    // Shared with submitters.
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::unique_ptr<Sequence>> inbox_;
+    std::unordered_set<uint64_t> cancels_;
+    bool stopping_ = false;
+    std::thread thread_;
+    std::atomic<uint64_t> next_id_{1};
+
+    // Published figures.
+    std::atomic<int64_t> in_flight_{0};
+    std::atomic<int64_t> queued_{0};
+    std::atomic<int64_t> available_blocks_{0};
+    std::atomic<int64_t> steps_{0};
+    std::atomic<int64_t> preemptions_{0};
+    std::atomic<int64_t> oldest_enqueued_ns_{0};  // 0 = none queued
+};
+
+}  // namespace helexa::engine

@@ -1,0 +1,70 @@
+// Tensor view helpers, dtype names and the backend factory.
+#include "helexa/engine/backend.h"
+
+#include "helexa/engine/cpu_backend.h"
+
+namespace helexa::engine {
+
+int64_t dtype_size(DType dtype) {
+    switch (dtype) {
+        case DType::kF32:
+            return 4;
+        case DType::kF16:
+            return 2;
+        case DType::kBF16:
+            return 2;
+        case DType::kI32:
+            return 4;
+    }
+    return 4;
+}
+
+std::string_view dtype_name(DType dtype) {
+    switch (dtype) {
+        case DType::kF32:
+            return "F32";
+        case DType::kF16:
+            return "F16";
+        case DType::kBF16:
+            return "BF16";
+        case DType::kI32:
+            return "I32";
+    }
+    return "?";
+}
+
+Tensor Tensor::row_slice(int64_t begin, int64_t n) const {
+    Tensor t = *this;
+    t.data = static_cast<std::byte*>(data) + begin * row_stride * dtype_size(dtype);
+    t.rows = n;
+    return t;
+}
+
+Tensor Tensor::col_slice(int64_t begin, int64_t n) const {
+    Tensor t = *this;
+    t.data = static_cast<std::byte*>(data) + begin * dtype_size(dtype);
+    t.cols = n;
+    return t;
+}
+
+Tensor Tensor::reshaped(int64_t new_rows, int64_t new_cols) const {
+    Tensor t = *this;
+    t.rows = new_rows;
+    t.cols = new_cols;
+    t.row_stride = new_cols;
+    return t;
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
+    if (options.kind == "cpu") {
+        return std::unique_ptr<Backend>(make_cpu_backend(options.n_threads));
+    }
+    if (options.kind == "cuda") {
+        return fail(ErrorCode::kCudaUnavailable,
+                    "the cuda backend is not available in this build (supported: cpu)");
+    }
+    return fail(ErrorCode::kInvalidRequest,
+                "unknown backend '" + options.kind + "' (supported: cpu)");
+}
+
+}  // namespace helexa::engine

@@ -1,0 +1,533 @@
+// The dense pre-norm decoder (Qwen3, Llama, Qwen2), written once against the Backend operations.
+// Per layer: h = norm(x); qkv = h W_qkv (+b); [q/k norm]; rope(q, k); write K/V to the paged
+// cache; attention over cached prefix + chunk; x += o_proj(attn); h = norm(x);
+// x += down(silu(gate(h)) * up(h)). q/k/v and gate/up are fused into single weights at load so
+// each step issues one wide linear instead of three (better thread utilisation at decode).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "architecture.h"
+#include "helexa/engine/generation_config.h"
+#include "helexa/engine/model_runner.h"
+#include "helexa/engine/weights.h"
+
+namespace helexa::engine {
+namespace {
+
+using models::ArchTraits;
+
+struct LayerWeights {
+    Tensor input_norm;
+    Tensor qkv;
+    Tensor qkv_bias;
+    Tensor o;
+    Tensor o_bias;
+    Tensor q_norm;
+    Tensor k_norm;
+    Tensor post_norm;
+    Tensor gate_up;
+    Tensor gate_up_bias;
+    Tensor down;
+    Tensor down_bias;
+};
+
+// A grow-only backend buffer: step shapes vary, memory is reallocated only when a step needs
+// more than any step before it.
+class Scratch {
+public:
+    Result<Tensor> get(Backend& backend, DType dtype, int64_t rows, int64_t cols) {
+        const int64_t need = std::max<int64_t>(1, rows * cols);
+        if (need > capacity_) {
+            if (tensor_) {
+                backend.free(tensor_);
+            }
+            auto t = backend.alloc(dtype, 1, std::max(need, capacity_ * 3 / 2));
+            if (!t) {
+                tensor_ = Tensor{};
+                capacity_ = 0;
+                return t;
+            }
+            tensor_ = *t;
+            capacity_ = t->cols;
+        }
+        return tensor_.reshaped(rows, cols);
+    }
+
+private:
+    Tensor tensor_;
+    int64_t capacity_ = 0;
+};
+
+class DenseDecoder final : public CausalLmRunner {
+public:
+    DenseDecoder(std::unique_ptr<Backend> backend, ModelConfig config, GenerationDefaults gen,
+                 const ArchTraits& traits)
+        : backend_(std::move(backend)), config_(std::move(config)), gen_(std::move(gen)),
+          traits_(traits) {}
+
+    Status load(const WeightSet& weights, const ModelRunnerOptions& options);
+
+    int64_t vocab_size() const override { return config_.vocab_size; }
+    const KvLayout& kv_layout() const override { return layout_; }
+    Status step(const StepBatch& batch, std::vector<float>& logits) override;
+
+    const ModelConfig& config() const override { return config_; }
+    const GenerationDefaults& generation_defaults() const override { return gen_; }
+    int64_t max_context_tokens() const override {
+        return std::min(config_.max_position_embeddings, layout_.n_blocks * layout_.block_size);
+    }
+    int64_t weight_bytes() const override { return weight_bytes_; }
+    int64_t kv_cache_bytes() const override { return kv_->bytes(); }
+    std::string_view backend_name() const override { return backend_->name(); }
+    void set_activation_hook(ActivationHook hook) override { hook_ = std::move(hook); }
+
+private:
+    Result<Tensor> upload(const TensorInfo& info, int64_t rows, int64_t cols);
+    // Uploads the row-wise concatenation of `parts` (same dtype, same column count).
+    Result<Tensor> upload_concat(const std::vector<const TensorInfo*>& parts, int64_t cols);
+    Result<Tensor> buf(size_t slot, DType dtype, int64_t rows, int64_t cols) {
+        if (scratch_.size() <= slot) {
+            scratch_.resize(slot + 1);
+        }
+        return scratch_[slot].get(*backend_, dtype, rows, cols);
+    }
+    Status emit(const std::string& name, const Tensor& t);
+    Status run_layers(int64_t n_tokens, const AttentionBatch& attn, const Tensor& ids,
+                      const Tensor& positions, const Tensor& slots, Tensor& x, Tensor& last);
+
+    std::unique_ptr<Backend> backend_;
+    ModelConfig config_;
+    GenerationDefaults gen_;
+    const ArchTraits& traits_;
+    KvLayout layout_;
+    std::unique_ptr<KvCache> kv_;
+    Tensor embed_;
+    Tensor final_norm_;
+    Tensor lm_head_;
+    std::vector<LayerWeights> layers_;
+    RopeTable rope_;
+    int64_t weight_bytes_ = 0;
+    std::vector<Scratch> scratch_;
+    ActivationHook hook_;
+};
+
+Result<Tensor> DenseDecoder::upload(const TensorInfo& info, int64_t rows, int64_t cols) {
+    weight_bytes_ += static_cast<int64_t>(info.bytes.size());
+    return backend_->upload_weight(info.bytes, info.dtype, rows, cols);
+}
+
+Result<Tensor> DenseDecoder::upload_concat(const std::vector<const TensorInfo*>& parts,
+                                           int64_t cols) {
+    std::vector<std::byte> joined;
+    int64_t rows = 0;
+    const DType dtype = parts.front()->dtype;
+    for (const auto* p : parts) {
+        if (p->dtype != dtype) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "tensors fused at load have different dtypes ('" + parts.front()->name +
+                            "' vs '" + p->name + "')");
+        }
+        joined.insert(joined.end(), p->bytes.begin(), p->bytes.end());
+        rows += p->numel() / cols;
+    }
+    weight_bytes_ += static_cast<int64_t>(joined.size());
+    return backend_->upload_weight(joined, dtype, rows, cols);
+}
+
+Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options) {
+    const ModelConfig& c = config_;
+    const int64_t H = c.hidden_size;
+    const int64_t I = c.intermediate_size;
+    const int64_t hd = c.head_dim;
+    const int64_t q_width = c.num_attention_heads * hd;
+    const int64_t kv_width = c.num_key_value_heads * hd;
+
+#define HELEXA_REQ(var, name, ...)                          \
+    auto var##_r = w.require(name, {__VA_ARGS__});          \
+    if (!var##_r) {                                         \
+        return tl::unexpected(std::move(var##_r).error());  \
+    }                                                       \
+    const TensorInfo* var = *var##_r
+#define HELEXA_SET(dst, expr)                          \
+    do {                                               \
+        auto r_ = (expr);                              \
+        if (!r_) {                                     \
+            return tl::unexpected(std::move(r_).error()); \
+        }                                              \
+        dst = *r_;                                     \
+    } while (false)
+
+    HELEXA_REQ(embed, "model.embed_tokens.weight", c.vocab_size, H);
+    HELEXA_SET(embed_, upload(*embed, c.vocab_size, H));
+    HELEXA_REQ(norm, "model.norm.weight", H);
+    HELEXA_SET(final_norm_, upload(*norm, 1, H));
+    const TensorInfo* head = w.find("lm_head.weight");
+    if (c.tie_word_embeddings || head == nullptr) {
+        if (!c.tie_word_embeddings) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "missing tensor 'lm_head.weight' (tie_word_embeddings is false)");
+        }
+        lm_head_ = embed_;
+    } else {
+        HELEXA_REQ(lm, "lm_head.weight", c.vocab_size, H);
+        HELEXA_SET(lm_head_, upload(*lm, c.vocab_size, H));
+    }
+    const bool qkv_bias = traits_.qkv_bias_always || c.attention_bias;
+    const bool o_bias = traits_.o_bias_follows_config && c.attention_bias;
+    const bool mlp_bias = traits_.mlp_bias_follows_config && c.mlp_bias;
+    layers_.resize(static_cast<size_t>(c.num_hidden_layers));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+        LayerWeights& L = layers_[static_cast<size_t>(i)];
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        HELEXA_REQ(in_norm, p + "input_layernorm.weight", H);
+        HELEXA_SET(L.input_norm, upload(*in_norm, 1, H));
+        HELEXA_REQ(post, p + "post_attention_layernorm.weight", H);
+        HELEXA_SET(L.post_norm, upload(*post, 1, H));
+        HELEXA_REQ(q, p + "self_attn.q_proj.weight", q_width, H);
+        HELEXA_REQ(k, p + "self_attn.k_proj.weight", kv_width, H);
+        HELEXA_REQ(v, p + "self_attn.v_proj.weight", kv_width, H);
+        HELEXA_SET(L.qkv, upload_concat({q, k, v}, H));
+        HELEXA_REQ(o, p + "self_attn.o_proj.weight", H, q_width);
+        HELEXA_SET(L.o, upload(*o, H, q_width));
+        if (qkv_bias) {
+            HELEXA_REQ(qb, p + "self_attn.q_proj.bias", q_width);
+            HELEXA_REQ(kb, p + "self_attn.k_proj.bias", kv_width);
+            HELEXA_REQ(vb, p + "self_attn.v_proj.bias", kv_width);
+            // A bias is one row: upload_concat with cols = total width gives [1, q + 2kv].
+            std::vector<std::byte> joined;
+            for (const auto* b : {qb, kb, vb}) {
+                if (b->dtype != qb->dtype) {
+                    return fail(ErrorCode::kInvalidRequest, "q/k/v biases differ in dtype");
+                }
+                joined.insert(joined.end(), b->bytes.begin(), b->bytes.end());
+            }
+            weight_bytes_ += static_cast<int64_t>(joined.size());
+            HELEXA_SET(L.qkv_bias,
+                       backend_->upload_weight(joined, qb->dtype, 1, q_width + 2 * kv_width));
+        }
+        if (o_bias) {
+            HELEXA_REQ(ob, p + "self_attn.o_proj.bias", H);
+            HELEXA_SET(L.o_bias, upload(*ob, 1, H));
+        }
+        if (traits_.qk_norm) {
+            HELEXA_REQ(qn, p + "self_attn.q_norm.weight", hd);
+            HELEXA_REQ(kn, p + "self_attn.k_norm.weight", hd);
+            HELEXA_SET(L.q_norm, upload(*qn, 1, hd));
+            HELEXA_SET(L.k_norm, upload(*kn, 1, hd));
+        }
+        HELEXA_REQ(gate, p + "mlp.gate_proj.weight", I, H);
+        HELEXA_REQ(up, p + "mlp.up_proj.weight", I, H);
+        HELEXA_SET(L.gate_up, upload_concat({gate, up}, H));
+        HELEXA_REQ(down, p + "mlp.down_proj.weight", H, I);
+        HELEXA_SET(L.down, upload(*down, H, I));
+        if (mlp_bias) {
+            HELEXA_REQ(gb, p + "mlp.gate_proj.bias", I);
+            HELEXA_REQ(ub, p + "mlp.up_proj.bias", I);
+            std::vector<std::byte> joined(gb->bytes.begin(), gb->bytes.end());
+            joined.insert(joined.end(), ub->bytes.begin(), ub->bytes.end());
+            HELEXA_SET(L.gate_up_bias, backend_->upload_weight(joined, gb->dtype, 1, 2 * I));
+            HELEXA_REQ(db, p + "mlp.down_proj.bias", H);
+            HELEXA_SET(L.down_bias, upload(*db, 1, H));
+        }
+    }
+#undef HELEXA_REQ
+#undef HELEXA_SET
+
+    const auto inv_freq = rope_inv_freq(c);
+    auto inv = backend_->alloc(DType::kF32, 1, static_cast<int64_t>(inv_freq.size()));
+    if (!inv) {
+        return tl::unexpected(std::move(inv).error());
+    }
+    HELEXA_TRY_STATUS(backend_->copy_from_host(*inv, inv_freq.data()));
+    rope_ = RopeTable{*inv, c.rotary_dim(), 1.0f};
+
+    layout_.n_layers = c.num_hidden_layers;
+    layout_.n_kv_heads = c.num_key_value_heads;
+    layout_.head_dim = hd;
+    layout_.block_size = options.block_size;
+    if (options.block_size <= 0) {
+        return fail(ErrorCode::kInvalidRequest, "KV block_size must be positive");
+    }
+    layout_.n_blocks = options.n_blocks;
+    if (layout_.n_blocks <= 0) {
+        layout_.n_blocks = options.kv_memory_bytes / (kv_bytes_per_token(c) * options.block_size);
+    }
+    if (layout_.n_blocks <= 0) {
+        return fail(ErrorCode::kInsufficientVram,
+                    "KV memory budget of " + std::to_string(options.kv_memory_bytes) +
+                        " bytes holds no block of " + std::to_string(options.block_size) +
+                        " tokens");
+    }
+    auto kv = backend_->alloc_kv_cache(KvCacheShape{layout_.n_layers, layout_.n_kv_heads,
+                                                    layout_.head_dim, layout_.block_size,
+                                                    layout_.n_blocks});
+    if (!kv) {
+        return tl::unexpected(std::move(kv).error());
+    }
+    kv_ = std::move(*kv);
+    return ok();
+}
+
+Status DenseDecoder::emit(const std::string& name, const Tensor& t) {
+    if (!hook_) {
+        return ok();
+    }
+    std::vector<float> host(static_cast<size_t>(t.numel()));
+    HELEXA_TRY_STATUS(backend_->copy_to_host(host.data(), t));
+    hook_(name, host, t.rows, t.cols);
+    return ok();
+}
+
+}  // namespace
+}  // namespace helexa::engine
+
+namespace helexa::engine {
+namespace {
+
+enum Slot : size_t {
+    kIds,
+    kPositions,
+    kSlots,
+    kQueryStart,
+    kContextLen,
+    kTables,
+    kRows,
+    kX,
+    kH,
+    kQkv,
+    kAttn,
+    kProj,
+    kGateUp,
+    kAct,
+    kGathered,
+    kNormed,
+    kLogits,
+    kHookTmp,
+};
+
+#define HELEXA_BUF(var, slot, dtype, rows, cols)           \
+    auto var##_r = buf(slot, dtype, rows, cols);           \
+    if (!var##_r) {                                        \
+        return tl::unexpected(std::move(var##_r).error()); \
+    }                                                      \
+    Tensor var = *var##_r
+
+Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, const Tensor& ids,
+                                const Tensor& positions, const Tensor& slots, Tensor& x,
+                                Tensor& last) {
+    const ModelConfig& c = config_;
+    const int64_t H = c.hidden_size;
+    const int64_t hd = c.head_dim;
+    const int64_t nh = c.num_attention_heads;
+    const int64_t nkv = c.num_key_value_heads;
+    const auto eps = static_cast<float>(c.rms_norm_eps);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    HELEXA_BUF(h, kH, DType::kF32, T, H);
+    HELEXA_BUF(qkv, kQkv, DType::kF32, T, (nh + 2 * nkv) * hd);
+    HELEXA_BUF(attn, kAttn, DType::kF32, T, nh * hd);
+    HELEXA_BUF(proj, kProj, DType::kF32, T, H);
+    HELEXA_BUF(gu, kGateUp, DType::kF32, T, 2 * c.intermediate_size);
+    HELEXA_BUF(act, kAct, DType::kF32, T, c.intermediate_size);
+    Backend& b = *backend_;
+
+    HELEXA_TRY_STATUS(b.embedding(x, embed_, ids));
+    HELEXA_TRY_STATUS(emit("embed", x));
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        const LayerWeights& L = layers_[static_cast<size_t>(l)];
+        const std::string p = "layers." + std::to_string(l) + ".";
+        if (l == 0) {
+            HELEXA_TRY_STATUS(b.rms_norm(h, x, L.input_norm, eps));
+        } else {
+            // The previous layer's MLP output joins the residual stream here.
+            HELEXA_TRY_STATUS(b.add_rms_norm(h, x, proj, L.input_norm, eps));
+            HELEXA_TRY_STATUS(emit("layers." + std::to_string(l - 1) + ".out", x));
+        }
+        HELEXA_TRY_STATUS(emit(p + "input_norm", h));
+        HELEXA_TRY_STATUS(b.linear(qkv, h, L.qkv, L.qkv_bias));
+        Tensor q = qkv.col_slice(0, nh * hd);
+        Tensor k = qkv.col_slice(nh * hd, nkv * hd);
+        Tensor v = qkv.col_slice((nh + nkv) * hd, nkv * hd);
+        if (traits_.qk_norm) {
+            HELEXA_TRY_STATUS(b.rms_norm_heads(q, nh, L.q_norm, eps));
+            HELEXA_TRY_STATUS(b.rms_norm_heads(k, nkv, L.k_norm, eps));
+        }
+        HELEXA_TRY_STATUS(b.rope(q, nh, hd, positions, rope_));
+        HELEXA_TRY_STATUS(b.rope(k, nkv, hd, positions, rope_));
+        HELEXA_TRY_STATUS(emit(p + "q", q));
+        HELEXA_TRY_STATUS(emit(p + "k", k));
+        HELEXA_TRY_STATUS(emit(p + "v", v));
+        HELEXA_TRY_STATUS(b.kv_write(*kv_, l, k, v, slots));
+        HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
+        HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
+        HELEXA_TRY_STATUS(b.linear(proj, attn, L.o, L.o_bias));
+        HELEXA_TRY_STATUS(emit(p + "attn_proj", proj));
+        HELEXA_TRY_STATUS(b.add_rms_norm(h, x, proj, L.post_norm, eps));
+        HELEXA_TRY_STATUS(emit(p + "post_norm", h));
+        HELEXA_TRY_STATUS(b.linear(gu, h, L.gate_up, L.gate_up_bias));
+        HELEXA_TRY_STATUS(b.silu_mul(act, gu));
+        HELEXA_TRY_STATUS(b.linear(proj, act, L.down, L.down_bias));
+        HELEXA_TRY_STATUS(emit(p + "mlp_out", proj));
+    }
+    HELEXA_TRY_STATUS(b.add(x, x, proj));
+    HELEXA_TRY_STATUS(emit("layers." + std::to_string(c.num_hidden_layers - 1) + ".out", x));
+    last = x;
+    return ok();
+}
+
+Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
+    const int64_t bs = layout_.block_size;
+    const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
+    std::vector<int32_t> ids;
+    std::vector<int32_t> pos;
+    std::vector<int32_t> slots;
+    std::vector<int32_t> qstart{0};
+    std::vector<int32_t> ctx;
+    std::vector<int32_t> rows;
+    int64_t max_blocks = 1;
+    int64_t max_ctx = 0;
+    for (const auto& s : batch.seqs) {
+        const auto n = static_cast<int64_t>(s.tokens.size());
+        const int64_t end = s.start_pos + n;
+        const int64_t needed = (end + bs - 1) / bs;
+        if (n == 0 || s.start_pos < 0) {
+            return fail(ErrorCode::kInvalidRequest, "step: sequence " + std::to_string(s.seq_id) +
+                                                        " has no tokens or a negative start");
+        }
+        if (end > INT32_MAX || static_cast<int64_t>(s.block_table.size()) < needed) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "step: sequence " + std::to_string(s.seq_id) + " needs " +
+                            std::to_string(needed) + " KV blocks, block table has " +
+                            std::to_string(s.block_table.size()));
+        }
+        for (int64_t i = 0; i < needed; ++i) {
+            if (s.block_table[static_cast<size_t>(i)] < 0 ||
+                s.block_table[static_cast<size_t>(i)] >= layout_.n_blocks) {
+                return fail(ErrorCode::kInvalidRequest,
+                            "step: block id " + std::to_string(s.block_table[i]) +
+                                " outside the KV pool");
+            }
+        }
+        for (int64_t j = 0; j < n; ++j) {
+            const int32_t tok = s.tokens[static_cast<size_t>(j)];
+            if (tok < 0 || tok >= config_.vocab_size) {
+                return fail(ErrorCode::kInvalidRequest,
+                            "step: token id " + std::to_string(tok) + " outside the vocabulary");
+            }
+            const int64_t p = s.start_pos + j;
+            ids.push_back(tok);
+            pos.push_back(static_cast<int32_t>(p));
+            slots.push_back(
+                static_cast<int32_t>(s.block_table[static_cast<size_t>(p / bs)] * bs + p % bs));
+        }
+        qstart.push_back(static_cast<int32_t>(ids.size()));
+        ctx.push_back(static_cast<int32_t>(end));
+        max_blocks = std::max(max_blocks, needed);
+        max_ctx = std::max(max_ctx, end);
+        if (s.need_logits) {
+            rows.push_back(static_cast<int32_t>(ids.size() - 1));
+        }
+    }
+    const auto T = static_cast<int64_t>(ids.size());
+    const auto R = static_cast<int64_t>(rows.size());
+    logits.assign(static_cast<size_t>(R * config_.vocab_size), 0.0f);
+    if (T == 0) {
+        return ok();
+    }
+    std::vector<int32_t> tables(static_cast<size_t>(n_seqs * max_blocks), 0);
+    for (int64_t i = 0; i < n_seqs; ++i) {
+        const auto& bt = batch.seqs[static_cast<size_t>(i)].block_table;
+        const int64_t needed = (ctx[static_cast<size_t>(i)] + bs - 1) / bs;
+        std::copy(bt.begin(), bt.begin() + needed, tables.begin() + i * max_blocks);
+    }
+    auto upload_i32 = [&](Slot slot, const std::vector<int32_t>& v, int64_t r,
+                          int64_t c) -> Result<Tensor> {
+        auto t = buf(slot, DType::kI32, r, c);
+        if (!t) {
+            return t;
+        }
+        auto st = backend_->copy_from_host(*t, v.data());
+        if (!st) {
+            return tl::unexpected(std::move(st).error());
+        }
+        return t;
+    };
+#define HELEXA_UP(var, slot, vec, r, c)                    \
+    auto var##_r = upload_i32(slot, vec, r, c);            \
+    if (!var##_r) {                                        \
+        return tl::unexpected(std::move(var##_r).error()); \
+    }                                                      \
+    Tensor var = *var##_r
+    HELEXA_UP(ids_t, kIds, ids, 1, T);
+    HELEXA_UP(pos_t, kPositions, pos, 1, T);
+    HELEXA_UP(slots_t, kSlots, slots, 1, T);
+    HELEXA_UP(qstart_t, kQueryStart, qstart, 1, n_seqs + 1);
+    HELEXA_UP(ctx_t, kContextLen, ctx, 1, n_seqs);
+    HELEXA_UP(tables_t, kTables, tables, n_seqs, max_blocks);
+#undef HELEXA_UP
+    AttentionBatch attn{n_seqs, max_blocks, max_ctx, qstart_t, ctx_t, tables_t};
+    HELEXA_BUF(x, kX, DType::kF32, T, config_.hidden_size);
+    Tensor last;
+    HELEXA_TRY_STATUS(run_layers(T, attn, ids_t, pos_t, slots_t, x, last));
+    if (R == 0) {
+        return ok();
+    }
+    auto rows_t = upload_i32(kRows, rows, 1, R);
+    if (!rows_t) {
+        return tl::unexpected(std::move(rows_t).error());
+    }
+    HELEXA_BUF(gathered, kGathered, DType::kF32, R, config_.hidden_size);
+    HELEXA_BUF(normed, kNormed, DType::kF32, R, config_.hidden_size);
+    HELEXA_BUF(out, kLogits, DType::kF32, R, config_.vocab_size);
+    HELEXA_TRY_STATUS(backend_->gather_rows(gathered, last, *rows_t));
+    HELEXA_TRY_STATUS(backend_->rms_norm(normed, gathered, final_norm_,
+                                         static_cast<float>(config_.rms_norm_eps)));
+    HELEXA_TRY_STATUS(emit("final_norm", normed));
+    HELEXA_TRY_STATUS(backend_->linear(out, normed, lm_head_, Tensor{}));
+    HELEXA_TRY_STATUS(emit("logits", out));
+    return backend_->copy_to_host(logits.data(), out);
+}
+
+#undef HELEXA_BUF
+
+}  // namespace
+
+int64_t kv_bytes_per_token(const ModelConfig& config) {
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim *
+           static_cast<int64_t>(sizeof(float));
+}
+
+Result<std::unique_ptr<CausalLmRunner>> load_model_runner(
+    const std::filesystem::path& snapshot_dir, const ModelRunnerOptions& options) {
+    auto config = load_model_config(snapshot_dir);
+    if (!config) {
+        return tl::unexpected(std::move(config).error());
+    }
+    const auto* traits = models::find_arch_traits(config->model_type);
+    if (traits == nullptr) {  // parse_model_config already checks; keep the two lists honest
+        return fail(ErrorCode::kInternal, "no implementation for model_type " + config->model_type);
+    }
+    auto gen = load_generation_config(snapshot_dir, *config);
+    if (!gen) {
+        return tl::unexpected(std::move(gen).error());
+    }
+    auto weights = WeightSet::open(snapshot_dir);
+    if (!weights) {
+        return tl::unexpected(std::move(weights).error());
+    }
+    auto backend = make_backend(options.backend);
+    if (!backend) {
+        return tl::unexpected(std::move(backend).error());
+    }
+    auto runner = std::make_unique<DenseDecoder>(std::move(*backend), std::move(*config),
+                                                 std::move(*gen), *traits);
+    auto st = runner->load(*weights, options);
+    if (!st) {
+        return fail(std::move(st.error()).with_context("loading " + snapshot_dir.string()));
+    }
+    return std::unique_ptr<CausalLmRunner>(std::move(runner));
+}
+
+}  // namespace helexa::engine

@@ -1,0 +1,539 @@
+#include "helexa/engine/scheduler.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "helexa/engine/stop_strings.h"
+
+namespace helexa::engine {
+
+struct Scheduler::Sequence {
+    uint64_t id = 0;
+    GenerateRequest request;  // prompt_tokens moved into `tokens`
+    EventSink sink;
+    SamplingConfig cfg;
+    SamplerRng rng;
+    std::vector<int32_t> tokens;  // prompt followed by every sampled token
+    int64_t prompt_len = 0;
+    int64_t n_computed = 0;  // leading tokens whose K/V is in the cache
+    int64_t n_generated = 0;
+    int64_t cached_tokens = 0;  // prefix-cache hit at first admission
+    bool started = false;
+    bool done = false;
+    std::unique_ptr<TokenTextDecoder> decoder;
+    std::unique_ptr<TextStream> stream;
+    StopStringMatcher stop;
+    std::chrono::steady_clock::time_point enqueued;
+
+    int64_t remaining() const { return static_cast<int64_t>(tokens.size()) - n_computed; }
+    Usage usage() const {
+        Usage u;
+        u.prompt_tokens = prompt_len;
+        u.completion_tokens = n_generated;
+        u.cached_tokens = cached_tokens;
+        return u;
+    }
+};
+
+Result<SchedulerOptions> SchedulerOptions::from_env(
+    const std::function<const char*(const char*)>& getenv) {
+    SchedulerOptions options;
+    const char* raw = getenv ? getenv("NEURON_PREFILL_CHUNK_TOKENS")
+                             : std::getenv("NEURON_PREFILL_CHUNK_TOKENS");
+    if (raw != nullptr && *raw != '\0') {
+        const std::string_view text(raw);
+        int64_t value = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || ptr != text.data() + text.size() || value < 1) {
+            return fail(ErrorCode::kConfig, "NEURON_PREFILL_CHUNK_TOKENS must be a positive "
+                                            "integer, got '" + std::string(text) + "'");
+        }
+        options.prefill_chunk_tokens = value;
+    }
+    return options;
+}
+
+Scheduler::Scheduler(ModelRunner& runner, SchedulerModel model, SchedulerOptions options)
+    : runner_(runner),
+      model_(std::move(model)),
+      options_(std::move(options)),
+      vocab_size_(runner.vocab_size()),
+      context_limit_(0),
+      kv_(runner.kv_layout(), options_.prefix_cache) {
+    options_.prefill_chunk_tokens = std::max<int64_t>(options_.prefill_chunk_tokens, 1);
+    options_.max_batch_seqs = std::max<int64_t>(options_.max_batch_seqs, 1);
+    const int64_t capacity = kv_.capacity_tokens();
+    context_limit_ = model_.context_limit > 0 ? std::min(model_.context_limit, capacity)
+                                              : capacity;
+    if (!model_.text_stream) {
+        model_.text_stream = pass_through_text_stream_factory();
+    }
+    if (!options_.seed_source) {
+        options_.seed_source = [] {
+            std::random_device rd;
+            return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+        };
+    }
+    publish_stats();
+}
+
+Scheduler::~Scheduler() {
+    shutdown();
+}
+
+std::chrono::steady_clock::time_point Scheduler::now() const {
+    return options_.now ? options_.now() : std::chrono::steady_clock::now();
+}
+
+Result<uint64_t> Scheduler::submit(GenerateRequest request, EventSink sink) {
+    const auto prompt_len = static_cast<int64_t>(request.prompt_tokens.size());
+    if (prompt_len == 0) {
+        return fail(ErrorCode::kInvalidRequest, "the prompt has no tokens");
+    }
+    for (int32_t id : request.prompt_tokens) {
+        if (id < 0 || id >= vocab_size_) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "prompt token id " + std::to_string(id) + " is outside the vocabulary");
+        }
+    }
+    if (prompt_len >= context_limit_) {
+        return tl::unexpected<Error>(
+            Error(ErrorCode::kContextLengthExceeded,
+                  "the prompt has " + std::to_string(prompt_len) +
+                      " tokens; this model's context is " + std::to_string(context_limit_) +
+                      " tokens, and at least one must remain for the completion")
+                .with_extra("prompt_tokens", prompt_len)
+                .with_extra("max_context", context_limit_));
+    }
+    auto cfg = resolve_sampling(request.sampling, model_.generation, vocab_size_,
+                                context_limit_ - prompt_len);
+    if (!cfg) {
+        return tl::unexpected<Error>(std::move(cfg).error());
+    }
+    if (!sink || !model_.text_decoder) {
+        return fail(ErrorCode::kInternal, "scheduler: missing event sink or text decoder");
+    }
+
+    auto seq = std::make_unique<Sequence>();
+    seq->decoder = model_.text_decoder(request);
+    seq->stream = model_.text_stream(request);
+    if (!seq->decoder || !seq->stream) {
+        return fail(ErrorCode::kInternal, "scheduler: text stage factory returned null");
+    }
+    seq->rng = SamplerRng(cfg->seed ? *cfg->seed : options_.seed_source());
+    seq->stop = StopStringMatcher(cfg->stop);
+    seq->cfg = std::move(*cfg);
+    seq->tokens = std::move(request.prompt_tokens);
+    seq->prompt_len = prompt_len;
+    seq->request = std::move(request);
+    seq->sink = std::move(sink);
+    seq->enqueued = now();
+
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+        return fail(ErrorCode::kServiceUnavailable, "the model is shutting down");
+    }
+    const auto depth = static_cast<int64_t>(inbox_.size()) + queued_.load();
+    if (depth >= options_.max_queue) {
+        return tl::unexpected<Error>(
+            Error(ErrorCode::kOverloaded,
+                  "the model's queue is full (" + std::to_string(depth) + " waiting)")
+                .with_retry_after(1));
+    }
+    seq->id = next_id_.fetch_add(1);
+    const uint64_t id = seq->id;
+    inbox_.push_back(std::move(seq));
+    cv_.notify_all();
+    return id;
+}
+
+void Scheduler::cancel(uint64_t id) {
+    std::lock_guard lock(mu_);
+    cancels_.insert(id);
+    cv_.notify_all();
+}
+
+ModelLoad Scheduler::load() const {
+    ModelLoad out;
+    out.in_flight = in_flight_.load();
+    std::lock_guard lock(mu_);
+    out.queue_depth = queued_.load() + static_cast<int64_t>(inbox_.size());
+    return out;
+}
+
+SchedulerStats Scheduler::stats() const {
+    SchedulerStats s;
+    const ModelLoad l = load();
+    s.in_flight = l.in_flight;
+    s.queue_depth = l.queue_depth;
+    s.n_blocks = kv_.n_blocks();
+    s.available_blocks = available_blocks_.load();
+    s.steps = steps_.load();
+    s.preemptions = preemptions_.load();
+    const int64_t oldest = oldest_enqueued_ns_.load();
+    if (oldest != 0) {
+        const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   now().time_since_epoch())
+                                   .count();
+        s.oldest_wait_ms = std::max<int64_t>(0, (now_ns - oldest) / 1000000);
+    }
+    return s;
+}
+
+void Scheduler::start() {
+    std::lock_guard lock(mu_);
+    if (thread_.joinable() || stopping_) {
+        return;
+    }
+    thread_ = std::thread([this] { thread_main(); });
+}
+
+void Scheduler::thread_main() {
+    while (true) {
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [this] {
+                return stopping_ || !inbox_.empty() || !cancels_.empty() || !running_.empty() ||
+                       !waiting_.empty();
+            });
+            if (stopping_) {
+                return;
+            }
+        }
+        if (!step_once()) {
+            // Nothing could run although work is queued (should not happen: an empty pool
+            // admits any request that passed submit). Back off instead of spinning.
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, std::chrono::milliseconds(1));
+        }
+    }
+}
+
+void Scheduler::shutdown() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        cv_.notify_all();
+    }
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+    // The stepping thread is gone: finish everything left on this thread.
+    drain_inbox();
+    {
+        std::lock_guard lock(mu_);
+        cancels_.clear();
+    }
+    for (auto& s : running_) {
+        finish(*s, FinishReason::kCancelled);
+    }
+    for (auto& s : waiting_) {
+        finish(*s, FinishReason::kCancelled);
+    }
+    running_.clear();
+    waiting_.clear();
+    publish_stats();
+}
+
+void Scheduler::drain_inbox() {
+    std::lock_guard lock(mu_);
+    while (!inbox_.empty()) {
+        waiting_.push_back(std::move(inbox_.front()));
+        inbox_.pop_front();
+    }
+    queued_.store(static_cast<int64_t>(waiting_.size()));
+}
+
+void Scheduler::apply_cancellations() {
+    std::unordered_set<uint64_t> ids;
+    {
+        std::lock_guard lock(mu_);
+        ids.swap(cancels_);
+    }
+    if (ids.empty()) {
+        return;
+    }
+    for (auto& s : running_) {
+        if (ids.count(s->id) != 0) {
+            finish(*s, FinishReason::kCancelled);
+        }
+    }
+    for (auto& s : waiting_) {
+        if (ids.count(s->id) != 0) {
+            finish(*s, FinishReason::kCancelled);
+        }
+    }
+    remove_finished();
+}
+
+bool Scheduler::step_once() {
+    drain_inbox();
+    apply_cancellations();
+    auto entries = schedule();
+    if (entries.empty()) {
+        publish_stats();
+        return false;
+    }
+    run_step(entries);
+    remove_finished();
+    steps_.fetch_add(1);
+    publish_stats();
+    return true;
+}
+
+bool Scheduler::preempt_newest() {
+    if (running_.empty()) {
+        return false;
+    }
+    // Recompute preemption: drop the newest sequence's blocks and queue it at the front with
+    // everything it has so far; its published full blocks may still be reused from the cache.
+    std::unique_ptr<Sequence> victim = std::move(running_.back());
+    running_.pop_back();
+    kv_.close(victim->id);
+    victim->n_computed = 0;
+    waiting_.push_front(std::move(victim));
+    preemptions_.fetch_add(1);
+    return true;
+}
+
+std::vector<Scheduler::Entry> Scheduler::schedule() {
+    std::vector<Entry> entries;
+    const auto max_seqs = static_cast<size_t>(options_.max_batch_seqs);
+    // Bounded retries: each failed round preempts one sequence.
+    for (size_t attempt = 0; attempt <= running_.size() + 1; ++attempt) {
+        entries.clear();
+        int64_t budget = options_.prefill_chunk_tokens;
+
+        // Decodes first: one token each, growing the table, preempting the newest when short.
+        for (size_t i = 0; i < running_.size() && entries.size() < max_seqs; ++i) {
+            Sequence& s = *running_[i];
+            if (s.remaining() != 1) {
+                continue;
+            }
+            bool preempted_self = false;
+            while (!kv_.reserve(s.id, s.n_computed + 1)) {
+                const bool self = running_.back().get() == &s;
+                preempt_newest();
+                if (self) {
+                    preempted_self = true;
+                    break;
+                }
+            }
+            if (preempted_self) {
+                break;
+            }
+            entries.push_back({&s, 1, true});
+            budget -= 1;
+        }
+
+        // Running prefills continue in admission order, as far as budget and pool allow.
+        for (size_t i = 0; i < running_.size() && budget > 0 && entries.size() < max_seqs; ++i) {
+            Sequence& s = *running_[i];
+            if (s.remaining() <= 1) {
+                continue;
+            }
+            const int64_t chunk = std::min({s.remaining(), budget,
+                                            kv_.reservable_tokens(s.id) - s.n_computed});
+            if (chunk <= 0 || !kv_.reserve(s.id, s.n_computed + chunk)) {
+                continue;
+            }
+            entries.push_back({&s, chunk, chunk == s.remaining()});
+            budget -= chunk;
+        }
+
+        // Admit waiting requests, FIFO; the head blocks the rest when the pool is short.
+        while (!waiting_.empty() && budget > 0 && running_.size() < max_seqs &&
+               entries.size() < max_seqs) {
+            Sequence& s = *waiting_.front();
+            const int64_t cached = kv_.open(s.id, s.tokens);
+            s.n_computed = cached;
+            const int64_t chunk = std::min({s.remaining(), budget,
+                                            kv_.reservable_tokens(s.id) - s.n_computed});
+            if (chunk <= 0 || !kv_.reserve(s.id, s.n_computed + chunk)) {
+                kv_.close(s.id);
+                s.n_computed = 0;
+                break;
+            }
+            if (!s.started) {
+                s.started = true;
+                s.cached_tokens = cached;
+                EngineEvent ev;
+                ev.kind = EngineEvent::Kind::kStarted;
+                emit(s, std::move(ev));
+            }
+            entries.push_back({&s, chunk, chunk == s.remaining()});
+            budget -= chunk;
+            running_.push_back(std::move(waiting_.front()));
+            waiting_.pop_front();
+        }
+
+        if (!entries.empty() || running_.empty()) {
+            break;
+        }
+        // Every running sequence is stuck on a full pool: free the newest and try again.
+        preempt_newest();
+    }
+    return entries;
+}
+
+void Scheduler::run_step(std::vector<Entry>& entries) {
+    StepBatch batch;
+    batch.seqs.reserve(entries.size());
+    int64_t n_rows = 0;
+    for (const auto& e : entries) {
+        SequenceSlice slice;
+        slice.seq_id = e.seq->id;
+        slice.tokens = std::span<const int32_t>(e.seq->tokens)
+                           .subspan(static_cast<size_t>(e.seq->n_computed),
+                                    static_cast<size_t>(e.n_tokens));
+        slice.start_pos = e.seq->n_computed;
+        slice.block_table = kv_.block_table(e.seq->id);
+        slice.need_logits = e.need_logits;
+        n_rows += e.need_logits ? 1 : 0;
+        batch.seqs.push_back(slice);
+    }
+
+    auto status = runner_.step(batch, logits_);
+    if (status && static_cast<int64_t>(logits_.size()) != n_rows * vocab_size_) {
+        status = helexa::fail(ErrorCode::kInternal,
+                              "model step returned " + std::to_string(logits_.size()) +
+                                  " logits for " + std::to_string(n_rows) + " rows");
+    }
+    if (!status) {
+        Error err = std::move(status).error();
+        err.add_context("model step over " + std::to_string(entries.size()) + " sequences");
+        for (auto& e : entries) {
+            fail_sequence(*e.seq, err);
+        }
+        return;
+    }
+
+    size_t row = 0;
+    for (auto& e : entries) {
+        Sequence& s = *e.seq;
+        s.n_computed += e.n_tokens;
+        kv_.commit(s.id, s.tokens, s.n_computed);
+        if (e.need_logits) {
+            std::span<float> logits(logits_.data() + row * static_cast<size_t>(vocab_size_),
+                                    static_cast<size_t>(vocab_size_));
+            ++row;
+            process_token(s, logits);
+        }
+    }
+}
+
+void Scheduler::process_token(Sequence& s, std::span<float> logits_row) {
+    auto generated = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.prompt_len));
+    auto token = sampler_.sample(logits_row, s.cfg, generated, s.rng);
+    if (!token) {
+        fail_sequence(s, token.error());
+        return;
+    }
+    s.tokens.push_back(*token);
+    ++s.n_generated;
+
+    const auto& eos = model_.generation.eos_token_ids;
+    if (std::find(eos.begin(), eos.end(), *token) != eos.end()) {
+        finish(s, FinishReason::kStop);
+        return;
+    }
+    s.stream->on_token(*token);
+    auto out = s.stop.push(s.decoder->push(*token));
+    events_scratch_.clear();
+    s.stream->push(out.text, events_scratch_);
+    for (auto& ev : events_scratch_) {
+        emit(s, std::move(ev));
+    }
+    if (out.stopped) {
+        finish(s, FinishReason::kStop);
+        return;
+    }
+    if (s.n_generated >= s.cfg.max_tokens ||
+        static_cast<int64_t>(s.tokens.size()) >= context_limit_) {
+        finish(s, FinishReason::kLength);
+    }
+}
+
+void Scheduler::finish(Sequence& s, FinishReason reason) {
+    if (s.done) {
+        return;
+    }
+    Usage usage = s.usage();
+    if (reason != FinishReason::kCancelled) {
+        std::string tail;
+        if (!s.stop.stopped()) {
+            auto out = s.stop.push(s.decoder->flush());
+            tail = std::move(out.text);
+            if (out.stopped) {
+                reason = FinishReason::kStop;
+            } else {
+                tail += s.stop.flush();
+            }
+        }
+        events_scratch_.clear();
+        s.stream->push(tail, events_scratch_);
+        s.stream->finish(reason, usage, events_scratch_);
+        for (auto& ev : events_scratch_) {
+            emit(s, std::move(ev));
+        }
+    }
+    s.done = true;
+    kv_.close(s.id);
+    publish_stats();  // before the terminal event, so whoever it wakes sees current figures
+    EngineEvent ev;
+    ev.kind = EngineEvent::Kind::kFinish;
+    ev.finish_reason = reason;
+    ev.usage = usage;
+    emit(s, std::move(ev));
+}
+
+void Scheduler::fail_sequence(Sequence& s, const Error& error) {
+    if (s.done) {
+        return;
+    }
+    EngineEvent ev;
+    ev.kind = EngineEvent::Kind::kError;
+    ev.usage = s.usage();
+    ev.error = error;
+    s.done = true;
+    kv_.close(s.id);
+    publish_stats();
+    emit(s, std::move(ev));
+}
+
+void Scheduler::emit(Sequence& s, EngineEvent ev) {
+    s.sink(std::move(ev));
+}
+
+void Scheduler::remove_finished() {
+    std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
+    std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
+}
+
+void Scheduler::publish_stats() {
+    // Finished sequences stay in the lists until remove_finished; they no longer count.
+    auto live = [](const auto& list) {
+        return static_cast<int64_t>(std::count_if(
+            list.begin(), list.end(), [](const std::unique_ptr<Sequence>& s) { return !s->done; }));
+    };
+    in_flight_.store(live(running_));
+    queued_.store(live(waiting_));
+    available_blocks_.store(kv_.n_available_blocks());
+    int64_t oldest = 0;
+    for (const auto& s : waiting_) {
+        if (s->done) {
+            continue;
+        }
+        const int64_t ns = std::max<int64_t>(
+            1, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   s->enqueued.time_since_epoch())
+                   .count());
+        oldest = oldest == 0 ? ns : std::min(oldest, ns);
+    }
+    oldest_enqueued_ns_.store(oldest);
+}
+
+}  // namespace helexa::engine

@@ -1,0 +1,166 @@
+#include "helexa/engine/local_engine.h"
+
+#include <fmt/format.h>
+
+#include "helexa/engine/runtime_model.h"
+#include "helexa/engine/runtime_text.h"
+#include "helexa/text/chat_template.h"
+#include "helexa/text/tokenizer.h"
+#include "helexa/text/tokenizer_probes.h"
+
+namespace helexa::engine {
+namespace {
+
+// Streams token ids to text through the model's tokenizer, skipping special tokens (markers the
+// text stage needs are not special in the vocabularies we serve; EOS is).
+class TokenizerTextDecoder final : public TokenTextDecoder {
+public:
+    explicit TokenizerTextDecoder(text::StreamingDecoder decoder) : decoder_(std::move(decoder)) {}
+    std::string push(int32_t id) override { return decoder_.push(id); }
+    std::string flush() override { return decoder_.finish(); }
+
+private:
+    text::StreamingDecoder decoder_;
+};
+
+nlohmann::ordered_json to_ordered(const nlohmann::json& j) {
+    return nlohmann::ordered_json::parse(j.dump());
+}
+
+}  // namespace
+
+bool prompt_opens_reasoning(std::string_view prompt, std::string_view open,
+                            std::string_view close) {
+    if (open.empty()) {
+        return false;
+    }
+    auto last_open = prompt.rfind(open);
+    if (last_open == std::string_view::npos) {
+        return false;
+    }
+    auto last_close = close.empty() ? std::string_view::npos : prompt.rfind(close);
+    return last_close == std::string_view::npos || last_close < last_open;
+}
+
+LocalEngine::LocalEngine(LocalEngineOptions options) : options_(std::move(options)) {}
+
+LocalEngine::~LocalEngine() {
+    std::lock_guard lock(mutex_);
+    models_.clear();
+}
+
+Result<std::shared_ptr<LoadedModel>> LocalEngine::load(const LoadSpec& spec) {
+    std::lock_guard lock(mutex_);
+    if (auto it = models_.find(spec.model_id); it != models_.end()) {
+        return it->second;
+    }
+    const std::filesystem::path dir(spec.snapshot_dir);
+    auto runner = load_model_runner(dir, options_.runner);
+    if (!runner) {
+        return tl::unexpected(std::move(runner).error().with_context("loading " + spec.model_id));
+    }
+    auto tokenizer = text::Tokenizer::from_dir(dir);
+    if (!tokenizer) {
+        return tl::unexpected(
+            std::move(tokenizer).error().with_context("loading the tokenizer of " + spec.model_id));
+    }
+    // A snapshot without a chat template still serves /v1/completions; chat then fails clearly.
+    auto chat_template = text::ChatTemplate::load(dir);
+    std::shared_ptr<const text::ChatTemplate> tmpl;
+    std::optional<Error> template_error;
+    if (chat_template) {
+        tmpl = std::make_shared<const text::ChatTemplate>(std::move(*chat_template));
+    } else {
+        template_error = chat_template.error();
+    }
+    auto shared_tokenizer = std::make_shared<const text::Tokenizer>(std::move(*tokenizer));
+    const text::VocabProbes probes = text::VocabProbes::probe(*shared_tokenizer);
+
+    RuntimeModelParts parts;
+    const CausalLmRunner& r = **runner;
+    parts.descriptor.id = spec.model_id;
+    parts.descriptor.architecture = r.config().model_type;
+    parts.descriptor.capabilities = {"text"};
+    parts.descriptor.tool_call = probes.tool_call.has_value();
+    parts.descriptor.reasoning = probes.reasoning.has_value();
+    parts.descriptor.limit.context = r.max_context_tokens();
+    parts.descriptor.devices = spec.devices;
+    parts.descriptor.weight_bytes = r.weight_bytes();
+    parts.descriptor.kv_pool_bytes = r.kv_cache_bytes();
+    parts.generation = r.generation_defaults();
+    for (int32_t id : probes.eos_ids) {
+        auto& eos = parts.generation.eos_token_ids;
+        if (std::find(eos.begin(), eos.end(), id) == eos.end()) {
+            eos.push_back(id);
+        }
+    }
+    parts.scheduler = options_.scheduler;
+    parts.runner = std::move(*runner);
+
+    parts.encode = [shared_tokenizer](const std::string& s,
+                                      bool add_special) -> Result<std::vector<int32_t>> {
+        return shared_tokenizer->encode(s, add_special);
+    };
+    parts.decode = [shared_tokenizer](const std::vector<int32_t>& ids,
+                                      bool skip_special) -> Result<std::string> {
+        return shared_tokenizer->decode(ids, skip_special);
+    };
+    std::optional<text::MarkerPair> reasoning = probes.reasoning;
+    parts.render_chat = [tmpl, template_error,
+                         reasoning](const ChatRenderInput& input) -> Result<RenderedPrompt> {
+        if (!tmpl) {
+            return tl::unexpected(Error(ErrorCode::kTemplateRenderFailed,
+                                        "the model has no usable chat template: " +
+                                            template_error->full_message()));
+        }
+        text::ChatRenderContext ctx;
+        ctx.messages = to_ordered(input.messages);
+        if (input.tools.is_array() && !input.tools.empty()) {
+            ctx.tools = to_ordered(input.tools);
+        }
+        ctx.add_generation_prompt = input.add_generation_prompt;
+        if (input.template_kwargs.is_object()) {
+            ctx.chat_template_kwargs = to_ordered(input.template_kwargs);
+        }
+        auto rendered = tmpl->render(ctx);
+        if (!rendered) {
+            return tl::unexpected(rendered.error());
+        }
+        RenderedPrompt out;
+        out.starts_in_reasoning =
+            reasoning && prompt_opens_reasoning(*rendered, reasoning->open, reasoning->close);
+        out.text = std::move(*rendered);
+        return out;
+    };
+    parts.text_decoder = [shared_tokenizer](const GenerateRequest&) {
+        return std::make_unique<TokenizerTextDecoder>(shared_tokenizer->streaming_decoder(true));
+    };
+    parts.text_stream = pass_through_text_stream_factory();
+
+    auto model = RuntimeModel::create(std::move(parts));
+    if (!model) {
+        return tl::unexpected(std::move(model).error().with_context("starting " + spec.model_id));
+    }
+    std::shared_ptr<LoadedModel> loaded = std::move(*model);
+    models_[spec.model_id] = loaded;
+    return loaded;
+}
+
+Status LocalEngine::unload(const std::string& model_id) {
+    std::shared_ptr<LoadedModel> model;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = models_.find(model_id);
+        if (it == models_.end()) {
+            return fail(ErrorCode::kModelNotFound, fmt::format("model '{}' is not loaded", model_id));
+        }
+        model = std::move(it->second);
+        models_.erase(it);
+    }
+    if (auto* runtime = dynamic_cast<RuntimeModel*>(model.get())) {
+        runtime->shutdown();
+    }
+    return ok();
+}
+
+}  // namespace helexa::engine

@@ -1,0 +1,129 @@
+// Coroutine HTTP/1.1 client for http:// URLs with a keep-alive connection pool per host:port,
+// connect and read timeouts, complete responses and streamed responses (status + headers first,
+// then body pieces as they arrive) for proxying.
+//
+// Use:
+//   net::Client client(io.get_executor(), {.read_timeout = 30s});
+//   auto res = co_await client.post_json("http://10.0.0.2:13131/models/load", body);
+//   if (!res) { return Response::error(res.error()); }          // kUpstream or kTimeout
+//   auto st = co_await client.stream({.method = "POST", .url = u, .body = b});
+//   if (st) { forward st->status(), st->headers();
+//             while (auto piece = co_await st->next()) { if (!*piece) break; send **piece; } }
+//
+// Failures are values: kUpstream (refused, reset, malformed response, body too large) or kTimeout
+// (connect/read deadline). A non-2xx status is not an error: it is returned as a response.
+// Cancellation (terminal, e.g. losing an `||` race) closes the connection; a connection returns to
+// the pool only after a complete, keep-alive response was read.
+//
+// Threads: Client is thread-safe and may be shared by coroutines on any executor; each pooled
+// connection runs its I/O on its own strand. A StreamedResponse belongs to one coroutine at a
+// time. Copies of Client share one pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "helexa/common/result.h"
+#include "helexa/net/http.h"
+
+namespace helexa::net {
+
+namespace asio = boost::asio;
+
+struct ClientOptions {
+    std::chrono::milliseconds connect_timeout{5'000};
+    // Per read: until the response header arrives, and between body pieces.
+    std::chrono::milliseconds read_timeout{60'000};
+    // To send the request.
+    std::chrono::milliseconds write_timeout{30'000};
+    // Idle connections kept per host:port.
+    size_t max_idle_per_host = 16;
+    // Idle connections older than this are closed instead of reused.
+    std::chrono::milliseconds idle_ttl{30'000};
+    // Largest complete response body accepted by request() (streams are unlimited).
+    int64_t max_response_bytes = 64 * 1024 * 1024;
+    std::string user_agent = "helexa";
+};
+
+struct ClientRequest {
+    std::string method = "GET";
+    std::string url;  // "http://host:port/path?query"
+    Headers headers;  // Host, User-Agent, Content-Length are filled in when absent
+    std::string body;
+    // Overrides ClientOptions::read_timeout for this request.
+    std::optional<std::chrono::milliseconds> read_timeout;
+};
+
+struct ClientResponse {
+    int status = 0;
+    Headers headers;
+    std::string body;
+
+    // Parses the body; kUpstream naming the parse error when it is not JSON.
+    Result<nlohmann::json> json() const;
+};
+
+// A response whose body is read piece by piece. Destroying it before the end closes the
+// connection (it is never pooled half-read).
+class StreamedResponse {
+public:
+    struct Impl;
+    explicit StreamedResponse(std::unique_ptr<Impl> impl);
+    ~StreamedResponse();
+    StreamedResponse(StreamedResponse&&) noexcept;
+    StreamedResponse& operator=(StreamedResponse&&) noexcept;
+
+    int status() const;
+    const Headers& headers() const;
+
+    // The next piece of body as it arrives (chunk framing removed): a string, std::nullopt at the
+    // clean end of the body, or an error (kUpstream, kTimeout, kCancelled when cancelled).
+    // Supports terminal cancellation (the connection is then closed).
+    asio::awaitable<Result<std::optional<std::string>>> next();
+    // Reads the rest of the body into one string (up to max_response_bytes).
+    asio::awaitable<Result<std::string>> read_all();
+    // Closes the connection now (idempotent).
+    void close();
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+class Client {
+public:
+    // `executor` (usually an io_context's) runs the connections' strands; it must outlive every
+    // request in flight.
+    explicit Client(asio::any_io_executor executor, ClientOptions options = {});
+    ~Client();
+    Client(const Client&);
+    Client& operator=(const Client&);
+
+    // Sends `request` and reads the complete response.
+    asio::awaitable<Result<ClientResponse>> request(ClientRequest request);
+    asio::awaitable<Result<ClientResponse>> get(std::string url, Headers headers = {});
+    // POST with Content-Type application/json.
+    asio::awaitable<Result<ClientResponse>> post_json(std::string url, const nlohmann::json& body,
+                                                     Headers headers = {});
+    // Sends `request`, returns once the status and headers are in.
+    asio::awaitable<Result<StreamedResponse>> stream(ClientRequest request);
+
+    // Pool statistics (tests, metrics): connections opened since construction; idle right now.
+    uint64_t connections_opened() const;
+    size_t idle_connections() const;
+    // Closes every idle pooled connection.
+    void close_idle();
+
+    struct Pool;
+
+private:
+    std::shared_ptr<Pool> pool_;
+};
+
+}  // namespace helexa::net
