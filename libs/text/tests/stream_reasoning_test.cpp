@@ -41,7 +41,8 @@ TEST(StreamReasoning, NestedOpenIsDroppedAndSecondBlockWorks) {
 }
 
 TEST(StreamReasoning, PartialMarkerLookalikesStayText) {
-    EXPECT_EQ(run_whole(think(), "a <thin b </thinker> <think"), "T[a <thin b </thinker> <think]");
+    EXPECT_EQ(run_whole(think(), "a <thin b </thinker> <think"),
+              "T[a <thin b </thinker> <think]");
 }
 
 TEST(StreamReasoning, BracketMarkers) {

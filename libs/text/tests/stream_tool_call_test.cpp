@@ -162,8 +162,8 @@ TEST(StreamToolParse, QwenXmlFormWithCoercion) {
 
 TEST(StreamToolExtract, JsonCallBetweenText) {
     EXPECT_EQ(run_whole(tools_opts(),
-                        R"(Let me check.<tool_call>{"name":"get_weather","arguments":{"city":"Brno"}})"
-                        R"(</tool_call>)"),
+                        R"(Let me check.<tool_call>{"name":"get_weather",)"
+                        R"("arguments":{"city":"Brno"}}</tool_call>)"),
               R"(T[Let me check.]C[call_beef_0|get_weather|{"city":"Brno"}])");
 }
 
@@ -204,7 +204,8 @@ TEST(StreamToolExtract, RepairsInStream) {
 }
 
 TEST(StreamToolExtract, UnparseableBodyComesBackAsText) {
-    const std::string input = "x<tool_call>{\"oops\": tru}</tool_call>y<tool_call>  </tool_call>z";
+    const std::string input =
+        "x<tool_call>{\"oops\": tru}</tool_call>y<tool_call>  </tool_call>z";
     EXPECT_EQ(run_whole(tools_opts(), input), "T[x<tool_call>{\"oops\": tru}</tool_call>yz]");
     EXPECT_EQ(check_split_invariance(tools_opts(), input), "");
 }
@@ -214,7 +215,8 @@ TEST(StreamToolExtract, UnterminatedCallAtFinish) {
     EXPECT_EQ(run_whole(tools_opts(), "a<tool_call>{\"name\":\"f\",\"arguments\":{}}"),
               "T[a]C[call_beef_0|f|{}]");
     // Complete XML function: best-effort call.
-    EXPECT_EQ(run_whole(tools_opts(), "<tool_call><function=f><parameter=p>1</parameter></function>"),
+    EXPECT_EQ(run_whole(tools_opts(),
+                        "<tool_call><function=f><parameter=p>1</parameter></function>"),
               "C[call_beef_0|f|{\"p\":1}]");
     // Incomplete: the raw text, open marker included.
     EXPECT_EQ(run_whole(tools_opts(), "a<tool_call>{\"name\":\"f\",\"argu"),
@@ -269,11 +271,12 @@ TEST(StreamToolExtract, IncludeThinkingWithCall) {
 
 TEST(StreamToolExtract, MultiByteAroundAndInsideCalls) {
     const std::string input =
-        "天気を調べます🌦<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"city\":\"東京🗼\"}}"
-        "</tool_call>完了✅<tool_call><function=get_weather><parameter=city>\n北京\n</parameter>"
-        "</function></tool_call>";
+        "天気を調べます🌦<tool_call>{\"name\":\"get_weather\","
+        "\"arguments\":{\"city\":\"東京🗼\"}}</tool_call>完了✅<tool_call>"
+        "<function=get_weather><parameter=city>\n北京\n</parameter></function></tool_call>";
     EXPECT_EQ(run_whole(tools_opts(), input),
-              "T[天気を調べます🌦]C[call_beef_0|get_weather|{\"city\":\"東京🗼\"}]T[完了✅]"
+              "T[天気を調べます🌦]C[call_beef_0|get_weather|{\"city\":\"東京🗼\"}]"
+              "T[完了✅]"
               "C[call_beef_1|get_weather|{\"city\":\"北京\"}]");
     EXPECT_EQ(check_split_invariance(tools_opts(), input), "");
     std::vector<StreamEvent> raw;

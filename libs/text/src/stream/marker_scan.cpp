@@ -6,7 +6,8 @@
 
 namespace helexa::text {
 
-void append_stream_text(std::vector<StreamEvent>& out, StreamEventKind kind, std::string_view text) {
+void append_stream_text(std::vector<StreamEvent>& out, StreamEventKind kind,
+                        std::string_view text) {
     if (text.empty()) {
         return;
     }
@@ -66,8 +67,10 @@ MarkerHit scan_markers(std::string_view buf, const std::vector<std::string_view>
         if (at == std::string_view::npos) {
             continue;
         }
-        if (at < best.pos ||
-            (at == best.pos && marker.size() > markers[static_cast<std::size_t>(best.marker)].size())) {
+        const bool longer_tie =
+            at == best.pos &&
+            marker.size() > markers[static_cast<std::size_t>(best.marker)].size();
+        if (at < best.pos || longer_tie) {
             best.pos = at;
             best.marker = static_cast<int>(m);
         }

@@ -6,7 +6,8 @@
 //   net::Client client(io.get_executor(), {.read_timeout = 30s});
 //   auto res = co_await client.post_json("http://10.0.0.2:13131/models/load", body);
 //   if (!res) { return Response::error(res.error()); }          // kUpstream or kTimeout
-//   auto st = co_await client.stream({.method = "POST", .url = u, .body = b});
+//   net::ClientRequest req{.method = "POST", .url = u, .body = b};
+//   auto st = co_await client.stream(std::move(req));
 //   if (st) { forward st->status(), st->headers();
 //             while (auto piece = co_await st->next()) { if (!*piece) break; send **piece; } }
 //
@@ -14,6 +15,11 @@
 // (connect/read deadline). A non-2xx status is not an error: it is returned as a response.
 // Cancellation (terminal, e.g. losing an `||` race) closes the connection; a connection returns to
 // the pool only after a complete, keep-alive response was read.
+//
+// GCC 12 caveat: never build a temporary with a destructor (ClientRequest, Headers, std::string)
+// inside a co_await expression, e.g. `co_await client.stream({.url = u})`: GCC 12 miscompiles it
+// (the callee gets a bitwise copy pointing into the caller's frame; ASan reports a bad free). Name
+// the value first, then `co_await client.stream(std::move(req))`.
 //
 // Threads: Client is thread-safe and may be shared by coroutines on any executor; each pooled
 // connection runs its I/O on its own strand. A StreamedResponse belongs to one coroutine at a

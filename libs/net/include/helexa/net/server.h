@@ -28,6 +28,10 @@
 // The query string never takes part in matching. Most specific wins: fewer catch-alls, then fewer
 // params, then registration order. HEAD falls back to the GET route.
 //
+// GCC 12 caveat (see client.h): in coroutines, name values with destructors before passing them to
+// a co_await'ed call (`std::string s = ...; co_await w.write(s);`, `Headers h{...};
+// co_await w.start(200, std::move(h));`), never as temporaries inside the co_await expression.
+//
 // Threads: the io_context may run on any number of threads; each connection is a coroutine on its
 // own strand, and handlers and middleware run on that strand (so no locking is needed for
 // per-request state). Handlers must never block the thread: hand blocking work elsewhere and await
