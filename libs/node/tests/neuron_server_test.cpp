@@ -574,12 +574,21 @@ TEST_F(NeuronServerTest, ClientDisconnectCancelsTheEngineRequest) {
     req.method = "POST";
     req.url = url("/v1/chat/completions");
     req.body = chat(true).dump();
-    auto st = asio::co_spawn(client_io_.context(), client_.stream(std::move(req)),
-                             asio::use_future)
-                  .get();
-    ASSERT_TRUE(st);
-    EXPECT_EQ(st->status(), 200);
-    st->close();
+    // Opens the stream, reads its first piece, then hangs up.
+    auto status = asio::co_spawn(
+                      client_io_.context(),
+                      [this, req]() mutable -> asio::awaitable<int> {
+                          auto st = co_await client_.stream(std::move(req));
+                          if (!st) {
+                              co_return -1;
+                          }
+                          (void)co_await st->next();
+                          st->close();
+                          co_return st->status();
+                      },
+                      asio::use_future)
+                      .get();
+    EXPECT_EQ(status, 200);
     for (int i = 0; i < 200; ++i) {
         {
             std::lock_guard lock(engine->controls->mutex);
