@@ -355,10 +355,11 @@ TEST_P(DenseModel, BatchedStepEqualsEachSequenceAlone) {
     const auto tc2 = identity_table(30, 5);
     run_chunked(b_prefix, 9, tb2);
     run_chunked(c_prefix, 2, tc2);
+    const auto td = identity_table(40, 1);  // spans in a StepBatch must outlive the step
     StepBatch batch;
     batch.seqs.push_back({2, std::span(b).subspan(18, 1), 18, tb2, true});
     batch.seqs.push_back({1, std::span(a), 0, ta2, true});
-    batch.seqs.push_back({9, std::span(a).subspan(0, 3), 0, identity_table(40, 1), false});
+    batch.seqs.push_back({9, std::span(a).subspan(0, 3), 0, td, false});
     batch.seqs.push_back({3, std::span(c).subspan(2, 4), 2, tc2, true});
     std::vector<float> logits;
     ASSERT_TRUE(runner_->step(batch, logits).has_value());

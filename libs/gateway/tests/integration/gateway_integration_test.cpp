@@ -18,6 +18,7 @@ using testing::json_script;
 using testing::MockNeuron;
 using testing::sse_script;
 using testing::TestClient;
+namespace asio = boost::asio;
 
 json model_info(const std::string& id, const std::string& status = "loaded",
                 std::optional<json> limit = std::nullopt) {
