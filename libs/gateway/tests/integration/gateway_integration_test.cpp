@@ -641,11 +641,20 @@ TEST(GatewayIntegration, ClientHangUpClosesUpstream) {
         req.url = cortex.url("/v1/chat/completions");
         req.headers = {{"Content-Type", "application/json"}};
         req.body = chat_body("m", true).dump();
-        auto st = asio::co_spawn(io.context(), c.stream(std::move(req)), asio::use_future).get();
-        ASSERT_TRUE(st) << st.error().message();
-        auto piece = asio::co_spawn(io.context(), st->next(), asio::use_future).get();
+        // use_future needs a default-constructible result: wrap in optional.
+        using Stream = std::optional<Result<net::StreamedResponse>>;
+        auto opened = asio::co_spawn(
+                          io.context(),
+                          [&]() -> asio::awaitable<Stream> {
+                              co_return co_await c.stream(std::move(req));
+                          },
+                          asio::use_future)
+                          .get();
+        ASSERT_TRUE(opened && *opened) << (opened && !*opened ? opened->error().message() : "");
+        auto& st = **opened;
+        auto piece = asio::co_spawn(io.context(), st.next(), asio::use_future).get();
         ASSERT_TRUE(piece);
-        st->close();  // hang up mid-stream
+        st.close();  // hang up mid-stream
         io.stop();
         io.join();
     }
