@@ -50,6 +50,7 @@ protected:
         source_.auth_env = "HF_TOKEN";
     }
     void TearDown() override {
+        hub_.stop();
         io_.stop();
         io_.join();
         fs::remove_all(cache_);

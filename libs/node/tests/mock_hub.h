@@ -43,9 +43,13 @@ public:
     bool corrupt_sha = false;  // advertise a wrong sha256
 
     explicit MockHub(boost::asio::io_context& io) : io_(io) {}
-    ~MockHub() {
+    ~MockHub() { stop(); }
+
+    // Must run while the io_context still runs (before its pool stops).
+    void stop() {
         if (server_) {
             server_->stop();
+            server_.reset();
         }
     }
 

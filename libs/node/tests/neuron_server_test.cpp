@@ -103,6 +103,7 @@ protected:
     }
     void TearDown() override {
         server_.reset();
+        hub_.stop();
         client_io_.stop();
         client_io_.join();
         fs::remove_all(cache_);

@@ -558,7 +558,8 @@ TEST(GatewayBudget, FanOutOf20StreamsNeverOvershootsCap) {
     MockNeuron a;
     a.set_models(json::array({model_info("m")}));
     auto script = sse_script({"a", "b", "c", "d", "e"}, 20);
-    script.delay = std::chrono::milliseconds(20);
+    script.chunks = testing::sse_chunks({"a", "b", "c", "d", "e"}, 20, 96);
+    script.delay = std::chrono::milliseconds(30);  // keeps the 20 requests overlapping
     a.set_script(script);
     // Each request reserves ceil(body/4) + max_tokens(16); the cap fits only a few at once.
     const int64_t cap = 600;
@@ -586,6 +587,8 @@ TEST(GatewayBudget, FanOutOf20StreamsNeverOvershootsCap) {
     EXPECT_GT(refused, 0);
     EXPECT_EQ(a.inference_hits, served);
     // Keep going sequentially until the cap is drained, then refused.
+    script.delay = std::chrono::milliseconds(0);
+    a.set_script(script);
     for (int i = 0; i < 40; ++i) {
         auto res = client.post(cortex.url("/v1/chat/completions"), chat_body("m", true),
                                {{"Authorization", "Bearer sk-good"}});
@@ -605,7 +608,7 @@ TEST(GatewayBudget, FanOutOf20StreamsNeverOvershootsCap) {
 TEST(GatewayBudget, SpendSurvivesRestart) {
     MockNeuron a;
     a.set_models(json::array({model_info("m")}));
-    a.set_script(json_script(chat_completion("x", 30, 12)));
+    a.set_script(json_script(chat_completion("x", 10, 5)));  // within the hold
     const std::string dir = Cortex::state_dir();
     std::filesystem::remove_all(dir);
     {
@@ -615,13 +618,13 @@ TEST(GatewayBudget, SpendSurvivesRestart) {
                                {{"Authorization", "Bearer sk-good"}});
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 200);
-        EXPECT_EQ(cortex.server.entitlements()->snapshot(Principal{"acct", "kid"})->spent, 42);
+        EXPECT_EQ(cortex.server.entitlements()->snapshot(Principal{"acct", "kid"})->spent, 15);
         auto metrics = client.get(cortex.metrics_url("/metrics"));
-        EXPECT_NE(metrics->body.find("cortex_spend_tokens_total{account=\"acct\",key=\"kid\"} 42"),
+        EXPECT_NE(metrics->body.find("cortex_spend_tokens_total{account=\"acct\",key=\"kid\"} 15"),
                   std::string::npos);
     }
     Cortex again({&a}, [](CortexOptions& o) { o.config.entitlements = keys(false, 100000); });
-    EXPECT_EQ(again.server.entitlements()->snapshot(Principal{"acct", "kid"})->spent, 42);
+    EXPECT_EQ(again.server.entitlements()->snapshot(Principal{"acct", "kid"})->spent, 15);
     std::filesystem::remove_all(dir);
 }
 
