@@ -318,35 +318,36 @@ asio::awaitable<Result<PromptTokens>> build_chat_prompt(std::shared_ptr<State> s
                                                         bool has_tools) {
     bool use_template = state->config.knobs.use_chat_template;
     auto log = state->log;
-    co_return co_await run_blocking(
-        *state->cpu_pool, [model, input, has_tools, use_template, log]() -> Result<PromptTokens> {
-            PromptTokens out;
-            std::string text;
-            auto rendered = use_template ? model->render_chat(input)
-                                         : Result<engine::RenderedPrompt>(
-                                               tl::unexpected(Error(ErrorCode::kTemplateRenderFailed,
-                                                                    "chat template disabled")));
-            if (rendered) {
-                text = rendered->text;
-                out.starts_in_reasoning = rendered->starts_in_reasoning;
-            } else if (has_tools) {
-                // With tools a fallback prompt would silently drop them: refuse instead.
-                return tl::unexpected(Error(ErrorCode::kTemplateRenderFailed,
-                                            rendered.error().full_message()));
-            } else {
-                if (use_template) {
-                    log->warn("chat template failed ({}); falling back to ChatML",
-                              rendered.error().full_message());
-                }
-                text = chatml_prompt(input);
+    auto job = [model, input, has_tools, use_template, log]() -> Result<PromptTokens> {
+        PromptTokens out;
+        std::string text;
+        auto rendered = use_template ? model->render_chat(input)
+                                     : Result<engine::RenderedPrompt>(
+                                           tl::unexpected(Error(ErrorCode::kTemplateRenderFailed,
+                                                                "chat template disabled")));
+        if (rendered) {
+            text = rendered->text;
+            out.starts_in_reasoning = rendered->starts_in_reasoning;
+        } else if (has_tools) {
+            // With tools a fallback prompt would silently drop them: refuse instead.
+            return tl::unexpected(Error(ErrorCode::kTemplateRenderFailed,
+                                        rendered.error().full_message()));
+        } else {
+            if (use_template) {
+                log->warn("chat template failed ({}); falling back to ChatML",
+                          rendered.error().full_message());
             }
-            auto tokens = model->encode(text, false);
-            if (!tokens) {
-                return tl::unexpected(tokens.error());
-            }
-            out.tokens = std::move(*tokens);
-            return out;
-        });
+            text = chatml_prompt(input);
+        }
+        auto tokens = model->encode(text, false);
+        if (!tokens) {
+            return tl::unexpected(tokens.error());
+        }
+        out.tokens = std::move(*tokens);
+        return out;
+    };
+    co_return co_await run_blocking(*state->cpu_pool, state->io->context().get_executor(),
+                                    std::move(job));
 }
 
 void add_inference_routes(net::Router& router, std::shared_ptr<State> state) {
@@ -391,8 +392,9 @@ void add_inference_routes(net::Router& router, std::shared_ptr<State> state) {
                     }
                     auto model = h->model;
                     auto text = plan->prompt;
+                    auto job = [model, text] { return model->encode(text, true); };
                     auto tokens = co_await run_blocking(
-                        *state->cpu_pool, [model, text] { return model->encode(text, true); });
+                        *state->cpu_pool, state->io->context().get_executor(), std::move(job));
                     if (!tokens) {
                         co_return net::Response::error(tokens.error());
                     }

@@ -142,7 +142,7 @@ void add_management_routes(net::Router& router, std::shared_ptr<State> state) {
                    }
                    co_return net::Response::json(
                        {{"model_id", h->id},
-                        {"endpoint", fmt::format("http://localhost:{}", state->server->port())}});
+                        {"endpoint", fmt::format("http://localhost:{}", state->port)}});
                });
 
     router.get("/version", [](net::Request&) -> asio::awaitable<net::Response> {
@@ -179,8 +179,9 @@ void add_management_routes(net::Router& router, std::shared_ptr<State> state) {
                       fmt::format("model '{}' is not loaded on this neuron", *model_id)));
         }
         auto engine = state->engine;
-        auto st = co_await run_blocking(*state->load_pool,
-                                        [engine, key]() -> Status { return engine->unload(key); });
+        auto job = [engine, key]() -> Status { return engine->unload(key); };
+        auto st = co_await run_blocking(*state->load_pool, state->io->context().get_executor(),
+                                        std::move(job));
         if (!st) {
             state->log->error("unload {} failed: {}", key, st.error().full_message());
             co_return net::Response::error(st.error());
@@ -223,9 +224,9 @@ void add_management_routes(net::Router& router, std::shared_ptr<State> state) {
             auto model = h->model;
             auto text = tr->prompt.value_or("");
             bool special = tr->add_special_tokens.value_or(true);
-            tokens = co_await run_blocking(*state->cpu_pool, [model, text, special] {
-                return model->encode(text, special);
-            });
+            auto job = [model, text, special] { return model->encode(text, special); };
+            tokens = co_await run_blocking(*state->cpu_pool, state->io->context().get_executor(),
+                                           std::move(job));
         }
         if (!tokens) {
             co_return net::Response::error(tokens.error());
@@ -262,8 +263,9 @@ void add_management_routes(net::Router& router, std::shared_ptr<State> state) {
             co_return net::Response::error(h.error());
         }
         auto model = h->model;
-        auto text = co_await run_blocking(*state->cpu_pool,
-                                          [model, ids] { return model->decode(ids, false); });
+        auto job = [model, ids] { return model->decode(ids, false); };
+        auto text = co_await run_blocking(*state->cpu_pool, state->io->context().get_executor(),
+                                          std::move(job));
         if (!text) {
             co_return net::Response::error(text.error());
         }

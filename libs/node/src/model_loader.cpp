@@ -228,9 +228,9 @@ asio::awaitable<LoadOutcome> load_model(std::shared_ptr<State> state, wire::Mode
     }
     auto engine = state->engine;
     auto load_spec = resolved->spec;
-    auto model = co_await run_blocking(*state->load_pool, [engine, load_spec] {
-        return engine->load(load_spec);
-    });
+    auto job = [engine, load_spec] { return engine->load(load_spec); };
+    auto model = co_await run_blocking(*state->load_pool, state->io->context().get_executor(),
+                                       std::move(job));
     if (!model) {
         state->registry.abandon(canonical);
         state->log->warn("load {} failed: {}", canonical, model.error().full_message());

@@ -76,7 +76,7 @@ NeuronServer::NeuronServer(NeuronServerDeps deps) : deps_(std::move(deps)) {}
 NeuronServer::~NeuronServer() { stop(); }
 
 uint16_t NeuronServer::port() const {
-    return state_ && state_->server ? state_->server->port() : 0;
+    return state_ ? state_->port : 0;
 }
 
 int64_t NeuronServer::models_left_loaded() const {
@@ -130,10 +130,12 @@ Status NeuronServer::start(const NeuronConfig& config, std::shared_ptr<engine::E
     state->server =
         std::make_unique<net::Server>(state->io->context(), options, std::move(router));
     if (auto st = state->server->start(); !st) {
+        state->server.reset();  // the handlers hold `state`
         state->load_pool->join();
         state->cpu_pool->join();
         return st;
     }
+    state->port = state->server->port();
     state->io->start();
     state->log->info("neuron listening on {}", state->server->local_address());
 
@@ -188,6 +190,7 @@ void NeuronServer::stop() {
     state->log->info("shutting down: draining in-flight requests");
     state->tasks->cancel_all();
     state->server->stop();  // stop accepting, drain, cancel the rest (bounded)
+    state->server.reset();  // while the I/O threads still run; frees the handlers' State refs
     {
         auto tasks = state->tasks.get();
         auto drained = std::make_shared<std::promise<void>>();

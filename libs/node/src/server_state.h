@@ -41,7 +41,9 @@ struct NeuronServer::State {
     std::shared_ptr<spdlog::logger> log = log::get("neuron::api");
 
     std::unique_ptr<net::IoPool> io;
+    // The router's handlers hold this State: stop() destroys the server to break the cycle.
     std::unique_ptr<net::Server> server;
+    uint16_t port = 0;  // bound port, kept after the server is gone
     std::unique_ptr<HubClient> hub;
     std::unique_ptr<net::TaskGroup> tasks;
     // Blocking engine work (loads, unloads, tokenization) never runs on an I/O thread.
@@ -58,17 +60,27 @@ struct NeuronServer::State {
 
 using State = NeuronServer::State;
 
-// Runs `fn` (returning a Result) on `pool` and awaits its result without blocking the thread.
-template <typename F>
-asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F fn) {
-    using T = std::invoke_result_t<F>;
-    auto ch = std::make_shared<net::Channel<T>>(co_await asio::this_coro::executor);
-    asio::post(pool, [ch, fn = std::move(fn)]() mutable { ch->push(fn()); });
+template <typename T>
+asio::awaitable<T> receive_result(std::shared_ptr<net::Channel<T>> ch) {
     auto value = co_await ch->receive();
     if (!value) {
         co_return T(tl::unexpected(Error(ErrorCode::kCancelled, "cancelled")));
     }
     co_return std::move(*value);
+}
+
+// Runs `fn` (returning a Result) on `pool`; the returned awaitable yields its result without
+// blocking the awaiting thread.
+// NOTE: deliberately not a coroutine itself. GCC 12 copies closure-type coroutine parameters
+// bitwise, which corrupts captured std::strings (ASan: free of a non-malloc'ed address); the
+// closure therefore only ever crosses a plain function call.
+template <typename F>
+asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool,
+                                                       asio::any_io_executor executor, F fn) {
+    using T = std::invoke_result_t<F>;
+    auto ch = std::make_shared<net::Channel<T>>(std::move(executor));
+    asio::post(pool, [ch, fn = std::move(fn)]() mutable { ch->push(fn()); });
+    return receive_result<T>(std::move(ch));
 }
 
 struct LoadOutcome {

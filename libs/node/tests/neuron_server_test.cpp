@@ -439,7 +439,12 @@ TEST_F(NeuronServerTest, InferenceErrorMapping) {
 
     auto tmpl = chat();
     tmpl["messages"][0]["content"] = "FAIL_TEMPLATE";
-    EXPECT_EQ(post("/v1/chat/completions", tmpl).status, 200);  // no tools: ChatML fallback
+    // No tools: the ChatML fallback renders it (here too long for this model's 32-token cap).
+    auto fallback = post("/v1/chat/completions", tmpl);
+    EXPECT_EQ(fallback.status, 400);
+    EXPECT_EQ(json::parse(fallback.body)["error"]["prompt_len"],
+              std::string("<|im_start|>user\nFAIL_TEMPLATE<|im_end|>\n<|im_start|>assistant\n")
+                  .size());
     tmpl["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
     auto tr = post("/v1/chat/completions", tmpl);
     EXPECT_EQ(tr.status, 422);
