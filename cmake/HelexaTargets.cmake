@@ -42,10 +42,12 @@ function(helexa_add_library lib)
     endif()
 endfunction()
 
-# helexa_add_test(<name> SOURCES ... LIBS ... [LABELS unit|integration|e2e|gpu|slow] [TIMEOUT s])
-# One GoogleTest executable; each TEST is its own CTest case.
+# helexa_add_test(<name> SOURCES ... LIBS ... [LABELS unit|integration|e2e|gpu|slow] [TIMEOUT s]
+#                  [ONE_PROCESS])
+# One GoogleTest executable; each TEST is its own CTest case, unless ONE_PROCESS makes the whole
+# executable one case (for suites whose fixture is too expensive to start per case).
 function(helexa_add_test name)
-    cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+    cmake_parse_arguments(ARG "ONE_PROCESS" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
     if(NOT ARG_LABELS)
         set(ARG_LABELS unit)
     endif()
@@ -58,9 +60,16 @@ function(helexa_add_test name)
         HELEXA_SOURCE_DIR="${PROJECT_SOURCE_DIR}" HELEXA_BINARY_DIR="${PROJECT_BINARY_DIR}")
     helexa_target_warnings(${name})
     helexa_sanitize(${name})
-    gtest_discover_tests(${name}
-        PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
-        DISCOVERY_TIMEOUT 60)
+    if(ARG_ONE_PROCESS)
+        # The cases share an expensive suite-level fixture (e.g. daemons started once): run the
+        # executable as one CTest test instead of one process per case.
+        add_test(NAME ${name} COMMAND ${name})
+        set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+    else()
+        gtest_discover_tests(${name}
+            PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+            DISCOVERY_TIMEOUT 60)
+    endif()
 endfunction()
 
 # helexa_add_fuzzer(<name> SOURCES ... LIBS ...): a libFuzzer target, built only with

@@ -1,5 +1,7 @@
 // neuron: the helexa per-host daemon. Thin main over libs/node.
 //   neuron serve [--config FILE]     API on port 13131 (neuron.toml `port` / `listen`)
+//   neuron make-default-model --hf-cache DIR --tokenizer-from DIR [--model-id org/name]
+//                                    writes the embedded default model (scripts/run-local)
 //   neuron --version                 build information (the same JSON as GET /version)
 // Config errors name the file and key and exit with code 2.
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include "helexa/common/build_info.h"
 #include "helexa/common/config.h"
 #include "helexa/common/logging.h"
+#include "default_model.h"
 #include "neuron_daemon.h"
 
 int main(int argc, char** argv) {
@@ -28,6 +31,16 @@ int main(int argc, char** argv) {
     std::string config_path = "/etc/neuron/neuron.toml";
     auto* serve_cmd = app.add_subcommand("serve", "run the daemon");
     auto* config_opt = serve_cmd->add_option("-c,--config", config_path, "neuron.toml path");
+    helexa::apps::DefaultModelRequest demo{.hf_cache = {}, .model_id = "helexa/qwen3-demo",
+                                           .tokenizer_from = {}};
+    auto* demo_cmd = app.add_subcommand(
+        "make-default-model",
+        "write the embedded default model (generated weights, a real tokenizer) into an HF cache");
+    demo_cmd->add_option("--hf-cache", demo.hf_cache, "HuggingFace cache root")->required();
+    demo_cmd->add_option("--tokenizer-from", demo.tokenizer_from,
+                         "directory holding tokenizer.json and tokenizer_config.json")
+        ->required();
+    demo_cmd->add_option("--model-id", demo.model_id, "id to file the model under (org/name)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -36,6 +49,19 @@ int main(int argc, char** argv) {
     }
     if (version) {
         std::cout << helexa::build_info_text("neuron");
+        return 0;
+    }
+    if (demo_cmd->parsed()) {
+        helexa::init_logging(log_directives.empty() ? helexa::log_directives_from_env()
+                                                    : log_directives);
+        auto snapshot = helexa::apps::make_default_model(demo);
+        if (!snapshot) {
+            std::fprintf(stderr, "neuron: %s\n", snapshot.error().full_message().c_str());
+            return snapshot.error().code() == helexa::ErrorCode::kInvalidRequest
+                       ? helexa::config_exit_code()
+                       : 1;
+        }
+        std::cout << snapshot->string() << "\n";
         return 0;
     }
     try {

@@ -1,59 +1,58 @@
 #include "neuron_daemon.h"
 
-#include <filesystem>
-
 #include <spdlog/spdlog.h>
 
 #include "../common/shutdown_signal.h"
-#include "helexa/common/build_info.h"
 #include "helexa/common/config.h"
-#include "helexa/net/server.h"
+#include "helexa/engine/local_engine.h"
+#include "helexa/node/config.h"
+#include "helexa/node/neuron_server.h"
 
 namespace helexa::apps {
 
-int run_neuron(const std::string& config_path, bool config_given) {
-    ConfigReader config = config_given ? ConfigReader::from_file(config_path, "NEURON_")
-                                       : ConfigReader::from_optional_file(config_path, "NEURON_");
-    // `listen = "host:port"` binds one address; otherwise every address on `port`.
-    auto port = config.get<int64_t>("port", 13131);
-    if (port < 0 || port > 65535) {
-        throw ConfigError(config_path + ": key 'port': expected 0..65535, got " +
-                          std::to_string(port));
+namespace {
+
+// The engine's knobs from neuron.toml (`[harness.candle.prefix_cache]`, NEURON_*).
+engine::LocalEngineOptions engine_options(const node::NeuronConfig& config) {
+    engine::LocalEngineOptions options;
+    options.runner.backend.kind = "cpu";
+    options.scheduler.prefill_chunk_tokens = config.knobs.prefill_chunk_tokens;
+    options.scheduler.prefix_cache.enabled = config.prefix_cache.enabled;
+    if (config.prefix_cache.max_entries) {
+        options.scheduler.prefix_cache.max_entries = *config.prefix_cache.max_entries;
     }
-    std::string listen = config.get<std::string>("listen", "0.0.0.0:" + std::to_string(port));
-    for (const auto& key : config.unknown_keys()) {
+    if (config.prefix_cache.budget_mb) {
+        // The prefix cache lives in the KV pool; its budget sizes the pool.
+        options.runner.kv_memory_bytes =
+            std::max<int64_t>(options.runner.kv_memory_bytes, *config.prefix_cache.budget_mb << 20);
+    }
+    return options;
+}
+
+}  // namespace
+
+int run_neuron(const std::string& config_path, bool config_given) {
+    ConfigReader reader = config_given ? ConfigReader::from_file(config_path, "NEURON_")
+                                       : ConfigReader::from_optional_file(config_path, "NEURON_");
+    node::NeuronConfig config = node::load_neuron_config(reader, process_environment());
+    for (const auto& key : reader.unknown_keys()) {
         spdlog::warn("{}: unknown key '{}' ignored", config_path, key);
     }
 
-    net::Router router;
-    router.get("/health", [](net::Request&) -> boost::asio::awaitable<net::Response> {
-        co_return net::Response::json({{"status", "ok"},
-                                       {"devices", nlohmann::json::array()},
-                                       {"activation",
-                                        {{"state", "ready"},
-                                         {"pending", nlohmann::json::array()},
-                                         {"in_progress", nullptr},
-                                         {"completed", nlohmann::json::array()},
-                                         {"failed", nlohmann::json::array()}}},
-                                       {"models", nlohmann::json::array()}});
-    });
-    router.get("/version", [](net::Request&) -> boost::asio::awaitable<net::Response> {
-        co_return net::Response::json(build_info_json());
-    });
-    net::IoPool io(2);
-    net::Server server(io.context(), {.listen = listen, .log_component = "neuron::http"},
-                       std::move(router));
-    if (auto started = server.start(); !started) {
+    auto engine = std::make_shared<engine::LocalEngine>(engine_options(config));
+    // main blocked SIGINT/SIGTERM in every thread and waits for them here (one way for both
+    // daemons), so the server does not install its own handler.
+    node::NeuronServer server(node::NeuronServerDeps{.handle_signals = false});
+    if (auto started = server.start(config, engine); !started) {
         spdlog::error("{}", started.error().full_message());
         return started.error().code() == ErrorCode::kConfig ? config_exit_code() : 1;
     }
-    io.start();
-    spdlog::info("neuron {} listening on {}", build_info().version, server.local_address());
     int sig = wait_for_shutdown_signal();
     spdlog::info("signal {}: shutting down", sig);
     server.stop();
-    io.stop();
-    io.join();
+    if (server.models_left_loaded() > 0) {
+        spdlog::warn("{} model(s) could not be unloaded before exit", server.models_left_loaded());
+    }
     return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "helexa/engine/parsed_text_stream.h"
 #include "helexa/engine/runtime_model.h"
 #include "helexa/engine/runtime_text.h"
 #include "helexa/text/chat_template.h"
@@ -135,7 +136,7 @@ Result<std::shared_ptr<LoadedModel>> LocalEngine::load(const LoadSpec& spec) {
     parts.text_decoder = [shared_tokenizer](const GenerateRequest&) {
         return std::make_unique<TokenizerTextDecoder>(shared_tokenizer->streaming_decoder(true));
     };
-    parts.text_stream = pass_through_text_stream_factory();
+    parts.text_stream = parsed_text_stream_factory({probes.reasoning, probes.tool_call});
 
     auto model = RuntimeModel::create(std::move(parts));
     if (!model) {

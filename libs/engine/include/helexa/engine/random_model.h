@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,9 +47,20 @@ struct RandomModelSpec {
 // The config.json a spec produces (so callers can add fields before writing).
 nlohmann::json random_model_config_json(const RandomModelSpec& spec);
 
+// Called once per tensor, in file order, with its freshly drawn f32 values (row-major, `shape`
+// as written) before they are converted to spec.dtype, so a caller can give selected tensors a
+// structure (the demo model shapes its embeddings and lm_head this way). Must be deterministic
+// for the output to stay byte-identical.
+using TensorShaper = std::function<void(const std::string& name,
+                                        const std::vector<int64_t>& shape,
+                                        std::span<float> values)>;
+
 // Creates `dir` if needed and writes the model there. Errors: kIo, kInvalidRequest for an
 // unsupported model_type or inconsistent dimensions.
 Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir);
+// The same, with every tensor passed through `shaper` (may be empty) before conversion.
+Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir,
+                          const TensorShaper& shaper);
 
 // Parameter count of the model the spec describes.
 int64_t random_model_parameter_count(const RandomModelSpec& spec);

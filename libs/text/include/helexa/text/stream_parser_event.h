@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "helexa/text/marker_pair.h"
+
 namespace helexa::text {
 
 // A complete, parsed tool call. `arguments_json` is always the text of a JSON object.
@@ -26,14 +28,6 @@ struct StreamEvent {
     StreamEventKind kind = StreamEventKind::kText;
     std::string text;    // kText / kReasoning
     ToolCallValue call;  // kToolCall
-};
-
-// A pair of literal markers, e.g. {"<think>", "</think>"} or {"<tool_call>", "</tool_call>"}.
-// Both empty means "not configured". Markers come from the model's vocabulary probe.
-struct MarkerPair {
-    std::string open;
-    std::string close;
-    bool empty() const { return open.empty() || close.empty(); }
 };
 
 // Appends `text` as an event of `kind`, merging into the previous event when it has the same

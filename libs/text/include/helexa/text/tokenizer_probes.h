@@ -11,17 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "helexa/text/marker_pair.h"
 #include "helexa/text/tokenizer.h"
 
 namespace helexa::text {
-
-// A pair of marker strings, each encoding to exactly one token.
-struct MarkerPair {
-    std::string open;
-    std::string close;
-    int32_t open_id = -1;
-    int32_t close_id = -1;
-};
 
 struct VocabProbes {
     std::optional<MarkerPair> reasoning;  // e.g. <think>/</think>, [THINK]/[/THINK]
