@@ -214,9 +214,12 @@ TEST_F(ServingStack, HealthAndVersionAnswer) {
     auto models = get_raw(neuron_url("/models"));
     ASSERT_TRUE(models);
     auto listed = json::parse(models->body);
-    ASSERT_FALSE(listed.empty()) << models->body;
-    // The embedded default must fit real agent clients' prompts.
-    EXPECT_GE(listed.dump().find("\"context\"") != std::string::npos, true);
+    ASSERT_EQ(listed.size(), 1u) << models->body;
+    EXPECT_EQ(listed[0]["id"], kModel);
+    EXPECT_EQ(listed[0]["status"], "loaded");
+    // The embedded default must fit real agent clients' prompts (Claude Code sends ~8k tokens of
+    // system prompt and tools before the first word).
+    EXPECT_GE(listed[0]["limit"]["context"].get<int64_t>(), 32768) << models->body;
 }
 
 TEST_F(ServingStack, OpenAiChatThroughCortexReportsTheTokenizersPromptCount) {
@@ -331,13 +334,27 @@ TEST_F(ServingStack, AnthropicCountTokensUsesTheModelsTokenizer) {
 }
 
 TEST_F(ServingStack, ResponsesApiAnswersThroughCortex) {
-    auto r = post(cortex_url("/v1/responses"),
-                  {{"model", kModel}, {"input", "Say hello."}, {"max_output_tokens", 6}});
+    // Greedy, the demo model ends its turn within ~41 tokens (engine/demo_model.h).
+    auto r = post(cortex_url("/v1/responses"), {{"model", kModel},
+                                                {"input", "Say hello."},
+                                                {"temperature", 0},
+                                                {"max_output_tokens", 64}});
     ASSERT_EQ(r.status, 200) << r.body;
     auto j = json::parse(r.body);
     EXPECT_EQ(j["object"], "response");
-    EXPECT_EQ(j["status"], "completed");
+    EXPECT_EQ(j["status"], "completed") << r.body;
     EXPECT_GE(j["usage"]["output_tokens"].get<int64_t>(), 1);
+
+    // Cut short by max_output_tokens: incomplete, and says why.
+    auto cut = post(cortex_url("/v1/responses"), {{"model", kModel},
+                                                  {"input", "Say hello."},
+                                                  {"temperature", 0},
+                                                  {"max_output_tokens", 3}});
+    ASSERT_EQ(cut.status, 200) << cut.body;
+    auto c = json::parse(cut.body);
+    EXPECT_EQ(c["status"], "incomplete");
+    EXPECT_EQ(c["incomplete_details"]["reason"], "max_output_tokens") << cut.body;
+    EXPECT_EQ(c["usage"]["output_tokens"].get<int64_t>(), 3);
 }
 
 TEST_F(ServingStack, UnknownModelIsA404EnvelopeFromCortex) {

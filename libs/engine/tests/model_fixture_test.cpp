@@ -42,14 +42,9 @@ TEST_P(ModelFixture, MatchesTransformersLogits) {
     auto runner = load_model_runner(dir, opt);
     ASSERT_TRUE(runner.has_value()) << runner.error().full_message();
     const int64_t V = (*runner)->vocab_size();
-    // f32 weights: the two f32 computations agree to ~1e-5. Fixtures written before the script
-    // restored the f32 rotary inv_freq (weights_dtype bfloat16) carry bf16-rounded RoPE
-    // frequencies in the reference: a phase error growing with position (max-abs 1.3e-3 at
-    // position 20, 8e-3 at 130) that is the reference's, not the engine's. For those, argmax and
-    // cosine stay strict and max-abs is not checked until the fixture is regenerated.
-    const bool stale_bf16_rope =
-        manifest["weights_dtype"] == "bfloat16" && !manifest.contains("rope_inv_freq_f32");
-    const double max_abs_bound = stale_bf16_rope ? INFINITY : 1e-3;
+    // The engine computes in f32 from the stored weights, as the reference does (bf16 weights
+    // are upcast; the rotary inverse frequencies stay f32): the two agree to ~1e-5.
+    const double max_abs_bound = 1e-3;
     ASSERT_EQ(V, manifest["vocab_size"].get<int64_t>());
 
     for (const auto& p : manifest["prompts"]) {

@@ -22,9 +22,9 @@ ThreadPool::ThreadPool(int n_threads) {
     if (n_threads <= 0) {
         n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     }
-    n_threads_ = n_threads;
+    n_threads_ = std::min(n_threads, 0xffff);
     for (int i = 1; i < n_threads_; ++i) {
-        workers_.emplace_back([this, i] { worker_loop(i); });
+        workers_.emplace_back([this] { worker_loop(); });
     }
 }
 
@@ -40,12 +40,44 @@ ThreadPool::~ThreadPool() {
     }
 }
 
-void ThreadPool::worker_loop(int index) {
+namespace {
+
+constexpr uint64_t pack_claims(uint32_t generation, uint32_t chunks, uint32_t next) {
+    return (uint64_t{generation} << 32) | (uint64_t{chunks} << 16) | next;
+}
+
+}  // namespace
+
+void ThreadPool::run_chunks(uint32_t generation) {
+    for (;;) {
+        uint64_t c = claims_.load(std::memory_order_acquire);
+        uint32_t index = 0;
+        uint32_t chunks = 0;
+        do {
+            chunks = static_cast<uint32_t>(c >> 16) & 0xffffu;
+            index = static_cast<uint32_t>(c) & 0xffffu;
+            if (static_cast<uint32_t>(c >> 32) != generation || index >= chunks) {
+                return;
+            }
+        } while (!claims_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel));
+        // A claimed chunk keeps its job alive: the caller returns only when every chunk is done,
+        // so job_ and job_n_ (written before the claims were published) are this job's.
+        const int64_t n = job_n_;
+        (*job_)(n * index / chunks, n * (index + 1) / chunks, static_cast<int>(index));
+        if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == static_cast<int>(chunks)) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_cv_.notify_all();
+        }
+    }
+}
+
+void ThreadPool::worker_loop() {
     uint64_t seen = 0;
     for (;;) {
-        // Spin a little first: decode dispatches arrive microseconds apart.
+        // Spin briefly (decode dispatches arrive microseconds apart), then sleep: a long spin
+        // takes the core from the thread that would post the next job.
         uint64_t gen = generation_.load(std::memory_order_acquire);
-        for (int spin = 0; gen == seen && spin < 20000; ++spin) {
+        for (int spin = 0; gen == seen && spin < 2000; ++spin) {
 #if HELEXA_X86
             _mm_pause();
 #endif
@@ -60,16 +92,7 @@ void ThreadPool::worker_loop(int index) {
         if (stop_.load()) {
             return;
         }
-        const auto* job = job_;
-        const int chunks = job_chunks_;
-        const int64_t n = job_n_;
-        if (index < chunks) {
-            (*job)(n * index / chunks, n * (index + 1) / chunks, index);
-        }
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            done_cv_.notify_one();
-        }
+        run_chunks(static_cast<uint32_t>(gen));
     }
 }
 
@@ -84,25 +107,27 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
         fn(0, n, 0);
         return;
     }
+    uint32_t gen = 0;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         job_ = &fn;
         job_n_ = n;
-        job_chunks_ = chunks;
-        pending_.store(n_threads_ - 1, std::memory_order_release);
+        done_.store(0, std::memory_order_relaxed);
+        gen = static_cast<uint32_t>(generation_.load() + 1);
+        claims_.store(pack_claims(gen, static_cast<uint32_t>(chunks), 0),
+                      std::memory_order_release);
         generation_.fetch_add(1, std::memory_order_acq_rel);
     }
     wake_.notify_all();
-    fn(0, n / chunks, 0);
-    // Workers finish in microseconds for small jobs: spin before blocking.
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0 && spin < 50000; ++spin) {
+    run_chunks(gen);  // the caller works too, and takes whatever no worker has started
+    for (int spin = 0; done_.load(std::memory_order_acquire) != chunks && spin < 2000; ++spin) {
 #if HELEXA_X86
         _mm_pause();
 #endif
     }
-    if (pending_.load(std::memory_order_acquire) != 0) {
+    if (done_.load(std::memory_order_acquire) != chunks) {
         std::unique_lock<std::mutex> lock(mutex_);
-        done_cv_.wait(lock, [&] { return pending_.load() == 0; });
+        done_cv_.wait(lock, [&] { return done_.load() == chunks; });
     }
 }
 

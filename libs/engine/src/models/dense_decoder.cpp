@@ -254,6 +254,14 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
     layout_.n_blocks = options.n_blocks;
     if (layout_.n_blocks <= 0) {
         layout_.n_blocks = options.kv_memory_bytes / (kv_bytes_per_token(c) * options.block_size);
+        // No more than max_full_context_seqs sequences of the model's whole context: a small
+        // model should not take the whole budget for blocks it can never fill.
+        if (options.max_full_context_seqs > 0 && c.max_position_embeddings > 0) {
+            const int64_t blocks_per_seq =
+                (c.max_position_embeddings + options.block_size - 1) / options.block_size;
+            layout_.n_blocks =
+                std::min(layout_.n_blocks, blocks_per_seq * options.max_full_context_seqs);
+        }
     }
     if (layout_.n_blocks <= 0) {
         return fail(ErrorCode::kInsufficientVram,

@@ -81,31 +81,61 @@ int64_t numel(const std::vector<int64_t>& shape) {
     return n;
 }
 
-void fill(std::vector<std::byte>& out, const Planned& t, DType dtype, uint64_t seed) {
-    const int64_t n = numel(t.shape);
-    out.resize(static_cast<size_t>(n * dtype_size(dtype)));
-    uint64_t state = seed ^ fnv1a(t.name);
-    for (int64_t i = 0; i < n; ++i) {
+// The value of element i of a tensor is a pure function of (seed, name, i).
+class Draw {
+public:
+    Draw(const Planned& t, uint64_t seed) : t_(t), state_(seed ^ fnv1a(t.name)) {}
+    float next() {
         // 24 random bits -> [-1, 1)
-        const auto u = static_cast<float>(splitmix64(state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-        const float v = t.center + t.half_width * u;
-        switch (dtype) {
-            case DType::kF32:
-                std::memcpy(out.data() + i * 4, &v, 4);
-                break;
-            case DType::kBF16: {
-                const uint16_t b = f32_to_bf16(v);
-                std::memcpy(out.data() + i * 2, &b, 2);
-                break;
-            }
-            case DType::kF16: {
-                const uint16_t h = f32_to_f16(v);
-                std::memcpy(out.data() + i * 2, &h, 2);
-                break;
-            }
-            case DType::kI32:
-                break;
+        const auto u = static_cast<float>(splitmix64(state_) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+        return t_.center + t_.half_width * u;
+    }
+
+private:
+    const Planned& t_;
+    uint64_t state_;
+};
+
+void store(std::byte* dst, float v, DType dtype) {
+    switch (dtype) {
+        case DType::kF32:
+            std::memcpy(dst, &v, 4);
+            break;
+        case DType::kBF16: {
+            const uint16_t b = f32_to_bf16(v);
+            std::memcpy(dst, &b, 2);
+            break;
         }
+        case DType::kF16: {
+            const uint16_t h = f32_to_f16(v);
+            std::memcpy(dst, &h, 2);
+            break;
+        }
+        case DType::kI32:
+            break;
+    }
+}
+
+void fill(std::vector<std::byte>& out, const Planned& t, DType dtype, uint64_t seed,
+          const TensorShaper& shaper) {
+    const int64_t n = numel(t.shape);
+    const int64_t esize = dtype_size(dtype);
+    out.resize(static_cast<size_t>(n * esize));
+    Draw draw(t, seed);
+    if (!shaper) {
+        // Straight to the file dtype: the 0.6B benchmark model never holds an f32 copy.
+        for (int64_t i = 0; i < n; ++i) {
+            store(out.data() + i * esize, draw.next(), dtype);
+        }
+        return;
+    }
+    std::vector<float> values(static_cast<size_t>(n));
+    for (auto& v : values) {
+        v = draw.next();
+    }
+    shaper(t.name, t.shape, values);
+    for (int64_t i = 0; i < n; ++i) {
+        store(out.data() + i * esize, values[static_cast<size_t>(i)], dtype);
     }
 }
 
@@ -192,6 +222,11 @@ int64_t random_model_parameter_count(const RandomModelSpec& spec) {
 }
 
 Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir) {
+    return write_random_model(spec, dir, TensorShaper{});
+}
+
+Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir,
+                          const TensorShaper& shaper) {
     auto config = random_model_config_json(spec);
     auto parsed = parse_model_config(config);  // same validation as a real load
     if (!parsed) {
@@ -210,7 +245,7 @@ Status write_random_model(const RandomModelSpec& spec, const std::filesystem::pa
     std::vector<TensorToWrite> tensors;
     tensors.reserve(planned.size());
     for (size_t i = 0; i < planned.size(); ++i) {
-        fill(buffers[i], planned[i], spec.dtype, spec.seed);
+        fill(buffers[i], planned[i], spec.dtype, spec.seed, shaper);
         tensors.push_back({planned[i].name, spec.dtype, planned[i].shape, buffers[i]});
     }
     HELEXA_TRY_STATUS(write_safetensors(dir / "model.safetensors", tensors));

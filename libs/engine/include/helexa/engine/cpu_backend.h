@@ -26,8 +26,9 @@ namespace helexa::engine {
 namespace cpu {
 
 // A fixed pool of worker threads; parallel_for splits [0, n) into at most size() contiguous
-// chunks, runs chunk 0 on the caller and waits for all. Workers spin briefly before sleeping so
-// the hundreds of small dispatches of a decode step stay cheap.
+// chunks that the caller and the workers claim one at a time, and returns when all are done.
+// Workers spin briefly before sleeping so the hundreds of small dispatches of a decode step stay
+// cheap; the caller never waits on a chunk nobody has started.
 class ThreadPool {
 public:
     explicit ThreadPool(int n_threads);  // 0 = std::thread::hardware_concurrency()
@@ -41,7 +42,9 @@ public:
                       const std::function<void(int64_t, int64_t, int)>& fn);
 
 private:
-    void worker_loop(int index);
+    void worker_loop();
+    // Claims and runs chunks of job `generation` until none is left (or a newer job started).
+    void run_chunks(uint32_t generation);
 
     int n_threads_ = 1;
     std::vector<std::thread> workers_;
@@ -49,11 +52,15 @@ private:
     std::condition_variable wake_;
     std::condition_variable done_cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
     std::atomic<bool> stop_{false};
+    // Chunk claims of the current job: generation (32 bits) | chunk count (16) | next index (16).
+    // The caller and any worker that is actually running take chunks from it, so a worker the
+    // OS has not scheduled never holds the caller up (a 2-core machine shared with the client,
+    // cortex and neuron's own I/O threads is the normal case, not the exception).
+    std::atomic<uint64_t> claims_{0};
+    std::atomic<int> done_{0};  // chunks of the current job finished
     const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
     int64_t job_n_ = 0;
-    int job_chunks_ = 0;
 };
 
 // Widens n elements of `dtype` (f32/f16/bf16) at src to f32.

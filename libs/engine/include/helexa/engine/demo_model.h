@@ -45,8 +45,9 @@ struct DemoModelSpec {
     int64_t hidden_size = 64;
     int64_t intermediate_size = 128;
     int64_t num_hidden_layers = 2;
-    int64_t num_attention_heads = 4;
-    int64_t num_key_value_heads = 2;
+    // Two small heads: an 8k-token prompt's attention (quadratic) stays a few CPU-seconds.
+    int64_t num_attention_heads = 2;
+    int64_t num_key_value_heads = 1;
     int64_t head_dim = 16;
     int64_t max_position_embeddings = 40960;
 

@@ -28,9 +28,11 @@ namespace helexa::engine {
 struct ModelRunnerOptions {
     BackendOptions backend;
     int64_t block_size = 16;
-    // KV pool size: n_blocks when > 0, else as many blocks as fit kv_memory_bytes.
+    // KV pool size: n_blocks when > 0, else as many blocks as fit kv_memory_bytes, but no more
+    // than max_full_context_seqs whole-context sequences need (0 = no such cap).
     int64_t n_blocks = 0;
     int64_t kv_memory_bytes = int64_t{512} << 20;
+    int64_t max_full_context_seqs = 8;
 };
 
 // Called with each named activation (host f32 copy, [rows, cols] row-major) when set.
