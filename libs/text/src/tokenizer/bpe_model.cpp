@@ -31,6 +31,21 @@ void MergeTable::insert(int32_t a, int32_t b, int32_t rank, int32_t new_id) {
     slots_[i] = Slot{key, rank, new_id};  // a later duplicate wins, as in `tokenizers`
 }
 
+namespace {
+
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581 "▁"
+
+// Whether merge (a, b) cannot join across a cut before a "▁" that follows another character: it
+// can only when b starts with "▁" and a does not end with it.
+bool split_safe(std::string_view a, std::string_view b) {
+    const bool b_starts = b.substr(0, kMetaspace.size()) == kMetaspace;
+    const bool a_ends = a.size() >= kMetaspace.size() &&
+                        a.substr(a.size() - kMetaspace.size()) == kMetaspace;
+    return !b_starts || a_ends;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& model,
                                                       bool byte_level) {
     const std::string type = model.value("type", "BPE");
@@ -77,6 +92,13 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& mode
 
     m->byte_id_.fill(-1);
     m->fallback_id_.fill(-1);
+    m->ascii_id_.fill(-1);
+    for (int c = 0; c < 0x80; ++c) {
+        if (auto it = m->vocab_.find(std::string(1, static_cast<char>(c)));
+            it != m->vocab_.end()) {
+            m->ascii_id_[c] = it->second;
+        }
+    }
     const ByteLevelMap& blm = ByteLevelMap::get();
     for (int b = 0; b < 256; ++b) {
         if (byte_level) {
@@ -98,6 +120,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& mode
         }
     }
 
+    bool crossing_merge = false;
     const auto merges_it = model.find("merges");
     if (merges_it != model.end() && merges_it->is_array()) {
         const auto& merges = *merges_it;
@@ -135,7 +158,19 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& mode
                                                     merged);
             }
             m->merges_.insert(ia->second, ib->second, static_cast<int32_t>(rank), in->second);
+            if (!split_safe(a, b)) {
+                crossing_merge = true;
+            }
         }
+    }
+    // A word may be cut before each "▁" that follows another character when no merge can join
+    // a symbol ending in a non-"▁" character to one starting with "▁": then BPE on the pieces
+    // gives exactly the ids of BPE on the whole word, and the pieces are short enough to cache.
+    // SentencePiece-style models (Llama 2) have no pre-tokenizer, so without this a whole
+    // document is one word with hundreds of symbols and no cache hit.
+    if (!byte_level && !crossing_merge && !m->ignore_merges_ && m->continuing_prefix_.empty() &&
+        m->end_suffix_.empty() && m->vocab_.count(kMetaspace) != 0) {
+        m->split_marker_ = kMetaspace;
     }
     return m;
 }
@@ -177,6 +212,26 @@ void BpeModel::cache_store(std::string_view word, size_t hash, const int32_t* id
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const {
+    if (split_marker_.empty()) {
+        tokenize_piece(word, out);
+        return;
+    }
+    const std::string_view marker = split_marker_;
+    const size_t m = marker.size();
+    size_t start = 0;
+    size_t p = word.find(marker);
+    while (p != std::string_view::npos) {
+        // Cut before a "▁" unless the character before it is also "▁" (runs stay together).
+        if (p > start && !(p >= m && word.compare(p - m, m, marker) == 0)) {
+            tokenize_piece(word.substr(start, p - start), out);
+            start = p;
+        }
+        p = word.find(marker, p + m);
+    }
+    tokenize_piece(word.substr(start), out);
+}
+
+void BpeModel::tokenize_piece(std::string_view word, std::vector<int32_t>& out) const {
     if (word.empty()) {
         return;
     }
@@ -262,6 +317,12 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
         for (size_t i = 0; i < word.size();) {
             const size_t n = std::min(utf8_char_len(static_cast<unsigned char>(word[i])),
                                       word.size() - i);
+            const auto lead = static_cast<unsigned char>(word[i]);
+            if (!affixed && lead < 0x80 && ascii_id_[lead] >= 0) {
+                push_symbol(ascii_id_[lead], 1);  // skips hashing the common case
+                ++i;
+                continue;
+            }
             std::string_view ch = word.substr(i, n);
             std::string_view lookup = ch;
             if (affixed) {

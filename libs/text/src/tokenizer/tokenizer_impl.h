@@ -154,6 +154,7 @@ public:
     std::optional<int32_t> unk_id() const { return unk_id_; }
 
 private:
+    void tokenize_piece(std::string_view word, std::vector<int32_t>& out) const;
     void merge_word(std::string_view word, std::vector<int32_t>& out) const;
     bool cache_lookup(std::string_view word, size_t hash, std::vector<int32_t>& out) const;
     void cache_store(std::string_view word, size_t hash, const int32_t* ids, size_t n) const;
@@ -163,6 +164,7 @@ private:
     TokenMap raw_vocab_;  // byte-level: raw bytes -> id (for ignore_merges)
     std::array<int32_t, 256> byte_id_{};       // byte-level: id of each single byte
     std::array<int32_t, 256> fallback_id_{};   // byte_fallback: id of "<0xXX>"
+    std::array<int32_t, 128> ascii_id_{};      // id of each one-char ASCII token, or -1
     MergeTable merges_;
     bool byte_level_ = false;
     bool byte_fallback_ = false;
@@ -171,6 +173,7 @@ private:
     std::optional<int32_t> unk_id_;
     std::string continuing_prefix_;
     std::string end_suffix_;
+    std::string split_marker_;  // non-empty: words are cut before it (see from_json)
 
     static constexpr size_t kCacheShards = 16;
     static constexpr size_t kCacheMaxPerShard = 8192;
