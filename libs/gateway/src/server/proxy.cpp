@@ -378,18 +378,24 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
     }
     state.lru.touch(target.node, target.upstream_model);
 
-    auto upstream_body = rewrite_model_in_body(request.body, target.upstream_model);
-    if (!upstream_body) {
-        co_return net::Response::error(upstream_body.error());
+    // NOTE: the client's bytes go upstream verbatim unless the model name changes (alias,
+    // default model); re-serialising the already parsed body only then saves a parse + dump per
+    // request on the hot path.
+    std::string upstream_body;
+    if (requested == target.upstream_model) {
+        upstream_body = std::move(request.body);
+    } else {
+        (*body)["model"] = target.upstream_model;
+        upstream_body = body->dump();
     }
     rlog.info("proxying request surface={} model={} node={}", surface_name(surface), model,
               target.node);
-    rlog.trace("upstream body {}", truncate_for_log(*upstream_body, 4096));
+    rlog.trace("upstream body {}", truncate_for_log(upstream_body, 4096));
     net::ClientRequest up;
     up.method = "POST";
     up.url = target.base_url + upstream_path;
     up.headers = upstream_request_headers(request.headers, principal);
-    up.body = std::move(*upstream_body);
+    up.body = std::move(upstream_body);
     const auto started = Clock::now();
     auto st_or_gone = co_await (state.client.stream(std::move(up)) || writer.wait_client_gone());
     if (st_or_gone.index() != 0) {

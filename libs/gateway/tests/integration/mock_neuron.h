@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -214,6 +215,11 @@ public:
         std::lock_guard lock(mutex_);
         script_ = std::move(script);
     }
+    // Chooses the script per request from the parsed request body (overrides set_script).
+    void set_responder(std::function<Script(const json& body)> responder) {
+        std::lock_guard lock(mutex_);
+        responder_ = std::move(responder);
+    }
     void set_load(int status, std::chrono::milliseconds delay = {}) {
         std::lock_guard lock(mutex_);
         load_status_ = status;
@@ -252,7 +258,7 @@ private:
             std::lock_guard lock(mutex_);
             last_headers_ = req.headers;
             last_body_ = json::parse(req.body, nullptr, false);
-            script = script_;
+            script = responder_ ? responder_(last_body_) : script_;
         }
         if (!co_await w.start(script.status, script.headers)) {
             co_return net::Response{};
@@ -278,6 +284,7 @@ private:
     json models_ = json::array();
     bool failing_ = false;
     Script script_;
+    std::function<Script(const json&)> responder_;
     int load_status_ = 200;
     std::chrono::milliseconds load_delay_{0};
     net::Headers last_headers_;
