@@ -191,6 +191,30 @@ TEST(TokenizerNormalizer, PrependReplaceAndMetaspaceDecode) {
     EXPECT_EQ(out, "a a");
 }
 
+// Llama-2-style models (no pre-tokenizer: a document is one BPE word) are merged piece by piece,
+// cut before each "▁", but only when no merge could join across such a cut. A merge "a ▁" can:
+// then the word must be merged whole, or "a b" would come out as ▁a ▁b instead of ▁ a▁ b.
+TEST(TokenizerBpe, WordIsCutAtMetaspaceOnlyWhenNoMergeCrossesTheCut) {
+    const std::string m = "\xE2\x96\x81";
+    const json vocab = {{"<unk>", 0}, {m, 1},          {"a", 2},     {"b", 3},
+                        {"a" + m, 4}, {m + "b", 5}, {m + "a", 6}};
+    auto llama_like = [&](json merges) {
+        json doc = base_doc(vocab, std::move(merges));
+        doc["normalizer"] = {
+            {"type", "Sequence"},
+            {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", m}},
+                                         {{"type", "Replace"},
+                                          {"pattern", {{"String", " "}}},
+                                          {"content", m}}})}};
+        return load(doc);
+    };
+    // "a ▁" ranks first and crosses the cut before the second ▁: whole-word merging.
+    EXPECT_EQ(llama_like({"a " + m, m + " a", m + " b"}).encode("a b", false), (Ids{1, 4, 3}));
+    // No merge crosses a cut: the pieces ▁a and ▁b merge alone, as the whole word would.
+    EXPECT_EQ(llama_like({m + " a", m + " b"}).encode("a b", false), (Ids{6, 5}));
+    EXPECT_EQ(llama_like({m + " a", m + " b"}).encode("a  b", false), (Ids{6, 1, 5}));
+}
+
 TEST(TokenizerPostProcessor, TemplateAddsBos) {
     json doc = base_doc(ws_vocab(), json::array());
     doc["added_tokens"] = json::array({{{"id", 9}, {"content", "<s>"}, {"single_word", false},
