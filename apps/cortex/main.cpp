@@ -30,13 +30,14 @@ int serve(const std::string& config_path, bool config_given) {
     std::string origin = config_path;
     if (!config_given && !std::filesystem::exists(config_path)) {
         // No file at all: documented defaults (plus CORTEX_* overrides).
-        auto parsed = gateway::parse_cortex_config("", "(defaults)", gateway::environment_overrides());
+        auto parsed =
+            gateway::parse_cortex_config("", "(defaults)", gateway::environment_overrides());
         if (!parsed) {
             std::fprintf(stderr, "cortex: %s\n", parsed.error().full_message().c_str());
             return config_exit_code();
         }
         config = std::move(*parsed);
-        spdlog::info("no config file at {}; using defaults", config_path);
+        log::get("cortex")->info("no config file at {}; using defaults", config_path);
     } else {
         auto loaded = gateway::load_cortex_config(config_path);
         if (!loaded) {
@@ -46,7 +47,7 @@ int serve(const std::string& config_path, bool config_given) {
         config = std::move(*loaded);
     }
     for (const auto& warning : config.warnings) {
-        spdlog::warn("{}: {}", origin, warning);
+        log::get("cortex")->warn("{}: {}", origin, warning);
     }
 
     gateway::CortexServer server;
@@ -54,12 +55,12 @@ int serve(const std::string& config_path, bool config_given) {
         std::fprintf(stderr, "cortex: %s\n", started.error().full_message().c_str());
         return started.error().code() == ErrorCode::kConfig ? config_exit_code() : 1;
     }
-    spdlog::info("cortex {} listening on port {} (metrics on {})", build_info().version,
-                 server.port(), server.metrics_port());
+    log::get("cortex")->info("cortex {} listening on port {} (metrics on {})",
+                             build_info().version, server.port(), server.metrics_port());
     int sig = apps::wait_for_shutdown_signal();
-    spdlog::info("signal {}: shutting down", sig);
+    log::get("cortex")->info("signal {}: shutting down", sig);
     server.stop();
-    spdlog::info("cortex stopped");
+    log::get("cortex")->info("cortex stopped");
     return 0;
 }
 

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "helexa/common/logging.h"
+
 #include "helexa/engine/demo_model.h"
 
 namespace helexa::apps {
@@ -25,7 +27,8 @@ constexpr std::string_view kTokenizerFiles[] = {
 
 bool complete(const fs::path& snapshot) {
     std::error_code ec;
-    return fs::exists(snapshot / "config.json", ec) && fs::exists(snapshot / "tokenizer.json", ec) &&
+    return fs::exists(snapshot / "config.json", ec) &&
+           fs::exists(snapshot / "tokenizer.json", ec) &&
            fs::exists(snapshot / "model.safetensors", ec);
 }
 
@@ -60,7 +63,8 @@ Result<fs::path> make_default_model(const DefaultModelRequest& request) {
     if (complete(snapshot)) {
         return snapshot;
     }
-    spdlog::info("writing the default model {} to {}", request.model_id, snapshot.string());
+    log::get("neuron")->info("writing the default model {} to {}", request.model_id,
+                             snapshot.string());
     std::error_code ec;
     // Write beside the final place and rename, so an interrupted run leaves no half snapshot.
     const fs::path staging = repo / "snapshots" / fmt::format(".{}.partial", kRevision);
@@ -85,7 +89,8 @@ Result<fs::path> make_default_model(const DefaultModelRequest& request) {
     fs::remove_all(snapshot, ec);
     fs::rename(staging, snapshot, ec);
     if (ec) {
-        return fail(ErrorCode::kIo, fmt::format("renaming to {}: {}", snapshot.string(), ec.message()));
+        return fail(ErrorCode::kIo,
+                    fmt::format("renaming to {}: {}", snapshot.string(), ec.message()));
     }
     fs::create_directories(repo / "refs", ec);
     std::ofstream(repo / "refs" / "main", std::ios::binary | std::ios::trunc) << kRevision;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "helexa/common/logging.h"
+
 #include "../common/shutdown_signal.h"
 #include "helexa/common/config.h"
 #include "helexa/engine/local_engine.h"
@@ -36,7 +38,7 @@ int run_neuron(const std::string& config_path, bool config_given) {
                                        : ConfigReader::from_optional_file(config_path, "NEURON_");
     node::NeuronConfig config = node::load_neuron_config(reader, process_environment());
     for (const auto& key : reader.unknown_keys()) {
-        spdlog::warn("{}: unknown key '{}' ignored", config_path, key);
+        log::get("neuron")->warn("{}: unknown key '{}' ignored", config_path, key);
     }
 
     auto engine = std::make_shared<engine::LocalEngine>(engine_options(config));
@@ -44,14 +46,15 @@ int run_neuron(const std::string& config_path, bool config_given) {
     // daemons), so the server does not install its own handler.
     node::NeuronServer server(node::NeuronServerDeps{.handle_signals = false});
     if (auto started = server.start(config, engine); !started) {
-        spdlog::error("{}", started.error().full_message());
+        log::get("neuron")->error("{}", started.error().full_message());
         return started.error().code() == ErrorCode::kConfig ? config_exit_code() : 1;
     }
     int sig = wait_for_shutdown_signal();
-    spdlog::info("signal {}: shutting down", sig);
+    log::get("neuron")->info("signal {}: shutting down", sig);
     server.stop();
     if (server.models_left_loaded() > 0) {
-        spdlog::warn("{} model(s) could not be unloaded before exit", server.models_left_loaded());
+        log::get("neuron")->warn("{} model(s) could not be unloaded before exit",
+                                 server.models_left_loaded());
     }
     return 0;
 }

@@ -289,7 +289,8 @@ TEST_F(ServingStack, AnthropicMessagesForAClaudeModelNameUseTheDefaultModel) {
     EXPECT_TRUE(stop == "end_turn" || stop == "max_tokens") << stop;
     const json as_openai = json::array({{{"role", "system"}, {"content", "You are terse."}},
                                         {{"role", "user"}, {"content", "Say hello."}}});
-    EXPECT_EQ(j["usage"]["input_tokens"].get<int64_t>(), count_chat_tokens(as_openai, json::array()));
+    EXPECT_EQ(j["usage"]["input_tokens"].get<int64_t>(),
+              count_chat_tokens(as_openai, json::array()));
 }
 
 TEST_F(ServingStack, AnthropicStreamWithToolsIsAWellFormedEventSequence) {

@@ -1,5 +1,6 @@
 // POST /v1/chat/completions, /v1/completions, /v1/responses: parse, validate, admit, submit to the
 // engine, project its events (streamed as SSE or collected into one response).
+#include <atomic>
 #include <ctime>
 #include <functional>
 
@@ -155,12 +156,18 @@ asio::awaitable<net::Response> generate(net::Request& req,
         co_return net::Response::error(with_retry_defaults(id.error()));
     }
     uint64_t request_id = *id;
-    w.on_client_gone([model, request_id] { model->cancel(request_id); });
+    // A hang-up is seen twice (the client-gone hook, then the failed write): cancel once.
+    auto cancel_once = [model, request_id, done = std::make_shared<std::atomic<bool>>(false)] {
+        if (!done->exchange(true)) {
+            model->cancel(request_id);
+        }
+    };
+    w.on_client_gone(cancel_once);
 
     // After a hang-up or write failure: cancel and let the engine wind the request down before
     // the admission slot is released, bounded so a stuck engine cannot pin the handler.
     auto cancel_and_drain = [&]() -> asio::awaitable<void> {
-        model->cancel(request_id);
+        cancel_once();
         auto drain = [&]() -> asio::awaitable<bool> {
             while (co_await events->receive()) {
             }

@@ -153,7 +153,8 @@ Status LocalEngine::unload(const std::string& model_id) {
         std::lock_guard lock(mutex_);
         auto it = models_.find(model_id);
         if (it == models_.end()) {
-            return fail(ErrorCode::kModelNotFound, fmt::format("model '{}' is not loaded", model_id));
+            return fail(ErrorCode::kModelNotFound,
+                        fmt::format("model '{}' is not loaded", model_id));
         }
         model = std::move(it->second);
         models_.erase(it);
