@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all build bootstrap run test debug cuda cuda-check fuzz clean
+.PHONY: all build daemons bootstrap run test debug cuda cuda-check fuzz clean
 
 all: build
 
@@ -25,8 +25,12 @@ build/debug/build.ninja: CMakeLists.txt CMakePresets.json
 debug: build/debug/build.ninja
 	cmake --build --preset debug -j $(JOBS)
 
+# Just the two daemons (what `make run` needs; tests and benchmarks are left out).
+daemons: build/release/build.ninja
+	cmake --build --preset release -j $(JOBS) --target cortex neuron
+
 # Main job: set up, build, start cortex + neuron on localhost with the embedded default.
-run: bootstrap build
+run: bootstrap daemons
 	@scripts/run-local
 
 # Every test CI runs (unit, integration, e2e) under ASan + UBSan.
