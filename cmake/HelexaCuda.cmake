@@ -3,6 +3,8 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
     set(CMAKE_CUDA_ARCHITECTURES 90a)
 endif()
 enable_language(CUDA)
-set(CMAKE_CUDA_STANDARD 20)
+# CMake 3.25 does not know how to ask nvcc 13 for C++20; device code is C++17 (host code in .cpp
+# files stays C++20).
+set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
