@@ -12,9 +12,10 @@ mkdir -p "$dest/bin" "$dest/lib"
 for bin in "$@"; do
     cp "$bin" "$dest/bin/"
     strip --strip-debug "$dest/bin/$(basename "$bin")"
-    # glibc, libstdc++/libgcc and the CUDA driver come from the host; everything else travels.
+    # glibc, libstdc++/libgcc, the CUDA driver and the CUDA 13 toolkit libraries (cudart, cuBLAS,
+    # NCCL: hundreds of MB, same version there) come from the host; everything else travels.
     ldd "$bin" | awk '/=> \//{print $3}' |
-        grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|ld-linux[^/]*)\.so' |
+        grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libnccl|ld-linux[^/]*)\.so' |
         while read -r lib; do cp -L "$lib" "$dest/lib/"; done
 done
 du -sh "$dest"

@@ -273,7 +273,7 @@ TEST_F(CpuOps, PagedAttentionMatchesNaive) {
     const int64_t hd = 8;
     const int64_t bs = 4;
     const int64_t n_blocks = 32;
-    auto kv = backend_->alloc_kv_cache({2, nkv, hd, bs, n_blocks});
+    auto kv = backend_->alloc_kv_cache({DType::kF32, 2, nkv, hd, bs, n_blocks});
     ASSERT_TRUE(kv.has_value());
     // Sequences: (cached prefix, new tokens).
     const std::vector<std::pair<int64_t, int64_t>> seqs = {{0, 9}, {13, 1}, {5, 6}};
@@ -323,7 +323,11 @@ TEST_F(CpuOps, PagedAttentionMatchesNaive) {
     Tensor q = make(qs, T, nh * hd);
     auto tables_t = backend_->alloc(DType::kI32, static_cast<int64_t>(seqs.size()), max_blocks);
     ASSERT_TRUE(backend_->copy_from_host(*tables_t, flat_tables.data()).has_value());
-    AttentionBatch batch{static_cast<int64_t>(seqs.size()), max_blocks, max_ctx,
+    int64_t max_query = 0;
+    for (const auto& [prefix, n] : seqs) {
+        max_query = std::max(max_query, n);
+    }
+    AttentionBatch batch{static_cast<int64_t>(seqs.size()), max_blocks, max_ctx, max_query,
                          make_i32(qstart), make_i32(ctx), *tables_t};
     auto out = backend_->alloc(DType::kF32, T, nh * hd);
     const float scale = 0.35f;

@@ -1,6 +1,9 @@
 // Tensor view helpers, dtype names and the backend factory.
 #include "helexa/engine/backend.h"
 
+#include <map>
+#include <mutex>
+
 #include "helexa/engine/cpu_backend.h"
 
 namespace helexa::engine {
@@ -55,16 +58,52 @@ Tensor Tensor::reshaped(int64_t new_rows, int64_t new_cols) const {
     return t;
 }
 
+namespace {
+
+struct BackendRegistry {
+    std::mutex mutex;
+    std::map<std::string, BackendFactory> factories;
+};
+
+BackendRegistry& registry() {
+    static BackendRegistry r;
+    return r;
+}
+
+}  // namespace
+
+void register_backend(const std::string& kind, BackendFactory factory) {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.factories[kind] = std::move(factory);
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
     if (options.kind == "cpu") {
         return std::unique_ptr<Backend>(make_cpu_backend(options.n_threads));
     }
+    BackendFactory factory;
+    std::string supported = "cpu";
+    {
+        auto& r = registry();
+        std::lock_guard lock(r.mutex);
+        if (auto it = r.factories.find(options.kind); it != r.factories.end()) {
+            factory = it->second;
+        }
+        for (const auto& [kind, f] : r.factories) {
+            supported += ", " + kind;
+        }
+    }
+    if (factory) {
+        return factory(options);
+    }
     if (options.kind == "cuda") {
         return fail(ErrorCode::kCudaUnavailable,
-                    "the cuda backend is not available in this build (supported: cpu)");
+                    "the cuda backend is not available in this build (supported: " + supported +
+                        ")");
     }
     return fail(ErrorCode::kInvalidRequest,
-                "unknown backend '" + options.kind + "' (supported: cpu)");
+                "unknown backend '" + options.kind + "' (supported: " + supported + ")");
 }
 
 }  // namespace helexa::engine

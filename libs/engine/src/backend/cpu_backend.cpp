@@ -76,6 +76,7 @@ public:
     }
 
     std::string_view name() const override { return "cpu"; }
+    DType activation_dtype() const override { return DType::kF32; }
 
     Result<Tensor> alloc(DType dtype, int64_t rows, int64_t cols) override {
         if (rows < 0 || cols < 0) {
@@ -142,7 +143,7 @@ public:
 
     Result<std::unique_ptr<KvCache>> alloc_kv_cache(const KvCacheShape& shape) override {
         if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 ||
-            shape.block_size <= 0 || shape.n_blocks <= 0) {
+            shape.block_size <= 0 || shape.n_blocks <= 0 || shape.dtype != DType::kF32) {
             return fail(ErrorCode::kInvalidRequest, "cpu backend: invalid KV cache shape");
         }
         try {

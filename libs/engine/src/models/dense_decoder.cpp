@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "architecture.h"
+#include "../runtime/executor_bound_runner.h"
+#include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/generation_config.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/weights.h"
@@ -252,8 +254,20 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
         return fail(ErrorCode::kInvalidRequest, "KV block_size must be positive");
     }
     layout_.n_blocks = options.n_blocks;
+    const DType kv_dtype = backend_->activation_dtype();
     if (layout_.n_blocks <= 0) {
-        layout_.n_blocks = options.kv_memory_bytes / (kv_bytes_per_token(c) * options.block_size);
+        int64_t kv_budget = options.kv_memory_bytes;
+        const auto mem = backend_->device_memory();
+        if (mem && options.memory_utilization > 0) {
+            // What the card may hold in all, minus what it already holds (weights, other
+            // models), minus the step workspace still to be allocated.
+            const auto allowed = static_cast<int64_t>(
+                static_cast<double>(mem->total_bytes) * options.memory_utilization);
+            const int64_t used = mem->total_bytes - mem->free_bytes;
+            kv_budget = allowed - used - options.workspace_reserve_bytes;
+        }
+        layout_.n_blocks =
+            std::max<int64_t>(0, kv_budget) / (kv_bytes_per_token(c, kv_dtype) * options.block_size);
         // No more than max_full_context_seqs sequences of the model's whole context: a small
         // model should not take the whole budget for blocks it can never fill.
         if (options.max_full_context_seqs > 0 && c.max_position_embeddings > 0) {
@@ -269,7 +283,7 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
                         " bytes holds no block of " + std::to_string(options.block_size) +
                         " tokens");
     }
-    auto kv = backend_->alloc_kv_cache(KvCacheShape{layout_.n_layers, layout_.n_kv_heads,
+    auto kv = backend_->alloc_kv_cache(KvCacheShape{kv_dtype, layout_.n_layers, layout_.n_kv_heads,
                                                     layout_.head_dim, layout_.block_size,
                                                     layout_.n_blocks});
     if (!kv) {
@@ -283,8 +297,10 @@ Status DenseDecoder::emit(const std::string& name, const Tensor& t) {
     if (!hook_) {
         return ok();
     }
+    std::vector<std::byte> raw(static_cast<size_t>(t.numel() * dtype_size(t.dtype)));
+    HELEXA_TRY_STATUS(backend_->copy_to_host(raw.data(), t));
     std::vector<float> host(static_cast<size_t>(t.numel()));
-    HELEXA_TRY_STATUS(backend_->copy_to_host(host.data(), t));
+    cpu::to_f32(host.data(), raw.data(), t.dtype, t.numel());
     hook_(name, host, t.rows, t.cols);
     return ok();
 }
@@ -333,12 +349,13 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     const int64_t nkv = c.num_key_value_heads;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    HELEXA_BUF(h, kH, DType::kF32, T, H);
-    HELEXA_BUF(qkv, kQkv, DType::kF32, T, (nh + 2 * nkv) * hd);
-    HELEXA_BUF(attn, kAttn, DType::kF32, T, nh * hd);
-    HELEXA_BUF(proj, kProj, DType::kF32, T, H);
-    HELEXA_BUF(gu, kGateUp, DType::kF32, T, 2 * c.intermediate_size);
-    HELEXA_BUF(act, kAct, DType::kF32, T, c.intermediate_size);
+    const DType a = backend_->activation_dtype();
+    HELEXA_BUF(h, kH, a, T, H);
+    HELEXA_BUF(qkv, kQkv, a, T, (nh + 2 * nkv) * hd);
+    HELEXA_BUF(attn, kAttn, a, T, nh * hd);
+    HELEXA_BUF(proj, kProj, a, T, H);
+    HELEXA_BUF(gu, kGateUp, a, T, 2 * c.intermediate_size);
+    HELEXA_BUF(act, kAct, a, T, c.intermediate_size);
     Backend& b = *backend_;
 
     HELEXA_TRY_STATUS(b.embedding(x, embed_, ids));
@@ -396,6 +413,7 @@ Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
     std::vector<int32_t> rows;
     int64_t max_blocks = 1;
     int64_t max_ctx = 0;
+    int64_t max_query = 0;
     for (const auto& s : batch.seqs) {
         const auto n = static_cast<int64_t>(s.tokens.size());
         const int64_t end = s.start_pos + n;
@@ -434,6 +452,7 @@ Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
         ctx.push_back(static_cast<int32_t>(end));
         max_blocks = std::max(max_blocks, needed);
         max_ctx = std::max(max_ctx, end);
+        max_query = std::max(max_query, n);
         if (s.need_logits) {
             rows.push_back(static_cast<int32_t>(ids.size() - 1));
         }
@@ -475,8 +494,8 @@ Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
     HELEXA_UP(ctx_t, kContextLen, ctx, 1, n_seqs);
     HELEXA_UP(tables_t, kTables, tables, n_seqs, max_blocks);
 #undef HELEXA_UP
-    AttentionBatch attn{n_seqs, max_blocks, max_ctx, qstart_t, ctx_t, tables_t};
-    HELEXA_BUF(x, kX, DType::kF32, T, config_.hidden_size);
+    AttentionBatch attn{n_seqs, max_blocks, max_ctx, max_query, qstart_t, ctx_t, tables_t};
+    HELEXA_BUF(x, kX, backend_->activation_dtype(), T, config_.hidden_size);
     Tensor last;
     HELEXA_TRY_STATUS(run_layers(T, attn, ids_t, pos_t, slots_t, x, last));
     if (R == 0) {
@@ -486,8 +505,8 @@ Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
     if (!rows_t) {
         return tl::unexpected(std::move(rows_t).error());
     }
-    HELEXA_BUF(gathered, kGathered, DType::kF32, R, config_.hidden_size);
-    HELEXA_BUF(normed, kNormed, DType::kF32, R, config_.hidden_size);
+    HELEXA_BUF(gathered, kGathered, backend_->activation_dtype(), R, config_.hidden_size);
+    HELEXA_BUF(normed, kNormed, backend_->activation_dtype(), R, config_.hidden_size);
     HELEXA_BUF(out, kLogits, DType::kF32, R, config_.vocab_size);
     HELEXA_TRY_STATUS(backend_->gather_rows(gathered, last, *rows_t));
     HELEXA_TRY_STATUS(backend_->rms_norm(normed, gathered, final_norm_,
@@ -502,9 +521,9 @@ Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
 
 }  // namespace
 
-int64_t kv_bytes_per_token(const ModelConfig& config) {
+int64_t kv_bytes_per_token(const ModelConfig& config, DType kv_dtype) {
     return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim *
-           static_cast<int64_t>(sizeof(float));
+           dtype_size(kv_dtype);
 }
 
 Result<std::unique_ptr<CausalLmRunner>> load_model_runner(
@@ -529,11 +548,26 @@ Result<std::unique_ptr<CausalLmRunner>> load_model_runner(
     if (!backend) {
         return tl::unexpected(std::move(backend).error());
     }
+    std::shared_ptr<DeviceExecutor> executor = (*backend)->executor();
     auto runner = std::make_unique<DenseDecoder>(std::move(*backend), std::move(*config),
                                                  std::move(*gen), *traits);
-    auto st = runner->load(*weights, options);
+    Status st = ok();
+    if (executor) {
+        // Upload, KV allocation and (on failure) the frees happen on the device's owner thread.
+        executor->run([&] {
+            st = runner->load(*weights, options);
+            if (!st) {
+                runner.reset();
+            }
+        });
+    } else {
+        st = runner->load(*weights, options);
+    }
     if (!st) {
         return fail(std::move(st.error()).with_context("loading " + snapshot_dir.string()));
+    }
+    if (executor) {
+        return bind_to_executor(std::move(runner), std::move(executor));
     }
     return std::unique_ptr<CausalLmRunner>(std::move(runner));
 }

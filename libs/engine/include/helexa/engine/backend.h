@@ -8,13 +8,21 @@
 // n_heads and head_dim over a [tokens, n_heads * head_dim] view). A strided view lets q, k and v
 // be column slices of one fused projection output without a copy.
 //
-// Thread-safety: a Backend instance is driven by one thread (the model's scheduler or device
-// worker); the CPU backend fans each operation out over its own thread pool internally.
+// Activations are in the backend's activation_dtype(): f32 on the CPU backend (reference
+// numerics), bf16 or f16 on CUDA (with f32 accumulation inside each operation). The model code
+// allocates every activation with that dtype and asks for f32 only where it needs it (logits).
+//
+// Thread-safety: a Backend instance is driven by one thread. The CPU backend is driven by the
+// model's scheduler thread and fans each operation out over its own thread pool; a backend whose
+// device must be owned by one thread (CUDA) returns a DeviceExecutor, and everything that touches
+// it (load, steps, destruction) runs through that executor (see load_model_runner).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,12 +75,14 @@ struct AttentionBatch {
     int64_t n_seqs = 0;
     int64_t max_blocks_per_seq = 0;
     int64_t max_context_len = 0;
+    int64_t max_query_len = 0;  // most query rows of any sequence (1 for a pure decode step)
     Tensor query_start;   // i32 [1, n_seqs + 1]
     Tensor context_len;   // i32 [1, n_seqs]
     Tensor block_tables;  // i32 [n_seqs, max_blocks_per_seq]
 };
 
 struct KvCacheShape {
+    DType dtype = DType::kF32;  // the backend's activation dtype
     int64_t n_layers = 0;
     int64_t n_kv_heads = 0;
     int64_t head_dim = 0;
@@ -89,14 +99,30 @@ public:
 };
 
 struct BackendOptions {
-    std::string kind = "cpu";  // "cpu" today; "cuda" once the cuda library implements Backend
+    std::string kind = "cpu";  // "cpu", or "cuda" in a build whose app registered it
     int n_threads = 0;         // cpu: 0 = every hardware thread
+    int device = 0;            // cuda: device ordinal
+    // cuda: the activation (and KV) dtype, kBF16 or kF16; weights are converted to it at upload.
+    DType activation_dtype = DType::kBF16;
+};
+
+// The thread that owns a backend's device. run() executes fn there and returns when it is done;
+// nothing crosses it as an exception (fn reports through what it captures).
+// Thread-safety: run() may be called from any thread; calls are serialised on the owner.
+class DeviceExecutor {
+public:
+    virtual ~DeviceExecutor() = default;
+    virtual void run(const std::function<void()>& fn) = 0;
 };
 
 class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string_view name() const = 0;
+    // The dtype of activations and of the KV cache on this backend.
+    virtual DType activation_dtype() const = 0;
+    // The owner thread every call must run on, or null when any single thread may drive it.
+    virtual std::shared_ptr<DeviceExecutor> executor() const { return nullptr; }
 
     // ---- memory ---------------------------------------------------------------------------
     // Allocates a contiguous [rows, cols] tensor (contents unspecified); freed by free() or
@@ -107,16 +133,24 @@ public:
     // dtype or convert (the CPU backend keeps bf16/f16/f32 as stored and converts on the fly).
     virtual Result<Tensor> upload_weight(std::span<const std::byte> bytes, DType src_dtype,
                                          int64_t rows, int64_t cols) = 0;
-    // Host <-> backend copies of contiguous tensors; `host` must hold numel elements of the
-    // tensor's dtype.
+    // Host <-> backend copies; `host` holds numel elements of the tensor's dtype, packed row by
+    // row. copy_to_host honours the source's row stride (a column slice copies just its
+    // columns); copy_from_host needs a contiguous destination.
     virtual Status copy_from_host(const Tensor& dst, const void* host) = 0;
     virtual Status copy_to_host(void* host, const Tensor& src) = 0;
     virtual Result<std::unique_ptr<KvCache>> alloc_kv_cache(const KvCacheShape& shape) = 0;
     // Bytes held in weights and workspace tensors (not counting KV caches).
     virtual int64_t allocated_bytes() const = 0;
+    // Free and total bytes of the backend's device memory, or nullopt for host memory (the KV
+    // pool is then sized from ModelRunnerOptions::kv_memory_bytes alone).
+    struct MemoryInfo {
+        int64_t free_bytes = 0;
+        int64_t total_bytes = 0;
+    };
+    virtual std::optional<MemoryInfo> device_memory() const { return std::nullopt; }
 
-    // ---- operations (f32 activations; weights f32/f16/bf16) -------------------------------
-    // out[t, :] = table[ids[t], :]. ids: i32 [1, T]; out: f32 [T, H]. Out-of-range ids fail.
+    // ---- operations (activations in activation_dtype(); weights as uploaded) ---------------
+    // out[t, :] = table[ids[t], :]. ids: i32 [1, T]; out: [T, H]. Out-of-range ids fail.
     virtual Status embedding(const Tensor& out, const Tensor& table, const Tensor& ids) = 0;
     // out[r] = x[r] / rms(x[r]) * weight, per row of length weight.cols. out may alias x.
     virtual Status rms_norm(const Tensor& out, const Tensor& x, const Tensor& weight,
@@ -126,7 +160,8 @@ public:
                                 const Tensor& weight, float eps) = 0;
     // out = x (+)= y elementwise over [rows, cols].
     virtual Status add(const Tensor& out, const Tensor& x, const Tensor& y) = 0;
-    // out[T, N] = x[T, K] * w[N, K]^T (+ bias[1, N]). bias may be an empty Tensor.
+    // out[T, N] = x[T, K] * w[N, K]^T (+ bias[1, N]). bias may be an empty Tensor. out is in the
+    // activation dtype or f32 (logits).
     virtual Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
                           const Tensor& bias) = 0;
     // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
@@ -151,8 +186,14 @@ public:
     virtual Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;
 };
 
-// Creates the backend named by options.kind. Errors: kCudaUnavailable for "cuda" in a build
-// without it, kInvalidRequest for an unknown kind.
+// Creates the backend named by options.kind. Errors: kCudaUnavailable for "cuda" when no CUDA
+// backend is registered (a build without it), kInvalidRequest for an unknown kind.
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+
+// Makes `kind` available to make_backend. The engine knows only "cpu"; a library that
+// implements another backend (libs/cuda) registers it from the app's start-up, so the engine
+// never links CUDA. Registering a kind again replaces it. Thread-safe.
+using BackendFactory = std::function<Result<std::unique_ptr<Backend>>(const BackendOptions&)>;
+void register_backend(const std::string& kind, BackendFactory factory);
 
 }  // namespace helexa::engine

@@ -33,6 +33,11 @@ struct ModelRunnerOptions {
     int64_t n_blocks = 0;
     int64_t kv_memory_bytes = int64_t{512} << 20;
     int64_t max_full_context_seqs = 8;
+    // Device backends (vLLM's gpu_memory_utilization): the KV pool takes what is left of
+    // total * memory_utilization after weights and a step workspace reserve, instead of
+    // kv_memory_bytes (still capped by max_full_context_seqs). 0 = use kv_memory_bytes.
+    double memory_utilization = 0.0;
+    int64_t workspace_reserve_bytes = int64_t{1} << 30;
 };
 
 // Called with each named activation (host f32 copy, [rows, cols] row-major) when set.
@@ -59,7 +64,7 @@ public:
 Result<std::unique_ptr<CausalLmRunner>> load_model_runner(
     const std::filesystem::path& snapshot_dir, const ModelRunnerOptions& options);
 
-// KV bytes one token costs for `config` on the cpu backend (f32 K and V, every layer).
-int64_t kv_bytes_per_token(const ModelConfig& config);
+// KV bytes one token costs for `config` with K and V of `kv_dtype`, every layer.
+int64_t kv_bytes_per_token(const ModelConfig& config, DType kv_dtype = DType::kF32);
 
 }  // namespace helexa::engine

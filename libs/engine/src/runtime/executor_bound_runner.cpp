@@ -1,0 +1,50 @@
+#include "executor_bound_runner.h"
+
+#include <utility>
+
+namespace helexa::engine {
+namespace {
+
+class ExecutorBoundRunner final : public CausalLmRunner {
+public:
+    ExecutorBoundRunner(std::unique_ptr<CausalLmRunner> inner,
+                        std::shared_ptr<DeviceExecutor> executor)
+        : inner_(std::move(inner)), executor_(std::move(executor)) {}
+
+    ~ExecutorBoundRunner() override {
+        // Weights, KV pool and handles are freed on the thread that owns them.
+        executor_->run([this] { inner_.reset(); });
+    }
+
+    int64_t vocab_size() const override { return inner_->vocab_size(); }
+    const KvLayout& kv_layout() const override { return inner_->kv_layout(); }
+    Status step(const StepBatch& batch, std::vector<float>& logits) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->step(batch, logits); });
+        return result;
+    }
+    const ModelConfig& config() const override { return inner_->config(); }
+    const GenerationDefaults& generation_defaults() const override {
+        return inner_->generation_defaults();
+    }
+    int64_t max_context_tokens() const override { return inner_->max_context_tokens(); }
+    int64_t weight_bytes() const override { return inner_->weight_bytes(); }
+    int64_t kv_cache_bytes() const override { return inner_->kv_cache_bytes(); }
+    std::string_view backend_name() const override { return inner_->backend_name(); }
+    void set_activation_hook(ActivationHook hook) override {
+        executor_->run([&] { inner_->set_activation_hook(std::move(hook)); });
+    }
+
+private:
+    std::unique_ptr<CausalLmRunner> inner_;
+    std::shared_ptr<DeviceExecutor> executor_;
+};
+
+}  // namespace
+
+std::unique_ptr<CausalLmRunner> bind_to_executor(std::unique_ptr<CausalLmRunner> runner,
+                                                 std::shared_ptr<DeviceExecutor> executor) {
+    return std::make_unique<ExecutorBoundRunner>(std::move(runner), std::move(executor));
+}
+
+}  // namespace helexa::engine
