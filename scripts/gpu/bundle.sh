@@ -16,6 +16,6 @@ for bin in "$@"; do
     # NCCL: hundreds of MB, same version there) come from the host; everything else travels.
     ldd "$bin" | awk '/=> \//{print $3}' |
         grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libnccl|ld-linux[^/]*)\.so' |
-        while read -r lib; do cp -L "$lib" "$dest/lib/"; done
+        while read -r lib; do cp -L "$lib" "$dest/lib/"; done || true  # none to copy is fine
 done
 du -sh "$dest"

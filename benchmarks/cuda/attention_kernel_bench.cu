@@ -1,0 +1,267 @@
+// Paged attention kernels alone (libs/kernels attention.h): correctness against a double-precision
+// CPU reference on bf16/f16-rounded random inputs (outputs NaN-poisoned first; exits non-zero on
+// any failure), then timing of a 4096-token prefill and long-context decodes (TFLOP/s, GB/s).
+// Built by the cuda preset; run by scripts/gpu/cuda_run.sh.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "helexa/kernels/attention.h"
+
+using namespace helexa::kernels;
+
+#define CK(x)                                                                         \
+    do {                                                                              \
+        cudaError_t e_ = (x);                                                         \
+        if (e_ != cudaSuccess) {                                                      \
+            std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, \
+                        __LINE__);                                                    \
+            std::exit(2);                                                             \
+        }                                                                             \
+    } while (0)
+
+static uint16_t to_bits(float x, bool bf16) {
+    if (bf16) {
+        __nv_bfloat16 b = __float2bfloat16_rn(x);
+        return *reinterpret_cast<uint16_t*>(&b);
+    }
+    __half h = __float2half_rn(x);
+    return *reinterpret_cast<uint16_t*>(&h);
+}
+static float from_bits(uint16_t u, bool bf16) {
+    if (bf16) {
+        return __bfloat162float(*reinterpret_cast<__nv_bfloat16*>(&u));
+    }
+    return __half2float(*reinterpret_cast<__half*>(&u));
+}
+
+struct Case {
+    const char* name;
+    int hd, n_heads, n_kv, block_size;
+    std::vector<int> nq, ctx;  // per sequence
+    int extra_ctx_bound = 0;   // host bound above the true max (graph replay)
+    bool bf16 = true;
+    int q_pad = 0;             // extra elements per q/out row (strided views)
+};
+
+static bool run_case(const Case& c, std::mt19937& rng) {
+    const int n_seqs = static_cast<int>(c.nq.size());
+    std::vector<int32_t> qs(n_seqs + 1, 0);
+    int max_q = 0, max_ctx = 0;
+    for (int s = 0; s < n_seqs; ++s) {
+        qs[s + 1] = qs[s] + c.nq[s];
+        max_q = std::max(max_q, c.nq[s]);
+        max_ctx = std::max(max_ctx, c.ctx[s]);
+    }
+    const int n_tokens = qs[n_seqs];
+    const int bound_ctx = max_ctx + c.extra_ctx_bound;
+    const int max_blocks = (bound_ctx + c.block_size - 1) / c.block_size;
+    int total_blocks = 0;
+    for (int s = 0; s < n_seqs; ++s) total_blocks += (c.ctx[s] + c.block_size - 1) / c.block_size;
+    const int n_blocks = total_blocks + 3;
+    std::vector<int32_t> perm(n_blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::vector<int32_t> tables(static_cast<size_t>(n_seqs) * max_blocks, -1);
+    int next = 0;
+    for (int s = 0; s < n_seqs; ++s)
+        for (int b = 0; b < (c.ctx[s] + c.block_size - 1) / c.block_size; ++b)
+            tables[static_cast<size_t>(s) * max_blocks + b] = perm[next++];
+
+    const int64_t width = static_cast<int64_t>(c.n_heads) * c.hd;
+    const int64_t stride = width + c.q_pad;
+    const int64_t pool_elems = static_cast<int64_t>(n_blocks) * c.n_kv * c.block_size * c.hd;
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<uint16_t> hq(static_cast<size_t>(n_tokens) * stride), hk(pool_elems), hv(pool_elems);
+    for (auto& x : hq) x = to_bits(nd(rng), c.bf16);
+    for (auto& x : hk) x = to_bits(nd(rng), c.bf16);
+    for (auto& x : hv) x = to_bits(nd(rng), c.bf16);
+
+    void *dq, *dk, *dv, *dout, *dws = nullptr;
+    int32_t *dqs, *dctx, *dtab;
+    CK(cudaMalloc(&dq, hq.size() * 2));
+    CK(cudaMalloc(&dk, hk.size() * 2));
+    CK(cudaMalloc(&dv, hv.size() * 2));
+    CK(cudaMalloc(&dout, hq.size() * 2));
+    CK(cudaMalloc(&dqs, qs.size() * 4));
+    CK(cudaMalloc(&dctx, n_seqs * 4));
+    CK(cudaMalloc(&dtab, tables.size() * 4));
+    CK(cudaMemcpy(dq, hq.data(), hq.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dk, hk.data(), hk.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dv, hv.data(), hv.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemset(dout, 0xff, hq.size() * 2));  // NaN poison
+    CK(cudaMemcpy(dqs, qs.data(), qs.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dctx, c.ctx.data(), n_seqs * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dtab, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
+
+    PagedAttentionArgs a;
+    a.out = dout;
+    a.out_stride = stride;
+    a.q = dq;
+    a.q_stride = stride;
+    a.k_pool = dk;
+    a.v_pool = dv;
+    a.layout = PagedKvLayout{n_blocks, c.n_kv, c.block_size, c.hd};
+    a.query_start = dqs;
+    a.context_len = dctx;
+    a.block_tables = dtab;
+    a.n_seqs = n_seqs;
+    a.max_blocks_per_seq = max_blocks;
+    a.max_query_len = max_q;
+    a.max_context_len = bound_ctx;
+    a.n_heads = c.n_heads;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    a.type = c.bf16 ? ElemType::kBF16 : ElemType::kF16;
+    a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, max_q, bound_ctx, c.n_heads, c.hd);
+    if (a.workspace_bytes) CK(cudaMalloc(&dws, a.workspace_bytes));
+    a.workspace = dws;
+    CK(launch_paged_attention(a, nullptr));
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> hout(hq.size());
+    CK(cudaMemcpy(hout.data(), dout, hout.size() * 2, cudaMemcpyDeviceToHost));
+
+    // Reference (double) and error.
+    const int group = c.n_heads / c.n_kv;
+    double err2 = 0, ref2 = 0, worst_row = 0;
+    bool nan = false;
+    std::vector<double> sc;
+    for (int s = 0; s < n_seqs; ++s) {
+        const int first = c.ctx[s] - c.nq[s];
+        for (int i = 0; i < c.nq[s]; ++i) {
+            const int row = qs[s] + i;
+            const int n_keys = first + i + 1;
+            sc.assign(n_keys, 0.0);
+            for (int h = 0; h < c.n_heads; ++h) {
+                const int kvh = h / group;
+                double mx = -1e300;
+                for (int j = 0; j < n_keys; ++j) {
+                    const int64_t base = ((static_cast<int64_t>(tables[static_cast<size_t>(s) * max_blocks + j / c.block_size]) * c.n_kv + kvh) * c.block_size + j % c.block_size) * c.hd;
+                    double d = 0;
+                    for (int e = 0; e < c.hd; ++e)
+                        d += from_bits(hq[row * stride + h * c.hd + e], c.bf16) * static_cast<double>(from_bits(hk[base + e], c.bf16));
+                    sc[j] = d * a.scale;
+                    mx = std::max(mx, sc[j]);
+                }
+                double den = 0;
+                for (int j = 0; j < n_keys; ++j) den += (sc[j] = std::exp(sc[j] - mx));
+                double re2 = 0, rr2 = 0;
+                for (int e = 0; e < c.hd; ++e) {
+                    double o = 0;
+                    for (int j = 0; j < n_keys; ++j) {
+                        const int64_t base = ((static_cast<int64_t>(tables[static_cast<size_t>(s) * max_blocks + j / c.block_size]) * c.n_kv + kvh) * c.block_size + j % c.block_size) * c.hd;
+                        o += sc[j] * from_bits(hv[base + e], c.bf16);
+                    }
+                    o /= den;
+                    const float got = from_bits(hout[row * stride + h * c.hd + e], c.bf16);
+                    if (!std::isfinite(got)) nan = true;
+                    re2 += (got - o) * (got - o);
+                    rr2 += o * o;
+                }
+                err2 += re2;
+                ref2 += rr2;
+                worst_row = std::max(worst_row, std::sqrt(re2 / std::max(rr2, 1e-30)));
+            }
+        }
+    }
+    const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
+    const bool ok = !nan && rel < 1e-2 && worst_row < 3e-2;
+    std::printf("%-44s rel %.2e worst_row %.2e %s%s\n", c.name, rel, worst_row, nan ? "NaN " : "",
+                ok ? "ok" : "FAIL");
+    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dqs); cudaFree(dctx);
+    cudaFree(dtab); if (dws) cudaFree(dws);
+    return ok;
+}
+
+// Timing on synthetic data (no reference): prefill of one prompt and a long-context decode.
+static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seqs, int nq, int ctx,
+                      double flops_per_run, double bytes_per_run) {
+    const int bs = 16;
+    const int max_blocks = (ctx + bs - 1) / bs;
+    const int n_blocks = max_blocks * n_seqs;
+    const int n_tokens = nq * n_seqs;
+    const int64_t width = static_cast<int64_t>(n_heads) * hd;
+    const int64_t pool = static_cast<int64_t>(n_blocks) * n_kv * bs * hd;
+    std::vector<int32_t> qs(n_seqs + 1), cl(n_seqs, ctx), tab(static_cast<size_t>(n_seqs) * max_blocks);
+    for (int s = 0; s <= n_seqs; ++s) qs[s] = s * nq;
+    std::iota(tab.begin(), tab.end(), 0);
+    void *dq, *dk, *dv, *dout, *dws = nullptr;
+    int32_t *dqs, *dctx, *dtab;
+    CK(cudaMalloc(&dq, n_tokens * width * 2));
+    CK(cudaMalloc(&dout, n_tokens * width * 2));
+    CK(cudaMalloc(&dk, pool * 2));
+    CK(cudaMalloc(&dv, pool * 2));
+    CK(cudaMemset(dq, 0x3c, n_tokens * width * 2));  // bf16 ~0.0115, not zeros
+    CK(cudaMemset(dk, 0x3c, pool * 2));
+    CK(cudaMemset(dv, 0x3d, pool * 2));
+    CK(cudaMalloc(&dqs, qs.size() * 4));
+    CK(cudaMalloc(&dctx, cl.size() * 4));
+    CK(cudaMalloc(&dtab, tab.size() * 4));
+    CK(cudaMemcpy(dqs, qs.data(), qs.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dctx, cl.data(), cl.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dtab, tab.data(), tab.size() * 4, cudaMemcpyHostToDevice));
+    PagedAttentionArgs a;
+    a.out = dout; a.out_stride = width; a.q = dq; a.q_stride = width; a.k_pool = dk; a.v_pool = dv;
+    a.layout = PagedKvLayout{n_blocks, n_kv, bs, hd};
+    a.query_start = dqs; a.context_len = dctx; a.block_tables = dtab; a.n_seqs = n_seqs;
+    a.max_blocks_per_seq = max_blocks; a.max_query_len = nq; a.max_context_len = ctx;
+    a.n_heads = n_heads; a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, nq, ctx, n_heads, hd);
+    if (a.workspace_bytes) CK(cudaMalloc(&dws, a.workspace_bytes));
+    a.workspace = dws;
+    for (int i = 0; i < 3; ++i) CK(launch_paged_attention(a, nullptr));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+    for (int r = 0; r < 20; ++r) {
+        CK(cudaEventRecord(e0));
+        CK(launch_paged_attention(a, nullptr));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float t; CK(cudaEventElapsedTime(&t, e0, e1)); ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double t = ms[ms.size() / 2] * 1e-3;
+    std::printf("%-44s %.3f ms  %.1f TFLOP/s  %.0f GB/s\n", name, t * 1e3, flops_per_run / t * 1e-12,
+                bytes_per_run / t * 1e-9);
+    cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dqs); cudaFree(dctx);
+    cudaFree(dtab); if (dws) cudaFree(dws);
+}
+
+int main() {
+    std::mt19937 rng(1234);
+    std::vector<Case> cases = {
+        {"hd16 1 seq 1 token", 16, 4, 2, 16, {1}, {1}},
+        {"hd16 decode mixed lengths", 16, 4, 2, 16, {1, 1, 1, 1}, {1, 17, 33, 200}},
+        {"hd16 prefill chunk with prefix", 16, 4, 2, 16, {37, 100}, {50, 100}},
+        {"hd16 f16 prefill", 16, 4, 2, 16, {70}, {70}, 0, false},
+        {"hd64 spec decode nq<=4 bs7", 64, 8, 2, 7, {4, 1, 3}, {40, 300, 1000}},
+        {"hd128 decode 1 seq 5000 (splits)", 128, 32, 8, 16, {1}, {5000}},
+        {"hd128 decode bound>ctx (graph)", 128, 32, 8, 16, {1, 1}, {700, 3}, 9000},
+        {"hd128 prefill 300 after prefix 200", 128, 32, 8, 16, {300}, {500}, 0, true, 64},
+        {"hd128 prefill mixed + decode rows", 128, 16, 4, 16, {1, 129, 65}, {900, 129, 80}},
+        {"hd128 f16 decode splits", 128, 8, 8, 16, {1}, {3000}, 0, false},
+        {"hd256 prefill", 256, 4, 1, 16, {90}, {150}},
+        {"hd256 decode", 256, 4, 1, 16, {1, 2}, {2100, 40}},
+        {"hd32 prefill bs5", 32, 6, 3, 5, {33}, {33}},
+    };
+    Case many{"hd128 decode 256 seqs", 128, 8, 2, 16, {}, {}};
+    for (int s = 0; s < 256; ++s) { many.nq.push_back(1); many.ctx.push_back(1 + (s * 37) % 200); }
+    cases.push_back(many);
+    bool all = true;
+    for (const auto& c : cases) all = run_case(c, rng) && all;
+    const double pf = 4.0 * 32 * 128 * (4096.0 * 4097 / 2);
+    time_case("prefill 4096 tok, 32x128 heads, 8 kv", 128, 32, 8, 1, 4096, 4096, pf, 0);
+    time_case("decode 1 seq ctx 131072, 32/8 heads", 128, 32, 8, 1, 1, 131072, 0,
+              2.0 * 131072 * 8 * 128 * 2);
+    time_case("decode 64 seqs ctx 4096, 32/8 heads", 128, 32, 8, 64, 1, 4096, 0,
+              64 * 2.0 * 4096 * 8 * 128 * 2);
+    std::printf(all ? "ALL OK\n" : "FAILURES\n");
+    return all ? 0 : 1;
+}

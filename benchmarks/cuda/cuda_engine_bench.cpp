@@ -1,0 +1,349 @@
+// The CUDA engine against the card's ceilings (issue 8 "Performance"): batch-1 decode tokens/s
+// against the bandwidth roofline, prefill time to first token against the bf16 GEMM rate, and
+// aggregate decode throughput at several concurrencies against the memory-bound step ceiling.
+// Drives the model runner directly (one step = one forward over the batch; greedy argmax on the
+// host), so the numbers are the engine's, not the HTTP layer's.
+//
+//   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
+//       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
+// --reference: first compare with transformers' bf16 forward written beside the weights by
+// scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
+// Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <cstdlib>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "helexa/cuda/cuda_backend.h"
+#include "helexa/engine/model_runner.h"
+
+namespace {
+
+using helexa::engine::CausalLmRunner;
+using helexa::engine::StepBatch;
+using Clock = std::chrono::steady_clock;
+
+std::vector<int64_t> parse_list(const std::string& s) {
+    std::vector<int64_t> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (!item.empty()) {
+            out.push_back(std::stoll(item));
+        }
+    }
+    return out;
+}
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+int32_t argmax(const float* v, int64_t n) {
+    return static_cast<int32_t>(std::max_element(v, v + n) - v);
+}
+
+struct Seq {
+    std::vector<int32_t> tokens;
+    std::vector<int32_t> table;
+    int64_t pos = 0;
+};
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "cuda_engine_bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+void step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<float>& logits) {
+    auto st = r.step(b, logits);
+    if (!st) {
+        die(st.error().full_message());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string model;
+    std::string label = "model";
+    double copy_gbps = 0;
+    double gemm_tflops = 0;
+    int64_t decode_steps = 128;
+    std::vector<int64_t> prompts = {128, 4096, 32768};
+    std::vector<int64_t> concurrency = {1, 8, 32, 64};
+    int64_t conc_prompt = 512;
+    int64_t conc_output = 256;
+    bool reference = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                die("missing value for " + a);
+            }
+            return argv[++i];
+        };
+        if (a == "--model") {
+            model = next();
+        } else if (a == "--label") {
+            label = next();
+        } else if (a == "--copy-gbps") {
+            copy_gbps = std::stod(next());
+        } else if (a == "--gemm-tflops") {
+            gemm_tflops = std::stod(next());
+        } else if (a == "--decode-steps") {
+            decode_steps = std::stoll(next());
+        } else if (a == "--prompts") {
+            prompts = parse_list(next());
+        } else if (a == "--concurrency") {
+            concurrency = parse_list(next());
+        } else if (a == "--reference") {
+            reference = true;
+        } else if (a == "--concurrency-output") {
+            conc_output = std::stoll(next());
+        } else {
+            die("unknown option " + a);
+        }
+    }
+    if (model.empty() || copy_gbps <= 0 || gemm_tflops <= 0) {
+        die("usage: --model DIR --copy-gbps X --gemm-tflops Y [...]");
+    }
+    helexa::cuda::register_cuda_backend();
+    helexa::engine::ModelRunnerOptions opt;
+    opt.backend.kind = "cuda";
+    opt.block_size = 16;
+    opt.memory_utilization = 0.9;
+    opt.max_full_context_seqs = 0;
+    const auto t_load = Clock::now();
+    auto loaded = helexa::engine::load_model_runner(model, opt);
+    if (!loaded) {
+        die(loaded.error().full_message());
+    }
+    CausalLmRunner& r = **loaded;
+    const double load_s = seconds_since(t_load);
+    const auto& c = r.config();
+    const int64_t V = r.vocab_size();
+    const int64_t bs = r.kv_layout().block_size;
+    // Bytes read per decoded token: every weight except the input embedding table (lm_head is
+    // read; with tied embeddings the table *is* lm_head and counts once).
+    const int64_t embed_bytes = c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size * 2;
+    const int64_t weight_bytes = r.weight_bytes() - embed_bytes;
+    // Parameters that take part in the GEMMs (the embedding lookup does no arithmetic).
+    const double params = static_cast<double>(weight_bytes) / 2.0;
+    const int64_t kv_per_token = helexa::engine::kv_bytes_per_token(c, helexa::engine::DType::kBF16);
+    std::printf("{\"kind\":\"load\",\"label\":\"%s\",\"seconds\":%.2f,\"weight_bytes\":%lld,"
+                "\"read_bytes_per_token\":%lld,\"kv_cache_bytes\":%lld,\"kv_blocks\":%lld}\n",
+                label.c_str(), load_s, static_cast<long long>(r.weight_bytes()),
+                static_cast<long long>(weight_bytes), static_cast<long long>(r.kv_cache_bytes()),
+                static_cast<long long>(r.kv_layout().n_blocks));
+    std::fflush(stdout);
+
+    int32_t next_block = 0;
+    auto make_seq = [&](int64_t prompt_len, int64_t max_len, int32_t salt) {
+        Seq s;
+        s.tokens.resize(static_cast<size_t>(prompt_len));
+        for (int64_t i = 0; i < prompt_len; ++i) {
+            s.tokens[static_cast<size_t>(i)] =
+                static_cast<int32_t>((i * 7919 + salt * 104729) % std::min<int64_t>(V, 100000));
+        }
+        const int64_t blocks = (max_len + bs - 1) / bs;
+        if (next_block + blocks > r.kv_layout().n_blocks) {
+            next_block = 0;  // reuse the pool from the start: earlier sequences are done
+        }
+        s.table.resize(static_cast<size_t>(blocks));
+        std::iota(s.table.begin(), s.table.end(), next_block);
+        next_block += static_cast<int32_t>(blocks);
+        return s;
+    };
+    std::vector<float> logits;
+    // Prefill a sequence in chunks of at most `chunk` tokens; returns seconds.
+    auto prefill = [&](Seq& s, int64_t chunk) {
+        const auto t0 = Clock::now();
+        const auto n = static_cast<int64_t>(s.tokens.size());
+        for (int64_t start = 0; start < n; start += chunk) {
+            const int64_t len = std::min(chunk, n - start);
+            StepBatch b;
+            b.seqs.push_back({1, std::span<const int32_t>(s.tokens).subspan(
+                                     static_cast<size_t>(start), static_cast<size_t>(len)),
+                              start, s.table, start + len == n});
+            step_or_die(r, b, logits);
+        }
+        s.pos = n;
+        s.tokens.push_back(argmax(logits.data(), V));
+        return seconds_since(t0);
+    };
+
+    // ---- correctness against transformers' bf16 forward --------------------------------------
+    if (reference) {
+        const std::filesystem::path dir(model);
+        std::ifstream jf(dir / "reference.json");
+        if (!jf) {
+            die("no reference.json in " + model);
+        }
+        const auto ref = nlohmann::json::parse(jf);
+        const auto ptoks = ref["prompt"].get<std::vector<int32_t>>();
+        const auto greedy = ref["greedy"].get<std::vector<int32_t>>();
+        std::vector<float> want(static_cast<size_t>(V));
+        std::ifstream lf(dir / "reference_logits.bin", std::ios::binary);
+        lf.read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(V * 4));
+        if (!lf) {
+            die("short reference_logits.bin");
+        }
+        Seq s = make_seq(static_cast<int64_t>(ptoks.size()), 256, 0);
+        s.tokens = ptoks;
+        prefill(s, 8192);
+        double dot = 0;
+        double na = 0;
+        double nb = 0;
+        for (int64_t i = 0; i < V; ++i) {
+            dot += static_cast<double>(logits[static_cast<size_t>(i)]) * want[static_cast<size_t>(i)];
+            na += static_cast<double>(logits[static_cast<size_t>(i)]) * logits[static_cast<size_t>(i)];
+            nb += static_cast<double>(want[static_cast<size_t>(i)]) * want[static_cast<size_t>(i)];
+        }
+        const double cos = dot / std::sqrt(na * nb);
+        std::vector<int32_t> ours = {s.tokens.back()};
+        while (ours.size() < greedy.size()) {
+            StepBatch b;
+            b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
+            step_or_die(r, b, logits);
+            s.pos += 1;
+            s.tokens.push_back(argmax(logits.data(), V));
+            ours.push_back(s.tokens.back());
+        }
+        size_t same = 0;
+        while (same < greedy.size() && ours[same] == greedy[same]) {
+            ++same;
+        }
+        std::printf("{\"kind\":\"reference\",\"label\":\"%s\",\"cosine\":%.6f,"
+                    "\"greedy_match\":%zu,\"greedy_len\":%zu}\n",
+                    label.c_str(), cos, same, greedy.size());
+        std::fflush(stdout);
+    }
+
+    // ---- batch-1 decode -------------------------------------------------------------------
+    {
+        Seq s = make_seq(128, 128 + decode_steps + 16, 1);
+        prefill(s, 8192);
+        for (int w = 0; w < 8; ++w) {  // warm-up (plans, workspaces)
+            StepBatch b;
+            b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
+            step_or_die(r, b, logits);
+            s.pos += 1;
+            s.tokens.push_back(argmax(logits.data(), V));
+        }
+        std::vector<double> per_step;
+        const auto t0 = Clock::now();
+        for (int64_t i = 0; i < decode_steps; ++i) {
+            const auto ts = Clock::now();
+            StepBatch b;
+            b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
+            step_or_die(r, b, logits);
+            s.pos += 1;
+            s.tokens.push_back(argmax(logits.data(), V));
+            per_step.push_back(seconds_since(ts));
+        }
+        const double total = seconds_since(t0);
+        std::sort(per_step.begin(), per_step.end());
+        const double median = per_step[per_step.size() / 2];
+        const double tok_s = 1.0 / median;
+        const double roofline = copy_gbps * 1e9 / static_cast<double>(weight_bytes);
+        std::printf("{\"kind\":\"decode\",\"label\":\"%s\",\"batch\":1,\"tokens_per_s\":%.1f,"
+                    "\"mean_tokens_per_s\":%.1f,\"roofline_tokens_per_s\":%.1f,\"ratio\":%.3f}\n",
+                    label.c_str(), tok_s, static_cast<double>(decode_steps) / total, roofline,
+                    tok_s / roofline);
+        std::fflush(stdout);
+    }
+
+    // ---- prefill / time to first token ------------------------------------------------------
+    for (int64_t L : prompts) {
+        if (L + 16 > r.max_context_tokens()) {
+            continue;
+        }
+        std::vector<double> times;
+        for (int rep = 0; rep < 3; ++rep) {
+            Seq s = make_seq(L, L + 16, 2 + rep);
+            times.push_back(prefill(s, 8192));
+        }
+        std::sort(times.begin(), times.end());
+        const double t = times[1];
+        const double flops = 2.0 * params * static_cast<double>(L);
+        const double rate = flops / t / 1e12;
+        std::printf("{\"kind\":\"prefill\",\"label\":\"%s\",\"tokens\":%lld,\"ttft_ms\":%.2f,"
+                    "\"tflops\":%.1f,\"ratio\":%.3f}\n",
+                    label.c_str(), static_cast<long long>(L), t * 1e3, rate, rate / gemm_tflops);
+        std::fflush(stdout);
+    }
+
+    // ---- concurrency: B streams, 512-token prompts, 256 output tokens each -------------------
+    for (int64_t B : concurrency) {
+        const int64_t max_len = conc_prompt + conc_output + 16;
+        if ((max_len + bs - 1) / bs * B > r.kv_layout().n_blocks) {
+            std::printf("{\"kind\":\"skip\",\"label\":\"%s\",\"batch\":%lld,\"why\":\"KV pool\"}\n",
+                        label.c_str(), static_cast<long long>(B));
+            continue;
+        }
+        next_block = 0;
+        std::vector<Seq> seqs;
+        for (int64_t i = 0; i < B; ++i) {
+            seqs.push_back(make_seq(conc_prompt, max_len, static_cast<int32_t>(10 + i)));
+        }
+        // Prefill all prompts together in chunks of up to 8192 tokens (not timed here).
+        {
+            StepBatch b;
+            int64_t in_batch = 0;
+            for (auto& s : seqs) {
+                b.seqs.push_back({0, s.tokens, 0, s.table, true});
+                in_batch += conc_prompt;
+                if (in_batch >= 8192) {
+                    step_or_die(r, b, logits);
+                    b.seqs.clear();
+                    in_batch = 0;
+                }
+            }
+            if (!b.seqs.empty()) {
+                step_or_die(r, b, logits);
+            }
+            for (auto& s : seqs) {
+                s.pos = conc_prompt;
+                s.tokens.push_back(1);
+            }
+        }
+        double kv_read = 0;
+        const auto t0 = Clock::now();
+        for (int64_t step = 0; step < conc_output; ++step) {
+            StepBatch b;
+            for (size_t i = 0; i < seqs.size(); ++i) {
+                auto& s = seqs[i];
+                b.seqs.push_back({i, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table,
+                                  true});
+                kv_read += static_cast<double>(s.pos + 1) * static_cast<double>(kv_per_token);
+            }
+            step_or_die(r, b, logits);
+            for (size_t i = 0; i < seqs.size(); ++i) {
+                seqs[i].pos += 1;
+                seqs[i].tokens.push_back(argmax(logits.data() + i * static_cast<size_t>(V), V));
+            }
+        }
+        const double total = seconds_since(t0);
+        const double tok_s = static_cast<double>(B * conc_output) / total;
+        // Ceiling: every step reads the weights once plus the batch's KV.
+        const double bytes = static_cast<double>(weight_bytes) * static_cast<double>(conc_output) +
+                             kv_read;
+        const double ceiling_s = bytes / (copy_gbps * 1e9);
+        const double ceiling_tok_s = static_cast<double>(B * conc_output) / ceiling_s;
+        std::printf("{\"kind\":\"concurrent\",\"label\":\"%s\",\"batch\":%lld,"
+                    "\"tokens_per_s\":%.1f,\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f}\n",
+                    label.c_str(), static_cast<long long>(B), tok_s, ceiling_tok_s,
+                    tok_s / ceiling_tok_s);
+        std::fflush(stdout);
+    }
+    return 0;
+}

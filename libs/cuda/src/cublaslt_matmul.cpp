@@ -1,0 +1,139 @@
+#include "cublaslt_matmul.h"
+
+#include <string>
+
+#include "cuda_status.h"
+
+namespace helexa::cuda {
+
+struct CublasLtMatmul::Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr;  // W seen as [K, N] column-major, transposed
+    cublasLtMatrixLayout_t b = nullptr;  // X seen as [K, T] column-major
+    cublasLtMatrixLayout_t d = nullptr;  // out seen as [N, T] column-major
+    cublasLtMatmulAlgo_t algo{};
+    bool has_bias = false;
+
+    ~Plan() {
+        if (d) {
+            cublasLtMatrixLayoutDestroy(d);
+        }
+        if (b) {
+            cublasLtMatrixLayoutDestroy(b);
+        }
+        if (a) {
+            cublasLtMatrixLayoutDestroy(a);
+        }
+        if (desc) {
+            cublasLtMatmulDescDestroy(desc);
+        }
+    }
+};
+
+Result<std::unique_ptr<CublasLtMatmul>> CublasLtMatmul::create(void* workspace,
+                                                               size_t workspace_bytes) {
+    cublasLtHandle_t handle = nullptr;
+    HELEXA_TRY_STATUS(cublas_status(cublasLtCreate(&handle), "cublasLtCreate"));
+    return std::unique_ptr<CublasLtMatmul>(new CublasLtMatmul(handle, workspace, workspace_bytes));
+}
+
+CublasLtMatmul::CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes)
+    : handle_(handle), workspace_(workspace), workspace_bytes_(workspace_bytes) {}
+
+CublasLtMatmul::~CublasLtMatmul() {
+    plans_.clear();
+    cublasLtDestroy(handle_);
+}
+
+Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
+    if (auto it = plans_.find(key); it != plans_.end()) {
+        return it->second.get();
+    }
+    const auto [T, N, K, x_stride, out_stride, operand, out, has_bias] = key;
+    auto p = std::make_unique<Plan>();
+    p->has_bias = has_bias;
+    const auto operand_type = static_cast<cudaDataType_t>(operand);
+    const auto out_type = static_cast<cudaDataType_t>(out);
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc"));
+    const cublasOperation_t trans_a = CUBLAS_OP_T;
+    const cublasOperation_t trans_b = CUBLAS_OP_N;
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a,
+                                       sizeof(trans_a)),
+        "transa"));
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
+                                       sizeof(trans_b)),
+        "transb"));
+    if (has_bias) {
+        const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        HELEXA_TRY_STATUS(cublas_status(
+            cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                           sizeof(epi)),
+            "epilogue"));
+        const cudaDataType_t bias_type = operand_type;
+        HELEXA_TRY_STATUS(cublas_status(
+            cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                           &bias_type, sizeof(bias_type)),
+            "bias type"));
+    }
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatrixLayoutCreate(&p->a, operand_type, static_cast<uint64_t>(K),
+                                   static_cast<uint64_t>(N), K),
+        "layout w"));
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatrixLayoutCreate(&p->b, operand_type, static_cast<uint64_t>(K),
+                                   static_cast<uint64_t>(T), x_stride),
+        "layout x"));
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatrixLayoutCreate(&p->d, out_type, static_cast<uint64_t>(N),
+                                   static_cast<uint64_t>(T), out_stride),
+        "layout out"));
+    cublasLtMatmulPreference_t pref = nullptr;
+    HELEXA_TRY_STATUS(cublas_status(cublasLtMatmulPreferenceCreate(&pref), "preference"));
+    const uint64_t ws = workspace_bytes_;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                         sizeof(ws));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        handle_, p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    HELEXA_TRY_STATUS(cublas_status(st, "matmul heuristic"));
+    if (found == 0) {
+        return fail(ErrorCode::kInternal, "cuBLASLt has no algorithm for a " + std::to_string(T) +
+                                              "x" + std::to_string(N) + "x" + std::to_string(K) +
+                                              " matmul");
+    }
+    p->algo = result.algo;
+    Plan* raw = p.get();
+    plans_.emplace(key, std::move(p));
+    return raw;
+}
+
+Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
+                           int64_t x_stride, const void* w, const void* bias, int64_t T,
+                           int64_t N, int64_t K, cudaDataType_t operand_type,
+                           cudaStream_t stream) {
+    auto p = plan(Key{T, N, K, x_stride, out_stride, static_cast<int>(operand_type),
+                      static_cast<int>(out_type), bias != nullptr});
+    if (!p) {
+        return tl::unexpected(std::move(p).error());
+    }
+    Plan& plan = **p;
+    if (plan.has_bias) {
+        HELEXA_TRY_STATUS(cublas_status(
+            cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof(bias)),
+            "bias pointer"));
+    }
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    return cublas_status(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta,
+                                        out, plan.d, out, plan.d, &plan.algo, workspace_,
+                                        workspace_bytes_, stream),
+                         "cublasLtMatmul");
+}
+
+}  // namespace helexa::cuda

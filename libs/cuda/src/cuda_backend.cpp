@@ -1,0 +1,541 @@
+// CudaBackend: the engine's Backend operations on one CUDA device (see cuda_backend.h).
+// Every method runs on the device's worker thread. Kernels are enqueued on one stream; the only
+// synchronisation point of a step is copy_to_host (the logits), where asynchronous kernel faults
+// surface and, if sticky, poison the backend.
+#include "helexa/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "cublaslt_matmul.h"
+#include "cuda_status.h"
+#include "device_worker.h"
+#include "helexa/kernels/attention.h"
+#include "helexa/kernels/norm.h"
+#include "helexa/kernels/paged_kv.h"
+#include "helexa/kernels/pointwise.h"
+#include "helexa/kernels/skinny_matmul.h"
+
+namespace helexa::cuda {
+namespace {
+
+using engine::AttentionBatch;
+using engine::DType;
+using engine::KvCache;
+using engine::KvCacheShape;
+using engine::RopeTable;
+using engine::Tensor;
+using kernels::ElemType;
+
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+
+bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+ElemType elem(DType t) {
+    switch (t) {
+        case DType::kF16:
+            return ElemType::kF16;
+        case DType::kBF16:
+            return ElemType::kBF16;
+        case DType::kF32:
+        case DType::kI32:
+            return ElemType::kF32;
+    }
+    return ElemType::kF32;
+}
+
+cudaDataType_t cuda_type(DType t) {
+    switch (t) {
+        case DType::kF16:
+            return CUDA_R_16F;
+        case DType::kBF16:
+            return CUDA_R_16BF;
+        case DType::kF32:
+            return CUDA_R_32F;
+        case DType::kI32:
+            return CUDA_R_32I;
+    }
+    return CUDA_R_32F;
+}
+
+// K and V pools of every layer in one allocation, paged_kv.h layout per layer.
+class CudaKvCache final : public KvCache {
+public:
+    CudaKvCache(const KvCacheShape& shape, void* base, int64_t bytes)
+        : shape_(shape), base_(base), bytes_(bytes) {
+        layout_ = kernels::PagedKvLayout{shape.n_blocks, shape.n_kv_heads, shape.block_size,
+                                         shape.head_dim};
+    }
+    ~CudaKvCache() override { cudaFree(base_); }
+    const KvCacheShape& shape() const override { return shape_; }
+    int64_t bytes() const override { return bytes_; }
+    const kernels::PagedKvLayout& layout() const { return layout_; }
+    void* k_pool(int64_t layer) const { return pool(2 * layer); }
+    void* v_pool(int64_t layer) const { return pool(2 * layer + 1); }
+
+private:
+    void* pool(int64_t index) const {
+        return static_cast<std::byte*>(base_) +
+               index * layout_.layer_elems() * engine::dtype_size(shape_.dtype);
+    }
+    KvCacheShape shape_;
+    kernels::PagedKvLayout layout_;
+    void* base_;
+    int64_t bytes_;
+};
+
+#define HELEXA_CUDA_REQUIRE(cond, op, what)                                                 \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            return fail(ErrorCode::kInternal, std::string("cuda backend: ") + (op) + ": " + \
+                                                  (what));                                  \
+        }                                                                                   \
+    } while (false)
+
+class CudaBackend final : public engine::Backend {
+public:
+    static Result<std::unique_ptr<CudaBackend>> create(const engine::BackendOptions& options,
+                                                       std::shared_ptr<DeviceWorker> worker) {
+        if (options.activation_dtype != DType::kBF16 && options.activation_dtype != DType::kF16) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "cuda backend: activation dtype must be BF16 or F16, not " +
+                            std::string(engine::dtype_name(options.activation_dtype)));
+        }
+        auto b = std::unique_ptr<CudaBackend>(new CudaBackend(options, std::move(worker)));
+        HELEXA_TRY_STATUS(cuda_status(cudaSetDevice(options.device),
+                                      "cudaSetDevice(" + std::to_string(options.device) + ")"));
+        HELEXA_TRY_STATUS(cuda_status(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking),
+                                      "cudaStreamCreate"));
+        HELEXA_TRY_STATUS(
+            cuda_status(cudaMalloc(&b->cublas_workspace_, kCublasWorkspaceBytes), "cudaMalloc"));
+        auto mm = CublasLtMatmul::create(b->cublas_workspace_, kCublasWorkspaceBytes);
+        if (!mm) {
+            return tl::unexpected(std::move(mm).error());
+        }
+        b->matmul_ = std::move(*mm);
+        return b;
+    }
+
+    ~CudaBackend() override {
+        if (stream_) {
+            cudaStreamSynchronize(stream_);
+        }
+        matmul_.reset();
+        for (const auto& [ptr, bytes] : allocations_) {
+            cudaFree(ptr);
+        }
+        if (attention_workspace_) {
+            cudaFree(attention_workspace_);
+        }
+        if (cublas_workspace_) {
+            cudaFree(cublas_workspace_);
+        }
+        if (stream_) {
+            cudaStreamDestroy(stream_);
+        }
+    }
+
+    std::string_view name() const override { return "cuda"; }
+    DType activation_dtype() const override { return act_; }
+    std::shared_ptr<engine::DeviceExecutor> executor() const override { return worker_; }
+    std::optional<MemoryInfo> device_memory() const override {
+        size_t free_b = 0;
+        size_t total_b = 0;
+        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+            return std::nullopt;
+        }
+        return MemoryInfo{static_cast<int64_t>(free_b), static_cast<int64_t>(total_b)};
+    }
+
+    // ---- memory ---------------------------------------------------------------------------
+    Result<Tensor> alloc(DType dtype, int64_t rows, int64_t cols) override {
+        HELEXA_TRY_STATUS(healthy());
+        const int64_t bytes = std::max<int64_t>(1, rows * cols) * engine::dtype_size(dtype);
+        void* ptr = nullptr;
+        HELEXA_TRY_STATUS(check(cudaMalloc(&ptr, static_cast<size_t>(bytes)),
+                                "cudaMalloc(" + std::to_string(bytes) + " bytes)"));
+        allocations_[ptr] = bytes;
+        allocated_bytes_ += bytes;
+        return Tensor{ptr, dtype, rows, cols, cols};
+    }
+
+    void free(const Tensor& tensor) override {
+        auto it = allocations_.find(tensor.data);
+        if (it == allocations_.end()) {
+            return;
+        }
+        allocated_bytes_ -= it->second;
+        cudaFree(it->first);
+        allocations_.erase(it);
+    }
+
+    Result<Tensor> upload_weight(std::span<const std::byte> bytes, DType src_dtype, int64_t rows,
+                                 int64_t cols) override {
+        HELEXA_CUDA_REQUIRE(static_cast<int64_t>(bytes.size()) ==
+                                rows * cols * engine::dtype_size(src_dtype),
+                            "upload_weight", "byte count does not match the shape");
+        // Float weights are kept in the activation dtype (one GEMM operand type); the rest as is.
+        const DType dst_dtype = is_float(src_dtype) ? act_ : src_dtype;
+        auto dst = alloc(dst_dtype, rows, cols);
+        if (!dst) {
+            return dst;
+        }
+        if (dst_dtype == src_dtype) {
+            HELEXA_TRY_STATUS(check(cudaMemcpyAsync(dst->data, bytes.data(), bytes.size(),
+                                                    cudaMemcpyHostToDevice, stream_),
+                                    "upload"));
+        } else {
+            auto staging = alloc(src_dtype, rows, cols);
+            if (!staging) {
+                free(*dst);
+                return staging;
+            }
+            Status st = check(cudaMemcpyAsync(staging->data, bytes.data(), bytes.size(),
+                                              cudaMemcpyHostToDevice, stream_),
+                              "upload");
+            if (st) {
+                st = check(kernels::launch_convert(dst->data, elem(dst_dtype), staging->data,
+                                                   elem(src_dtype), rows * cols, stream_),
+                           "convert");
+            }
+            if (st) {
+                st = check(cudaStreamSynchronize(stream_), "upload sync");
+            }
+            free(*staging);
+            if (!st) {
+                free(*dst);
+                return tl::unexpected(std::move(st).error());
+            }
+        }
+        return dst;
+    }
+
+    Status copy_from_host(const Tensor& dst, const void* host) override {
+        HELEXA_TRY_STATUS(healthy());
+        HELEXA_CUDA_REQUIRE(dst.contiguous(), "copy_from_host", "strided destination");
+        // Pageable source: the runtime stages it before returning, so the caller may reuse it.
+        return check(cudaMemcpyAsync(dst.data, host,
+                                     static_cast<size_t>(dst.numel() * engine::dtype_size(dst.dtype)),
+                                     cudaMemcpyHostToDevice, stream_),
+                     "copy_from_host");
+    }
+
+    Status copy_to_host(void* host, const Tensor& src) override {
+        HELEXA_TRY_STATUS(healthy());
+        const auto es = static_cast<size_t>(engine::dtype_size(src.dtype));
+        HELEXA_TRY_STATUS(check(cudaMemcpy2DAsync(host, static_cast<size_t>(src.cols) * es, src.data,
+                                                  static_cast<size_t>(src.row_stride) * es,
+                                                  static_cast<size_t>(src.cols) * es,
+                                                  static_cast<size_t>(src.rows),
+                                                  cudaMemcpyDeviceToHost, stream_),
+                                "copy_to_host"));
+        return check(cudaStreamSynchronize(stream_), "step");
+    }
+
+    Result<std::unique_ptr<KvCache>> alloc_kv_cache(const KvCacheShape& shape) override {
+        HELEXA_TRY_STATUS(healthy());
+        if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 ||
+            shape.block_size <= 0 || shape.n_blocks <= 0 || shape.dtype != act_) {
+            return fail(ErrorCode::kInvalidRequest, "cuda backend: invalid KV cache shape");
+        }
+        const int64_t bytes = 2 * shape.n_layers * shape.n_blocks * shape.block_size *
+                              shape.n_kv_heads * shape.head_dim * engine::dtype_size(shape.dtype);
+        void* base = nullptr;
+        HELEXA_TRY_STATUS(check(cudaMalloc(&base, static_cast<size_t>(bytes)),
+                                "KV pool of " + std::to_string(bytes >> 20) + " MiB"));
+        return std::unique_ptr<KvCache>(std::make_unique<CudaKvCache>(shape, base, bytes));
+    }
+
+    int64_t allocated_bytes() const override { return allocated_bytes_; }
+
+    // ---- operations -----------------------------------------------------------------------
+    Status embedding(const Tensor& out, const Tensor& table, const Tensor& ids) override {
+        HELEXA_CUDA_REQUIRE(out.dtype == act_ && table.dtype == act_ && ids.dtype == DType::kI32 &&
+                                out.rows == ids.numel() && out.cols == table.cols,
+                            "embedding", "shape mismatch");
+        return check(kernels::launch_embedding(out.data, out.row_stride, table.data,
+                                               table.row_stride, static_cast<const int32_t*>(ids.data),
+                                               out.rows, table.rows, out.cols, nullptr, elem(act_),
+                                               stream_),
+                     "embedding");
+    }
+
+    Status rms_norm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                    float eps) override {
+        HELEXA_CUDA_REQUIRE(same_act(out, x, weight) && x.cols == weight.cols &&
+                                out.cols == x.cols && out.rows == x.rows,
+                            "rms_norm", "shape mismatch");
+        return check(kernels::launch_rms_norm(out.data, out.row_stride, x.data, x.row_stride,
+                                              weight.data, x.rows, x.cols, eps, elem(act_), stream_),
+                     "rms_norm");
+    }
+
+    Status add_rms_norm(const Tensor& out, const Tensor& residual, const Tensor& x,
+                        const Tensor& weight, float eps) override {
+        HELEXA_CUDA_REQUIRE(same_act(out, residual, x) && weight.dtype == act_ &&
+                                x.cols == weight.cols && residual.cols == x.cols &&
+                                out.cols == x.cols && residual.rows == x.rows &&
+                                out.rows == x.rows,
+                            "add_rms_norm", "shape mismatch");
+        return check(kernels::launch_add_rms_norm(out.data, out.row_stride, residual.data,
+                                                  residual.row_stride, x.data, x.row_stride,
+                                                  weight.data, x.rows, x.cols, eps, elem(act_),
+                                                  stream_),
+                     "add_rms_norm");
+    }
+
+    Status add(const Tensor& out, const Tensor& x, const Tensor& y) override {
+        HELEXA_CUDA_REQUIRE(same_act(out, x, y) && x.rows == y.rows && x.cols == y.cols &&
+                                out.rows == x.rows && out.cols == x.cols,
+                            "add", "shape mismatch");
+        return check(kernels::launch_add(out.data, out.row_stride, x.data, x.row_stride, y.data,
+                                         y.row_stride, x.rows, x.cols, elem(act_), stream_),
+                     "add");
+    }
+
+    Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
+                  const Tensor& bias) override {
+        HELEXA_CUDA_REQUIRE(x.dtype == act_ && w.dtype == act_ && w.contiguous() &&
+                                (out.dtype == act_ || out.dtype == DType::kF32) &&
+                                x.cols == w.cols && out.rows == x.rows && out.cols == w.rows &&
+                                (!bias || (bias.dtype == act_ && bias.numel() == w.rows)),
+                            "linear", "shape mismatch");
+        if (x.rows == 0) {
+            return ok();
+        }
+        const bool skinny = x.rows <= kernels::kSkinnyMaxRows && x.cols % 8 == 0 &&
+                            x.row_stride % 8 == 0;
+        if (skinny) {
+            return check(kernels::launch_skinny_matmul(out.data, out.row_stride, elem(out.dtype),
+                                                       x.data, x.row_stride, w.data,
+                                                       bias ? bias.data : nullptr, x.rows, w.rows,
+                                                       w.cols, elem(act_), stream_),
+                         "skinny_matmul");
+        }
+        return note(matmul_->run(out.data, out.row_stride, cuda_type(out.dtype), x.data,
+                                 x.row_stride, w.data, bias ? bias.data : nullptr, x.rows, w.rows,
+                                 w.cols, cuda_type(act_), stream_));
+    }
+
+    Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
+                          float eps) override {
+        HELEXA_CUDA_REQUIRE(x.dtype == act_ && weight.dtype == act_ &&
+                                x.cols == n_heads * weight.cols,
+                            "rms_norm_heads", "shape mismatch");
+        return check(kernels::launch_rms_norm_heads(x.data, x.row_stride, weight.data, x.rows,
+                                                    n_heads, weight.cols, eps, elem(act_), stream_),
+                     "rms_norm_heads");
+    }
+
+    Status rope(const Tensor& x, int64_t n_heads, int64_t head_dim, const Tensor& positions,
+                const RopeTable& table) override {
+        HELEXA_CUDA_REQUIRE(x.dtype == act_ && x.cols == n_heads * head_dim &&
+                                positions.numel() == x.rows && table.rotary_dim <= head_dim &&
+                                table.rotary_dim % 2 == 0 &&
+                                table.inv_freq.dtype == DType::kF32 &&
+                                table.inv_freq.numel() == table.rotary_dim / 2,
+                            "rope", "shape mismatch");
+        return check(kernels::launch_rope(x.data, x.row_stride,
+                                          static_cast<const int32_t*>(positions.data),
+                                          static_cast<const float*>(table.inv_freq.data), x.rows,
+                                          n_heads, head_dim, table.rotary_dim,
+                                          table.attention_scaling, elem(act_), stream_),
+                     "rope");
+    }
+
+    Status silu_mul(const Tensor& out, const Tensor& gate_up) override {
+        HELEXA_CUDA_REQUIRE(out.dtype == act_ && gate_up.dtype == act_ &&
+                                gate_up.cols == 2 * out.cols && gate_up.rows == out.rows,
+                            "silu_mul", "shape mismatch");
+        return check(kernels::launch_silu_mul(out.data, out.row_stride, gate_up.data,
+                                              gate_up.row_stride, out.rows, out.cols, elem(act_),
+                                              stream_),
+                     "silu_mul");
+    }
+
+    Status kv_write(KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
+                    const Tensor& slots) override {
+        auto& kv = static_cast<CudaKvCache&>(cache);
+        const auto& s = kv.shape();
+        HELEXA_CUDA_REQUIRE(k.dtype == act_ && v.dtype == act_ &&
+                                k.cols == s.n_kv_heads * s.head_dim && v.cols == k.cols &&
+                                k.rows == v.rows && slots.numel() == k.rows && layer >= 0 &&
+                                layer < s.n_layers,
+                            "kv_write", "shape mismatch");
+        return check(kernels::launch_kv_write(kv.k_pool(layer), kv.v_pool(layer), kv.layout(),
+                                              k.data, k.row_stride, v.data, v.row_stride,
+                                              static_cast<const int32_t*>(slots.data), k.rows,
+                                              nullptr, elem(act_), stream_),
+                     "kv_write");
+    }
+
+    Status attention(const Tensor& out, const Tensor& q, const KvCache& cache, int64_t layer,
+                     const AttentionBatch& batch, int64_t n_heads, float scale) override {
+        const auto& kv = static_cast<const CudaKvCache&>(cache);
+        const auto& s = kv.shape();
+        HELEXA_CUDA_REQUIRE(out.dtype == act_ && q.dtype == act_ &&
+                                q.cols == n_heads * s.head_dim && out.cols == q.cols &&
+                                out.rows == q.rows && layer >= 0 && layer < s.n_layers &&
+                                n_heads % s.n_kv_heads == 0,
+                            "attention", "shape mismatch");
+        if (q.rows == 0) {
+            return ok();
+        }
+        const size_t need = kernels::paged_attention_workspace_bytes(
+            batch.n_seqs, batch.max_query_len, batch.max_context_len, n_heads, s.head_dim);
+        if (need > attention_workspace_bytes_) {
+            if (attention_workspace_) {
+                cudaFree(attention_workspace_);
+                attention_workspace_ = nullptr;
+                attention_workspace_bytes_ = 0;
+            }
+            // NOTE: grows on the first long step only; later steps reuse it.
+            HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
+            attention_workspace_bytes_ = need;
+        }
+        kernels::PagedAttentionArgs a;
+        a.out = out.data;
+        a.out_stride = out.row_stride;
+        a.q = q.data;
+        a.q_stride = q.row_stride;
+        a.k_pool = kv.k_pool(layer);
+        a.v_pool = kv.v_pool(layer);
+        a.layout = kv.layout();
+        a.query_start = static_cast<const int32_t*>(batch.query_start.data);
+        a.context_len = static_cast<const int32_t*>(batch.context_len.data);
+        a.block_tables = static_cast<const int32_t*>(batch.block_tables.data);
+        a.n_seqs = batch.n_seqs;
+        a.max_blocks_per_seq = batch.max_blocks_per_seq;
+        a.max_query_len = batch.max_query_len;
+        a.max_context_len = batch.max_context_len;
+        a.n_heads = n_heads;
+        a.scale = scale;
+        a.type = elem(act_);
+        a.workspace = attention_workspace_;
+        a.workspace_bytes = attention_workspace_bytes_;
+        return check(kernels::launch_paged_attention(a, stream_), "attention");
+    }
+
+    Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) override {
+        HELEXA_CUDA_REQUIRE(out.rows == rows.numel() && out.cols == x.cols &&
+                                out.dtype == x.dtype && is_float(x.dtype),
+                            "gather_rows", "shape mismatch");
+        return check(kernels::launch_gather_rows(out.data, out.row_stride, x.data, x.row_stride,
+                                                 static_cast<const int32_t*>(rows.data), out.rows,
+                                                 x.cols, elem(x.dtype), stream_),
+                     "gather_rows");
+    }
+
+private:
+    CudaBackend(const engine::BackendOptions& options, std::shared_ptr<DeviceWorker> worker)
+        : act_(options.activation_dtype), worker_(std::move(worker)) {}
+
+    bool same_act(const Tensor& a, const Tensor& b, const Tensor& c) const {
+        return a.dtype == act_ && b.dtype == act_ && c.dtype == act_;
+    }
+
+    // A poisoned context fails every later call at once, with the same error.
+    Status healthy() const {
+        if (poisoned_) {
+            return fail(ErrorCode::kModelRecovering, "device fault earlier: " + poison_reason_);
+        }
+        return ok();
+    }
+
+    Status check(cudaError_t err, const std::string& what) {
+        if (err == cudaSuccess) {
+            return healthy();
+        }
+        if (is_sticky_error(err)) {
+            poisoned_ = true;
+            poison_reason_ = what + ": " + cudaGetErrorName(err);
+        }
+        // Clear a non-sticky error so it is not reported again by the next launch.
+        (void)cudaGetLastError();
+        return cuda_status(err, what);
+    }
+
+    Status note(Status st) {
+        if (st) {
+            return healthy();
+        }
+        return st;
+    }
+
+    DType act_;
+    std::shared_ptr<DeviceWorker> worker_;
+    cudaStream_t stream_ = nullptr;
+    void* cublas_workspace_ = nullptr;
+    std::unique_ptr<CublasLtMatmul> matmul_;
+    void* attention_workspace_ = nullptr;
+    size_t attention_workspace_bytes_ = 0;
+    std::unordered_map<void*, int64_t> allocations_;
+    int64_t allocated_bytes_ = 0;
+    bool poisoned_ = false;
+    std::string poison_reason_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<engine::Backend>> make_cuda_backend(const engine::BackendOptions& options) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        (void)cudaGetLastError();
+        return fail(ErrorCode::kCudaUnavailable, "no CUDA device is visible");
+    }
+    if (options.device < 0 || options.device >= count) {
+        return fail(ErrorCode::kCudaUnavailable, "CUDA device " + std::to_string(options.device) +
+                                                     " does not exist (" + std::to_string(count) +
+                                                     " visible)");
+    }
+    auto worker = DeviceWorker::for_device(options.device);
+    Result<std::unique_ptr<CudaBackend>> made = fail(ErrorCode::kInternal, "not run");
+    worker->run([&] { made = CudaBackend::create(options, worker); });
+    if (!made) {
+        return tl::unexpected(std::move(made).error());
+    }
+    return std::unique_ptr<engine::Backend>(std::move(*made));
+}
+
+void register_cuda_backend() {
+    static std::once_flag once;
+    std::call_once(once, [] { engine::register_backend("cuda", make_cuda_backend); });
+}
+
+std::vector<DeviceInfo> list_devices() {
+    std::vector<DeviceInfo> out;
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return out;
+    }
+    for (int i = 0; i < count; ++i) {
+        cudaDeviceProp prop{};
+        if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+            continue;
+        }
+        DeviceInfo d;
+        d.ordinal = i;
+        d.name = prop.name;
+        d.compute_major = prop.major;
+        d.compute_minor = prop.minor;
+        d.sm_count = prop.multiProcessorCount;
+        d.total_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+        auto worker = DeviceWorker::for_device(i);
+        worker->run([&] {
+            size_t free_b = 0;
+            size_t total_b = 0;
+            if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+                d.free_bytes = static_cast<int64_t>(free_b);
+            }
+        });
+        out.push_back(d);
+    }
+    return out;
+}
+
+}  // namespace helexa::cuda

@@ -1,0 +1,77 @@
+#include "device_worker.h"
+
+#include <cuda_runtime_api.h>
+
+#include <map>
+
+namespace helexa::cuda {
+
+std::shared_ptr<DeviceWorker> DeviceWorker::for_device(int ordinal) {
+    static std::mutex mutex;
+    // Never destroyed before exit: a device's worker outlives every model loaded on it.
+    static auto* workers = new std::map<int, std::shared_ptr<DeviceWorker>>();
+    std::lock_guard lock(mutex);
+    auto& w = (*workers)[ordinal];
+    if (!w) {
+        w = std::make_shared<DeviceWorker>(ordinal);
+    }
+    return w;
+}
+
+DeviceWorker::DeviceWorker(int ordinal) : ordinal_(ordinal) {
+    thread_ = std::thread([this] { loop(); });
+}
+
+DeviceWorker::~DeviceWorker() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void DeviceWorker::run(const std::function<void()>& fn) {
+    if (std::this_thread::get_id() == thread_.get_id()) {
+        fn();
+        return;
+    }
+    std::mutex done_mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    {
+        std::lock_guard lock(mutex_);
+        tasks_.emplace_back([&] {
+            fn();
+            std::lock_guard done_lock(done_mutex);
+            done = true;
+            done_cv.notify_one();
+        });
+    }
+    cv_.notify_one();
+    std::unique_lock done_lock(done_mutex);
+    done_cv.wait(done_lock, [&] { return done; });
+}
+
+void DeviceWorker::loop() {
+    // The device is current on this thread for its whole life; the result is checked by the
+    // first task that uses the device (backend creation reports an unusable ordinal).
+    (void)cudaSetDevice(ordinal_);
+    for (;;) {
+        std::function<void()> task;
+        {
+            std::unique_lock lock(mutex_);
+            cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+            if (tasks_.empty()) {
+                return;
+            }
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+        }
+        task();
+    }
+}
+
+}  // namespace helexa::cuda

@@ -1,0 +1,257 @@
+// Whole models on the CUDA backend: the committed transformers fixtures, a random Qwen3-shaped
+// model against the CPU backend, batched steps against single ones, and the KV pool sized from
+// free device memory.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "cuda_test_support.h"
+#include "helexa/engine/model_runner.h"
+#include "helexa/engine/random_model.h"
+
+namespace helexa::cuda::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::CausalLmRunner;
+using engine::ModelRunnerOptions;
+using engine::StepBatch;
+
+double cosine(const float* a, const float* b, int64_t n) {
+    double dot = 0;
+    double na = 0;
+    double nb = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(a[i])) {
+            return -2;
+        }
+        dot += static_cast<double>(a[i]) * b[i];
+        na += static_cast<double>(a[i]) * a[i];
+        nb += static_cast<double>(b[i]) * b[i];
+    }
+    return dot / std::sqrt(na * nb);
+}
+
+int64_t argmax(const float* v, int64_t n) {
+    return std::max_element(v, v + n) - v;
+}
+
+// The reference's top-1 minus top-2 logit: below bf16 noise, two backends may legitimately pick
+// different tokens.
+double top2_margin(const float* v, int64_t n) {
+    std::vector<float> c(v, v + n);
+    std::partial_sort(c.begin(), c.begin() + 2, c.end(), std::greater<>());
+    return static_cast<double>(c[0]) - c[1];
+}
+
+std::unique_ptr<CausalLmRunner> load(const fs::path& dir, const std::string& kind,
+                                     int64_t n_blocks = 64) {
+    ModelRunnerOptions opt;
+    opt.backend.kind = kind;
+    opt.block_size = 16;
+    opt.n_blocks = n_blocks;
+    auto r = engine::load_model_runner(dir, opt);
+    EXPECT_TRUE(r.has_value()) << r.error().full_message();
+    return r ? std::move(*r) : nullptr;
+}
+
+class CudaModel : public ::testing::Test {
+protected:
+    void SetUp() override {
+        register_cuda_backend();
+        if (list_devices().empty()) {
+            GTEST_SKIP() << "no CUDA device";
+        }
+    }
+};
+
+// The checkout's root: HELEXA_SOURCE_DIR from the environment (the GPU host runs a copy of the
+// tree at another path), else where this binary was configured.
+fs::path source_dir() {
+    const char* env = std::getenv("HELEXA_SOURCE_DIR");
+    return env != nullptr ? fs::path(env) : fs::path(HELEXA_SOURCE_DIR);
+}
+
+TEST_F(CudaModel, FixturesMatchTransformers) {
+    const fs::path root = source_dir() / "tests" / "fixtures" / "models";
+    int checked = 0;
+    for (const auto& entry : fs::directory_iterator(root)) {
+        const fs::path dir = entry.path();
+        if (!fs::exists(dir / "reference.json")) {
+            continue;
+        }
+        SCOPED_TRACE(dir.filename().string());
+        std::ifstream mf(dir / "reference.json");
+        auto manifest = nlohmann::json::parse(mf);
+        std::ifstream bin(dir / "reference_logits.bin", std::ios::binary);
+        std::vector<char> raw((std::istreambuf_iterator<char>(bin)), {});
+        auto runner = load(dir, "cuda");
+        ASSERT_TRUE(runner);
+        const int64_t V = runner->vocab_size();
+        for (const auto& p : manifest["prompts"]) {
+            const auto tokens = p["tokens"].get<std::vector<int32_t>>();
+            const auto positions = p["positions"].get<std::vector<int64_t>>();
+            const auto* ref =
+                reinterpret_cast<const float*>(raw.data() + p["offset_bytes"].get<size_t>());
+            std::vector<int32_t> table(static_cast<size_t>((tokens.size() + 15) / 16));
+            std::iota(table.begin(), table.end(), 0);
+            int64_t start = 0;
+            for (size_t row = 0; row < positions.size(); ++row) {
+                const int64_t end = positions[row];
+                StepBatch b;
+                b.seqs.push_back({1, std::span(tokens).subspan(static_cast<size_t>(start),
+                                                               static_cast<size_t>(end - start + 1)),
+                                  start, table, true});
+                std::vector<float> logits;
+                auto st = runner->step(b, logits);
+                ASSERT_TRUE(st.has_value()) << st.error().full_message();
+                start = end + 1;
+                const float* want = ref + row * static_cast<size_t>(V);
+                EXPECT_GE(cosine(logits.data(), want, V), 0.999) << "position " << end;
+                if (top2_margin(want, V) > 0.05) {
+                    EXPECT_EQ(argmax(logits.data(), V), argmax(want, V)) << "position " << end;
+                }
+                ++checked;
+            }
+        }
+    }
+    EXPECT_GT(checked, 0) << "no fixture under " << root;
+}
+
+class CudaRandomModel : public CudaModel {
+protected:
+    void SetUp() override {
+        CudaModel::SetUp();
+        if (IsSkipped()) {
+            return;
+        }
+        dir_ = fs::temp_directory_path() / ("helexa_cuda_model_" + std::to_string(::getpid()));
+        engine::RandomModelSpec spec;
+        spec.model_type = "qwen3";
+        spec.hidden_size = 512;
+        spec.intermediate_size = 1536;
+        spec.num_hidden_layers = 4;
+        spec.num_attention_heads = 8;
+        spec.num_key_value_heads = 2;
+        spec.head_dim = 64;
+        spec.vocab_size = 4096;
+        spec.tie_word_embeddings = false;
+        spec.init_std = 0.05f;
+        spec.seed = 7;
+        ASSERT_TRUE(engine::write_random_model(spec, dir_).has_value());
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    fs::path dir_;
+};
+
+std::vector<int32_t> prompt(int64_t n, int32_t salt) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919 + salt * 131) % 4096);
+    }
+    return t;
+}
+
+TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) {
+    auto cpu = load(dir_, "cpu");
+    auto gpu = load(dir_, "cuda");
+    ASSERT_TRUE(cpu && gpu);
+    const int64_t V = gpu->vocab_size();
+    auto tokens = prompt(150, 1);
+    std::vector<int32_t> table(16);
+    std::iota(table.begin(), table.end(), 0);
+    int64_t pos = 0;
+    // A 150-token prefill, then 20 greedy decode steps fed by the CPU's choice (so both see the
+    // same inputs even if they disagree at a near-tie).
+    for (int step = 0; step < 21; ++step) {
+        const std::span<const int32_t> chunk =
+            step == 0 ? std::span<const int32_t>(tokens) : std::span<const int32_t>(tokens).last(1);
+        StepBatch b;
+        b.seqs.push_back({1, chunk, pos, table, true});
+        std::vector<float> lc;
+        std::vector<float> lg;
+        ASSERT_TRUE(cpu->step(b, lc).has_value());
+        auto st = gpu->step(b, lg);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        EXPECT_GE(cosine(lg.data(), lc.data(), V), 0.999) << "step " << step;
+        if (top2_margin(lc.data(), V) > 0.05) {
+            EXPECT_EQ(argmax(lg.data(), V), argmax(lc.data(), V)) << "step " << step;
+        }
+        pos += static_cast<int64_t>(chunk.size());
+        tokens.push_back(static_cast<int32_t>(argmax(lc.data(), V)));
+    }
+}
+
+TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
+    auto gpu = load(dir_, "cuda", 256);
+    ASSERT_TRUE(gpu);
+    const int64_t V = gpu->vocab_size();
+    // Four sequences of awkward lengths, each with its own blocks.
+    const std::vector<int64_t> lens = {1, 17, 64, 203};
+    std::vector<std::vector<int32_t>> toks;
+    std::vector<std::vector<int32_t>> tables;
+    for (size_t i = 0; i < lens.size(); ++i) {
+        toks.push_back(prompt(lens[i], static_cast<int32_t>(i + 3)));
+        std::vector<int32_t> t(16);
+        std::iota(t.begin(), t.end(), static_cast<int32_t>(16 * i));
+        tables.push_back(t);
+    }
+    StepBatch batch;
+    for (size_t i = 0; i < lens.size(); ++i) {
+        batch.seqs.push_back({i + 1, toks[i], 0, tables[i], true});
+    }
+    std::vector<float> batched;
+    ASSERT_TRUE(gpu->step(batch, batched).has_value());
+    for (size_t i = 0; i < lens.size(); ++i) {
+        StepBatch one;
+        one.seqs.push_back({i + 1, toks[i], 0, tables[i], true});
+        std::vector<float> single;
+        ASSERT_TRUE(gpu->step(one, single).has_value());
+        const float* row = batched.data() + i * static_cast<size_t>(V);
+        EXPECT_LE(rel_error({row, row + V}, single), 1e-2) << "sequence " << i;
+        EXPECT_GE(cosine(row, single.data(), V), 0.9999) << "sequence " << i;
+    }
+    // Then one decode step for all four together vs alone (the skinny-matmul path).
+    StepBatch dec;
+    std::vector<std::vector<int32_t>> next(lens.size());
+    for (size_t i = 0; i < lens.size(); ++i) {
+        next[i] = {static_cast<int32_t>(argmax(batched.data() + i * static_cast<size_t>(V), V))};
+        dec.seqs.push_back({i + 1, next[i], lens[i], tables[i], true});
+    }
+    std::vector<float> dec_batched;
+    ASSERT_TRUE(gpu->step(dec, dec_batched).has_value());
+    for (size_t i = 0; i < lens.size(); ++i) {
+        StepBatch one;
+        one.seqs.push_back(dec.seqs[i]);
+        std::vector<float> single;
+        ASSERT_TRUE(gpu->step(one, single).has_value());
+        const float* row = dec_batched.data() + i * static_cast<size_t>(V);
+        EXPECT_GE(cosine(row, single.data(), V), 0.9999) << "decode sequence " << i;
+    }
+}
+
+TEST_F(CudaRandomModel, KvPoolSizedFromFreeMemory) {
+    ModelRunnerOptions opt;
+    opt.backend.kind = "cuda";
+    opt.memory_utilization = 0.5;
+    opt.max_full_context_seqs = 0;  // no cap: the pool takes what the fraction leaves
+    auto r = engine::load_model_runner(dir_, opt);
+    ASSERT_TRUE(r.has_value()) << r.error().full_message();
+    const auto devs = list_devices();
+    ASSERT_FALSE(devs.empty());
+    const int64_t total = devs[0].total_bytes;
+    // Half the card, less weights and the 1 GiB workspace reserve: many GiB of KV on any card
+    // this project targets, and never more than half of it.
+    EXPECT_GT((*r)->kv_cache_bytes(), total / 4);
+    EXPECT_LT((*r)->kv_cache_bytes(), total / 2);
+}
+
+}  // namespace
+}  // namespace helexa::cuda::testing

@@ -1,0 +1,152 @@
+// Every CudaBackend operation against the CPU backend (reference numerics) on fresh random
+// bf16-representable inputs and awkward sizes; CUDA outputs are NaN-poisoned first, so an
+// unwritten element fails. bf16 activations: relative L2 error <= 1e-2 (METHOD.md).
+#include <algorithm>
+#include <numeric>
+
+#include "cuda_test_support.h"
+
+namespace helexa::cuda::testing {
+namespace {
+
+constexpr double kBf16Tol = 1e-2;
+
+class CudaOps : public CudaVsCpu {};
+
+TEST_F(CudaOps, EmbeddingAndGatherRows) {
+    for (int64_t H : {64, 1000, 4096}) {
+        const int64_t vocab = 777;
+        auto table = upload(random(static_cast<size_t>(vocab * H)), vocab, H);
+        const std::vector<int32_t> ids = {0, 776, 5, 5, 300, 1, 42};
+        auto ids_t = upload_i32(ids);
+        const auto T = static_cast<int64_t>(ids.size());
+        auto out = output(T, H);
+        ASSERT_TRUE(cpu_->embedding(out.cpu, table.cpu, ids_t.cpu).has_value());
+        on_gpu([&] { ASSERT_TRUE(gpu_->embedding(out.gpu, table.gpu, ids_t.gpu).has_value()); });
+        // Embedding is a copy: exact.
+        EXPECT_EQ(read_gpu(out.gpu), read_cpu(out.cpu)) << "H=" << H;
+
+        auto rows = upload_i32({6, 0, 3});
+        auto g = output(3, H);
+        ASSERT_TRUE(cpu_->gather_rows(g.cpu, out.cpu, rows.cpu).has_value());
+        on_gpu([&] { ASSERT_TRUE(gpu_->gather_rows(g.gpu, out.gpu, rows.gpu).has_value()); });
+        EXPECT_EQ(read_gpu(g.gpu), read_cpu(g.cpu)) << "H=" << H;
+    }
+}
+
+TEST_F(CudaOps, RmsNormFamily) {
+    for (int64_t cols : {64, 100, 1024, 5120}) {
+        for (int64_t rows : {1, 7, 130}) {
+            const auto n = static_cast<size_t>(rows * cols);
+            auto x = upload(random(n, 3.0f), rows, cols);
+            auto w = upload(random(static_cast<size_t>(cols), 2.0f), 1, cols);
+            auto out = output(rows, cols);
+            ASSERT_TRUE(cpu_->rms_norm(out.cpu, x.cpu, w.cpu, 1e-6f).has_value());
+            on_gpu([&] { ASSERT_TRUE(gpu_->rms_norm(out.gpu, x.gpu, w.gpu, 1e-6f).has_value()); });
+            EXPECT_LE(rel_error(read_gpu(out.gpu), read_cpu(out.cpu)), kBf16Tol)
+                << "rms_norm " << rows << "x" << cols;
+
+            // residual += x; out = norm(residual) * w
+            auto residual = upload(random(n, 3.0f), rows, cols);
+            auto out2 = output(rows, cols);
+            ASSERT_TRUE(cpu_->add_rms_norm(out2.cpu, residual.cpu, x.cpu, w.cpu, 1e-6f).has_value());
+            on_gpu([&] {
+                ASSERT_TRUE(gpu_->add_rms_norm(out2.gpu, residual.gpu, x.gpu, w.gpu, 1e-6f).has_value());
+            });
+            EXPECT_LE(rel_error(read_gpu(residual.gpu), read_cpu(residual.cpu)), kBf16Tol)
+                << "add_rms_norm residual " << rows << "x" << cols;
+            EXPECT_LE(rel_error(read_gpu(out2.gpu), read_cpu(out2.cpu)), kBf16Tol)
+                << "add_rms_norm out " << rows << "x" << cols;
+
+            auto y = upload(random(n), rows, cols);
+            auto sum = output(rows, cols);
+            ASSERT_TRUE(cpu_->add(sum.cpu, x.cpu, y.cpu).has_value());
+            on_gpu([&] { ASSERT_TRUE(gpu_->add(sum.gpu, x.gpu, y.gpu).has_value()); });
+            EXPECT_LE(rel_error(read_gpu(sum.gpu), read_cpu(sum.cpu)), kBf16Tol);
+        }
+    }
+}
+
+TEST_F(CudaOps, LinearSkinnyAndGemmPaths) {
+    struct Case {
+        int64_t T, N, K;
+        bool bias;
+        DType out;
+    };
+    const std::vector<Case> cases = {
+        {1, 64, 64, false, DType::kBF16},     {1, 4096, 4096, false, DType::kBF16},
+        {3, 1000, 512, true, DType::kBF16},   {8, 3072, 1024, false, DType::kBF16},
+        {5, 2048, 12288, false, DType::kBF16}, {1, 777, 256, false, DType::kF32},
+        {9, 1000, 512, true, DType::kBF16},   {64, 4096, 4096, false, DType::kBF16},
+        {200, 1536, 768, true, DType::kBF16}, {33, 777, 256, false, DType::kF32},
+    };
+    for (const auto& c : cases) {
+        auto x = upload(random(static_cast<size_t>(c.T * c.K)), c.T, c.K);
+        auto w = upload(random(static_cast<size_t>(c.N * c.K), 0.05f), c.N, c.K);
+        Pair b{};
+        if (c.bias) {
+            b = upload(random(static_cast<size_t>(c.N)), 1, c.N);
+        }
+        auto out = output(c.T, c.N, c.out);
+        ASSERT_TRUE(cpu_->linear(out.cpu, x.cpu, w.cpu, b.cpu).has_value());
+        on_gpu([&] {
+            auto st = gpu_->linear(out.gpu, x.gpu, w.gpu, b.gpu);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        });
+        EXPECT_LE(rel_error(read_gpu(out.gpu), read_cpu(out.cpu)), kBf16Tol)
+            << "linear T=" << c.T << " N=" << c.N << " K=" << c.K << " bias=" << c.bias;
+    }
+}
+
+TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {
+    for (int64_t hd : {16, 64, 128}) {
+        const int64_t nh = 6;
+        const int64_t nkv = 2;
+        const int64_t T = 11;
+        const int64_t width = (nh + 2 * nkv) * hd;
+        auto qkv = upload(random(static_cast<size_t>(T * width), 2.0f), T, width);
+        auto qn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+        Tensor qc = qkv.cpu.col_slice(0, nh * hd);
+        Tensor qg = qkv.gpu.col_slice(0, nh * hd);
+        ASSERT_TRUE(cpu_->rms_norm_heads(qc, nh, qn.cpu, 1e-6f).has_value());
+        on_gpu([&] { ASSERT_TRUE(gpu_->rms_norm_heads(qg, nh, qn.gpu, 1e-6f).has_value()); });
+
+        // Positions up to 30k: the f32 angle must match the reference's f32 product.
+        std::vector<int32_t> pos(static_cast<size_t>(T));
+        std::iota(pos.begin(), pos.end(), 29990);
+        pos[0] = 0;
+        auto pos_t = upload_i32(pos);
+        const int64_t rotary = hd;  // full rotary; partial is covered by the CPU suite
+        std::vector<float> inv(static_cast<size_t>(rotary / 2));
+        for (size_t i = 0; i < inv.size(); ++i) {
+            inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * static_cast<double>(i) /
+                                                             static_cast<double>(rotary)));
+        }
+        engine::RopeTable rc{};
+        engine::RopeTable rg{};
+        {
+            auto c = cpu_->alloc(DType::kF32, 1, rotary / 2);
+            ASSERT_TRUE(cpu_->copy_from_host(*c, inv.data()).has_value());
+            rc = engine::RopeTable{*c, rotary, 1.0f};
+            on_gpu([&] {
+                auto g = gpu_->alloc(DType::kF32, 1, rotary / 2);
+                ASSERT_TRUE(gpu_->copy_from_host(*g, inv.data()).has_value());
+                rg = engine::RopeTable{*g, rotary, 1.0f};
+            });
+        }
+        ASSERT_TRUE(cpu_->rope(qc, nh, hd, pos_t.cpu, rc).has_value());
+        on_gpu([&] { ASSERT_TRUE(gpu_->rope(qg, nh, hd, pos_t.gpu, rg).has_value()); });
+        EXPECT_LE(rel_error(read_gpu(qkv.gpu), read_cpu(qkv.cpu)), kBf16Tol) << "hd=" << hd;
+
+        // SwiGLU over a fused gate/up.
+        const int64_t I = 3 * hd;
+        auto gu = upload(random(static_cast<size_t>(T * 2 * I), 4.0f), T, 2 * I);
+        auto act = output(T, I);
+        ASSERT_TRUE(cpu_->silu_mul(act.cpu, gu.cpu).has_value());
+        on_gpu([&] { ASSERT_TRUE(gpu_->silu_mul(act.gpu, gu.gpu).has_value()); });
+        EXPECT_LE(rel_error(read_gpu(act.gpu), read_cpu(act.cpu)), kBf16Tol) << "silu hd=" << hd;
+    }
+}
+
+}  // namespace
+}  // namespace helexa::cuda::testing

@@ -1,0 +1,59 @@
+// Causal grouped-query attention over the paged KV cache, for prefill chunks and decode tokens in
+// one flattened batch (the engine's AttentionBatch).
+//
+// Sequence s owns query rows [query_start[s], query_start[s + 1]); its first query row sits at
+// absolute position context_len[s] - n_query(s), and query row i attends to keys at positions
+// [0, context_len[s] - n_query(s) + i] read through block_tables[s, :] (so a chunk sees the cached
+// prefix and itself, causally). Query head h reads KV head h / (n_heads / n_kv_heads).
+//
+// Two kernels behind one launcher:
+// - decode (max_query_len small): one CTA per (sequence, kv head, split); the context is cut into
+//   splits so long contexts fill the GPU (split-K / flash-decoding), partial results
+//   (max, sum, weighted V in f32) land in `workspace` and a second kernel merges them. The grid
+//   depends only on n_seqs and max_context_len, and each CTA reads its true length from
+//   context_len, so a launch captured in a CUDA graph stays valid for any context <= the
+//   max_context_len it was captured with.
+// - prefill: FlashAttention-style tiles (tensor cores, online softmax, no score matrix in
+//   memory) over (query tile, sequence, head).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "helexa/kernels/elem_type.h"
+#include "helexa/kernels/paged_kv.h"
+
+namespace helexa::kernels {
+
+struct PagedAttentionArgs {
+    void* out = nullptr;        // [n_tokens, n_heads * head_dim], row stride out_stride
+    int64_t out_stride = 0;
+    const void* q = nullptr;    // [n_tokens, n_heads * head_dim], row stride q_stride
+    int64_t q_stride = 0;
+    const void* k_pool = nullptr;  // this layer's K pool (paged_kv.h layout)
+    const void* v_pool = nullptr;  // this layer's V pool
+    PagedKvLayout layout;
+    const int32_t* query_start = nullptr;   // [n_seqs + 1]
+    const int32_t* context_len = nullptr;   // [n_seqs]
+    const int32_t* block_tables = nullptr;  // [n_seqs, max_blocks_per_seq]
+    int64_t n_seqs = 0;
+    int64_t max_blocks_per_seq = 0;
+    int64_t max_query_len = 0;    // host-known bound on query rows of any sequence
+    int64_t max_context_len = 0;  // host-known bound on context_len (sizes the split grid)
+    int64_t n_heads = 0;
+    float scale = 1.0f;
+    ElemType type = ElemType::kBF16;  // q, out and the pools; bf16 or f16
+    void* workspace = nullptr;        // f32 scratch, paged_attention_workspace_bytes() bytes
+    size_t workspace_bytes = 0;
+};
+
+// Workspace the launcher needs for these bounds (0 when the prefill kernel will be used).
+size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
+                                       int64_t max_context_len, int64_t n_heads,
+                                       int64_t head_dim);
+
+cudaError_t launch_paged_attention(const PagedAttentionArgs& args, cudaStream_t stream);
+
+}  // namespace helexa::kernels

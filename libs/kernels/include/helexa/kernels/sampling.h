@@ -1,0 +1,22 @@
+// Device-side greedy sampling: the argmax of each logits row, so a greedy decode step copies
+// rows int32 ids to the host instead of rows * vocab floats (600 KB per row for a 152k vocab).
+//
+// Use it when every row of the step samples greedily; anything else (temperature, top-k/p,
+// penalties, logprobs) still needs the logits on the host. The launcher is a pure function of its
+// arguments: safe to call from any host thread on any stream; it never allocates or synchronises.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace helexa::kernels {
+
+// out_ids[r] = argmax over c of logits[r, c]; logits: [rows, vocab] contiguous f32; out_ids: int32
+// [rows]. Matches the CPU sampler's greedy pick: only finite logits compete, ties go to the lowest
+// index, NaN and -inf never win. A row the CPU sampler would reject (no finite logit, or any
+// +inf) gets -1, so the caller fails that request the same way. vocab must fit in int32.
+cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids,
+                               cudaStream_t stream);
+
+}  // namespace helexa::kernels

@@ -1,0 +1,155 @@
+// launch_paged_attention: argument checks, the decode/prefill choice and the flash-decoding
+// split plan (kernels in attention_decode.cu and attention_prefill.cu).
+//
+// Requirements beyond attention.h: head_dim in {16, 32, 64, 128, 256}; q, out and the pools
+// 16-byte aligned with strides a multiple of 8 elements (16-byte vector loads); the workspace
+// 8-byte aligned; max_context_len <= 2^30 and the other bounds below 2^31. block_size may be any
+// positive value.
+#include <cmath>
+#include <limits>
+
+#include "attention_common.cuh"
+#include "helexa/kernels/attention.h"
+
+namespace helexa::kernels {
+namespace {
+
+bool supported_head_dim(int64_t d) {
+    return d == 16 || d == 32 || d == 64 || d == 128 || d == 256;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+bool use_decode(int64_t max_query_len) { return max_query_len <= attn::kDecodeMaxQuery; }
+
+// The split plan of one decode launch: the split count for these sizes, then the keys per
+// split rounded up to whole tiles, then the count that actually covers max_context_len.
+struct SplitPlan {
+    int64_t n_splits = 1;
+    int64_t split_len = 0;
+};
+
+SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim) {
+    const int64_t tile = 16 * attn::decode_warps(head_dim);
+    const int64_t want = attn::decode_split_bound(n_units, max_context_len);
+    SplitPlan plan;
+    plan.split_len = attn::ceil_div(attn::ceil_div(max_context_len, want), tile) * tile;
+    plan.n_splits = attn::ceil_div(max_context_len, plan.split_len);
+    if (plan.n_splits < 1) {
+        plan.n_splits = 1;
+    }
+    return plan;
+}
+
+size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int64_t n_splits,
+                     int64_t head_dim) {
+    return static_cast<size_t>(n_seqs * max_query_len * n_heads * n_splits) *
+           static_cast<size_t>(head_dim + 2) * sizeof(float);
+}
+
+}  // namespace
+
+size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
+                                       int64_t max_context_len, int64_t n_heads,
+                                       int64_t head_dim) {
+    if (n_seqs <= 0 || max_query_len <= 0 || max_context_len <= 0 || n_heads <= 0 ||
+        head_dim <= 0 || !use_decode(max_query_len)) {
+        return 0;
+    }
+    // With one KV head and one row group per sequence (the fewest CTAs per split) the split
+    // count is largest, so this bound covers every n_kv_heads the launch may have.
+    const int64_t bound = attn::decode_split_bound(n_seqs, max_context_len);
+    if (bound <= 1) {
+        return 0;
+    }
+    return partial_bytes(n_seqs, max_query_len, n_heads, bound, head_dim);
+}
+
+cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t stream) {
+    constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+    const PagedKvLayout& lay = a.layout;
+    if (a.n_seqs < 0 || a.max_query_len < 0 || a.max_context_len < 0 || a.n_heads < 0) {
+        return cudaErrorInvalidValue;
+    }
+    if (a.n_seqs == 0 || a.max_query_len == 0 || a.max_context_len == 0) {
+        return cudaSuccess;  // no query rows (every row has context_len >= its query count >= 1)
+    }
+    if (a.type != ElemType::kBF16 && a.type != ElemType::kF16) {
+        return cudaErrorInvalidValue;
+    }
+    const int64_t hd = lay.head_dim;
+    if (!supported_head_dim(hd) || lay.n_kv_heads <= 0 || a.n_heads <= 0 ||
+        a.n_heads % lay.n_kv_heads != 0 || lay.block_size <= 0 || lay.n_blocks <= 0 ||
+        a.max_blocks_per_seq <= 0) {
+        return cudaErrorInvalidValue;
+    }
+    if (a.out == nullptr || a.q == nullptr || a.k_pool == nullptr || a.v_pool == nullptr ||
+        a.query_start == nullptr || a.context_len == nullptr || a.block_tables == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    const int64_t width = a.n_heads * hd;
+    if (a.q_stride < width || a.out_stride < width || a.q_stride % 8 != 0 ||
+        a.out_stride % 8 != 0 || !aligned16(a.q) || !aligned16(a.out) ||
+        !aligned16(a.k_pool) || !aligned16(a.v_pool)) {
+        return cudaErrorInvalidValue;
+    }
+    // Every key position the kernels may form must have a block-table column.
+    if (attn::ceil_div(a.max_context_len, lay.block_size) > a.max_blocks_per_seq) {
+        return cudaErrorInvalidValue;
+    }
+    // Grid y/z limits; int32 arithmetic in the kernels (split starts + lengths stay < 2^31).
+    if (a.n_seqs > 65535 || a.n_heads > 65535 || a.max_query_len > kIntMax ||
+        a.max_context_len > (int64_t{1} << 30) || lay.block_size > kIntMax ||
+        lay.n_kv_heads > kIntMax || !std::isfinite(a.scale)) {
+        return cudaErrorInvalidValue;
+    }
+
+    attn::AttnParams p;
+    p.out = a.out;
+    p.out_stride = a.out_stride;
+    p.q = a.q;
+    p.q_stride = a.q_stride;
+    p.k_pool = a.k_pool;
+    p.v_pool = a.v_pool;
+    p.n_blocks = lay.n_blocks;
+    p.n_kv_heads = static_cast<int32_t>(lay.n_kv_heads);
+    p.block_size = static_cast<int32_t>(lay.block_size);
+    p.query_start = a.query_start;
+    p.context_len = a.context_len;
+    p.block_tables = a.block_tables;
+    p.max_blocks_per_seq = a.max_blocks_per_seq;
+    p.n_seqs = static_cast<int32_t>(a.n_seqs);
+    p.max_query_len = static_cast<int32_t>(a.max_query_len);
+    p.max_context_len = static_cast<int32_t>(a.max_context_len);
+    p.n_heads = static_cast<int32_t>(a.n_heads);
+    p.group = static_cast<int32_t>(a.n_heads / lay.n_kv_heads);
+    p.scale_log2 = a.scale * attn::kLog2e;
+    const bool bf16 = a.type == ElemType::kBF16;
+
+    if (!use_decode(a.max_query_len)) {
+        return attn::launch_attention_prefill(p, static_cast<int>(hd), bf16, stream);
+    }
+    const int64_t row_groups = attn::ceil_div(p.group * a.max_query_len, 16);
+    if (lay.n_kv_heads * row_groups > 65535) {
+        return cudaErrorInvalidValue;
+    }
+    const SplitPlan plan = plan_splits(a.n_seqs * lay.n_kv_heads * row_groups,
+                                       a.max_context_len, hd);
+    p.n_row_groups = static_cast<int32_t>(row_groups);
+    p.n_splits = static_cast<int32_t>(plan.n_splits);
+    p.split_len = static_cast<int32_t>(plan.split_len);
+    if (plan.n_splits > 1) {
+        const size_t need =
+            partial_bytes(a.n_seqs, a.max_query_len, a.n_heads, plan.n_splits, hd);
+        if (a.workspace == nullptr || a.workspace_bytes < need ||
+            (reinterpret_cast<uintptr_t>(a.workspace) & 7u) != 0) {
+            return cudaErrorInvalidValue;
+        }
+        const int64_t n_parts = a.n_seqs * a.max_query_len * a.n_heads * plan.n_splits;
+        p.ws_ml = static_cast<float2*>(a.workspace);
+        p.ws_acc = reinterpret_cast<float*>(p.ws_ml + n_parts);
+    }
+    return attn::launch_attention_decode(p, static_cast<int>(hd), bf16, stream);
+}
+
+}  // namespace helexa::kernels

@@ -1,0 +1,224 @@
+// Private helpers shared by the paged-attention kernels (attention.cu, attention_decode.cu,
+// attention_prefill.cu): the parameter block, the host-side split choice, and thin inline-PTX
+// wrappers for cp.async, ldmatrix and mma.sync m16n8k16 (bf16/f16 in, f32 accumulate).
+//
+// Fragment layouts (PTX ISA, mma.m16n8k16 with .row.col), lane = 4 * g + t:
+//   A (16x16, 4 regs of 2 elems): a0 (row g,   k 2t..2t+1), a1 (row g+8, k 2t..2t+1),
+//                                 a2 (row g,   k 2t+8..),   a3 (row g+8, k 2t+8..)
+//   B (16x8, 2 regs):             b0 (k 2t..2t+1, col g),   b1 (k 2t+8.., col g)
+//   C (16x8, 4 f32):              c0,c1 (row g, col 2t..2t+1), c2,c3 (row g+8, col 2t..2t+1)
+// so the C fragments of two adjacent n8 score tiles are exactly the A fragment of P for one k16
+// step of P.V (the FlashAttention-2 register trick: P never goes through shared memory).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+namespace helexa::kernels::attn {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Decode path is used when every sequence has at most this many query rows (decode, short
+// speculative/verify chunks); larger chunks go to the prefill kernel.
+constexpr int64_t kDecodeMaxQuery = 8;
+
+// Everything both kernels need, passed by value. Pointers are device pointers.
+struct AttnParams {
+    void* out = nullptr;  // [n_tokens, n_heads * head_dim], row stride out_stride (elements)
+    int64_t out_stride = 0;
+    const void* q = nullptr;  // [n_tokens, n_heads * head_dim], row stride q_stride (elements)
+    int64_t q_stride = 0;
+    const void* k_pool = nullptr;  // [n_blocks, n_kv_heads, block_size, head_dim]
+    const void* v_pool = nullptr;  // same layout as k_pool
+    int64_t n_blocks = 0;
+    int32_t n_kv_heads = 0;
+    int32_t block_size = 0;
+    const int32_t* query_start = nullptr;   // [n_seqs + 1]
+    const int32_t* context_len = nullptr;   // [n_seqs]
+    const int32_t* block_tables = nullptr;  // [n_seqs, max_blocks_per_seq]
+    int64_t max_blocks_per_seq = 0;
+    int32_t n_seqs = 0;
+    int32_t max_query_len = 0;    // device query counts are clamped to this
+    int32_t max_context_len = 0;  // device context lengths are clamped to this
+    int32_t n_heads = 0;
+    int32_t group = 0;  // n_heads / n_kv_heads
+    float scale_log2 = 0.0f;  // softmax scale * log2(e): scores live in the exp2 domain
+    // Decode only.
+    int32_t n_row_groups = 0;  // ceil(group * max_query_len / 16): 16 (head, row) pairs per CTA
+    int32_t n_splits = 1;
+    int32_t split_len = 0;       // keys per split, a multiple of the decode tile
+    float2* ws_ml = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits] (max, sum), log2
+    float* ws_acc = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits, head_dim]
+};
+
+// Decode CTA shape: warps split each key tile (16 keys per warp); 2 warps at head_dim 256 to
+// keep the double-buffered tiles in 68 KB of shared memory.
+inline int decode_warps(int64_t head_dim) { return head_dim > 128 ? 2 : 4; }
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Splits of the context for flash-decoding, given how many CTAs one split would already have
+// (n_units = sequences * kv heads * row groups). Aims for ~2 CTAs per SM of an H100/H200 (132
+// SMs) and never cuts a split below 256 keys. Non-increasing in n_units, so the workspace bound
+// (computed with n_units = n_seqs) covers every launch with the same sizes.
+inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
+    constexpr int64_t kTargetCtas = 264;
+    constexpr int64_t kMinSplitKeys = 256;
+    constexpr int64_t kMaxSplits = 128;
+    int64_t want = ceil_div(kTargetCtas, n_units < 1 ? 1 : n_units);
+    int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, kMinSplitKeys);
+    cap = cap < kMaxSplits ? cap : kMaxSplits;
+    want = want < cap ? want : cap;
+    return want < 1 ? 1 : want;
+}
+
+// Raises a kernel's dynamic shared-memory limit once per device (the attribute is per function
+// and per device; it is not a stream operation, so it is also safe while a graph is captured).
+// `done` is the kernel instantiation's own bit set of devices already raised.
+template <typename Kernel>
+cudaError_t ensure_dynamic_smem(Kernel kernel, size_t bytes, std::atomic<uint64_t>& done) {
+    if (bytes <= 48 * 1024) {
+        return cudaSuccess;
+    }
+    int device = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err != cudaSuccess) {
+        return err;
+    }
+    const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+    if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) {
+        return cudaSuccess;
+    }
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(bytes));
+    if (err == cudaSuccess) {
+        done.fetch_or(bit, std::memory_order_acq_rel);
+    }
+    return err;
+}
+
+cudaError_t launch_attention_prefill(const AttnParams& p, int head_dim, bool bf16,
+                                     cudaStream_t stream);
+cudaError_t launch_attention_decode(const AttnParams& p, int head_dim, bool bf16,
+                                    cudaStream_t stream);
+
+// ---- device helpers ----
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global -> shared; when !valid the destination is zero-filled and nothing
+// is read (src must still be a mapped address; callers pass the pool base).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    const int src_bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)),
+                 "l"(gmem), "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Four 8x8 b16 matrices; lane l supplies the row address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* smem) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(smem)));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* smem) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(smem)));
+}
+
+// d += a * b (m16n8k16, f32 accumulators).
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                          uint32_t b1) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+
+// Two floats -> one 32-bit register of two T (lo in the low half, as the fragments expect).
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t*>(&v);
+    } else {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t*>(&v);
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float x) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        return __float2bfloat16_rn(x);
+    } else {
+        return __float2half_rn(x);
+    }
+}
+
+// 2^x; exact 0 for -inf (masked scores), which the online softmax relies on.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Gathers keys [k0, k0 + kRows) of one kv head through the block table into two padded
+// shared tiles sk, sv ([kRows][HD + 8] elements); keys >= k_end (or in a block id outside the
+// pool) are zero-filled, so masked rows can never inject NaN through P.V.
+template <typename T, int HD, int kRows, int kThreads>
+__device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, const T* v_pool,
+                                             const int32_t* table, const AttnParams& p,
+                                             int kvh, int k0, int k_end, int tid) {
+    constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+    constexpr int kStride = HD + 8;
+    constexpr int kTotal = kRows * kChunks;
+#pragma unroll
+    for (int j = 0; j < (kTotal + kThreads - 1) / kThreads; ++j) {
+        const int i = tid + j * kThreads;
+        if (kTotal % kThreads != 0 && i >= kTotal) {
+            break;
+        }
+        const int r = i / kChunks;
+        const int c = i % kChunks;
+        const int key = k0 + r;
+        bool valid = key < k_end;
+        int64_t off = 0;
+        if (valid) {
+            const int32_t blk = table[key / p.block_size];
+            valid = blk >= 0 && blk < p.n_blocks;
+            off = ((static_cast<int64_t>(blk) * p.n_kv_heads + kvh) * p.block_size +
+                   key % p.block_size) *
+                      HD +
+                  c * 8;
+            off = valid ? off : 0;
+        }
+        cp_async16(sk + r * kStride + c * 8, k_pool + off, valid);
+        cp_async16(sv + r * kStride + c * 8, v_pool + off, valid);
+    }
+}
+
+}  // namespace helexa::kernels::attn

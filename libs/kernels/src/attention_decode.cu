@@ -1,0 +1,393 @@
+// Decode attention over the paged KV cache: flash-decoding with GQA row packing, then a merge.
+//
+// Grid (n_splits, n_kv_heads * n_row_groups, n_seqs). A CTA takes one KV head and 16 "rows":
+// (query head of the group, query row) pairs, row index = query_row * group + head_in_group, so
+// every query head that shares the KV head consumes each K/V tile the CTA reads (K/V bytes are
+// read once per KV head, not once per query head). It walks the keys of one split of the
+// context in tiles of 16 keys per warp; each warp keeps its own running (max, sum, O) over its
+// keys of every tile, on tensor cores (S = Q.K^T as a 16 x 16 x head_dim product, O += P.V),
+// and the warps are combined through shared memory at the end. Tiles arrive by 16-byte
+// cp.async through the block table, double buffered.
+//
+// Lengths come from device memory (context_len, query_start), clamped to the host bounds the
+// grid was sized with, so a CUDA graph captured at some max_context_len replays correctly for any
+// shorter context: CTAs whose split starts past the context write an empty partial (max -inf,
+// sum 0) and leave. With one split the CTA writes the output directly; otherwise it writes its
+// partial (max in the exp2 domain, sum, unnormalised O in f32) and attention_merge_kernel
+// combines the splits.
+#include "attention_common.cuh"
+
+namespace helexa::kernels::attn {
+namespace {
+
+template <int HD, int kWarps>
+struct DecodeCfg {
+    static constexpr int kThreads = kWarps * 32;
+    static constexpr int kBlockN = 16 * kWarps;  // keys per tile: 16 per warp
+    static constexpr bool kQInRegs = HD <= 128;
+    static constexpr int kStride = HD + 8;        // padded smem row (elements)
+    static constexpr int kTileElems = kBlockN * kStride;
+    static constexpr int kQElems = 16 * kStride;
+    static constexpr int kOStride = HD + 8;       // f32 combine rows: 2 wavefronts per store
+    // [K0][V0][K1][V1][Q]; the combine scratch (per warp: O rows, then max and sum) reuses the
+    // tiles once the key loop is done.
+    static constexpr int kSmemBytes = (4 * kTileElems + kQElems) * 2;
+    static constexpr int kCombineBytes = kWarps * 16 * (kOStride + 2) * 4;
+    static_assert(kCombineBytes <= 4 * kTileElems * 2, "combine scratch must fit the tiles");
+    static_assert(HD % 16 == 0 && HD <= 256, "head_dim must be a multiple of 16, <= 256");
+};
+
+template <typename T, int HD, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_decode_kernel(const AttnParams p) {
+    using Cfg = DecodeCfg<HD, kWarps>;
+    constexpr int kBlockN = Cfg::kBlockN;
+    constexpr int kStride = Cfg::kStride;
+    constexpr int kThreads = Cfg::kThreads;
+    constexpr int kChunks = HD / 8;
+
+    const int s = blockIdx.z;
+    const int kvh = blockIdx.y / p.n_row_groups;
+    const int row0 = (blockIdx.y % p.n_row_groups) * 16;  // first packed row of this CTA
+    const int split = blockIdx.x;
+    const int q_begin = p.query_start[s];
+    const int nq = min(max(p.query_start[s + 1] - q_begin, 0), p.max_query_len);
+    const int n_rows = p.group * nq;  // valid packed rows of this sequence
+    if (row0 >= n_rows) {
+        return;  // no query row here; the merge never reads these partials
+    }
+    const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
+    const int first_pos = ctx - nq;
+    const int k_begin = split * p.split_len;
+    // The last query row sees keys [0, ctx); earlier rows are masked per key below.
+    const int k_end = min(k_begin + p.split_len, ctx);
+
+    const int tid = threadIdx.x;
+    const int warp = tid / 32;
+    const int lane = tid % 32;
+    const int g = lane / 4;
+    const int tq = lane % 4;
+    const bool direct = p.n_splits == 1;
+
+    // Where packed row r (0..15) of this CTA goes; rows past the sequence's rows are invalid.
+    auto row_info = [&](int r, int& qi, int& h) {
+        const int idx = row0 + r;
+        qi = idx / p.group;
+        h = kvh * p.group + idx % p.group;
+        return idx < n_rows;
+    };
+
+    if (k_begin >= k_end) {
+        // Empty split (context shorter than the captured bound): an empty partial, or zeros
+        // when there is a single split (only for an empty context, which is bad metadata).
+        for (int i = tid; i < 16 * HD; i += kThreads) {
+            int qi, h;
+            if (!row_info(i / HD, qi, h)) {
+                continue;
+            }
+            const int d = i % HD;
+            if (direct) {
+                T* o = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
+                o[static_cast<int64_t>(h) * HD + d] = from_f32<T>(0.0f);
+            } else {
+                const int64_t part =
+                    ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) *
+                        p.n_splits + split;
+                p.ws_acc[part * HD + d] = 0.0f;
+                if (d == 0) {
+                    p.ws_ml[part] = make_float2(-INFINITY, 0.0f);
+                }
+            }
+        }
+        return;
+    }
+    const int n_tiles = (k_end - k_begin + kBlockN - 1) / kBlockN;
+
+    extern __shared__ uint4 smem_raw[];
+    T* smem = reinterpret_cast<T*>(smem_raw);
+    auto sk = [smem](int b) { return smem + 2 * b * Cfg::kTileElems; };
+    auto sv = [smem](int b) { return smem + (2 * b + 1) * Cfg::kTileElems; };
+    T* sq = smem + 4 * Cfg::kTileElems;
+
+    const T* q = static_cast<const T*>(p.q);
+    const T* k_pool = static_cast<const T*>(p.k_pool);
+    const T* v_pool = static_cast<const T*>(p.v_pool);
+    const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks_per_seq;
+
+    // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
+    for (int i = tid; i < 16 * kChunks; i += kThreads) {
+        const int r = i / kChunks;
+        const int c = i % kChunks;
+        int qi, h;
+        const bool valid = row_info(r, qi, h);
+        const T* src = valid ? q + static_cast<int64_t>(q_begin + qi) * p.q_stride +
+                                   static_cast<int64_t>(h) * HD + c * 8
+                             : q;
+        cp_async16(sq + r * kStride + c * 8, src, valid);
+    }
+    load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
+                                           k_end, tid);
+    cp_async_commit();
+
+    const int a_row = lane % 16, a_col = (lane / 16) * 8;
+    const int k_row = warp * 16 + (lane % 8) + 8 * (lane / 16), k_col = 8 * ((lane / 8) % 2);
+    const int v_row = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2), v_col = 8 * (lane / 16);
+
+    // Positions of this lane's rows g and g + 8 (invalid rows see every key: harmless).
+    int pos[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        int qi, h;
+        pos[hf] = row_info(g + 8 * hf, qi, h) ? first_pos + qi : 0x7fffffff;
+    }
+
+    uint32_t qf[Cfg::kQInRegs ? HD / 16 : 1][4];
+    float acc_o[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+        acc_o[i][0] = acc_o[i][1] = acc_o[i][2] = acc_o[i][3] = 0.0f;
+    }
+    float row_max[2] = {-INFINITY, -INFINITY};
+    float row_sum[2] = {0.0f, 0.0f};
+
+    for (int t = 0; t < n_tiles; ++t) {
+        const int stage = t & 1;
+        const int k0 = k_begin + t * kBlockN;
+        if (t + 1 < n_tiles) {
+            load_kv_tile<T, HD, kBlockN, kThreads>(sk(stage ^ 1), sv(stage ^ 1), k_pool, v_pool,
+                                                   table, p, kvh, k0 + kBlockN, k_end, tid);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if constexpr (Cfg::kQInRegs) {
+            if (t == 0) {
+#pragma unroll
+                for (int kk = 0; kk < HD / 16; ++kk) {
+                    ldsm_x4(qf[kk], sq + a_row * kStride + kk * 16 + a_col);
+                }
+            }
+        }
+
+        const int wk0 = k0 + warp * 16;  // this warp's 16 keys of the tile
+        if (wk0 < k_end) {
+            const T* tk = sk(stage);
+            const T* tv = sv(stage);
+            float sc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; ++kk) {
+                uint32_t a[4];
+                if constexpr (Cfg::kQInRegs) {
+                    a[0] = qf[kk][0];
+                    a[1] = qf[kk][1];
+                    a[2] = qf[kk][2];
+                    a[3] = qf[kk][3];
+                } else {
+                    ldsm_x4(a, sq + a_row * kStride + kk * 16 + a_col);
+                }
+                uint32_t b[4];
+                ldsm_x4(b, tk + k_row * kStride + kk * 16 + k_col);
+                mma_16816<T>(sc[0], a, b[0], b[1]);
+                mma_16816<T>(sc[1], a, b[2], b[3]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int key = wk0 + nt * 8 + 2 * tq + (e & 1);
+                    const float v = sc[nt][e] * p.scale_log2;
+                    sc[nt][e] = (key >= k_end || key > pos[e >> 1]) ? -INFINITY : v;
+                }
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                float mx = fmaxf(fmaxf(sc[0][2 * hf], sc[0][2 * hf + 1]),
+                                 fmaxf(sc[1][2 * hf], sc[1][2 * hf + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_new = fmaxf(row_max[hf], mx);
+                const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+                const float alpha = fast_exp2(row_max[hf] - m_use);
+                row_max[hf] = m_new;
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+                    sc[nt][2 * hf] = fast_exp2(sc[nt][2 * hf] - m_use);
+                    sc[nt][2 * hf + 1] = fast_exp2(sc[nt][2 * hf + 1] - m_use);
+                    sum += sc[nt][2 * hf] + sc[nt][2 * hf + 1];
+                }
+                row_sum[hf] = row_sum[hf] * alpha + sum;
+#pragma unroll
+                for (int nt = 0; nt < HD / 8; ++nt) {
+                    acc_o[nt][2 * hf] *= alpha;
+                    acc_o[nt][2 * hf + 1] *= alpha;
+                }
+            }
+            uint32_t a[4];
+            a[0] = pack2<T>(sc[0][0], sc[0][1]);
+            a[1] = pack2<T>(sc[0][2], sc[0][3]);
+            a[2] = pack2<T>(sc[1][0], sc[1][1]);
+            a[3] = pack2<T>(sc[1][2], sc[1][3]);
+#pragma unroll
+            for (int j = 0; j < HD / 16; ++j) {
+                uint32_t b[4];
+                ldsm_x4_trans(b, tv + v_row * kStride + j * 16 + v_col);
+                mma_16816<T>(acc_o[2 * j], a, b[0], b[1]);
+                mma_16816<T>(acc_o[2 * j + 1], a, b[2], b[3]);
+            }
+        }
+        __syncthreads();  // this stage is refilled by the next iteration's prefetch
+    }
+
+    // Combine the warps: each publishes (max, sum, O) for its 16 rows, then all threads merge.
+    float* so = reinterpret_cast<float*>(smem_raw);            // [kWarps][16][kOStride]
+    float* sm = so + kWarps * 16 * Cfg::kOStride;               // [kWarps][16] max
+    float* sl = sm + kWarps * 16;                               // [kWarps][16] sum
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        float l = row_sum[hf];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int r = g + 8 * hf;
+        float* orow = so + (warp * 16 + r) * Cfg::kOStride;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; ++nt) {
+            *reinterpret_cast<float2*>(orow + nt * 8 + 2 * tq) =
+                make_float2(acc_o[nt][2 * hf], acc_o[nt][2 * hf + 1]);
+        }
+        if (tq == 0) {
+            sm[warp * 16 + r] = row_max[hf];
+            sl[warp * 16 + r] = l;
+        }
+    }
+    __syncthreads();
+
+    for (int i = tid; i < 16 * HD; i += kThreads) {
+        const int r = i / HD;
+        const int d = i % HD;
+        int qi, h;
+        if (!row_info(r, qi, h)) {
+            continue;
+        }
+        float m = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) {
+            m = fmaxf(m, sm[w * 16 + r]);
+        }
+        const float m_use = m == -INFINITY ? 0.0f : m;
+        float l = 0.0f;
+        float o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) {
+            const float f = fast_exp2(sm[w * 16 + r] - m_use);
+            l += f * sl[w * 16 + r];
+            o += f * so[(w * 16 + r) * Cfg::kOStride + d];
+        }
+        if (direct) {
+            T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
+            out[static_cast<int64_t>(h) * HD + d] = from_f32<T>(l > 0.0f ? o / l : 0.0f);
+        } else {
+            const int64_t part =
+                ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits +
+                split;
+            p.ws_acc[part * HD + d] = o;
+            if (d == 0) {
+                p.ws_ml[part] = make_float2(m, l);
+            }
+        }
+    }
+}
+
+// out row (s, qi), head h = sum over splits of w_i * O_i / sum of w_i * l_i, w_i = 2^(m_i - M).
+// Grid (n_heads, max_query_len, n_seqs), one thread per head_dim element.
+template <typename T, int HD>
+__global__ void __launch_bounds__(HD < 32 ? 32 : HD) attention_merge_kernel(const AttnParams p) {
+    const int h = blockIdx.x;
+    const int qi = blockIdx.y;
+    const int s = blockIdx.z;
+    const int d = threadIdx.x;
+    const int q_begin = p.query_start[s];
+    const int nq = min(max(p.query_start[s + 1] - q_begin, 0), p.max_query_len);
+    if (qi >= nq || d >= HD) {
+        return;
+    }
+    const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
+    // Only splits that start inside the context hold data (the rest wrote empty partials).
+    const int n_used = min(p.n_splits, (ctx + p.split_len - 1) / p.split_len);
+    const int64_t part0 =
+        ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits;
+    float m = -INFINITY;
+    for (int i = 0; i < n_used; ++i) {
+        const float2 ml = p.ws_ml[part0 + i];
+        if (ml.y > 0.0f) {
+            m = fmaxf(m, ml.x);
+        }
+    }
+    float l = 0.0f;
+    float o = 0.0f;
+    for (int i = 0; i < n_used; ++i) {
+        const float2 ml = p.ws_ml[part0 + i];
+        if (ml.y > 0.0f) {
+            const float f = fast_exp2(ml.x - m);
+            l += f * ml.y;
+            o += f * p.ws_acc[(part0 + i) * HD + d];
+        }
+    }
+    T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
+    out[static_cast<int64_t>(h) * HD + d] = from_f32<T>(l > 0.0f ? o / l : 0.0f);
+}
+
+template <typename T, int HD, int kWarps>
+cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
+    using Cfg = DecodeCfg<HD, kWarps>;
+    const size_t smem = Cfg::kSmemBytes;
+    auto kernel = attention_decode_kernel<T, HD, kWarps>;
+    static std::atomic<uint64_t> smem_raised{0};
+    const cudaError_t smem_err = ensure_dynamic_smem(kernel, smem, smem_raised);
+    if (smem_err != cudaSuccess) {
+        return smem_err;
+    }
+    const dim3 grid(static_cast<unsigned>(p.n_splits),
+                    static_cast<unsigned>(p.n_kv_heads * p.n_row_groups),
+                    static_cast<unsigned>(p.n_seqs));
+    kernel<<<grid, Cfg::kThreads, smem, stream>>>(p);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess || p.n_splits == 1) {
+        return err;
+    }
+    const dim3 merge_grid(static_cast<unsigned>(p.n_heads),
+                          static_cast<unsigned>(p.max_query_len),
+                          static_cast<unsigned>(p.n_seqs));
+    attention_merge_kernel<T, HD><<<merge_grid, HD < 32 ? 32 : HD, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_decode_hd(const AttnParams& p, int head_dim, cudaStream_t stream) {
+    switch (head_dim) {
+        case 16:
+            return launch_decode_typed<T, 16, 4>(p, stream);
+        case 32:
+            return launch_decode_typed<T, 32, 4>(p, stream);
+        case 64:
+            return launch_decode_typed<T, 64, 4>(p, stream);
+        case 128:
+            return launch_decode_typed<T, 128, 4>(p, stream);
+        case 256:
+            return launch_decode_typed<T, 256, 2>(p, stream);
+        default:
+            return cudaErrorInvalidValue;
+    }
+}
+
+}  // namespace
+
+cudaError_t launch_attention_decode(const AttnParams& p, int head_dim, bool bf16,
+                                    cudaStream_t stream) {
+    return bf16 ? launch_decode_hd<__nv_bfloat16>(p, head_dim, stream)
+                : launch_decode_hd<__half>(p, head_dim, stream);
+}
+
+}  // namespace helexa::kernels::attn

@@ -1,0 +1,305 @@
+// RMSNorm kernels: plain, fused residual-add, and per-head (Qwen3 q_norm / k_norm).
+//
+// One "segment" is the run of elements normalised together: a whole row for rms_norm and
+// add_rms_norm, one head of a row for rms_norm_heads. Short segments (<= kWarpMaxCols) get one
+// warp each, so a decode step's [T, n_heads * 128] q/k norm fills the GPU; long rows get one CTA.
+// Both read the segment twice (sum of squares, then scale): the second pass hits L1, and a row is
+// at most a few tens of KiB, so caching it in registers would buy little for much complexity.
+//
+// Numerics follow transformers' LlamaRMSNorm: x is upcast to f32, the f32 sum of squares gives
+// inv = rsqrt(mean + eps), y = to_act(x * inv) and out = to_act(weight * y) (a product of two
+// act-type values, computed in f32 and rounded once). For f32 every rounding is the identity.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "helexa/kernels/norm.h"
+
+namespace helexa::kernels {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int64_t kWarpMaxCols = 1024;  // segments up to this length get one warp
+constexpr int kWarpKernelThreads = 128;  // 4 segments per CTA in the warp kernel
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) {
+    return v;
+}
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) {
+    return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+// Rounds an f32 value to T and back: the value a tensor of dtype T would hold.
+template <typename T>
+__device__ __forceinline__ float round_to(float v) {
+    return to_f32(from_f32<T>(v));
+}
+
+// VEC elements moved as one access (16 bytes when VEC * sizeof(T) == 16).
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Pack {
+    T v[VEC];
+};
+
+// Everything a norm kernel needs, passed by value. For the plain norm residual is null and the
+// source is x; for the fused add the source is residual + x (rounded), written back to residual.
+template <typename T>
+struct NormParams {
+    T* out;             // [rows, segs_per_row * seg_len], row stride out_stride
+    int64_t out_stride;
+    T* residual;        // [rows, cols], row stride residual_stride; null for the plain norm
+    int64_t residual_stride;
+    const T* x;         // [rows, segs_per_row * seg_len], row stride x_stride
+    int64_t x_stride;
+    const T* weight;    // [seg_len]
+    int64_t n_segs;     // rows * segs_per_row
+    int64_t segs_per_row;
+    int64_t seg_len;
+    float eps;
+};
+
+// Pass 1 for the elements [i * VEC, i * VEC + VEC) of one segment: returns their sum of squares.
+// With ADD it also stores the rounded residual sum, which pass 2 then reads back (the same thread
+// touches the same elements in both passes, so no barrier is needed between them).
+template <typename T, int VEC, bool ADD>
+__device__ __forceinline__ float load_square(const NormParams<T>& p, int64_t row, int64_t col) {
+    Pack<T, VEC> xv = *reinterpret_cast<const Pack<T, VEC>*>(p.x + row * p.x_stride + col);
+    float ss = 0.0f;
+    if constexpr (ADD) {
+        T* rp = p.residual + row * p.residual_stride + col;
+        Pack<T, VEC> rv = *reinterpret_cast<const Pack<T, VEC>*>(rp);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            rv.v[j] = from_f32<T>(to_f32(rv.v[j]) + to_f32(xv.v[j]));
+            const float f = to_f32(rv.v[j]);
+            ss = fmaf(f, f, ss);
+        }
+        *reinterpret_cast<Pack<T, VEC>*>(rp) = rv;
+    } else {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            const float f = to_f32(xv.v[j]);
+            ss = fmaf(f, f, ss);
+        }
+    }
+    return ss;
+}
+
+// Pass 2: out = to_act(weight * to_act(src * inv)).
+template <typename T, int VEC, bool ADD>
+__device__ __forceinline__ void scale_store(const NormParams<T>& p, int64_t row, int64_t col,
+                                            int64_t wcol, float inv) {
+    const T* src = ADD ? p.residual + row * p.residual_stride + col : p.x + row * p.x_stride + col;
+    const Pack<T, VEC> sv = *reinterpret_cast<const Pack<T, VEC>*>(src);
+    const Pack<T, VEC> wv = *reinterpret_cast<const Pack<T, VEC>*>(p.weight + wcol);
+    Pack<T, VEC> ov;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+        const float y = round_to<T>(to_f32(sv.v[j]) * inv);
+        ov.v[j] = from_f32<T>(to_f32(wv.v[j]) * y);
+    }
+    *reinterpret_cast<Pack<T, VEC>*>(p.out + row * p.out_stride + col) = ov;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int off = kWarp / 2; off > 0; off >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, off);
+    }
+    return v;
+}
+
+// One warp per segment; blockDim.x == kWarpKernelThreads.
+template <typename T, int VEC, bool ADD>
+__global__ void __launch_bounds__(kWarpKernelThreads)
+    rms_norm_warp_kernel(const NormParams<T> p) {
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int64_t seg = static_cast<int64_t>(blockIdx.x) * (kWarpKernelThreads / kWarp) +
+                        static_cast<int64_t>(threadIdx.x) / kWarp;
+    if (seg >= p.n_segs) {
+        return;  // whole warp leaves together: no shuffle is left half-populated
+    }
+    const int64_t row = seg / p.segs_per_row;
+    const int64_t base = (seg % p.segs_per_row) * p.seg_len;
+    float ss = 0.0f;
+    for (int64_t c = static_cast<int64_t>(lane) * VEC; c < p.seg_len; c += kWarp * VEC) {
+        ss += load_square<T, VEC, ADD>(p, row, base + c);
+    }
+    ss = warp_sum(ss);
+    const float inv = rsqrtf(ss / static_cast<float>(p.seg_len) + p.eps);
+    for (int64_t c = static_cast<int64_t>(lane) * VEC; c < p.seg_len; c += kWarp * VEC) {
+        scale_store<T, VEC, ADD>(p, row, base + c, c, inv);
+    }
+}
+
+// One CTA per row (segs_per_row == 1); rows beyond gridDim.y are covered by a grid-stride loop.
+template <typename T, int VEC, bool ADD>
+__global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T> p) {
+    __shared__ float partial[1024 / kWarp];
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    const int n_warps = static_cast<int>(blockDim.x) / kWarp;
+    const int64_t step = static_cast<int64_t>(blockDim.x) * VEC;
+    for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
+        float ss = 0.0f;
+        for (int64_t c = static_cast<int64_t>(threadIdx.x) * VEC; c < p.seg_len; c += step) {
+            ss += load_square<T, VEC, ADD>(p, row, c);
+        }
+        ss = warp_sum(ss);
+        if (lane == 0) {
+            partial[warp] = ss;
+        }
+        __syncthreads();
+        float total = 0.0f;
+        for (int w = 0; w < n_warps; ++w) {
+            total += partial[w];  // every thread sums in the same order: identical inv
+        }
+        __syncthreads();  // partial is reused by the next row
+        const float inv = rsqrtf(total / static_cast<float>(p.seg_len) + p.eps);
+        for (int64_t c = static_cast<int64_t>(threadIdx.x) * VEC; c < p.seg_len; c += step) {
+            scale_store<T, VEC, ADD>(p, row, c, c, inv);
+        }
+    }
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+template <typename T, int VEC, bool ADD>
+cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
+    if (p.seg_len <= kWarpMaxCols) {
+        const int64_t per_cta = kWarpKernelThreads / kWarp;
+        const int64_t blocks = (p.n_segs + per_cta - 1) / per_cta;
+        if (blocks > 0x7fffffffLL) {
+            return cudaErrorInvalidValue;
+        }
+        rms_norm_warp_kernel<T, VEC, ADD>
+            <<<static_cast<unsigned>(blocks), kWarpKernelThreads, 0, stream>>>(p);
+    } else {
+        // Enough threads that each holds about two vectors; a multiple of the warp size.
+        const int64_t vecs = (p.seg_len + VEC - 1) / VEC;
+        int64_t threads = ((vecs + 1) / 2 + kWarp - 1) / kWarp * kWarp;
+        threads = threads < 128 ? 128 : (threads > 1024 ? 1024 : threads);
+        const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
+        rms_norm_block_kernel<T, VEC, ADD>
+            <<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0, stream>>>(p);
+    }
+    return cudaGetLastError();
+}
+
+// Picks the 16-byte path when every row start and the weight are 16-byte aligned.
+template <typename T, bool ADD>
+cudaError_t launch_norm_typed(const NormParams<T>& p, cudaStream_t stream) {
+    constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+    bool vec = p.seg_len % kVec == 0 && p.x_stride % kVec == 0 && p.out_stride % kVec == 0 &&
+               aligned16(p.x) && aligned16(p.out) && aligned16(p.weight);
+    if constexpr (ADD) {
+        vec = vec && p.residual_stride % kVec == 0 && aligned16(p.residual);
+    }
+    if (vec) {
+        return launch_norm_vec<T, kVec, ADD>(p, stream);
+    }
+    return launch_norm_vec<T, 1, ADD>(p, stream);
+}
+
+template <bool ADD>
+cudaError_t dispatch_norm(void* out, int64_t out_stride, void* residual, int64_t residual_stride,
+                          const void* x, int64_t x_stride, const void* weight, int64_t rows,
+                          int64_t segs_per_row, int64_t seg_len, float eps, ElemType type,
+                          cudaStream_t stream) {
+    auto make = [&](auto tag) {
+        using T = decltype(tag);
+        return NormParams<T>{static_cast<T*>(out),       out_stride,
+                             static_cast<T*>(residual),  residual_stride,
+                             static_cast<const T*>(x),   x_stride,
+                             static_cast<const T*>(weight), rows * segs_per_row,
+                             segs_per_row,               seg_len,
+                             eps};
+    };
+    switch (type) {
+        case ElemType::kF32:
+            return launch_norm_typed<float, ADD>(make(float{}), stream);
+        case ElemType::kF16:
+            return launch_norm_typed<__half, ADD>(make(__half{}), stream);
+        case ElemType::kBF16:
+            return launch_norm_typed<__nv_bfloat16, ADD>(make(__nv_bfloat16{}), stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+bool valid_type(ElemType t) {
+    return t == ElemType::kF32 || t == ElemType::kF16 || t == ElemType::kBF16;
+}
+
+}  // namespace
+
+cudaError_t launch_rms_norm(void* out, int64_t out_stride, const void* x, int64_t x_stride,
+                            const void* weight, int64_t rows, int64_t cols, float eps,
+                            ElemType type, cudaStream_t stream) {
+    if (rows < 0 || cols <= 0 || !valid_type(type) || out_stride < cols || x_stride < cols) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (out == nullptr || x == nullptr || weight == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    return dispatch_norm<false>(out, out_stride, nullptr, 0, x, x_stride, weight, rows, 1, cols,
+                                eps, type, stream);
+}
+
+cudaError_t launch_add_rms_norm(void* out, int64_t out_stride, void* residual,
+                                int64_t residual_stride, const void* x, int64_t x_stride,
+                                const void* weight, int64_t rows, int64_t cols, float eps,
+                                ElemType type, cudaStream_t stream) {
+    if (rows < 0 || cols <= 0 || !valid_type(type) || out_stride < cols || x_stride < cols ||
+        residual_stride < cols) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (out == nullptr || residual == nullptr || x == nullptr || weight == nullptr ||
+        out == residual) {
+        return cudaErrorInvalidValue;
+    }
+    return dispatch_norm<true>(out, out_stride, residual, residual_stride, x, x_stride, weight,
+                               rows, 1, cols, eps, type, stream);
+}
+
+cudaError_t launch_rms_norm_heads(void* x, int64_t x_stride, const void* weight, int64_t rows,
+                                  int64_t n_heads, int64_t head_dim, float eps, ElemType type,
+                                  cudaStream_t stream) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || !valid_type(type) ||
+        x_stride < n_heads * head_dim) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (x == nullptr || weight == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    if (head_dim > kWarpMaxCols) {
+        // The block kernel normalises whole rows only; per-head norms this wide do not occur.
+        return cudaErrorInvalidValue;
+    }
+    return dispatch_norm<false>(x, x_stride, nullptr, 0, x, x_stride, weight, rows, n_heads,
+                                head_dim, eps, type, stream);
+}
+
+}  // namespace helexa::kernels

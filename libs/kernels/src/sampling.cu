@@ -1,0 +1,144 @@
+// Greedy sampling on the device: per-row argmax of f32 logits.
+//
+// One CTA of 1024 threads per row: each thread scans a strided share of the row (16-byte loads,
+// four in flight) keeping its best (value, index); a warp-shuffle then shared-memory reduction
+// picks the row's winner. Index order is preserved at every step (a thread visits its indices in
+// increasing order and keeps the first of equal values; merges prefer the lower index), so ties
+// resolve to the lowest index like the CPU sampler.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "helexa/kernels/sampling.h"
+
+namespace helexa::kernels {
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr int kWarp = 32;
+constexpr int kUnroll = 4;
+
+struct Best {
+    float value;  // -inf while no finite logit was seen
+    int32_t index;  // -1 while no finite logit was seen
+    int32_t pos_inf;  // 1 when a +inf was seen (the CPU sampler rejects such rows)
+};
+
+__device__ __forceinline__ void consider(Best& b, float v, int32_t i) {
+    if (isfinite(v)) {
+        if (v > b.value || b.index < 0) {
+            b.value = v;
+            b.index = i;
+        }
+    } else if (v > 0.0f) {  // +inf; NaN compares false and -inf is below 0
+        b.pos_inf = 1;
+    }
+}
+
+// Merges o into b: the higher finite value wins, equal values go to the lower index.
+__device__ __forceinline__ void merge(Best& b, const Best& o) {
+    if (o.index >= 0 &&
+        (b.index < 0 || o.value > b.value || (o.value == b.value && o.index < b.index))) {
+        b.value = o.value;
+        b.index = o.index;
+    }
+    b.pos_inf |= o.pos_inf;
+}
+
+__device__ __forceinline__ Best warp_merge(Best b) {
+#pragma unroll
+    for (int off = kWarp / 2; off > 0; off >>= 1) {
+        Best o;
+        o.value = __shfl_xor_sync(0xffffffffu, b.value, off);
+        o.index = __shfl_xor_sync(0xffffffffu, b.index, off);
+        o.pos_inf = __shfl_xor_sync(0xffffffffu, b.pos_inf, off);
+        merge(b, o);
+    }
+    return b;
+}
+
+// logits: [rows, vocab] contiguous f32; out_ids: int32 [rows]. VEC4: the row is read as float4
+// (vocab % 4 == 0 and a 16-byte aligned base).
+template <bool VEC4>
+__global__ void __launch_bounds__(kThreads)
+    argmax_rows_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids) {
+    __shared__ Best warp_best[kThreads / kWarp];
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = logits + r * vocab;
+        Best b{-INFINITY, -1, 0};
+        if constexpr (VEC4) {
+            const auto* row4 = reinterpret_cast<const float4*>(row);
+            const int64_t n4 = vocab / 4;
+            int64_t c = threadIdx.x;
+            // Full rounds of kUnroll packs per thread: loads issued before any is used.
+            for (; c + (kUnroll - 1) * kThreads < n4; c += kUnroll * kThreads) {
+                float4 v[kUnroll];
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u) {
+                    v[u] = __ldg(row4 + c + u * kThreads);
+                }
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u) {
+                    const auto base = static_cast<int32_t>((c + u * kThreads) * 4);
+                    consider(b, v[u].x, base);
+                    consider(b, v[u].y, base + 1);
+                    consider(b, v[u].z, base + 2);
+                    consider(b, v[u].w, base + 3);
+                }
+            }
+            for (; c < n4; c += kThreads) {
+                const float4 v = __ldg(row4 + c);
+                const auto base = static_cast<int32_t>(c * 4);
+                consider(b, v.x, base);
+                consider(b, v.y, base + 1);
+                consider(b, v.z, base + 2);
+                consider(b, v.w, base + 3);
+            }
+        } else {
+            for (int64_t c = threadIdx.x; c < vocab; c += kThreads) {
+                consider(b, __ldg(row + c), static_cast<int32_t>(c));
+            }
+        }
+        b = warp_merge(b);
+        if (lane == 0) {
+            warp_best[warp] = b;
+        }
+        __syncthreads();
+        if (warp == 0) {
+            b = warp_best[lane];  // kThreads / kWarp == kWarp entries
+            b = warp_merge(b);
+            if (lane == 0) {
+                out_ids[r] = b.pos_inf != 0 ? -1 : b.index;
+            }
+        }
+        __syncthreads();  // warp_best is reused by the next row
+    }
+}
+
+static_assert(kThreads / kWarp == kWarp, "the final merge is one warp over all warp results");
+
+}  // namespace
+
+cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids,
+                               cudaStream_t stream) {
+    if (rows < 0 || vocab <= 0 || vocab > INT32_MAX) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (logits == nullptr || out_ids == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    const auto blocks = static_cast<unsigned>(rows < 0x7fffffffLL ? rows : 0x7fffffffLL);
+    if (vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0) {
+        argmax_rows_kernel<true><<<blocks, kThreads, 0, stream>>>(logits, rows, vocab, out_ids);
+    } else {
+        argmax_rows_kernel<false><<<blocks, kThreads, 0, stream>>>(logits, rows, vocab, out_ids);
+    }
+    return cudaGetLastError();
+}
+
+}  // namespace helexa::kernels

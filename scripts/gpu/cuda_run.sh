@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Issue 8's whole GPU run, one call on the GPU host: the card's ceilings, the CUDA backend's
+# correctness suite (every kernel against the CPU backend, the transformers fixtures, batched vs
+# single), random-weight real-shape models made with transformers, transformers' own bf16
+# forward as reference, and the engine benchmark against the ceilings. Table printed last; logs
+# and JSON under $OUT.
+# Needs the bundle: scripts/gpu/bundle.sh build/cuda/libs/kernels/gpu_ceilings \
+#   build/cuda/libs/kernels/attention_kernel_bench build/cuda/libs/cuda/cuda_backend_tests \
+#   build/cuda/libs/cuda/cuda_engine_bench   (carry .device)
+#   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${OUT:-/tmp/helexa-out}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export HELEXA_SOURCE_DIR="$PWD"
+export PYTHONUNBUFFERED=1
+bin=.device/bundle/bin
+models="${MODELS:-qwen3-0.6b,qwen3-8b,llama3.1-8b}"
+bench_args="${BENCH_ARGS:-}"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$out/card.txt"
+git log -1 --format='commit %H %s' 2>/dev/null | tee -a "$out/card.txt" || true
+
+"$bin/gpu_ceilings" | tee "$out/ceilings.txt"
+copy=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')
+gemm=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bf16_gemm_tflops"])')
+
+status=0
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+    "$bin/cuda_backend_tests" --gtest_brief=1 > "$out/tests.log" 2>&1 || status=1
+    grep -E '^\[  (PASSED|FAILED) |FAILED|Failure|error' "$out/tests.log" | head -40
+    "$bin/attention_kernel_bench" > "$out/attention.log" 2>&1 || status=1
+    tail -12 "$out/attention.log"
+    command -v cuobjdump >/dev/null &&
+        echo "128-bit global loads in the engine's SASS: $(cuobjdump -sass "$bin/cuda_engine_bench" | grep -c 'LDG.E.128')"
+fi
+
+mkdir -p /tmp/models
+python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$models" \
+    --reference "${REFERENCE:-qwen3-8b}" 2>&1 | grep -v Warning | tee "$out/models.log"
+: > "$out/bench.jsonl"
+for m in ${models//,/ }; do
+    ref=""
+    [ -f "/tmp/models/$m/reference.json" ] && ref="--reference"
+    "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m" --copy-gbps "$copy" \
+        --gemm-tflops "$gemm" $ref $bench_args 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" ||
+        status=1
+    rm -rf "/tmp/models/$m"
+done
+tail -5 "$out/bench.err" 2>/dev/null
+
+python3 - "$out/bench.jsonl" "$copy" "$gemm" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print(f"\nceilings: copy {sys.argv[2]} GB/s, bf16 GEMM {sys.argv[3]} TFLOP/s")
+print("| model | measure | value | ceiling | ratio |\n|---|---|---:|---:|---:|")
+for r in rows:
+    k = r["kind"]
+    if k == "reference":
+        print(f"| {r['label']} | vs transformers bf16 | cos {r['cosine']:.5f}, greedy {r['greedy_match']}/{r['greedy_len']} | | |")
+    elif k == "decode":
+        print(f"| {r['label']} | decode b1 tok/s | {r['tokens_per_s']:.1f} | {r['roofline_tokens_per_s']:.1f} | {r['ratio']:.2f} |")
+    elif k == "prefill":
+        print(f"| {r['label']} | prefill {r['tokens']} TTFT ms | {r['ttft_ms']:.1f} ({r['tflops']:.0f} TFLOP/s) | {sys.argv[3]} | {r['ratio']:.2f} |")
+    elif k == "concurrent":
+        print(f"| {r['label']} | {r['batch']} streams tok/s | {r['tokens_per_s']:.0f} | {r['ceiling_tokens_per_s']:.0f} | {r['ratio']:.2f} |")
+    elif k == "load":
+        print(f"| {r['label']} | load s | {r['seconds']:.1f} | | |")
+PY
+exit $status
