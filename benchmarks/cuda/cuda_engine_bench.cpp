@@ -70,6 +70,19 @@ void step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<float>& logi
     }
 }
 
+// Greedy decode as the scheduler runs it: the argmax is taken on the device.
+void argmax_step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<int32_t>& tokens) {
+    auto st = r.step_argmax(b, tokens);
+    if (!st) {
+        die(st.error().full_message());
+    }
+    for (int32_t t : tokens) {
+        if (t < 0) {
+            die("non-finite logits");
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -232,12 +245,13 @@ int main(int argc, char** argv) {
     {
         Seq s = make_seq(128, 128 + decode_steps + 16, 1);
         prefill(s, 8192);
-        for (int w = 0; w < 8; ++w) {  // warm-up (plans, workspaces)
+        std::vector<int32_t> next;
+        for (int w = 0; w < 8; ++w) {  // warm-up (plans, workspaces, graphs)
             StepBatch b;
             b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
-            step_or_die(r, b, logits);
+            argmax_step_or_die(r, b, next);
             s.pos += 1;
-            s.tokens.push_back(argmax(logits.data(), V));
+            s.tokens.push_back(next[0]);
         }
         std::vector<double> per_step;
         const auto t0 = Clock::now();
@@ -245,9 +259,9 @@ int main(int argc, char** argv) {
             const auto ts = Clock::now();
             StepBatch b;
             b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
-            step_or_die(r, b, logits);
+            argmax_step_or_die(r, b, next);
             s.pos += 1;
-            s.tokens.push_back(argmax(logits.data(), V));
+            s.tokens.push_back(next[0]);
             per_step.push_back(seconds_since(ts));
         }
         const double total = seconds_since(t0);
@@ -317,6 +331,7 @@ int main(int argc, char** argv) {
             }
         }
         double kv_read = 0;
+        std::vector<int32_t> next;
         const auto t0 = Clock::now();
         for (int64_t step = 0; step < conc_output; ++step) {
             StepBatch b;
@@ -326,10 +341,10 @@ int main(int argc, char** argv) {
                                   true});
                 kv_read += static_cast<double>(s.pos + 1) * static_cast<double>(kv_per_token);
             }
-            step_or_die(r, b, logits);
+            argmax_step_or_die(r, b, next);
             for (size_t i = 0; i < seqs.size(); ++i) {
                 seqs[i].pos += 1;
-                seqs[i].tokens.push_back(argmax(logits.data() + i * static_cast<size_t>(V), V));
+                seqs[i].tokens.push_back(next[i]);
             }
         }
         const double total = seconds_since(t0);

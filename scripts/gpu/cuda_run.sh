@@ -45,6 +45,12 @@ for m in ${models//,/ }; do
     "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m" --copy-gbps "$copy" \
         --gemm-tflops "$gemm" $ref $bench_args 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" ||
         status=1
+    if [ "$m" = qwen3-0.6b ]; then
+        # The same decode without CUDA graphs: what graphs buy where launches dominate.
+        NEURON_CUDA_GRAPHS=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-nographs" \
+            --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
+            2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
     rm -rf "/tmp/models/$m"
 done
 tail -5 "$out/bench.err" 2>/dev/null

@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "cublaslt_matmul.h"
 #include "cuda_status.h"
@@ -18,6 +19,7 @@
 #include "helexa/kernels/norm.h"
 #include "helexa/kernels/paged_kv.h"
 #include "helexa/kernels/pointwise.h"
+#include "helexa/kernels/sampling.h"
 #include "helexa/kernels/skinny_matmul.h"
 
 namespace helexa::cuda {
@@ -124,6 +126,7 @@ public:
         if (stream_) {
             cudaStreamSynchronize(stream_);
         }
+        drop_graphs();
         matmul_.reset();
         for (const auto& [ptr, bytes] : allocations_) {
             cudaFree(ptr);
@@ -430,6 +433,59 @@ public:
                      "gather_rows");
     }
 
+    Status argmax_rows(const Tensor& out, const Tensor& logits) override {
+        HELEXA_CUDA_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
+                                logits.contiguous() && out.numel() == logits.rows,
+                            "argmax_rows", "shape mismatch");
+        return check(kernels::launch_argmax_rows(static_cast<const float*>(logits.data),
+                                                 logits.rows, logits.cols,
+                                                 static_cast<int32_t*>(out.data), stream_),
+                     "argmax_rows");
+    }
+
+    // ---- graphs ---------------------------------------------------------------------------
+    bool supports_graphs() const override { return true; }
+
+    Result<int64_t> capture_graph(const std::function<Status()>& fn) override {
+        HELEXA_TRY_STATUS(healthy());
+        HELEXA_TRY_STATUS(check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+                                "begin graph capture"));
+        Status recorded = fn();
+        cudaGraph_t graph = nullptr;
+        const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+        if (!recorded) {
+            if (graph) {
+                cudaGraphDestroy(graph);
+            }
+            (void)cudaGetLastError();
+            return tl::unexpected(std::move(recorded).error());
+        }
+        HELEXA_TRY_STATUS(check(ended, "end graph capture"));
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        HELEXA_TRY_STATUS(check(inst, "instantiate graph"));
+        graphs_.push_back(exec);
+        return static_cast<int64_t>(graphs_.size() - 1);
+    }
+
+    Status replay_graph(int64_t id) override {
+        HELEXA_TRY_STATUS(healthy());
+        HELEXA_CUDA_REQUIRE(id >= 0 && id < static_cast<int64_t>(graphs_.size()) &&
+                                graphs_[static_cast<size_t>(id)] != nullptr,
+                            "replay_graph", "unknown graph");
+        return check(cudaGraphLaunch(graphs_[static_cast<size_t>(id)], stream_), "graph launch");
+    }
+
+    void drop_graphs() override {
+        for (auto g : graphs_) {
+            if (g) {
+                cudaGraphExecDestroy(g);
+            }
+        }
+        graphs_.clear();
+    }
+
 private:
     CudaBackend(const engine::BackendOptions& options, std::shared_ptr<DeviceWorker> worker)
         : act_(options.activation_dtype), worker_(std::move(worker)) {}
@@ -477,6 +533,7 @@ private:
     int64_t allocated_bytes_ = 0;
     bool poisoned_ = false;
     std::string poison_reason_;
+    std::vector<cudaGraphExec_t> graphs_;
 };
 
 }  // namespace

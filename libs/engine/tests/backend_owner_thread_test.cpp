@@ -16,6 +16,7 @@
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/random_model.h"
+#include "forwarding_backend.h"
 
 namespace helexa::engine {
 namespace {
@@ -82,63 +83,20 @@ struct CallLog {
 };
 
 // Forwards to a CPU backend and counts calls made from any thread but the owner.
-class OwnedBackend final : public Backend {
+class OwnedBackend final : public testing::ForwardingBackend {
 public:
     OwnedBackend(std::shared_ptr<ThreadExecutor> exec, CallLog& log)
-        : exec_(std::move(exec)), log_(log), cpu_(make_cpu_backend(1)) {}
+        : exec_(std::move(exec)), log_(log) {}
     ~OwnedBackend() override { log_.destroyed_on_owner = on_owner(); }
 
     std::string_view name() const override { return "owned"; }
-    DType activation_dtype() const override { return DType::kF32; }
     std::shared_ptr<DeviceExecutor> executor() const override { return exec_; }
-    Result<Tensor> alloc(DType d, int64_t r, int64_t c) override { return (note(), cpu_->alloc(d, r, c)); }
-    void free(const Tensor& t) override { note(); cpu_->free(t); }
-    Result<Tensor> upload_weight(std::span<const std::byte> b, DType d, int64_t r,
-                                 int64_t c) override {
-        return (note(), cpu_->upload_weight(b, d, r, c));
-    }
-    Status copy_from_host(const Tensor& d, const void* h) override {
-        return (note(), cpu_->copy_from_host(d, h));
-    }
-    Status copy_to_host(void* h, const Tensor& s) override { return (note(), cpu_->copy_to_host(h, s)); }
-    Result<std::unique_ptr<KvCache>> alloc_kv_cache(const KvCacheShape& s) override {
-        return (note(), cpu_->alloc_kv_cache(s));
-    }
-    int64_t allocated_bytes() const override { return cpu_->allocated_bytes(); }
-    Status embedding(const Tensor& o, const Tensor& t, const Tensor& i) override {
-        return (note(), cpu_->embedding(o, t, i));
-    }
-    Status rms_norm(const Tensor& o, const Tensor& x, const Tensor& w, float e) override {
-        return (note(), cpu_->rms_norm(o, x, w, e));
-    }
-    Status add_rms_norm(const Tensor& o, const Tensor& r, const Tensor& x, const Tensor& w,
-                        float e) override {
-        return (note(), cpu_->add_rms_norm(o, r, x, w, e));
-    }
-    Status add(const Tensor& o, const Tensor& x, const Tensor& y) override {
-        return (note(), cpu_->add(o, x, y));
-    }
-    Status linear(const Tensor& o, const Tensor& x, const Tensor& w, const Tensor& b) override {
-        return (note(), cpu_->linear(o, x, w, b));
-    }
-    Status rms_norm_heads(const Tensor& x, int64_t n, const Tensor& w, float e) override {
-        return (note(), cpu_->rms_norm_heads(x, n, w, e));
-    }
-    Status rope(const Tensor& x, int64_t n, int64_t hd, const Tensor& p,
-                const RopeTable& t) override {
-        return (note(), cpu_->rope(x, n, hd, p, t));
-    }
-    Status silu_mul(const Tensor& o, const Tensor& g) override { return (note(), cpu_->silu_mul(o, g)); }
-    Status kv_write(KvCache& c, int64_t l, const Tensor& k, const Tensor& v,
-                    const Tensor& s) override {
-        return (note(), cpu_->kv_write(c, l, k, v, s));
-    }
-    Status attention(const Tensor& o, const Tensor& q, const KvCache& c, int64_t l,
-                     const AttentionBatch& b, int64_t n, float s) override {
-        return (note(), cpu_->attention(o, q, c, l, b, n, s));
-    }
-    Status gather_rows(const Tensor& o, const Tensor& x, const Tensor& r) override {
-        return (note(), cpu_->gather_rows(o, x, r));
+
+protected:
+    void memory() override { note(); }
+    Status op(std::function<Status()> fn) override {
+        note();
+        return fn();
     }
 
 private:
@@ -151,7 +109,6 @@ private:
     }
     std::shared_ptr<ThreadExecutor> exec_;
     CallLog& log_;
-    std::unique_ptr<Backend> cpu_;
 };
 
 class OwnerThread : public ::testing::Test {
@@ -205,6 +162,11 @@ TEST_F(OwnerThread, LoadStepAndDestroyRunOnTheOwner) {
     ASSERT_TRUE((*owned)->step(b, got).has_value());
     ASSERT_TRUE((*plain)->step(b, want).has_value());
     EXPECT_EQ(got, want);
+    std::vector<int32_t> greedy;
+    ASSERT_TRUE((*owned)->step_argmax(b, greedy).has_value());
+    std::vector<int32_t> host_greedy;
+    argmax_rows(want, (*plain)->vocab_size(), host_greedy);
+    EXPECT_EQ(greedy, host_greedy);
     owned->reset();
     EXPECT_GT(log.calls.load(), 10);
     EXPECT_EQ(log.off_thread.load(), 0);

@@ -362,6 +362,26 @@ public:
         return ok();
     }
 
+    Status argmax_rows(const Tensor& out, const Tensor& logits) override {
+        HELEXA_CPU_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
+                               out.numel() == logits.rows,
+                           "argmax_rows", "shape mismatch");
+        auto* ids = static_cast<int32_t*>(out.data);
+        for (int64_t r = 0; r < logits.rows; ++r) {
+            const float* row = f32_row(logits, r);
+            int32_t best = -1;
+            bool inf = false;
+            for (int64_t c = 0; c < logits.cols; ++c) {
+                inf = inf || std::isinf(row[c]);
+                if (std::isfinite(row[c]) && (best < 0 || row[c] > row[best])) {
+                    best = static_cast<int32_t>(c);
+                }
+            }
+            ids[r] = inf ? -1 : best;
+        }
+        return ok();
+    }
+
 private:
     static void norm_row(float* out, const float* x, const float* w, int64_t n, float eps) {
         double ss = 0;

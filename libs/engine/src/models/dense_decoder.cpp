@@ -5,11 +5,15 @@
 // each step issues one wide linear instead of three (better thread utilisation at decode).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
 #include "architecture.h"
+#include "step_plan.h"
 #include "../runtime/executor_bound_runner.h"
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/generation_config.h"
@@ -20,6 +24,7 @@ namespace helexa::engine {
 namespace {
 
 using models::ArchTraits;
+using models::StepPlan;
 
 struct LayerWeights {
     Tensor input_norm;
@@ -40,9 +45,12 @@ struct LayerWeights {
 // more than any step before it.
 class Scratch {
 public:
-    Result<Tensor> get(Backend& backend, DType dtype, int64_t rows, int64_t cols) {
+    // `generation` is bumped whenever the buffer moves (recorded graphs point at it).
+    Result<Tensor> get(Backend& backend, DType dtype, int64_t rows, int64_t cols,
+                       int64_t& generation) {
         const int64_t need = std::max<int64_t>(1, rows * cols);
         if (need > capacity_) {
+            ++generation;
             if (tensor_) {
                 backend.free(tensor_);
             }
@@ -74,7 +82,12 @@ public:
 
     int64_t vocab_size() const override { return config_.vocab_size; }
     const KvLayout& kv_layout() const override { return layout_; }
-    Status step(const StepBatch& batch, std::vector<float>& logits) override;
+    Status step(const StepBatch& batch, std::vector<float>& logits) override {
+        return run_step(batch, &logits, nullptr);
+    }
+    Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
+        return run_step(batch, nullptr, &tokens);
+    }
 
     const ModelConfig& config() const override { return config_; }
     const GenerationDefaults& generation_defaults() const override { return gen_; }
@@ -94,9 +107,14 @@ private:
         if (scratch_.size() <= slot) {
             scratch_.resize(slot + 1);
         }
-        return scratch_[slot].get(*backend_, dtype, rows, cols);
+        return scratch_[slot].get(*backend_, dtype, rows, cols, scratch_generation_);
     }
     Status emit(const std::string& name, const Tensor& t);
+    Status run_step(const StepBatch& batch, std::vector<float>* logits,
+                    std::vector<int32_t>* tokens);
+    // The step's operations over its packed metadata (recordable: no host copies, no
+    // allocation once the buffers have been sized by an earlier identical step).
+    Status forward(const StepPlan& plan, const Tensor& meta, bool argmax);
     Status run_layers(int64_t n_tokens, const AttentionBatch& attn, const Tensor& ids,
                       const Tensor& positions, const Tensor& slots, Tensor& x, Tensor& last);
 
@@ -113,7 +131,28 @@ private:
     RopeTable rope_;
     int64_t weight_bytes_ = 0;
     std::vector<Scratch> scratch_;
+    int64_t scratch_generation_ = 0;
     ActivationHook hook_;
+    // Recorded decode graphs, per bucket and output kind; valid while no buffer has moved.
+    struct GraphKey {
+        int64_t seqs;
+        int64_t blocks;
+        bool argmax;
+        bool operator<(const GraphKey& o) const {
+            return std::tie(seqs, blocks, argmax) < std::tie(o.seqs, o.blocks, o.argmax);
+        }
+    };
+    struct RecordedGraph {
+        int64_t id;
+        int64_t generation;
+        void* meta;
+    };
+    std::map<GraphKey, RecordedGraph> graphs_;
+    int64_t generation_seen_ = 0;
+    // NEURON_CUDA_GRAPHS=0 turns graphs off (a debugging aid; also what the benchmark compares).
+    bool graphs_enabled_ = true;
+    // A KV block outside the scheduler's pool that graph padding sequences write into.
+    int32_t trash_block_ = -1;
 };
 
 Result<Tensor> DenseDecoder::upload(const TensorInfo& info, int64_t rows, int64_t cols) {
@@ -283,9 +322,14 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
                         " bytes holds no block of " + std::to_string(options.block_size) +
                         " tokens");
     }
+    // One block more than the scheduler sees: graph padding writes there (step_plan.h).
     auto kv = backend_->alloc_kv_cache(KvCacheShape{kv_dtype, layout_.n_layers, layout_.n_kv_heads,
                                                     layout_.head_dim, layout_.block_size,
-                                                    layout_.n_blocks});
+                                                    layout_.n_blocks + 1});
+    trash_block_ = static_cast<int32_t>(layout_.n_blocks);
+    if (const char* g = std::getenv("NEURON_CUDA_GRAPHS"); g != nullptr && std::string(g) == "0") {
+        graphs_enabled_ = false;
+    }
     if (!kv) {
         return tl::unexpected(std::move(kv).error());
     }
@@ -329,7 +373,8 @@ enum Slot : size_t {
     kGathered,
     kNormed,
     kLogits,
-    kHookTmp,
+    kArgmax,
+    kMeta,
 };
 
 #define HELEXA_BUF(var, slot, dtype, rows, cols)           \
@@ -402,119 +447,121 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     return ok();
 }
 
-Status DenseDecoder::step(const StepBatch& batch, std::vector<float>& logits) {
-    const int64_t bs = layout_.block_size;
-    const auto n_seqs = static_cast<int64_t>(batch.seqs.size());
-    std::vector<int32_t> ids;
-    std::vector<int32_t> pos;
-    std::vector<int32_t> slots;
-    std::vector<int32_t> qstart{0};
-    std::vector<int32_t> ctx;
-    std::vector<int32_t> rows;
-    int64_t max_blocks = 1;
-    int64_t max_ctx = 0;
-    int64_t max_query = 0;
-    for (const auto& s : batch.seqs) {
-        const auto n = static_cast<int64_t>(s.tokens.size());
-        const int64_t end = s.start_pos + n;
-        const int64_t needed = (end + bs - 1) / bs;
-        if (n == 0 || s.start_pos < 0) {
-            return fail(ErrorCode::kInvalidRequest, "step: sequence " + std::to_string(s.seq_id) +
-                                                        " has no tokens or a negative start");
-        }
-        if (end > INT32_MAX || static_cast<int64_t>(s.block_table.size()) < needed) {
-            return fail(ErrorCode::kInvalidRequest,
-                        "step: sequence " + std::to_string(s.seq_id) + " needs " +
-                            std::to_string(needed) + " KV blocks, block table has " +
-                            std::to_string(s.block_table.size()));
-        }
-        for (int64_t i = 0; i < needed; ++i) {
-            if (s.block_table[static_cast<size_t>(i)] < 0 ||
-                s.block_table[static_cast<size_t>(i)] >= layout_.n_blocks) {
-                return fail(ErrorCode::kInvalidRequest,
-                            "step: block id " + std::to_string(s.block_table[i]) +
-                                " outside the KV pool");
-            }
-        }
-        for (int64_t j = 0; j < n; ++j) {
-            const int32_t tok = s.tokens[static_cast<size_t>(j)];
-            if (tok < 0 || tok >= config_.vocab_size) {
-                return fail(ErrorCode::kInvalidRequest,
-                            "step: token id " + std::to_string(tok) + " outside the vocabulary");
-            }
-            const int64_t p = s.start_pos + j;
-            ids.push_back(tok);
-            pos.push_back(static_cast<int32_t>(p));
-            slots.push_back(
-                static_cast<int32_t>(s.block_table[static_cast<size_t>(p / bs)] * bs + p % bs));
-        }
-        qstart.push_back(static_cast<int32_t>(ids.size()));
-        ctx.push_back(static_cast<int32_t>(end));
-        max_blocks = std::max(max_blocks, needed);
-        max_ctx = std::max(max_ctx, end);
-        max_query = std::max(max_query, n);
-        if (s.need_logits) {
-            rows.push_back(static_cast<int32_t>(ids.size() - 1));
-        }
-    }
-    const auto T = static_cast<int64_t>(ids.size());
-    const auto R = static_cast<int64_t>(rows.size());
-    logits.assign(static_cast<size_t>(R * config_.vocab_size), 0.0f);
-    if (T == 0) {
-        return ok();
-    }
-    std::vector<int32_t> tables(static_cast<size_t>(n_seqs * max_blocks), 0);
-    for (int64_t i = 0; i < n_seqs; ++i) {
-        const auto& bt = batch.seqs[static_cast<size_t>(i)].block_table;
-        const int64_t needed = (ctx[static_cast<size_t>(i)] + bs - 1) / bs;
-        std::copy(bt.begin(), bt.begin() + needed, tables.begin() + i * max_blocks);
-    }
-    auto upload_i32 = [&](Slot slot, const std::vector<int32_t>& v, int64_t r,
-                          int64_t c) -> Result<Tensor> {
-        auto t = buf(slot, DType::kI32, r, c);
-        if (!t) {
-            return t;
-        }
-        auto st = backend_->copy_from_host(*t, v.data());
-        if (!st) {
-            return tl::unexpected(std::move(st).error());
-        }
+Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, bool argmax) {
+    auto view = [&](int64_t offset, int64_t rows, int64_t cols) {
+        Tensor t = meta;
+        t.data = static_cast<std::byte*>(meta.data) + offset * 4;
+        t.rows = rows;
+        t.cols = cols;
+        t.row_stride = cols;
         return t;
     };
-#define HELEXA_UP(var, slot, vec, r, c)                    \
-    auto var##_r = upload_i32(slot, vec, r, c);            \
-    if (!var##_r) {                                        \
-        return tl::unexpected(std::move(var##_r).error()); \
-    }                                                      \
-    Tensor var = *var##_r
-    HELEXA_UP(ids_t, kIds, ids, 1, T);
-    HELEXA_UP(pos_t, kPositions, pos, 1, T);
-    HELEXA_UP(slots_t, kSlots, slots, 1, T);
-    HELEXA_UP(qstart_t, kQueryStart, qstart, 1, n_seqs + 1);
-    HELEXA_UP(ctx_t, kContextLen, ctx, 1, n_seqs);
-    HELEXA_UP(tables_t, kTables, tables, n_seqs, max_blocks);
-#undef HELEXA_UP
-    AttentionBatch attn{n_seqs, max_blocks, max_ctx, max_query, qstart_t, ctx_t, tables_t};
+    const Tensor ids_t = view(plan.ids, 1, plan.n_tokens);
+    const Tensor pos_t = view(plan.positions, 1, plan.n_tokens);
+    const Tensor slots_t = view(plan.slots, 1, plan.n_tokens);
+    const Tensor rows_t = view(plan.rows, 1, plan.n_rows);
+    AttentionBatch attn{plan.n_seqs,
+                        plan.max_blocks,
+                        plan.max_context,
+                        plan.max_query,
+                        view(plan.query_start, 1, plan.n_seqs + 1),
+                        view(plan.context_len, 1, plan.n_seqs),
+                        view(plan.tables, plan.n_seqs, plan.max_blocks)};
+    const int64_t T = plan.n_tokens;
+    const int64_t R = plan.n_rows;
     HELEXA_BUF(x, kX, backend_->activation_dtype(), T, config_.hidden_size);
     Tensor last;
     HELEXA_TRY_STATUS(run_layers(T, attn, ids_t, pos_t, slots_t, x, last));
     if (R == 0) {
         return ok();
     }
-    auto rows_t = upload_i32(kRows, rows, 1, R);
-    if (!rows_t) {
-        return tl::unexpected(std::move(rows_t).error());
-    }
     HELEXA_BUF(gathered, kGathered, backend_->activation_dtype(), R, config_.hidden_size);
     HELEXA_BUF(normed, kNormed, backend_->activation_dtype(), R, config_.hidden_size);
     HELEXA_BUF(out, kLogits, DType::kF32, R, config_.vocab_size);
-    HELEXA_TRY_STATUS(backend_->gather_rows(gathered, last, *rows_t));
+    HELEXA_TRY_STATUS(backend_->gather_rows(gathered, last, rows_t));
     HELEXA_TRY_STATUS(backend_->rms_norm(normed, gathered, final_norm_,
                                          static_cast<float>(config_.rms_norm_eps)));
     HELEXA_TRY_STATUS(emit("final_norm", normed));
     HELEXA_TRY_STATUS(backend_->linear(out, normed, lm_head_, Tensor{}));
     HELEXA_TRY_STATUS(emit("logits", out));
-    return backend_->copy_to_host(logits.data(), out);
+    if (argmax) {
+        HELEXA_BUF(tokens, kArgmax, DType::kI32, 1, R);
+        HELEXA_TRY_STATUS(backend_->argmax_rows(tokens, out));
+    }
+    return ok();
+}
+
+Status DenseDecoder::run_step(const StepBatch& batch, std::vector<float>* logits,
+                              std::vector<int32_t>* tokens) {
+    // Decode steps replay a CUDA graph per (sequence bucket, block-table width) when the backend
+    // has graphs: hundreds of small launches per step become one. Not while dumping activations
+    // (the hook copies to the host mid-step).
+    std::optional<models::GraphBucket> bucket;
+    if (backend_->supports_graphs() && !hook_ && graphs_enabled_) {
+        bucket = models::graph_bucket(batch, layout_);
+    }
+    auto planned = models::plan_step(batch, layout_, config_.vocab_size, bucket, trash_block_);
+    if (!planned) {
+        return tl::unexpected(std::move(planned).error());
+    }
+    const StepPlan& plan = *planned;
+    const bool argmax = tokens != nullptr;
+    if (plan.n_tokens == 0) {
+        if (logits) {
+            logits->clear();
+        }
+        if (tokens) {
+            tokens->clear();
+        }
+        return ok();
+    }
+    // All of the step's metadata in one copy.
+    HELEXA_BUF(meta, kMeta, DType::kI32, 1, static_cast<int64_t>(plan.packed.size()));
+    HELEXA_TRY_STATUS(backend_->copy_from_host(meta, plan.packed.data()));
+
+    if (bucket) {
+        const GraphKey key{bucket->seqs, bucket->blocks, argmax};
+        auto it = graphs_.find(key);
+        if (it != graphs_.end() && it->second.generation == scratch_generation_ &&
+            it->second.meta == meta.data) {
+            HELEXA_TRY_STATUS(backend_->replay_graph(it->second.id));
+        } else {
+            // First step of this shape: run it for real (sizing every buffer), then record it.
+            HELEXA_TRY_STATUS(forward(plan, meta, argmax));
+            if (generation_seen_ != scratch_generation_) {
+                // A buffer moved: every recorded graph points at freed memory.
+                backend_->drop_graphs();
+                graphs_.clear();
+                generation_seen_ = scratch_generation_;
+            }
+            auto id = backend_->capture_graph([&] { return forward(plan, meta, argmax); });
+            if (!id) {
+                return tl::unexpected(std::move(id).error());
+            }
+            if (generation_seen_ != scratch_generation_) {
+                return fail(ErrorCode::kInternal, "step: a buffer grew while recording a graph");
+            }
+            graphs_[key] = RecordedGraph{*id, scratch_generation_, meta.data};
+        }
+    } else {
+        HELEXA_TRY_STATUS(forward(plan, meta, argmax));
+    }
+
+    const int64_t R = plan.n_real_rows;
+    if (argmax) {
+        HELEXA_BUF(ids, kArgmax, DType::kI32, 1, plan.n_rows);
+        tokens->assign(static_cast<size_t>(R), -1);
+        if (R > 0) {
+            HELEXA_TRY_STATUS(backend_->copy_to_host(tokens->data(), ids.col_slice(0, R)));
+        }
+        return ok();
+    }
+    logits->assign(static_cast<size_t>(R * config_.vocab_size), 0.0f);
+    if (R > 0) {
+        HELEXA_BUF(out, kLogits, DType::kF32, plan.n_rows, config_.vocab_size);
+        HELEXA_TRY_STATUS(backend_->copy_to_host(logits->data(), out.row_slice(0, R)));
+    }
+    return ok();
 }
 
 #undef HELEXA_BUF

@@ -23,6 +23,11 @@ public:
         executor_->run([&] { result = inner_->step(batch, logits); });
         return result;
     }
+    Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->step_argmax(batch, tokens); });
+        return result;
+    }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

@@ -184,6 +184,25 @@ public:
                              float scale) = 0;
     // out[r, :] = x[rows[r], :]; rows: i32 [1, R].
     virtual Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;
+    // out[0, r] = argmax of logits row r (f32 [R, V]); ties go to the lowest index, NaN never
+    // wins; a row with no finite value, or with an infinity, gives -1 (the caller fails that
+    // request: the logits are broken).
+    virtual Status argmax_rows(const Tensor& out, const Tensor& logits) = 0;
+
+    // ---- graphs (device backends): record a fixed sequence of operations once, replay it
+    // with new contents in the same tensors. Operations recorded must not allocate or copy
+    // from the host; tensors they touch must outlive the graph.
+    virtual bool supports_graphs() const { return false; }
+    // Runs fn in recording mode and returns the graph's id.
+    virtual Result<int64_t> capture_graph(const std::function<Status()>& fn) {
+        (void)fn;
+        return fail(ErrorCode::kInternal, std::string(name()) + " backend has no graphs");
+    }
+    virtual Status replay_graph(int64_t id) {
+        (void)id;
+        return fail(ErrorCode::kInternal, std::string(name()) + " backend has no graphs");
+    }
+    virtual void drop_graphs() {}
 };
 
 // Creates the backend named by options.kind. Errors: kCudaUnavailable for "cuda" when no CUDA
