@@ -222,6 +222,20 @@ int main(int argc, char** argv) {
             nb += static_cast<double>(want[static_cast<size_t>(i)]) * want[static_cast<size_t>(i)];
         }
         const double cos = dot / std::sqrt(na * nb);
+        // Against the f32 forward too, when the generator wrote it.
+        double cos32 = 0;
+        std::vector<float> want32(static_cast<size_t>(V));
+        std::ifstream lf32(dir / "reference_logits_f32.bin", std::ios::binary);
+        if (lf32.read(reinterpret_cast<char*>(want32.data()), static_cast<std::streamsize>(V * 4))) {
+            double d = 0;
+            double n32 = 0;
+            for (int64_t i = 0; i < V; ++i) {
+                d += static_cast<double>(logits[static_cast<size_t>(i)]) * want32[static_cast<size_t>(i)];
+                n32 += static_cast<double>(want32[static_cast<size_t>(i)]) * want32[static_cast<size_t>(i)];
+            }
+            cos32 = d / std::sqrt(na * n32);
+        }
+        const auto greedy32 = ref.value("greedy_f32", std::vector<int32_t>{});
         std::vector<int32_t> ours = {s.tokens.back()};
         while (ours.size() < greedy.size()) {
             StepBatch b;
@@ -231,13 +245,18 @@ int main(int argc, char** argv) {
             s.tokens.push_back(argmax(logits.data(), V));
             ours.push_back(s.tokens.back());
         }
-        size_t same = 0;
-        while (same < greedy.size() && ours[same] == greedy[same]) {
-            ++same;
-        }
+        auto agree = [&](const std::vector<int32_t>& expected) {
+            size_t same = 0;
+            while (same < expected.size() && same < ours.size() && ours[same] == expected[same]) {
+                ++same;
+            }
+            return same;
+        };
         std::printf("{\"kind\":\"reference\",\"label\":\"%s\",\"cosine\":%.6f,"
-                    "\"greedy_match\":%zu,\"greedy_len\":%zu}\n",
-                    label.c_str(), cos, same, greedy.size());
+                    "\"cosine_f32\":%.6f,\"transformers_bf16_vs_f32\":%.6f,"
+                    "\"greedy_match\":%zu,\"greedy_match_f32\":%zu,\"greedy_len\":%zu}\n",
+                    label.c_str(), cos, cos32, ref.value("bf16_vs_f32_cosine", 0.0),
+                    agree(greedy), agree(greedy32), greedy.size());
         std::fflush(stdout);
     }
 

@@ -6,7 +6,7 @@
 # and JSON under $OUT.
 # Needs the bundle: scripts/gpu/bundle.sh build/cuda/libs/kernels/gpu_ceilings \
 #   build/cuda/libs/kernels/attention_kernel_bench build/cuda/libs/cuda/cuda_backend_tests \
-#   build/cuda/libs/cuda/cuda_engine_bench   (carry .device)
+#   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +33,23 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     tail -12 "$out/attention.log"
     command -v cuobjdump >/dev/null &&
         echo "128-bit global loads in the engine's SASS: $(cuobjdump -sass "$bin/cuda_engine_bench" | grep -c 'LDG.E.128')"
+fi
+
+if [ "${SKIP_LINEAR:-0}" != 1 ]; then
+    "$bin/linear_bench" --copy-gbps "$copy" --label as-built > "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
+    HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
+        >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
+    python3 - "$out/linear.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+by = {}
+for r in rows:
+    by.setdefault((r["shape"], r["T"]), {})[r["label"]] = r
+print("| linear | T | as built GB/s (ratio) | cuBLASLt only GB/s (ratio) |\n|---|---:|---:|---:|")
+for (shape, T), v in by.items():
+    a = v.get("as-built", {}); c = v.get("cublaslt", {})
+    print(f"| {shape} | {T} | {a.get('gb_per_s', 0):.0f} ({a.get('ratio', 0):.2f}) | {c.get('gb_per_s', 0):.0f} ({c.get('ratio', 0):.2f}) |")
+PY
 fi
 
 mkdir -p /tmp/models
@@ -64,6 +81,7 @@ for r in rows:
     k = r["kind"]
     if k == "reference":
         print(f"| {r['label']} | vs transformers bf16 | cos {r['cosine']:.5f}, greedy {r['greedy_match']}/{r['greedy_len']} | | |")
+        print(f"| {r['label']} | vs transformers f32 | cos {r.get('cosine_f32', 0):.5f}, greedy {r.get('greedy_match_f32', 0)}/{r['greedy_len']} (their bf16 vs f32: cos {r.get('transformers_bf16_vs_f32', 0):.5f}) | | |")
     elif k == "decode":
         print(f"| {r['label']} | decode b1 tok/s | {r['tokens_per_s']:.1f} | {r['roofline_tokens_per_s']:.1f} | {r['ratio']:.2f} |")
     elif k == "prefill":

@@ -67,8 +67,24 @@ def build(name, out_dir, reference):
                                  eos_token_id=None, pad_token_id=0)
         greedy = out[0, prompt.shape[1]:].tolist()
         logits.numpy().tofile(os.path.join(path, "reference_logits.bin"))
+        # The same forward in f32 (weights upcast): how far transformers' own bf16 path is from
+        # exact arithmetic, so ours can be judged against both.
+        model.float()
+        with torch.no_grad():
+            logits32 = model(prompt).logits[0, -1].float().cpu()
+            out32 = model.generate(prompt, max_new_tokens=32, do_sample=False,
+                                   eos_token_id=None, pad_token_id=0)
+        logits32.numpy().tofile(os.path.join(path, "reference_logits_f32.bin"))
+        greedy32 = out32[0, prompt.shape[1]:].tolist()
+        bf16_vs_f32 = torch.nn.functional.cosine_similarity(logits, logits32, dim=0).item()
+        same = 0
+        while same < len(greedy) and greedy[same] == greedy32[same]:
+            same += 1
+        print(f"{name}: transformers bf16 vs f32: cosine {bf16_vs_f32:.6f}, greedy agree "
+              f"{same}/{len(greedy)}", flush=True)
         with open(os.path.join(path, "reference.json"), "w") as f:
-            json.dump({"prompt": prompt[0].tolist(), "greedy": greedy,
+            json.dump({"prompt": prompt[0].tolist(), "greedy": greedy, "greedy_f32": greedy32,
+                       "bf16_vs_f32_cosine": bf16_vs_f32,
                        "vocab_size": config.vocab_size,
                        "transformers": transformers.__version__,
                        "torch": torch.__version__}, f)

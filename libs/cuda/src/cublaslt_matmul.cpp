@@ -1,6 +1,7 @@
 #include "cublaslt_matmul.h"
 
 #include <string>
+#include <vector>
 
 #include "cuda_status.h"
 
@@ -13,6 +14,8 @@ struct CublasLtMatmul::Plan {
     cublasLtMatrixLayout_t d = nullptr;  // out seen as [N, T] column-major
     cublasLtMatmulAlgo_t algo{};
     bool has_bias = false;
+    // Heuristic candidates still to be timed on the first call (tune()); empty afterwards.
+    std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
     ~Plan() {
         if (d) {
@@ -95,10 +98,11 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
     const uint64_t ws = workspace_bytes_;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                          sizeof(ws));
-    cublasLtMatmulHeuristicResult_t result{};
+    constexpr int kCandidates = 8;
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
-        handle_, p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &found);
+        handle_, p->desc, p->a, p->b, p->d, p->d, pref, kCandidates, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     HELEXA_TRY_STATUS(cublas_status(st, "matmul heuristic"));
     if (found == 0) {
@@ -106,10 +110,56 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
                                               "x" + std::to_string(N) + "x" + std::to_string(K) +
                                               " matmul");
     }
-    p->algo = result.algo;
+    p->algo = results[0].algo;
+    p->candidates.assign(results, results + found);
     Plan* raw = p.get();
     plans_.emplace(key, std::move(p));
     return raw;
+}
+
+// The heuristic's first choice is often not the fastest for the skinny, memory-bound shapes of
+// batched decode: on the first real call of a shape, time every candidate on the real operands
+// (events, 3 runs each, after one warm-up) and keep the fastest. Costs a few milliseconds once
+// per shape; never runs inside graph capture (a shape is always run eagerly first).
+Status CublasLtMatmul::tune(Plan& plan, void* out, const void* x, const void* w,
+                            cudaStream_t stream) {
+    if (plan.candidates.size() <= 1) {
+        plan.candidates.clear();
+        return ok();
+    }
+    cudaEvent_t start = nullptr;
+    cudaEvent_t stop = nullptr;
+    HELEXA_TRY_STATUS(cuda_status(cudaEventCreate(&start), "event"));
+    HELEXA_TRY_STATUS(cuda_status(cudaEventCreate(&stop), "event"));
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    float best_ms = 1e30f;
+    for (const auto& c : plan.candidates) {
+        bool usable = true;
+        for (int rep = 0; rep < 4 && usable; ++rep) {
+            if (rep == 1) {
+                cudaEventRecord(start, stream);
+            }
+            usable = cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out,
+                                    plan.d, out, plan.d, &c.algo, workspace_, workspace_bytes_,
+                                    stream) == CUBLAS_STATUS_SUCCESS;
+        }
+        if (!usable) {
+            continue;
+        }
+        cudaEventRecord(stop, stream);
+        HELEXA_TRY_STATUS(cuda_status(cudaEventSynchronize(stop), "tuning"));
+        float ms = 0;
+        cudaEventElapsedTime(&ms, start, stop);
+        if (ms < best_ms) {
+            best_ms = ms;
+            plan.algo = c.algo;
+        }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    plan.candidates.clear();
+    return ok();
 }
 
 Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
@@ -127,6 +177,9 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
             cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof(bias)),
             "bias pointer"));
+    }
+    if (!plan.candidates.empty()) {
+        HELEXA_TRY_STATUS(tune(plan, out, x, w, stream));
     }
     const float alpha = 1.0f;
     const float beta = 0.0f;

@@ -37,6 +37,7 @@ private:
     using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
     CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes);
     Result<Plan*> plan(const Key& key);
+    Status tune(Plan& plan, void* out, const void* x, const void* w, cudaStream_t stream);
 
     cublasLtHandle_t handle_;
     void* workspace_;

@@ -6,6 +6,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -310,7 +312,7 @@ public:
         if (x.rows == 0) {
             return ok();
         }
-        const bool skinny = x.rows <= kernels::kSkinnyMaxRows && x.cols % 8 == 0 &&
+        const bool skinny = x.rows <= skinny_max_rows_ && x.cols % 8 == 0 &&
                             x.row_stride % 8 == 0;
         if (skinny) {
             return check(kernels::launch_skinny_matmul(out.data, out.row_stride, elem(out.dtype),
@@ -488,7 +490,13 @@ public:
 
 private:
     CudaBackend(const engine::BackendOptions& options, std::shared_ptr<DeviceWorker> worker)
-        : act_(options.activation_dtype), worker_(std::move(worker)) {}
+        : act_(options.activation_dtype), worker_(std::move(worker)) {
+        // HELEXA_CUDA_SKINNY_MAX_ROWS=0 sends every linear to cuBLASLt (what the linear
+        // benchmark compares against); values above kSkinnyMaxRows are clamped.
+        if (const char* v = std::getenv("HELEXA_CUDA_SKINNY_MAX_ROWS"); v != nullptr) {
+            skinny_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMaxRows);
+        }
+    }
 
     bool same_act(const Tensor& a, const Tensor& b, const Tensor& c) const {
         return a.dtype == act_ && b.dtype == act_ && c.dtype == act_;
@@ -523,6 +531,7 @@ private:
     }
 
     DType act_;
+    int64_t skinny_max_rows_ = kernels::kSkinnyMaxRows;
     std::shared_ptr<DeviceWorker> worker_;
     cudaStream_t stream_ = nullptr;
     void* cublas_workspace_ = nullptr;

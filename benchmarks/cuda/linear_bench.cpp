@@ -1,0 +1,125 @@
+// The CUDA backend's linear (x[T, K] * w[N, K]^T) at the shapes of a Qwen3-8B decoder, for the
+// batch sizes of decode, as achieved weight-read bandwidth against the card's copy bandwidth.
+// Each figure is the replay of a recorded graph of 4 x 8 calls rotating over 4 weight copies
+// (so L2 cannot serve the weights), median of 15 replays: the kernels' own time, no launches.
+// Run twice by scripts/gpu/cuda_run.sh: as built (skinny matmul up to 8 rows, cuBLASLt above)
+// and with HELEXA_CUDA_SKINNY_MAX_ROWS=0 (cuBLASLt everywhere).
+//   linear_bench --copy-gbps 4230 [--label skinny]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "helexa/cuda/cuda_backend.h"
+
+using helexa::engine::DType;
+using helexa::engine::Tensor;
+
+int main(int argc, char** argv) {
+    double copy_gbps = 0;
+    std::string label = "default";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--copy-gbps") {
+            copy_gbps = std::stod(argv[i + 1]);
+        } else if (a == "--label") {
+            label = argv[i + 1];
+        }
+    }
+    helexa::cuda::register_cuda_backend();
+    auto made = helexa::engine::make_backend({.kind = "cuda"});
+    if (!made) {
+        std::fprintf(stderr, "%s\n", made.error().full_message().c_str());
+        return 1;
+    }
+    auto backend = std::move(*made);
+    auto exec = backend->executor();
+    struct Shape {
+        const char* name;
+        int64_t N, K;
+    };
+    const std::vector<Shape> shapes = {{"qkv", 6144, 4096},
+                                       {"o_proj", 4096, 4096},
+                                       {"gate_up", 24576, 4096},
+                                       {"down", 4096, 12288},
+                                       {"lm_head", 151936, 4096}};
+    const std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64};
+    int status = 0;
+    exec->run([&] {
+        auto& b = *backend;
+        std::mt19937 rng(3);
+        auto random_tensor = [&](int64_t r, int64_t c) {
+            std::vector<uint16_t> host(static_cast<size_t>(r * c));
+            std::uniform_int_distribution<int> d(0x3c00, 0x3d00);  // bf16 in [0.0078, 0.031]
+            for (auto& h : host) {
+                h = static_cast<uint16_t>(d(rng)) ^ static_cast<uint16_t>((rng() & 1) << 15);
+            }
+            auto t = b.alloc(DType::kBF16, r, c);
+            if (!t || !b.copy_from_host(*t, host.data())) {
+                std::fprintf(stderr, "allocation failed\n");
+                std::exit(1);
+            }
+            return *t;
+        };
+        for (const auto& s : shapes) {
+            std::vector<Tensor> ws;
+            for (int i = 0; i < 4; ++i) {
+                ws.push_back(random_tensor(s.N, s.K));
+            }
+            for (int64_t T : rows) {
+                Tensor x = random_tensor(T, s.K);
+                auto out = b.alloc(DType::kBF16, T, s.N);
+                // Eager once per weight (plans, tuning), then record 8 rounds over the 4 copies.
+                for (const auto& w : ws) {
+                    (void)b.linear(*out, x, w, Tensor{});
+                }
+                auto graph = b.capture_graph([&]() -> helexa::Status {
+                    for (int r = 0; r < 8; ++r) {
+                        for (const auto& w : ws) {
+                            HELEXA_TRY_STATUS(b.linear(*out, x, w, Tensor{}));
+                        }
+                    }
+                    return helexa::ok();
+                });
+                if (!graph) {
+                    std::fprintf(stderr, "%s\n", graph.error().full_message().c_str());
+                    status = 1;
+                    return;
+                }
+                uint16_t sink = 0;
+                std::vector<double> times;
+                for (int rep = 0; rep < 16; ++rep) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    (void)b.replay_graph(*graph);
+                    (void)b.copy_to_host(&sink, out->row_slice(0, 1).col_slice(0, 1));
+                    const double s_el =
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                    if (rep > 0) {
+                        times.push_back(s_el / 32.0);
+                    }
+                }
+                std::sort(times.begin(), times.end());
+                const double t = times[times.size() / 2];
+                const double bytes = static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * s.N * 2);
+                const double gbps = bytes / t / 1e9;
+                std::printf("{\"kind\":\"linear\",\"label\":\"%s\",\"shape\":\"%s\",\"N\":%lld,"
+                            "\"K\":%lld,\"T\":%lld,\"us\":%.2f,\"gb_per_s\":%.0f,\"ratio\":%.3f}\n",
+                            label.c_str(), s.name, static_cast<long long>(s.N),
+                            static_cast<long long>(s.K), static_cast<long long>(T), t * 1e6, gbps,
+                            copy_gbps > 0 ? gbps / copy_gbps : 0.0);
+                std::fflush(stdout);
+                b.free(x);
+                b.free(*out);
+            }
+            for (const auto& w : ws) {
+                b.free(w);
+            }
+            b.drop_graphs();
+        }
+    });
+    exec->run([&] { backend.reset(); });
+    return status;
+}
