@@ -5,7 +5,8 @@
 # forward as reference, and the engine benchmark against the ceilings. Table printed last; logs
 # and JSON under $OUT.
 # Needs the bundle: scripts/gpu/bundle.sh build/cuda/libs/kernels/gpu_ceilings \
-#   build/cuda/libs/kernels/attention_kernel_bench build/cuda/libs/cuda/cuda_backend_tests \
+#   build/cuda/libs/kernels/attention_kernel_bench build/cuda/libs/kernels/qkv_epilogue_check \
+#   build/cuda/libs/cuda/cuda_backend_tests \
 #   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 set -uo pipefail
@@ -31,6 +32,8 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     grep -E '^\[  (PASSED|FAILED) |FAILED|Failure|error' "$out/tests.log" | head -40
     "$bin/attention_kernel_bench" > "$out/attention.log" 2>&1 || status=1
     tail -12 "$out/attention.log"
+    "$bin/qkv_epilogue_check" > "$out/qkv_epilogue.log" 2>&1 || status=1
+    grep -E 'FAIL|^time|ALL OK|^api' "$out/qkv_epilogue.log" | tail -12
     command -v cuobjdump >/dev/null &&
         echo "128-bit global loads in the engine's SASS: $(cuobjdump -sass "$bin/cuda_engine_bench" | grep -c 'LDG.E.128')"
 fi

@@ -21,6 +21,7 @@
 #include "helexa/kernels/norm.h"
 #include "helexa/kernels/paged_kv.h"
 #include "helexa/kernels/pointwise.h"
+#include "helexa/kernels/qkv_epilogue.h"
 #include "helexa/kernels/sampling.h"
 #include "helexa/kernels/skinny_matmul.h"
 
@@ -378,6 +379,33 @@ public:
                      "kv_write");
     }
 
+    Status qkv_epilogue(const Tensor& qkv, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                        const Tensor& q_norm, const Tensor& k_norm, float eps,
+                        const Tensor& positions, const RopeTable& rope_table, KvCache& cache,
+                        int64_t layer, const Tensor& slots) override {
+        auto& kv = static_cast<CudaKvCache&>(cache);
+        const auto& s = kv.shape();
+        HELEXA_CUDA_REQUIRE(qkv.dtype == act_ && qkv.cols == (n_heads + 2 * n_kv_heads) * head_dim &&
+                                s.n_kv_heads == n_kv_heads && s.head_dim == head_dim &&
+                                positions.numel() == qkv.rows && slots.numel() == qkv.rows &&
+                                layer >= 0 && layer < s.n_layers &&
+                                static_cast<bool>(q_norm) == static_cast<bool>(k_norm) &&
+                                (!q_norm || (q_norm.dtype == act_ && q_norm.numel() == head_dim &&
+                                             k_norm.dtype == act_ && k_norm.numel() == head_dim)) &&
+                                rope_table.inv_freq.dtype == DType::kF32 &&
+                                rope_table.inv_freq.numel() == rope_table.rotary_dim / 2,
+                            "qkv_epilogue", "shape mismatch");
+        return check(kernels::launch_qkv_epilogue(
+                         qkv.data, qkv.row_stride, qkv.rows, n_heads, n_kv_heads, head_dim,
+                         q_norm ? q_norm.data : nullptr, k_norm ? k_norm.data : nullptr, eps,
+                         static_cast<const int32_t*>(positions.data),
+                         static_cast<const float*>(rope_table.inv_freq.data), rope_table.rotary_dim,
+                         rope_table.attention_scaling, kv.k_pool(layer), kv.v_pool(layer),
+                         kv.layout(), static_cast<const int32_t*>(slots.data), nullptr, elem(act_),
+                         stream_),
+                     "qkv_epilogue");
+    }
+
     Status attention(const Tensor& out, const Tensor& q, const KvCache& cache, int64_t layer,
                      const AttentionBatch& batch, int64_t n_heads, float scale) override {
         const auto& kv = static_cast<const CudaKvCache&>(cache);
@@ -493,6 +521,8 @@ private:
         : act_(options.activation_dtype), worker_(std::move(worker)) {
         // HELEXA_CUDA_SKINNY_MAX_ROWS=0 sends every linear to cuBLASLt (what the linear
         // benchmark compares against); values above kSkinnyMaxRows are clamped.
+        // NOTE: measured on an H200 (docs/perf/cuda-engine.md): the skinny matmul matches or
+        // beats cuBLASLt at 1-2 rows and falls behind from 4, so 2 is the default.
         if (const char* v = std::getenv("HELEXA_CUDA_SKINNY_MAX_ROWS"); v != nullptr) {
             skinny_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMaxRows);
         }
@@ -531,7 +561,7 @@ private:
     }
 
     DType act_;
-    int64_t skinny_max_rows_ = kernels::kSkinnyMaxRows;
+    int64_t skinny_max_rows_ = 2;
     std::shared_ptr<DeviceWorker> worker_;
     cudaStream_t stream_ = nullptr;
     void* cublas_workspace_ = nullptr;

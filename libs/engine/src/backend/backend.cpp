@@ -58,6 +58,22 @@ Tensor Tensor::reshaped(int64_t new_rows, int64_t new_cols) const {
     return t;
 }
 
+Status Backend::qkv_epilogue(const Tensor& qkv, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, const Tensor& q_norm, const Tensor& k_norm,
+                             float eps, const Tensor& positions, const RopeTable& rope_table,
+                             KvCache& cache, int64_t layer, const Tensor& slots) {
+    const Tensor q = qkv.col_slice(0, n_heads * head_dim);
+    const Tensor k = qkv.col_slice(n_heads * head_dim, n_kv_heads * head_dim);
+    const Tensor v = qkv.col_slice((n_heads + n_kv_heads) * head_dim, n_kv_heads * head_dim);
+    if (q_norm && k_norm) {
+        HELEXA_TRY_STATUS(rms_norm_heads(q, n_heads, q_norm, eps));
+        HELEXA_TRY_STATUS(rms_norm_heads(k, n_kv_heads, k_norm, eps));
+    }
+    HELEXA_TRY_STATUS(rope(q, n_heads, head_dim, positions, rope_table));
+    HELEXA_TRY_STATUS(rope(k, n_kv_heads, head_dim, positions, rope_table));
+    return kv_write(cache, layer, k, v, slots);
+}
+
 namespace {
 
 struct BackendRegistry {

@@ -417,19 +417,13 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         }
         HELEXA_TRY_STATUS(emit(p + "input_norm", h));
         HELEXA_TRY_STATUS(b.linear(qkv, h, L.qkv, L.qkv_bias));
-        Tensor q = qkv.col_slice(0, nh * hd);
-        Tensor k = qkv.col_slice(nh * hd, nkv * hd);
-        Tensor v = qkv.col_slice((nh + nkv) * hd, nkv * hd);
-        if (traits_.qk_norm) {
-            HELEXA_TRY_STATUS(b.rms_norm_heads(q, nh, L.q_norm, eps));
-            HELEXA_TRY_STATUS(b.rms_norm_heads(k, nkv, L.k_norm, eps));
-        }
-        HELEXA_TRY_STATUS(b.rope(q, nh, hd, positions, rope_));
-        HELEXA_TRY_STATUS(b.rope(k, nkv, hd, positions, rope_));
+        // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write: one op, fused on CUDA.
+        HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps, positions,
+                                         rope_, *kv_, l, slots));
+        const Tensor q = qkv.col_slice(0, nh * hd);
         HELEXA_TRY_STATUS(emit(p + "q", q));
-        HELEXA_TRY_STATUS(emit(p + "k", k));
-        HELEXA_TRY_STATUS(emit(p + "v", v));
-        HELEXA_TRY_STATUS(b.kv_write(*kv_, l, k, v, slots));
+        HELEXA_TRY_STATUS(emit(p + "k", qkv.col_slice(nh * hd, nkv * hd)));
+        HELEXA_TRY_STATUS(emit(p + "v", qkv.col_slice((nh + nkv) * hd, nkv * hd)));
         HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
         HELEXA_TRY_STATUS(b.linear(proj, attn, L.o, L.o_bias));

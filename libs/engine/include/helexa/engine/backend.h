@@ -177,6 +177,16 @@ public:
     // offset); slots: i32 [1, T].
     virtual Status kv_write(KvCache& cache, int64_t layer, const Tensor& k, const Tensor& v,
                             const Tensor& slots) = 0;
+    // The attention block's prologue after the fused q/k/v projection, as one operation:
+    // qkv [T, (n_heads + 2 n_kv_heads) head_dim] holds q | k | v per row; q and k get per-head
+    // RMSNorm (when q_norm / k_norm are non-empty, Qwen3) and the rotary embedding in place,
+    // then k and v are written to `layer` of the cache at `slots` (i32 [1, T]). Backends may
+    // fuse it (one launch instead of five on CUDA); the default composes rms_norm_heads, rope
+    // and kv_write, so the numerics are the same either way.
+    virtual Status qkv_epilogue(const Tensor& qkv, int64_t n_heads, int64_t n_kv_heads,
+                                int64_t head_dim, const Tensor& q_norm, const Tensor& k_norm,
+                                float eps, const Tensor& positions, const RopeTable& rope,
+                                KvCache& cache, int64_t layer, const Tensor& slots);
     // Causal GQA attention over the paged cache (see AttentionBatch). q: [T, n_heads * head_dim]
     // (may be strided); out: [T, n_heads * head_dim]; n_heads % n_kv_heads == 0.
     virtual Status attention(const Tensor& out, const Tensor& q, const KvCache& cache,
