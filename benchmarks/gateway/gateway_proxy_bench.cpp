@@ -10,7 +10,10 @@
 // direct to the upstream, through cortex, through nginx — in one run.
 //
 // Usage: gateway_proxy_bench [--requests N] [--seconds S] [--clients C] [--chunks N]
-//                            [--streams N] [--io-threads N] [--log LEVEL] [--no-nginx]
+//                            [--streams N] [--io-threads N] [--rounds N] [--log LEVEL]
+//                            [--no-nginx] [--diag]
+// Latency and req/s run in --rounds interleaved rounds over the targets (load on a shared
+// machine then falls on all of them alike); --requests and --seconds are totals per target.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -59,6 +62,7 @@ struct Options {
     int chunks = 2000;     // SSE chunks per stream
     int streams = 200;     // open idle streams for memory
     int io_threads = 2;    // cortex I/O threads
+    int rounds = 5;        // interleaved latency + req/s rounds over the targets
     std::string log_level = "warn";
     bool nginx = true;
     bool diag = false;
@@ -412,9 +416,10 @@ struct Latency {
     double p99_us = 0;
 };
 
-std::optional<Latency> measure_latency(uint16_t port, int n,
-                                       const std::string& req = build_post("/v1/chat/completions",
-                                                                           kJsonBody)) {
+// `n` sequential request latencies on one keep-alive connection (a further 10% first, as a
+// warm-up, not returned).
+std::optional<std::vector<double>> latency_samples(
+    uint16_t port, int n, const std::string& req = build_post("/v1/chat/completions", kJsonBody)) {
     BlockingConnection c;
     if (!c.connect(port)) {
         return std::nullopt;
@@ -441,6 +446,10 @@ std::optional<Latency> measure_latency(uint16_t port, int n,
             samples.push_back(us);
         }
     }
+    return samples;
+}
+
+Latency percentiles(std::vector<double> samples) {
     std::sort(samples.begin(), samples.end());
     auto pct = [&](double p) {
         return samples[std::min(samples.size() - 1,
@@ -449,7 +458,20 @@ std::optional<Latency> measure_latency(uint16_t port, int n,
     return Latency{pct(0.50), pct(0.99)};
 }
 
-std::optional<double> measure_rps(uint16_t port, int clients, double seconds) {
+std::optional<Latency> measure_latency(uint16_t port, int n, const std::string& req) {
+    auto samples = latency_samples(port, n, req);
+    if (!samples || samples->empty()) {
+        return std::nullopt;
+    }
+    return percentiles(std::move(*samples));
+}
+
+struct RpsCount {
+    int64_t done = 0;
+    double seconds = 0;
+};
+
+std::optional<RpsCount> measure_rps(uint16_t port, int clients, double seconds) {
     std::atomic<int64_t> done{0};
     std::atomic<bool> failed{false};
     std::atomic<bool> stop{false};
@@ -488,7 +510,7 @@ std::optional<double> measure_rps(uint16_t port, int clients, double seconds) {
     if (failed) {
         return std::nullopt;
     }
-    return static_cast<double>(done.load()) / elapsed;
+    return RpsCount{done.load(), elapsed};
 }
 
 // Median chunks/s over 5 full streams of `chunks` events each (every event checked to arrive).
@@ -613,10 +635,37 @@ int run_driver(const Options& opt, const char* argv0) {
             }
         }
     }
-    for (auto& c : cols) {
-        std::fprintf(stderr, "measuring %s ...\n", c.name.c_str());
-        c.latency = measure_latency(c.port, opt.requests);
-        c.rps = measure_rps(c.port, opt.clients, opt.seconds);
+    // Latency and requests/s are measured in interleaved rounds (direct, cortex, nginx, direct,
+    // ...) so that load from other processes on a shared machine falls on every target alike;
+    // the samples and counts of all rounds are pooled per target.
+    std::vector<std::vector<double>> samples(cols.size());
+    std::vector<RpsCount> counts(cols.size());
+    std::vector<bool> failed(cols.size(), false);
+    const int rounds = std::max(1, opt.rounds);
+    for (int round = 0; round < rounds; ++round) {
+        std::fprintf(stderr, "round %d/%d ...\n", round + 1, rounds);
+        for (size_t i = 0; i < cols.size(); ++i) {
+            if (failed[i]) {
+                continue;
+            }
+            auto lat = latency_samples(cols[i].port, std::max(10, opt.requests / rounds));
+            auto rps = measure_rps(cols[i].port, opt.clients, opt.seconds / rounds);
+            if (!lat || !rps) {
+                failed[i] = true;
+                continue;
+            }
+            samples[i].insert(samples[i].end(), lat->begin(), lat->end());
+            counts[i].done += rps->done;
+            counts[i].seconds += rps->seconds;
+        }
+    }
+    for (size_t i = 0; i < cols.size(); ++i) {
+        auto& c = cols[i];
+        if (!failed[i] && !samples[i].empty()) {
+            c.latency = percentiles(std::move(samples[i]));
+            c.rps = static_cast<double>(counts[i].done) / counts[i].seconds;
+        }
+        std::fprintf(stderr, "measuring %s streams ...\n", c.name.c_str());
         c.sse = measure_sse(c.port, opt.chunks);
         c.kib_per_stream = measure_stream_memory(c.port, c.pid, opt.streams);
     }
@@ -636,9 +685,11 @@ int run_driver(const Options& opt, const char* argv0) {
         return p99 ? c.latency->p99_us - direct.latency->p99_us
                    : c.latency->p50_us - direct.latency->p50_us;
     };
-    std::printf("\ncortex proxy benchmark: %u cores, %d latency samples, %d clients x %.1fs, "
+    std::printf("\ncortex proxy benchmark: %u cores, %d latency samples, %d clients x %.1fs "
+                "in %d interleaved rounds, "
                 "%d SSE chunks, %d idle streams, cortex io_threads=%d log=%s, nginx: %s\n\n",
                 std::thread::hardware_concurrency(), opt.requests, opt.clients, opt.seconds,
+                opt.rounds,
                 opt.chunks, opt.streams, opt.io_threads, opt.log_level.c_str(),
                 nginx_version.c_str());
     std::printf("| metric |");
@@ -710,6 +761,8 @@ Options parse_args(int argc, char** argv) {
             opt.chunks = std::stoi(value);
         } else if (a == "--streams") {
             opt.streams = std::stoi(value);
+        } else if (a == "--rounds") {
+            opt.rounds = std::stoi(value);
         } else if (a == "--io-threads") {
             opt.io_threads = std::stoi(value);
         } else if (a == "--log") {

@@ -1,29 +1,29 @@
-// The HTTP client: per host:port pools of keep-alive connections, each connection doing its I/O
-// on its own strand (callers hop there with co_spawn, which also carries their cancellation).
+// The HTTP client: per host:port pools of keep-alive connections. An exchange runs on the
+// awaiting coroutine's executor with the connection handed to it alone; deadlines come from one
+// watchdog timer per connection (internal/deadline_socket.h); request heads are written by hand
+// with the body in one gather write, and responses are parsed from the connection's buffer
+// without I/O whenever the bytes are already there.
 #include "helexa/net/client.h"
 
 #include <atomic>
+#include <charconv>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
+
+#include "internal/deadline_socket.h"
+#include "internal/http_format.h"
 
 namespace helexa::net {
 
@@ -31,12 +31,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using detail::Abort;
+using detail::DeadlineSocket;
+using detail::kTuple;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadPiece = 16 * 1024;
-
 struct ParsedUrl {
     std::string host;
     std::string port;
@@ -44,7 +46,70 @@ struct ParsedUrl {
     std::string key;  // "host:port", the pool key and the Host header
 };
 
+bool plain_host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+}
+
+bool plain_target_char(char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && c != '"' && c != '<' && c != '>' && c != '\\' && c != '^' &&
+           c != '`' && c != '{' && c != '|' && c != '}' && c != '#';
+}
+
+// The common "http://host:port/path?query" form without Boost.URL (it showed up in proxy
+// profiles at ~2% of a request); anything unusual (IPv6, userinfo, fragments, odd characters)
+// returns std::nullopt and takes the full parser.
+std::optional<ParsedUrl> parse_plain_url(std::string_view url) {
+    constexpr std::string_view kScheme = "http://";
+    if (url.substr(0, kScheme.size()) != kScheme) {
+        return std::nullopt;
+    }
+    std::string_view rest = url.substr(kScheme.size());
+    size_t end = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, end);
+    std::string_view target = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+    size_t colon = authority.find(':');
+    std::string_view host = authority.substr(0, colon);
+    std::string_view port = colon == std::string_view::npos ? std::string_view("80")
+                                                            : authority.substr(colon + 1);
+    if (host.empty() || port.empty() || port.size() > 5) {
+        return std::nullopt;
+    }
+    for (char c : host) {
+        if (!plain_host_char(c)) {
+            return std::nullopt;
+        }
+    }
+    for (char c : port) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+    }
+    for (char c : target) {
+        if (!plain_target_char(c)) {
+            return std::nullopt;
+        }
+    }
+    ParsedUrl out;
+    out.host = std::string(host);
+    out.port = std::string(port);
+    out.target.reserve(target.size() + 1);
+    if (target.empty() || target.front() == '?') {
+        out.target.push_back('/');
+    }
+    out.target.append(target.data(), target.size());
+    out.key.reserve(host.size() + 1 + port.size());
+    out.key.append(host.data(), host.size());
+    out.key.push_back(':');
+    out.key.append(port.data(), port.size());
+    return out;
+}
+
 Result<ParsedUrl> parse_url(std::string_view url) {
+    if (auto plain = parse_plain_url(url)) {
+        return std::move(*plain);
+    }
     auto parsed = boost::urls::parse_uri(url);
     if (!parsed) {
         return fail(ErrorCode::kUpstream, fmt::format("bad upstream URL '{}': {}", url,
@@ -75,45 +140,104 @@ Result<ParsedUrl> parse_url(std::string_view url) {
     return out;
 }
 
-using Strand = asio::strand<asio::any_io_executor>;
+bool is_stale_error(const error_code& ec) {
+    return ec == http::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+           ec == http::error::partial_message;
+}
+
+// `ec` from an operation on `sock`, named for the caller: the watchdog's verdict first (its
+// shutdown surfaces as EOF or EPIPE), then cancellation, then the I/O error itself.
+Error exchange_error(const DeadlineSocket& sock, const error_code& ec, std::string_view what,
+                     std::string_view where, std::chrono::milliseconds timeout) {
+    switch (sock.aborted()) {
+        case Abort::kTimeout:
+            return Error(ErrorCode::kTimeout,
+                         fmt::format("{} {} timed out after {} ms", what, where, timeout.count()));
+        case Abort::kCancelled:
+            return Error(ErrorCode::kCancelled, fmt::format("{} {} cancelled", what, where));
+        case Abort::kNone:
+            break;
+    }
+    if (ec == asio::error::operation_aborted) {
+        return Error(ErrorCode::kCancelled, fmt::format("{} {} cancelled", what, where));
+    }
+    return Error(ErrorCode::kUpstream, fmt::format("{} {} failed: {}", what, where, ec.message()));
+}
 
 }  // namespace
 
-// One connection; all I/O on it happens on `strand`.
+namespace detail {
+
+struct AbortAccess {
+    // False when the abort already happened (the exchange must not start).
+    static bool attach(ClientAbort& a, const std::shared_ptr<DeadlineSocket>& sock) {
+        std::lock_guard lock(a.mutex_);
+        if (a.aborted_) {
+            return false;
+        }
+        a.target_ = sock;
+        return true;
+    }
+    static void detach(ClientAbort& a) {
+        std::lock_guard lock(a.mutex_);
+        a.target_.reset();
+    }
+};
+
+}  // namespace detail
+
+ClientAbort::ClientAbort() = default;
+ClientAbort::~ClientAbort() = default;
+
+void ClientAbort::abort() {
+    std::lock_guard lock(mutex_);
+    aborted_ = true;
+    if (auto target = target_.lock()) {
+        target->abort(Abort::kCancelled);
+    }
+}
+
+bool ClientAbort::aborted() const {
+    std::lock_guard lock(mutex_);
+    return aborted_;
+}
+
+// One connection. Owned by the pool while idle, by one exchange (one coroutine) otherwise.
 struct PooledConn {
-    explicit PooledConn(Strand s, std::string k)
-        : strand(s), stream(s), key(std::move(k)) {}
-    Strand strand;
-    beast::tcp_stream stream;
+    PooledConn(const asio::any_io_executor& ex, std::string k, std::chrono::milliseconds period)
+        : sock(std::make_shared<DeadlineSocket>(ex, period)), key(std::move(k)) {}
+    // Closing stops the watchdog timer too, whose pending wait would otherwise keep the socket
+    // (and its descriptor) alive for up to one period.
+    ~PooledConn() { sock->close(); }
+    PooledConn(const PooledConn&) = delete;
+    PooledConn& operator=(const PooledConn&) = delete;
+    std::shared_ptr<DeadlineSocket> sock;
     beast::flat_buffer buffer;
     // Body reads land here and only the bytes read are copied out: allocating and zero-filling a
     // fresh 16 KiB string per read showed up as malloc + memset in proxy profiles.
     std::unique_ptr<char[]> scratch;
     std::string key;
     bool connected = false;
-    std::chrono::steady_clock::time_point idle_since;
+    Clock::time_point idle_since;
 };
 
 namespace {
 
-// Destroys a connection on its own strand (its timer may still have a handler queued there).
 void discard(std::unique_ptr<PooledConn> conn) {
-    if (!conn) {
-        return;
+    if (conn) {
+        conn->sock->close();
     }
-    auto strand = conn->strand;
-    asio::post(strand, [c = std::move(conn)]() mutable {
-        error_code ec;
-        c->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-        c->stream.socket().close(ec);
-        c.reset();
-    });
 }
 
 }  // namespace
 
 struct Client::Pool {
-    Pool(asio::any_io_executor ex, ClientOptions opts) : executor(std::move(ex)), options(std::move(opts)) {}
+    Pool(asio::any_io_executor ex, ClientOptions opts)
+        : executor(std::move(ex)),
+          options(std::move(opts)),
+          check_period(std::min({options.connect_timeout, options.read_timeout,
+                                 options.write_timeout})) {}
 
     std::unique_ptr<PooledConn> take(const std::string& key) {
         std::unique_ptr<PooledConn> found;
@@ -122,7 +246,7 @@ struct Client::Pool {
             std::lock_guard lock(mutex);
             auto it = idle.find(key);
             if (it != idle.end()) {
-                auto now = std::chrono::steady_clock::now();
+                auto now = Clock::now();
                 auto& q = it->second;
                 while (!q.empty()) {
                     auto c = std::move(q.back());  // most recently used first
@@ -142,7 +266,7 @@ struct Client::Pool {
     }
 
     void give_back(std::unique_ptr<PooledConn> conn) {
-        conn->idle_since = std::chrono::steady_clock::now();
+        conn->idle_since = Clock::now();
         {
             std::lock_guard lock(mutex);
             auto& q = idle[conn->key];
@@ -156,125 +280,195 @@ struct Client::Pool {
 
     asio::any_io_executor executor;
     ClientOptions options;
+    std::chrono::milliseconds check_period;
     mutable std::mutex mutex;
     std::map<std::string, std::deque<std::unique_ptr<PooledConn>>> idle;
     std::atomic<uint64_t> opened{0};
 };
 
+using Parser = http::response_parser<http::buffer_body>;
+
 struct StreamedResponse::Impl {
     std::shared_ptr<Client::Pool> pool;
     std::unique_ptr<PooledConn> conn;
-    std::unique_ptr<http::response_parser<http::buffer_body>> parser;
+    std::optional<Parser> parser;
+    std::shared_ptr<ClientAbort> abort;
     int status = 0;
     Headers headers;
     std::chrono::milliseconds read_timeout{};
     std::string url;
     bool done = false;
 
-    ~Impl() { discard(std::move(conn)); }
+    ~Impl() { close(); }
 
-    // The end of the body: pool the connection when the server allows it.
+    void release_abort() {
+        if (abort) {
+            detail::AbortAccess::detach(*abort);
+            abort.reset();
+        }
+    }
+
+    // The end of the body: pool the connection when the server allows it and nothing is left
+    // over (a response followed by stray bytes is never reused).
     void finish() {
         done = true;
-        if (conn && parser && parser->keep_alive()) {
+        release_abort();
+        if (conn && parser && parser->keep_alive() && conn->buffer.size() == 0 &&
+            conn->sock->aborted() == Abort::kNone) {
             pool->give_back(std::move(conn));
         } else {
             discard(std::move(conn));
         }
     }
+
+    // Never pool a connection in an unknown state.
+    void close() {
+        done = true;
+        release_abort();
+        discard(std::move(conn));
+    }
 };
 
 namespace {
 
-Error map_error(const error_code& ec, std::string_view what, std::string_view where,
-                std::chrono::milliseconds timeout) {
-    if (ec == beast::error::timeout) {
-        return Error(ErrorCode::kTimeout,
-                     fmt::format("{} {} timed out after {} ms", what, where, timeout.count()));
+// The request head, written by hand (the body follows it in the same gather write).
+std::string request_head(const ClientRequest& request, const ParsedUrl& url,
+                         const ClientOptions& options, bool has_body, size_t body_size) {
+    std::string out;
+    out.reserve(256);
+    out.append(request.method);
+    out.push_back(' ');
+    out.append(url.target);
+    out.append(" HTTP/1.1\r\n");
+    for (const auto& [k, v] : request.headers) {
+        if (!iequals(k, "Content-Length") && !iequals(k, "Transfer-Encoding") &&
+            !iequals(k, "Connection")) {
+            detail::append_field(out, k, v);
+        }
     }
-    if (ec == asio::error::operation_aborted) {
-        return Error(ErrorCode::kCancelled, fmt::format("{} {} cancelled", what, where));
+    if (!request.headers.contains("Host")) {
+        detail::append_field(out, "Host", url.key);
     }
-    return Error(ErrorCode::kUpstream, fmt::format("{} {} failed: {}", what, where, ec.message()));
+    if (!request.headers.contains("User-Agent") && !options.user_agent.empty()) {
+        detail::append_field(out, "User-Agent", options.user_agent);
+    }
+    if (has_body) {
+        out.append("Content-Length: ");
+        out.append(std::to_string(body_size));
+        out.append(detail::kCrlf);
+    }
+    out.append(detail::kCrlf);
+    return out;
 }
 
-bool is_stale_error(const error_code& ec) {
-    return ec == http::error::end_of_stream || ec == asio::error::eof ||
-           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-           ec == http::error::partial_message;
+// Connects `conn` to the first reachable address of `url` within connect_timeout.
+asio::awaitable<Result<void>> connect(Client::Pool& pool, PooledConn& conn, const ParsedUrl& url) {
+    const auto timeout = pool.options.connect_timeout;
+    std::vector<tcp::endpoint> endpoints;
+    error_code aec;
+    auto address = asio::ip::make_address(url.host, aec);
+    if (!aec) {
+        // Numeric hosts skip the resolver.
+        uint16_t port = 0;
+        auto [end, pec] = std::from_chars(url.port.data(), url.port.data() + url.port.size(),
+                                          port);
+        if (pec != std::errc() || end != url.port.data() + url.port.size()) {
+            co_return fail(ErrorCode::kUpstream, "bad port in upstream address " + url.key);
+        }
+        endpoints.emplace_back(address, port);
+    } else {
+        tcp::resolver resolver(co_await asio::this_coro::executor);
+        auto [rec, results] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+        if (rec) {
+            co_return fail(exchange_error(*conn.sock, rec, "resolving", url.key, timeout));
+        }
+        for (const auto& r : results) {
+            endpoints.push_back(r.endpoint());
+        }
+    }
+    error_code cec = asio::error::host_not_found;
+    conn.sock->set_deadline_after(timeout);  // one deadline for every address tried
+    for (const auto& ep : endpoints) {
+        if (conn.sock->aborted() != Abort::kNone) {
+            break;
+        }
+        cec = conn.sock->open(ep.protocol());
+        if (cec) {
+            continue;
+        }
+        std::tie(cec) = co_await conn.sock->socket().async_connect(ep, kTuple);
+        if (!cec) {
+            break;
+        }
+    }
+    conn.sock->clear_deadline();
+    if (cec || conn.sock->aborted() != Abort::kNone) {
+        co_return fail(exchange_error(*conn.sock, cec ? cec : asio::error::operation_aborted,
+                                      "connecting to", url.key, timeout));
+    }
+    error_code nec;
+    conn.sock->socket().set_option(tcp::no_delay(true), nec);
+    conn.connected = true;
+    pool.opened.fetch_add(1);
+    co_return Result<void>();
 }
 
-struct Exchange {
-    std::unique_ptr<http::response_parser<http::buffer_body>> parser;
-    bool stale = false;  // a reused connection the server had already closed: retry on a new one
-};
+enum class Outcome { kOk, kStale };
 
-// Runs on conn.strand: connect if needed, send, read the response header.
-asio::awaitable<Result<Exchange>> exchange_on_strand(Client::Pool& pool, PooledConn& conn,
-                                                     const ParsedUrl& url,
-                                                     const http::request<http::string_body>& req,
-                                                     bool head, std::chrono::milliseconds read_to) {
+// Connect if needed, send, read the response header; on the awaiting coroutine's executor.
+asio::awaitable<Result<Outcome>> exchange(Client::Pool& pool, PooledConn& conn,
+                                          const ParsedUrl& url, const std::string& head,
+                                          const std::string& body, bool head_only,
+                                          std::chrono::milliseconds read_to, Parser& parser) {
     const auto& opts = pool.options;
     try {
         bool reused = conn.connected;
         if (!conn.connected) {
-            tcp::resolver resolver(conn.strand);
-            error_code aec;
-            (void)asio::ip::make_address(url.host, aec);  // numeric hosts skip DNS
-            auto flags = aec ? tcp::resolver::flags{} : tcp::resolver::numeric_host;
-            auto [rec, results] = co_await resolver.async_resolve(url.host, url.port, flags, kTuple);
-            if (rec) {
-                co_return fail(map_error(rec, "resolving", url.key, opts.connect_timeout));
+            auto c = co_await connect(pool, conn, url);
+            if (!c) {
+                co_return fail(std::move(c).error());
             }
-            conn.stream.expires_after(opts.connect_timeout);
-            auto [cec, ep] = co_await conn.stream.async_connect(results, kTuple);
-            conn.stream.expires_never();
-            if (cec) {
-                co_return fail(map_error(cec, "connecting to", url.key, opts.connect_timeout));
-            }
-            error_code nec;
-            conn.stream.socket().set_option(tcp::no_delay(true), nec);
-            conn.connected = true;
-            pool.opened.fetch_add(1);
         }
-        conn.stream.expires_after(opts.write_timeout);
-        auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
-        conn.stream.expires_never();
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+        auto wec = co_await detail::write_all(*conn.sock, bufs, opts.write_timeout);
         if (wec) {
-            if (reused && is_stale_error(wec)) {
-                co_return Exchange{nullptr, true};
+            if (reused && is_stale_error(wec) && conn.sock->aborted() == Abort::kNone) {
+                co_return Outcome::kStale;
             }
-            co_return fail(map_error(wec, "sending request to", url.key, opts.write_timeout));
+            co_return fail(
+                exchange_error(*conn.sock, wec, "sending request to", url.key, opts.write_timeout));
         }
-        auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
-        parser->body_limit(boost::none);
-        parser->header_limit(1024 * 1024);
-        if (head) {
-            parser->skip(true);
+        parser.body_limit(boost::none);
+        parser.header_limit(1024 * 1024);
+        if (head_only) {
+            parser.skip(true);
         }
-        conn.stream.expires_after(read_to);
-        auto [hec, hn] = co_await http::async_read_header(conn.stream, conn.buffer, *parser, kTuple);
-        conn.stream.expires_never();
+        auto hec = co_await detail::parse_until(*conn.sock, conn.buffer, parser,
+                                                Clock::now() + read_to, kReadPiece,
+                                                [](const auto& p) { return p.is_header_done(); });
         if (hec) {
-            if (reused && hn == 0 && is_stale_error(hec)) {
-                co_return Exchange{nullptr, true};
+            if (reused && !parser.got_some() && is_stale_error(hec) &&
+                conn.sock->aborted() == Abort::kNone) {
+                co_return Outcome::kStale;
             }
-            co_return fail(map_error(hec, "reading response from", url.key, read_to));
+            co_return fail(exchange_error(*conn.sock, hec, "reading response from", url.key,
+                                          read_to));
         }
-        co_return Exchange{std::move(parser), false};
+        co_return Outcome::kOk;
     } catch (const boost::system::system_error& e) {
-        co_return fail(map_error(e.code(), "request to", url.key, read_to));
+        // Awaiting after the coroutine was cancelled throws operation_aborted.
+        co_return fail(exchange_error(*conn.sock, e.code(), "request to", url.key, read_to));
     } catch (const std::exception& e) {
         co_return fail(ErrorCode::kUpstream, fmt::format("request to {} failed: {}", url.key,
                                                          e.what()));
     }
 }
 
-// Runs on the connection strand: the next piece of body.
-asio::awaitable<Result<std::optional<std::string>>> next_on_strand(StreamedResponse::Impl& s) {
+// The next piece of body; on the awaiting coroutine's executor.
+asio::awaitable<Result<std::optional<std::string>>> read_piece(StreamedResponse::Impl& s) {
+    auto& conn = *s.conn;
+    auto& parser = *s.parser;
     try {
-        auto& conn = *s.conn;
-        auto& parser = *s.parser;
         for (;;) {
             if (parser.is_done()) {
                 co_return std::optional<std::string>();
@@ -282,17 +476,22 @@ asio::awaitable<Result<std::optional<std::string>>> next_on_strand(StreamedRespo
             if (!conn.scratch) {
                 conn.scratch = std::make_unique_for_overwrite<char[]>(kReadPiece);
             }
-            parser.get().body().data = conn.scratch.get();
-            parser.get().body().size = kReadPiece;
-            parser.get().body().more = true;
-            conn.stream.expires_after(s.read_timeout);
-            auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, kTuple);
-            conn.stream.expires_never();
+            auto& body = parser.get().body();
+            body.data = conn.scratch.get();
+            body.size = kReadPiece;
+            body.more = true;
+            // A piece is ready once something was parsed and the buffered bytes are used up (or
+            // the scratch buffer is full: need_buffer).
+            auto ec = co_await detail::parse_until(
+                *conn.sock, conn.buffer, parser, Clock::now() + s.read_timeout, kReadPiece,
+                [](const auto& p) { return p.is_done(); },
+                [&](const auto&) { return parser.get().body().size < kReadPiece; });
             if (ec == http::error::need_buffer) {
                 ec = {};
             }
             if (ec) {
-                co_return fail(map_error(ec, "reading body from", s.url, s.read_timeout));
+                co_return fail(
+                    exchange_error(*conn.sock, ec, "reading body from", s.url, s.read_timeout));
             }
             size_t got = kReadPiece - parser.get().body().size;
             if (got > 0) {
@@ -300,7 +499,8 @@ asio::awaitable<Result<std::optional<std::string>>> next_on_strand(StreamedRespo
             }
         }
     } catch (const boost::system::system_error& e) {
-        co_return fail(map_error(e.code(), "reading body from", s.url, s.read_timeout));
+        co_return fail(
+            exchange_error(*conn.sock, e.code(), "reading body from", s.url, s.read_timeout));
     }
 }
 
@@ -321,21 +521,34 @@ const Headers& StreamedResponse::headers() const {
     return impl_->headers;
 }
 
+bool StreamedResponse::complete() const {
+    return impl_->done && impl_->parser && impl_->parser->is_done();
+}
+
+std::optional<uint64_t> StreamedResponse::content_length() const {
+    if (!impl_->parser) {
+        return std::nullopt;
+    }
+    auto n = impl_->parser->content_length();
+    return n ? std::optional<uint64_t>(*n) : std::nullopt;
+}
+
 asio::awaitable<Result<std::optional<std::string>>> StreamedResponse::next() {
     auto& s = *impl_;
     if (s.done) {
+        if (!s.parser || !s.parser->is_done()) {
+            co_return fail(ErrorCode::kCancelled, "stream from " + s.url + " was closed");
+        }
         co_return std::optional<std::string>();
     }
     if (!s.conn) {
         co_return fail(ErrorCode::kCancelled, "stream from " + s.url + " was closed");
     }
-    auto strand = s.conn->strand;
-    auto result = co_await asio::co_spawn(strand, next_on_strand(s), asio::use_awaitable);
+    auto result = co_await read_piece(s);
     if (!result) {
-        discard(std::move(s.conn));  // never pool a connection in an unknown state
-        s.done = true;
-    } else if (!result->has_value()) {
-        s.finish();
+        s.close();
+    } else if (!result->has_value() || s.parser->is_done()) {
+        s.finish();  // the last piece (or the end): the connection can go back right away
     }
     co_return result;
 }
@@ -343,6 +556,9 @@ asio::awaitable<Result<std::optional<std::string>>> StreamedResponse::next() {
 asio::awaitable<Result<std::string>> StreamedResponse::read_all() {
     std::string body;
     int64_t limit = impl_->pool->options.max_response_bytes;
+    if (auto n = content_length(); n && static_cast<int64_t>(*n) <= limit) {
+        body.reserve(*n);
+    }
     for (;;) {
         auto piece = co_await next();
         if (!piece) {
@@ -361,8 +577,7 @@ asio::awaitable<Result<std::string>> StreamedResponse::read_all() {
 }
 
 void StreamedResponse::close() {
-    impl_->done = true;
-    discard(std::move(impl_->conn));
+    impl_->close();
 }
 
 Result<nlohmann::json> ClientResponse::json() const {
@@ -387,54 +602,42 @@ asio::awaitable<Result<StreamedResponse>> Client::stream(ClientRequest request) 
     if (!url) {
         co_return fail(std::move(url).error());
     }
-    http::request<http::string_body> req;
-    req.version(11);
-    req.method_string(request.method);
-    req.target(url->target);
-    for (const auto& [k, v] : request.headers) {
-        if (!iequals(k, "Content-Length") && !iequals(k, "Transfer-Encoding") &&
-            !iequals(k, "Connection")) {
-            req.insert(k, v);
-        }
-    }
-    if (!request.headers.contains("Host")) {
-        req.set(http::field::host, url->key);
-    }
-    if (!request.headers.contains("User-Agent") && !pool->options.user_agent.empty()) {
-        req.set(http::field::user_agent, pool->options.user_agent);
-    }
-    req.keep_alive(true);
     bool has_body = !request.body.empty() || request.method == "POST" || request.method == "PUT" ||
                     request.method == "PATCH";
-    if (has_body) {
-        req.body() = std::move(request.body);
-        req.prepare_payload();
-    }
-    bool head = request.method == "HEAD";
+    const std::string head = request_head(request, *url, pool->options, has_body,
+                                          request.body.size());
+    bool head_only = request.method == "HEAD";
     auto read_to = request.read_timeout.value_or(pool->options.read_timeout);
+    auto abort = std::move(request.abort);
 
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto conn = pool->take(url->key);
         if (!conn) {
-            conn = std::make_unique<PooledConn>(asio::make_strand(pool->executor), url->key);
+            conn = std::make_unique<PooledConn>(pool->executor, url->key, pool->check_period);
         }
-        auto strand = conn->strand;
-        auto ex = co_await asio::co_spawn(
-            strand, exchange_on_strand(*pool, *conn, *url, req, head, read_to), asio::use_awaitable);
-        if (!ex) {
-            discard(std::move(conn));
-            co_return fail(std::move(ex).error());
-        }
-        if (ex->stale) {
-            discard(std::move(conn));
-            continue;
+        if (abort && !detail::AbortAccess::attach(*abort, conn->sock)) {
+            if (conn->connected) {
+                pool->give_back(std::move(conn));  // untouched: still good
+            }
+            co_return fail(ErrorCode::kCancelled, "request to " + url->key + " cancelled");
         }
         auto impl = std::make_unique<StreamedResponse::Impl>();
         impl->pool = pool;
         impl->conn = std::move(conn);
-        impl->parser = std::move(ex->parser);
+        impl->abort = abort;
+        impl->parser.emplace();
         impl->read_timeout = read_to;
         impl->url = url->key;
+        auto ex = co_await exchange(*pool, *impl->conn, *url, head, request.body, head_only,
+                                    read_to, *impl->parser);
+        if (!ex) {
+            impl->close();
+            co_return fail(std::move(ex).error());
+        }
+        if (*ex == Outcome::kStale) {
+            impl->close();
+            continue;
+        }
         const auto& msg = impl->parser->get();
         impl->status = static_cast<int>(msg.result_int());
         for (const auto& f : msg) {

@@ -32,9 +32,7 @@ asio::awaitable<bool> SseWriter::comment(std::string_view text) {
 
 asio::awaitable<bool> SseWriter::done() {
     std::string text = format_sse_event("[DONE]");
-    bool ok = co_await writer_.write(text);
-    bool finished = co_await writer_.finish();
-    co_return ok && finished;
+    co_return co_await writer_.write_and_finish(text);
 }
 
 }  // namespace helexa::net

@@ -115,7 +115,9 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
                translated->model, translated->stream,
                translated->body.contains("tools") ? translated->body["tools"].size() : 0,
                parsed->contains("system"));
+    if (rlog.should_log(spdlog::level::trace)) {
     rlog.trace("inbound body {}", truncate_for_log(request.body, 4096));
+    }
     auto snap = state.fleet->snapshot();
     auto decision = resolve_route(translated->model, *snap, state.catalogue,
                                   state.config.gateway.default_model);
@@ -208,13 +210,18 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
     }
     up.body = body.dump();
     rlog.info("proxying request surface=anthropic model={} node={}", model, target.node);
+    if (rlog.should_log(spdlog::level::trace)) {
     rlog.trace("translated body {}", truncate_for_log(up.body, 4096));
+    }
+    // A client hang-up aborts the upstream exchange through this hook (no race per read).
+    auto abort = std::make_shared<net::ClientAbort>();
+    writer.on_client_gone([abort] { abort->abort(); });
+    up.abort = abort;
     const auto started = SteadyClock::now();
-    auto st_or_gone = co_await (state.client.stream(std::move(up)) || writer.wait_client_gone());
-    if (st_or_gone.index() != 0) {
+    auto st = co_await state.client.stream(std::move(up));
+    if (abort->aborted()) {
         co_return net::Response{};
     }
-    auto& st = std::get<0>(st_or_gone);
     Outcome outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt};
     if (!st) {
         rlog.warn("upstream failed model={} node={} url={} error={}", model, target.node,
@@ -243,12 +250,11 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
     }
 
     if (!translated->stream) {
-        auto all = co_await (st->read_all() || writer.wait_client_gone());
-        if (all.index() != 0) {
+        auto text = co_await st->read_all();
+        if (abort->aborted()) {
             st->close();
             co_return net::Response{};
         }
-        auto& text = std::get<0>(all);
         if (!text) {
             co_return anthropic_error_response(
                 Error(ErrorCode::kUpstream, "upstream response was cut off"));
@@ -311,13 +317,12 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
         co_return true;
     };
     while (!translator.done()) {
-        auto piece = co_await (st->next() || writer.wait_client_gone());
-        if (piece.index() != 0) {
+        auto chunk = co_await st->next();
+        if (abort->aborted()) {
             st->close();
             client_gone = true;
             break;
         }
-        auto& chunk = std::get<0>(piece);
         if (!chunk) {
             rlog.warn("upstream died mid-stream model={} node={} error={}", model, target.node,
                       chunk.error().message());

@@ -24,6 +24,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Upstream bodies of known length up to this size are forwarded as one complete response.
+constexpr uint64_t kMaxBufferedBody = 8 * 1024 * 1024;
+
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && net::iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -390,18 +393,24 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
     }
     rlog.info("proxying request surface={} model={} node={}", surface_name(surface), model,
               target.node);
-    rlog.trace("upstream body {}", truncate_for_log(upstream_body, 4096));
+    if (rlog.should_log(spdlog::level::trace)) {
+        rlog.trace("upstream body {}", truncate_for_log(upstream_body, 4096));
+    }
     net::ClientRequest up;
     up.method = "POST";
     up.url = target.base_url + upstream_path;
     up.headers = upstream_request_headers(request.headers, principal);
     up.body = std::move(upstream_body);
+    // A client hang-up aborts the upstream exchange (connect, send or read) through this hook,
+    // so each upstream read below is a plain co_await instead of a race with the client watch.
+    auto abort = std::make_shared<net::ClientAbort>();
+    writer.on_client_gone([abort] { abort->abort(); });
+    up.abort = abort;
     const auto started = Clock::now();
-    auto st_or_gone = co_await (state.client.stream(std::move(up)) || writer.wait_client_gone());
-    if (st_or_gone.index() != 0) {
+    auto st = co_await state.client.stream(std::move(up));
+    if (abort->aborted()) {
         co_return net::Response{};  // client hung up before the upstream answered
     }
-    auto& st = std::get<0>(st_or_gone);
     if (!st) {
         rlog.warn("upstream failed model={} node={} url={} error={}", model, target.node,
                   target.base_url + upstream_path, st.error().message());
@@ -426,22 +435,57 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         co_await sse.finish();
         co_return net::Response{};
     }
+    wire::UsageTailScanner scanner;
+    std::optional<Clock::time_point> first_chunk;
+    Clock::time_point last_chunk = started;
+    bool upstream_failed = false;
+    const auto length = st->content_length();
+    if (!stream_started && length && *length <= kMaxBufferedBody) {
+        // A body of known size (a non-streaming completion, an error envelope) goes out as one
+        // complete response with its length: one write to the client instead of a head, a
+        // chunk and a terminator.
+        auto all = co_await st->read_all();
+        if (abort->aborted()) {
+            co_return net::Response{};
+        }
+        if (!all) {
+            rlog.warn("upstream died mid-body model={} node={} error={}", model, target.node,
+                      all.error().message());
+            finish_metering(state, guard, principal,
+                            Outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt},
+                            rlog);
+            co_return net::Response::error(
+                Error(all.error().code() == ErrorCode::kTimeout ? ErrorCode::kTimeout
+                                                                : ErrorCode::kUpstream,
+                      fmt::format("upstream {} response was cut off", target.node)));
+        }
+        first_chunk = last_chunk = Clock::now();
+        scanner.feed(*all);
+        net::Response complete;
+        complete.status = st->status();
+        complete.headers = client_response_headers(st->headers());
+        complete.body = std::move(*all);
+        Outcome outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt};
+        if (auto u = scanner.result()) {
+            outcome.usage = TokenUsage{u->prompt_tokens, u->completion_tokens};
+        }
+        outcome.ttft_secs = secs_between(started, *first_chunk);
+        outcome.stream_secs = outcome.ttft_secs;
+        finish_metering(state, guard, principal, outcome, rlog);
+        co_return complete;
+    }
     if (!stream_started &&
         !co_await writer.start(st->status(), client_response_headers(st->headers()))) {
         st->close();
         co_return net::Response{};
     }
-    wire::UsageTailScanner scanner;
-    std::optional<Clock::time_point> first_chunk;
-    Clock::time_point last_chunk = started;
-    bool upstream_failed = false;
+    bool finished = false;
     while (true) {
-        auto piece = co_await (st->next() || writer.wait_client_gone());
-        if (piece.index() != 0) {
+        auto chunk = co_await st->next();
+        if (abort->aborted()) {
             st->close();  // client gone: closing the upstream stops the neuron generating
             break;
         }
-        auto& chunk = std::get<0>(piece);
         if (!chunk) {
             rlog.warn("upstream died mid-stream model={} node={} error={}", model, target.node,
                       chunk.error().message());
@@ -457,12 +501,18 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         }
         last_chunk = now;
         scanner.feed(**chunk);
+        if (st->complete()) {
+            // The upstream body ended with this piece: our last chunk and terminator together.
+            co_await writer.write_and_finish(**chunk);
+            finished = true;
+            break;
+        }
         if (!co_await writer.write(**chunk)) {
             st->close();
             break;
         }
     }
-    if (!upstream_failed) {
+    if (!upstream_failed && !finished) {
         co_await writer.finish();
     }
     Outcome outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt};

@@ -7,13 +7,16 @@
 //   auto res = co_await client.post_json("http://10.0.0.2:13131/models/load", body);
 //   if (!res) { return Response::error(res.error()); }          // kUpstream or kTimeout
 //   net::ClientRequest req{.method = "POST", .url = u, .body = b};
+//   req.abort = std::make_shared<net::ClientAbort>();          // optional
+//   writer.on_client_gone([a = req.abort] { a->abort(); });    // hang-up cancels the upstream
 //   auto st = co_await client.stream(std::move(req));
 //   if (st) { forward st->status(), st->headers();
 //             while (auto piece = co_await st->next()) { if (!*piece) break; send **piece; } }
 //
-// Failures are values: kUpstream (refused, reset, malformed response, body too large) or kTimeout
-// (connect/read deadline). A non-2xx status is not an error: it is returned as a response.
-// Cancellation (terminal, e.g. losing an `||` race) closes the connection; a connection returns to
+// Failures are values: kUpstream (refused, reset, malformed response, body too large), kTimeout
+// (connect/read/write deadline) or kCancelled (ClientAbort, or terminal cancellation of the
+// awaiting coroutine, e.g. losing an `||` race). A non-2xx status is not an error: it is returned
+// as a response. A cancelled or failed exchange closes its connection; a connection returns to
 // the pool only after a complete, keep-alive response was read.
 //
 // GCC 12 caveat: never build a temporary with a destructor (ClientRequest, Headers, std::string)
@@ -21,14 +24,17 @@
 // (the callee gets a bitwise copy pointing into the caller's frame; ASan reports a bad free). Name
 // the value first, then `co_await client.stream(std::move(req))`.
 //
-// Threads: Client is thread-safe and may be shared by coroutines on any executor; each pooled
-// connection runs its I/O on its own strand. A StreamedResponse belongs to one coroutine at a
-// time. Copies of Client share one pool.
+// Threads: Client is thread-safe and may be shared by coroutines on any executor. An exchange
+// runs on the awaiting coroutine's executor: the pooled connection is handed to that coroutine
+// alone until the response is read (no strand hop per read). A StreamedResponse belongs to one
+// coroutine at a time. Deadlines are enforced by one watchdog timer per connection. ClientAbort
+// may be triggered from any thread. Copies of Client share one pool.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -58,6 +64,32 @@ struct ClientOptions {
     std::string user_agent = "helexa";
 };
 
+namespace detail {
+class DeadlineSocket;
+struct AbortAccess;
+}  // namespace detail
+
+// Aborts one exchange from outside the coroutine awaiting it (a client-gone hook, another
+// thread): the connect, send or read in flight — or the next one — fails with kCancelled and the
+// connection is closed (the peer sees it go). Abort before the exchange starts fails it at once.
+// One per request; thread-safe.
+class ClientAbort {
+public:
+    ClientAbort();
+    ~ClientAbort();
+    ClientAbort(const ClientAbort&) = delete;
+    ClientAbort& operator=(const ClientAbort&) = delete;
+
+    void abort();  // idempotent
+    bool aborted() const;
+
+private:
+    friend struct detail::AbortAccess;
+    mutable std::mutex mutex_;
+    bool aborted_ = false;
+    std::weak_ptr<detail::DeadlineSocket> target_;  // the connection of the exchange in flight
+};
+
 struct ClientRequest {
     std::string method = "GET";
     std::string url;  // "http://host:port/path?query"
@@ -65,6 +97,8 @@ struct ClientRequest {
     std::string body;
     // Overrides ClientOptions::read_timeout for this request.
     std::optional<std::chrono::milliseconds> read_timeout;
+    // Optional: lets a callback cancel this exchange (see ClientAbort).
+    std::shared_ptr<ClientAbort> abort;
 };
 
 struct ClientResponse {
@@ -88,6 +122,11 @@ public:
 
     int status() const;
     const Headers& headers() const;
+    // Whether the whole body has been read (next() would return std::nullopt without I/O):
+    // lets a proxy send the last piece together with the end of its own response.
+    bool complete() const;
+    // The upstream's Content-Length, when it sent one.
+    std::optional<uint64_t> content_length() const;
 
     // The next piece of body as it arrives (chunk framing removed): a string, std::nullopt at the
     // clean end of the body, or an error (kUpstream, kTimeout, kCancelled when cancelled).
@@ -104,8 +143,8 @@ private:
 
 class Client {
 public:
-    // `executor` (usually an io_context's) runs the connections' strands; it must outlive every
-    // request in flight.
+    // `executor` (usually an io_context's) owns the connections' sockets and watchdog timers; it
+    // must outlive every request in flight.
     explicit Client(asio::any_io_executor executor, ClientOptions options = {});
     ~Client();
     Client(const Client&);

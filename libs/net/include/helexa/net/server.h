@@ -72,13 +72,22 @@ public:
     virtual asio::awaitable<bool> write(std::string_view bytes) = 0;
     // Ends the body (the terminating chunk). Idempotent.
     virtual asio::awaitable<bool> finish() = 0;
+    // write(bytes) then finish(), in one socket write where the framing allows (the last chunk
+    // and the terminating chunk together). Use when the handler knows `bytes` is the last piece.
+    virtual asio::awaitable<bool> write_and_finish(std::string_view bytes) {
+        bool ok = co_await write(bytes);
+        bool finished = co_await finish();
+        co_return ok && finished;
+    }
 
     // Whether start() was called.
     virtual bool started() const = 0;
     // The status sent by start(), else 0 (for trace middleware).
     virtual int status() const = 0;
 
-    // Whether the client has hung up (or the server is force-closing this connection).
+    // Whether the client has hung up (or the server is force-closing this connection). The
+    // first call of this, wait_client_gone or on_client_gone starts watching the socket for the
+    // rest of the request (requests that never ask do not pay for the watch).
     virtual bool client_gone() const = 0;
     // Completes when the client hangs up or the server force-closes; never completes otherwise.
     // Supports per-operation cancellation, so race it: `co_await (upstream.next() ||
