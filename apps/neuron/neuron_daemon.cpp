@@ -8,25 +8,53 @@
 #include "helexa/common/config.h"
 #include "helexa/engine/local_engine.h"
 #include "helexa/node/config.h"
+#include "helexa/node/engine_options.h"
 #include "helexa/node/neuron_server.h"
+#ifdef HELEXA_WITH_CUDA
+#include "helexa/cuda/cuda_backend.h"
+#endif
+
+#include <cstdlib>
+#include <string>
 
 namespace helexa::apps {
 
 namespace {
 
-// The engine's knobs from neuron.toml (`[harness.candle.prefix_cache]`, NEURON_*).
-engine::LocalEngineOptions engine_options(const node::NeuronConfig& config) {
-    engine::LocalEngineOptions options;
-    options.runner.backend.kind = "cpu";
-    options.scheduler.prefill_chunk_tokens = config.knobs.prefill_chunk_tokens;
-    options.scheduler.prefix_cache.enabled = config.prefix_cache.enabled;
-    if (config.prefix_cache.max_entries) {
-        options.scheduler.prefix_cache.max_entries = *config.prefix_cache.max_entries;
+// The engine's knobs from neuron.toml (`[harness.candle.prefix_cache]`, NEURON_*), including
+// NEURON_MIN_FREE_VRAM_MB and NEURON_DEBUG_POISON (docs/design/fault-recovery.md).
+// NEURON_BACKEND = auto (default: cuda when this build has it and a device is visible, else
+// cpu) | cuda | cpu. On cuda the KV pool takes NEURON_GPU_MEMORY_UTILIZATION (default 0.9) of the
+// card, minus weights and a step workspace (vLLM's gpu_memory_utilization).
+std::string choose_backend() {
+    const char* env = std::getenv("NEURON_BACKEND");
+    const std::string want = env != nullptr ? env : "auto";
+#ifdef HELEXA_WITH_CUDA
+    cuda::register_cuda_backend();
+    if (want == "cpu" || want == "cuda") {
+        return want;
     }
-    if (config.prefix_cache.budget_mb) {
-        // The prefix cache lives in the KV pool; its budget sizes the pool.
-        options.runner.kv_memory_bytes =
-            std::max<int64_t>(options.runner.kv_memory_bytes, *config.prefix_cache.budget_mb << 20);
+    return cuda::list_devices().empty() ? "cpu" : "cuda";
+#else
+    if (want == "cuda") {
+        log::get("neuron")->warn("NEURON_BACKEND=cuda: this build has no CUDA backend; using cpu");
+    }
+    return "cpu";
+#endif
+}
+
+engine::LocalEngineOptions engine_options(const node::NeuronConfig& config) {
+    engine::LocalEngineOptions options = node::local_engine_options(config);
+    options.runner.backend.kind = choose_backend();
+    if (options.runner.backend.kind == "cuda") {
+        const char* util = std::getenv("NEURON_GPU_MEMORY_UTILIZATION");
+        options.runner.memory_utilization = util != nullptr ? std::atof(util) : 0.9;
+        options.runner.max_full_context_seqs = 0;  // the fraction sizes the pool
+    }
+    log::get("neuron")->info("engine backend: {}", options.runner.backend.kind);
+    if (options.debug_poison_model) {
+        log::get("neuron")->warn("NEURON_DEBUG_POISON: the first step of {} will fail as a device "
+                                 "fault, once", *options.debug_poison_model);
     }
     return options;
 }

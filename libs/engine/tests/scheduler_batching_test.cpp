@@ -67,8 +67,22 @@ TEST(SchedulerBatching, SingleRequestGreedyMatchesScript) {
     EXPECT_EQ(u.prompt_tokens, 5);
     EXPECT_EQ(u.completion_tokens, 10);
     EXPECT_EQ(u.cached_tokens, 0);
-    // One prefill step then one decode step per further token.
+    // One prefill step then one decode step per further token, each asking the runner for
+    // the argmax only (greedy with nothing applied to the logits).
     EXPECT_EQ(h.runner.steps().size(), 10U);
+    EXPECT_EQ(h.runner.argmax_steps(), 10);
+}
+
+TEST(SchedulerBatching, PenaltiesOrSamplingTakeFullLogits) {
+    Harness h(4, 64, 512);
+    Collector greedy_penalised;
+    auto r = greedy_request(make_prompt(5, 1, kVocab), 4);
+    r.sampling.repetition_penalty = 1.3F;
+    h.submit(std::move(r), greedy_penalised);
+    run_until_idle(*h.scheduler);
+    expect_finished(greedy_penalised, FinishReason::kLength);
+    EXPECT_EQ(h.runner.argmax_steps(), 0);
+    EXPECT_EQ(h.runner.steps().size(), 4U);
 }
 
 TEST(SchedulerBatching, InterleavedRequestsMatchRunAlone) {

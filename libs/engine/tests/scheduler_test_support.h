@@ -145,9 +145,22 @@ public:
         return ok();
     }
 
+    // Greedy steps arrive here; the default takes the argmax of step()'s logits.
+    Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
+        {
+            std::lock_guard lock(mu_);
+            ++argmax_steps_;
+        }
+        return ModelRunner::step_argmax(batch, tokens);
+    }
+
     std::vector<std::vector<SliceRecord>> steps() const {
         std::lock_guard lock(mu_);
         return steps_;
+    }
+    int argmax_steps() const {
+        std::lock_guard lock(mu_);
+        return argmax_steps_;
     }
 
     void set_on_step(std::function<void()> hook) {
@@ -163,6 +176,7 @@ private:
     std::vector<int32_t> kv_;
     mutable std::mutex mu_;
     std::vector<std::vector<SliceRecord>> steps_;
+    int argmax_steps_ = 0;
     std::function<void()> on_step;
 };
 

@@ -157,6 +157,7 @@ NeuronConfig load_neuron_config(const ConfigReader& reader, const Environment& e
         check_positive(reader, "max_prompt_tokens", *k.max_prompt_tokens, 1);
     }
     k.min_free_vram_mb = reader.get<int64_t>("min_free_vram_mb", 1500);
+    check_positive(reader, "min_free_vram_mb", k.min_free_vram_mb, 0);
     k.use_chat_template = reader.get<bool>("use_chat_template", true);
     k.mrope = reader.get<bool>("mrope", true);
     k.gdn_chunked = reader.get<bool>("gdn_chunked", true);

@@ -95,6 +95,14 @@ Result<ModelHandle> find_model(const State& state, const std::string& requested)
     if (!h->model) {
         return fail(service_unavailable_error(fmt::format("model '{}' is loading", requested), 5));
     }
+    if (h->status == wire::ModelStatus::kRecovering || h->status == wire::ModelStatus::kPoisoned) {
+        // Never fall through to a load: that would race the engine's own reload.
+        return fail(Error(ErrorCode::kModelRecovering,
+                          fmt::format("model '{}' is recovering from a device fault; retry "
+                                      "shortly",
+                                      requested))
+                        .with_retry_after(2));
+    }
     return *h;
 }
 

@@ -4,8 +4,38 @@
 
 namespace helexa::node {
 
+wire::ModelStatus model_status(engine::ModelHealth health) {
+    switch (health) {
+        case engine::ModelHealth::kLoaded:
+            return wire::ModelStatus::kLoaded;
+        case engine::ModelHealth::kRecovering:
+            return wire::ModelStatus::kRecovering;
+        case engine::ModelHealth::kPoisoned:
+            return wire::ModelStatus::kPoisoned;
+        case engine::ModelHealth::kUnloaded:
+            break;
+    }
+    return wire::ModelStatus::kUnknown;
+}
+
+void ModelRegistry::refresh_locked() const {
+    for (auto it = models_.begin(); it != models_.end();) {
+        ModelHandle& h = it->second;
+        if (h.model && h.status != wire::ModelStatus::kLoading) {
+            const engine::ModelHealth health = h.model->health();
+            if (health == engine::ModelHealth::kUnloaded) {
+                it = models_.erase(it);  // the engine gave up on it (failed reload)
+                continue;
+            }
+            h.status = model_status(health);
+        }
+        ++it;
+    }
+}
+
 bool ModelRegistry::begin_loading(const std::string& id, const wire::ModelSpec& spec) {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     if (models_.contains(id)) {
         return false;
     }
@@ -39,6 +69,7 @@ void ModelRegistry::abandon(const std::string& id) {
 
 std::optional<ModelHandle> ModelRegistry::find(const std::string& id) const {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     auto it = models_.find(id);
     if (it == models_.end()) {
         return std::nullopt;
@@ -48,6 +79,7 @@ std::optional<ModelHandle> ModelRegistry::find(const std::string& id) const {
 
 std::optional<ModelHandle> ModelRegistry::remove_loaded(const std::string& id) {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     auto it = models_.find(id);
     if (it == models_.end() || it->second.status == wire::ModelStatus::kLoading) {
         return std::nullopt;
@@ -59,6 +91,7 @@ std::optional<ModelHandle> ModelRegistry::remove_loaded(const std::string& id) {
 
 std::vector<ModelHandle> ModelRegistry::list() const {
     std::lock_guard lock(mutex_);
+    refresh_locked();
     std::vector<ModelHandle> out;
     out.reserve(models_.size());
     for (const auto& [_, h] : models_) {

@@ -372,7 +372,7 @@ public:
             int32_t best = -1;
             bool inf = false;
             for (int64_t c = 0; c < logits.cols; ++c) {
-                inf = inf || std::isinf(row[c]);
+                inf = inf || (std::isinf(row[c]) && row[c] > 0);
                 if (std::isfinite(row[c]) && (best < 0 || row[c] > row[best])) {
                     best = static_cast<int32_t>(c);
                 }

@@ -97,6 +97,9 @@ public:
     int64_t weight_bytes() const override { return weight_bytes_; }
     int64_t kv_cache_bytes() const override { return kv_->bytes(); }
     std::string_view backend_name() const override { return backend_->name(); }
+    std::optional<Backend::MemoryInfo> device_memory() const override {
+        return backend_->device_memory();
+    }
     void set_activation_hook(ActivationHook hook) override { hook_ = std::move(hook); }
 
 private:

@@ -36,6 +36,11 @@ public:
     int64_t weight_bytes() const override { return inner_->weight_bytes(); }
     int64_t kv_cache_bytes() const override { return inner_->kv_cache_bytes(); }
     std::string_view backend_name() const override { return inner_->backend_name(); }
+    std::optional<Backend::MemoryInfo> device_memory() const override {
+        std::optional<Backend::MemoryInfo> m;
+        executor_->run([&] { m = inner_->device_memory(); });
+        return m;
+    }
     void set_activation_hook(ActivationHook hook) override {
         executor_->run([&] { inner_->set_activation_hook(std::move(hook)); });
     }

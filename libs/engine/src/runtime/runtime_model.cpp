@@ -27,6 +27,8 @@ Result<std::shared_ptr<RuntimeModel>> RuntimeModel::create(RuntimeModelParts par
     sm.context_limit = parts.descriptor.limit.context;
     sm.text_decoder = std::move(parts.text_decoder);
     sm.text_stream = std::move(parts.text_stream);
+    sm.free_device_bytes = std::move(parts.free_device_bytes);
+    sm.on_device_fault = std::move(parts.on_device_fault);
     model->scheduler_ =
         std::make_unique<Scheduler>(*model->runner_, std::move(sm), std::move(parts.scheduler));
 

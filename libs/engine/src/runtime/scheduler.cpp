@@ -10,6 +10,15 @@
 
 namespace helexa::engine {
 
+namespace {
+
+// Retry-After for requests refused while the model recovers, and while device memory is short
+// (features D9 and §4).
+constexpr int64_t kRecoveringRetryAfterSecs = 2;
+constexpr int64_t kInsufficientVramRetryAfterSecs = 5;
+
+}  // namespace
+
 struct Scheduler::Sequence {
     uint64_t id = 0;
     GenerateRequest request;  // prompt_tokens moved into `tokens`
@@ -133,6 +142,9 @@ Result<uint64_t> Scheduler::submit(GenerateRequest request, EventSink sink) {
     seq->enqueued = now();
 
     std::lock_guard lock(mu_);
+    if (poisoned_.load()) {
+        return tl::unexpected(poison_error_);
+    }
     if (stopping_) {
         return fail(ErrorCode::kServiceUnavailable, "the model is shutting down");
     }
@@ -302,6 +314,8 @@ bool Scheduler::preempt_newest() {
 std::vector<Scheduler::Entry> Scheduler::schedule() {
     std::vector<Entry> entries;
     const auto max_seqs = static_cast<size_t>(options_.max_batch_seqs);
+    // The free-memory verdict, asked at most once per round and only when a request would start.
+    std::optional<std::optional<Error>> vram_verdict;
     // Bounded retries: each failed round preempts one sequence.
     for (size_t attempt = 0; attempt <= running_.size() + 1; ++attempt) {
         entries.clear();
@@ -348,6 +362,16 @@ std::vector<Scheduler::Entry> Scheduler::schedule() {
         while (!waiting_.empty() && budget > 0 && running_.size() < max_seqs &&
                entries.size() < max_seqs) {
             Sequence& s = *waiting_.front();
+            if (!s.started && options_.min_free_device_bytes > 0) {
+                if (!vram_verdict) {
+                    vram_verdict = vram_refusal();
+                }
+                if (*vram_verdict) {
+                    fail_sequence(s, **vram_verdict);
+                    waiting_.pop_front();
+                    continue;
+                }
+            }
             const int64_t cached = kv_.open(s.id, s.tokens);
             s.n_computed = cached;
             const int64_t chunk = std::min({s.remaining(), budget,
@@ -396,15 +420,39 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         batch.seqs.push_back(slice);
     }
 
-    auto status = runner_.step(batch, logits_);
-    if (status && static_cast<int64_t>(logits_.size()) != n_rows * vocab_size_) {
-        status = helexa::fail(ErrorCode::kInternal,
-                              "model step returned " + std::to_string(logits_.size()) +
-                                  " logits for " + std::to_string(n_rows) + " rows");
+    // When every row will be decoded greedily with nothing applied to the logits first, the
+    // runner returns just the argmax (a device backend then copies 4 bytes per row, not the
+    // vocabulary's logits).
+    bool argmax_only = n_rows > 0;
+    for (const auto& e : entries) {
+        if (e.need_logits && !takes_plain_argmax(e.seq->cfg)) {
+            argmax_only = false;
+        }
+    }
+    Status status = ok();
+    if (argmax_only) {
+        status = runner_.step_argmax(batch, argmax_);
+        if (status && static_cast<int64_t>(argmax_.size()) != n_rows) {
+            status = helexa::fail(ErrorCode::kInternal,
+                                  "model step returned " + std::to_string(argmax_.size()) +
+                                      " tokens for " + std::to_string(n_rows) + " rows");
+        }
+    } else {
+        status = runner_.step(batch, logits_);
+        if (status && static_cast<int64_t>(logits_.size()) != n_rows * vocab_size_) {
+            status = helexa::fail(ErrorCode::kInternal,
+                                  "model step returned " + std::to_string(logits_.size()) +
+                                      " logits for " + std::to_string(n_rows) + " rows");
+        }
     }
     if (!status) {
         Error err = std::move(status).error();
         err.add_context("model step over " + std::to_string(entries.size()) + " sequences");
+        if (err.code() == ErrorCode::kModelRecovering) {
+            // The device context is gone: nothing else of this model can run on it.
+            poison(std::move(err));
+            return;
+        }
         for (auto& e : entries) {
             fail_sequence(*e.seq, err);
         }
@@ -417,6 +465,16 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         s.n_computed += e.n_tokens;
         kv_.commit(s.id, s.tokens, s.n_computed);
         if (e.need_logits) {
+            if (argmax_only) {
+                const int32_t token = argmax_[row++];
+                if (token < 0) {
+                    fail_sequence(s, Error(ErrorCode::kInternal,
+                                           "sampling failed: no usable logit (nan or +inf)"));
+                    continue;
+                }
+                accept_token(s, token);
+                continue;
+            }
             std::span<float> logits(logits_.data() + row * static_cast<size_t>(vocab_size_),
                                     static_cast<size_t>(vocab_size_));
             ++row;
@@ -432,16 +490,25 @@ void Scheduler::process_token(Sequence& s, std::span<float> logits_row) {
         fail_sequence(s, token.error());
         return;
     }
-    s.tokens.push_back(*token);
+    accept_token(s, *token);
+}
+
+bool Scheduler::takes_plain_argmax(const SamplingConfig& cfg) {
+    return cfg.greedy() && cfg.repetition_penalty == 1.0F && cfg.presence_penalty == 0.0F &&
+           cfg.frequency_penalty == 0.0F && cfg.logit_bias.empty();
+}
+
+void Scheduler::accept_token(Sequence& s, int32_t token) {
+    s.tokens.push_back(token);
     ++s.n_generated;
 
     const auto& eos = model_.generation.eos_token_ids;
-    if (std::find(eos.begin(), eos.end(), *token) != eos.end()) {
+    if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
         finish(s, FinishReason::kStop);
         return;
     }
-    s.stream->on_token(*token);
-    auto out = s.stop.push(s.decoder->push(*token));
+    s.stream->on_token(token);
+    auto out = s.stop.push(s.decoder->push(token));
     events_scratch_.clear();
     s.stream->push(out.text, events_scratch_);
     for (auto& ev : events_scratch_) {
@@ -502,6 +569,57 @@ void Scheduler::fail_sequence(Sequence& s, const Error& error) {
     kv_.close(s.id);
     publish_stats();
     emit(s, std::move(ev));
+}
+
+void Scheduler::poison(Error error) {
+    if (!error.retry_after_secs()) {
+        error.with_retry_after(kRecoveringRetryAfterSecs);
+    }
+    {
+        // Under the submitters' lock: a submit either landed in the inbox (and fails below) or
+        // sees poisoned_ and is refused.
+        std::lock_guard lock(mu_);
+        poisoned_.store(true);
+        poison_error_ = error;
+        while (!inbox_.empty()) {
+            waiting_.push_back(std::move(inbox_.front()));
+            inbox_.pop_front();
+        }
+        cancels_.clear();
+    }
+    // The owner learns first, so whoever hears of the failure below already sees the model as
+    // recovering. (Its reload stops this scheduler, which joins this thread: it waits for us.)
+    if (model_.on_device_fault) {
+        model_.on_device_fault(error);
+    }
+    for (auto& s : running_) {
+        fail_sequence(*s, error);
+    }
+    for (auto& s : waiting_) {
+        fail_sequence(*s, error);
+    }
+    running_.clear();
+    waiting_.clear();
+    publish_stats();
+}
+
+std::optional<Error> Scheduler::vram_refusal() {
+    if (!model_.free_device_bytes) {
+        return std::nullopt;
+    }
+    const std::optional<int64_t> free_bytes = model_.free_device_bytes();
+    if (!free_bytes || *free_bytes >= options_.min_free_device_bytes) {
+        return std::nullopt;
+    }
+    constexpr int64_t kMiB = int64_t{1} << 20;
+    return Error(ErrorCode::kInsufficientVram,
+                 "the model's device has " + std::to_string(*free_bytes / kMiB) +
+                     " MiB free, below the " +
+                     std::to_string(options_.min_free_device_bytes / kMiB) +
+                     " MiB floor (NEURON_MIN_FREE_VRAM_MB); retry shortly")
+        .with_extra("free_vram_mb", *free_bytes / kMiB)
+        .with_extra("min_free_vram_mb", options_.min_free_device_bytes / kMiB)
+        .with_retry_after(kInsufficientVramRetryAfterSecs);
 }
 
 void Scheduler::emit(Sequence& s, EngineEvent ev) {

@@ -12,7 +12,7 @@ void argmax_rows(const std::vector<float>& logits, int64_t vocab, std::vector<in
         int32_t best = -1;
         bool inf = false;
         for (int64_t c = 0; c < vocab; ++c) {
-            inf = inf || std::isinf(row[c]);
+            inf = inf || (std::isinf(row[c]) && row[c] > 0);
             if (std::isfinite(row[c]) && (best < 0 || row[c] > row[best])) {
                 best = static_cast<int32_t>(c);
             }

@@ -1,7 +1,12 @@
 #include "helexa/engine/local_engine.h"
 
+#include <chrono>
+
 #include <fmt/format.h>
 
+#include "../runtime/fault_injection.h"
+#include "fault_recovery.h"
+#include "helexa/common/logging.h"
 #include "helexa/engine/parsed_text_stream.h"
 #include "helexa/engine/runtime_model.h"
 #include "helexa/engine/runtime_text.h"
@@ -43,9 +48,17 @@ bool prompt_opens_reasoning(std::string_view prompt, std::string_view open,
     return last_close == std::string_view::npos || last_close < last_open;
 }
 
-LocalEngine::LocalEngine(LocalEngineOptions options) : options_(std::move(options)) {}
+LocalEngine::LocalEngine(LocalEngineOptions options)
+    : options_(std::move(options)),
+      debug_poison_armed_(std::make_shared<std::atomic<bool>>(
+          options_.debug_poison_model.has_value() && !options_.debug_poison_model->empty())) {
+    recovery_ = std::make_shared<detail::RecoveryWorker>(
+        [this](const std::shared_ptr<detail::RecoverableModel>& handle) { recover(handle); });
+}
 
 LocalEngine::~LocalEngine() {
+    // A reload in progress completes first; queued ones are dropped (those models stay poisoned).
+    recovery_->stop();
     std::lock_guard lock(mutex_);
     models_.clear();
 }
@@ -53,12 +66,34 @@ LocalEngine::~LocalEngine() {
 Result<std::shared_ptr<LoadedModel>> LocalEngine::load(const LoadSpec& spec) {
     std::lock_guard lock(mutex_);
     if (auto it = models_.find(spec.model_id); it != models_.end()) {
-        return it->second;
+        return std::shared_ptr<LoadedModel>(it->second);
     }
+    auto handle = std::make_shared<detail::RecoverableModel>(spec);
+    auto model = build(spec, handle);
+    if (!model) {
+        return tl::unexpected(std::move(model).error());
+    }
+    handle->install(std::move(*model));
+    models_[spec.model_id] = handle;
+    return std::shared_ptr<LoadedModel>(handle);
+}
+
+Result<std::shared_ptr<RuntimeModel>> LocalEngine::build(
+    const LoadSpec& spec, std::weak_ptr<detail::RecoverableModel> handle) {
     const std::filesystem::path dir(spec.snapshot_dir);
     auto runner = load_model_runner(dir, options_.runner);
     if (!runner) {
         return tl::unexpected(std::move(runner).error().with_context("loading " + spec.model_id));
+    }
+    if (options_.runner_decorator) {
+        runner = options_.runner_decorator(spec, std::move(*runner));
+        if (!runner) {
+            return tl::unexpected(
+                std::move(runner).error().with_context("loading " + spec.model_id));
+        }
+    }
+    if (options_.debug_poison_model && *options_.debug_poison_model == spec.model_id) {
+        runner = inject_device_fault(std::move(*runner), debug_poison_armed_);
     }
     auto tokenizer = text::Tokenizer::from_dir(dir);
     if (!tokenizer) {
@@ -138,17 +173,65 @@ Result<std::shared_ptr<LoadedModel>> LocalEngine::load(const LoadSpec& spec) {
     };
     parts.text_stream = parsed_text_stream_factory({probes.reasoning, probes.tool_call});
 
+    // The runner is owned by the RuntimeModel and outlives its scheduler, which alone calls this
+    // (on its stepping thread, where the device lives).
+    const CausalLmRunner* runner_ptr = &r;
+    parts.free_device_bytes = [runner_ptr]() -> std::optional<int64_t> {
+        auto mem = runner_ptr->device_memory();
+        return mem ? std::optional<int64_t>(mem->free_bytes) : std::nullopt;
+    };
+    std::weak_ptr<detail::RecoveryWorker> worker = recovery_;
+    parts.on_device_fault = [handle, worker](const Error& fault) {
+        auto model = handle.lock();
+        if (!model || !model->mark_faulted(fault)) {
+            return;
+        }
+        auto w = worker.lock();
+        if (!w || !w->enqueue(model)) {
+            model->mark_poisoned();
+        }
+    };
+
     auto model = RuntimeModel::create(std::move(parts));
     if (!model) {
         return tl::unexpected(std::move(model).error().with_context("starting " + spec.model_id));
     }
-    std::shared_ptr<LoadedModel> loaded = std::move(*model);
-    models_[spec.model_id] = loaded;
-    return loaded;
+    return std::move(*model);
+}
+
+void LocalEngine::recover(const std::shared_ptr<detail::RecoverableModel>& handle) {
+    static const auto kLog = log::get("neuron::engine");
+    const LoadSpec& spec = handle->spec();
+    const std::string fault =
+        handle->fault() ? handle->fault()->full_message() : std::string("device fault");
+    std::lock_guard lock(mutex_);
+    auto it = models_.find(spec.model_id);
+    if (it == models_.end() || it->second != handle) {
+        return;  // unloaded while the recovery was queued
+    }
+    kLog->warn("model poisoned, reloading: model_id={} fault=\"{}\"", spec.model_id, fault);
+    const auto started = std::chrono::steady_clock::now();
+    if (auto old = handle->take()) {
+        // Stops the poisoned scheduler and frees the runner (weights, KV pool) before the reload
+        // allocates again.
+        old->shutdown();
+    }
+    auto rebuilt = build(spec, handle);
+    if (!rebuilt) {
+        models_.erase(it);
+        handle->close();
+        kLog->warn("model reload failed, model unloaded: model_id={} fault=\"{}\" error=\"{}\"",
+                   spec.model_id, fault, rebuilt.error().full_message());
+        return;
+    }
+    handle->install(std::move(*rebuilt));
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    kLog->info("model recovered: model_id={} reload_secs={:.2f}", spec.model_id, secs);
 }
 
 Status LocalEngine::unload(const std::string& model_id) {
-    std::shared_ptr<LoadedModel> model;
+    std::shared_ptr<detail::RecoverableModel> handle;
     {
         std::lock_guard lock(mutex_);
         auto it = models_.find(model_id);
@@ -156,11 +239,11 @@ Status LocalEngine::unload(const std::string& model_id) {
             return fail(ErrorCode::kModelNotFound,
                         fmt::format("model '{}' is not loaded", model_id));
         }
-        model = std::move(it->second);
+        handle = std::move(it->second);
         models_.erase(it);
     }
-    if (auto* runtime = dynamic_cast<RuntimeModel*>(model.get())) {
-        runtime->shutdown();
+    if (auto model = handle->close()) {
+        model->shutdown();
     }
     return ok();
 }

@@ -195,8 +195,8 @@ public:
     // out[r, :] = x[rows[r], :]; rows: i32 [1, R].
     virtual Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;
     // out[0, r] = argmax of logits row r (f32 [R, V]); ties go to the lowest index, NaN never
-    // wins; a row with no finite value, or with an infinity, gives -1 (the caller fails that
-    // request: the logits are broken).
+    // wins; a row with no finite value, or with +inf, gives -1 (the caller fails that request:
+    // the logits are broken; the same rule as the sampler's greedy path).
     virtual Status argmax_rows(const Tensor& out, const Tensor& logits) = 0;
 
     // ---- graphs (device backends): record a fixed sequence of operations once, replay it

@@ -2,14 +2,22 @@
 // a HuggingFace-layout snapshot: the architecture's runner on a backend (model_runner.h), the
 // model's own tokenizer and chat template (libs/text), the vocabulary probes (reasoning and
 // tool-call markers, EOS ids) and a scheduler thread (runtime_model.h).
+// Device faults (docs/design/fault-recovery.md): the handle load() returns stays valid across a
+// fault. A step that fails with kModelRecovering fails every request of the model, reports
+// health() kRecovering, and a background thread unloads and reloads the model from the same
+// snapshot with the same options; a failed reload leaves the model unloaded (kUnloaded, gone
+// from the engine) with one warning logged.
 // When to use: one per neuron process; node calls load/unload, then talks to LoadedModel.
 // Thread-safety: load/unload may be called from any thread; they serialise on an internal mutex
-// (loading is slow, the node runs it off its I/O threads).
+// (loading is slow, the node runs it off its I/O threads), which the reload also takes.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "helexa/engine/model_runner.h"
@@ -18,10 +26,26 @@
 
 namespace helexa::engine {
 
+// Wraps the runner of every load and reload of a model (tests inject faults or fake device
+// memory with it). An error fails that load. Runs under the engine's load mutex.
+using RunnerDecorator = std::function<Result<std::unique_ptr<CausalLmRunner>>(
+    const LoadSpec& spec, std::unique_ptr<CausalLmRunner> runner)>;
+
 struct LocalEngineOptions {
     ModelRunnerOptions runner;    // backend kind and threads, KV block size and pool size
-    SchedulerOptions scheduler;   // prefill chunk budget, batch and queue bounds
+    SchedulerOptions scheduler;   // prefill chunk budget, batch and queue bounds, free-VRAM floor
+    RunnerDecorator runner_decorator;  // optional
+    // NEURON_DEBUG_POISON: the first step of this model (LoadSpec::model_id) fails as a device
+    // fault would, once per engine (the latch survives the reload), to exercise recovery.
+    std::optional<std::string> debug_poison_model;
 };
+
+class RuntimeModel;
+
+namespace detail {
+class RecoverableModel;
+class RecoveryWorker;
+}  // namespace detail
 
 class LocalEngine final : public Engine {
 public:
@@ -33,9 +57,18 @@ public:
     Status unload(const std::string& model_id) override;
 
 private:
+    // Builds runner, tokenizer, template and scheduler for `spec`; faults report to `handle`.
+    // Caller holds mutex_.
+    Result<std::shared_ptr<RuntimeModel>> build(const LoadSpec& spec,
+                                                std::weak_ptr<detail::RecoverableModel> handle);
+    // On the recovery thread: unload the poisoned model, reload it into the same handle.
+    void recover(const std::shared_ptr<detail::RecoverableModel>& handle);
+
     LocalEngineOptions options_;
+    std::shared_ptr<std::atomic<bool>> debug_poison_armed_;  // NEURON_DEBUG_POISON latch
     std::mutex mutex_;
-    std::map<std::string, std::shared_ptr<LoadedModel>> models_;
+    std::map<std::string, std::shared_ptr<detail::RecoverableModel>> models_;
+    std::shared_ptr<detail::RecoveryWorker> recovery_;  // stopped first in the destructor
 };
 
 // Whether a rendered prompt ends inside an open reasoning block (`open` after the last `close`),

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -57,6 +58,10 @@ public:
     virtual std::string_view backend_name() const = 0;
     // Installs (or clears, with an empty function) the activation dump hook. Slows steps down.
     virtual void set_activation_hook(ActivationHook hook) = 0;
+    // Free and total device memory of the runner's backend (Backend::device_memory), nullopt on
+    // host memory. Call it from the thread that drives step() (the scheduler asks before a
+    // request starts, for NEURON_MIN_FREE_VRAM_MB).
+    virtual std::optional<Backend::MemoryInfo> device_memory() const { return std::nullopt; }
 };
 
 // Errors: kInvalidRequest (unsupported model_type naming the supported set, bad config, missing

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct RuntimeModelParts {
     std::function<Result<RenderedPrompt>(const ChatRenderInput&)> render_chat;
     TokenTextDecoderFactory text_decoder;  // required
     TextStreamFactory text_stream;         // optional; pass-through when empty
+    // Fault handling, both optional (see SchedulerModel): the device's free bytes for the
+    // min-free-memory gate, and the callback run once when a step reports a device fault.
+    std::function<std::optional<int64_t>()> free_device_bytes;
+    std::function<void(const Error&)> on_device_fault;
 };
 
 class RuntimeModel final : public LoadedModel {
@@ -59,6 +64,8 @@ public:
     void cancel(uint64_t id) override;
 
     SchedulerStats stats() const { return scheduler_->stats(); }
+    // True once a step reported a device fault (kModelRecovering); every later submit fails.
+    bool poisoned() const { return scheduler_->poisoned(); }
     // Stops the scheduler; in-flight requests finish with kCancelled; later submits fail with
     // kServiceUnavailable. Idempotent.
     void shutdown();

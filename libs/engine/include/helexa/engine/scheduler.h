@@ -9,6 +9,13 @@
 // Batch size 1 is the same path. A request that fits the context fits the pool alone, so a short
 // pool only queues (or preempts); a prompt that can never fit fails at submit with
 // kContextLengthExceeded.
+// Faults (docs/design/fault-recovery.md): a step error with code kModelRecovering means the
+// device is poisoned; every request of the model (running, waiting and just submitted) fails with
+// that error (Retry-After 2), the scheduler refuses new work with kModelRecovering and tells its
+// owner through SchedulerModel::on_device_fault, which reloads the model. Any other step error
+// fails only the sequences of that step; a sampling error (NaN logits) fails one sequence.
+// Before a request first starts, when min_free_device_bytes > 0 and the model's device reports
+// less free memory, the request fails with kInsufficientVram (Retry-After 5) instead.
 // When to use: RuntimeModel owns one and start()s its thread; tests may instead drive
 // step_once() on their own thread without start().
 // Thread-safety: submit, cancel, load, stats and shutdown may be called from any thread.
@@ -24,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -45,6 +53,9 @@ struct SchedulerOptions {
     int64_t max_batch_seqs = 256;  // sequences in one step
     int64_t max_queue = 1024;      // waiting requests beyond this -> kOverloaded at submit
     PrefixCacheOptions prefix_cache;
+    // NEURON_MIN_FREE_VRAM_MB in bytes: a request does not start while the model's device has
+    // less free memory (0 = no gate; models without device memory are never gated).
+    int64_t min_free_device_bytes = 0;
     // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
     // requests that carry no seed.
     std::function<std::chrono::steady_clock::time_point()> now;
@@ -62,6 +73,13 @@ struct SchedulerModel {
     int64_t context_limit = 0;      // max prompt + completion tokens; clipped to the KV pool
     TokenTextDecoderFactory text_decoder;  // required
     TextStreamFactory text_stream;         // optional; pass-through when empty
+    // Free bytes of the model's device memory, nullopt when it has none (CPU). Optional; called
+    // on the stepping thread (where the runner lives) before a request starts, only when
+    // SchedulerOptions::min_free_device_bytes > 0.
+    std::function<std::optional<int64_t>()> free_device_bytes;
+    // Optional; called once, on the stepping thread, when a step failed with kModelRecovering,
+    // just before every request is failed. Must not block and must not call shutdown().
+    std::function<void(const Error&)> on_device_fault;
 };
 
 struct SchedulerStats {
@@ -84,13 +102,17 @@ public:
 
     // Validates and queues. Errors: kInvalidRequest (empty prompt, id outside the vocabulary,
     // sampling values out of range), kContextLengthExceeded (prompt leaves no room to generate),
-    // kOverloaded (queue full; Retry-After set), kServiceUnavailable (shut down).
+    // kOverloaded (queue full; Retry-After set), kServiceUnavailable (shut down),
+    // kModelRecovering (the device is poisoned; Retry-After set).
     Result<uint64_t> submit(GenerateRequest request, EventSink sink);
     // Honoured at the next step: blocks freed, kFinish(kCancelled). Unknown ids are ignored.
     void cancel(uint64_t id);
 
     ModelLoad load() const;
     SchedulerStats stats() const;
+    // True once a step failed with kModelRecovering; never cleared (the model is reloaded into
+    // a new scheduler).
+    bool poisoned() const { return poisoned_.load(); }
     // Effective context limit (model limit clipped to the KV pool's capacity).
     int64_t context_limit() const { return context_limit_; }
 
@@ -117,8 +139,14 @@ private:
     bool preempt_newest();
     void run_step(std::vector<Entry>& entries);
     void process_token(Sequence& seq, std::span<float> logits_row);
+    // Appends a sampled token: EOS, stop strings, streaming, length limits.
+    void accept_token(Sequence& seq, int32_t token);
+    // Greedy with no penalty or bias: the token is the plain argmax of the logits.
+    static bool takes_plain_argmax(const SamplingConfig& cfg);
     void finish(Sequence& seq, FinishReason reason);
     void fail_sequence(Sequence& seq, const Error& error);
+    void poison(Error error);
+    std::optional<Error> vram_refusal();
     void emit(Sequence& seq, EngineEvent ev);
     void remove_finished();
     void publish_stats();
@@ -139,6 +167,7 @@ private:
     uint64_t admit_counter_ = 0;
     std::vector<int32_t> step_tokens_scratch_;
     std::vector<float> logits_;
+    std::vector<int32_t> argmax_;
     std::vector<EngineEvent> events_scratch_;
 
     // Shared with submitters.
@@ -147,6 +176,8 @@ private:
     std::deque<std::unique_ptr<Sequence>> inbox_;
     std::unordered_set<uint64_t> cancels_;
     bool stopping_ = false;
+    std::atomic<bool> poisoned_{false};  // written under mu_
+    Error poison_error_{ErrorCode::kModelRecovering, ""};  // guarded by mu_
     std::thread thread_;
     std::atomic<uint64_t> next_id_{1};
 

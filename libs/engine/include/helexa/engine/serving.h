@@ -111,11 +111,22 @@ struct RenderedPrompt {
     bool starts_in_reasoning = false;  // the template opened a reasoning block (e.g. "<think>\n")
 };
 
+// Where a loaded model stands (neuron GET /models `status`; docs/design/fault-recovery.md).
+enum class ModelHealth {
+    kLoaded,      // serving
+    kRecovering,  // a device fault poisoned it; the engine is unloading and reloading it
+    kPoisoned,    // a device fault poisoned it and no recovery will run (the engine is gone)
+    kUnloaded,    // unloaded, or the reload after a fault failed: this handle is dead for good
+};
+
 class LoadedModel {
 public:
     virtual ~LoadedModel() = default;
     virtual ModelDescriptor descriptor() const = 0;
     virtual ModelLoad load() const = 0;
+    // While not kLoaded, submit and the tokenizer calls fail: kModelRecovering (Retry-After)
+    // when recovering or poisoned, kModelNotFound when unloaded.
+    virtual ModelHealth health() const { return ModelHealth::kLoaded; }
 
     // Tokenizer and template of this model (immutable after load).
     virtual Result<std::vector<int32_t>> encode(const std::string& text,

@@ -45,7 +45,7 @@ public:
     // slice that has need_logits, in batch order.
     virtual Status step(const StepBatch& batch, std::vector<float>& logits) = 0;
     // step() for callers that decode greedily: `tokens` gets the argmax of each logits row (in
-    // batch order; ties to the lowest id; -1 for a row that is not finite). A device runner
+    // batch order; ties to the lowest id; -1 for a row with no finite value or a +inf). A device runner
     // computes it there and copies 4 bytes per row instead of vocab x 4 (a 64-sequence step of
     // a 152k-vocabulary model would move 39 MB). The default runs step() and argmaxes on the
     // host.

@@ -3,6 +3,10 @@
 //
 // Use: the load path calls begin_loading -> finish_loading | abandon; handlers take a
 // ModelHandle snapshot with find() and use it without holding any lock.
+// A loaded model's status follows its engine handle (LoadedModel::health): recovering or
+// poisoned after a device fault, loaded again once the engine reloaded it; a model whose reload
+// failed (health kUnloaded) is dropped from the registry the next time it is looked at, so it is
+// simply not loaded any more (docs/design/fault-recovery.md).
 // Thread-safety: every member is thread-safe (one mutex each; never held across co_await).
 #pragma once
 
@@ -22,7 +26,7 @@ namespace helexa::node {
 struct ModelHandle {
     std::string id;  // canonical id (see canonical_model_id)
     wire::ModelSpec spec;
-    wire::ModelStatus status = wire::ModelStatus::kLoading;
+    wire::ModelStatus status = wire::ModelStatus::kLoading;  // as of the snapshot
     std::shared_ptr<engine::LoadedModel> model;  // null while loading
     std::shared_ptr<AdmissionController> admission;
 };
@@ -42,10 +46,16 @@ public:
     std::vector<ModelHandle> list() const;
 
 private:
+    // Refreshes the status of loaded entries from their engine handles and drops dead ones.
+    void refresh_locked() const;
+
     AdmissionConfig admission_;
     mutable std::mutex mutex_;
-    std::map<std::string, ModelHandle, std::less<>> models_;
+    mutable std::map<std::string, ModelHandle, std::less<>> models_;
 };
+
+// The /models status of an engine model's health.
+wire::ModelStatus model_status(engine::ModelHealth health);
 
 class ActivationTracker {
 public:

@@ -1,0 +1,49 @@
+#include "fault_injection.h"
+
+#include <utility>
+
+namespace helexa::engine {
+namespace {
+
+class FaultInjectingRunner final : public CausalLmRunner {
+public:
+    FaultInjectingRunner(std::unique_ptr<CausalLmRunner> inner,
+                         std::shared_ptr<std::atomic<bool>> armed)
+        : inner_(std::move(inner)), armed_(std::move(armed)) {}
+
+    int64_t vocab_size() const override { return inner_->vocab_size(); }
+    const KvLayout& kv_layout() const override { return inner_->kv_layout(); }
+    Status step(const StepBatch& batch, std::vector<float>& logits) override {
+        if (armed_->exchange(false)) {
+            return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
+        }
+        return inner_->step(batch, logits);
+    }
+    const ModelConfig& config() const override { return inner_->config(); }
+    const GenerationDefaults& generation_defaults() const override {
+        return inner_->generation_defaults();
+    }
+    int64_t max_context_tokens() const override { return inner_->max_context_tokens(); }
+    int64_t weight_bytes() const override { return inner_->weight_bytes(); }
+    int64_t kv_cache_bytes() const override { return inner_->kv_cache_bytes(); }
+    std::string_view backend_name() const override { return inner_->backend_name(); }
+    void set_activation_hook(ActivationHook hook) override {
+        inner_->set_activation_hook(std::move(hook));
+    }
+    std::optional<Backend::MemoryInfo> device_memory() const override {
+        return inner_->device_memory();
+    }
+
+private:
+    std::unique_ptr<CausalLmRunner> inner_;
+    std::shared_ptr<std::atomic<bool>> armed_;
+};
+
+}  // namespace
+
+std::unique_ptr<CausalLmRunner> inject_device_fault(std::unique_ptr<CausalLmRunner> runner,
+                                                   std::shared_ptr<std::atomic<bool>> armed) {
+    return std::make_unique<FaultInjectingRunner>(std::move(runner), std::move(armed));
+}
+
+}  // namespace helexa::engine
