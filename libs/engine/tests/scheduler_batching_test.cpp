@@ -67,9 +67,23 @@ TEST(SchedulerBatching, SingleRequestGreedyMatchesScript) {
     EXPECT_EQ(u.prompt_tokens, 5);
     EXPECT_EQ(u.completion_tokens, 10);
     EXPECT_EQ(u.cached_tokens, 0);
-    // One prefill step then one decode step per further token, each asking the runner for
-    // the argmax only (greedy with nothing applied to the logits).
+    // One prefill step then one decode step per further token.
     EXPECT_EQ(h.runner.steps().size(), 10U);
+    // The default repetition penalty (1.1, the original's) changes the logits first: full rows.
+    EXPECT_EQ(h.runner.argmax_steps(), 0);
+}
+
+TEST(SchedulerBatching, PlainGreedyTakesOnlyTheArgmax) {
+    Harness h(4, 64, 512);
+    Collector c;
+    const auto prompt = make_prompt(5, 1, kVocab);
+    auto r = greedy_request(prompt, 10);
+    r.sampling.repetition_penalty = 1.0F;
+    h.submit(std::move(r), c);
+    run_until_idle(*h.scheduler);
+    expect_finished(c, FinishReason::kLength);
+    EXPECT_EQ(c.text(), pieces_text(expected_greedy(prompt, 10, kVocab)));
+    // Every step asked the runner for the argmax only (no penalty, no bias, greedy).
     EXPECT_EQ(h.runner.argmax_steps(), 10);
 }
 
