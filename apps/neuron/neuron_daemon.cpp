@@ -29,6 +29,9 @@ namespace {
 std::string choose_backend() {
     const char* env = std::getenv("NEURON_BACKEND");
     const std::string want = env != nullptr ? env : "auto";
+    if (want != "auto" && want != "cuda" && want != "cpu") {
+        throw ConfigError("NEURON_BACKEND: '" + want + "' is not one of auto, cuda, cpu");
+    }
 #ifdef HELEXA_WITH_CUDA
     cuda::register_cuda_backend();
     if (want == "cpu" || want == "cuda") {
@@ -47,8 +50,16 @@ engine::LocalEngineOptions engine_options(const node::NeuronConfig& config) {
     engine::LocalEngineOptions options = node::local_engine_options(config);
     options.runner.backend.kind = choose_backend();
     if (options.runner.backend.kind == "cuda") {
-        const char* util = std::getenv("NEURON_GPU_MEMORY_UTILIZATION");
-        options.runner.memory_utilization = util != nullptr ? std::atof(util) : 0.9;
+        options.runner.memory_utilization = 0.9;
+        if (const char* util = std::getenv("NEURON_GPU_MEMORY_UTILIZATION"); util != nullptr) {
+            char* end = nullptr;
+            const double v = std::strtod(util, &end);
+            if (end == util || *end != '\0' || !(v > 0.0 && v <= 1.0)) {
+                throw ConfigError("NEURON_GPU_MEMORY_UTILIZATION: '" + std::string(util) +
+                                  "' is not a number in (0, 1]");
+            }
+            options.runner.memory_utilization = v;
+        }
         options.runner.max_full_context_seqs = 0;  // the fraction sizes the pool
     }
     log::get("neuron")->info("engine backend: {}", options.runner.backend.kind);
