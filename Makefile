@@ -37,7 +37,7 @@ run: bootstrap daemons
 test: bootstrap debug
 	ctest --preset debug -j $(JOBS)
 
-# Compile (not run) the CUDA targets; .ci/run calls this when nvcc is present.
+# Compile (not link, not run) the CUDA targets' object files; .ci/run calls this when nvcc is present.
 cuda-check:
 	cmake --preset cuda -DHELEXA_BENCHMARKS=OFF
 	cmake --build --preset cuda -j $(JOBS) --target helexa_cuda_targets

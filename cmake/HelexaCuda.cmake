@@ -8,3 +8,8 @@ enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
+
+# Marks a target whose object files `make cuda-check` compiles (see the top-level CMakeLists).
+function(helexa_cuda_compile_check target)
+    set_property(GLOBAL APPEND PROPERTY HELEXA_CUDA_CHECK_TARGETS ${target})
+endfunction()
