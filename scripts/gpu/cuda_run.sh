@@ -71,6 +71,12 @@ for m in ${models//,/ }; do
             --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
+    if [ "${PDL_AB:-1}" = 1 ] && [ "$m" != llama3.1-8b ]; then
+        # The same decode with plain launches: what programmatic dependent launch buys.
+        HELEXA_CUDA_PDL=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-nopdl" \
+            --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
+            2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
     rm -rf "/tmp/models/$m"
 done
 tail -5 "$out/bench.err" 2>/dev/null

@@ -14,6 +14,7 @@ struct CublasLtMatmul::Plan {
     cublasLtMatrixLayout_t d = nullptr;  // out seen as [N, T] column-major
     cublasLtMatmulAlgo_t algo{};
     bool has_bias = false;
+    bool accumulate = false;  // beta = 1 into out
     // Heuristic candidates still to be timed on the first call (tune()); empty afterwards.
     std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
@@ -52,9 +53,10 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
     if (auto it = plans_.find(key); it != plans_.end()) {
         return it->second.get();
     }
-    const auto [T, N, K, x_stride, out_stride, operand, out, has_bias] = key;
+    const auto [T, N, K, x_stride, out_stride, operand, out, has_bias, accumulate] = key;
     auto p = std::make_unique<Plan>();
     p->has_bias = has_bias;
+    p->accumulate = accumulate;
     const auto operand_type = static_cast<cudaDataType_t>(operand);
     const auto out_type = static_cast<cudaDataType_t>(out);
     HELEXA_TRY_STATUS(cublas_status(
@@ -120,13 +122,30 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
 // The heuristic's first choice is often not the fastest for the skinny, memory-bound shapes of
 // batched decode: on the first real call of a shape, time every candidate on the real operands
 // (events, 3 runs each, after one warm-up) and keep the fastest. Costs a few milliseconds once
-// per shape; never runs inside graph capture (a shape is always run eagerly first).
-Status CublasLtMatmul::tune(Plan& plan, void* out, const void* x, const void* w,
-                            cudaStream_t stream) {
+// per shape; never runs inside graph capture (a shape is always run eagerly first). An
+// accumulating plan is timed into a temporary buffer (beta = 0): timing into out would add the
+// product to it several times.
+Status CublasLtMatmul::tune(Plan& plan, void* out, int64_t out_bytes, const void* x,
+                            const void* w, cudaStream_t stream) {
     if (plan.candidates.size() <= 1) {
         plan.candidates.clear();
         return ok();
     }
+    void* target = out;
+    if (plan.accumulate) {
+        HELEXA_TRY_STATUS(cuda_status(cudaMalloc(&target, static_cast<size_t>(out_bytes)),
+                                      "matmul tuning buffer"));
+    }
+    const Status timed = time_candidates(plan, target, x, w, stream);
+    if (plan.accumulate) {
+        cudaFree(target);
+    }
+    plan.candidates.clear();
+    return timed;
+}
+
+Status CublasLtMatmul::time_candidates(Plan& plan, void* out, const void* x, const void* w,
+                                       cudaStream_t stream) {
     cudaEvent_t start = nullptr;
     cudaEvent_t stop = nullptr;
     HELEXA_TRY_STATUS(cuda_status(cudaEventCreate(&start), "event"));
@@ -158,16 +177,15 @@ Status CublasLtMatmul::tune(Plan& plan, void* out, const void* x, const void* w,
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    plan.candidates.clear();
     return ok();
 }
 
 Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
                            int64_t x_stride, const void* w, const void* bias, int64_t T,
-                           int64_t N, int64_t K, cudaDataType_t operand_type,
+                           int64_t N, int64_t K, cudaDataType_t operand_type, bool accumulate,
                            cudaStream_t stream) {
     auto p = plan(Key{T, N, K, x_stride, out_stride, static_cast<int>(operand_type),
-                      static_cast<int>(out_type), bias != nullptr});
+                      static_cast<int>(out_type), bias != nullptr, accumulate});
     if (!p) {
         return tl::unexpected(std::move(p).error());
     }
@@ -179,10 +197,11 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
             "bias pointer"));
     }
     if (!plan.candidates.empty()) {
-        HELEXA_TRY_STATUS(tune(plan, out, x, w, stream));
+        const int64_t out_bytes = ((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
+        HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
     }
     const float alpha = 1.0f;
-    const float beta = 0.0f;
+    const float beta = plan.accumulate ? 1.0f : 0.0f;
     return cublas_status(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta,
                                         out, plan.d, out, plan.d, &plan.algo, workspace_,
                                         workspace_bytes_, stream),

@@ -27,17 +27,21 @@ public:
     CublasLtMatmul& operator=(const CublasLtMatmul&) = delete;
 
     // x: [T, K] (row stride x_stride), w: [N, K] contiguous, bias: [N] or null, all of
-    // `operand_type`; out: [T, N] (row stride out_stride) of `out_type`.
+    // `operand_type`; out: [T, N] (row stride out_stride) of `out_type`. accumulate: out += the
+    // product (beta = 1, the residual add, rounded once) instead of out = the product.
     Status run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
                int64_t x_stride, const void* w, const void* bias, int64_t T, int64_t N,
-               int64_t K, cudaDataType_t operand_type, cudaStream_t stream);
+               int64_t K, cudaDataType_t operand_type, bool accumulate, cudaStream_t stream);
 
 private:
     struct Plan;
-    using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
+    using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool>;
     CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes);
     Result<Plan*> plan(const Key& key);
-    Status tune(Plan& plan, void* out, const void* x, const void* w, cudaStream_t stream);
+    Status tune(Plan& plan, void* out, int64_t out_bytes, const void* x, const void* w,
+                cudaStream_t stream);
+    Status time_candidates(Plan& plan, void* out, const void* x, const void* w,
+                           cudaStream_t stream);
 
     cublasLtHandle_t handle_;
     void* workspace_;

@@ -32,11 +32,15 @@ using engine::AttentionBatch;
 using engine::DType;
 using engine::KvCache;
 using engine::KvCacheShape;
+using engine::LinearFusion;
+using engine::LinearScratch;
 using engine::RopeTable;
 using engine::Tensor;
 using kernels::ElemType;
 
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
@@ -305,26 +309,71 @@ public:
 
     Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
                   const Tensor& bias) override {
+        return fused_linear(out, x, w, bias, LinearFusion{}, LinearScratch{});
+    }
+
+    // Up to skinny_max_rows_ rows: one skinny-matmul kernel with the norm, residual add or
+    // SwiGLU fused in. Above: the norm kernel into scratch, cuBLASLt (the residual add as its
+    // beta = 1 accumulation into out), then SwiGLU as its own kernel.
+    Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const LinearFusion& fusion, const LinearScratch& scratch) override {
+        using Output = LinearFusion::Output;
+        const bool swiglu = fusion.output == Output::kSwiGlu;
+        const int64_t out_cols = swiglu ? w.rows / 2 : w.rows;
         HELEXA_CUDA_REQUIRE(x.dtype == act_ && w.dtype == act_ && w.contiguous() &&
-                                (out.dtype == act_ || out.dtype == DType::kF32) &&
-                                x.cols == w.cols && out.rows == x.rows && out.cols == w.rows &&
-                                (!bias || (bias.dtype == act_ && bias.numel() == w.rows)),
+                                (out.dtype == act_ ||
+                                 (out.dtype == DType::kF32 && fusion.output == Output::kStore)) &&
+                                x.cols == w.cols && out.rows == x.rows && out.cols == out_cols &&
+                                (!swiglu || w.rows % 2 == 0) &&
+                                (!bias || (bias.dtype == act_ && bias.numel() == w.rows)) &&
+                                (!fusion.norm_weight || (fusion.norm_weight.dtype == act_ &&
+                                                         fusion.norm_weight.numel() == x.cols)),
                             "linear", "shape mismatch");
         if (x.rows == 0) {
             return ok();
         }
         const bool skinny = x.rows <= skinny_max_rows_ && x.cols % 8 == 0 &&
-                            x.row_stride % 8 == 0;
+                            x.row_stride % 8 == 0 && aligned16(x.data) && aligned16(w.data) &&
+                            (!fusion.norm_weight || aligned16(fusion.norm_weight.data));
         if (skinny) {
+            kernels::SkinnyFusion f;
+            f.norm_weight = fusion.norm_weight ? fusion.norm_weight.data : nullptr;
+            f.eps = fusion.eps;
+            f.output = fusion.output == Output::kStore
+                           ? kernels::SkinnyFusion::Output::kStore
+                           : (fusion.output == Output::kAccumulate
+                                  ? kernels::SkinnyFusion::Output::kAccumulate
+                                  : kernels::SkinnyFusion::Output::kSwiGlu);
             return check(kernels::launch_skinny_matmul(out.data, out.row_stride, elem(out.dtype),
                                                        x.data, x.row_stride, w.data,
                                                        bias ? bias.data : nullptr, x.rows, w.rows,
-                                                       w.cols, elem(act_), stream_),
+                                                       w.cols, elem(act_), f, stream_),
                          "skinny_matmul");
         }
-        return note(matmul_->run(out.data, out.row_stride, cuda_type(out.dtype), x.data,
-                                 x.row_stride, w.data, bias ? bias.data : nullptr, x.rows, w.rows,
-                                 w.cols, cuda_type(act_), stream_));
+        Tensor in = x;
+        if (fusion.norm_weight) {
+            HELEXA_CUDA_REQUIRE(scratch.normed && scratch.normed.rows >= x.rows &&
+                                    scratch.normed.cols == x.cols,
+                                "linear", "normed scratch does not fit");
+            in = scratch.normed.row_slice(0, x.rows);
+            HELEXA_TRY_STATUS(rms_norm(in, x, fusion.norm_weight, fusion.eps));
+        }
+        Tensor product = out;
+        if (swiglu) {
+            HELEXA_CUDA_REQUIRE(scratch.product && scratch.product.rows >= x.rows &&
+                                    scratch.product.cols == w.rows,
+                                "linear", "product scratch does not fit");
+            product = scratch.product.row_slice(0, x.rows);
+        }
+        HELEXA_TRY_STATUS(note(matmul_->run(product.data, product.row_stride,
+                                            cuda_type(product.dtype), in.data, in.row_stride,
+                                            w.data, bias ? bias.data : nullptr, x.rows, w.rows,
+                                            w.cols, cuda_type(act_),
+                                            fusion.output == Output::kAccumulate, stream_)));
+        if (swiglu) {
+            return silu_mul(out, product);
+        }
+        return ok();
     }
 
     Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,

@@ -2,7 +2,9 @@
 // bf16-representable inputs and awkward sizes; CUDA outputs are NaN-poisoned first, so an
 // unwritten element fails. bf16 activations: relative L2 error <= 1e-2 (METHOD.md).
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
+#include <string>
 
 #include "cuda_test_support.h"
 
@@ -97,6 +99,88 @@ TEST_F(CudaOps, LinearSkinnyAndGemmPaths) {
             << "linear T=" << c.T << " N=" << c.N << " K=" << c.K << " bias=" << c.bias;
     }
 }
+
+// fused_linear (input RMSNorm, residual accumulate, SwiGLU, f32 logits) against the CPU
+// backend's composition of the separate operations, on the skinny path (T <= the skinny row
+// limit) and the norm kernel + cuBLASLt (+ beta = 1 accumulate, + silu_mul) path.
+class FusedLinear : public CudaVsCpu {
+protected:
+    void check(const std::string& label);
+};
+
+void FusedLinear::check(const std::string& label) {
+    auto& t = *this;
+    using engine::LinearFusion;
+    using engine::LinearScratch;
+    using Output = LinearFusion::Output;
+    struct Case {
+        int64_t T, N, K;
+        bool norm;
+        Output output;
+        bool bias;
+        DType out;
+    };
+    const std::vector<Case> cases = {
+        {1, 4096, 4096, true, Output::kStore, false, DType::kBF16},
+        {1, 4096, 4096, false, Output::kAccumulate, false, DType::kBF16},
+        {1, 6144, 4096, true, Output::kSwiGlu, false, DType::kBF16},
+        {1, 777, 512, true, Output::kStore, false, DType::kF32},
+        {2, 1000, 512, true, Output::kAccumulate, true, DType::kBF16},
+        {2, 2048, 1024, true, Output::kSwiGlu, true, DType::kBF16},
+        {3, 1554, 256, false, Output::kSwiGlu, false, DType::kBF16},
+        {3, 999, 1024, true, Output::kStore, true, DType::kBF16},
+        {4, 1024, 3072, false, Output::kAccumulate, false, DType::kBF16},
+        {4, 1000, 768, true, Output::kStore, false, DType::kF32},
+        {8, 2048, 768, true, Output::kSwiGlu, false, DType::kBF16},
+        {33, 1536, 256, false, Output::kAccumulate, true, DType::kBF16},
+        {33, 777, 512, true, Output::kStore, false, DType::kF32},
+    };
+    for (const auto& c : cases) {
+        const int64_t out_cols = c.output == Output::kSwiGlu ? c.N / 2 : c.N;
+        auto x = t.upload(t.random(static_cast<size_t>(c.T * c.K)), c.T, c.K);
+        auto w = t.upload(t.random(static_cast<size_t>(c.N * c.K), 0.05f), c.N, c.K);
+        auto nw = t.upload(t.random(static_cast<size_t>(c.K), 2.0f), 1, c.K);
+        Pair b{};
+        if (c.bias) {
+            b = t.upload(t.random(static_cast<size_t>(c.N)), 1, c.N);
+        }
+        // Accumulate reads out: both sides start from the same residual.
+        auto out = c.output == Output::kAccumulate
+                       ? t.upload(t.random(static_cast<size_t>(c.T * out_cols)), c.T, out_cols)
+                       : t.output(c.T, out_cols, c.out);
+        auto normed = t.output(c.T, c.K);
+        auto product = t.output(c.T, c.N);
+        LinearFusion fc{c.norm ? nw.cpu : Tensor{}, 1e-6f, c.output};
+        LinearFusion fg{c.norm ? nw.gpu : Tensor{}, 1e-6f, c.output};
+        auto st = t.cpu_->fused_linear(out.cpu, x.cpu, w.cpu, b.cpu, fc,
+                                       LinearScratch{normed.cpu, product.cpu});
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        t.on_gpu([&] {
+            auto g = t.gpu_->fused_linear(out.gpu, x.gpu, w.gpu, b.gpu, fg,
+                                          LinearScratch{normed.gpu, product.gpu});
+            ASSERT_TRUE(g.has_value()) << g.error().full_message();
+        });
+        EXPECT_LE(rel_error(t.read_gpu(out.gpu), t.read_cpu(out.cpu)), kBf16Tol)
+            << label << " fused_linear T=" << c.T << " N=" << c.N << " K=" << c.K
+            << " norm=" << c.norm << " output=" << static_cast<int>(c.output)
+            << " bias=" << c.bias;
+    }
+}
+
+TEST_F(FusedLinear, MatchesTheComposition) { check("default"); }
+
+// The same with the skinny kernel taking every row count it has (up to kSkinnyMaxRows), so
+// its T = 3 and 4 variants are checked too.
+class FusedLinearAllSkinny : public FusedLinear {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_SKINNY_MAX_ROWS", "4", 1);
+        FusedLinear::SetUp();
+        unsetenv("HELEXA_CUDA_SKINNY_MAX_ROWS");
+    }
+};
+
+TEST_F(FusedLinearAllSkinny, MatchesTheComposition) { check("skinny"); }
 
 TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {
     for (int64_t hd : {16, 64, 128}) {

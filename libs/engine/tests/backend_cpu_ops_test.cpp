@@ -267,6 +267,69 @@ TEST_F(CpuOps, SiluMulEmbeddingGatherMatchNaive) {
 
 // Paged attention over shuffled blocks, GQA, several sequences with cached prefixes, against a
 // naive causal attention over contiguous K/V.
+// fused_linear's three outputs and its input norm against a naive reference (the CPU backend
+// runs the default composition; a device backend's fused kernels are held to the same).
+TEST_F(CpuOps, FusedLinearMatchesNaive) {
+    using Output = LinearFusion::Output;
+    const int64_t T = 3;
+    const int64_t K = 24;
+    const int64_t N = 10;
+    const float eps = 1e-5f;
+    const auto xv = random(static_cast<size_t>(T * K));
+    const auto wv = random(static_cast<size_t>(N * K));
+    const auto bv = random(static_cast<size_t>(N));
+    const auto nv = random(static_cast<size_t>(K), 2.0f);
+    const auto rv = random(static_cast<size_t>(T * N));
+    // y = norm(x) w^T + b, per row.
+    std::vector<double> y(static_cast<size_t>(T * N));
+    for (int64_t t = 0; t < T; ++t) {
+        double ss = 0;
+        for (int64_t k = 0; k < K; ++k) {
+            ss += static_cast<double>(xv[t * K + k]) * xv[t * K + k];
+        }
+        const double inv = 1.0 / std::sqrt(ss / K + eps);
+        for (int64_t n = 0; n < N; ++n) {
+            double acc = bv[n];
+            for (int64_t k = 0; k < K; ++k) {
+                acc += xv[t * K + k] * inv * nv[k] * wv[n * K + k];
+            }
+            y[t * N + n] = acc;
+        }
+    }
+    const Tensor x = make(xv, T, K);
+    const Tensor w = make(wv, N, K);
+    const Tensor b = make(bv, 1, N);
+    const Tensor nw = make(nv, 1, K);
+    const LinearScratch scratch{make(std::vector<float>(T * K), T, K),
+                                make(std::vector<float>(T * N), T, N)};
+
+    const Tensor stored = make(std::vector<float>(T * N), T, N);
+    ASSERT_TRUE(backend_->fused_linear(stored, x, w, b, {nw, eps, Output::kStore}, scratch));
+    expect_near_all(read(stored), y, 1e-5, "norm + store");
+
+    const Tensor residual = make(rv, T, N);
+    ASSERT_TRUE(backend_->fused_linear(residual, x, w, b, {nw, eps, Output::kAccumulate}, scratch));
+    std::vector<double> acc(y.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+        acc[i] = rv[i] + y[i];
+    }
+    expect_near_all(read(residual), acc, 1e-5, "norm + accumulate");
+
+    const Tensor act = make(std::vector<float>(T * N / 2), T, N / 2);
+    ASSERT_TRUE(backend_->fused_linear(act, x, w, b, {nw, eps, Output::kSwiGlu}, scratch));
+    std::vector<double> swiglu(static_cast<size_t>(T * N / 2));
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < N / 2; ++i) {
+            const double g = y[t * N + i];
+            swiglu[t * N / 2 + i] = g / (1.0 + std::exp(-g)) * y[t * N + N / 2 + i];
+        }
+    }
+    expect_near_all(read(act), swiglu, 1e-5, "norm + swiglu");
+
+    // The composition needs its scratch; a missing one is an error, not a crash.
+    EXPECT_FALSE(backend_->fused_linear(act, x, w, b, {nw, eps, Output::kSwiGlu}, {}));
+}
+
 TEST_F(CpuOps, PagedAttentionMatchesNaive) {
     const int64_t nh = 6;
     const int64_t nkv = 2;

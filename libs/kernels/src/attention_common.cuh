@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "launch.cuh"
+
 namespace helexa::kernels::attn {
 
 constexpr float kLog2e = 1.4426950408889634f;

@@ -40,6 +40,9 @@ struct DecodeCfg {
 template <typename T, int HD, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const AttnParams p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     using Cfg = DecodeCfg<HD, kWarps>;
     constexpr int kBlockN = Cfg::kBlockN;
     constexpr int kStride = Cfg::kStride;
@@ -304,6 +307,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 // Grid (n_heads, max_query_len, n_seqs), one thread per head_dim element.
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD < 32 ? 32 : HD) attention_merge_kernel(const AttnParams p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     const int h = blockIdx.x;
     const int qi = blockIdx.y;
     const int s = blockIdx.z;
@@ -352,15 +358,22 @@ cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(p.n_splits),
                     static_cast<unsigned>(p.n_kv_heads * p.n_row_groups),
                     static_cast<unsigned>(p.n_seqs));
-    kernel<<<grid, Cfg::kThreads, smem, stream>>>(p);
-    cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess || p.n_splits == 1) {
-        return err;
+    if (const cudaError_t launched = launch_kernel(
+            kernel, grid, Cfg::kThreads, smem, stream, p);
+        launched != cudaSuccess) {
+        return launched;
+    }
+    if (p.n_splits == 1) {
+        return cudaSuccess;
     }
     const dim3 merge_grid(static_cast<unsigned>(p.n_heads),
                           static_cast<unsigned>(p.max_query_len),
                           static_cast<unsigned>(p.n_seqs));
-    attention_merge_kernel<T, HD><<<merge_grid, HD < 32 ? 32 : HD, 0, stream>>>(p);
+    if (const cudaError_t launched = launch_kernel(
+            attention_merge_kernel<T, HD>, merge_grid, HD < 32 ? 32 : HD, 0, stream, p);
+        launched != cudaSuccess) {
+        return launched;
+    }
     return cudaGetLastError();
 }
 

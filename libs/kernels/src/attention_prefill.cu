@@ -38,6 +38,9 @@ struct PrefillCfg {
 template <typename T, int HD>
 __global__ void __launch_bounds__(PrefillCfg<HD>::kThreads, 2)
     attention_prefill_kernel(const AttnParams p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     using Cfg = PrefillCfg<HD>;
     constexpr int kBlockM = Cfg::kBlockM;
     constexpr int kBlockN = Cfg::kBlockN;
@@ -272,7 +275,11 @@ cudaError_t launch_prefill_typed(const AttnParams& p, cudaStream_t stream) {
     }
     const dim3 grid(static_cast<unsigned>(ceil_div(p.max_query_len, Cfg::kBlockM)),
                     static_cast<unsigned>(p.n_heads), static_cast<unsigned>(p.n_seqs));
-    kernel<<<grid, Cfg::kThreads, smem, stream>>>(p);
+    if (const cudaError_t launched = launch_kernel(
+            kernel, grid, Cfg::kThreads, smem, stream, p);
+        launched != cudaSuccess) {
+        return launched;
+    }
     return cudaGetLastError();
 }
 

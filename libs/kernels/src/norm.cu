@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/norm.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -127,6 +128,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 template <typename T, int VEC, bool ADD>
 __global__ void __launch_bounds__(kWarpKernelThreads)
     rms_norm_warp_kernel(const NormParams<T> p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int64_t seg = static_cast<int64_t>(blockIdx.x) * (kWarpKernelThreads / kWarp) +
                         static_cast<int64_t>(threadIdx.x) / kWarp;
@@ -149,6 +153,9 @@ __global__ void __launch_bounds__(kWarpKernelThreads)
 // One CTA per row (segs_per_row == 1); rows beyond gridDim.y are covered by a grid-stride loop.
 template <typename T, int VEC, bool ADD>
 __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T> p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     __shared__ float partial[1024 / kWarp];
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -186,16 +193,24 @@ cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
         if (blocks > 0x7fffffffLL) {
             return cudaErrorInvalidValue;
         }
-        rms_norm_warp_kernel<T, VEC, ADD>
-            <<<static_cast<unsigned>(blocks), kWarpKernelThreads, 0, stream>>>(p);
+        if (const cudaError_t launched = launch_kernel(
+                rms_norm_warp_kernel<T, VEC, ADD>, static_cast<unsigned>(blocks),
+                kWarpKernelThreads, 0, stream, p);
+            launched != cudaSuccess) {
+            return launched;
+        }
     } else {
         // Enough threads that each holds about two vectors; a multiple of the warp size.
         const int64_t vecs = (p.seg_len + VEC - 1) / VEC;
         int64_t threads = ((vecs + 1) / 2 + kWarp - 1) / kWarp * kWarp;
         threads = threads < 128 ? 128 : (threads > 1024 ? 1024 : threads);
         const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
-        rms_norm_block_kernel<T, VEC, ADD>
-            <<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0, stream>>>(p);
+        if (const cudaError_t launched = launch_kernel(
+                rms_norm_block_kernel<T, VEC, ADD>, static_cast<unsigned>(blocks),
+                static_cast<unsigned>(threads), 0, stream, p);
+            launched != cudaSuccess) {
+            return launched;
+        }
     }
     return cudaGetLastError();
 }

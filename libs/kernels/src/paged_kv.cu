@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/paged_kv.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -27,6 +28,9 @@ __global__ void __launch_bounds__(kThreads)
     kv_write_kernel(Elem* k_pool, Elem* v_pool, const Elem* k, int64_t k_stride, const Elem* v,
                     int64_t v_stride, const int32_t* slots, int64_t n_tokens, int64_t n_kv_heads,
                     int64_t block_size, int64_t head_packs, int64_t n_slots, int32_t* bad_slot) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     const int64_t width = n_kv_heads * head_packs;
     for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
         const int64_t slot = slots[t];
@@ -63,12 +67,15 @@ cudaError_t launch_packed(void* k_pool, void* v_pool, const PagedKvLayout& layou
     int64_t gx = (width + kThreads - 1) / kThreads;
     gx = gx > 1024 ? 1024 : gx;
     const int64_t gy = n_tokens > kMaxGridY ? kMaxGridY : n_tokens;
-    kv_write_kernel<Elem><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1),
-                            kThreads, 0, stream>>>(
-        static_cast<Elem*>(k_pool), static_cast<Elem*>(v_pool), static_cast<const Elem*>(k),
-        k_stride / vec, static_cast<const Elem*>(v), v_stride / vec, slots, n_tokens,
-        layout.n_kv_heads, layout.block_size, head_packs, layout.n_blocks * layout.block_size,
-        bad_slot);
+    if (const cudaError_t launched = launch_kernel(
+            kv_write_kernel<Elem>, dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1),
+            kThreads, 0, stream, static_cast<Elem*>(k_pool), static_cast<Elem*>(v_pool),
+            static_cast<const Elem*>(k), k_stride / vec, static_cast<const Elem*>(v),
+            v_stride / vec, slots, n_tokens, layout.n_kv_heads, layout.block_size, head_packs,
+            layout.n_blocks * layout.block_size, bad_slot);
+        launched != cudaSuccess) {
+        return launched;
+    }
     return cudaGetLastError();
 }
 

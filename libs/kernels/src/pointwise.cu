@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/pointwise.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -111,6 +112,9 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
     copy_rows_kernel(T* out, int64_t out_stride, const T* src, int64_t src_stride,
                      const int32_t* ids, int64_t n, int64_t n_src, int64_t packs, int32_t* bad) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     for (int64_t r = blockIdx.y; r < n; r += gridDim.y) {
         const int64_t id = ids[r];
         const bool ok = id >= 0 && (n_src < 0 || id < n_src);
@@ -141,13 +145,21 @@ cudaError_t launch_copy_rows(void* out, int64_t out_stride, const void* src, int
         const int64_t es = sizeof(T);
         if (vec_ok(out, out_stride, cols, es) && vec_ok(src, src_stride, cols, es)) {
             const int64_t packs = cols / kVec;
-            copy_rows_kernel<T, kVec><<<row_grid(n, packs), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(src), src_stride, ids, n,
-                n_src, packs, bad);
+            if (const cudaError_t launched = launch_kernel(
+                    copy_rows_kernel<T, kVec>, row_grid(n, packs), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(src), src_stride, ids,
+                    n, n_src, packs, bad);
+                launched != cudaSuccess) {
+                return launched;
+            }
         } else {
-            copy_rows_kernel<T, 1><<<row_grid(n, cols), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(src), src_stride, ids, n,
-                n_src, cols, bad);
+            if (const cudaError_t launched = launch_kernel(
+                    copy_rows_kernel<T, 1>, row_grid(n, cols), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(src), src_stride, ids,
+                    n, n_src, cols, bad);
+                launched != cudaSuccess) {
+                return launched;
+            }
         }
         return cudaGetLastError();
     });
@@ -160,6 +172,9 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
     add_kernel(T* out, int64_t out_stride, const T* x, int64_t x_stride, const T* y,
                int64_t y_stride, int64_t rows, int64_t packs) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         for (int64_t c = first_pack(); c < packs; c += pack_step()) {
             const Pack<T, VEC> a = load_pack<T, VEC>(x + r * x_stride + c * VEC);
@@ -182,6 +197,9 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
     silu_mul_kernel(T* out, int64_t out_stride, const T* gate_up, int64_t gate_up_stride,
                     int64_t rows, int64_t n, int64_t packs) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         for (int64_t c = first_pack(); c < packs; c += pack_step()) {
             const T* row = gate_up + r * gate_up_stride;
@@ -204,6 +222,9 @@ __global__ void __launch_bounds__(kThreads)
 // every pair here (f16 and bf16 both widen exactly to f32) and rounds once, to nearest-even.
 template <typename D, typename S>
 __global__ void __launch_bounds__(kThreads) convert_kernel(D* dst, const S* src, int64_t n) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         dst[i] = from_f32<D>(to_f32(src[i]));
@@ -222,6 +243,9 @@ __global__ void __launch_bounds__(kThreads)
     rope_kernel(T* x, int64_t x_stride, const int32_t* positions, const float* inv_freq,
                 int64_t rows, int64_t n_heads, int64_t head_dim, int64_t half,
                 float attention_scaling) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     extern __shared__ float cs[];  // [2 * half]: cos then sin
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float p = static_cast<float>(positions[r]);
@@ -308,13 +332,21 @@ cudaError_t launch_add(void* out, int64_t out_stride, const void* x, int64_t x_s
         if (vec_ok(out, out_stride, cols, es) && vec_ok(x, x_stride, cols, es) &&
             vec_ok(y, y_stride, cols, es)) {
             const int64_t packs = cols / kVec;
-            add_kernel<T, kVec><<<row_grid(rows, packs), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
-                static_cast<const T*>(y), y_stride, rows, packs);
+            if (const cudaError_t launched = launch_kernel(
+                    add_kernel<T, kVec>, row_grid(rows, packs), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
+                    static_cast<const T*>(y), y_stride, rows, packs);
+                launched != cudaSuccess) {
+                return launched;
+            }
         } else {
-            add_kernel<T, 1><<<row_grid(rows, cols), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
-                static_cast<const T*>(y), y_stride, rows, cols);
+            if (const cudaError_t launched = launch_kernel(
+                    add_kernel<T, 1>, row_grid(rows, cols), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(x), x_stride,
+                    static_cast<const T*>(y), y_stride, rows, cols);
+                launched != cudaSuccess) {
+                return launched;
+            }
         }
         return cudaGetLastError();
     });
@@ -339,13 +371,21 @@ cudaError_t launch_silu_mul(void* out, int64_t out_stride, const void* gate_up,
         // n % kVec == 0 (checked by vec_ok on out) also keeps the up half 16-byte aligned.
         if (vec_ok(out, out_stride, n, es) && vec_ok(gate_up, gate_up_stride, n, es)) {
             const int64_t packs = n / kVec;
-            silu_mul_kernel<T, kVec><<<row_grid(rows, packs), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(gate_up), gate_up_stride,
-                rows, n, packs);
+            if (const cudaError_t launched = launch_kernel(
+                    silu_mul_kernel<T, kVec>, row_grid(rows, packs), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(gate_up),
+                    gate_up_stride, rows, n, packs);
+                launched != cudaSuccess) {
+                return launched;
+            }
         } else {
-            silu_mul_kernel<T, 1><<<row_grid(rows, n), kThreads, 0, stream>>>(
-                static_cast<T*>(out), out_stride, static_cast<const T*>(gate_up), gate_up_stride,
-                rows, n, n);
+            if (const cudaError_t launched = launch_kernel(
+                    silu_mul_kernel<T, 1>, row_grid(rows, n), kThreads, 0, stream,
+                    static_cast<T*>(out), out_stride, static_cast<const T*>(gate_up),
+                    gate_up_stride, rows, n, n);
+                launched != cudaSuccess) {
+                return launched;
+            }
         }
         return cudaGetLastError();
     });
@@ -368,8 +408,12 @@ cudaError_t launch_convert(void* dst, ElemType dst_type, const void* src, ElemTy
         using D = decltype(dtag);
         return with_type(src_type, [&](auto stag) {
             using S = decltype(stag);
-            convert_kernel<D, S><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-                static_cast<D*>(dst), static_cast<const S*>(src), n);
+            if (const cudaError_t launched = launch_kernel(
+                    convert_kernel<D, S>, static_cast<unsigned>(blocks), kThreads, 0, stream,
+                    static_cast<D*>(dst), static_cast<const S*>(src), n);
+                launched != cudaSuccess) {
+                return launched;
+            }
             return cudaGetLastError();
         });
     });
@@ -396,9 +440,13 @@ cudaError_t launch_rope(void* x, int64_t x_stride, const int32_t* positions,
     const size_t smem = static_cast<size_t>(2 * half) * sizeof(float);
     return with_type(type, [&](auto tag) {
         using T = decltype(tag);
-        rope_kernel<T><<<static_cast<unsigned>(blocks), kThreads, smem, stream>>>(
-            static_cast<T*>(x), x_stride, positions, inv_freq, rows, n_heads, head_dim, half,
-            attention_scaling);
+        if (const cudaError_t launched = launch_kernel(
+                rope_kernel<T>, static_cast<unsigned>(blocks), kThreads, smem, stream,
+                static_cast<T*>(x), x_stride, positions, inv_freq, rows, n_heads, head_dim, half,
+                attention_scaling);
+            launched != cudaSuccess) {
+            return launched;
+        }
         return cudaGetLastError();
     });
 }

@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/qkv_epilogue.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -182,6 +183,9 @@ __device__ __forceinline__ void store_pool(T* dst, const Pack<T, W>& v, bool vec
 
 template <typename T, int W>
 __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpilogueParams<T> p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     constexpr int kPacks = kMaxElems / W;  // packs per lane
     // This token's table: cos[0, half) then sin[half, 2 * half), each rounded to T.
     __shared__ __align__(16) float cs[kMaxHeadDim];
@@ -432,8 +436,12 @@ cudaError_t launch_typed(const EpilogueParams<T>& p, cudaStream_t stream) {
     const int64_t tasks = p.n_tasks - p.task_begin;
     const int64_t gx = (tasks + heads_per_cta - 1) / heads_per_cta;
     const int64_t gy = p.n_tokens > kMaxGridY ? kMaxGridY : p.n_tokens;
-    qkv_epilogue_kernel<T, W><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1),
-                                kThreads, 0, stream>>>(p);
+    if (const cudaError_t launched = launch_kernel(
+            qkv_epilogue_kernel<T, W>,
+            dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1), kThreads, 0, stream, p);
+        launched != cudaSuccess) {
+        return launched;
+    }
     return cudaGetLastError();
 }
 

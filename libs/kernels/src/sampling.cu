@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/sampling.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -62,6 +63,9 @@ __device__ __forceinline__ Best warp_merge(Best b) {
 template <bool VEC4>
 __global__ void __launch_bounds__(kThreads)
     argmax_rows_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
     __shared__ Best warp_best[kThreads / kWarp];
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -134,9 +138,19 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
     }
     const auto blocks = static_cast<unsigned>(rows < 0x7fffffffLL ? rows : 0x7fffffffLL);
     if (vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0) {
-        argmax_rows_kernel<true><<<blocks, kThreads, 0, stream>>>(logits, rows, vocab, out_ids);
+        if (const cudaError_t launched = launch_kernel(
+                argmax_rows_kernel<true>, blocks, kThreads, 0, stream, logits, rows, vocab,
+                out_ids);
+            launched != cudaSuccess) {
+            return launched;
+        }
     } else {
-        argmax_rows_kernel<false><<<blocks, kThreads, 0, stream>>>(logits, rows, vocab, out_ids);
+        if (const cudaError_t launched = launch_kernel(
+                argmax_rows_kernel<false>, blocks, kThreads, 0, stream, logits, rows, vocab,
+                out_ids);
+            launched != cudaSuccess) {
+            return launched;
+        }
     }
     return cudaGetLastError();
 }

@@ -1,23 +1,30 @@
-// Decode-time linear out[T, N] = x[T, K] * w[N, K]^T (+ bias) for T <= 8: a weight stream.
+// Decode-time linear out[T, N] = x[T, K] * w[N, K]^T (+ bias) for T <= 4: a weight stream, with
+// the input RMSNorm, the residual add or SwiGLU fused in (SkinnyFusion).
 //
 // Design (why it is shaped this way):
 // - The step is bound by reading w once, so every byte of w moves in a 16-byte, warp-coalesced,
 //   L1-bypassing load (ld.global.nc.L1::no_allocate.v4), and each lane keeps 8 such loads in
 //   flight before touching any of them (R rows x U packs, R * U == 8). With ~16+ resident warps
 //   per SM that is 64+ KiB in flight per SM, past what HBM3e latency x bandwidth asks for.
-// - A warp owns R consecutive rows of w (R = 1, 2, 4 for T <= 2, <= 4, <= 8): each x pack it
-//   fetches and converts serves R rows, which keeps the x traffic through L1 (T * 16 B per w pack,
-//   divided by R) and the x conversions well under the SM's L1 and ALU rates at T = 8.
-// - x (a few KiB to 192 KiB, L2-resident) is read straight from global memory through L1 with
-//   __ldg rather than staged in shared memory: no barrier stalls the weight stream, and no K tile
-//   loop is needed for K up to 32k.
+// - Each warp asks L2 for its first tile of weights before grid_dependency_wait() (launch.cuh):
+//   weights do not depend on the previous kernel, so under programmatic dependent launch the
+//   weight stream starts while the previous kernel drains. At decode sizes most warps own exactly
+//   one tile, so much of the matrix is on its way by the time x is ready. (An L2 prefetch holds
+//   no registers; loading the tile into registers across the wait made ptxas spill.)
+// - A warp owns R rows of w (R = 1 for T <= 2, 2 for T <= 4; SwiGLU: the pair g, g + N/2, so
+//   the warp holds both halves of its output): each x pack it fetches and converts serves R rows.
+// - x (a few KiB, L2-resident) is read straight from global memory through L1 with __ldg rather
+//   than staged in shared memory: no barrier stalls the weight stream, and no K tile loop is
+//   needed for K up to 32k. With the fused norm each CTA first reduces its x rows' sums of
+//   squares (x is tiny next to the CTA's share of w) and scales every x pack as it is used.
 // - When N alone gives too few warps to cover the GPU (small N, tensor-parallel shards), the K
 //   range of a row group is split among ks = 2, 4 or 8 warps of the same CTA, whose partial sums
 //   meet in shared memory. The hot loop has no bounds checks: full tiles of 32 * U packs run
 //   unpredicated, one predicated tail follows.
 // - Dot products accumulate in f32 (for T <= 2 two interleaved FMA chains per (row, x row), so a
 //   tile's 64-deep chain does not delay the next tile's loads); the warp reduces with xor
-//   shuffles; bias is added in f32; the result is rounded once to out_type.
+//   shuffles; bias, the residual and SwiGLU are applied in f32; each output is rounded once
+//   (SwiGLU rounds g, u and silu(g) first, as the separate kernels store them).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -25,6 +32,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/skinny_matmul.h"
+#include "launch.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -34,29 +42,35 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / kWarp;
 constexpr int kPackElems = 8;  // 2-byte elements per 16-byte pack
 
-// Rows of w per warp for T rows of x.
-constexpr int rows_per_warp(int t) { return t <= 2 ? 1 : (t <= 4 ? 2 : 4); }
+using Output = SkinnyFusion::Output;
+
+// Rows of w per warp for T rows of x (SwiGLU: its gate row and its up row).
+constexpr int rows_per_warp(int t, Output o) {
+    return o == Output::kSwiGlu ? 2 : (t <= 2 ? 1 : 2);
+}
 
 // CTAs per SM the register budget must allow (__launch_bounds__ minimum): 16+ warps per SM keep
-// 64+ KiB of weight loads in flight. Without the cap ptxas hoists every x load of a tile and
-// T = 8 needs 150 registers, leaving one CTA (8 warps) per SM.
+// 64+ KiB of weight loads in flight.
 constexpr int min_ctas_per_sm(int t) { return t <= 2 ? 3 : 2; }
 
 // Independent FMA chains per (row, x row).
 constexpr int chains_for(int t) { return t <= 2 ? 2 : 1; }
 
-// 16-byte weight loads per row per tile: R * U loads in flight per lane.
-constexpr int unroll_for(int t) { return t <= 4 ? 8 / rows_per_warp(t) : 1; }
+// 16-byte weight loads per row per tile: R * U == 8 loads in flight per lane.
+constexpr int unroll_for(int r) { return 8 / r; }
 
 template <typename W>
 struct SkinnyParams {
-    void* out;           // [T, N] of O, row stride out_stride
+    void* out;           // [T, N] (SwiGLU: [T, N/2]) of O, row stride out_stride
     int64_t out_stride;
     const W* x;          // [T, K], row stride x_stride (multiple of 8), 16-byte aligned
     int64_t x_stride;
     const W* w;          // [N, K] contiguous, 16-byte aligned
     const W* bias;       // [N] or null
+    const W* norm_weight;  // [K] or null (no fused norm)
+    float eps;
     int64_t n;
+    int64_t groups;      // row groups of R rows (SwiGLU: N/2)
     int64_t k;
     int ks;              // warps sharing one row group's K range: 1, 2, 4 or 8
 };
@@ -122,11 +136,36 @@ __device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) {
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// The value a tensor of W would hold.
+template <typename W>
+__device__ __forceinline__ float round_to(float v) {
+    return to_f32(to_out<W>(v));
+}
+
+// Asks L2 for the weights of one tile without waiting for them (no registers held): issued
+// before the dependency wait, so the weight stream overlaps the previous kernel's tail and the
+// real loads below hit L2.
+template <int R, int U>
+__device__ __forceinline__ void prefetch_tile(const uint4* const (&wrow)[R], int64_t v,
+                                              int64_t v_end) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            if (v + u * kWarp < v_end) {
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + v + u * kWarp));
+            }
+        }
+    }
+}
+
 // One tile of 32 * U packs per lane-row: issue R * U weight loads, then consume them against the
-// T rows of x. CHECK guards packs at or past v_end (only the last, partial tile needs it).
-template <typename W, int T, int R, int U, int kChains, bool CHECK>
+// T rows of x (normalised on the fly when NORM). CHECK guards packs at or past v_end (only the
+// last, partial tile needs it).
+template <typename W, int T, int R, int U, int kChains, bool CHECK, bool NORM>
 __device__ __forceinline__ void skinny_tile(const uint4* const (&wrow)[R], const uint4* xbase,
-                                            int64_t x_stride_packs, int64_t v, int64_t v_end,
+                                            int64_t x_stride_packs, const uint4* norm_packs,
+                                            const float (&inv_rms)[T], int64_t v, int64_t v_end,
                                             float (&acc)[R][T][kChains]) {
     uint4 wv[R][U];
 #pragma unroll
@@ -151,10 +190,21 @@ __device__ __forceinline__ void skinny_tile(const uint4* const (&wrow)[R], const
         for (int r = 0; r < R; ++r) {
             unpack8<W>(wv[r][u], wf[r]);
         }
+        float nf[kPackElems];
+        if constexpr (NORM) {
+            unpack8<W>(__ldg(norm_packs + idx), nf);
+        }
 #pragma unroll
         for (int t = 0; t < T; ++t) {
             float xf[kPackElems];
             unpack8<W>(__ldg(xbase + t * x_stride_packs + idx), xf);
+            if constexpr (NORM) {
+                // As launch_rms_norm stores it: y = to_act(x * inv), out = to_act(w * y).
+#pragma unroll
+                for (int j = 0; j < kPackElems; ++j) {
+                    xf[j] = round_to<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
+                }
+            }
 #pragma unroll
             for (int r = 0; r < R; ++r) {
 #pragma unroll
@@ -166,13 +216,54 @@ __device__ __forceinline__ void skinny_tile(const uint4* const (&wrow)[R], const
     }
 }
 
-// Grid: one CTA per kWarps / ks row groups of R rows. Warp w of a CTA takes row group w / ks and
-// the (w % ks)-th slice of K. Every thread reaches the barrier (no early return).
-template <typename W, typename O, int T>
+// Row r of row group g.
+template <Output OUT, int R>
+__device__ __forceinline__ int64_t row_of(int64_t g, int r, int64_t n) {
+    if constexpr (OUT == Output::kSwiGlu) {
+        return g + r * (n / 2);
+    } else {
+        return g * R + r;
+    }
+}
+
+template <typename W>
+__device__ __forceinline__ float bias_at(const SkinnyParams<W>& p, int64_t row) {
+    return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
+}
+
+// Stores the finished dot products of row group g for x row t: sums[r] is row r's.
+template <typename W, typename O, int R, Output OUT>
+__device__ __forceinline__ void store_group(const SkinnyParams<W>& p, int64_t g, int t,
+                                            const float (&sums)[R]) {
+    O* out = static_cast<O*>(p.out) + t * p.out_stride;
+    if constexpr (OUT == Output::kSwiGlu) {
+        const float gate = round_to<W>(sums[0] + bias_at(p, g));
+        const float up = round_to<W>(sums[1] + bias_at(p, g + p.n / 2));
+        const float s = round_to<W>(gate / (1.0f + expf(-gate)));
+        out[g] = to_out<O>(s * up);
+    } else {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int64_t row = row_of<OUT, R>(g, r, p.n);
+            if (row < p.n) {
+                float v = sums[r] + bias_at(p, row);
+                if constexpr (OUT == Output::kAccumulate) {
+                    v += to_f32(out[row]);
+                }
+                out[row] = to_out<O>(v);
+            }
+        }
+    }
+}
+
+// Grid: one CTA per kWarps / ks row groups. Warp w of a CTA takes row group w / ks and the
+// (w % ks)-th slice of K. Every thread reaches the barriers and the dependency wait (no early
+// return).
+template <typename W, typename O, int T, bool NORM, Output OUT>
 __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     skinny_matmul_kernel(const SkinnyParams<W> p) {
-    constexpr int R = rows_per_warp(T);
-    constexpr int U = unroll_for(T);
+    constexpr int R = rows_per_warp(T, OUT);
+    constexpr int U = unroll_for(R);
     static_assert(R * T <= kWarp, "one lane per output of a row group");
     __shared__ float partial[kWarps][R * T];
 
@@ -180,8 +271,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     const int ks = p.ks;
     const int groups_per_cta = kWarps / ks;
-    const int64_t n0 =
-        (static_cast<int64_t>(blockIdx.x) * groups_per_cta + warp / ks) * R;  // first row
+    const int64_t g = static_cast<int64_t>(blockIdx.x) * groups_per_cta + warp / ks;
     const int part = warp % ks;
 
     const int64_t k_packs = p.k / kPackElems;
@@ -189,6 +279,71 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     const int64_t chunk = ((k_packs + ks - 1) / ks + 7) / 8 * 8;
     const int64_t v_begin = part * chunk < k_packs ? part * chunk : k_packs;
     const int64_t v_end = v_begin + chunk < k_packs ? v_begin + chunk : k_packs;
+    const bool work = g < p.groups && v_begin < v_end;
+
+    const uint4* wrow[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        // Rows past N (last group only) re-read row N - 1; their sums are never written.
+        int64_t row = row_of<OUT, R>(g < p.groups ? g : 0, r, p.n);
+        row = row < p.n ? row : p.n - 1;
+        wrow[r] = reinterpret_cast<const uint4*>(p.w + row * p.k);
+    }
+    constexpr int64_t kTile = static_cast<int64_t>(kWarp) * U;
+    if (work) {
+        prefetch_tile<R, U>(wrow, v_begin + lane, v_end);
+    }
+    // Everything below reads what the previous kernel wrote (x) or writes (out).
+    grid_dependency_wait();
+    allow_dependent_launch();
+
+    const auto* xbase = reinterpret_cast<const uint4*>(p.x);
+    const int64_t x_stride_packs = p.x_stride / kPackElems;
+    float inv_rms[T];
+    if constexpr (NORM) {
+        __shared__ float red[kWarps][T];
+        float ss[T];
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            ss[t] = 0.0f;
+        }
+        for (int64_t i = threadIdx.x; i < k_packs; i += kThreads) {
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                float xf[kPackElems];
+                unpack8<W>(__ldg(xbase + t * x_stride_packs + i), xf);
+#pragma unroll
+                for (int j = 0; j < kPackElems; ++j) {
+                    ss[t] = fmaf(xf[j], xf[j], ss[t]);
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+#pragma unroll
+            for (int off = kWarp / 2; off > 0; off >>= 1) {
+                ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
+            }
+            if (lane == 0) {
+                red[warp][t] = ss[t];
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            float total = 0.0f;
+            for (int q = 0; q < kWarps; ++q) {
+                total += red[q][t];  // every thread sums in the same order: identical inv
+            }
+            inv_rms[t] = rsqrtf(total / static_cast<float>(p.k) + p.eps);
+        }
+    } else {
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            inv_rms[t] = 1.0f;
+        }
+    }
+    const auto* norm_packs = reinterpret_cast<const uint4*>(p.norm_weight);
 
     constexpr int kChains = chains_for(T);
     float acc[R][T][kChains];
@@ -202,29 +357,19 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
             }
         }
     }
-
-    if (n0 < p.n) {
-        const uint4* wrow[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            // Rows past N (last group only) re-read row N - 1; their sums are never written.
-            const int64_t row = n0 + r < p.n ? n0 + r : p.n - 1;
-            wrow[r] = reinterpret_cast<const uint4*>(p.w + row * p.k);
-        }
-        const auto* xbase = reinterpret_cast<const uint4*>(p.x);
-        const int64_t x_stride_packs = p.x_stride / kPackElems;
+    if (work) {
         int64_t base = v_begin;
-        for (; base + kWarp * U <= v_end; base += kWarp * U) {
-            skinny_tile<W, T, R, U, kChains, false>(wrow, xbase, x_stride_packs, base + lane,
-                                                    v_end, acc);
+        for (; base + kTile <= v_end; base += kTile) {
+            skinny_tile<W, T, R, U, kChains, false, NORM>(wrow, xbase, x_stride_packs, norm_packs,
+                                                          inv_rms, base + lane, v_end, acc);
         }
         if (base < v_end) {
-            skinny_tile<W, T, R, U, kChains, true>(wrow, xbase, x_stride_packs, base + lane,
-                                                   v_end, acc);
+            skinny_tile<W, T, R, U, kChains, true, NORM>(wrow, xbase, x_stride_packs, norm_packs,
+                                                         inv_rms, base + lane, v_end, acc);
         }
     }
 
-    // Full xor-butterfly: every lane ends with every sum; lane r * T + t owns output (r, t).
+    // Full xor-butterfly: every lane ends with every sum.
     float sum[R][T];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -242,47 +387,50 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
         }
     }
 
-    O* out = static_cast<O*>(p.out);
     if (ks == 1) {
+        // Lane t stores x row t's outputs of this warp's row group.
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
+        for (int t = 0; t < T; ++t) {
+            if (lane == t && g < p.groups) {
+                float sums[R];
 #pragma unroll
-            for (int t = 0; t < T; ++t) {
-                const int64_t n = n0 + r;
-                if (lane == r * T + t && n < p.n) {
-                    const float b = p.bias != nullptr ? to_f32(p.bias[n]) : 0.0f;
-                    out[t * p.out_stride + n] = to_out<O>(sum[r][t] + b);
+                for (int r = 0; r < R; ++r) {
+                    sums[r] = sum[r][t];
                 }
+                store_group<W, O, R, OUT>(p, g, t, sums);
             }
         }
         return;
     }
 
+    if (lane == 0) {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
+        for (int r = 0; r < R; ++r) {
 #pragma unroll
-        for (int t = 0; t < T; ++t) {
-            if (lane == r * T + t) {
+            for (int t = 0; t < T; ++t) {
                 partial[warp][r * T + t] = sum[r][t];
             }
         }
     }
     __syncthreads();
-    const int outputs = groups_per_cta * R * T;
+    const int outputs = groups_per_cta * T;
     for (int i = static_cast<int>(threadIdx.x); i < outputs; i += kThreads) {
-        const int g = i / (R * T);
-        const int j = i - g * (R * T);
-        float total = 0.0f;
-        for (int q = 0; q < ks; ++q) {
-            total += partial[g * ks + q][j];
+        const int gl = i / T;
+        const int t = i - gl * T;
+        const int64_t gg = static_cast<int64_t>(blockIdx.x) * groups_per_cta + gl;
+        if (gg >= p.groups) {
+            continue;
         }
-        const int r = j / T;
-        const int t = j - r * T;
-        const int64_t n = (static_cast<int64_t>(blockIdx.x) * groups_per_cta + g) * R + r;
-        if (n < p.n) {
-            const float b = p.bias != nullptr ? to_f32(p.bias[n]) : 0.0f;
-            out[t * p.out_stride + n] = to_out<O>(total + b);
+        float sums[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float total = 0.0f;
+            for (int q = 0; q < ks; ++q) {
+                total += partial[gl * ks + q][r * T + t];
+            }
+            sums[r] = total;
         }
+        store_group<W, O, R, OUT>(p, gg, t, sums);
     }
 }
 
@@ -297,74 +445,87 @@ int sm_count() {
     return sms;
 }
 
-template <typename W, typename O, int T>
+template <typename W, typename O, int T, bool NORM, Output OUT>
 cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
-    constexpr int R = rows_per_warp(T);
-    constexpr int U = unroll_for(T);
+    constexpr int R = rows_per_warp(T, OUT);
+    constexpr int U = unroll_for(R);
     SkinnyParams<W> p = base;
-    const int64_t groups = (p.n + R - 1) / R;
+    p.groups = OUT == Output::kSwiGlu ? p.n / 2 : (p.n + R - 1) / R;
     // Aim for ~64 warp work units per SM: 16-24 warps are resident per SM, so this is 3-4 waves
     // of small units that the block scheduler balances (one big wave of long warps would leave
     // SMs idle in its tail). Split K while N alone falls short, as long as each warp keeps at
-    // least one full tile (32 * U packs) of K. NOTE: tune kUnitsPerSm on the GPU benchmark.
+    // least one full tile (32 * U packs) of K.
     constexpr int64_t kUnitsPerSm = 64;
     const int64_t target_warps = static_cast<int64_t>(sm_count()) * kUnitsPerSm;
     const int64_t k_packs = p.k / kPackElems;
     int ks = 1;
-    while (ks < kWarps && groups * ks < target_warps && k_packs / (ks * 2) >= kWarp * U) {
+    while (ks < kWarps && p.groups * ks < target_warps && k_packs / (ks * 2) >= kWarp * U) {
         ks *= 2;
     }
     p.ks = ks;
     const int64_t groups_per_cta = kWarps / ks;
-    const int64_t blocks = (groups + groups_per_cta - 1) / groups_per_cta;
+    const int64_t blocks = (p.groups + groups_per_cta - 1) / groups_per_cta;
     if (blocks > 0x7fffffffLL) {
         return cudaErrorInvalidValue;
     }
-    skinny_matmul_kernel<W, O, T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
+    return launch_kernel(skinny_matmul_kernel<W, O, T, NORM, OUT>,
+                         dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p);
 }
 
-template <typename W, typename O>
-cudaError_t launch_typed(const SkinnyParams<W>& p, int64_t t, cudaStream_t stream) {
-    switch (t) {
-        case 1:
-            return launch_t<W, O, 1>(p, stream);
-        case 2:
-            return launch_t<W, O, 2>(p, stream);
-        case 3:
-            return launch_t<W, O, 3>(p, stream);
-        case 4:
-            return launch_t<W, O, 4>(p, stream);
-        case 5:
-            return launch_t<W, O, 5>(p, stream);
-        case 6:
-            return launch_t<W, O, 6>(p, stream);
-        case 7:
-            return launch_t<W, O, 7>(p, stream);
-        case 8:
-            return launch_t<W, O, 8>(p, stream);
-        default:
-            return cudaErrorInvalidValue;
+template <typename W, int T, bool NORM>
+cudaError_t launch_output(const SkinnyParams<W>& p, ElemType out_type, Output output,
+                          cudaStream_t stream) {
+    switch (output) {
+        case Output::kStore:
+            if (out_type == ElemType::kF32) {
+                return launch_t<W, float, T, NORM, Output::kStore>(p, stream);
+            }
+            return launch_t<W, W, T, NORM, Output::kStore>(p, stream);
+        case Output::kAccumulate:
+            return launch_t<W, W, T, NORM, Output::kAccumulate>(p, stream);
+        case Output::kSwiGlu:
+            return launch_t<W, W, T, NORM, Output::kSwiGlu>(p, stream);
     }
+    return cudaErrorInvalidValue;
+}
+
+template <typename W, int T>
+cudaError_t launch_rows(const SkinnyParams<W>& p, ElemType out_type, Output output,
+                        cudaStream_t stream) {
+    if (p.norm_weight != nullptr) {
+        return launch_output<W, T, true>(p, out_type, output, stream);
+    }
+    return launch_output<W, T, false>(p, out_type, output, stream);
 }
 
 template <typename W>
 cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const void* x,
                      int64_t x_stride, const void* w, const void* bias, int64_t t, int64_t n,
-                     int64_t k, cudaStream_t stream) {
+                     int64_t k, const SkinnyFusion& f, cudaStream_t stream) {
     const SkinnyParams<W> p{out,
                             out_stride,
                             static_cast<const W*>(x),
                             x_stride,
                             static_cast<const W*>(w),
                             static_cast<const W*>(bias),
+                            static_cast<const W*>(f.norm_weight),
+                            f.eps,
                             n,
+                            0,
                             k,
                             1};
-    if (out_type == ElemType::kF32) {
-        return launch_typed<W, float>(p, t, stream);
+    switch (t) {
+        case 1:
+            return launch_rows<W, 1>(p, out_type, f.output, stream);
+        case 2:
+            return launch_rows<W, 2>(p, out_type, f.output, stream);
+        case 3:
+            return launch_rows<W, 3>(p, out_type, f.output, stream);
+        case 4:
+            return launch_rows<W, 4>(p, out_type, f.output, stream);
+        default:
+            return cudaErrorInvalidValue;
     }
-    return launch_typed<W, W>(p, t, stream);
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -373,29 +534,35 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 
 cudaError_t launch_skinny_matmul(void* out, int64_t out_stride, ElemType out_type, const void* x,
                                  int64_t x_stride, const void* w, const void* bias, int64_t T,
-                                 int64_t N, int64_t K, ElemType type, cudaStream_t stream) {
+                                 int64_t N, int64_t K, ElemType type, const SkinnyFusion& fusion,
+                                 cudaStream_t stream) {
     if (type != ElemType::kBF16 && type != ElemType::kF16) {
         return cudaErrorInvalidValue;  // f32 weights take the cuBLASLt path
     }
-    if (out_type != type && out_type != ElemType::kF32) {
+    const bool store = fusion.output == Output::kStore;
+    if (out_type != type && !(store && out_type == ElemType::kF32)) {
         return cudaErrorInvalidValue;
     }
     if (T < 0 || T > kSkinnyMaxRows || N < 0 || K <= 0 || K % kPackElems != 0 ||
-        x_stride % kPackElems != 0 || x_stride < K) {
+        x_stride % kPackElems != 0 || x_stride < K ||
+        (fusion.output == Output::kSwiGlu && N % 2 != 0)) {
         return cudaErrorInvalidValue;
     }
     if (T == 0 || N == 0) {
         return cudaSuccess;
     }
+    const int64_t out_cols = fusion.output == Output::kSwiGlu ? N / 2 : N;
     if (out == nullptr || x == nullptr || w == nullptr || !aligned16(x) || !aligned16(w) ||
-        (T > 1 && out_stride < N)) {
+        (T > 1 && out_stride < out_cols) ||
+        (fusion.norm_weight != nullptr && !aligned16(fusion.norm_weight))) {
         return cudaErrorInvalidValue;
     }
     if (type == ElemType::kBF16) {
         return launch_w<__nv_bfloat16>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
-                                       stream);
+                                       fusion, stream);
     }
-    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K, stream);
+    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K, fusion,
+                            stream);
 }
 
 }  // namespace helexa::kernels

@@ -74,6 +74,41 @@ Status Backend::qkv_epilogue(const Tensor& qkv, int64_t n_heads, int64_t n_kv_he
     return kv_write(cache, layer, k, v, slots);
 }
 
+Status compose_fused_linear(Backend& backend, const Tensor& out, const Tensor& x, const Tensor& w,
+                            const Tensor& bias, const LinearFusion& fusion,
+                            const LinearScratch& scratch) {
+    using Output = LinearFusion::Output;
+    if (x.rows == 0) {
+        return ok();
+    }
+    Tensor in = x;
+    if (fusion.norm_weight) {
+        if (!scratch.normed || scratch.normed.rows < x.rows || scratch.normed.cols != x.cols) {
+            return fail(ErrorCode::kInternal, "fused_linear: normed scratch does not fit the input");
+        }
+        in = scratch.normed.row_slice(0, x.rows);
+        HELEXA_TRY_STATUS(backend.rms_norm(in, x, fusion.norm_weight, fusion.eps));
+    }
+    if (fusion.output == Output::kStore) {
+        return backend.linear(out, in, w, bias);
+    }
+    if (!scratch.product || scratch.product.rows < x.rows || scratch.product.cols != w.rows) {
+        return fail(ErrorCode::kInternal, "fused_linear: product scratch does not fit the output");
+    }
+    const Tensor product = scratch.product.row_slice(0, x.rows);
+    HELEXA_TRY_STATUS(backend.linear(product, in, w, bias));
+    if (fusion.output == Output::kAccumulate) {
+        return backend.add(out, out, product);
+    }
+    return backend.silu_mul(out, product);
+}
+
+Status Backend::fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
+                             const Tensor& bias, const LinearFusion& fusion,
+                             const LinearScratch& scratch) {
+    return compose_fused_linear(*this, out, x, w, bias, fusion, scratch);
+}
+
 namespace {
 
 struct BackendRegistry {

@@ -113,6 +113,10 @@ private:
         return scratch_[slot].get(*backend_, dtype, rows, cols, scratch_generation_);
     }
     Status emit(const std::string& name, const Tensor& t);
+    // backend_->fused_linear, or its composition while the activation hook wants the
+    // intermediates (normed input, product) materialised.
+    Status project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                   const LinearFusion& fusion, const LinearScratch& scratch);
     Status run_step(const StepBatch& batch, std::vector<float>* logits,
                     std::vector<int32_t>* tokens);
     // The step's operations over its packed metadata (recordable: no host copies, no
@@ -340,6 +344,15 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
     return ok();
 }
 
+Status DenseDecoder::project(const Tensor& out, const Tensor& x, const Tensor& w,
+                             const Tensor& bias, const LinearFusion& fusion,
+                             const LinearScratch& scratch) {
+    if (hook_) {
+        return compose_fused_linear(*backend_, out, x, w, bias, fusion, scratch);
+    }
+    return backend_->fused_linear(out, x, w, bias, fusion, scratch);
+}
+
 Status DenseDecoder::emit(const std::string& name, const Tensor& t) {
     if (!hook_) {
         return ok();
@@ -406,20 +419,17 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     HELEXA_BUF(act, kAct, a, T, c.intermediate_size);
     Backend& b = *backend_;
 
+    using Output = LinearFusion::Output;
+    // x is the residual stream: the o and down projections add into it, and the next
+    // projection normalises it on the way in (fused into one kernel per projection on CUDA).
     HELEXA_TRY_STATUS(b.embedding(x, embed_, ids));
     HELEXA_TRY_STATUS(emit("embed", x));
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights& L = layers_[static_cast<size_t>(l)];
         const std::string p = "layers." + std::to_string(l) + ".";
-        if (l == 0) {
-            HELEXA_TRY_STATUS(b.rms_norm(h, x, L.input_norm, eps));
-        } else {
-            // The previous layer's MLP output joins the residual stream here.
-            HELEXA_TRY_STATUS(b.add_rms_norm(h, x, proj, L.input_norm, eps));
-            HELEXA_TRY_STATUS(emit("layers." + std::to_string(l - 1) + ".out", x));
-        }
+        HELEXA_TRY_STATUS(project(qkv, x, L.qkv, L.qkv_bias,
+                                  LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}));
         HELEXA_TRY_STATUS(emit(p + "input_norm", h));
-        HELEXA_TRY_STATUS(b.linear(qkv, h, L.qkv, L.qkv_bias));
         // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write: one op, fused on CUDA.
         HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps, positions,
                                          rope_, *kv_, l, slots));
@@ -429,17 +439,17 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         HELEXA_TRY_STATUS(emit(p + "v", qkv.col_slice((nh + nkv) * hd, nkv * hd)));
         HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
-        HELEXA_TRY_STATUS(b.linear(proj, attn, L.o, L.o_bias));
+        HELEXA_TRY_STATUS(project(x, attn, L.o, L.o_bias,
+                                  LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));
         HELEXA_TRY_STATUS(emit(p + "attn_proj", proj));
-        HELEXA_TRY_STATUS(b.add_rms_norm(h, x, proj, L.post_norm, eps));
+        HELEXA_TRY_STATUS(project(act, x, L.gate_up, L.gate_up_bias,
+                                  LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}));
         HELEXA_TRY_STATUS(emit(p + "post_norm", h));
-        HELEXA_TRY_STATUS(b.linear(gu, h, L.gate_up, L.gate_up_bias));
-        HELEXA_TRY_STATUS(b.silu_mul(act, gu));
-        HELEXA_TRY_STATUS(b.linear(proj, act, L.down, L.down_bias));
+        HELEXA_TRY_STATUS(project(x, act, L.down, L.down_bias,
+                                  LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));
         HELEXA_TRY_STATUS(emit(p + "mlp_out", proj));
+        HELEXA_TRY_STATUS(emit(p + "out", x));
     }
-    HELEXA_TRY_STATUS(b.add(x, x, proj));
-    HELEXA_TRY_STATUS(emit("layers." + std::to_string(c.num_hidden_layers - 1) + ".out", x));
     last = x;
     return ok();
 }
@@ -476,10 +486,11 @@ Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, bool argm
     HELEXA_BUF(normed, kNormed, backend_->activation_dtype(), R, config_.hidden_size);
     HELEXA_BUF(out, kLogits, DType::kF32, R, config_.vocab_size);
     HELEXA_TRY_STATUS(backend_->gather_rows(gathered, last, rows_t));
-    HELEXA_TRY_STATUS(backend_->rms_norm(normed, gathered, final_norm_,
-                                         static_cast<float>(config_.rms_norm_eps)));
+    HELEXA_TRY_STATUS(project(out, gathered, lm_head_, Tensor{},
+                              LinearFusion{final_norm_, static_cast<float>(config_.rms_norm_eps),
+                                           LinearFusion::Output::kStore},
+                              {normed, {}}));
     HELEXA_TRY_STATUS(emit("final_norm", normed));
-    HELEXA_TRY_STATUS(backend_->linear(out, normed, lm_head_, Tensor{}));
     HELEXA_TRY_STATUS(emit("logits", out));
     if (argmax) {
         HELEXA_BUF(tokens, kArgmax, DType::kI32, 1, R);

@@ -81,6 +81,31 @@ struct AttentionBatch {
     Tensor block_tables;  // i32 [n_seqs, max_blocks_per_seq]
 };
 
+// What a linear does around its product (fused_linear). At decode a projection is a weight
+// stream, and the operations a pre-norm decoder puts around it (the input RMSNorm, the residual
+// add, SwiGLU) cost almost no bandwidth but a kernel launch each when run separately; the model
+// states the whole operation and a device backend fuses what it can.
+struct LinearFusion {
+    // Non-empty: x is first replaced by rms_norm(x) * norm_weight ([1, K], eps).
+    Tensor norm_weight;
+    float eps = 0.0f;
+    enum class Output {
+        kStore,       // out = x w^T (+ bias)
+        kAccumulate,  // out += x w^T (+ bias): the residual add
+        // w holds I gate rows then I up rows (N = 2I); out [T, I] = silu_mul of the product.
+        kSwiGlu,
+    };
+    Output output = Output::kStore;
+};
+
+// Where the unfused composition keeps its intermediates: normed [T, K] (when norm_weight is
+// set) and product [T, N] (when output is not kStore), in the activation dtype. A backend that
+// fuses may leave them untouched, so nothing may read them afterwards.
+struct LinearScratch {
+    Tensor normed;
+    Tensor product;
+};
+
 struct KvCacheShape {
     DType dtype = DType::kF32;  // the backend's activation dtype
     int64_t n_layers = 0;
@@ -164,6 +189,13 @@ public:
     // activation dtype or f32 (logits).
     virtual Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
                           const Tensor& bias) = 0;
+    // linear with the operations around it (LinearFusion). The default is
+    // compose_fused_linear (rms_norm, linear, add, silu_mul through the scratch tensors); a
+    // device backend fuses it where that pays. The two agree up to where f32 results are
+    // rounded: a fused accumulate or SwiGLU may round the product once instead of twice.
+    virtual Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
+                                const Tensor& bias, const LinearFusion& fusion,
+                                const LinearScratch& scratch);
     // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
     // weight [1, head_dim] (Qwen3's q_norm / k_norm).
     virtual Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
@@ -214,6 +246,12 @@ public:
     }
     virtual void drop_graphs() {}
 };
+
+// fused_linear as separate operations of `backend`, materialising the intermediates in scratch
+// (what the default does, and what a caller uses when it wants to read them).
+Status compose_fused_linear(Backend& backend, const Tensor& out, const Tensor& x, const Tensor& w,
+                            const Tensor& bias, const LinearFusion& fusion,
+                            const LinearScratch& scratch);
 
 // Creates the backend named by options.kind. Errors: kCudaUnavailable for "cuda" when no CUDA
 // backend is registered (a build without it), kInvalidRequest for an unknown kind.
