@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <cuda_profiler_api.h>
+
 #include <nlohmann/json.hpp>
 
 #include "helexa/cuda/cuda_backend.h"
@@ -274,11 +276,21 @@ int main(int argc, char** argv) {
         }
         std::vector<double> per_step;
         const auto t0 = Clock::now();
+        // HELEXA_PROFILE_DECODE_STEP=1: the middle step runs between cudaProfilerStart/Stop, so
+        // `ncu --profile-from-start off` sees exactly one decode step (scripts/gpu/decode_breakdown.sh).
+        const bool profile = std::getenv("HELEXA_PROFILE_DECODE_STEP") != nullptr;
         for (int64_t i = 0; i < decode_steps; ++i) {
             const auto ts = Clock::now();
             StepBatch b;
             b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
+            const bool profiled = profile && i == decode_steps / 2;
+            if (profiled) {
+                cudaProfilerStart();
+            }
             argmax_step_or_die(r, b, next);
+            if (profiled) {
+                cudaProfilerStop();
+            }
             s.pos += 1;
             s.tokens.push_back(next[0]);
             per_step.push_back(seconds_since(ts));

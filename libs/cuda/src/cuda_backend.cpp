@@ -334,7 +334,8 @@ public:
         }
         const bool skinny = x.rows <= skinny_max_rows_ && x.cols % 8 == 0 &&
                             x.row_stride % 8 == 0 && aligned16(x.data) && aligned16(w.data) &&
-                            (!fusion.norm_weight || aligned16(fusion.norm_weight.data));
+                            (!fusion.norm_weight || (aligned16(fusion.norm_weight.data) &&
+                                                     kernels::skinny_norm_fits(x.rows, x.cols)));
         if (skinny) {
             kernels::SkinnyFusion f;
             f.norm_weight = fusion.norm_weight ? fusion.norm_weight.data : nullptr;

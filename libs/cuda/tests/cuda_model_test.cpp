@@ -1,11 +1,14 @@
 // Whole models on the CUDA backend: the committed transformers fixtures, a random Qwen3-shaped
 // model against the CPU backend, batched steps against single ones, and the KV pool sized from
 // free device memory.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <set>
+#include <span>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -189,9 +192,24 @@ TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) {
     }
 }
 
+// A batched row and the same sequence stepped alone are two bf16 computations of one f32
+// function (one row takes the fused skinny kernels, many rows the norm kernel + cuBLASLt:
+// different summation orders and rounding points). So "equal" means: no further apart than bf16
+// noise allows, measured in the same run as each one's distance from the CPU backend's f32
+// result (and never looser than 1e-2). A batching bug (a wrong row, another sequence's keys or
+// positions) is orders of magnitude larger than that.
+void expect_same_up_to_bf16(std::span<const float> batched, const std::vector<float>& single,
+                            const std::vector<float>& f32, const std::string& what) {
+    const std::vector<float> b(batched.begin(), batched.end());
+    const double noise = std::max(rel_error(b, f32), rel_error(single, f32));
+    EXPECT_LE(rel_error(b, single), std::max(1e-2, 2.0 * noise))
+        << what << " (bf16 noise vs f32: " << noise << ")";
+}
+
 TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
     auto gpu = load(dir_, "cuda", 256);
-    ASSERT_TRUE(gpu);
+    auto cpu = load(dir_, "cpu", 256);
+    ASSERT_TRUE(gpu && cpu);
     const int64_t V = gpu->vocab_size();
     // Four sequences of awkward lengths, each with its own blocks.
     const std::vector<int64_t> lens = {1, 17, 64, 203};
@@ -213,10 +231,12 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
         StepBatch one;
         one.seqs.push_back({i + 1, toks[i], 0, tables[i], true});
         std::vector<float> single;
+        std::vector<float> f32;
         ASSERT_TRUE(gpu->step(one, single).has_value());
+        ASSERT_TRUE(cpu->step(one, f32).has_value());
         const float* row = batched.data() + i * static_cast<size_t>(V);
-        EXPECT_LE(rel_error({row, row + V}, single), 1e-2) << "sequence " << i;
-        EXPECT_GE(cosine(row, single.data(), V), 0.9999) << "sequence " << i;
+        expect_same_up_to_bf16({row, static_cast<size_t>(V)}, single, f32,
+                               "prefill sequence " + std::to_string(i));
     }
     // Then one decode step for all four together vs alone (the skinny-matmul path).
     StepBatch dec;
@@ -231,9 +251,12 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
         StepBatch one;
         one.seqs.push_back(dec.seqs[i]);
         std::vector<float> single;
+        std::vector<float> f32;
         ASSERT_TRUE(gpu->step(one, single).has_value());
+        ASSERT_TRUE(cpu->step(one, f32).has_value());
         const float* row = dec_batched.data() + i * static_cast<size_t>(V);
-        EXPECT_GE(cosine(row, single.data(), V), 0.9999) << "decode sequence " << i;
+        expect_same_up_to_bf16({row, static_cast<size_t>(V)}, single, f32,
+                               "decode sequence " + std::to_string(i));
     }
 }
 

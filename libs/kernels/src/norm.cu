@@ -17,12 +17,13 @@
 
 #include "helexa/kernels/norm.h"
 #include "launch.cuh"
+#include "rms_norm_order.cuh"
 
 namespace helexa::kernels {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int64_t kWarpMaxCols = 1024;  // segments up to this length get one warp
+constexpr int64_t kWarpMaxCols = kNormWarpMaxCols;  // segments up to this length get one warp
 constexpr int kWarpKernelThreads = 128;  // 4 segments per CTA in the warp kernel
 
 __device__ __forceinline__ float to_f32(float v) { return v; }
@@ -200,10 +201,8 @@ cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
             return launched;
         }
     } else {
-        // Enough threads that each holds about two vectors; a multiple of the warp size.
-        const int64_t vecs = (p.seg_len + VEC - 1) / VEC;
-        int64_t threads = ((vecs + 1) / 2 + kWarp - 1) / kWarp * kWarp;
-        threads = threads < 128 ? 128 : (threads > 1024 ? 1024 : threads);
+        // Enough threads that each holds about two vectors (rms_norm_order.cuh).
+        const int64_t threads = norm_reduce_threads(p.seg_len, VEC);
         const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
         if (const cudaError_t launched = launch_kernel(
                 rms_norm_block_kernel<T, VEC, ADD>, static_cast<unsigned>(blocks),

@@ -33,6 +33,7 @@
 
 #include "helexa/kernels/skinny_matmul.h"
 #include "launch.cuh"
+#include "rms_norm_order.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -69,6 +70,7 @@ struct SkinnyParams {
     const W* bias;       // [N] or null
     const W* norm_weight;  // [K] or null (no fused norm)
     float eps;
+    int norm_threads;      // launch_rms_norm's reduction threads for K (rms_norm_order.cuh)
     int64_t n;
     int64_t groups;      // row groups of R rows (SwiGLU: N/2)
     int64_t k;
@@ -160,12 +162,11 @@ __device__ __forceinline__ void prefetch_tile(const uint4* const (&wrow)[R], int
 }
 
 // One tile of 32 * U packs per lane-row: issue R * U weight loads, then consume them against the
-// T rows of x (normalised on the fly when NORM). CHECK guards packs at or past v_end (only the
-// last, partial tile needs it).
-template <typename W, int T, int R, int U, int kChains, bool CHECK, bool NORM>
+// T rows of x: from global memory, or (SMEM) the CTA's normalised copy in shared memory. CHECK
+// guards packs at or past v_end (only the last, partial tile needs it).
+template <typename W, int T, int R, int U, int kChains, bool CHECK, bool SMEM>
 __device__ __forceinline__ void skinny_tile(const uint4* const (&wrow)[R], const uint4* xbase,
-                                            int64_t x_stride_packs, const uint4* norm_packs,
-                                            const float (&inv_rms)[T], int64_t v, int64_t v_end,
+                                            int64_t x_stride_packs, int64_t v, int64_t v_end,
                                             float (&acc)[R][T][kChains]) {
     uint4 wv[R][U];
 #pragma unroll
@@ -190,21 +191,11 @@ __device__ __forceinline__ void skinny_tile(const uint4* const (&wrow)[R], const
         for (int r = 0; r < R; ++r) {
             unpack8<W>(wv[r][u], wf[r]);
         }
-        float nf[kPackElems];
-        if constexpr (NORM) {
-            unpack8<W>(__ldg(norm_packs + idx), nf);
-        }
 #pragma unroll
         for (int t = 0; t < T; ++t) {
             float xf[kPackElems];
-            unpack8<W>(__ldg(xbase + t * x_stride_packs + idx), xf);
-            if constexpr (NORM) {
-                // As launch_rms_norm stores it: y = to_act(x * inv), out = to_act(w * y).
-#pragma unroll
-                for (int j = 0; j < kPackElems; ++j) {
-                    xf[j] = round_to<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
-                }
-            }
+            const uint4* xp = xbase + t * x_stride_packs + idx;
+            unpack8<W>(SMEM ? *xp : __ldg(xp), xf);
 #pragma unroll
             for (int r = 0; r < R; ++r) {
 #pragma unroll
@@ -256,7 +247,22 @@ __device__ __forceinline__ void store_group(const SkinnyParams<W>& p, int64_t g,
     }
 }
 
-// Grid: one CTA per kWarps / ks row groups. Warp w of a CTA takes row group w / ks and the
+// Row r of a row group g: pointer to its weights (rows past N, in the last group only, re-read
+// row N - 1; their sums are never written).
+template <typename W, Output OUT, int R>
+__device__ __forceinline__ void row_pointers(const SkinnyParams<W>& p, int64_t g,
+                                             const uint4* (&wrow)[R]) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        int64_t row = row_of<OUT, R>(g < p.groups ? g : 0, r, p.n);
+        row = row < p.n ? row : p.n - 1;
+        wrow[r] = reinterpret_cast<const uint4*>(p.w + row * p.k);
+    }
+}
+
+// Persistent grid: each CTA walks "units" of kWarps / ks row groups (unit u, u + gridDim.x, ...),
+// so the per-CTA start (dependency wait, the fused norm's reduction of x) is paid once per CTA
+// rather than once per wave. Warp w of a CTA takes row group w / ks of the unit and the
 // (w % ks)-th slice of K. Every thread reaches the barriers and the dependency wait (no early
 // return).
 template <typename W, typename O, int T, bool NORM, Output OUT>
@@ -271,27 +277,25 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     const int ks = p.ks;
     const int groups_per_cta = kWarps / ks;
-    const int64_t g = static_cast<int64_t>(blockIdx.x) * groups_per_cta + warp / ks;
     const int part = warp % ks;
+    const int64_t units = (p.groups + groups_per_cta - 1) / groups_per_cta;
 
     const int64_t k_packs = p.k / kPackElems;
     // Slices start on 128-byte boundaries so each warp load touches exactly four lines.
     const int64_t chunk = ((k_packs + ks - 1) / ks + 7) / 8 * 8;
     const int64_t v_begin = part * chunk < k_packs ? part * chunk : k_packs;
     const int64_t v_end = v_begin + chunk < k_packs ? v_begin + chunk : k_packs;
-    const bool work = g < p.groups && v_begin < v_end;
-
-    const uint4* wrow[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-        // Rows past N (last group only) re-read row N - 1; their sums are never written.
-        int64_t row = row_of<OUT, R>(g < p.groups ? g : 0, r, p.n);
-        row = row < p.n ? row : p.n - 1;
-        wrow[r] = reinterpret_cast<const uint4*>(p.w + row * p.k);
-    }
     constexpr int64_t kTile = static_cast<int64_t>(kWarp) * U;
-    if (work) {
-        prefetch_tile<R, U>(wrow, v_begin + lane, v_end);
+
+    // This warp's row group in unit u.
+    auto group_of = [&](int64_t u) { return u * groups_per_cta + warp / ks; };
+    const uint4* wrow[R];
+    {
+        const int64_t g = group_of(blockIdx.x);
+        if (g < p.groups && v_begin < v_end) {
+            row_pointers<W, OUT, R>(p, g, wrow);
+            prefetch_tile<R, U>(wrow, v_begin + lane, v_end);
+        }
     }
     // Everything below reads what the previous kernel wrote (x) or writes (out).
     grid_dependency_wait();
@@ -299,138 +303,179 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
 
     const auto* xbase = reinterpret_cast<const uint4*>(p.x);
     const int64_t x_stride_packs = p.x_stride / kPackElems;
-    float inv_rms[T];
+    // NORM: [T][K / 8] packs of normalised x (dynamic shared memory, skinny_norm_fits).
+    extern __shared__ uint4 x_normed[];
     if constexpr (NORM) {
-        __shared__ float red[kWarps][T];
-        float ss[T];
+        // Sum the squares in launch_rms_norm's order (rms_norm_order.cuh): physical warp w plays
+        // the norm's reduction warps w, w + 8, ...; their sums meet in shared memory.
+        constexpr int kMaxNormWarps = 1024 / kWarp;
+        __shared__ float red[kMaxNormWarps][T];
+        const int norm_warps = p.norm_threads / kWarp;
+        for (int vw = warp; vw < norm_warps; vw += kWarps) {
+            float ss[T];
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                ss[t] = 0.0f;
+            }
+            for (int64_t i = vw * kWarp + lane; i < k_packs; i += p.norm_threads) {
+#pragma unroll
+                for (int t = 0; t < T; ++t) {
+                    float xf[kPackElems];
+                    unpack8<W>(__ldg(xbase + t * x_stride_packs + i), xf);
+                    float pack = 0.0f;
+#pragma unroll
+                    for (int j = 0; j < kPackElems; ++j) {
+                        pack = fmaf(xf[j], xf[j], pack);
+                    }
+                    ss[t] += pack;
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+#pragma unroll
+                for (int off = kWarp / 2; off > 0; off >>= 1) {
+                    ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
+                }
+                if (lane == 0) {
+                    red[vw][t] = ss[t];
+                }
+            }
+        }
+        __syncthreads();
+        float inv_rms[T];
 #pragma unroll
         for (int t = 0; t < T; ++t) {
-            ss[t] = 0.0f;
+            float total = 0.0f;
+            for (int q = 0; q < norm_warps; ++q) {
+                total += red[q][t];
+            }
+            inv_rms[t] = rsqrtf(total / static_cast<float>(p.k) + p.eps);
         }
+        // Normalise x once per CTA into shared memory, rounded as launch_rms_norm stores it
+        // (y = to_act(x * inv), out = to_act(w * y)); every warp then reads it from there.
+        // Recomputing it per weight row instead costs ~6 ALU ops per weight element.
+        const auto* norm_packs = reinterpret_cast<const uint4*>(p.norm_weight);
         for (int64_t i = threadIdx.x; i < k_packs; i += kThreads) {
+            float nf[kPackElems];
+            unpack8<W>(__ldg(norm_packs + i), nf);
 #pragma unroll
             for (int t = 0; t < T; ++t) {
                 float xf[kPackElems];
                 unpack8<W>(__ldg(xbase + t * x_stride_packs + i), xf);
+                __align__(16) W y[kPackElems];
 #pragma unroll
                 for (int j = 0; j < kPackElems; ++j) {
-                    ss[t] = fmaf(xf[j], xf[j], ss[t]);
+                    y[j] = to_out<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
                 }
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-#pragma unroll
-            for (int off = kWarp / 2; off > 0; off >>= 1) {
-                ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
-            }
-            if (lane == 0) {
-                red[warp][t] = ss[t];
+                x_normed[t * k_packs + i] = *reinterpret_cast<const uint4*>(y);
             }
         }
         __syncthreads();
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            float total = 0.0f;
-            for (int q = 0; q < kWarps; ++q) {
-                total += red[q][t];  // every thread sums in the same order: identical inv
-            }
-            inv_rms[t] = rsqrtf(total / static_cast<float>(p.k) + p.eps);
-        }
-    } else {
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            inv_rms[t] = 1.0f;
-        }
     }
-    const auto* norm_packs = reinterpret_cast<const uint4*>(p.norm_weight);
+    // The x every tile reads: the normalised shared copy, or x itself.
+    const uint4* xsrc = NORM ? x_normed : xbase;
+    const int64_t xsrc_stride = NORM ? k_packs : x_stride_packs;
 
     constexpr int kChains = chains_for(T);
-    float acc[R][T][kChains];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-#pragma unroll
-            for (int c = 0; c < kChains; ++c) {
-                acc[r][t][c] = 0.0f;
-            }
-        }
-    }
-    if (work) {
-        int64_t base = v_begin;
-        for (; base + kTile <= v_end; base += kTile) {
-            skinny_tile<W, T, R, U, kChains, false, NORM>(wrow, xbase, x_stride_packs, norm_packs,
-                                                          inv_rms, base + lane, v_end, acc);
-        }
-        if (base < v_end) {
-            skinny_tile<W, T, R, U, kChains, true, NORM>(wrow, xbase, x_stride_packs, norm_packs,
-                                                         inv_rms, base + lane, v_end, acc);
-        }
-    }
 
-    // Full xor-butterfly: every lane ends with every sum.
-    float sum[R][T];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            sum[r][t] = acc[r][t][0];
-#pragma unroll
-            for (int c = 1; c < kChains; ++c) {
-                sum[r][t] += acc[r][t][c];
-            }
-#pragma unroll
-            for (int off = kWarp / 2; off > 0; off >>= 1) {
-                sum[r][t] += __shfl_xor_sync(0xffffffffu, sum[r][t], off);
-            }
-        }
-    }
-
-    if (ks == 1) {
-        // Lane t stores x row t's outputs of this warp's row group.
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            if (lane == t && g < p.groups) {
-                float sums[R];
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    sums[r] = sum[r][t];
-                }
-                store_group<W, O, R, OUT>(p, g, t, sums);
-            }
-        }
-        return;
-    }
-
-    if (lane == 0) {
+    for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        const int64_t g = group_of(u);
+        const bool work = g < p.groups && v_begin < v_end;
+        float acc[R][T][kChains];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
 #pragma unroll
             for (int t = 0; t < T; ++t) {
-                partial[warp][r * T + t] = sum[r][t];
+#pragma unroll
+                for (int c = 0; c < kChains; ++c) {
+                    acc[r][t][c] = 0.0f;
+                }
             }
         }
-    }
-    __syncthreads();
-    const int outputs = groups_per_cta * T;
-    for (int i = static_cast<int>(threadIdx.x); i < outputs; i += kThreads) {
-        const int gl = i / T;
-        const int t = i - gl * T;
-        const int64_t gg = static_cast<int64_t>(blockIdx.x) * groups_per_cta + gl;
-        if (gg >= p.groups) {
-            continue;
+        if (work) {
+            row_pointers<W, OUT, R>(p, g, wrow);
+            // The next unit's first tile heads for L2 while this one is read and reduced.
+            const int64_t g_next = group_of(u + gridDim.x);
+            if (g_next < p.groups) {
+                const uint4* next[R];
+                row_pointers<W, OUT, R>(p, g_next, next);
+                prefetch_tile<R, U>(next, v_begin + lane, v_end);
+            }
+            int64_t base = v_begin;
+            for (; base + kTile <= v_end; base += kTile) {
+                skinny_tile<W, T, R, U, kChains, false, NORM>(wrow, xsrc, xsrc_stride,
+                                                              base + lane, v_end, acc);
+            }
+            if (base < v_end) {
+                skinny_tile<W, T, R, U, kChains, true, NORM>(wrow, xsrc, xsrc_stride,
+                                                             base + lane, v_end, acc);
+            }
         }
-        float sums[R];
+
+        // Full xor-butterfly: every lane ends with every sum.
+        float sum[R][T];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            float total = 0.0f;
-            for (int q = 0; q < ks; ++q) {
-                total += partial[gl * ks + q][r * T + t];
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                sum[r][t] = acc[r][t][0];
+#pragma unroll
+                for (int c = 1; c < kChains; ++c) {
+                    sum[r][t] += acc[r][t][c];
+                }
+#pragma unroll
+                for (int off = kWarp / 2; off > 0; off >>= 1) {
+                    sum[r][t] += __shfl_xor_sync(0xffffffffu, sum[r][t], off);
+                }
             }
-            sums[r] = total;
         }
-        store_group<W, O, R, OUT>(p, gg, t, sums);
+
+        if (ks == 1) {
+            // Lane t stores x row t's outputs of this warp's row group.
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                if (lane == t && g < p.groups) {
+                    float sums[R];
+#pragma unroll
+                    for (int r = 0; r < R; ++r) {
+                        sums[r] = sum[r][t];
+                    }
+                    store_group<W, O, R, OUT>(p, g, t, sums);
+                }
+            }
+            continue;
+        }
+
+        if (lane == 0) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+#pragma unroll
+                for (int t = 0; t < T; ++t) {
+                    partial[warp][r * T + t] = sum[r][t];
+                }
+            }
+        }
+        __syncthreads();
+        const int outputs = groups_per_cta * T;
+        for (int i = static_cast<int>(threadIdx.x); i < outputs; i += kThreads) {
+            const int gl = i / T;
+            const int t = i - gl * T;
+            const int64_t gg = u * groups_per_cta + gl;
+            if (gg >= p.groups) {
+                continue;
+            }
+            float sums[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float total = 0.0f;
+                for (int q = 0; q < ks; ++q) {
+                    total += partial[gl * ks + q][r * T + t];
+                }
+                sums[r] = total;
+            }
+            store_group<W, O, R, OUT>(p, gg, t, sums);
+        }
+        __syncthreads();  // partial is rewritten by the next unit
     }
 }
 
@@ -451,10 +496,10 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     constexpr int U = unroll_for(R);
     SkinnyParams<W> p = base;
     p.groups = OUT == Output::kSwiGlu ? p.n / 2 : (p.n + R - 1) / R;
-    // Aim for ~64 warp work units per SM: 16-24 warps are resident per SM, so this is 3-4 waves
-    // of small units that the block scheduler balances (one big wave of long warps would leave
-    // SMs idle in its tail). Split K while N alone falls short, as long as each warp keeps at
-    // least one full tile (32 * U packs) of K.
+    // Aim for ~64 warp work units per SM: 16-24 warps are resident per SM, so each walks 3-4
+    // small units and the tail stays short (a few long units per warp would leave SMs idle at
+    // the end). Split K while N alone falls short, as long as each warp keeps at least one full
+    // tile (32 * U packs) of K.
     constexpr int64_t kUnitsPerSm = 64;
     const int64_t target_warps = static_cast<int64_t>(sm_count()) * kUnitsPerSm;
     const int64_t k_packs = p.k / kPackElems;
@@ -464,12 +509,23 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     }
     p.ks = ks;
     const int64_t groups_per_cta = kWarps / ks;
-    const int64_t blocks = (p.groups + groups_per_cta - 1) / groups_per_cta;
-    if (blocks > 0x7fffffffLL) {
-        return cudaErrorInvalidValue;
-    }
+    const int64_t units = (p.groups + groups_per_cta - 1) / groups_per_cta;
+    // One resident wave of CTAs walks every unit (the kernel's loop). Occupancy is asked per
+    // kernel instantiation with the most shared memory a fused norm may take, once.
+    const size_t smem = NORM ? static_cast<size_t>(T * p.k) * 2 : 0;
+    static const int64_t resident = [] {
+        int per_sm = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &per_sm, skinny_matmul_kernel<W, O, T, NORM, OUT>, kThreads,
+                NORM ? kSkinnyNormSmemBytes : 0) != cudaSuccess ||
+            per_sm <= 0) {
+            per_sm = min_ctas_per_sm(T);
+        }
+        return static_cast<int64_t>(per_sm) * sm_count();
+    }();
+    const int64_t blocks = units < resident ? units : resident;
     return launch_kernel(skinny_matmul_kernel<W, O, T, NORM, OUT>,
-                         dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p);
+                         dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, stream, p);
 }
 
 template <typename W, int T, bool NORM>
@@ -510,6 +566,7 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
                             static_cast<const W*>(bias),
                             static_cast<const W*>(f.norm_weight),
                             f.eps,
+                            static_cast<int>(norm_reduce_threads(k, kPackElems)),
                             n,
                             0,
                             k,
@@ -554,7 +611,8 @@ cudaError_t launch_skinny_matmul(void* out, int64_t out_stride, ElemType out_typ
     const int64_t out_cols = fusion.output == Output::kSwiGlu ? N / 2 : N;
     if (out == nullptr || x == nullptr || w == nullptr || !aligned16(x) || !aligned16(w) ||
         (T > 1 && out_stride < out_cols) ||
-        (fusion.norm_weight != nullptr && !aligned16(fusion.norm_weight))) {
+        (fusion.norm_weight != nullptr &&
+         (!aligned16(fusion.norm_weight) || !skinny_norm_fits(T, K)))) {
         return cudaErrorInvalidValue;
     }
     if (type == ElemType::kBF16) {

@@ -21,6 +21,11 @@ namespace helexa::kernels {
 
 inline constexpr int64_t kSkinnyMaxRows = 4;
 
+// A fused norm keeps the T normalised rows of x in shared memory (2 bytes an element), within
+// the 48 KiB a kernel may take without opting in (less the kernel's own ~1 KiB).
+inline constexpr int kSkinnyNormSmemBytes = 46 * 1024;
+inline bool skinny_norm_fits(int64_t T, int64_t K) { return T * K * 2 <= kSkinnyNormSmemBytes; }
+
 struct SkinnyFusion {
     // Non-null: each row of x is first replaced by rms_norm(x) * norm_weight ([K], eps), rounded
     // to the element type exactly as launch_rms_norm stores it.
@@ -40,7 +45,8 @@ struct SkinnyFusion {
 // x: [T, K] (row stride x_stride), w: [N, K] contiguous, bias: [N] or null, all of `type`
 // (bf16 or f16); out: [T, N] (or [T, N/2] for kSwiGlu; row stride out_stride) of out_type
 // (type or f32). Requires 1 <= T <= kSkinnyMaxRows, K % 8 == 0, x_stride % 8 == 0, 16-byte
-// aligned x and w, even N for kSwiGlu. out must not alias x.
+// aligned x and w, even N for kSwiGlu, skinny_norm_fits(T, K) for a fused norm. out must not
+// alias x.
 cudaError_t launch_skinny_matmul(void* out, int64_t out_stride, ElemType out_type, const void* x,
                                  int64_t x_stride, const void* w, const void* bias, int64_t T,
                                  int64_t N, int64_t K, ElemType type, const SkinnyFusion& fusion,
