@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/norm.h"
+#include "elem_access.cuh"
 #include "launch.cuh"
 #include "rms_norm_order.cuh"
 
@@ -25,37 +26,6 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int64_t kWarpMaxCols = kNormWarpMaxCols;  // segments up to this length get one warp
 constexpr int kWarpKernelThreads = 128;  // 4 segments per CTA in the warp kernel
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
-
-// Rounds an f32 value to T and back: the value a tensor of dtype T would hold.
-template <typename T>
-__device__ __forceinline__ float round_to(float v) {
-    return to_f32(from_f32<T>(v));
-}
-
-// VEC elements moved as one access (16 bytes when VEC * sizeof(T) == 16).
-template <typename T, int VEC>
-struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
 
 // Everything a norm kernel needs, passed by value. For the plain norm residual is null and the
 // source is x; for the fused add the source is residual + x (rounded), written back to residual.

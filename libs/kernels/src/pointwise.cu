@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/pointwise.h"
+#include "elem_access.cuh"
 #include "launch.cuh"
 
 namespace helexa::kernels {
@@ -20,45 +21,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxGridX = 1024;  // column blocks; each thread loops beyond that
 constexpr int64_t kMaxGridY = 65535;
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
-
-template <typename T>
-__device__ __forceinline__ float round_to(float v) {
-    return to_f32(from_f32<T>(v));
-}
-
-template <typename T, int VEC>
-struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
-
-template <typename T, int VEC>
-__device__ __forceinline__ Pack<T, VEC> load_pack(const T* p) {
-    return *reinterpret_cast<const Pack<T, VEC>*>(p);
-}
-
-template <typename T, int VEC>
-__device__ __forceinline__ void store_pack(T* p, const Pack<T, VEC>& v) {
-    *reinterpret_cast<Pack<T, VEC>*>(p) = v;
-}
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 

@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/qkv_epilogue.h"
+#include "elem_access.cuh"
 #include "launch.cuh"
 
 namespace helexa::kernels {
@@ -42,60 +43,6 @@ constexpr int kMaxHeadDim = 256;
 // is a full warp.
 constexpr int kMaxElems = 8;
 constexpr int64_t kMaxGridY = 65535;
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f32(float v);
-template <>
-__device__ __forceinline__ float from_f32<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half from_f32<__half>(float v) {
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
-
-template <typename T>
-__device__ __forceinline__ float round_to(float v) {
-    return to_f32(from_f32<T>(v));
-}
-
-template <typename T, int VEC>
-struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
-
-// Pack moves as raw 16-byte accesses where the pack is 16 bytes: element-wise packs of 16-bit
-// values are otherwise split into narrow shared-memory accesses.
-template <typename T, int VEC>
-__device__ __forceinline__ Pack<T, VEC> load_pack(const T* src) {
-    if constexpr (sizeof(Pack<T, VEC>) == 16) {
-        const uint4 u = *reinterpret_cast<const uint4*>(src);
-        Pack<T, VEC> v;
-        memcpy(&v, &u, 16);
-        return v;
-    } else {
-        return *reinterpret_cast<const Pack<T, VEC>*>(src);
-    }
-}
-
-template <typename T, int VEC>
-__device__ __forceinline__ void store_pack(T* dst, const Pack<T, VEC>& v) {
-    if constexpr (sizeof(Pack<T, VEC>) == 16) {
-        uint4 u;
-        memcpy(&u, &v, 16);
-        *reinterpret_cast<uint4*>(dst) = u;
-    } else {
-        *reinterpret_cast<Pack<T, VEC>*>(dst) = v;
-    }
-}
 
 // A 16-byte pack store to shared memory, in PTX: the compiler splits a pack rebuilt from 16-bit
 // values into narrow shared stores (four to eight instructions instead of one).

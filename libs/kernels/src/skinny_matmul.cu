@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "helexa/kernels/skinny_matmul.h"
+#include "elem_access.cuh"
 #include "launch.cuh"
 #include "rms_norm_order.cuh"
 
@@ -118,30 +119,6 @@ __device__ __forceinline__ void unpack8(const uint4& p, float (&f)[kPackElems]) 
     f[5] = c.y;
     f[6] = d.x;
     f[7] = d.y;
-}
-
-template <typename O>
-__device__ __forceinline__ O to_out(float v);
-template <>
-__device__ __forceinline__ float to_out<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half to_out<__half>(float v) {
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
-
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-// The value a tensor of W would hold.
-template <typename W>
-__device__ __forceinline__ float round_to(float v) {
-    return to_f32(to_out<W>(v));
 }
 
 // Asks L2 for the weights of one tile without waiting for them (no registers held): issued
@@ -231,7 +208,7 @@ __device__ __forceinline__ void store_group(const SkinnyParams<W>& p, int64_t g,
         const float gate = round_to<W>(sums[0] + bias_at(p, g));
         const float up = round_to<W>(sums[1] + bias_at(p, g + p.n / 2));
         const float s = round_to<W>(gate / (1.0f + expf(-gate)));
-        out[g] = to_out<O>(s * up);
+        out[g] = from_f32<O>(s * up);
     } else {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -241,7 +218,7 @@ __device__ __forceinline__ void store_group(const SkinnyParams<W>& p, int64_t g,
                 if constexpr (OUT == Output::kAccumulate) {
                     v += to_f32(out[row]);
                 }
-                out[row] = to_out<O>(v);
+                out[row] = from_f32<O>(v);
             }
         }
     }
@@ -365,7 +342,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
                 __align__(16) W y[kPackElems];
 #pragma unroll
                 for (int j = 0; j < kPackElems; ++j) {
-                    y[j] = to_out<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
+                    y[j] = from_f32<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
                 }
                 x_normed[t * k_packs + i] = *reinterpret_cast<const uint4*>(y);
             }
