@@ -74,12 +74,18 @@ cudaDataType_t cuda_type(DType t) {
 // K and V pools of every layer in one allocation, paged_kv.h layout per layer.
 class CudaKvCache final : public KvCache {
 public:
-    CudaKvCache(const KvCacheShape& shape, void* base, int64_t bytes)
-        : shape_(shape), base_(base), bytes_(bytes) {
+    CudaKvCache(const KvCacheShape& shape, void* base, int64_t bytes,
+                std::shared_ptr<DeviceWorker> worker)
+        : shape_(shape), base_(base), bytes_(bytes), worker_(std::move(worker)),
+          generation_(worker_->generation()) {
         layout_ = kernels::PagedKvLayout{shape.n_blocks, shape.n_kv_heads, shape.block_size,
                                          shape.head_dim};
     }
-    ~CudaKvCache() override { cudaFree(base_); }
+    ~CudaKvCache() override {
+        if (worker_->generation() == generation_) {  // else the reset freed it (and may reuse it)
+            cudaFree(base_);
+        }
+    }
     const KvCacheShape& shape() const override { return shape_; }
     int64_t bytes() const override { return bytes_; }
     const kernels::PagedKvLayout& layout() const { return layout_; }
@@ -95,6 +101,8 @@ private:
     kernels::PagedKvLayout layout_;
     void* base_;
     int64_t bytes_;
+    std::shared_ptr<DeviceWorker> worker_;
+    uint64_t generation_;
 };
 
 #define HELEXA_CUDA_REQUIRE(cond, op, what)                                                 \
@@ -130,6 +138,15 @@ public:
     }
 
     ~CudaBackend() override {
+        worker_->detach();
+        if (stale()) {
+            // The device was reset since: everything here is gone, and a stale pointer or handle
+            // may name the new generation's objects. (After a fault but before the reset the
+            // teardown below runs: its calls fail, but they drop this backend's references to
+            // the context, which the reset needs.)
+            (void)matmul_.release();
+            return;
+        }
         if (stream_) {
             cudaStreamSynchronize(stream_);
         }
@@ -179,7 +196,9 @@ public:
             return;
         }
         allocated_bytes_ -= it->second;
-        cudaFree(it->first);
+        if (!stale()) {
+            cudaFree(it->first);
+        }
         allocations_.erase(it);
     }
 
@@ -257,7 +276,7 @@ public:
         void* base = nullptr;
         HELEXA_TRY_STATUS(check(cudaMalloc(&base, static_cast<size_t>(bytes)),
                                 "KV pool of " + std::to_string(bytes >> 20) + " MiB"));
-        return std::unique_ptr<KvCache>(std::make_unique<CudaKvCache>(shape, base, bytes));
+        return std::unique_ptr<KvCache>(std::make_unique<CudaKvCache>(shape, base, bytes, worker_));
     }
 
     int64_t allocated_bytes() const override { return allocated_bytes_; }
@@ -559,7 +578,7 @@ public:
 
     void drop_graphs() override {
         for (auto g : graphs_) {
-            if (g) {
+            if (g && !stale()) {
                 cudaGraphExecDestroy(g);
             }
         }
@@ -568,7 +587,10 @@ public:
 
 private:
     CudaBackend(const engine::BackendOptions& options, std::shared_ptr<DeviceWorker> worker)
-        : act_(options.activation_dtype), worker_(std::move(worker)) {
+        : act_(options.activation_dtype),
+          worker_(std::move(worker)),
+          generation_(worker_->generation()) {
+        worker_->attach();
         // HELEXA_CUDA_SKINNY_MAX_ROWS=0 sends every linear to cuBLASLt (what the linear
         // benchmark compares against); values above kSkinnyMaxRows are clamped.
         // NOTE: measured on an H200 (docs/perf/cuda-engine.md): the skinny matmul matches or
@@ -582,10 +604,21 @@ private:
         return a.dtype == act_ && b.dtype == act_ && c.dtype == act_;
     }
 
-    // A poisoned context fails every later call at once, with the same error.
+    // Whether the device was reset (after a fault) since this backend was made.
+    bool stale() const { return worker_->generation() != generation_; }
+
+    // A poisoned context fails every later call at once, with the same error; so does a device
+    // another backend on it faulted (the context is shared) or one reset since.
     Status healthy() const {
         if (poisoned_) {
             return fail(ErrorCode::kModelRecovering, "device fault earlier: " + poison_reason_);
+        }
+        if (stale()) {
+            return fail(ErrorCode::kModelRecovering,
+                        "the device was reset after a fault; the model must be reloaded");
+        }
+        if (worker_->faulted()) {
+            return fail(ErrorCode::kModelRecovering, "another model on this device hit a fault");
         }
         return ok();
     }
@@ -597,6 +630,7 @@ private:
         if (is_sticky_error(err)) {
             poisoned_ = true;
             poison_reason_ = what + ": " + cudaGetErrorName(err);
+            worker_->mark_faulted();
         }
         // Clear a non-sticky error so it is not reported again by the next launch.
         (void)cudaGetLastError();
@@ -607,12 +641,18 @@ private:
         if (st) {
             return healthy();
         }
+        if (st.error().code() == ErrorCode::kModelRecovering) {  // a sticky error underneath
+            poisoned_ = true;
+            poison_reason_ = st.error().full_message();
+            worker_->mark_faulted();
+        }
         return st;
     }
 
     DType act_;
     int64_t skinny_max_rows_ = 2;
     std::shared_ptr<DeviceWorker> worker_;
+    uint64_t generation_;
     cudaStream_t stream_ = nullptr;
     void* cublas_workspace_ = nullptr;
     std::unique_ptr<CublasLtMatmul> matmul_;
@@ -640,7 +680,21 @@ Result<std::unique_ptr<engine::Backend>> make_cuda_backend(const engine::Backend
     }
     auto worker = DeviceWorker::for_device(options.device);
     Result<std::unique_ptr<CudaBackend>> made = fail(ErrorCode::kInternal, "not run");
-    worker->run([&] { made = CudaBackend::create(options, worker); });
+    worker->run([&] {
+        // A fault left the device's context unusable: reset it before anything new lives there.
+        if (const cudaError_t err = worker->reset_if_faulted(); err != cudaSuccess) {
+            const std::string why =
+                err == cudaErrorDevicesUnavailable
+                    ? std::to_string(worker->live()) +
+                          " model(s) loaded before the fault must unload first"
+                    : std::string(cudaGetErrorName(err));
+            made = fail(ErrorCode::kCudaUnavailable, "CUDA device " +
+                                                         std::to_string(options.device) +
+                                                         " faulted and cannot be reset yet: " + why);
+            return;
+        }
+        made = CudaBackend::create(options, worker);
+    });
     if (!made) {
         return tl::unexpected(std::move(made).error());
     }

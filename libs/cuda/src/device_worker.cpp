@@ -55,6 +55,32 @@ void DeviceWorker::run(const std::function<void()>& fn) {
     done_cv.wait(done_lock, [&] { return done; });
 }
 
+cudaError_t DeviceWorker::reset_if_faulted() {
+    if (!faulted_.load()) {
+        return cudaSuccess;
+    }
+    if (live_.load() > 0) {
+        return cudaErrorDevicesUnavailable;
+    }
+    // Destroys the context and every allocation, stream, graph and handle made in it. Its own
+    // return value may repeat the fault that got us here, so success is judged by whether a new
+    // context comes up and answers.
+    (void)cudaDeviceReset();
+    (void)cudaGetLastError();
+    generation_.fetch_add(1);
+    cudaError_t err = cudaSetDevice(ordinal_);
+    if (err == cudaSuccess) {
+        err = cudaFree(nullptr);  // creates the new context
+    }
+    if (err == cudaSuccess) {
+        err = cudaDeviceSynchronize();
+    }
+    if (err == cudaSuccess) {
+        faulted_.store(false);
+    }
+    return err;
+}
+
 void DeviceWorker::loop() {
     // The device is current on this thread for its whole life; the result is checked by the
     // first task that uses the device (backend creation reports an unusable ordinal).

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cuda_test_support.h"
+#include "helexa/cuda/fault_injection.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/random_model.h"
 
@@ -258,6 +259,63 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
         expect_same_up_to_bf16({row, static_cast<size_t>(V)}, single, f32,
                                "decode sequence " + std::to_string(i));
     }
+}
+
+// A real device fault (an illegal-address kernel: a sticky error, as a kernel bug or an ECC
+// fault leaves it): every model on the device fails cleanly with kModelRecovering; once they have
+// all unloaded, loading resets the device and works.
+// Its own suite: a device that fails to come back would fail every later test of the process,
+// so scripts/gpu/cuda_run.sh runs it after the rest.
+class CudaDeviceFault : public CudaRandomModel {};
+
+TEST_F(CudaDeviceFault, RealFaultResetsTheDeviceOnceItsModelsUnload) {
+    auto cpu = load(dir_, "cpu");
+    auto a = load(dir_, "cuda");
+    auto b = load(dir_, "cuda");
+    ASSERT_TRUE(cpu && a && b);
+    const int64_t V = a->vocab_size();
+    const auto tokens = prompt(40, 9);
+    std::vector<int32_t> table(16);
+    std::iota(table.begin(), table.end(), 0);
+    auto step = [&](CausalLmRunner& r, std::vector<float>& logits) {
+        StepBatch batch;
+        batch.seqs.push_back({1, tokens, 0, table, true});
+        return r.step(batch, logits);
+    };
+    std::vector<float> want;
+    std::vector<float> got;
+    ASSERT_TRUE(step(*cpu, want).has_value());
+    ASSERT_TRUE(step(*a, got).has_value());
+    ASSERT_TRUE(step(*b, got).has_value());
+
+    const Status fault = inject_device_fault(0);
+    ASSERT_FALSE(fault.has_value());
+    EXPECT_EQ(fault.error().code(), ErrorCode::kModelRecovering) << fault.error().full_message();
+    for (auto* r : {a.get(), b.get()}) {
+        auto st = step(*r, got);
+        ASSERT_FALSE(st.has_value());
+        EXPECT_EQ(st.error().code(), ErrorCode::kModelRecovering) << st.error().full_message();
+    }
+
+    // The node unloads a poisoned model, then loads it again. The device can be reset only once
+    // every model of the faulted context is gone (each holds references to it).
+    a.reset();
+    ModelRunnerOptions opt;
+    opt.backend.kind = "cuda";
+    opt.block_size = 16;
+    opt.n_blocks = 64;
+    auto early = engine::load_model_runner(dir_, opt);
+    ASSERT_FALSE(early.has_value());
+    EXPECT_EQ(early.error().code(), ErrorCode::kCudaUnavailable);
+    EXPECT_NE(early.error().full_message().find("must unload first"), std::string::npos)
+        << early.error().full_message();
+    b.reset();
+    auto a2 = load(dir_, "cuda");
+    ASSERT_TRUE(a2);
+    ASSERT_TRUE(step(*a2, got).has_value());
+    EXPECT_GE(cosine(got.data(), want.data(), V), 0.999);
+    ASSERT_TRUE(step(*a2, got).has_value());
+    EXPECT_GE(cosine(got.data(), want.data(), V), 0.999);
 }
 
 TEST_F(CudaRandomModel, KvPoolSizedFromFreeMemory) {
