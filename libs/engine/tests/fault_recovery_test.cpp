@@ -4,7 +4,10 @@
 // reloaded behind the same handle; a failed reload leaves it unloaded; other step errors fail
 // only their requests; NEURON_DEBUG_POISON injects one such fault; NEURON_MIN_FREE_VRAM_MB gates
 // request start on the device's free memory.
+#include <chrono>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 
@@ -302,6 +305,63 @@ TEST_F(FaultRecoveryTest, UnloadDuringRecoveryWins) {
     unloader.join();
     EXPECT_EQ(model->health(), ModelHealth::kUnloaded);
     EXPECT_EQ(engine.unload(kModelId).error().code(), ErrorCode::kModelNotFound);
+}
+
+// A device fault kills the device's context for every model on it (and a CUDA device can be
+// reset only once all of them have let go): the models sharing a device with the faulted one
+// are stopped and reloaded with it; a model on another device is left alone.
+TEST_F(FaultRecoveryTest, ModelsSharingTheFaultedDeviceReloadWithIt) {
+    std::mutex mu;
+    std::map<std::string, int> loads;
+    auto faulty = testing::faulty_runner_decorator(plan_);  // faults the first model only
+    auto o = options();
+    o.runner_decorator = [&](const LoadSpec& s, std::unique_ptr<CausalLmRunner> runner)
+        -> Result<std::unique_ptr<CausalLmRunner>> {
+        {
+            std::lock_guard lock(mu);
+            ++loads[s.model_id];
+        }
+        if (s.model_id == kModelId) {
+            return faulty(s, std::move(runner));
+        }
+        return runner;
+    };
+    plan_->fail_at_step = 1;
+    LocalEngine engine(o);
+    LoadSpec a = spec();
+    a.devices = {0};
+    LoadSpec b = spec();
+    b.model_id = "helexa/fault-sibling";
+    b.devices = {0, 1};
+    LoadSpec c = spec();
+    c.model_id = "helexa/fault-elsewhere";
+    c.devices = {2};
+    auto ma = *engine.load(a);
+    auto mb = *engine.load(b);
+    auto mc = *engine.load(c);
+
+    FaultCollector faulted;
+    ASSERT_TRUE(ma->submit(request(4), faulted.sink()).has_value());
+    ASSERT_TRUE(faulted.wait());
+    expect_recovering(faulted.last());
+    // The sibling is reloaded after the faulted model, in the same recovery.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto sibling_loads = [&] {
+        std::lock_guard lock(mu);
+        return loads["helexa/fault-sibling"];
+    };
+    while (sibling_loads() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(wait_health(*ma, ModelHealth::kLoaded));
+    ASSERT_TRUE(wait_health(*mb, ModelHealth::kLoaded));
+    expect_serves(*ma);
+    expect_serves(*mb);
+    expect_serves(*mc);
+    std::lock_guard lock(mu);
+    EXPECT_EQ(loads[kModelId], 2);
+    EXPECT_EQ(loads["helexa/fault-sibling"], 2);  // shares device 0: reloaded with it
+    EXPECT_EQ(loads["helexa/fault-elsewhere"], 1);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "helexa/engine/local_engine.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -210,24 +211,60 @@ void LocalEngine::recover(const std::shared_ptr<detail::RecoverableModel>& handl
         return;  // unloaded while the recovery was queued
     }
     kLog->warn("model poisoned, reloading: model_id={} fault=\"{}\"", spec.model_id, fault);
-    const auto started = std::chrono::steady_clock::now();
+    // A device fault takes the device's context down for every model on it, and the device can
+    // be reset only once all of them have let go of it: stop them all first. Models that were
+    // still serving are reloaded here; ones already recovering reload in their own turn.
+    std::vector<std::shared_ptr<detail::RecoverableModel>> siblings;
+    for (auto& [id, other] : models_) {
+        if (other == handle || !share_device(other->spec(), spec)) {
+            continue;
+        }
+        if (other->mark_faulted(Error(ErrorCode::kModelRecovering,
+                                      "device fault of " + spec.model_id + " on a shared device"))) {
+            siblings.push_back(other);
+        }
+        if (auto old = other->take()) {
+            old->shutdown();
+        }
+    }
     if (auto old = handle->take()) {
         // Stops the poisoned scheduler and frees the runner (weights, KV pool) before the reload
         // allocates again.
         old->shutdown();
     }
-    auto rebuilt = build(spec, handle);
-    if (!rebuilt) {
-        models_.erase(it);
-        handle->close();
-        kLog->warn("model reload failed, model unloaded: model_id={} fault=\"{}\" error=\"{}\"",
-                   spec.model_id, fault, rebuilt.error().full_message());
-        return;
+    siblings.insert(siblings.begin(), handle);
+    for (const auto& model : siblings) {
+        const LoadSpec& s = model->spec();
+        const auto started = std::chrono::steady_clock::now();
+        auto rebuilt = build(s, model);
+        if (!rebuilt) {
+            models_.erase(s.model_id);
+            model->close();
+            kLog->warn("model reload failed, model unloaded: model_id={} fault=\"{}\" error=\"{}\"",
+                       s.model_id, fault, rebuilt.error().full_message());
+            continue;
+        }
+        model->install(std::move(*rebuilt));
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        kLog->info("model recovered: model_id={} reload_secs={:.2f}", s.model_id, secs);
     }
-    handle->install(std::move(*rebuilt));
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    kLog->info("model recovered: model_id={} reload_secs={:.2f}", spec.model_id, secs);
+}
+
+bool LocalEngine::share_device(const LoadSpec& a, const LoadSpec& b) const {
+    // No devices listed: the backend's default device, unless the backend has no device state.
+    auto devices = [this](const LoadSpec& s) {
+        if (!s.devices.empty()) {
+            return s.devices;
+        }
+        return options_.runner.backend.kind == "cpu" ? std::vector<int>{}
+                                                     : std::vector<int>{options_.runner.backend.device};
+    };
+    const auto da = devices(a);
+    const auto db = devices(b);
+    return std::any_of(da.begin(), da.end(), [&](int d) {
+        return std::find(db.begin(), db.end(), d) != db.end();
+    });
 }
 
 Status LocalEngine::unload(const std::string& model_id) {

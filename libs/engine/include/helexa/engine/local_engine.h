@@ -61,8 +61,12 @@ private:
     // Caller holds mutex_.
     Result<std::shared_ptr<RuntimeModel>> build(const LoadSpec& spec,
                                                 std::weak_ptr<detail::RecoverableModel> handle);
-    // On the recovery thread: unload the poisoned model, reload it into the same handle.
+    // On the recovery thread: unload the poisoned model and every model sharing a device with it
+    // (a device fault kills the device's context for all of them), reload each into its handle.
     void recover(const std::shared_ptr<detail::RecoverableModel>& handle);
+    // Whether two models' devices overlap (LoadSpec::devices; none listed: the backend's default
+    // device, or no device at all on the CPU backend).
+    bool share_device(const LoadSpec& a, const LoadSpec& b) const;
 
     LocalEngineOptions options_;
     std::shared_ptr<std::atomic<bool>> debug_poison_armed_;  // NEURON_DEBUG_POISON latch
