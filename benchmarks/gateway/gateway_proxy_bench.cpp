@@ -178,7 +178,7 @@ int run_upstream(const Options& opt) {
                 });
     helexa::net::ServerOptions so;
     so.server_name = "bench-upstream";
-    helexa::net::Server server(io.context(), so, std::move(router));
+    helexa::net::Server server(io, so, std::move(router));
     if (auto st = server.start(); !st) {
         std::fprintf(stderr, "upstream: %s\n", st.error().message().c_str());
         return 1;

@@ -113,6 +113,176 @@ Status check_context(const nlohmann::json& body, const std::optional<ModelLimit>
     return ok();
 }
 
+namespace {
+
+// Records the top-level fields RequestSummary names; everything else is only validated.
+class SummarySax final : public nlohmann::json_sax<nlohmann::json> {
+public:
+    explicit SummarySax(RequestSummary& out) : out_(out) {}
+
+    bool null() override { return scalar(Kind::kNull); }
+    bool boolean(bool value) override {
+        bool_value_ = value;
+        return scalar(Kind::kBool);
+    }
+    bool number_integer(number_integer_t value) override {
+        int_value_ = value;
+        return scalar(Kind::kInt);
+    }
+    bool number_unsigned(number_unsigned_t value) override {
+        // As json::get<int64_t>: values past INT64_MAX wrap to negative, i.e. "not positive".
+        int_value_ = static_cast<int64_t>(value);
+        return scalar(Kind::kInt);
+    }
+    bool number_float(number_float_t, const string_t&) override { return scalar(Kind::kOther); }
+    bool string(string_t& value) override {
+        if (depth_ == 1 && key_ == Key::kModel) {
+            out_.model = std::move(value);
+            out_.has_model = true;
+            key_ = Key::kNone;
+            return true;
+        }
+        return scalar(Kind::kOther);
+    }
+    bool binary(binary_t&) override { return scalar(Kind::kOther); }
+    bool start_object(std::size_t) override {
+        if (depth_ == 0) {
+            out_.is_object = true;
+        } else {
+            (void)scalar(Kind::kOther);
+        }
+        ++depth_;
+        return true;
+    }
+    bool end_object() override {
+        --depth_;
+        return true;
+    }
+    bool start_array(std::size_t) override {
+        (void)scalar(Kind::kOther);
+        ++depth_;
+        return true;
+    }
+    bool end_array() override {
+        --depth_;
+        return true;
+    }
+    bool key(string_t& name) override {
+        if (depth_ != 1) {
+            return true;
+        }
+        key_ = Key::kNone;
+        if (name == "model") {
+            key_ = Key::kModel;
+        } else if (name == "stream") {
+            key_ = Key::kStream;
+        } else if (name == "tools") {
+            out_.has_tools = true;
+        } else if (name == "max_completion_tokens") {
+            key_ = Key::kMaxCompletion;
+        } else if (name == "max_tokens") {
+            key_ = Key::kMaxTokens;
+        } else if (name == "max_output_tokens") {
+            key_ = Key::kMaxOutput;
+        }
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&,
+                     const nlohmann::detail::exception& error) override {
+        error_ = error.what();
+        return false;
+    }
+
+    const std::optional<std::string>& error() const { return error_; }
+
+private:
+    enum class Key { kNone, kModel, kStream, kMaxCompletion, kMaxTokens, kMaxOutput };
+    enum class Kind { kBool, kInt, kNull, kOther };
+
+    // A value that is not a string (or a container's start) for the pending top-level key.
+    bool scalar(Kind kind) {
+        if (depth_ != 1 || key_ == Key::kNone) {
+            return true;
+        }
+        const std::optional<int64_t> positive =
+            kind == Kind::kInt && int_value_ > 0 ? std::optional<int64_t>(int_value_)
+                                                 : std::nullopt;
+        switch (key_) {
+            case Key::kModel:
+                out_.model.reset();
+                out_.has_model = true;
+                break;
+            case Key::kStream:
+                // `"stream": null` is the API's spelling of "not set".
+                out_.stream = kind == Kind::kBool ? std::optional<bool>(bool_value_)
+                                                  : std::nullopt;
+                out_.has_stream = kind != Kind::kNull;
+                break;
+            case Key::kMaxCompletion:
+                out_.max_completion_tokens = positive;
+                break;
+            case Key::kMaxTokens:
+                out_.max_tokens = positive;
+                break;
+            case Key::kMaxOutput:
+                out_.max_output_tokens = positive;
+                break;
+            case Key::kNone:
+                break;
+        }
+        key_ = Key::kNone;
+        return true;
+    }
+
+    RequestSummary& out_;
+    int depth_ = 0;
+    Key key_ = Key::kNone;
+    bool bool_value_ = false;
+    int64_t int_value_ = 0;
+    std::optional<std::string> error_;
+};
+
+}  // namespace
+
+Result<RequestSummary> summarize_request(std::string_view body) {
+    RequestSummary out;
+    SummarySax sax(out);
+    const bool parsed = nlohmann::json::sax_parse(body, &sax);
+    if (!parsed || sax.error()) {
+        return fail(ErrorCode::kInvalidJson,
+                    "request body is not valid JSON: " +
+                        sax.error().value_or(std::string("unexpected end of input")));
+    }
+    return out;
+}
+
+int64_t max_output_tokens(const RequestSummary& summary, std::optional<int64_t> advertised_output) {
+    if (summary.is_object) {
+        for (const auto* v : {&summary.max_completion_tokens, &summary.max_tokens,
+                              &summary.max_output_tokens}) {
+            if (*v) {
+                return **v;
+            }
+        }
+    }
+    if (advertised_output && *advertised_output > 0) {
+        return *advertised_output;
+    }
+    return kFallbackMaxOutput;
+}
+
+int64_t reservation_estimate(const RequestSummary& summary, size_t body_bytes,
+                             std::optional<int64_t> advertised_output) {
+    return ceil_tokens(body_bytes) + max_output_tokens(summary, advertised_output);
+}
+
+bool may_exceed_context(size_t body_bytes, const std::optional<ModelLimit>& limit) {
+    if (!limit || !limit->context || *limit->context <= 0) {
+        return false;
+    }
+    return ceil_tokens(body_bytes) > *limit->context;
+}
+
 std::optional<std::string> advice_for_user_agent(std::string_view user_agent) {
     const std::string ua = lower(user_agent);
     if (ua.find("litellm") != std::string::npos) {

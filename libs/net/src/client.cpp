@@ -203,10 +203,21 @@ bool ClientAbort::aborted() const {
     return aborted_;
 }
 
+// The execution context (io_context) behind `ex`: the identity that keys the pool.
+const void* context_of(const asio::any_io_executor& ex) {
+    return &asio::query(ex, asio::execution::context);
+}
+
 // One connection. Owned by the pool while idle, by one exchange (one coroutine) otherwise.
+// Its socket and watchdog timer belong to the context of the coroutine that opened it, and it is
+// only ever pooled for (and taken by) exchanges on that same context: I/O on a socket registered
+// with another context's reactor would complete on that context's thread and cost a cross-thread
+// hand-off per operation.
 struct PooledConn {
     PooledConn(const asio::any_io_executor& ex, std::string k, std::chrono::milliseconds period)
-        : sock(std::make_shared<DeadlineSocket>(ex, period)), key(std::move(k)) {}
+        : sock(std::make_shared<DeadlineSocket>(ex, period)),
+          key(std::move(k)),
+          context(context_of(ex)) {}
     // Closing stops the watchdog timer too, whose pending wait would otherwise keep the socket
     // (and its descriptor) alive for up to one period.
     ~PooledConn() { sock->close(); }
@@ -218,6 +229,7 @@ struct PooledConn {
     // fresh 16 KiB string per read showed up as malloc + memset in proxy profiles.
     std::unique_ptr<char[]> scratch;
     std::string key;
+    const void* context;  // the execution context the socket is registered with
     bool connected = false;
     Clock::time_point idle_since;
 };
@@ -239,24 +251,22 @@ struct Client::Pool {
           check_period(std::min({options.connect_timeout, options.read_timeout,
                                  options.write_timeout})) {}
 
-    std::unique_ptr<PooledConn> take(const std::string& key) {
+    // An idle connection to `key` opened on `context`, most recently used first.
+    std::unique_ptr<PooledConn> take(const void* context, const std::string& key) {
         std::unique_ptr<PooledConn> found;
         std::vector<std::unique_ptr<PooledConn>> expired;
         {
             std::lock_guard lock(mutex);
-            auto it = idle.find(key);
-            if (it != idle.end()) {
-                auto now = Clock::now();
-                auto& q = it->second;
-                while (!q.empty()) {
-                    auto c = std::move(q.back());  // most recently used first
-                    q.pop_back();
-                    if (now - c->idle_since < options.idle_ttl) {
-                        found = std::move(c);
-                        break;
-                    }
-                    expired.push_back(std::move(c));
+            auto& q = queue_locked(context, key);
+            auto now = Clock::now();
+            while (!q.empty()) {
+                auto c = std::move(q.back());  // most recently used first
+                q.pop_back();
+                if (now - c->idle_since < options.idle_ttl) {
+                    found = std::move(c);
+                    break;
                 }
+                expired.push_back(std::move(c));
             }
         }
         for (auto& c : expired) {
@@ -265,11 +275,22 @@ struct Client::Pool {
         return found;
     }
 
+    // The idle queue for (context, key), created empty when missing. Caller holds `mutex`.
+    std::deque<std::unique_ptr<PooledConn>>& queue_locked(const void* context,
+                                                          const std::string& key) {
+        auto& hosts = idle[context];
+        auto it = hosts.find(key);
+        if (it == hosts.end()) {
+            it = hosts.emplace(key, std::deque<std::unique_ptr<PooledConn>>()).first;
+        }
+        return it->second;
+    }
+
     void give_back(std::unique_ptr<PooledConn> conn) {
         conn->idle_since = Clock::now();
         {
             std::lock_guard lock(mutex);
-            auto& q = idle[conn->key];
+            auto& q = queue_locked(conn->context, conn->key);
             if (q.size() < options.max_idle_per_host) {
                 q.push_back(std::move(conn));
                 return;
@@ -278,11 +299,13 @@ struct Client::Pool {
         discard(std::move(conn));
     }
 
+    using Hosts = std::map<std::string, std::deque<std::unique_ptr<PooledConn>>, std::less<>>;
+
     asio::any_io_executor executor;
     ClientOptions options;
     std::chrono::milliseconds check_period;
     mutable std::mutex mutex;
-    std::map<std::string, std::deque<std::unique_ptr<PooledConn>>> idle;
+    std::map<const void*, Hosts> idle;  // per execution context, per host:port
     std::atomic<uint64_t> opened{0};
 };
 
@@ -609,11 +632,14 @@ asio::awaitable<Result<StreamedResponse>> Client::stream(ClientRequest request) 
     bool head_only = request.method == "HEAD";
     auto read_to = request.read_timeout.value_or(pool->options.read_timeout);
     auto abort = std::move(request.abort);
+    // Connections are opened on, and reused only from, the awaiting coroutine's context.
+    const asio::any_io_executor executor = co_await asio::this_coro::executor;
+    const void* context = context_of(executor);
 
     for (int attempt = 0; attempt < 2; ++attempt) {
-        auto conn = pool->take(url->key);
+        auto conn = pool->take(context, url->key);
         if (!conn) {
-            conn = std::make_unique<PooledConn>(pool->executor, url->key, pool->check_period);
+            conn = std::make_unique<PooledConn>(executor, url->key, pool->check_period);
         }
         if (abort && !detail::AbortAccess::attach(*abort, conn->sock)) {
             if (conn->connected) {
@@ -696,21 +722,25 @@ uint64_t Client::connections_opened() const {
 size_t Client::idle_connections() const {
     std::lock_guard lock(pool_->mutex);
     size_t n = 0;
-    for (const auto& [k, q] : pool_->idle) {
-        n += q.size();
+    for (const auto& [context, hosts] : pool_->idle) {
+        for (const auto& [k, q] : hosts) {
+            n += q.size();
+        }
     }
     return n;
 }
 
 void Client::close_idle() {
-    std::map<std::string, std::deque<std::unique_ptr<PooledConn>>> idle;
+    std::map<const void*, Pool::Hosts> idle;
     {
         std::lock_guard lock(pool_->mutex);
         idle.swap(pool_->idle);
     }
-    for (auto& [k, q] : idle) {
-        for (auto& c : q) {
-            discard(std::move(c));
+    for (auto& [context, hosts] : idle) {
+        for (auto& [k, q] : hosts) {
+            for (auto& c : q) {
+                discard(std::move(c));
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 // middleware chain, complete and streamed responses written as gather writes of a hand-built
 // head plus body, and the client hang-up watch.
 #include <array>
+#include <optional>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -45,10 +46,10 @@ bool bodiless_status(int status) {
 Connection::Connection(std::shared_ptr<Server::Impl> server, tcp::socket socket,
                        std::string remote)
     : server_(std::move(server)),
-      strand_(socket.get_executor()),
+      executor_(socket.get_executor()),
       remote_(std::move(remote)),
-      gone_timer_(strand_) {
-    sock_ = std::make_shared<detail::DeadlineSocket>(std::move(socket), strand_,
+      gone_timer_(executor_) {
+    sock_ = std::make_shared<detail::DeadlineSocket>(std::move(socket), executor_,
                                                      server_->check_period);
     gone_timer_.expires_at(asio::steady_timer::time_point::max());
 }
@@ -57,7 +58,7 @@ void Connection::begin_shutdown() {
     stopping_ = true;
     if (!busy_) {
         error_code ec;
-        sock_->socket().cancel(ec);  // on the strand: the idle read is this coroutine's
+        sock_->socket().cancel(ec);  // on our thread: the idle read is this coroutine's
     }
 }
 
@@ -277,9 +278,15 @@ asio::awaitable<void> Connection::run() {
             if (stopping_) {
                 break;
             }
-            if (buffer_.size() == 0) {
+            auto wait = first ? options().header_timeout : options().idle_timeout;
+            if (ahead_pending_ || ahead_done_) {
+                // The hang-up watch of the last request already reads the next one.
+                auto [ec, n] = co_await adopt_read_ahead(Clock::now() + wait);
+                if (ec || n == 0) {
+                    break;  // closed, idle timeout, or shutdown cancelled the read
+                }
+            } else if (buffer_.size() == 0) {
                 // Idle (or the first request's first byte): wait for the request to begin.
-                auto wait = first ? options().header_timeout : options().idle_timeout;
                 auto [ec, n] =
                     co_await detail::read_into(*sock_, buffer_, kHeadReadSize, Clock::now() + wait);
                 if (ec || n == 0) {
@@ -545,41 +552,77 @@ void Connection::start_watch() {
         return;
     }
     watching_ = true;
-    uint64_t gen = ++watch_gen_;
-    auto self = shared_from_this();
-    // The handler runs on the socket's executor, i.e. this connection's strand.
-    sock_->socket().async_wait(
-        tcp::socket::wait_read,
-        asio::bind_cancellation_slot(watch_cancel_.slot(), [self, gen](error_code ec) {
-            if (gen != self->watch_gen_ || !self->watching_) {
-                return;  // a stale completion from an earlier request's watch
-            }
-            self->watching_ = false;
-            if (ec == asio::error::operation_aborted) {
-                return;
-            }
-            if (ec) {
-                self->mark_gone();
-                return;
-            }
-            char probe = 0;
-            error_code pec;
-            size_t n = self->sock_->socket().receive(asio::buffer(&probe, 1),
-                                                     tcp::socket::message_peek, pec);
-            if (pec == asio::error::would_block || pec == asio::error::try_again) {
-                self->start_watch();  // spurious wake-up
-            } else if (pec || n == 0) {
-                self->mark_gone();  // EOF or reset: the client hung up
-            }
-            // n > 0: the client sent more (a pipelined request): it is alive; stop watching.
-        }));
+    if (ahead_done_) {
+        // Completed earlier in this request: bytes (alive) or a hang-up already marked gone.
+        return;
+    }
+    if (!ahead_pending_) {
+        start_read_ahead();
+    }
 }
 
 void Connection::stop_watch() {
-    if (watching_) {
-        watching_ = false;
-        watch_cancel_.emit(asio::cancellation_type::terminal);
+    // The read ahead stays in flight: the loop adopts it as the wait for the next request.
+    watching_ = false;
+}
+
+struct Connection::AheadWait {
+    // NOTE: optional + emplace, never assignment: Boost 1.81's any_completion_handler move
+    // assignment wraps the handler in itself (infinite recursion on first use).
+    std::optional<asio::any_completion_handler<void(error_code, size_t)>> waiter;
+};
+
+void Connection::start_read_ahead() {
+    ahead_pending_ = true;
+    ahead_done_ = false;
+    auto self = shared_from_this();
+    auto wait = std::make_shared<AheadWait>();
+    ahead_wait_ = wait;
+    // Speculative read: right after a request was read the socket is known drained, so Asio
+    // queues this without a syscall (an async_wait would re-arm the descriptor with epoll_ctl).
+    // The completion runs on the socket's executor, i.e. this connection's context.
+    sock_->socket().async_read_some(
+        buffer_.prepare(kHeadReadSize),
+        [self, wait](error_code ec, size_t n) { self->on_read_ahead(ec, n, *wait); });
+}
+
+void Connection::on_read_ahead(const error_code& ec, size_t n, AheadWait& wait) {
+    ahead_pending_ = false;
+    ahead_done_ = true;
+    ahead_ec_ = ec;
+    ahead_n_ = n;
+    buffer_.commit(n);
+    if (in_request_ && watching_ && (ec || n == 0)) {
+        mark_gone();  // EOF or reset while the handler runs: the client hung up
     }
+    if (wait.waiter) {
+        ahead_done_ = false;
+        auto waiter = std::move(*wait.waiter);
+        wait.waiter.reset();
+        std::move(waiter)(ec, n);  // on this connection's thread: resumes the loop
+    }
+}
+
+asio::awaitable<std::pair<error_code, size_t>> Connection::adopt_read_ahead(
+    Clock::time_point deadline) {
+    if (ahead_done_) {
+        ahead_done_ = false;
+        co_return std::pair<error_code, size_t>(ahead_ec_, ahead_n_);
+    }
+    AheadWait* wait = nullptr;
+    {
+        // Not kept across the suspension (see ahead_wait_): the pending read owns it.
+        auto owned = ahead_wait_.lock();
+        wait = owned.get();
+    }
+    if (wait == nullptr || sock_->aborted() != detail::Abort::kNone) {
+        co_return std::pair<error_code, size_t>(asio::error::operation_aborted, 0);
+    }
+    sock_->set_deadline(deadline);
+    auto [ec, n] = co_await asio::async_initiate<decltype(kTuple), void(error_code, size_t)>(
+        [wait](auto handler) { wait->waiter.emplace(std::move(handler)); }, kTuple);
+    sock_->clear_deadline();
+    co_return std::pair<error_code, size_t>(ec, n);
 }
 
 }  // namespace helexa::net

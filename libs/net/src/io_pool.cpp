@@ -1,7 +1,6 @@
 // IoPool, shutdown signals and sleep_for.
 #include <csignal>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -17,11 +16,37 @@
 
 namespace helexa::net {
 
+namespace {
+
+// Which pool context the current thread runs (set once per pool thread).
+thread_local const void* t_pool = nullptr;
+thread_local int t_index = -1;
+
+}  // namespace
+
 struct IoPool::Impl {
-    explicit Impl(int n) : n_threads(n < 1 ? 1 : n), io(n_threads) {}
-    int n_threads;
-    asio::io_context io;
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+    explicit Impl(int n) {
+        const int count = n < 1 ? 1 : n;
+        contexts.reserve(static_cast<size_t>(count));
+        for (int i = 0; i < count; ++i) {
+            // Hint 1: this context is run by one thread. Asio then queues handlers posted from
+            // that thread in a thread-local queue and never wakes another thread; locking stays
+            // on, so other threads (engine, blocking pools, other contexts) may still post.
+            contexts.push_back(std::make_unique<asio::io_context>(1));
+        }
+    }
+    // Contexts go in reverse order: objects on context 0 (the acceptor, the server's shared
+    // state, background tasks) may be owned by handlers still queued on the others, and must
+    // outlive their destruction.
+    ~Impl() {
+        guards.clear();  // they refer to the contexts
+        while (!contexts.empty()) {
+            contexts.pop_back();
+        }
+    }
+
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::mutex mutex;
     std::vector<std::thread> threads;
 };
@@ -34,7 +59,19 @@ IoPool::~IoPool() {
 }
 
 asio::io_context& IoPool::context() {
-    return impl_->io;
+    return *impl_->contexts.front();
+}
+
+asio::io_context& IoPool::context(size_t index) {
+    return *impl_->contexts.at(index);
+}
+
+size_t IoPool::size() const {
+    return impl_->contexts.size();
+}
+
+int IoPool::current_index() const {
+    return t_pool == impl_.get() ? t_index : -1;
 }
 
 void IoPool::start() {
@@ -42,14 +79,25 @@ void IoPool::start() {
     if (!impl_->threads.empty()) {
         return;
     }
-    impl_->guard.emplace(impl_->io.get_executor());
-    for (int i = 0; i < impl_->n_threads; ++i) {
-        impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->guards.clear();
+    for (size_t i = 0; i < impl_->contexts.size(); ++i) {
+        asio::io_context& io = *impl_->contexts[i];
+        impl_->guards.emplace_back(io.get_executor());
+        const Impl* owner = impl_.get();
+        impl_->threads.emplace_back([&io, owner, i] {
+            t_pool = owner;
+            t_index = static_cast<int>(i);
+            io.run();
+            t_pool = nullptr;
+            t_index = -1;
+        });
     }
 }
 
 void IoPool::stop() {
-    impl_->io.stop();
+    for (auto& io : impl_->contexts) {
+        io->stop();
+    }
 }
 
 void IoPool::join() {

@@ -40,13 +40,13 @@ std::string endpoint_string(const tcp::endpoint& ep) {
 
 }  // namespace
 
-Server::Impl::Impl(asio::io_context& io_in, ServerOptions opts, Router r)
-    : io(io_in),
+Server::Impl::Impl(IoPool& pool_in, ServerOptions opts, Router r)
+    : pool(pool_in),
+      io(pool_in.context()),
       options(std::move(opts)),
       router(std::move(r)),
       log(log::get(options.log_component)),
-      acceptor_strand(asio::make_strand(io)),
-      acceptor(acceptor_strand),
+      acceptor(io),
       check_period(std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
                              options.write_timeout})),
       empty_bell(io, 1) {}
@@ -57,7 +57,11 @@ Server::Impl::Impl(asio::io_context& io_in, ServerOptions opts, Router r)
 asio::awaitable<void> Server::Impl::accept_loop() {
     auto self = shared_from_this();
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kTuple);
+        // The connection's socket is created on (registered with the reactor of) the next
+        // context in turn; its coroutine, timers and upstream exchanges then stay there.
+        asio::any_io_executor target = pool.context(next_context).get_executor();
+        next_context = (next_context + 1) % pool.size();
+        auto [ec, socket] = co_await acceptor.async_accept(target, kTuple);
         if (stopping.load()) {
             break;
         }
@@ -67,7 +71,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
             }
             log->warn("accept failed: {}", ec.message());
             // Out of descriptors and the like: back off instead of spinning.
-            asio::steady_timer backoff(acceptor_strand, std::chrono::milliseconds(50));
+            asio::steady_timer backoff(io, std::chrono::milliseconds(50));
             co_await backoff.async_wait(kTuple);
             continue;
         }
@@ -82,7 +86,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
             id = next_id++;
         }
         register_connection(id, conn);
-        asio::co_spawn(conn->strand(), conn->run(),
+        asio::co_spawn(conn->executor(), conn->run(),
                        asio::bind_cancellation_slot(conn->cancel_signal().slot(),
                                                     [self, id, conn](std::exception_ptr) {
                                                         self->unregister_connection(id);
@@ -110,8 +114,10 @@ void Server::Impl::unregister_connection(uint64_t id) {
 std::vector<std::shared_ptr<Connection>> Server::Impl::snapshot() const {
     std::lock_guard lock(mutex);
     std::vector<std::shared_ptr<Connection>> out;
-    for (const auto& [id, c] : connections) {
-        out.push_back(c);
+    for (const auto& [id, weak] : connections) {
+        if (auto c = weak.lock()) {
+            out.push_back(std::move(c));
+        }
     }
     return out;
 }
@@ -136,7 +142,7 @@ asio::awaitable<bool> Server::Impl::wait_empty(std::chrono::steady_clock::time_p
 
 void Server::Impl::close_acceptor() {
     auto self = shared_from_this();
-    asio::dispatch(acceptor_strand, [self] {
+    asio::dispatch(io, [self] {
         error_code ec;
         self->acceptor.close(ec);
     });
@@ -144,14 +150,14 @@ void Server::Impl::close_acceptor() {
 
 void Server::Impl::force_close_all() {
     for (auto& conn : snapshot()) {
-        asio::dispatch(conn->strand(), [conn] { conn->force_close(); });
+        asio::dispatch(conn->executor(), [conn] { conn->force_close(); });
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Server
 
-Server::Server(asio::io_context& io, ServerOptions options, Router router)
+Server::Server(IoPool& io, ServerOptions options, Router router)
     : impl_(std::make_shared<Impl>(io, std::move(options), std::move(router))) {}
 
 Server::~Server() {
@@ -220,7 +226,7 @@ Status Server::start() {
     impl_->port.store(bound.port());
     impl_->local_address = endpoint_string(bound);
     impl_->log->info("listening on {}", impl_->local_address);
-    asio::co_spawn(impl_->acceptor_strand, impl_->accept_loop(), asio::detached);
+    asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
     return ok();
 }
 
@@ -246,7 +252,7 @@ asio::awaitable<void> Server::shutdown() {
     if (first) {
         impl->close_acceptor();
         for (auto& conn : impl->snapshot()) {
-            asio::dispatch(conn->strand(), [conn] { conn->begin_shutdown(); });
+            asio::dispatch(conn->executor(), [conn] { conn->begin_shutdown(); });
         }
     }
     auto deadline = std::chrono::steady_clock::now() + impl->options.drain_timeout;

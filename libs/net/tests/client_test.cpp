@@ -30,7 +30,7 @@ protected:
         r.post("/echo", [](Request& req) -> asio::awaitable<Response> {
             co_return Response::text(200, req.body, "application/octet-stream");
         });
-        server_ = std::make_unique<Server>(io_.context(), ServerOptions{}, std::move(r));
+        server_ = std::make_unique<Server>(io_, ServerOptions{}, std::move(r));
         ASSERT_TRUE(server_->start());
         io_.start();
     }

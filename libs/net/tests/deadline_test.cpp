@@ -42,7 +42,7 @@ protected:
     void serve(Router router, ServerOptions options = {}) {
         options.listen = "127.0.0.1:0";
         options.drain_timeout = 500ms;
-        server_ = std::make_unique<Server>(io_.context(), options, std::move(router));
+        server_ = std::make_unique<Server>(io_, options, std::move(router));
         auto st = server_->start();
         ASSERT_TRUE(st) << st.error().full_message();
     }

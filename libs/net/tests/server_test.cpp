@@ -39,7 +39,7 @@ protected:
 
     void serve(Router router, ServerOptions options = {}) {
         options.listen = "127.0.0.1:0";
-        server_ = std::make_unique<Server>(io_.context(), options, std::move(router));
+        server_ = std::make_unique<Server>(io_, options, std::move(router));
         auto st = server_->start();
         ASSERT_TRUE(st) << st.error().full_message();
         ASSERT_NE(server_->port(), 0);

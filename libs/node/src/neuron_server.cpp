@@ -127,8 +127,7 @@ Status NeuronServer::start(const NeuronConfig& config, std::shared_ptr<engine::E
     options.log_component = "neuron::http";
     // Long generations stream for minutes; only a client that stops reading is cut off.
     options.write_timeout = std::chrono::seconds(120);
-    state->server =
-        std::make_unique<net::Server>(state->io->context(), options, std::move(router));
+    state->server = std::make_unique<net::Server>(*state->io, options, std::move(router));
     if (auto st = state->server->start(); !st) {
         state->server.reset();  // the handlers hold `state`
         state->load_pool->join();

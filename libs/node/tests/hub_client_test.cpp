@@ -62,7 +62,7 @@ protected:
     }
 
     net::IoPool io_{2};
-    MockHub hub_{io_.context()};
+    MockHub hub_{io_};
     HubClient client_{io_.context().get_executor()};
     SourceConfig source_;
     fs::path cache_;

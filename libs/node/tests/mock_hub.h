@@ -42,7 +42,7 @@ public:
     std::string commit = "0123abcd";
     bool corrupt_sha = false;  // advertise a wrong sha256
 
-    explicit MockHub(boost::asio::io_context& io) : io_(io) {}
+    explicit MockHub(net::IoPool& io) : io_(io) {}
     ~MockHub() { stop(); }
 
     // Must run while the io_context still runs (before its pool stops).
@@ -140,7 +140,7 @@ private:
         return std::nullopt;
     }
 
-    boost::asio::io_context& io_;
+    net::IoPool& io_;
     std::unique_ptr<net::Server> server_;
     std::mutex mutex_;
     std::vector<SeenRequest> seen_;

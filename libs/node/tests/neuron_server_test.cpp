@@ -164,7 +164,7 @@ protected:
     NeuronConfig config_;
     net::IoPool client_io_{2};
     net::Client client_{client_io_.context().get_executor()};
-    MockHub hub_{client_io_.context()};
+    MockHub hub_{client_io_};
     std::unique_ptr<NeuronServer> server_;
 };
 

@@ -348,9 +348,8 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
             break;
         }
     }
-    if (!client_gone) {
-        co_await writer.finish();
-    }
+    // Metering before the terminating chunk: a client that reads its balance right after the
+    // response must find this request in it.
     if (const auto& usage = translator.upstream_usage(); usage && usage->is_object()) {
         outcome.usage = TokenUsage{usage->value("prompt_tokens", int64_t{0}),
                                    usage->value("completion_tokens", int64_t{0})};
@@ -364,6 +363,9 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
             window > 0 ? window : std::chrono::duration<double>(last_chunk - started).count();
     }
     finish_metering(state, guard, principal, outcome, rlog);
+    if (!client_gone) {
+        co_await writer.finish();
+    }
     co_return net::Response{};
 }
 

@@ -94,7 +94,8 @@ Status CortexServer::start(CortexOptions options) {
     api_options.max_body_bytes = state.config.gateway.max_request_body_bytes;
     api_options.server_name = "cortex";
     api_options.log_component = "cortex::http";
-    impl_->api = std::make_unique<net::Server>(io, api_options, std::move(api_router));
+    impl_->api = std::make_unique<net::Server>(*impl_->io, api_options,
+                                               std::move(api_router));
 
     net::Router metrics_router;
     detail::register_metrics_routes(metrics_router, state);
@@ -102,7 +103,8 @@ Status CortexServer::start(CortexOptions options) {
     metrics_options.listen = state.config.gateway.metrics_listen;
     metrics_options.server_name = "cortex";
     metrics_options.log_component = "cortex::metrics";
-    impl_->metrics = std::make_unique<net::Server>(io, metrics_options, std::move(metrics_router));
+    impl_->metrics = std::make_unique<net::Server>(*impl_->io, metrics_options,
+                                                   std::move(metrics_router));
 
     HELEXA_TRY_STATUS(impl_->api->start());
     HELEXA_TRY_STATUS(impl_->metrics->start());

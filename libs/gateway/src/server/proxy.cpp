@@ -307,24 +307,28 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
                                             std::string upstream_path) {
     using namespace asio::experimental::awaitable_operators;
     const RequestLog rlog = request_log_of(request, state);
-    auto body = request.json_body();
-    if (!body) {
-        co_return net::Response::error(body.error());
+    // NOTE: routing reads a few top-level fields in one SAX pass; the body is parsed into a DOM
+    // only when the context check could fail or the model name must be rewritten.
+    auto summary = summarize_request(request.body);
+    if (!summary) {
+        co_return net::Response::error(summary.error());
     }
-    if (!body->is_object()) {
+    if (!summary->is_object) {
         co_return net::Response::error(
             Error(ErrorCode::kInvalidRequest, "request body must be a JSON object"));
     }
-    auto model_it = body->find("model");
-    if (model_it == body->end() || !model_it->is_string() ||
-        model_it->get_ref<const std::string&>().empty()) {
+    if (!summary->model || summary->model->empty()) {
         rlog.warn("handler={} request without model", surface_name(surface));
         co_return net::Response::error(
             Error(ErrorCode::kInvalidRequest, "you must provide a model parameter")
                 .with_param("model"));
     }
-    const std::string requested = model_it->get<std::string>();
-    const bool stream = body->value("stream", false);
+    if (summary->has_stream && !summary->stream) {
+        co_return net::Response::error(
+            Error(ErrorCode::kInvalidRequest, "stream must be a boolean").with_param("stream"));
+    }
+    const std::string requested = *summary->model;
+    const bool stream = summary->stream.value_or(false);
     auto snap = state.fleet->snapshot();
     auto decision = resolve_route(requested, *snap, state.catalogue,
                                   state.config.gateway.default_model);
@@ -333,12 +337,16 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         co_return net::Response::error(decision.error());
     }
     rlog.debug("inbound request surface={} model={} stream={} tools={}", surface_name(surface),
-               requested, stream, body->contains("tools"));
+               requested, stream, summary->has_tools);
     const std::string model = decision->resolved_model;
     const auto limit = advertised_limit(*snap, decision->kind == RouteDecision::Kind::kRoute
                                                    ? decision->target.upstream_model
                                                    : model);
-    if (auto ctx = check_context(*body, limit); !ctx) {
+    std::optional<nlohmann::json> body;  // the DOM, parsed at most once, only when needed
+    if (may_exceed_context(request.body.size(), limit)) {
+        body = nlohmann::json::parse(request.body);  // valid: the summary pass accepted it
+    }
+    if (auto ctx = body ? check_context(*body, limit) : Status(); !ctx) {
         auto response = net::Response::error(ctx.error());
         if (auto advice = advice_for_user_agent(request.headers.get_or("user-agent", ""))) {
             response.headers.set(std::string(kHeaderAdvice), *advice);
@@ -349,7 +357,7 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
     ReservationGuard guard;
     if (principal) {
         auto reservation = state.provider->reserve(
-            *principal, reservation_estimate(*body, request.body.size(),
+            *principal, reservation_estimate(*summary, request.body.size(),
                                              limit ? limit->output : std::nullopt));
         if (!reservation) {
             rlog.info("budget refused key={} code={}", principal->key_id,
@@ -388,6 +396,9 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
     if (requested == target.upstream_model) {
         upstream_body = std::move(request.body);
     } else {
+        if (!body) {
+            body = nlohmann::json::parse(request.body);
+        }
         (*body)["model"] = target.upstream_model;
         upstream_body = body->dump();
     }
@@ -480,6 +491,25 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         co_return net::Response{};
     }
     bool finished = false;
+    bool settled = false;
+    // Spend and token metrics are recorded once, before the client can see the end of the body
+    // (a client that reads its balance right after the response must find this request in it).
+    auto settle = [&] {
+        if (settled) {
+            return;
+        }
+        settled = true;
+        Outcome outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt};
+        if (auto u = scanner.result()) {
+            outcome.usage = TokenUsage{u->prompt_tokens, u->completion_tokens};
+        }
+        if (first_chunk) {
+            outcome.ttft_secs = secs_between(started, *first_chunk);
+            double window = secs_between(*first_chunk, last_chunk);
+            outcome.stream_secs = window > 0 ? window : secs_between(started, last_chunk);
+        }
+        finish_metering(state, guard, principal, outcome, rlog);
+    };
     while (true) {
         auto chunk = co_await st->next();
         if (abort->aborted()) {
@@ -503,6 +533,7 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         scanner.feed(**chunk);
         if (st->complete()) {
             // The upstream body ended with this piece: our last chunk and terminator together.
+            settle();
             co_await writer.write_and_finish(**chunk);
             finished = true;
             break;
@@ -513,18 +544,10 @@ asio::awaitable<net::Response> proxy_openai(GatewayState& state, net::Request& r
         }
     }
     if (!upstream_failed && !finished) {
+        settle();
         co_await writer.finish();
     }
-    Outcome outcome{model, target.node, std::nullopt, std::nullopt, std::nullopt};
-    if (auto u = scanner.result()) {
-        outcome.usage = TokenUsage{u->prompt_tokens, u->completion_tokens};
-    }
-    if (first_chunk) {
-        outcome.ttft_secs = secs_between(started, *first_chunk);
-        double window = secs_between(*first_chunk, last_chunk);
-        outcome.stream_secs = window > 0 ? window : secs_between(started, last_chunk);
-    }
-    finish_metering(state, guard, principal, outcome, rlog);
+    settle();
     co_return net::Response{};
 }
 

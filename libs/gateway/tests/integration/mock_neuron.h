@@ -157,8 +157,7 @@ public:
                 return serve_inference(req, w);
             });
         }
-        server_ = std::make_unique<net::Server>(io_.context(), net::ServerOptions{},
-                                                std::move(router));
+        server_ = std::make_unique<net::Server>(io_, net::ServerOptions{}, std::move(router));
         auto st = server_->start();
         if (!st) {
             throw std::runtime_error(st.error().message());

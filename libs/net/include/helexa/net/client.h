@@ -26,7 +26,11 @@
 //
 // Threads: Client is thread-safe and may be shared by coroutines on any executor. An exchange
 // runs on the awaiting coroutine's executor: the pooled connection is handed to that coroutine
-// alone until the response is read (no strand hop per read). A StreamedResponse belongs to one
+// alone until the response is read (no strand hop per read). Connections are opened on the
+// awaiting coroutine's execution context (io_context) and pooled per context: an exchange on
+// context B never reuses a socket registered with context A (with one thread per context, as in
+// IoPool, that would cost a cross-thread hand-off per socket operation). Every context an exchange
+// ran on must outlive the Client, or close_idle() must run first. A StreamedResponse belongs to one
 // coroutine at a time. Deadlines are enforced by one watchdog timer per connection. ClientAbort
 // may be triggered from any thread. Copies of Client share one pool.
 #pragma once
@@ -143,8 +147,9 @@ private:
 
 class Client {
 public:
-    // `executor` (usually an io_context's) owns the connections' sockets and watchdog timers; it
-    // must outlive every request in flight.
+    // `executor` (usually an io_context's) is the Client's home executor and must outlive it;
+    // connections themselves belong to the contexts of the coroutines that use them (see the
+    // file comment).
     explicit Client(asio::any_io_executor executor, ClientOptions options = {});
     ~Client();
     Client(const Client&);
@@ -159,7 +164,8 @@ public:
     // Sends `request`, returns once the status and headers are in.
     asio::awaitable<Result<StreamedResponse>> stream(ClientRequest request);
 
-    // Pool statistics (tests, metrics): connections opened since construction; idle right now.
+    // Pool statistics (tests, metrics): connections opened since construction; idle right now
+    // (over all contexts).
     uint64_t connections_opened() const;
     size_t idle_connections() const;
     // Closes every idle pooled connection.

@@ -17,7 +17,7 @@
 //           co_return net::Response{};       // ignored once streaming started
 //       });
 //   net::IoPool io(2);
-//   net::Server server(io.context(), {.listen = "0.0.0.0:31313"}, std::move(router));
+//   net::Server server(io, {.listen = "0.0.0.0:31313"}, std::move(router));
 //   if (auto st = server.start(); !st) { ... }
 //   io.start();
 //   ... server.stop();   // blocking graceful shutdown, from a non-I/O thread
@@ -32,9 +32,10 @@
 // a co_await'ed call (`std::string s = ...; co_await w.write(s);`, `Headers h{...};
 // co_await w.start(200, std::move(h));`), never as temporaries inside the co_await expression.
 //
-// Threads: the io_context may run on any number of threads; each connection is a coroutine on its
-// own strand, and handlers and middleware run on that strand (so no locking is needed for
-// per-request state). Handlers must never block the thread: hand blocking work elsewhere and await
+// Threads: each connection is a coroutine on one of the IoPool's single-threaded contexts (chosen
+// round-robin at accept), and its handlers and middleware run there, on that one thread (so no
+// locking is needed for per-request state; a Client exchange awaited there uses connections of
+// the same context). Handlers must never block the thread: hand blocking work elsewhere and await
 // a Channel. Router is immutable once given to the Server. start/stop/shutdown/port are
 // thread-safe.
 #pragma once
@@ -61,7 +62,7 @@ namespace asio = boost::asio;
 // any number of times, then finish(); the server uses chunked transfer encoding unless the
 // headers given to start() carry a Content-Length. Each call returns false once the client is
 // gone (or the server is force-closing); the handler should then stop producing.
-// Not thread-safe: use only from the handler's coroutine (which runs on the connection strand).
+// Not thread-safe: use only from the handler's coroutine (which runs on the connection's context).
 class ResponseWriter {
 public:
     virtual ~ResponseWriter() = default;
@@ -93,7 +94,7 @@ public:
     // Supports per-operation cancellation, so race it: `co_await (upstream.next() ||
     // w.wait_client_gone())` (asio::experimental::awaitable_operators).
     virtual asio::awaitable<void> wait_client_gone() = 0;
-    // Runs `callback` once, on the connection strand, when the client hangs up (immediately if it
+    // Runs `callback` once, on the connection's thread, when the client hangs up (immediately if it
     // already has). E.g. `w.on_client_gone([&engine, id] { engine.cancel(id); });` — the callback
     // must stay valid until the handler returns (the server drops callbacks then).
     virtual void on_client_gone(std::function<void()> callback) = 0;
@@ -221,15 +222,19 @@ struct ServerOptions {
     std::string log_component = "net::server";
 };
 
+class IoPool;
+
 class Server {
 public:
-    // `io` must outlive the server. The router is moved in and immutable from then on.
-    Server(asio::io_context& io, ServerOptions options, Router router);
+    // `io` must outlive the server. The acceptor runs on io.context(); each accepted connection
+    // is handed to the pool's contexts in turn and lives there until it closes. The router is
+    // moved in and immutable from then on.
+    Server(IoPool& io, ServerOptions options, Router router);
     ~Server();  // stops accepting and force-closes connections (use stop() first to drain)
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Binds and starts accepting (the io_context must be run by someone). kConfig when the
+    // Binds and starts accepting (the pool must be started by someone). kConfig when the
     // address is malformed, kIo when the bind fails (message names the address and the cause).
     Status start();
 
@@ -244,7 +249,7 @@ public:
     // finish for up to drain_timeout, then cancel the rest (handlers see client_gone and terminal
     // cancellation) and return once they have unwound (bounded). Safe to call more than once.
     asio::awaitable<void> shutdown();
-    // Blocking form of shutdown() for main(); must not be called from an io_context thread.
+    // Blocking form of shutdown() for main(); must not be called from an I/O thread of the pool.
     void stop();
 
     struct Impl;  // implementation detail (server.cpp)
@@ -253,18 +258,40 @@ private:
     std::shared_ptr<Impl> impl_;
 };
 
-// Owns an io_context and the threads that run it.
+// N single-threaded io_contexts, each run by its own thread (nginx's worker model): a connection
+// lives on one context, so its socket, timers and coroutine never hop threads and Asio takes no
+// cross-thread wake-up per reactor event (one io_context run by N threads wakes another thread
+// for nearly every event: a futex and a context switch each). Each context is created with
+// concurrency hint 1, which lets Asio keep handlers posted from its own thread in a thread-local
+// queue; posting from other threads stays safe (locking is kept).
+//
+// Use: Server(pool, ...) spreads accepted connections over the contexts round-robin. Code that
+// only needs "an executor" (timers, background tasks, a Client's default executor, co_spawn from
+// the test thread) uses context() — the first one. Anything that blocks a thread blocks every
+// connection on its context: never block an I/O thread.
+//
+// Thread-safety: context(), size(), start(), stop() are thread-safe; join() must not be called
+// from a pool thread.
 class IoPool {
 public:
+    // `n_threads` < 1 is taken as 1.
     explicit IoPool(int n_threads);
     ~IoPool();  // stop() + join()
     IoPool(const IoPool&) = delete;
     IoPool& operator=(const IoPool&) = delete;
 
+    // The first context (background work, timers, co_spawn from outside).
     asio::io_context& context();
-    // Starts the threads (idempotent). The context keeps running while idle until stop().
+    // Context `index` (0 <= index < size()).
+    asio::io_context& context(size_t index);
+    // The number of contexts (= threads).
+    size_t size() const;
+    // Index of the context the calling thread runs, or -1 when it runs none of them.
+    int current_index() const;
+
+    // Starts the threads (idempotent). Each context keeps running while idle until stop().
     void start();
-    // Stops the context: pending handlers are abandoned. Any thread.
+    // Stops every context: pending handlers are abandoned. Any thread.
     void stop();
     // Waits for the threads to exit. Not from a pool thread.
     void join();
