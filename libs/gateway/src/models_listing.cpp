@@ -122,8 +122,9 @@ std::vector<ModelView> compose_models(const FleetSnapshot& fleet, const Catalogu
 
     // Pass 4: each alias mirrors every field of its target.
     for (const auto& [alias, target] : catalogue.aliases) {
+        const std::string& target_id = target;  // clang 14 cannot capture a structured binding
         auto it = std::find_if(out.begin(), out.end(),
-                               [&](const ModelView& v) { return v.id == target; });
+                               [&](const ModelView& v) { return v.id == target_id; });
         if (it == out.end() || acc.contains(alias)) {
             continue;
         }
