@@ -208,6 +208,13 @@ TEST(GatewayIntegration, ErrorsBeforeDispatch) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400);
     EXPECT_EQ(json::parse(res->body)["error"]["param"], "model");
+    // A stream flag that is not a boolean is the client's error, named (not a 500).
+    res = client.post(cortex.url("/v1/chat/completions"),
+                      json{{"model", "m"}, {"stream", "yes"}, {"messages", json::array()}});
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400);
+    EXPECT_EQ(json::parse(res->body)["error"]["param"], "stream");
+    EXPECT_EQ(json::parse(res->body)["error"]["type"], "invalid_request_error");
     res = client.post(cortex.url("/v1/chat/completions"), chat_body("ghost"));
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 404);
