@@ -15,17 +15,10 @@
 
 #include "helexa/kernels/attention.h"
 
+#include "cuda_check.cuh"
+
 using namespace helexa::kernels;
 
-#define CK(x)                                                                         \
-    do {                                                                              \
-        cudaError_t e_ = (x);                                                         \
-        if (e_ != cudaSuccess) {                                                      \
-            std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, \
-                        __LINE__);                                                    \
-            std::exit(2);                                                             \
-        }                                                                             \
-    } while (0)
 
 static uint16_t to_bits(float x, bool bf16) {
     if (bf16) {

@@ -25,17 +25,10 @@
 #include "helexa/kernels/pointwise.h"
 #include "helexa/kernels/qkv_epilogue.h"
 
+#include "cuda_check.cuh"
+
 using namespace helexa::kernels;
 
-#define CK(x)                                                                         \
-    do {                                                                              \
-        cudaError_t e_ = (x);                                                         \
-        if (e_ != cudaSuccess) {                                                      \
-            std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, \
-                        __LINE__);                                                    \
-            std::exit(2);                                                             \
-        }                                                                             \
-    } while (0)
 
 namespace {
 

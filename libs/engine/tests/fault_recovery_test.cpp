@@ -38,7 +38,7 @@ protected:
         spec.seed = 11;
         spec.eos_token_ids = {511};
         ASSERT_TRUE(write_random_model(spec, model_dir_).has_value());
-        testing::write_tiny_tokenizer(model_dir_, 512);
+        write_tiny_tokenizer(model_dir_, 512);
     }
     static void TearDownTestSuite() { fs::remove_all(model_dir_); }
 

@@ -22,39 +22,6 @@
 
 namespace helexa::engine::testing {
 
-// A tiny char-level tokenizer.json covering every id of a `vocab`-row model (printable ASCII, then
-// filler tokens, "<|im_end|>" last): loading the real 151k-token Qwen3 tokenizer costs seconds
-// per load under the sanitizers, and these tests load a model again on every recovery.
-inline void write_tiny_tokenizer(const std::filesystem::path& dir, int32_t vocab) {
-    nlohmann::json v = nlohmann::json::object();
-    v["<unk>"] = 0;
-    int32_t id = 1;
-    for (char ch = 32; ch < 127; ++ch) {
-        v[std::string(1, ch)] = id++;
-    }
-    while (id < vocab - 1) {
-        v["t" + std::to_string(id)] = id;
-        ++id;
-    }
-    v["<|im_end|>"] = vocab - 1;
-    nlohmann::json added = nlohmann::json::array(
-        {{{"id", vocab - 1}, {"content", "<|im_end|>"}, {"single_word", false},
-          {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}}});
-    nlohmann::json doc = {{"version", "1.0"},           {"added_tokens", added},
-                          {"normalizer", nullptr},      {"pre_tokenizer", nullptr},
-                          {"post_processor", nullptr},  {"decoder", nullptr},
-                          {"model",
-                           {{"type", "BPE"},
-                            {"unk_token", "<unk>"},
-                            {"fuse_unk", true},
-                            {"byte_fallback", false},
-                            {"vocab", v},
-                            {"merges", nlohmann::json::array()}}}};
-    std::ofstream(dir / "tokenizer.json") << doc.dump();
-    std::ofstream(dir / "tokenizer_config.json")
-        << nlohmann::json{{"eos_token", "<|im_end|>"}}.dump();
-}
-
 struct FaultPlan {
     std::mutex mu;
     std::condition_variable cv;

@@ -456,14 +456,19 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     }
 }
 
+// The device's SM count, asked once (a launch-time query on every call would sit on the decode
+// path; one process drives cards of one kind).
 int sm_count() {
-    int device = 0;
-    int sms = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        sms <= 0) {
-        return 132;  // an H100/H200's count: only the split heuristic depends on it
-    }
+    static const int sms = [] {
+        int device = 0;
+        int n = 0;
+        if (cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+            n <= 0) {
+            return 132;  // an H100/H200's count: only the split heuristic depends on it
+        }
+        return n;
+    }();
     return sms;
 }
 

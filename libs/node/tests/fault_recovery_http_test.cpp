@@ -32,39 +32,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 
-// A tiny char-level tokenizer.json covering every id of a `vocab`-row model (printable ASCII, then
-// filler tokens, "<|im_end|>" last): loading the real 151k-token Qwen3 tokenizer costs seconds
-// per load under the sanitizers, and this test loads a model again on every recovery.
-void write_tiny_tokenizer(const std::filesystem::path& dir, int32_t vocab) {
-    nlohmann::json v = nlohmann::json::object();
-    v["<unk>"] = 0;
-    int32_t id = 1;
-    for (char ch = 32; ch < 127; ++ch) {
-        v[std::string(1, ch)] = id++;
-    }
-    while (id < vocab - 1) {
-        v["t" + std::to_string(id)] = id;
-        ++id;
-    }
-    v["<|im_end|>"] = vocab - 1;
-    nlohmann::json added = nlohmann::json::array(
-        {{{"id", vocab - 1}, {"content", "<|im_end|>"}, {"single_word", false},
-          {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}}});
-    nlohmann::json doc = {{"version", "1.0"},           {"added_tokens", added},
-                          {"normalizer", nullptr},      {"pre_tokenizer", nullptr},
-                          {"post_processor", nullptr},  {"decoder", nullptr},
-                          {"model",
-                           {{"type", "BPE"},
-                            {"unk_token", "<unk>"},
-                            {"fuse_unk", true},
-                            {"byte_fallback", false},
-                            {"vocab", v},
-                            {"merges", nlohmann::json::array()}}}};
-    std::ofstream(dir / "tokenizer.json") << doc.dump();
-    std::ofstream(dir / "tokenizer_config.json")
-        << nlohmann::json{{"eos_token", "<|im_end|>"}}.dump();
-}
-
 class NoGpu : public GpuMonitor {
 public:
     GpuDiscovery discover() override { return {}; }
@@ -134,7 +101,7 @@ protected:
         spec.seed = 5;
         spec.eos_token_ids = {511};
         ASSERT_TRUE(engine::write_random_model(spec, snapshot_).has_value());
-        write_tiny_tokenizer(snapshot_, 512);
+        engine::write_tiny_tokenizer(snapshot_, 512);
     }
     static void TearDownTestSuite() { fs::remove_all(snapshot_); }
 

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "helexa/engine/safetensors.h"
 
 namespace helexa::engine {
@@ -263,6 +265,36 @@ Status write_random_model(const RandomModelSpec& spec, const std::filesystem::pa
         HELEXA_TRY_STATUS(write_json(dir / "generation_config.json", g));
     }
     return ok();
+}
+
+void write_tiny_tokenizer(const std::filesystem::path& dir, int32_t vocab) {
+    nlohmann::json v = nlohmann::json::object();
+    v["<unk>"] = 0;
+    int32_t id = 1;
+    for (char ch = 32; ch < 127; ++ch) {
+        v[std::string(1, ch)] = id++;
+    }
+    while (id < vocab - 1) {
+        v["t" + std::to_string(id)] = id;
+        ++id;
+    }
+    v["<|im_end|>"] = vocab - 1;
+    nlohmann::json added = nlohmann::json::array(
+        {{{"id", vocab - 1}, {"content", "<|im_end|>"}, {"single_word", false},
+          {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}}});
+    nlohmann::json doc = {{"version", "1.0"},           {"added_tokens", added},
+                          {"normalizer", nullptr},      {"pre_tokenizer", nullptr},
+                          {"post_processor", nullptr},  {"decoder", nullptr},
+                          {"model",
+                           {{"type", "BPE"},
+                            {"unk_token", "<unk>"},
+                            {"fuse_unk", true},
+                            {"byte_fallback", false},
+                            {"vocab", v},
+                            {"merges", nlohmann::json::array()}}}};
+    std::ofstream(dir / "tokenizer.json") << doc.dump();
+    std::ofstream(dir / "tokenizer_config.json")
+        << nlohmann::json{{"eos_token", "<|im_end|>"}}.dump();
 }
 
 }  // namespace helexa::engine

@@ -57,6 +57,12 @@ using TensorShaper = std::function<void(const std::string& name,
 
 // Creates `dir` if needed and writes the model there. Errors: kIo, kInvalidRequest for an
 // unsupported model_type or inconsistent dimensions.
+// A tiny char-level tokenizer.json (+ tokenizer_config.json) covering every id of a `vocab`-row
+// model: printable ASCII, then filler tokens, "<|im_end|>" last (the eos). For tests that load a
+// model again and again: the real 151k-token Qwen3 tokenizer costs seconds per load under the
+// sanitizers.
+void write_tiny_tokenizer(const std::filesystem::path& dir, int32_t vocab);
+
 Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir);
 // The same, with every tensor passed through `shaper` (may be empty) before conversion.
 Status write_random_model(const RandomModelSpec& spec, const std::filesystem::path& dir,
