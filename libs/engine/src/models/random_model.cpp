@@ -275,7 +275,11 @@ void write_tiny_tokenizer(const std::filesystem::path& dir, int32_t vocab) {
         v[std::string(1, ch)] = id++;
     }
     while (id < vocab - 1) {
-        v["t" + std::to_string(id)] = id;
+        // Appended rather than "t" + to_string: GCC 12 at -O3 reports a false -Wrestrict on
+        // operator+(const char*, string&&).
+        std::string key = "t";
+        key += std::to_string(id);
+        v[key] = id;
         ++id;
     }
     v["<|im_end|>"] = vocab - 1;
