@@ -9,6 +9,7 @@
 #   build/cuda/libs/cuda/cuda_backend_tests \
 #   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
+# A/B runs beside the default (1 = on): PDL_AB (plain launches), PREFETCH_AB (L2 prefetch).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -80,6 +81,12 @@ for m in ${models//,/ }; do
         HELEXA_CUDA_PDL=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-nopdl" \
             --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
+    if [ "${PREFETCH_AB:-1}" = 1 ] && [ "$m" != qwen3-0.6b ]; then
+        # The same decode with the o projection prefetched into L2 beside the attention.
+        HELEXA_CUDA_L2_PREFETCH=1 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
+            --label "$m-l2prefetch" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
+            --concurrency 1,32 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     rm -rf "/tmp/models/$m"
 done
