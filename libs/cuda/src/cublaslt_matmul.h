@@ -2,7 +2,8 @@
 // bf16/f16 operands, f32 accumulation and an out of the operand type or f32.
 // Row-major out/x/w are seen column-major as D[N, T] = op_T(W[K, N]) * X[K, T], so no transpose
 // is ever materialised. Plans (descriptors, layouts and the heuristic's algorithm) are cached
-// per shape: the heuristic query costs tens of microseconds, a cached plan nothing.
+// per shape: the heuristic query costs tens of microseconds, a cached plan nothing. The
+// heuristic's candidates are timed once per shape, from a cold L2 as a real step runs them.
 // Thread-safety: owned and driven by the device's worker thread.
 #pragma once
 
@@ -36,16 +37,18 @@ public:
 private:
     struct Plan;
     using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool>;
-    CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes);
+    CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes,
+                   int64_t l2_bytes);
     Result<Plan*> plan(const Key& key);
     Status tune(Plan& plan, void* out, int64_t out_bytes, const void* x, const void* w,
                 cudaStream_t stream);
     Status time_candidates(Plan& plan, void* out, const void* x, const void* w,
-                           cudaStream_t stream);
+                           const void* evict, size_t evict_bytes, cudaStream_t stream);
 
     cublasLtHandle_t handle_;
     void* workspace_;
     size_t workspace_bytes_;
+    int64_t l2_bytes_;  // the device's L2 size: tuning empties it before each timed run
     std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 
