@@ -219,6 +219,104 @@ TEST(SamplerOps, DrawsFollowTheDistribution) {
     }
 }
 
+// A real vocabulary is ~150k tokens: temperature-only sampling then draws from per-token weights
+// computed four at a time and located through per-1024-token block sums. Draws must still follow
+// the softmax when the likely tokens sit in different blocks (first, middle, last).
+TEST(SamplerOps, DrawsOverALargeVocabularyFollowTheSoftmax) {
+    constexpr int kV = 5000;
+    std::vector<float> logits(kV, -4.0F);
+    logits[10] = 3.0F;
+    logits[2500] = 2.5F;
+    logits[4999] = 2.0F;
+    const auto ref = softmax(logits, 0.9F);
+    Sampler s;
+    SamplerRng rng(5);
+    constexpr int kDraws = 20000;
+    std::map<int32_t, int> counts;
+    for (int i = 0; i < kDraws; ++i) {
+        std::vector<float> l = logits;
+        ++counts[s.sample(l, sampling(0.9F), {}, rng).value()];
+    }
+    double rest = 1.0;
+    int rest_count = kDraws;
+    for (int32_t id : {10, 2500, 4999}) {
+        const double p = ref[static_cast<size_t>(id)];
+        const double expected = p * kDraws;
+        EXPECT_NEAR(counts[id], expected, 5.0 * std::sqrt(expected * (1.0 - p))) << id;
+        rest -= p;
+        rest_count -= counts[id];
+    }
+    // The other 4997 tokens together.
+    EXPECT_NEAR(rest_count, rest * kDraws, 5.0 * std::sqrt(rest * kDraws * (1.0 - rest)));
+    // And the distribution itself is the softmax to float precision.
+    const auto d = dist(s, logits, sampling(0.9F));
+    ASSERT_EQ(d.size(), static_cast<size_t>(kV));
+    for (int32_t id : {0, 10, 2500, 4999}) {
+        EXPECT_NEAR(d.at(id), ref[static_cast<size_t>(id)], 1e-6) << id;
+    }
+}
+
+TEST(SamplerOps, BannedTokensAreNeverDrawnFromALargeVocabulary) {
+    constexpr int kV = 3000;
+    std::vector<float> logits(kV, 0.0F);
+    logits[1500] = 8.0F;
+    auto cfg = sampling(1.0F);
+    cfg.logit_bias = {{1500, -std::numeric_limits<float>::infinity()}};
+    Sampler s;
+    SamplerRng rng(11);
+    for (int i = 0; i < 2000; ++i) {
+        std::vector<float> l = logits;
+        EXPECT_NE(s.sample(l, cfg, {}, rng).value(), 1500);
+    }
+    const auto d = dist(s, logits, cfg);
+    EXPECT_EQ(d.size(), static_cast<size_t>(kV - 1));
+    EXPECT_EQ(d.count(1500), 0U);
+}
+
+TEST(SamplerOps, TopKOnALargeVocabularyKeepsTheLowestIdsAmongTies) {
+    constexpr int kV = 10000;
+    std::vector<float> logits(kV, 1.0F);
+    logits[9000] = 2.0F;
+    logits[7] = -std::numeric_limits<float>::infinity();
+    auto cfg = sampling(1.0F);
+    cfg.top_k = 5;
+    Sampler s;
+    const auto d = dist(s, logits, cfg);
+    ASSERT_EQ(d.size(), 5U);
+    for (int32_t id : {9000, 0, 1, 2, 3}) {
+        EXPECT_EQ(d.count(id), 1U) << id;
+    }
+    const double e = std::exp(1.0);
+    EXPECT_NEAR(d.at(9000), e / (e + 4.0), 1e-6);
+}
+
+TEST(SamplerOps, MinPOnALargeVocabularyKeepsWhatTheDefinitionKeeps) {
+    constexpr int kV = 4000;
+    std::vector<float> logits(kV);
+    for (int i = 0; i < kV; ++i) {
+        logits[static_cast<size_t>(i)] = static_cast<float>((i * 37) % 101) / 20.0F;
+    }
+    auto cfg = sampling(0.7F);
+    cfg.min_p = 0.2F;
+    Sampler s;
+    const auto d = dist(s, logits, cfg);
+    const auto p = softmax(logits, 0.7F);
+    const float pmax = *std::max_element(p.begin(), p.end());
+    double kept = 0.0;
+    size_t n_kept = 0;
+    for (int i = 0; i < kV; ++i) {
+        if (p[static_cast<size_t>(i)] >= 0.2F * pmax) {
+            kept += p[static_cast<size_t>(i)];
+            ++n_kept;
+        }
+    }
+    ASSERT_EQ(d.size(), n_kept);
+    for (const auto& [id, prob] : d) {
+        EXPECT_GE(p[static_cast<size_t>(id)], 0.2F * pmax * (1.0F - 1e-5F)) << id;
+        EXPECT_NEAR(prob, p[static_cast<size_t>(id)] / kept, 1e-6) << id;
+    }
+}
+
 TEST(SamplerOps, SeededRngIsReproducibleAndSeedsDiffer) {
     auto draw = [](uint64_t seed) {
         Sampler s;

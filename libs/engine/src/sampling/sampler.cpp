@@ -1,7 +1,10 @@
 #include "helexa/engine/sampler.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -20,8 +23,77 @@ uint64_t rotl(uint64_t x, int k) {
     return (x << k) | (x >> (64 - k));
 }
 
-// Full sorts are cheap below this many candidates; above it top-p sorts only a prefix.
-constexpr size_t kSmallSort = 4096;
+// Four floats at a time through the compilers' vector extension (GCC and Clang; SSE2 on
+// x86-64, NEON on Arm): the weight pass over a 150k-entry vocabulary is the sampler's whole cost,
+// and neither compiler vectorises it from scalar code without -ffast-math (std::exp stays a libm
+// call per element).
+using F32x4 = float __attribute__((vector_size(16)));
+using I32x4 = int32_t __attribute__((vector_size(16)));
+
+F32x4 splat(float v) {
+    return F32x4{v, v, v, v};
+}
+
+// exp(x) for the sampler's arguments, x = (logit - max) / temperature <= 0, to ~1 ulp: Cody-Waite
+// range reduction to |r| <= ln2 / 2, a degree-6 polynomial, the power of two put in the exponent
+// bits. Below -87, where exp underflows, x is clamped (the caller zeroes non-finite logits).
+F32x4 exp_nonpositive(F32x4 x) {
+    const I32x4 low = x < splat(-87.0F);
+    x = reinterpret_cast<F32x4>((low & reinterpret_cast<I32x4>(splat(-87.0F))) |
+                                (~low & reinterpret_cast<I32x4>(x)));
+    // n = round(x / ln2) by the 1.5 * 2^23 trick: adds and subtracts, no rounding-mode call.
+    const F32x4 n = (x * splat(1.44269504F) + splat(12582912.0F)) - splat(12582912.0F);
+    const F32x4 r = (x - n * splat(0.693359375F)) - n * splat(-2.12194440e-4F);  // ln2 in two
+    F32x4 p = splat(1.9875691500e-4F);
+    p = p * r + splat(1.3981999507e-3F);
+    p = p * r + splat(8.3334519073e-3F);
+    p = p * r + splat(4.1665795894e-2F);
+    p = p * r + splat(1.6666665459e-1F);
+    p = p * r + splat(5.0000001201e-1F);
+    p = p * (r * r) + r + splat(1.0F);
+    const I32x4 biased = (__builtin_convertvector(n, I32x4) + 127) << 23;
+    return p * reinterpret_cast<F32x4>(biased);
+}
+
+// weights = exp((logits - max_l) * inv_t), exactly 0 where the logit is not finite (banned
+// with -inf, or NaN: x > -inf is false for both).
+F32x4 weights_of(F32x4 logits, float max_l, float inv_t) {
+    const F32x4 x = (logits - splat(max_l)) * splat(inv_t);
+    const I32x4 usable = x > splat(-std::numeric_limits<float>::infinity());
+    return reinterpret_cast<F32x4>(usable & reinterpret_cast<I32x4>(exp_nonpositive(x)));
+}
+
+// The largest logit, ignoring NaN (a comparison with NaN is false); +inf wins if present.
+float max_logit(std::span<const float> logits) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    // Two independent running maxima (the select is a 3-op dependency chain per vector).
+    F32x4 lanes[2] = {splat(neg_inf), splat(neg_inf)};
+    const size_t n = logits.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 2; ++k) {
+            F32x4 v;
+            std::memcpy(&v, &logits[i + 4 * static_cast<size_t>(k)], sizeof(v));
+            const I32x4 greater = v > lanes[k];
+            lanes[k] = reinterpret_cast<F32x4>((greater & reinterpret_cast<I32x4>(v)) |
+                                               (~greater & reinterpret_cast<I32x4>(lanes[k])));
+        }
+    }
+    float m = neg_inf;
+    for (; i < n; ++i) {
+        m = logits[i] > m ? logits[i] : m;
+    }
+    for (const F32x4& v : lanes) {
+        for (int j = 0; j < 4; ++j) {
+            m = v[j] > m ? v[j] : m;
+        }
+    }
+    return m;
+}
+
+bool by_value_desc(const TokenProb& a, const TokenProb& b) {
+    return a.prob > b.prob || (a.prob == b.prob && a.id < b.id);
+}
 
 }  // namespace
 
@@ -94,90 +166,56 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingConfig& cfg
 
 Status Sampler::build_candidates(std::span<float> logits, const SamplingConfig& cfg) {
     candidates_.clear();
-    int64_t n_nan = 0;
-    int64_t n_pos_inf = 0;
-    float max_logit = -std::numeric_limits<float>::infinity();
-    int32_t argmax = -1;
-    for (size_t i = 0; i < logits.size(); ++i) {
-        const float l = logits[i];
-        if (std::isnan(l)) {
-            ++n_nan;
-        } else if (std::isinf(l)) {
-            n_pos_inf += l > 0.0F ? 1 : 0;
-        } else if (l > max_logit) {
-            max_logit = l;
-            argmax = static_cast<int32_t>(i);
+    all_weights_ = false;
+    const float max_l = max_logit(logits);
+    if (!std::isfinite(max_l)) {  // +inf somewhere, or no finite logit at all
+        int64_t n_nan = 0;
+        int64_t n_pos_inf = 0;
+        for (float l : logits) {
+            n_nan += std::isnan(l) ? 1 : 0;
+            n_pos_inf += l == std::numeric_limits<float>::infinity() ? 1 : 0;
         }
-    }
-    if (argmax < 0 || n_pos_inf > 0) {
         return fail(ErrorCode::kInternal,
                     "sampling failed: no usable logit (vocab " + std::to_string(logits.size()) +
                         ", nan " + std::to_string(n_nan) + ", +inf " +
                         std::to_string(n_pos_inf) + ")");
     }
     if (cfg.greedy()) {
-        candidates_.push_back({argmax, 1.0F});
+        // The lowest id holding the maximum.
+        const auto it = std::find(logits.begin(), logits.end(), max_l);
+        candidates_.push_back({static_cast<int32_t>(it - logits.begin()), 1.0F});
         return ok();
     }
+    const float inv_t = 1.0F / cfg.temperature;
 
-    candidates_.reserve(logits.size());
-    for (size_t i = 0; i < logits.size(); ++i) {
-        if (std::isfinite(logits[i])) {
-            candidates_.push_back({static_cast<int32_t>(i), logits[i]});
+    if (cfg.top_k > 0 && static_cast<size_t>(cfg.top_k) < logits.size()) {
+        select_top_k(logits, static_cast<size_t>(cfg.top_k));
+        // Softmax at temperature over the survivors only.
+        double total = 0.0;
+        for (auto& c : candidates_) {
+            const double p = std::exp((static_cast<double>(c.prob) - max_l) * inv_t);
+            c.prob = static_cast<float>(p);
+            total += p;
         }
-    }
-    auto by_value_desc = [](const TokenProb& a, const TokenProb& b) {
-        return a.prob > b.prob || (a.prob == b.prob && a.id < b.id);
-    };
-
-    if (cfg.top_k > 0 && static_cast<size_t>(cfg.top_k) < candidates_.size()) {
-        auto kth = candidates_.begin() + cfg.top_k;
-        std::nth_element(candidates_.begin(), kth - 1, candidates_.end(), by_value_desc);
-        candidates_.erase(kth, candidates_.end());
-    }
-
-    // Softmax at temperature, computed relative to the maximum for stability.
-    const double inv_t = 1.0 / static_cast<double>(cfg.temperature);
-    double total = 0.0;
-    for (auto& c : candidates_) {
-        const double p = std::exp((static_cast<double>(c.prob) - max_logit) * inv_t);
-        c.prob = static_cast<float>(p);
-        total += p;
-    }
-    for (auto& c : candidates_) {
-        c.prob = static_cast<float>(c.prob / total);
+        for (auto& c : candidates_) {
+            c.prob = static_cast<float>(c.prob / total);
+        }
+    } else {
+        // Every finite logit takes part: one vectorised pass of weights relative to the top
+        // (which gets exactly 1), kept for the draw, with per-block sums so the draw can skip
+        // whole blocks; no per-token candidate list unless a mask below needs one.
+        compute_weights(logits, max_l, inv_t);
+        all_weights_ = true;
     }
 
     if (cfg.top_p < 1.0F) {
-        // The nucleus lies inside any set of the largest probabilities whose mass reaches top_p,
-        // so only such a set needs sorting.
-        auto sort_end = candidates_.end();
-        if (candidates_.size() > kSmallSort) {
-            float pmax = 0.0F;
-            for (const auto& c : candidates_) {
-                pmax = std::max(pmax, c.prob);
-            }
-            float threshold = pmax / 64.0F;
-            while (true) {
-                auto mid = std::partition(candidates_.begin(), candidates_.end(),
-                                          [threshold](const TokenProb& c) {
-                                              return c.prob >= threshold;
-                                          });
-                double mass = 0.0;
-                for (auto it = candidates_.begin(); it != mid; ++it) {
-                    mass += it->prob;
-                }
-                if (mass >= cfg.top_p || threshold <= 0.0F) {
-                    sort_end = mid;
-                    break;
-                }
-                threshold = threshold < 1e-30F ? 0.0F : threshold / 64.0F;
-            }
+        if (all_weights_) {
+            collect_nucleus(cfg.top_p);
         }
-        std::sort(candidates_.begin(), sort_end, by_value_desc);
+        std::sort(candidates_.begin(), candidates_.end(), by_value_desc);
         double cumulative = 0.0;
         size_t keep = 0;
-        while (keep < static_cast<size_t>(sort_end - candidates_.begin())) {
+        while (keep < candidates_.size()) {
             cumulative += candidates_[keep].prob;
             ++keep;
             if (cumulative >= cfg.top_p) {
@@ -188,28 +226,189 @@ Status Sampler::build_candidates(std::span<float> logits, const SamplingConfig& 
     }
 
     if (cfg.min_p > 0.0F) {
-        float pmax = 0.0F;
-        for (const auto& c : candidates_) {
-            pmax = std::max(pmax, c.prob);
+        if (all_weights_) {
+            // The top token's probability is 1 / total (its weight is 1), so "prob >= min_p x
+            // pmax" is "weight >= min_p".
+            for (size_t i = 0; i < weights_.size(); ++i) {
+                if (weights_[i] >= cfg.min_p) {
+                    candidates_.push_back({static_cast<int32_t>(i),
+                                           static_cast<float>(weights_[i] / weight_total_)});
+                }
+            }
+            all_weights_ = false;
+        } else {
+            float pmax = 0.0F;
+            for (const auto& c : candidates_) {
+                pmax = std::max(pmax, c.prob);
+            }
+            const float cut = cfg.min_p * pmax;
+            std::erase_if(candidates_, [cut](const TokenProb& c) { return c.prob < cut; });
         }
-        const float cut = cfg.min_p * pmax;
-        std::erase_if(candidates_, [cut](const TokenProb& c) { return c.prob < cut; });
     }
 
-    double kept = 0.0;
-    for (const auto& c : candidates_) {
-        kept += c.prob;
-    }
-    for (auto& c : candidates_) {
-        c.prob = static_cast<float>(c.prob / kept);
+    if (!all_weights_) {
+        double kept = 0.0;
+        for (const auto& c : candidates_) {
+            kept += c.prob;
+        }
+        for (auto& c : candidates_) {
+            c.prob = static_cast<float>(c.prob / kept);
+        }
     }
     return ok();
+}
+
+void Sampler::compute_weights(std::span<const float> logits, float max_l, float inv_t) {
+    const size_t n = logits.size();
+    weights_.resize(n);
+    block_totals_.assign((n + kWeightBlock - 1) / kWeightBlock, 0.0);
+    weight_total_ = 0.0;
+    for (size_t b = 0; b < block_totals_.size(); ++b) {
+        const size_t begin = b * kWeightBlock;
+        const size_t end = std::min(n, begin + kWeightBlock);
+        // Four float lanes over 64 entries at a time (<= 16 terms each: ~1e-6 relative at
+        // worst), folded into a double per run: a vector of doubles would live in memory on
+        // SSE2 and make the loop one long store-to-load chain.
+        double total = 0.0;
+        size_t i = begin;
+        constexpr size_t kRun = 64;
+        while (i + 4 <= end) {
+            F32x4 lanes = splat(0.0F);
+            F32x4 lanes2 = splat(0.0F);  // a second chain: the adds' latency, not their count
+            const size_t run_end = std::min(end, i + kRun);
+            for (; i + 8 <= run_end; i += 8) {
+                F32x4 l;
+                F32x4 l2;
+                std::memcpy(&l, &logits[i], sizeof(l));
+                std::memcpy(&l2, &logits[i + 4], sizeof(l2));
+                const F32x4 w = weights_of(l, max_l, inv_t);
+                const F32x4 w2 = weights_of(l2, max_l, inv_t);
+                std::memcpy(&weights_[i], &w, sizeof(w));
+                std::memcpy(&weights_[i + 4], &w2, sizeof(w2));
+                lanes += w;
+                lanes2 += w2;
+            }
+            for (; i + 4 <= run_end; i += 4) {
+                F32x4 l;
+                std::memcpy(&l, &logits[i], sizeof(l));
+                const F32x4 w = weights_of(l, max_l, inv_t);
+                std::memcpy(&weights_[i], &w, sizeof(w));
+                lanes += w;
+            }
+            lanes += lanes2;
+            total += (static_cast<double>(lanes[0]) + static_cast<double>(lanes[1])) +
+                     (static_cast<double>(lanes[2]) + static_cast<double>(lanes[3]));
+        }
+        for (; i < end; ++i) {
+            const F32x4 w = weights_of(splat(logits[i]), max_l, inv_t);
+            weights_[i] = w[0];
+            total += static_cast<double>(w[0]);
+        }
+        block_totals_[b] = total;
+        weight_total_ += total;
+    }
+    all_weights_ = true;
+}
+
+int32_t Sampler::draw_from_weights(double r) const {
+    // The first token whose running weight passes r x total: whole blocks first, then the
+    // entries of one block.
+    const double target = r * weight_total_;
+    double before = 0.0;
+    size_t b = 0;
+    while (b + 1 < block_totals_.size() && before + block_totals_[b] <= target) {
+        before += block_totals_[b];
+        ++b;
+    }
+    const size_t begin = b * kWeightBlock;
+    const size_t end = std::min(weights_.size(), begin + kWeightBlock);
+    double cumulative = before;
+    int32_t last = -1;
+    for (size_t i = begin; i < end; ++i) {
+        if (weights_[i] > 0.0F) {
+            cumulative += static_cast<double>(weights_[i]);
+            last = static_cast<int32_t>(i);
+            if (target < cumulative) {
+                return last;
+            }
+        }
+    }
+    if (last >= 0) {
+        return last;  // rounding left the target just above this block's total
+    }
+    // The block chosen holds no weight at all (only possible through rounding at its edge):
+    // the last weighted token before it, which exists since the top token weighs 1.
+    for (size_t i = begin; i-- > 0;) {
+        if (weights_[i] > 0.0F) {
+            return static_cast<int32_t>(i);
+        }
+    }
+    for (size_t i = end; i < weights_.size(); ++i) {
+        if (weights_[i] > 0.0F) {
+            return static_cast<int32_t>(i);
+        }
+    }
+    return 0;
+}
+
+void Sampler::select_top_k(std::span<const float> logits, size_t k) {
+    // A min-heap of the k best (value, then lower id) seen so far; ids arrive in increasing
+    // order, so a later equal value never displaces an earlier one, and after the first few
+    // thousand entries almost every logit fails the one comparison with the heap's minimum.
+    const auto worse_on_top = by_value_desc;  // the heap's front is its worst entry
+    candidates_.clear();
+    candidates_.reserve(k);
+    for (size_t i = 0; i < logits.size(); ++i) {
+        const float l = logits[i];
+        if (!std::isfinite(l)) {
+            continue;
+        }
+        if (candidates_.size() < k) {
+            candidates_.push_back({static_cast<int32_t>(i), l});
+            std::push_heap(candidates_.begin(), candidates_.end(), worse_on_top);
+        } else if (l > candidates_.front().prob) {
+            std::pop_heap(candidates_.begin(), candidates_.end(), worse_on_top);
+            candidates_.back() = {static_cast<int32_t>(i), l};
+            std::push_heap(candidates_.begin(), candidates_.end(), worse_on_top);
+        }
+    }
+}
+
+void Sampler::collect_nucleus(float top_p) {
+    // The nucleus lies inside any set of the largest weights whose mass reaches top_p, so only
+    // such a set is collected (and sorted by the caller): weights >= 1/64 of the top first, then
+    // 64x lower until the mass suffices; 0 at the end takes every nonzero weight.
+    candidates_.clear();
+    const double need = static_cast<double>(top_p) * weight_total_;
+    float threshold = 1.0F / 64.0F;
+    while (true) {
+        candidates_.clear();
+        double mass = 0.0;
+        for (size_t i = 0; i < weights_.size(); ++i) {
+            const float w = weights_[i];
+            if (w >= threshold && w > 0.0F) {
+                candidates_.push_back({static_cast<int32_t>(i), w});
+                mass += static_cast<double>(w);
+            }
+        }
+        if (mass >= need || threshold == 0.0F) {
+            break;
+        }
+        threshold = threshold < 1e-30F ? 0.0F : threshold / 64.0F;
+    }
+    for (auto& c : candidates_) {
+        c.prob = static_cast<float>(c.prob / weight_total_);
+    }
+    all_weights_ = false;
 }
 
 Result<int32_t> Sampler::sample(std::span<float> logits, const SamplingConfig& cfg,
                                 std::span<const int32_t> generated, SamplerRng& rng) {
     apply_penalties(logits, cfg, generated);
     HELEXA_TRY_STATUS(build_candidates(logits, cfg));
+    if (all_weights_) {
+        return draw_from_weights(rng.next_unit());
+    }
     if (candidates_.size() == 1) {
         // Greedy does not draw, so a greedy request leaves its RNG untouched.
         if (!cfg.greedy()) {
@@ -234,14 +433,21 @@ Result<std::vector<TokenProb>> Sampler::distribution(std::span<float> logits,
     apply_penalties(logits, cfg, generated);
     HELEXA_TRY_STATUS(build_candidates(logits, cfg));
     std::vector<TokenProb> out;
-    for (const auto& c : candidates_) {
-        if (c.prob > 0.0F) {
-            out.push_back(c);
+    if (all_weights_) {
+        for (size_t i = 0; i < weights_.size(); ++i) {
+            if (weights_[i] > 0.0F) {
+                out.push_back({static_cast<int32_t>(i),
+                               static_cast<float>(weights_[i] / weight_total_)});
+            }
+        }
+    } else {
+        for (const auto& c : candidates_) {
+            if (c.prob > 0.0F) {
+                out.push_back(c);
+            }
         }
     }
-    std::sort(out.begin(), out.end(), [](const TokenProb& a, const TokenProb& b) {
-        return a.prob > b.prob || (a.prob == b.prob && a.id < b.id);
-    });
+    std::sort(out.begin(), out.end(), by_value_desc);
     return out;
 }
 

@@ -54,10 +54,28 @@ public:
                                 std::span<const int32_t> generated);
 
 private:
-    // Fills candidates_ with the surviving tokens and normalised probabilities, descending.
+    // Either fills candidates_ with the surviving tokens and their normalised probabilities, or,
+    // when no mask cuts the vocabulary (temperature alone), leaves every token's weight in
+    // weights_ (probability = weight / weight_total_) and sets all_weights_: a 150k-entry
+    // candidate list would cost more than the draw.
     Status build_candidates(std::span<float> logits, const SamplingConfig& cfg);
+    // weights_ = exp((logit - max_l) * inv_t) per token (0 when not finite), block_totals_,
+    // weight_total_; sets all_weights_.
+    void compute_weights(std::span<const float> logits, float max_l, float inv_t);
+    // The token whose cumulative weight (in id order) first passes r x weight_total_.
+    int32_t draw_from_weights(double r) const;
+    // candidates_ = the k largest finite logits (ties: lower id), values still logits.
+    void select_top_k(std::span<const float> logits, size_t k);
+    // candidates_ = a superset of the top_p nucleus from weights_, with probabilities.
+    void collect_nucleus(float top_p);
 
     std::vector<TokenProb> candidates_;
+    // Tokens per block of block_totals_: a draw walks ~150 block sums, then one block.
+    static constexpr size_t kWeightBlock = 1024;
+    std::vector<float> weights_;
+    std::vector<double> block_totals_;
+    double weight_total_ = 0.0;
+    bool all_weights_ = false;
 };
 
 }  // namespace helexa::engine
