@@ -12,9 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/sampler.h"
 #include "helexa/engine/sampling_config.h"
 
@@ -137,6 +140,39 @@ int main(int argc, char** argv) {
         std::sort(us.begin(), us.end());
         std::printf("| %s | %.1f | %.1f |\n", c.name.c_str(), us[us.size() / 2],
                     us[us.size() * 9 / 10]);
+    }
+
+    // A step of 32 sampled streams, rows spread over the scheduler's sampling threads (a
+    // cpu::ThreadPool of min(8, hardware threads), one Sampler per chunk) as Scheduler does.
+    const int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    for (int n_threads : {1, threads}) {
+        constexpr int kRows = 32;
+        cpu::ThreadPool pool(n_threads);
+        std::vector<Sampler> samplers(static_cast<size_t>(pool.size()));
+        std::vector<SamplerRng> rngs;
+        for (int r = 0; r < kRows; ++r) {
+            rngs.emplace_back(static_cast<uint64_t>(r));
+        }
+        std::vector<float> rows(static_cast<size_t>(kRows) * row.size());
+        std::vector<double> us;
+        const SamplingConfig cfg;  // OpenAI defaults
+        for (int i = 0; i < std::max(iterations / 20, 5); ++i) {
+            for (int r = 0; r < kRows; ++r) {
+                std::copy(row.begin(), row.end(), rows.begin() + r * static_cast<ptrdiff_t>(vocab));
+            }
+            const auto t0 = Clock::now();
+            pool.parallel_for(kRows, 1, [&](int64_t r0, int64_t r1, int chunk) {
+                for (int64_t r = r0; r < r1; ++r) {
+                    std::span<float> l(rows.data() + r * vocab, static_cast<size_t>(vocab));
+                    (void)samplers[static_cast<size_t>(chunk)].sample(
+                        l, cfg, generated, rngs[static_cast<size_t>(r)]);
+                }
+            });
+            us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        }
+        std::sort(us.begin(), us.end());
+        std::printf("| 32 rows, OpenAI defaults, %d thread(s) | %.1f per step | |\n", n_threads,
+                    us[us.size() / 2]);
     }
     return 0;
 }

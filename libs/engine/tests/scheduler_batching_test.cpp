@@ -23,7 +23,7 @@ constexpr int64_t kVocab = 64;
 
 struct Harness {
     Harness(int64_t block_size, int64_t n_blocks, int64_t chunk, bool prefix_cache = true,
-            GenerationDefaults gen = {})
+            GenerationDefaults gen = {}, int sampling_threads = 0)
         : runner(kVocab, block_size, n_blocks) {
         SchedulerModel model;
         model.generation = std::move(gen);
@@ -32,6 +32,7 @@ struct Harness {
         options.prefill_chunk_tokens = chunk;
         options.prefix_cache.enabled = prefix_cache;
         options.seed_source = [] { return uint64_t{7}; };
+        options.sampling_threads = sampling_threads;
         scheduler = std::make_unique<Scheduler>(runner, std::move(model), std::move(options));
     }
 
@@ -349,6 +350,36 @@ TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
     EXPECT_EQ(run(1), alone);
     // Sampling actually sampled: temperature 1 over the script's logits leaves the argmax path.
     EXPECT_NE(alone, pieces_text(expected_greedy(make_prompt(9, 4, kVocab), 24, kVocab)));
+}
+
+// A step's sampled rows are drawn several at a time on the sampling threads: each row must still
+// be drawn from its own logits with its own sequence's RNG, whatever thread takes it.
+TEST(SchedulerBatching, SampledRowsAreTheSameOnAnyNumberOfSamplingThreads) {
+    auto run = [](int threads) {
+        Harness h(4, 256, 32, true, {}, threads);
+        std::vector<std::unique_ptr<Collector>> out;
+        for (int i = 0; i < 6; ++i) {
+            out.push_back(std::make_unique<Collector>());
+            GenerateRequest r;
+            r.prompt_tokens = make_prompt(7 + i * 5, 3 + i, kVocab);
+            r.sampling.temperature = 0.8F + 0.1F * static_cast<float>(i % 3);
+            r.sampling.seed = 100 + static_cast<uint64_t>(i);
+            r.sampling.max_tokens = 16;
+            h.submit(std::move(r), *out.back());
+        }
+        run_until_idle(*h.scheduler);
+        std::vector<std::string> texts;
+        for (const auto& c : out) {
+            expect_finished(*c, FinishReason::kLength);
+            texts.push_back(c->text());
+        }
+        return texts;
+    };
+    const auto one = run(1);
+    EXPECT_EQ(run(4), one);
+    EXPECT_EQ(run(3), one);
+    // Six different streams: rows were not mixed up into the same draws.
+    EXPECT_EQ(std::set<std::string>(one.begin(), one.end()).size(), one.size());
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 
+#include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/stop_strings.h"
 
 namespace helexa::engine {
@@ -80,6 +82,13 @@ Scheduler::Scheduler(ModelRunner& runner, SchedulerModel model, SchedulerOptions
     if (!model_.text_stream) {
         model_.text_stream = pass_through_text_stream_factory();
     }
+    int sampling_threads = options_.sampling_threads;
+    if (sampling_threads <= 0) {
+        sampling_threads =
+            static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    }
+    sampling_pool_ = std::make_unique<cpu::ThreadPool>(sampling_threads);
+    samplers_.resize(static_cast<size_t>(sampling_pool_->size()));
     if (!options_.seed_source) {
         options_.seed_source = [] {
             std::random_device rd;
@@ -459,6 +468,9 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         return;
     }
 
+    if (!argmax_only) {
+        sample_rows(entries);
+    }
     size_t row = 0;
     for (auto& e : entries) {
         Sequence& s = *e.seq;
@@ -475,22 +487,39 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
                 accept_token(s, token);
                 continue;
             }
-            std::span<float> logits(logits_.data() + row * static_cast<size_t>(vocab_size_),
-                                    static_cast<size_t>(vocab_size_));
-            ++row;
-            process_token(s, logits);
+            const Result<int32_t>& token = sampled_[row++];
+            if (!token) {
+                fail_sequence(s, token.error());
+                continue;
+            }
+            accept_token(s, *token);
         }
     }
 }
 
-void Scheduler::process_token(Sequence& s, std::span<float> logits_row) {
-    auto generated = std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.prompt_len));
-    auto token = sampler_.sample(logits_row, s.cfg, generated, s.rng);
-    if (!token) {
-        fail_sequence(s, token.error());
-        return;
+void Scheduler::sample_rows(const std::vector<Entry>& entries) {
+    std::vector<Sequence*> rows;
+    for (const auto& e : entries) {
+        if (e.need_logits) {
+            rows.push_back(e.seq);
+        }
     }
-    accept_token(s, *token);
+    sampled_.assign(rows.size(), Result<int32_t>(0));
+    // Each row reads only its own sequence (tokens, config) and writes its own RNG, logits row
+    // and result: nothing is shared but the read-only vocabulary size.
+    sampling_pool_->parallel_for(
+        static_cast<int64_t>(rows.size()), 1, [&](int64_t r0, int64_t r1, int chunk) {
+            Sampler& sampler = samplers_[static_cast<size_t>(chunk)];
+            for (int64_t r = r0; r < r1; ++r) {
+                Sequence& s = *rows[static_cast<size_t>(r)];
+                std::span<float> logits(
+                    logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(vocab_size_),
+                    static_cast<size_t>(vocab_size_));
+                const auto generated =
+                    std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.prompt_len));
+                sampled_[static_cast<size_t>(r)] = sampler.sample(logits, s.cfg, generated, s.rng);
+            }
+        });
 }
 
 bool Scheduler::takes_plain_argmax(const SamplingConfig& cfg) {
