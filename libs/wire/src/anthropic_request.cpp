@@ -1,32 +1,46 @@
 // Anthropic Messages -> OpenAI chat translation. See the header for the mapping.
 #include "helexa/wire/anthropic_request.h"
 
-#include <string_view>
 #include <utility>
 
+#include "internal/chat_body.h"
 #include "internal/json_util.h"
 
 namespace helexa::wire {
 namespace {
 
+using detail::append_text;
+using detail::field_at;
 using detail::invalid_field;
 using detail::member;
 using nlohmann::json;
 
-constexpr std::string_view kBlockSeparator = "\n\n";
-
-std::string field_at(const std::string& base, size_t index) {
-    return base + "[" + std::to_string(index) + "]";
+// Content that is not a string must be an array of blocks; the caller handles the string.
+Status require_blocks(const json& content, const std::string& field) {
+    if (!content.is_array()) {
+        return tl::unexpected(invalid_field(field, "expected a string or an array of blocks, got " +
+                                                       detail::type_name(content)));
+    }
+    return ok();
 }
 
-void append_text(std::string& out, const std::string& text) {
-    if (text.empty()) {
-        return;
+// Walks a user or assistant turn's array of blocks, calling
+// on_block(block, block_field, type) -> Status for each one after checking that it is an object
+// naming its `type`. Stops at the first error.
+template <typename OnBlock>
+Status for_each_typed_block(const json& content, const std::string& field, OnBlock&& on_block) {
+    HELEXA_TRY_STATUS(require_blocks(content, field));
+    for (size_t i = 0; i < content.size(); ++i) {
+        const json& block = content[i];
+        std::string block_field = field_at(field, i);
+        if (!block.is_object()) {
+            return tl::unexpected(invalid_field(block_field, "expected a content block object"));
+        }
+        std::string type;
+        HELEXA_TRY_STATUS(detail::read_string(block, "type", block_field, type));
+        HELEXA_TRY_STATUS(on_block(block, block_field, type));
     }
-    if (!out.empty()) {
-        out += kBlockSeparator;
-    }
-    out += text;
+    return ok();
 }
 
 // `system` content, a system turn's content, or tool_result content: a string or an array of
@@ -36,10 +50,7 @@ Result<std::string> flatten_to_text(const json& content, const std::string& fiel
     if (content.is_string()) {
         return content.get<std::string>();
     }
-    if (!content.is_array()) {
-        return tl::unexpected(invalid_field(field, "expected a string or an array of blocks, got " +
-                                                       detail::type_name(content)));
-    }
+    HELEXA_TRY_STATUS(require_blocks(content, field));
     std::string out;
     for (size_t i = 0; i < content.size(); ++i) {
         const json& block = content[i];
@@ -53,11 +64,9 @@ Result<std::string> flatten_to_text(const json& content, const std::string& fiel
         }
         auto type = detail::string_member(block, "type").value_or("text");
         if (type == "text") {
-            const json* text = member(block, "text");
-            if (text == nullptr || !text->is_string()) {
-                return tl::unexpected(invalid_field(block_field + ".text", "expected a string"));
-            }
-            append_text(out, text->get<std::string>());
+            std::string text;
+            HELEXA_TRY_STATUS(detail::read_string(block, "text", block_field, text));
+            append_text(out, text);
         } else if (type == "image") {
             append_text(out, "[image]");
         } else if (type == "document") {
@@ -129,39 +138,22 @@ Status translate_user(const json& content, const std::string& field, json& messa
         messages.push_back({{"role", "user"}, {"content", content}});
         return ok();
     }
-    if (!content.is_array()) {
-        return tl::unexpected(invalid_field(field, "expected a string or an array of blocks, got " +
-                                                       detail::type_name(content)));
-    }
     json parts = json::array();
-    for (size_t i = 0; i < content.size(); ++i) {
-        const json& block = content[i];
-        std::string block_field = field_at(field, i);
-        if (!block.is_object()) {
-            return tl::unexpected(invalid_field(block_field, "expected a content block object"));
-        }
-        auto type = detail::string_member(block, "type");
-        if (!type) {
-            return tl::unexpected(invalid_field(block_field + ".type", "expected a string"));
-        }
-        if (*type == "text") {
-            auto text = detail::string_member(block, "text");
-            if (!text) {
-                return tl::unexpected(invalid_field(block_field + ".text", "expected a string"));
-            }
-            parts.push_back({{"type", "text"}, {"text", *text}});
-        } else if (*type == "image") {
+    auto on_block = [&](const json& block, const std::string& block_field,
+                        const std::string& type) -> Status {
+        if (type == "text") {
+            std::string text;
+            HELEXA_TRY_STATUS(detail::read_string(block, "text", block_field, text));
+            parts.push_back({{"type", "text"}, {"text", text}});
+        } else if (type == "image") {
             auto part = image_part(block, block_field);
             if (!part) {
                 return tl::unexpected(std::move(part).error());
             }
             parts.push_back(std::move(*part));
-        } else if (*type == "tool_result") {
-            auto id = detail::string_member(block, "tool_use_id");
-            if (!id) {
-                return tl::unexpected(
-                    invalid_field(block_field + ".tool_use_id", "expected a string"));
-            }
+        } else if (type == "tool_result") {
+            std::string id;
+            HELEXA_TRY_STATUS(detail::read_string(block, "tool_use_id", block_field, id));
             std::string text;
             if (const json* result = member(block, "content"); result != nullptr) {
                 auto flat = flatten_to_text(*result, block_field + ".content");
@@ -172,20 +164,22 @@ Status translate_user(const json& content, const std::string& field, json& messa
             }
             // Tool results must directly follow the assistant's tool_calls, so they go out
             // before any text the user turn also carries.
-            messages.push_back({{"role", "tool"}, {"tool_call_id", *id}, {"content", text}});
-        } else if (*type == "document") {
+            messages.push_back(detail::tool_message(id, text));
+        } else if (type == "document") {
             auto flat = flatten_to_text(json::array({block}), block_field);
             if (!flat) {
                 return tl::unexpected(std::move(flat).error());
             }
             parts.push_back({{"type", "text"}, {"text", *flat}});
-        } else if (*type == "thinking" || *type == "redacted_thinking") {
-            continue;  // not meaningful in a user turn
+        } else if (type == "thinking" || type == "redacted_thinking") {
+            // not meaningful in a user turn: dropped
         } else {
             return tl::unexpected(invalid_field(block_field + ".type",
-                                                "unsupported content block type '" + *type + "'"));
+                                                "unsupported content block type '" + type + "'"));
         }
-    }
+        return ok();
+    };
+    HELEXA_TRY_STATUS(for_each_typed_block(content, field, on_block));
     if (!parts.empty()) {
         messages.push_back({{"role", "user"}, {"content", collapse_parts(std::move(parts))}});
     }
@@ -197,38 +191,20 @@ Status translate_assistant(const json& content, const std::string& field, json& 
         messages.push_back({{"role", "assistant"}, {"content", content}});
         return ok();
     }
-    if (!content.is_array()) {
-        return tl::unexpected(invalid_field(field, "expected a string or an array of blocks, got " +
-                                                       detail::type_name(content)));
-    }
     std::string text;
     std::string reasoning;
     json tool_calls = json::array();
-    for (size_t i = 0; i < content.size(); ++i) {
-        const json& block = content[i];
-        std::string block_field = field_at(field, i);
-        if (!block.is_object()) {
-            return tl::unexpected(invalid_field(block_field, "expected a content block object"));
-        }
-        auto type = detail::string_member(block, "type");
-        if (!type) {
-            return tl::unexpected(invalid_field(block_field + ".type", "expected a string"));
-        }
-        if (*type == "text") {
-            auto block_text = detail::string_member(block, "text");
-            if (!block_text) {
-                return tl::unexpected(invalid_field(block_field + ".text", "expected a string"));
-            }
-            append_text(text, *block_text);
-        } else if (*type == "tool_use") {
-            auto id = detail::string_member(block, "id");
-            auto name = detail::string_member(block, "name");
-            if (!id) {
-                return tl::unexpected(invalid_field(block_field + ".id", "expected a string"));
-            }
-            if (!name) {
-                return tl::unexpected(invalid_field(block_field + ".name", "expected a string"));
-            }
+    auto on_block = [&](const json& block, const std::string& block_field,
+                        const std::string& type) -> Status {
+        if (type == "text") {
+            std::string part_text;
+            HELEXA_TRY_STATUS(detail::read_string(block, "text", block_field, part_text));
+            append_text(text, part_text);
+        } else if (type == "tool_use") {
+            std::string id;
+            std::string name;
+            HELEXA_TRY_STATUS(detail::read_string(block, "id", block_field, id));
+            HELEXA_TRY_STATUS(detail::read_string(block, "name", block_field, name));
             json input = json::object();
             if (const json* in = member(block, "input"); in != nullptr) {
                 if (!in->is_object()) {
@@ -237,20 +213,20 @@ Status translate_assistant(const json& content, const std::string& field, json& 
                 }
                 input = *in;
             }
-            tool_calls.push_back({{"id", *id},
-                                  {"type", "function"},
-                                  {"function", {{"name", *name}, {"arguments", input}}}});
-        } else if (*type == "thinking") {
+            tool_calls.push_back(detail::tool_call(id, name, std::move(input)));
+        } else if (type == "thinking") {
             if (auto thought = detail::string_member(block, "thinking"); thought) {
                 append_text(reasoning, *thought);
             }
-        } else if (*type == "redacted_thinking") {
-            continue;  // opaque to us
+        } else if (type == "redacted_thinking") {
+            // opaque to us: dropped
         } else {
             return tl::unexpected(invalid_field(block_field + ".type",
-                                                "unsupported content block type '" + *type + "'"));
+                                                "unsupported content block type '" + type + "'"));
         }
-    }
+        return ok();
+    };
+    HELEXA_TRY_STATUS(for_each_typed_block(content, field, on_block));
     json message = {{"role", "assistant"}, {"content", text}};
     if (!reasoning.empty()) {
         message["reasoning_content"] = reasoning;
@@ -262,43 +238,31 @@ Status translate_assistant(const json& content, const std::string& field, json& 
     return ok();
 }
 
-Result<json> translate_tools(const json& tools) {
-    if (!tools.is_array()) {
-        return tl::unexpected(invalid_field("tools", "expected an array"));
+// One Anthropic tool {name, description, input_schema} -> one chat function tool, appended.
+Status translate_tool(const json& tool, const std::string& field, json& tools) {
+    auto kind = detail::string_member(tool, "type");
+    if (kind && *kind != "custom") {
+        return ok();  // Anthropic-hosted server tool (web_search_..., bash_...): not executable
     }
-    json out = json::array();
-    for (size_t i = 0; i < tools.size(); ++i) {
-        const json& tool = tools[i];
-        std::string field = field_at("tools", i);
-        if (!tool.is_object()) {
-            return tl::unexpected(invalid_field(field, "expected an object"));
+    std::string name;
+    HELEXA_TRY_STATUS(detail::read_string(tool, "name", field, name));
+    json function = {{"name", name}};
+    if (const json* description = member(tool, "description"); description != nullptr) {
+        if (!description->is_string()) {
+            return tl::unexpected(invalid_field(field + ".description", "expected a string"));
         }
-        auto kind = detail::string_member(tool, "type");
-        if (kind && *kind != "custom") {
-            continue;  // Anthropic-hosted server tool (web_search_..., bash_...): not executable
-        }
-        auto name = detail::string_member(tool, "name");
-        if (!name) {
-            return tl::unexpected(invalid_field(field + ".name", "expected a string"));
-        }
-        json function = {{"name", *name}};
-        if (const json* description = member(tool, "description"); description != nullptr) {
-            if (!description->is_string()) {
-                return tl::unexpected(invalid_field(field + ".description", "expected a string"));
-            }
-            function["description"] = *description;
-        }
-        json parameters = {{"type", "object"}, {"properties", json::object()}};
-        if (const json* schema = member(tool, "input_schema"); schema != nullptr) {
-            if (!schema->is_object()) {
-                return tl::unexpected(invalid_field(field + ".input_schema", "expected an object"));
-            }
-            parameters = *schema;
-        }
-        function["parameters"] = std::move(parameters);
-        out.push_back({{"type", "function"}, {"function", std::move(function)}});
+        function["description"] = *description;
     }
-    return out;
+    json parameters = detail::empty_parameters();
+    if (const json* schema = member(tool, "input_schema"); schema != nullptr) {
+        if (!schema->is_object()) {
+            return tl::unexpected(invalid_field(field + ".input_schema", "expected an object"));
+        }
+        parameters = *schema;
+    }
+    function["parameters"] = std::move(parameters);
+    tools.push_back(detail::function_tool(std::move(function)));
+    return ok();
 }
 
 Status translate_tool_choice(const json& choice, json& body) {
@@ -334,23 +298,11 @@ Status translate_tool_choice(const json& choice, json& body) {
         if (!name) {
             return tl::unexpected(invalid_field("tool_choice.name", "expected a string"));
         }
-        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *name}}}};
+        body["tool_choice"] = detail::named_tool_choice(*name);
     } else {
         return tl::unexpected(invalid_field("tool_choice.type",
                                             "unknown tool_choice type '" + type + "'"));
     }
-    return ok();
-}
-
-Status copy_number(const json& request, const char* key, json& body) {
-    const json* value = member(request, key);
-    if (value == nullptr) {
-        return ok();
-    }
-    if (!value->is_number()) {
-        return tl::unexpected(invalid_field(key, "expected a number"));
-    }
-    body[key] = *value;
     return ok();
 }
 
@@ -367,14 +319,9 @@ Status translate_sampling(const json& request, AnthropicChatRequest& out) {
         out.max_tokens = value;
         body["max_tokens"] = value;
     }
-    HELEXA_TRY_STATUS(copy_number(request, "temperature", body));
-    HELEXA_TRY_STATUS(copy_number(request, "top_p", body));
-    if (const json* top_k = member(request, "top_k"); top_k != nullptr) {
-        if (!detail::is_integral(*top_k)) {
-            return tl::unexpected(invalid_field("top_k", "expected an integer"));
-        }
-        body["top_k"] = detail::as_int(*top_k);
-    }
+    HELEXA_TRY_STATUS(detail::copy_number(request, "temperature", body));
+    HELEXA_TRY_STATUS(detail::copy_number(request, "top_p", body));
+    HELEXA_TRY_STATUS(detail::copy_integer(request, "top_k", body));
     if (const json* stops = member(request, "stop_sequences"); stops != nullptr) {
         if (!stops->is_array()) {
             return tl::unexpected(invalid_field("stop_sequences", "expected an array of strings"));
@@ -443,12 +390,7 @@ Result<AnthropicChatRequest> anthropic_to_openai(const json& request) {
     AnthropicChatRequest out;
     out.body = json::object();
 
-    auto model = detail::string_member(request, "model");
-    if (!model || model->empty()) {
-        return tl::unexpected(invalid_field("model", "required non-empty string"));
-    }
-    out.model = *model;
-    out.body["model"] = *model;
+    HELEXA_TRY_STATUS(detail::copy_model(request, out.body, out.model));
 
     const json* messages = member(request, "messages");
     if (messages == nullptr || !messages->is_array()) {
@@ -471,65 +413,37 @@ Result<AnthropicChatRequest> anthropic_to_openai(const json& request) {
         if (!message.is_object()) {
             return tl::unexpected(invalid_field(field, "expected an object"));
         }
-        auto role = detail::string_member(message, "role");
-        if (!role) {
-            return tl::unexpected(invalid_field(field + ".role", "expected a string"));
-        }
+        std::string role;
+        HELEXA_TRY_STATUS(detail::read_string(message, "role", field, role));
         const json* content = member(message, "content");
         if (content == nullptr) {
             return tl::unexpected(invalid_field(field + ".content", "required"));
         }
-        if (*role == "system") {
+        if (role == "system") {
             // Chat templates reject a system message anywhere but first (seed 295b10c).
             auto flat = flatten_to_text(*content, field + ".content");
             if (!flat) {
                 return tl::unexpected(std::move(flat).error());
             }
             append_text(system_text, *flat);
-        } else if (*role == "user") {
+        } else if (role == "user") {
             HELEXA_TRY_STATUS(translate_user(*content, field + ".content", turns));
-        } else if (*role == "assistant") {
+        } else if (role == "assistant") {
             HELEXA_TRY_STATUS(translate_assistant(*content, field + ".content", turns));
         } else {
             return tl::unexpected(
-                invalid_field(field + ".role", "unknown role '" + *role + "' (user or assistant)"));
+                invalid_field(field + ".role", "unknown role '" + role + "' (user or assistant)"));
         }
     }
 
-    json chat_messages = json::array();
-    if (!system_text.empty()) {
-        chat_messages.push_back({{"role", "system"}, {"content", system_text}});
-    }
-    for (auto& turn : turns) {
-        chat_messages.push_back(std::move(turn));
-    }
-    out.body["messages"] = std::move(chat_messages);
+    out.body["messages"] = detail::chat_messages(system_text, std::move(turns));
 
-    if (const json* tools = member(request, "tools"); tools != nullptr) {
-        auto translated = translate_tools(*tools);
-        if (!translated) {
-            return tl::unexpected(std::move(translated).error());
-        }
-        if (!translated->empty()) {
-            out.body["tools"] = std::move(*translated);
-        }
-    }
-    if (const json* choice = member(request, "tool_choice"); choice != nullptr) {
-        HELEXA_TRY_STATUS(translate_tool_choice(*choice, out.body));
-    }
+    HELEXA_TRY_STATUS(
+        detail::translate_tool_fields(request, out.body, translate_tool, translate_tool_choice));
     HELEXA_TRY_STATUS(translate_sampling(request, out));
     HELEXA_TRY_STATUS(translate_thinking(request, out));
 
-    if (const json* stream = member(request, "stream"); stream != nullptr) {
-        if (!stream->is_boolean()) {
-            return tl::unexpected(invalid_field("stream", "expected a boolean"));
-        }
-        out.stream = stream->get<bool>();
-    }
-    out.body["stream"] = out.stream;
-    if (out.stream) {
-        out.body["stream_options"] = {{"include_usage", true}};
-    }
+    HELEXA_TRY_STATUS(detail::copy_stream(request, out.body, out.stream));
     return out;
 }
 

@@ -3,28 +3,17 @@
 
 #include <utility>
 
+#include "internal/chat_body.h"
 #include "internal/json_util.h"
 
 namespace helexa::wire {
 namespace {
 
+using detail::append_text;
+using detail::field_at;
 using detail::invalid_field;
 using detail::member;
 using nlohmann::json;
-
-std::string field_at(const std::string& base, size_t index) {
-    return base + "[" + std::to_string(index) + "]";
-}
-
-void append_text(std::string& out, const std::string& text) {
-    if (text.empty()) {
-        return;
-    }
-    if (!out.empty()) {
-        out += "\n\n";
-    }
-    out += text;
-}
 
 // Message content (string or parts) -> chat content (string when text-only, else parts).
 Result<json> translate_content(const json& content, const std::string& field) {
@@ -44,11 +33,9 @@ Result<json> translate_content(const json& content, const std::string& field) {
         }
         auto type = detail::string_member(part, "type").value_or("");
         if (type == "input_text" || type == "output_text" || type == "text") {
-            auto text = detail::string_member(part, "text");
-            if (!text) {
-                return tl::unexpected(invalid_field(part_field + ".text", "expected a string"));
-            }
-            parts.push_back({{"type", "text"}, {"text", *text}});
+            std::string text;
+            HELEXA_TRY_STATUS(detail::read_string(part, "text", part_field, text));
+            parts.push_back({{"type", "text"}, {"text", text}});
         } else if (type == "input_image") {
             std::optional<std::string> url = detail::string_member(part, "image_url");
             if (!url) {
@@ -116,10 +103,8 @@ Status translate_item(const json& item, const std::string& field, Builder& build
     auto type = detail::string_member(item, "type");
     // EasyInputMessage: {role, content} without a type.
     if (!type || *type == "message") {
-        auto role = detail::string_member(item, "role");
-        if (!role) {
-            return tl::unexpected(invalid_field(field + ".role", "expected a string"));
-        }
+        std::string role;
+        HELEXA_TRY_STATUS(detail::read_string(item, "role", field, role));
         const json* content = member(item, "content");
         if (content == nullptr) {
             return tl::unexpected(invalid_field(field + ".content", "required"));
@@ -128,7 +113,7 @@ Status translate_item(const json& item, const std::string& field, Builder& build
         if (!translated) {
             return tl::unexpected(std::move(translated).error());
         }
-        if (*role == "system" || *role == "developer") {
+        if (role == "system" || role == "developer") {
             if (translated->is_string()) {
                 append_text(builder.system, translated->get<std::string>());
                 return ok();
@@ -136,21 +121,17 @@ Status translate_item(const json& item, const std::string& field, Builder& build
             return tl::unexpected(
                 invalid_field(field + ".content", "system messages carry text only"));
         }
-        if (*role != "user" && *role != "assistant") {
-            return tl::unexpected(invalid_field(field + ".role", "unknown role '" + *role + "'"));
+        if (role != "user" && role != "assistant") {
+            return tl::unexpected(invalid_field(field + ".role", "unknown role '" + role + "'"));
         }
-        builder.turns.push_back({{"role", *role}, {"content", std::move(*translated)}});
+        builder.turns.push_back({{"role", role}, {"content", std::move(*translated)}});
         return ok();
     }
     if (*type == "function_call") {
-        auto call_id = detail::string_member(item, "call_id");
-        auto name = detail::string_member(item, "name");
-        if (!call_id) {
-            return tl::unexpected(invalid_field(field + ".call_id", "expected a string"));
-        }
-        if (!name) {
-            return tl::unexpected(invalid_field(field + ".name", "expected a string"));
-        }
+        std::string call_id;
+        std::string name;
+        HELEXA_TRY_STATUS(detail::read_string(item, "call_id", field, call_id));
+        HELEXA_TRY_STATUS(detail::read_string(item, "name", field, name));
         json arguments = json::object();
         if (const json* raw = member(item, "arguments"); raw != nullptr) {
             if (raw->is_string()) {
@@ -165,16 +146,12 @@ Status translate_item(const json& item, const std::string& field, Builder& build
         if (!turn.contains("tool_calls")) {
             turn["tool_calls"] = json::array();
         }
-        turn["tool_calls"].push_back({{"id", *call_id},
-                                      {"type", "function"},
-                                      {"function", {{"name", *name}, {"arguments", arguments}}}});
+        turn["tool_calls"].push_back(detail::tool_call(call_id, name, std::move(arguments)));
         return ok();
     }
     if (*type == "function_call_output") {
-        auto call_id = detail::string_member(item, "call_id");
-        if (!call_id) {
-            return tl::unexpected(invalid_field(field + ".call_id", "expected a string"));
-        }
+        std::string call_id;
+        HELEXA_TRY_STATUS(detail::read_string(item, "call_id", field, call_id));
         std::string output;
         if (const json* raw = member(item, "output"); raw != nullptr) {
             if (raw->is_string()) {
@@ -193,8 +170,7 @@ Status translate_item(const json& item, const std::string& field, Builder& build
                 return tl::unexpected(invalid_field(field + ".output", "expected a string"));
             }
         }
-        builder.turns.push_back(
-            {{"role", "tool"}, {"tool_call_id", *call_id}, {"content", output}});
+        builder.turns.push_back(detail::tool_message(call_id, output));
         return ok();
     }
     if (*type == "reasoning") {
@@ -204,47 +180,36 @@ Status translate_item(const json& item, const std::string& field, Builder& build
         invalid_field(field + ".type", "unsupported input item type '" + *type + "'"));
 }
 
-Result<json> translate_tools(const json& tools) {
-    if (!tools.is_array()) {
-        return tl::unexpected(invalid_field("tools", "expected an array"));
+// One Responses tool {type:"function", name, description, parameters, strict} -> one chat
+// function tool, appended; any other tool type is refused.
+Status translate_tool(const json& tool, const std::string& field, json& tools) {
+    auto type = detail::string_member(tool, "type").value_or("function");
+    if (type != "function") {
+        return tl::unexpected(invalid_field(
+            field + ".type", "unsupported tool type '" + type + "' (only function tools)"));
     }
-    json out = json::array();
-    for (size_t i = 0; i < tools.size(); ++i) {
-        const json& tool = tools[i];
-        std::string field = field_at("tools", i);
-        if (!tool.is_object()) {
-            return tl::unexpected(invalid_field(field, "expected an object"));
-        }
-        auto type = detail::string_member(tool, "type").value_or("function");
-        if (type != "function") {
-            return tl::unexpected(invalid_field(
-                field + ".type", "unsupported tool type '" + type + "' (only function tools)"));
-        }
-        // Accept the chat nesting too ({type:function, function:{...}}).
-        const json& spec = member(tool, "function") != nullptr ? tool["function"] : tool;
-        auto name = detail::string_member(spec, "name");
-        if (!name) {
-            return tl::unexpected(invalid_field(field + ".name", "expected a string"));
-        }
-        json function = {{"name", *name}};
-        if (auto description = detail::string_member(spec, "description"); description) {
-            function["description"] = *description;
-        }
-        if (const json* parameters = member(spec, "parameters"); parameters != nullptr) {
-            if (!parameters->is_object()) {
-                return tl::unexpected(invalid_field(field + ".parameters", "expected an object"));
-            }
-            function["parameters"] = *parameters;
-        } else {
-            function["parameters"] = {{"type", "object"}, {"properties", json::object()}};
-        }
-        const json* strict = member(spec, "strict");
-        if (strict != nullptr && strict->is_boolean()) {
-            function["strict"] = *strict;
-        }
-        out.push_back({{"type", "function"}, {"function", std::move(function)}});
+    // Accept the chat nesting too ({type:function, function:{...}}).
+    const json& spec = member(tool, "function") != nullptr ? tool["function"] : tool;
+    std::string name;
+    HELEXA_TRY_STATUS(detail::read_string(spec, "name", field, name));
+    json function = {{"name", name}};
+    if (auto description = detail::string_member(spec, "description"); description) {
+        function["description"] = *description;
     }
-    return out;
+    if (const json* parameters = member(spec, "parameters"); parameters != nullptr) {
+        if (!parameters->is_object()) {
+            return tl::unexpected(invalid_field(field + ".parameters", "expected an object"));
+        }
+        function["parameters"] = *parameters;
+    } else {
+        function["parameters"] = detail::empty_parameters();
+    }
+    const json* strict = member(spec, "strict");
+    if (strict != nullptr && strict->is_boolean()) {
+        function["strict"] = *strict;
+    }
+    tools.push_back(detail::function_tool(std::move(function)));
+    return ok();
 }
 
 Status translate_tool_choice(const json& choice, json& body) {
@@ -259,7 +224,7 @@ Status translate_tool_choice(const json& choice, json& body) {
     auto type = detail::string_member(choice, "type");
     auto name = detail::string_member(choice, "name");
     if (type == "function" && name) {
-        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", *name}}}};
+        body["tool_choice"] = detail::named_tool_choice(*name);
         return ok();
     }
     return tl::unexpected(invalid_field("tool_choice", "expected auto, none, required or "
@@ -276,20 +241,9 @@ Status copy_sampling(const json& request, ResponsesChatRequest& out) {
         out.max_output_tokens = detail::as_int(*max);
         body["max_tokens"] = *out.max_output_tokens;
     }
-    for (const char* key : {"temperature", "top_p"}) {
-        if (const json* value = member(request, key); value != nullptr) {
-            if (!value->is_number()) {
-                return tl::unexpected(invalid_field(key, "expected a number"));
-            }
-            body[key] = *value;
-        }
-    }
-    if (const json* top_k = member(request, "top_k"); top_k != nullptr) {
-        if (!detail::is_integral(*top_k)) {
-            return tl::unexpected(invalid_field("top_k", "expected an integer"));
-        }
-        body["top_k"] = detail::as_int(*top_k);
-    }
+    HELEXA_TRY_STATUS(detail::copy_number(request, "temperature", body));
+    HELEXA_TRY_STATUS(detail::copy_number(request, "top_p", body));
+    HELEXA_TRY_STATUS(detail::copy_integer(request, "top_k", body));
     if (const json* parallel = member(request, "parallel_tool_calls"); parallel != nullptr) {
         if (!parallel->is_boolean()) {
             return tl::unexpected(invalid_field("parallel_tool_calls", "expected a boolean"));
@@ -337,12 +291,7 @@ Result<ResponsesChatRequest> responses_to_chat(const json& request) {
     }
     ResponsesChatRequest out;
     out.body = json::object();
-    auto model = detail::string_member(request, "model");
-    if (!model || model->empty()) {
-        return tl::unexpected(invalid_field("model", "required non-empty string"));
-    }
-    out.model = *model;
-    out.body["model"] = *model;
+    HELEXA_TRY_STATUS(detail::copy_model(request, out.body, out.model));
 
     Builder builder;
     if (const json* instructions = member(request, "instructions"); instructions != nullptr) {
@@ -364,38 +313,12 @@ Result<ResponsesChatRequest> responses_to_chat(const json& request) {
     } else {
         return tl::unexpected(invalid_field("input", "expected a string or an array of items"));
     }
-    json messages = json::array();
-    if (!builder.system.empty()) {
-        messages.push_back({{"role", "system"}, {"content", builder.system}});
-    }
-    for (auto& turn : builder.turns) {
-        messages.push_back(std::move(turn));
-    }
-    out.body["messages"] = std::move(messages);
+    out.body["messages"] = detail::chat_messages(builder.system, std::move(builder.turns));
 
-    if (const json* tools = member(request, "tools"); tools != nullptr) {
-        auto translated = translate_tools(*tools);
-        if (!translated) {
-            return tl::unexpected(std::move(translated).error());
-        }
-        if (!translated->empty()) {
-            out.body["tools"] = std::move(*translated);
-        }
-    }
-    if (const json* choice = member(request, "tool_choice"); choice != nullptr) {
-        HELEXA_TRY_STATUS(translate_tool_choice(*choice, out.body));
-    }
+    HELEXA_TRY_STATUS(
+        detail::translate_tool_fields(request, out.body, translate_tool, translate_tool_choice));
     HELEXA_TRY_STATUS(copy_sampling(request, out));
-    if (const json* stream = member(request, "stream"); stream != nullptr) {
-        if (!stream->is_boolean()) {
-            return tl::unexpected(invalid_field("stream", "expected a boolean"));
-        }
-        out.stream = stream->get<bool>();
-    }
-    out.body["stream"] = out.stream;
-    if (out.stream) {
-        out.body["stream_options"] = {{"include_usage", true}};
-    }
+    HELEXA_TRY_STATUS(detail::copy_stream(request, out.body, out.stream));
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,18 @@ inline std::optional<std::string> string_member(const json& obj, std::string_vie
         return std::nullopt;
     }
     return value->get<std::string>();
+}
+
+// Reads the member `key` of `obj`, which must be a string, into `out`; otherwise fails with
+// invalid_field naming `parent.key` ("messages[1].role: expected a string").
+inline Status read_string(const json& obj, std::string_view key, const std::string& parent,
+                          std::string& out) {
+    auto value = string_member(obj, key);
+    if (!value) {
+        return tl::unexpected(invalid_field(parent + "." + std::string(key), "expected a string"));
+    }
+    out = std::move(*value);
+    return ok();
 }
 
 // The member as an integer, if present and an integer (or an integral float such as 32000.0).
