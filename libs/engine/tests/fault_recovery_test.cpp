@@ -20,7 +20,7 @@ namespace helexa::engine {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::FaultCollector;
+using testing::Collector;
 using testing::FaultPlan;
 
 constexpr const char* kModelId = "helexa/fault-qwen3";
@@ -77,11 +77,11 @@ protected:
 
     // A short greedy request that must finish normally.
     static void expect_serves(LoadedModel& m) {
-        FaultCollector c;
+        Collector c;
         auto id = m.submit(request(3), c.sink());
         ASSERT_TRUE(id.has_value()) << id.error().full_message();
         ASSERT_TRUE(c.wait());
-        const EngineEvent last = c.last();
+        const EngineEvent last = c.terminal();
         ASSERT_EQ(last.kind, EngineEvent::Kind::kFinish)
             << (last.error ? last.error->full_message() : "");
         EXPECT_GT(last.usage.completion_tokens, 0);
@@ -111,17 +111,17 @@ TEST_F(FaultRecoveryTest, DeviceFaultFailsEveryRequestAndTheModelReloadsBehindTh
     EXPECT_EQ(model->health(), ModelHealth::kLoaded);
     const ModelDescriptor before = model->descriptor();
 
-    std::vector<std::unique_ptr<FaultCollector>> collectors;
+    std::vector<std::unique_ptr<Collector>> collectors;
     for (int i = 0; i < 3; ++i) {
-        collectors.push_back(std::make_unique<FaultCollector>());
+        collectors.push_back(std::make_unique<Collector>());
         auto id = model->submit(request(64, 100 + 10 * i), collectors.back()->sink());
         ASSERT_TRUE(id.has_value()) << id.error().full_message();
     }
     plan_->release_step();
     for (auto& c : collectors) {
         ASSERT_TRUE(c->wait());
-        expect_recovering(c->last());
-        EXPECT_NE(c->last().error->full_message().find("device fault"), std::string::npos);
+        expect_recovering(c->terminal());
+        EXPECT_NE(c->terminal().error->full_message().find("device fault"), std::string::npos);
     }
     EXPECT_TRUE(collectors[0]->started());
     EXPECT_FALSE(collectors[2]->started());  // queued, never ran: failed all the same
@@ -129,7 +129,7 @@ TEST_F(FaultRecoveryTest, DeviceFaultFailsEveryRequestAndTheModelReloadsBehindTh
     // Recovering: the reload is held; new work is refused with model_recovering + Retry-After.
     ASSERT_TRUE(plan_->wait_loads(2));
     EXPECT_EQ(model->health(), ModelHealth::kRecovering);
-    FaultCollector refused;
+    Collector refused;
     auto id = model->submit(request(3), refused.sink());
     ASSERT_FALSE(id.has_value());
     EXPECT_EQ(id.error().code(), ErrorCode::kModelRecovering);
@@ -153,21 +153,21 @@ TEST_F(FaultRecoveryTest, CancelOfARequestFromBeforeTheReloadDoesNotReachANewOne
     plan_->fail_at_step = 1;
     LocalEngine engine(options());
     auto model = *engine.load(spec());
-    FaultCollector first;
+    Collector first;
     auto old_id = model->submit(request(8), first.sink());
     ASSERT_TRUE(old_id.has_value());
     ASSERT_TRUE(first.wait());
-    expect_recovering(first.last());
+    expect_recovering(first.terminal());
     ASSERT_TRUE(wait_health(*model, ModelHealth::kLoaded));
 
-    FaultCollector second;
+    Collector second;
     auto new_id = model->submit(request(3), second.sink());
     ASSERT_TRUE(new_id.has_value());
     EXPECT_NE(*new_id, *old_id);
     model->cancel(*old_id);  // the scheduler-level ids restart at 1 after the reload
     ASSERT_TRUE(second.wait());
-    EXPECT_EQ(second.last().kind, EngineEvent::Kind::kFinish);
-    EXPECT_NE(second.last().finish_reason, FinishReason::kCancelled);
+    EXPECT_EQ(second.terminal().kind, EngineEvent::Kind::kFinish);
+    EXPECT_NE(second.terminal().finish_reason, FinishReason::kCancelled);
 }
 
 TEST_F(FaultRecoveryTest, FailedReloadLeavesTheModelUnloaded) {
@@ -175,13 +175,13 @@ TEST_F(FaultRecoveryTest, FailedReloadLeavesTheModelUnloaded) {
     plan_->fail_load = 2;
     LocalEngine engine(options());
     auto model = *engine.load(spec());
-    FaultCollector c;
+    Collector c;
     ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
     ASSERT_TRUE(c.wait());
-    expect_recovering(c.last());
+    expect_recovering(c.terminal());
 
     ASSERT_TRUE(wait_health(*model, ModelHealth::kUnloaded));
-    FaultCollector after;
+    Collector after;
     auto id = model->submit(request(3), after.sink());
     ASSERT_FALSE(id.has_value());
     EXPECT_EQ(id.error().code(), ErrorCode::kModelNotFound);
@@ -202,10 +202,10 @@ TEST_F(FaultRecoveryTest, ReloadFromAVanishedSnapshotLeavesTheModelUnloaded) {
     LocalEngine engine(o);
     auto model = *engine.load(spec(copy));
     fs::remove(copy / "model.safetensors");  // the reload cannot find its weights
-    FaultCollector c;
+    Collector c;
     ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
     ASSERT_TRUE(c.wait());
-    expect_recovering(c.last());
+    expect_recovering(c.terminal());
     EXPECT_TRUE(wait_health(*model, ModelHealth::kUnloaded));
     EXPECT_FALSE(engine.unload(kModelId).has_value());
     fs::remove_all(copy);
@@ -216,13 +216,13 @@ TEST_F(FaultRecoveryTest, DebugPoisonInjectsOneFaultPerEngine) {
     o.debug_poison_model = kModelId;
     LocalEngine engine(o);
     auto model = *engine.load(spec());
-    FaultCollector c;
+    Collector c;
     ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
     ASSERT_TRUE(c.wait());
-    expect_recovering(c.last());
-    EXPECT_NE(c.last().error->full_message().find("device fault (injected by NEURON_DEBUG_POISON)"),
+    expect_recovering(c.terminal());
+    EXPECT_NE(c.terminal().error->full_message().find("device fault (injected by NEURON_DEBUG_POISON)"),
               std::string::npos)
-        << c.last().error->full_message();
+        << c.terminal().error->full_message();
     ASSERT_TRUE(wait_health(*model, ModelHealth::kLoaded));
     expect_serves(*model);  // the latch survived the reload: no second fault
     expect_serves(*model);
@@ -247,11 +247,11 @@ TEST_F(FaultRecoveryTest, OtherStepErrorsFailTheirRequestsAndPoisonNothing) {
     LocalEngine engine(options());
     auto model = *engine.load(spec());
     for (ErrorCode want : {ErrorCode::kInvalidRequest, ErrorCode::kInternal}) {
-        FaultCollector c;
+        Collector c;
         ASSERT_TRUE(model->submit(request(16), c.sink()).has_value());
         ASSERT_TRUE(c.wait());
-        ASSERT_EQ(c.last().kind, EngineEvent::Kind::kError);
-        EXPECT_EQ(c.last().error->code(), want) << c.last().error->full_message();
+        ASSERT_EQ(c.terminal().kind, EngineEvent::Kind::kError);
+        EXPECT_EQ(c.terminal().error->code(), want) << c.terminal().error->full_message();
         EXPECT_EQ(model->health(), ModelHealth::kLoaded);
     }
     expect_serves(*model);
@@ -265,10 +265,10 @@ TEST_F(FaultRecoveryTest, LowFreeDeviceMemoryRefusesToStartARequest) {
     plan_->free_bytes = int64_t{1000} << 20;
     LocalEngine engine(o);
     auto model = *engine.load(spec());
-    FaultCollector c;
+    Collector c;
     ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
     ASSERT_TRUE(c.wait());
-    const EngineEvent ev = c.last();
+    const EngineEvent ev = c.terminal();
     ASSERT_EQ(ev.kind, EngineEvent::Kind::kError);
     EXPECT_EQ(ev.error->code(), ErrorCode::kInsufficientVram);
     EXPECT_EQ(ev.error->retry_after_secs(), 5);
@@ -296,7 +296,7 @@ TEST_F(FaultRecoveryTest, UnloadDuringRecoveryWins) {
     plan_->hold_load = 2;
     LocalEngine engine(options());
     auto model = *engine.load(spec());
-    FaultCollector c;
+    Collector c;
     ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
     ASSERT_TRUE(c.wait());
     ASSERT_TRUE(plan_->wait_loads(2));
@@ -340,10 +340,10 @@ TEST_F(FaultRecoveryTest, ModelsSharingTheFaultedDeviceReloadWithIt) {
     auto mb = *engine.load(b);
     auto mc = *engine.load(c);
 
-    FaultCollector faulted;
+    Collector faulted;
     ASSERT_TRUE(ma->submit(request(4), faulted.sink()).has_value());
     ASSERT_TRUE(faulted.wait());
-    expect_recovering(faulted.last());
+    expect_recovering(faulted.terminal());
     // The sibling is reloaded after the faulted model, in the same recovery.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     auto sibling_loads = [&] {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "event_collector.h"
 #include "helexa/engine/local_engine.h"
 
 namespace helexa::engine::testing {
@@ -126,46 +127,5 @@ inline RunnerDecorator faulty_runner_decorator(std::shared_ptr<FaultPlan> plan) 
             std::make_unique<FaultyRunner>(std::move(runner), plan));
     };
 }
-
-// One request's events; wait() blocks until kFinish or kError.
-class FaultCollector {
-public:
-    EventSink sink() {
-        return [this](EngineEvent ev) {
-            std::lock_guard lock(mu_);
-            const bool terminal =
-                ev.kind == EngineEvent::Kind::kFinish || ev.kind == EngineEvent::Kind::kError;
-            events_.push_back(std::move(ev));
-            if (terminal) {
-                done_ = true;
-                cv_.notify_all();
-            }
-        };
-    }
-    bool wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-        std::unique_lock lock(mu_);
-        return cv_.wait_for(lock, timeout, [this] { return done_; });
-    }
-    // The terminal event (call after wait()).
-    EngineEvent last() const {
-        std::lock_guard lock(mu_);
-        return events_.empty() ? EngineEvent{} : events_.back();
-    }
-    bool started() const {
-        std::lock_guard lock(mu_);
-        for (const auto& e : events_) {
-            if (e.kind == EngineEvent::Kind::kStarted) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-private:
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<EngineEvent> events_;
-    bool done_ = false;
-};
 
 }  // namespace helexa::engine::testing

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "event_collector.h"
 #include "helexa/engine/runtime_text.h"
 #include "helexa/engine/scheduler.h"
 #include "helexa/engine/step.h"
@@ -189,56 +190,6 @@ public:
 inline TokenTextDecoderFactory table_decoder_factory() {
     return [](const GenerateRequest&) { return std::make_unique<TableDecoder>(); };
 }
-
-// Collects one request's events; wait() blocks until kFinish or kError.
-class Collector {
-public:
-    EventSink sink() {
-        return [this](EngineEvent ev) {
-            std::lock_guard lock(mu_);
-            const bool terminal =
-                ev.kind == EngineEvent::Kind::kFinish || ev.kind == EngineEvent::Kind::kError;
-            events_.push_back(std::move(ev));
-            if (terminal) {
-                done_ = true;
-                cv_.notify_all();
-            }
-        };
-    }
-    bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
-        std::unique_lock lock(mu_);
-        return cv_.wait_for(lock, timeout, [this] { return done_; });
-    }
-    bool done() const {
-        std::lock_guard lock(mu_);
-        return done_;
-    }
-    std::vector<EngineEvent> events() const {
-        std::lock_guard lock(mu_);
-        return events_;
-    }
-    std::string text() const {
-        std::lock_guard lock(mu_);
-        std::string out;
-        for (const auto& ev : events_) {
-            if (ev.kind == EngineEvent::Kind::kTextDelta) {
-                out += ev.text;
-            }
-        }
-        return out;
-    }
-    // The terminal event (kFinish or kError); precondition: done().
-    EngineEvent terminal() const {
-        std::lock_guard lock(mu_);
-        return events_.back();
-    }
-
-private:
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<EngineEvent> events_;
-    bool done_ = false;
-};
 
 inline std::string pieces_text(const std::vector<int32_t>& ids) {
     std::string out;
