@@ -256,6 +256,20 @@ TEST(SamplerOps, DrawsOverALargeVocabularyFollowTheSoftmax) {
     }
 }
 
+// At a low temperature the rest of the vocabulary is e^-100 below the top: no float carries that,
+// so those tokens have no probability at all (not a floor of the smallest float each).
+TEST(SamplerOps, LowTemperatureLeavesNoFloorUnderTheRestOfTheVocabulary) {
+    constexpr int kV = 3000;
+    std::vector<float> logits(kV, 0.0F);
+    logits[5] = 1.0F;
+    logits[6] = 0.99F;
+    Sampler s;
+    const auto d = dist(s, logits, sampling(0.01F));
+    ASSERT_EQ(d.size(), 2U);
+    EXPECT_NEAR(d.at(5), 1.0 / (1.0 + std::exp(-1.0)), 1e-6);
+    EXPECT_NEAR(d.at(6), std::exp(-1.0) / (1.0 + std::exp(-1.0)), 1e-6);
+}
+
 TEST(SamplerOps, BannedTokensAreNeverDrawnFromALargeVocabulary) {
     constexpr int kV = 3000;
     std::vector<float> logits(kV, 0.0F);

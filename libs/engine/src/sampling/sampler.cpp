@@ -36,7 +36,7 @@ F32x4 splat(float v) {
 
 // exp(x) for the sampler's arguments, x = (logit - max) / temperature <= 0, to ~1 ulp: Cody-Waite
 // range reduction to |r| <= ln2 / 2, a degree-6 polynomial, the power of two put in the exponent
-// bits. Below -87, where exp underflows, x is clamped (the caller zeroes non-finite logits).
+// bits. Below -87, where exp leaves the normal floats, x is clamped (the caller zeroes those).
 F32x4 exp_nonpositive(F32x4 x) {
     const I32x4 low = x < splat(-87.0F);
     x = reinterpret_cast<F32x4>((low & reinterpret_cast<I32x4>(splat(-87.0F))) |
@@ -55,11 +55,12 @@ F32x4 exp_nonpositive(F32x4 x) {
     return p * reinterpret_cast<F32x4>(biased);
 }
 
-// weights = exp((logits - max_l) * inv_t), exactly 0 where the logit is not finite (banned
-// with -inf, or NaN: x > -inf is false for both).
+// weights = exp((logits - max_l) * inv_t); exactly 0 below e^-87 (~1.6e-38, the end of the
+// normal floats: a token that far below the top has no probability a float can carry) and where
+// the logit is not finite (banned with -inf, or NaN: the comparison is false for both).
 F32x4 weights_of(F32x4 logits, float max_l, float inv_t) {
     const F32x4 x = (logits - splat(max_l)) * splat(inv_t);
-    const I32x4 usable = x > splat(-std::numeric_limits<float>::infinity());
+    const I32x4 usable = x >= splat(-87.0F);
     return reinterpret_cast<F32x4>(usable & reinterpret_cast<I32x4>(exp_nonpositive(x)));
 }
 
