@@ -27,32 +27,13 @@ using testing::run_co;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-class DeadlineTest : public ::testing::Test {
+class DeadlineTest : public testing::ServerFixture {
 protected:
-    void SetUp() override { io_.start(); }
-    void TearDown() override {
-        if (server_) {
-            server_->stop();
-            server_.reset();
-        }
-        io_.stop();
-        io_.join();
-    }
-
+    // Short drains: these tests stop servers with requests still running.
     void serve(Router router, ServerOptions options = {}) {
-        options.listen = "127.0.0.1:0";
         options.drain_timeout = 500ms;
-        server_ = std::make_unique<Server>(io_, options, std::move(router));
-        auto st = server_->start();
-        ASSERT_TRUE(st) << st.error().full_message();
+        ServerFixture::serve(std::move(router), std::move(options));
     }
-
-    std::string url(std::string_view path) const {
-        return "http://127.0.0.1:" + std::to_string(server_->port()) + std::string(path);
-    }
-
-    IoPool io_{2};
-    std::unique_ptr<Server> server_;
 };
 
 // A blocking client socket with a receive timeout so that a hang fails instead of stalling.

@@ -38,25 +38,8 @@ Router watched_router(std::atomic<int>& served, std::atomic<int>& gone) {
     return r;
 }
 
-class ReadAheadTest : public ::testing::Test {
+class ReadAheadTest : public testing::ServerFixture {
 protected:
-    void SetUp() override { io_.start(); }
-    void TearDown() override {
-        if (server_) {
-            server_->stop();
-            server_.reset();
-        }
-        io_.stop();
-        io_.join();
-    }
-    void serve(Router r, ServerOptions o = {}) {
-        o.listen = "127.0.0.1:0";
-        server_ = std::make_unique<Server>(io_, o, std::move(r));
-        ASSERT_TRUE(server_->start());
-    }
-
-    IoPool io_{2};
-    std::unique_ptr<Server> server_;
     std::atomic<int> served_{0};
     std::atomic<int> gone_{0};
 };

@@ -25,36 +25,11 @@ using namespace std::chrono_literals;
 using testing::raw_exchange;
 using testing::run_co;
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public testing::ServerFixture {
 protected:
-    void SetUp() override { io_.start(); }
-    void TearDown() override {
-        if (server_) {
-            server_->stop();
-            server_.reset();  // before the io_context stops, so nothing it owns is left queued
-        }
-        io_.stop();
-        io_.join();
-    }
-
-    void serve(Router router, ServerOptions options = {}) {
-        options.listen = "127.0.0.1:0";
-        server_ = std::make_unique<Server>(io_, options, std::move(router));
-        auto st = server_->start();
-        ASSERT_TRUE(st) << st.error().full_message();
-        ASSERT_NE(server_->port(), 0);
-    }
-
-    std::string url(std::string_view path) const {
-        return "http://127.0.0.1:" + std::to_string(server_->port()) + std::string(path);
-    }
-
     Result<ClientResponse> get(Client& c, std::string_view path) {
         return run_co(io_.context(), c.get(url(path)));
     }
-
-    IoPool io_{2};
-    std::unique_ptr<Server> server_;
 };
 
 asio::awaitable<Response> echo_params(Request& req) {

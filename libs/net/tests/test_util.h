@@ -1,9 +1,13 @@
-// Test helpers: an IoPool-backed fixture, running coroutines to completion from the test thread,
-// and a tiny blocking raw-socket client for malformed-request tests.
+// Test helpers: a fixture with a running IoPool and one Server, running coroutines to completion
+// from the test thread, and a tiny blocking raw-socket client for malformed-request tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -15,6 +19,36 @@
 #include "helexa/net/server.h"
 
 namespace helexa::net::testing {
+
+// Two I/O contexts running for the test, and the Server that serve() starts on 127.0.0.1:0;
+// torn down in order (the server before the contexts, so nothing it owns is left queued).
+class ServerFixture : public ::testing::Test {
+protected:
+    void SetUp() override { io_.start(); }
+    void TearDown() override {
+        if (server_) {
+            server_->stop();
+            server_.reset();
+        }
+        io_.stop();
+        io_.join();
+    }
+
+    void serve(Router router, ServerOptions options = {}) {
+        options.listen = "127.0.0.1:0";
+        server_ = std::make_unique<Server>(io_, options, std::move(router));
+        auto st = server_->start();
+        ASSERT_TRUE(st) << st.error().full_message();
+        ASSERT_NE(server_->port(), 0);
+    }
+
+    std::string url(std::string_view path) const {
+        return "http://127.0.0.1:" + std::to_string(server_->port()) + std::string(path);
+    }
+
+    IoPool io_{2};
+    std::unique_ptr<Server> server_;
+};
 
 // Runs `aw` on `io` and blocks the test thread until it completes (io must be running).
 template <typename T>
