@@ -50,6 +50,16 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The batch whose middle decode step runs under cudaProfilerStart/Stop (HELEXA_PROFILE_DECODE_STEP,
+// 0 = none): 1 for the batch-1 decode, B for the B-stream concurrency run.
+int64_t profile_batch() {
+    static const int64_t batch = [] {
+        const char* v = std::getenv("HELEXA_PROFILE_DECODE_STEP");
+        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : 0;
+    }();
+    return batch;
+}
+
 int32_t argmax(const float* v, int64_t n) {
     return static_cast<int32_t>(std::max_element(v, v + n) - v);
 }
@@ -278,7 +288,7 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         // HELEXA_PROFILE_DECODE_STEP=1: the middle step runs between cudaProfilerStart/Stop, so
         // `ncu --profile-from-start off` sees exactly one decode step (scripts/gpu/decode_breakdown.sh).
-        const bool profile = std::getenv("HELEXA_PROFILE_DECODE_STEP") != nullptr;
+        const bool profile = profile_batch() == 1;
         for (int64_t i = 0; i < decode_steps; ++i) {
             const auto ts = Clock::now();
             StepBatch b;
@@ -372,7 +382,15 @@ int main(int argc, char** argv) {
                                   true});
                 kv_read += static_cast<double>(s.pos + 1) * static_cast<double>(kv_per_token);
             }
+            // HELEXA_PROFILE_DECODE_STEP=B (B > 1): the middle step of the B-stream run, as above.
+            const bool profiled = profile_batch() == B && step == conc_output / 2;
+            if (profiled) {
+                cudaProfilerStart();
+            }
             argmax_step_or_die(r, b, next);
+            if (profiled) {
+                cudaProfilerStop();
+            }
             for (size_t i = 0; i < seqs.size(); ++i) {
                 seqs[i].pos += 1;
                 seqs[i].tokens.push_back(next[i]);

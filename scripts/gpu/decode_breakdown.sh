@@ -5,6 +5,7 @@
 # the skinny path off (cuBLASLt + separate norm/SwiGLU kernels) for comparison. Also runs the
 # GPU test suite first and prints its failures. Table printed last; logs under $OUT.
 #   MODEL=qwen3-8b bash scripts/gpu/decode_breakdown.sh      (needs the cuda bundle in .device)
+#   BATCH=32 ...: the same for one step of 32 concurrent streams (512-token prompts)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -25,10 +26,16 @@ copy=$(grep '^{' "$logs/ceilings.txt" | python3 -c 'import json,sys; print(json.
 mkdir -p /tmp/models
 python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
     > "$logs/models.log" 2>&1
+batch="${BATCH:-1}"
 args=(--model "/tmp/models/$model" --copy-gbps "$copy" --gemm-tflops 800 --prompts "" --concurrency "")
-"$bin/cuda_engine_bench" "${args[@]}" --label as-built | grep decode
-HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused | grep decode
-HELEXA_PROFILE_DECODE_STEP=1 NEURON_CUDA_GRAPHS=0 ncu --profile-from-start off --clock-control none \
+if [ "$batch" -gt 1 ]; then
+    args=(--model "/tmp/models/$model" --copy-gbps "$copy" --gemm-tflops 800 --prompts ""
+          --concurrency "$batch" --concurrency-output 32 --decode-steps 9)
+fi
+"$bin/cuda_engine_bench" "${args[@]}" --label as-built | grep -E 'decode|concurrent'
+HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused |
+    grep -E 'decode|concurrent'
+HELEXA_PROFILE_DECODE_STEP="$batch" NEURON_CUDA_GRAPHS=0 ncu --profile-from-start off --clock-control none \
     --metrics gpu__time_duration.sum --csv --print-units base \
     "$bin/cuda_engine_bench" "${args[@]}" --decode-steps 9 --label ncu > "$logs/ncu.csv" 2> "$logs/ncu.err"
 echo "ncu rc $? ($(grep -c gpu__time_duration "$logs/ncu.csv") kernels)"
