@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "helexa/common/strings.h"
 #include "internal/config_internal.h"
 
 namespace helexa::detail {
@@ -21,16 +22,6 @@ std::string labelled(std::string_view label, const Value& value) {
 }
 
 }  // namespace
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 std::string quote(std::string_view s) {
     constexpr size_t kMaxShown = 60;

@@ -19,7 +19,6 @@ using detail::env_error;
 using detail::parse_exact;
 using detail::quote;
 using detail::ResolvedKey;
-using detail::trim;
 using detail::type_error;
 
 // ---------------------------------------------------------------------------------------------
@@ -27,7 +26,7 @@ using detail::type_error;
 
 std::optional<bool> parse_bool_text(std::string_view text) {
     std::string lower;
-    for (char c : trim(text)) {
+    for (char c : trim_space(text)) {
         lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
@@ -42,7 +41,7 @@ std::optional<bool> parse_bool_text(std::string_view text) {
 // A number as an operator writes it in a variable: surrounding space and a leading '+' allowed.
 template <typename Number>
 std::optional<Number> parse_number_text(std::string_view text) {
-    text = trim(text);
+    text = trim_space(text);
     if (!text.empty() && text.front() == '+') {
         text.remove_prefix(1);
     }
@@ -169,7 +168,7 @@ std::vector<T> convert_array(const ConfigState& state, const std::string& key,
 // Returns the parsed TOML array, or nullopt when the text is comma-separated.
 std::optional<toml::array> env_inline_array(const ConfigState& state, const std::string& key,
                                             const std::string& env_name, std::string_view text) {
-    std::string_view t = trim(text);
+    std::string_view t = trim_space(text);
     if (t.empty() || t.front() != '[') {
         return std::nullopt;
     }
@@ -187,7 +186,7 @@ std::optional<toml::array> env_inline_array(const ConfigState& state, const std:
 // Comma-separated parts, each trimmed; blank text is no parts.
 std::vector<std::string> split_commas(std::string_view text) {
     std::vector<std::string> out;
-    if (trim(text).empty()) {
+    if (trim_space(text).empty()) {
         return out;
     }
     size_t start = 0;
@@ -196,7 +195,7 @@ std::vector<std::string> split_commas(std::string_view text) {
         std::string_view part =
             text.substr(start, comma == std::string_view::npos ? text.size() - start
                                                                : comma - start);
-        out.emplace_back(trim(part));
+        out.emplace_back(trim_space(part));
         if (comma == std::string_view::npos) {
             break;
         }
@@ -246,7 +245,7 @@ std::string ListenAddress::to_string() const {
 }
 
 Result<ListenAddress> parse_listen_address(std::string_view text) {
-    std::string_view s = trim(text);
+    std::string_view s = trim_space(text);
     auto bad = [&](std::string_view why) {
         return fail(ErrorCode::kConfig, fmt::format("invalid listen address {}: {} (expected "
                                                     "host:port, e.g. 0.0.0.0:31313 or [::1]:8080)",

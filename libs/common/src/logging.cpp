@@ -12,22 +12,13 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "helexa/common/config.h"
+#include "helexa/common/strings.h"
 
 namespace helexa {
 
 namespace log {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 std::optional<Level> parse_level(std::string_view text) {
     std::string lower;
@@ -153,7 +144,7 @@ Result<Directives> parse_directives(std::string_view text) {
     while (start <= text.size()) {
         size_t comma = text.find(',', start);
         size_t end = comma == std::string_view::npos ? text.size() : comma;
-        std::string_view part = trim(text.substr(start, end - start));
+        std::string_view part = trim_space(text.substr(start, end - start));
         start = end + 1;
         if (!part.empty()) {
             auto bad = [&](std::string_view why) {
@@ -173,8 +164,8 @@ Result<Directives> parse_directives(std::string_view text) {
                     return bad("not a level or a target");
                 }
             } else {
-                std::string_view target = trim(part.substr(0, eq));
-                std::string_view level_text = trim(part.substr(eq + 1));
+                std::string_view target = trim_space(part.substr(0, eq));
+                std::string_view level_text = trim_space(part.substr(eq + 1));
                 if (!valid_target(target)) {
                     return bad(target.empty() ? "empty target" : "invalid target");
                 }

@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "helexa/common/config.h"
+#include "helexa/common/strings.h"
 
 namespace helexa {
 
@@ -60,7 +61,6 @@ std::string index_key(std::string_view key, size_t index);
 
 // Messages (config_messages.cpp).
 
-std::string_view trim(std::string_view s);
 // Quotes a value for a message, escaping control characters and cutting long text.
 std::string quote(std::string_view s);
 // "string \"five\"", "integer 5", "table", ... for "got ..." in messages.

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "helexa/common/strings.h"
 #include "jinja/filter_support.h"
 
 namespace helexa::text::jinja::detail {
@@ -48,20 +49,8 @@ Value f_string(Interpreter&, Value& v, CallArgs&) {
     return Value(v.str());
 }
 
-// Python's int()/float() ignore surrounding whitespace (C-locale isspace here).
-std::string strip_ascii_space(std::string s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
-        s.pop_back();
-    }
-    size_t b = 0;
-    while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) {
-        ++b;
-    }
-    return s.substr(b);
-}
-
 bool parse_python_float(std::string s, double& out) {
-    s = strip_ascii_space(std::move(s));
+    s = std::string(trim_space(s));  // Python's int()/float() ignore surrounding whitespace
     s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
     if (s.empty()) {
         return false;
@@ -107,7 +96,7 @@ Value f_int(Interpreter&, Value& v, CallArgs& a) {
     if (v.is_string()) {
         std::string s = v.as_string();
         s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-        s = strip_ascii_space(std::move(s));
+        s = std::string(trim_space(s));  // Python's int()/float() ignore surrounding whitespace
         if (base < 2 || base > 36) {
             base = 10;
         }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "helexa/common/strings.h"
 #include "helexa/text/tool_call.h"
 
 namespace helexa::text {
@@ -12,16 +13,6 @@ namespace helexa::text {
 namespace {
 
 using nlohmann::json;
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 // Never throws: invalid UTF-8 in XML-form strings is replaced, not rejected.
 std::string dump(const json& value) {
@@ -86,10 +77,10 @@ std::optional<ParsedToolCall> call_from_json(json body) {
         name = nested->get<std::string>();
         args.erase(nested);
     }
-    if (trim(name).empty()) {
+    if (trim_space(name).empty()) {
         return std::nullopt;
     }
-    return ParsedToolCall{std::string(trim(name)), dump(args)};
+    return ParsedToolCall{std::string(trim_space(name)), dump(args)};
 }
 
 std::optional<ParsedToolCall> parse_json_body(std::string_view body) {
@@ -97,7 +88,7 @@ std::optional<ParsedToolCall> parse_json_body(std::string_view body) {
     // Repair: the model overshoots its closing braces by up to three.
     std::string_view cut = body;
     for (int extra = 0; parsed.is_discarded() && extra < 3; ++extra) {
-        cut = trim(cut);
+        cut = trim_space(cut);
         if (cut.empty() || cut.back() != '}') {
             break;
         }
@@ -133,7 +124,7 @@ std::optional<ParsedToolCall> parse_xml_body(std::string_view body, const ToolSc
     constexpr std::string_view kParam = "<parameter=";
     constexpr std::string_view kParamEnd = "</parameter>";
     const std::size_t fn = body.find(kFunction);
-    if (fn == std::string_view::npos || !trim(body.substr(0, fn)).empty()) {
+    if (fn == std::string_view::npos || !trim_space(body.substr(0, fn)).empty()) {
         return std::nullopt;
     }
     std::string_view rest = body.substr(fn + kFunction.size());
@@ -141,7 +132,7 @@ std::optional<ParsedToolCall> parse_xml_body(std::string_view body, const ToolSc
     if (gt == std::string_view::npos) {
         return std::nullopt;
     }
-    const std::string name(trim(rest.substr(0, gt)));
+    const std::string name(trim_space(rest.substr(0, gt)));
     if (name.empty() || name.find('<') != std::string::npos) {
         return std::nullopt;
     }
@@ -160,7 +151,7 @@ std::optional<ParsedToolCall> parse_xml_body(std::string_view body, const ToolSc
         if (pgt == std::string_view::npos) {
             return std::nullopt;
         }
-        const std::string param(trim(rest.substr(0, pgt)));
+        const std::string param(trim_space(rest.substr(0, pgt)));
         if (param.empty()) {
             return std::nullopt;
         }
@@ -250,7 +241,7 @@ ToolSchemas build_tool_schemas(const json& tools) {
 }
 
 json coerce_parameter(std::string_view raw, std::string_view type) {
-    const std::string_view v = trim(raw);
+    const std::string_view v = trim_space(raw);
     if (type == "string") {
         return json(std::string(raw));
     }
@@ -306,7 +297,7 @@ json coerce_parameter(std::string_view raw, std::string_view type) {
 std::optional<ParsedToolCall> parse_tool_call_body(std::string_view body,
                                                    const ToolSchemas& schemas,
                                                    bool require_complete) {
-    const std::string_view t = trim(body);
+    const std::string_view t = trim_space(body);
     if (t.empty()) {
         return std::nullopt;
     }
