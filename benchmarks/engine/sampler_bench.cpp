@@ -7,6 +7,7 @@
 //   sampler_bench [--vocab 151936] [--iterations 400] [--generated 256]
 // A program that prints numbers, not a test: no assertions on time.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,8 @@
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -47,20 +50,38 @@ struct Case {
     SamplingConfig cfg;
 };
 
+// The value of flag `name`, a whole number >= `min`; anything else ends the program with exit
+// code 2 and a message naming the flag.
+int64_t flag_number(const char* name, const char* text, int64_t min) {
+    int64_t value = 0;
+    const std::string_view t(text);
+    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size() || value < min) {
+        std::fprintf(stderr, "%s: expected a whole number >= %lld, got '%s'\n", name,
+                     static_cast<long long>(min), text);
+        std::exit(2);
+    }
+    return value;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int64_t vocab = 151936;
     int iterations = 400;
     int64_t n_generated = 256;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "%s needs a value\n", a.c_str());
+            return 2;
+        }
         if (a == "--vocab") {
-            vocab = std::atoll(argv[i + 1]);
+            vocab = flag_number("--vocab", argv[i + 1], 64);
         } else if (a == "--iterations") {
-            iterations = std::atoi(argv[i + 1]);
+            iterations = static_cast<int>(flag_number("--iterations", argv[i + 1], 1));
         } else if (a == "--generated") {
-            n_generated = std::atoll(argv[i + 1]);
+            n_generated = flag_number("--generated", argv[i + 1], 0);
         } else {
             std::fprintf(stderr, "unknown flag %s\n", a.c_str());
             return 2;

@@ -9,6 +9,7 @@
 //                            [--sampling-threads 0]   (0: the scheduler's default)
 // A program that prints numbers, not a test. Needs node_modules (npm ci) for the tokenizer.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "helexa/engine/runtime_tokenizer.h"
@@ -79,12 +82,26 @@ private:
     std::vector<float> row_;
 };
 
+// The value of flag `name`, a whole number >= `min`; anything else ends the program with exit
+// code 2 and a message naming the flag.
+int64_t flag_number(const char* name, const char* text, int64_t min) {
+    int64_t value = 0;
+    const std::string_view t(text);
+    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size() || value < min) {
+        std::fprintf(stderr, "%s: expected a whole number >= %lld, got '%s'\n", name,
+                     static_cast<long long>(min), text);
+        std::exit(2);
+    }
+    return value;
+}
+
 std::vector<int64_t> parse_list(const std::string& s) {
     std::vector<int64_t> out;
     std::stringstream ss(s);
     std::string item;
     while (std::getline(ss, item, ',')) {
-        out.push_back(std::atoll(item.c_str()));
+        out.push_back(flag_number("--streams", item.c_str(), 1));
     }
     return out;
 }
@@ -96,16 +113,20 @@ int main(int argc, char** argv) {
     int64_t n_tokens = 256;
     int64_t prompt = 512;
     int sampling_threads = 0;  // the scheduler's default
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "%s needs a value\n", a.c_str());
+            return 2;
+        }
         if (a == "--streams") {
             streams = parse_list(argv[i + 1]);
         } else if (a == "--tokens") {
-            n_tokens = std::atoll(argv[i + 1]);
+            n_tokens = flag_number("--tokens", argv[i + 1], 1);
         } else if (a == "--prompt") {
-            prompt = std::atoll(argv[i + 1]);
+            prompt = flag_number("--prompt", argv[i + 1], 1);
         } else if (a == "--sampling-threads") {
-            sampling_threads = std::atoi(argv[i + 1]);
+            sampling_threads = static_cast<int>(flag_number("--sampling-threads", argv[i + 1], 0));
         } else {
             std::fprintf(stderr, "unknown flag %s\n", a.c_str());
             return 2;
