@@ -772,11 +772,17 @@ Result<std::unique_ptr<engine::Backend>> make_cuda_backend(const engine::Backend
     worker->run([&] {
         // A fault left the device's context unusable: reset it before anything new lives there.
         if (const cudaError_t err = worker->reset_if_faulted(); err != cudaSuccess) {
-            const std::string why =
-                err == cudaErrorDevicesUnavailable
-                    ? std::to_string(worker->live()) +
-                          " model(s) loaded before the fault must unload first"
-                    : std::string(cudaGetErrorName(err));
+            std::string why;
+            if (err == cudaErrorNotReady) {
+                why = std::to_string(worker->live()) +
+                      " model(s) loaded before the fault must unload first";
+            } else {
+                int mode = -1;
+                (void)cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, options.device);
+                (void)cudaGetLastError();
+                why = std::string("a new context did not come up after the reset: ") +
+                      cudaGetErrorName(err) + " (compute mode " + std::to_string(mode) + ")";
+            }
             made = fail(ErrorCode::kCudaUnavailable, "CUDA device " +
                                                          std::to_string(options.device) +
                                                          " faulted and cannot be reset yet: " + why);

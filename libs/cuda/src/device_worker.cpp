@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <map>
 
 namespace helexa::cuda {
@@ -60,7 +61,7 @@ cudaError_t DeviceWorker::reset_if_faulted() {
         return cudaSuccess;
     }
     if (live_.load() > 0) {
-        return cudaErrorDevicesUnavailable;
+        return cudaErrorNotReady;  // the caller says which backends must go first
     }
     // Destroys the context and every allocation, stream, graph and handle made in it. Its own
     // return value may repeat the fault that got us here, so success is judged by whether a new
@@ -68,15 +69,31 @@ cudaError_t DeviceWorker::reset_if_faulted() {
     (void)cudaDeviceReset();
     (void)cudaGetLastError();
     generation_.fetch_add(1);
-    cudaError_t err = cudaSetDevice(ordinal_);
-    if (err == cudaSuccess) {
-        err = cudaFree(nullptr);  // creates the new context
-    }
-    if (err == cudaSuccess) {
-        err = cudaDeviceSynchronize();
-    }
-    if (err == cudaSuccess) {
-        faulted_.store(false);
+    // The driver tears the faulted context down (and recovers the channel that faulted) behind
+    // the reset's back: until it has, a card in an exclusive compute mode refuses a new context
+    // with cudaErrorDevicesUnavailable. So the new context is tried a few times over ~3 s.
+    cudaError_t err = cudaSuccess;
+    auto delay = std::chrono::milliseconds(50);
+    for (int attempt = 0; attempt < 7; ++attempt) {
+        if (attempt > 0) {
+            std::this_thread::sleep_for(delay);
+            delay *= 2;
+        }
+        err = cudaSetDevice(ordinal_);
+        if (err == cudaSuccess) {
+            err = cudaFree(nullptr);  // creates the new context
+        }
+        if (err == cudaSuccess) {
+            err = cudaDeviceSynchronize();
+        }
+        if (err == cudaSuccess) {
+            faulted_.store(false);
+            return err;
+        }
+        (void)cudaGetLastError();
+        if (err != cudaErrorDevicesUnavailable && err != cudaErrorDeviceUninitialized) {
+            break;  // not something time will fix
+        }
     }
     return err;
 }

@@ -53,7 +53,7 @@ public:
     uint64_t generation() const { return generation_.load(); }
     // On the worker: when faulted and no backend is left on the device, cudaDeviceReset and make
     // the device current again. Returns the error that kept the device from coming back
-    // (cudaErrorDevicesUnavailable while backends are still attached), or cudaSuccess.
+    // (cudaErrorNotReady while backends are still attached), or cudaSuccess.
     cudaError_t reset_if_faulted();
 
 private:

@@ -65,17 +65,21 @@ inline int decode_warps(int64_t head_dim) { return head_dim > 128 ? 2 : 4; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Splits of the context for flash-decoding, given how many CTAs one split would already have
-// (n_units = sequences * kv heads * row groups). Aims for ~2 CTAs per SM of an H100/H200 (132
-// SMs) and never cuts a split below 256 keys. (Splitting short contexts too, down to 64 keys,
-// was measured on an H200: at batch 1 and 128-256 keys the split kernel plus the merge took
-// 8.1 + 4.8 us per layer against 10.1 us unsplit, so short contexts stay whole.)
+// (n_units = sequences * kv heads * row groups). Splits only while every CTA still fits in one
+// wave of ~2 per SM of an H100/H200 (132 SMs), and never cuts a split below 256 keys. Rounding
+// the split count down matters: every CTA of a decode launch does about the same work, so a
+// second, partial wave costs as long as the first (32 streams x 8 KV heads = 256 units used to
+// get 2 splits: 512 CTAs on 396 slots, the attention at 0.46 of copy bandwidth on an H200).
+// (Splitting short contexts too, down to 64 keys, was measured on an H200: at batch 1 and 128-256
+// keys the split kernel plus the merge took 8.1 + 4.8 us per layer against 10.1 us unsplit, so
+// short contexts stay whole.)
 // Non-increasing in n_units, so the workspace bound (computed with n_units = n_seqs) covers
 // every launch with the same sizes.
 inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
-    constexpr int64_t kTargetCtas = 264;
+    constexpr int64_t kWaveCtas = 264;
     constexpr int64_t kMinSplitKeys = 256;
     constexpr int64_t kMaxSplits = 128;
-    int64_t want = ceil_div(kTargetCtas, n_units < 1 ? 1 : n_units);
+    int64_t want = kWaveCtas / (n_units < 1 ? 1 : n_units);
     int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, kMinSplitKeys);
     cap = cap < kMaxSplits ? cap : kMaxSplits;
     want = want < cap ? want : cap;
