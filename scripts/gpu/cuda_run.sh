@@ -9,7 +9,9 @@
 #   build/cuda/libs/cuda/cuda_backend_tests \
 #   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
-# A/B runs beside the default (1 = on): PDL_AB (plain launches), PREFETCH_AB (L2 prefetch).
+# KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
+# A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (cuBLASLt instead of the
+# tensor-core skinny matmul), PREFETCH_AB (L2 prefetch; off unless asked: measured no gain).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -45,7 +47,7 @@ fi
 
 if [ "${SKIP_LINEAR:-0}" != 1 ]; then
     "$bin/linear_bench" --copy-gbps "$copy" --label as-built > "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
-    HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
+    HELEXA_CUDA_SKINNY_MAX_ROWS=0 HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
         >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
     python3 - "$out/linear.jsonl" <<'PY'
 import json, sys
@@ -82,13 +84,19 @@ for m in ${models//,/ }; do
             --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
-    if [ "${PREFETCH_AB:-1}" = 1 ] && [ "$m" != qwen3-0.6b ]; then
+    if [ "${MMA_AB:-1}" = 1 ] && [ "$m" = qwen3-8b ]; then
+        # The same concurrency with cuBLASLt where the tensor-core skinny matmul runs (3-64 rows).
+        HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
+            --label "$m-cublaslt" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
+            --concurrency 8,32,64 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
+    if [ "${PREFETCH_AB:-0}" = 1 ] && [ "$m" != qwen3-0.6b ]; then
         # The same decode with the o projection prefetched into L2 beside the attention.
         HELEXA_CUDA_L2_PREFETCH=1 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
             --label "$m-l2prefetch" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
             --concurrency 1,32 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
-    rm -rf "/tmp/models/$m"
+    [ "${KEEP_MODELS:-0}" = 1 ] || rm -rf "/tmp/models/$m"
 done
 tail -5 "$out/bench.err" 2>/dev/null
 

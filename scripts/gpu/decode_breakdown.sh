@@ -24,8 +24,9 @@ fi
 "$bin/gpu_ceilings" > "$logs/ceilings.txt"
 copy=$(grep '^{' "$logs/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')
 mkdir -p /tmp/models
-python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
-    > "$logs/models.log" 2>&1
+[ -f "/tmp/models/$model/config.json" ] ||  # left by cuda_run.sh KEEP_MODELS=1
+    python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
+        > "$logs/models.log" 2>&1
 batch="${BATCH:-1}"
 args=(--model "/tmp/models/$model" --copy-gbps "$copy" --gemm-tflops 800 --prompts "" --concurrency "")
 if [ "$batch" -gt 1 ]; then
@@ -33,7 +34,7 @@ if [ "$batch" -gt 1 ]; then
           --concurrency "$batch" --concurrency-output 32 --decode-steps 9)
 fi
 "$bin/cuda_engine_bench" "${args[@]}" --label as-built | grep -E 'decode|concurrent'
-HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused |
+HELEXA_CUDA_SKINNY_MAX_ROWS=0 HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused |
     grep -E 'decode|concurrent'
 HELEXA_PROFILE_DECODE_STEP="$batch" NEURON_CUDA_GRAPHS=0 ncu --profile-from-start off --clock-control none \
     --metrics gpu__time_duration.sum --csv --print-units base \

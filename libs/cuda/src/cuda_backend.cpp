@@ -26,6 +26,7 @@
 #include "helexa/kernels/qkv_epilogue.h"
 #include "helexa/kernels/sampling.h"
 #include "helexa/kernels/skinny_matmul.h"
+#include "helexa/kernels/skinny_mma_matmul.h"
 
 namespace helexa::cuda {
 namespace {
@@ -360,9 +361,22 @@ public:
         return fused_linear(out, x, w, bias, LinearFusion{}, LinearScratch{});
     }
 
+    static kernels::SkinnyFusion::Output skinny_output(LinearFusion::Output o) {
+        switch (o) {
+            case LinearFusion::Output::kStore:
+                return kernels::SkinnyFusion::Output::kStore;
+            case LinearFusion::Output::kAccumulate:
+                return kernels::SkinnyFusion::Output::kAccumulate;
+            case LinearFusion::Output::kSwiGlu:
+                return kernels::SkinnyFusion::Output::kSwiGlu;
+        }
+        return kernels::SkinnyFusion::Output::kStore;
+    }
+
     // Up to skinny_max_rows_ rows: one skinny-matmul kernel with the norm, residual add or
-    // SwiGLU fused in. Above: the norm kernel into scratch, cuBLASLt (the residual add as its
-    // beta = 1 accumulation into out), then SwiGLU as its own kernel.
+    // SwiGLU fused in. Up to mma_max_rows_: the norm kernel into scratch, then the tensor-core
+    // skinny matmul with the residual add or SwiGLU fused in. Above: the norm kernel, cuBLASLt
+    // (the residual add as its beta = 1 accumulation into out), then SwiGLU as its own kernel.
     Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                         const LinearFusion& fusion, const LinearScratch& scratch) override {
         using Output = LinearFusion::Output;
@@ -388,11 +402,7 @@ public:
             kernels::SkinnyFusion f;
             f.norm_weight = fusion.norm_weight ? fusion.norm_weight.data : nullptr;
             f.eps = fusion.eps;
-            f.output = fusion.output == Output::kStore
-                           ? kernels::SkinnyFusion::Output::kStore
-                           : (fusion.output == Output::kAccumulate
-                                  ? kernels::SkinnyFusion::Output::kAccumulate
-                                  : kernels::SkinnyFusion::Output::kSwiGlu);
+            f.output = skinny_output(fusion.output);
             return check(kernels::launch_skinny_matmul(out.data, out.row_stride, elem(out.dtype),
                                                        x.data, x.row_stride, w.data,
                                                        bias ? bias.data : nullptr, x.rows, w.rows,
@@ -406,6 +416,16 @@ public:
                                 "linear", "normed scratch does not fit");
             in = scratch.normed.row_slice(0, x.rows);
             HELEXA_TRY_STATUS(rms_norm(in, x, fusion.norm_weight, fusion.eps));
+        }
+        if (x.rows <= mma_max_rows_ && kernels::skinny_mma_fits(x.rows, x.cols) &&
+            in.row_stride % 8 == 0 && aligned16(in.data) && aligned16(w.data)) {
+            kernels::SkinnyFusion f;
+            f.output = skinny_output(fusion.output);
+            return check(kernels::launch_skinny_mma_matmul(
+                             out.data, out.row_stride, elem(out.dtype), in.data, in.row_stride,
+                             w.data, bias ? bias.data : nullptr, x.rows, w.rows, w.cols,
+                             elem(act_), f, stream_),
+                         "skinny_mma_matmul");
         }
         Tensor product = out;
         if (swiglu) {
@@ -668,12 +688,18 @@ private:
           worker_(std::move(worker)),
           generation_(worker_->generation()) {
         worker_->attach();
-        // HELEXA_CUDA_SKINNY_MAX_ROWS=0 sends every linear to cuBLASLt (what the linear
-        // benchmark compares against); values above kSkinnyMaxRows are clamped.
+        // HELEXA_CUDA_SKINNY_MAX_ROWS=0 sends every linear past the CUDA-core skinny matmul
+        // (with HELEXA_CUDA_MMA_MAX_ROWS=0 too: to cuBLASLt, what the linear benchmark compares
+        // against); values above kSkinnyMaxRows are clamped.
         // NOTE: measured on an H200 (docs/perf/cuda-engine.md): the skinny matmul matches or
         // beats cuBLASLt at 1-2 rows and falls behind from 4, so 2 is the default.
         if (const char* v = std::getenv("HELEXA_CUDA_SKINNY_MAX_ROWS"); v != nullptr) {
             skinny_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMaxRows);
+        }
+        // HELEXA_CUDA_MMA_MAX_ROWS=0 sends the rows above the skinny path to cuBLASLt instead
+        // of the tensor-core skinny matmul (linear_bench's comparison); clamped to its maximum.
+        if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
+            mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
         // HELEXA_CUDA_L2_PREFETCH=1 streams the o projection's weights into L2 beside the
         // attention (prefetch_weight). Off by default until measured on the GPU host: see
@@ -734,6 +760,7 @@ private:
 
     DType act_;
     int64_t skinny_max_rows_ = 2;
+    int64_t mma_max_rows_ = kernels::kSkinnyMmaMaxRows;
     bool l2_prefetch_ = false;
     int64_t l2_bytes_ = 0;
     cudaStream_t side_stream_ = nullptr;

@@ -101,8 +101,9 @@ TEST_F(CudaOps, LinearSkinnyAndGemmPaths) {
 }
 
 // fused_linear (input RMSNorm, residual accumulate, SwiGLU, f32 logits) against the CPU
-// backend's composition of the separate operations, on the skinny path (T <= the skinny row
-// limit) and the norm kernel + cuBLASLt (+ beta = 1 accumulate, + silu_mul) path.
+// backend's composition of the separate operations, on each path the backend picks by row
+// count: the skinny kernel (T <= the skinny row limit), the norm kernel + tensor-core skinny
+// matmul (T <= 64), and the norm kernel + cuBLASLt (+ beta = 1 accumulate, + silu_mul).
 class FusedLinear : public CudaVsCpu {
 protected:
     void check(const std::string& label);
@@ -134,6 +135,13 @@ void FusedLinear::check(const std::string& label) {
         {8, 2048, 768, true, Output::kSwiGlu, false, DType::kBF16},
         {33, 1536, 256, false, Output::kAccumulate, true, DType::kBF16},
         {33, 777, 512, true, Output::kStore, false, DType::kF32},
+        // Serving-step shapes of the tensor-core skinny path: K split over clusters of 8 CTAs
+        // (o_proj / down at 16-32 streams), every n-tile count (T <= 8, 16, 32, 64).
+        {32, 4096, 4096, false, Output::kAccumulate, false, DType::kBF16},
+        {16, 1024, 12288, false, Output::kAccumulate, true, DType::kBF16},
+        {64, 2048, 1024, true, Output::kSwiGlu, false, DType::kBF16},
+        {12, 640, 4096, false, Output::kStore, true, DType::kF32},
+        {7, 3000, 2048, true, Output::kSwiGlu, true, DType::kBF16},
     };
     for (const auto& c : cases) {
         const int64_t out_cols = c.output == Output::kSwiGlu ? c.N / 2 : c.N;
@@ -181,6 +189,21 @@ protected:
 };
 
 TEST_F(FusedLinearAllSkinny, MatchesTheComposition) { check("skinny"); }
+
+// The same with both skinny kernels off: every row count takes the norm kernel + cuBLASLt
+// (+ beta = 1 accumulate, + silu_mul) path.
+class FusedLinearCublasLt : public FusedLinear {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_SKINNY_MAX_ROWS", "0", 1);
+        setenv("HELEXA_CUDA_MMA_MAX_ROWS", "0", 1);
+        FusedLinear::SetUp();
+        unsetenv("HELEXA_CUDA_SKINNY_MAX_ROWS");
+        unsetenv("HELEXA_CUDA_MMA_MAX_ROWS");
+    }
+};
+
+TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
 
 TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {
     for (int64_t hd : {16, 64, 128}) {

@@ -59,22 +59,69 @@ inline bool pdl_enabled() {
     return enabled;
 }
 
-// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute when enabled; returns
-// the launch's error. Captured into CUDA graphs as a programmatic edge.
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute when enabled, in thread
+// block clusters of cluster_x CTAs along x when cluster_x > 1 (grid.x a multiple of it; sm_90+);
+// returns the launch's error. Captured into CUDA graphs as a programmatic edge.
 template <typename... Params, typename... Args>
-cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
-                          cudaStream_t stream, Args&&... args) {
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+cudaError_t launch_kernel_in_clusters(void (*kernel)(Params...), dim3 grid, dim3 block,
+                                      size_t smem, cudaStream_t stream, unsigned cluster_x,
+                                      Args&&... args) {
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (pdl_enabled()) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n].val.programmaticStreamSerializationAllowed = 1;
+        ++n;
+    }
+    if (cluster_x > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster_x;
+        attr[n].val.clusterDim.y = 1;
+        attr[n].val.clusterDim.z = 1;
+        ++n;
+    }
     cudaLaunchConfig_t config{};
     config.gridDim = grid;
     config.blockDim = block;
     config.dynamicSmemBytes = smem;
     config.stream = stream;
     config.attrs = attr;
-    config.numAttrs = pdl_enabled() ? 1 : 0;
+    config.numAttrs = n;
     return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute when enabled.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                          cudaStream_t stream, Args&&... args) {
+    return launch_kernel_in_clusters(kernel, grid, block, smem, stream, 1u,
+                                     std::forward<Args>(args)...);
+}
+
+// Streaming 16-byte load of weights: read once per call, so kept out of L1 (the small-batch
+// matmuls' weight stream).
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+// The device's SM count, asked once (a launch-time query on every call would sit on the decode
+// path; one process drives cards of one kind). Only grid-size heuristics depend on it.
+inline int device_sm_count() {
+    static const int sms = [] {
+        int device = 0;
+        int n = 0;
+        if (cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+            n <= 0) {
+            return 132;  // an H100/H200's count
+        }
+        return n;
+    }();
+    return sms;
 }
 
 }  // namespace helexa::kernels

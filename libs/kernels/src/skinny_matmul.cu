@@ -78,15 +78,6 @@ struct SkinnyParams {
     int ks;              // warps sharing one row group's K range: 1, 2, 4 or 8
 };
 
-// Streaming 16-byte load of weights: read once per call, so keep them out of L1.
-__device__ __forceinline__ uint4 load_stream(const uint4* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
 // Two packed 2-byte values -> two floats (element 2i in .x, 2i + 1 in .y).
 template <typename W>
 __device__ __forceinline__ float2 unpack2(uint32_t word);
@@ -456,22 +447,6 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
     }
 }
 
-// The device's SM count, asked once (a launch-time query on every call would sit on the decode
-// path; one process drives cards of one kind).
-int sm_count() {
-    static const int sms = [] {
-        int device = 0;
-        int n = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-            n <= 0) {
-            return 132;  // an H100/H200's count: only the split heuristic depends on it
-        }
-        return n;
-    }();
-    return sms;
-}
-
 template <typename W, typename O, int T, bool NORM, Output OUT>
 cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     constexpr int R = rows_per_warp(T, OUT);
@@ -483,7 +458,7 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     // the end). Split K while N alone falls short, as long as each warp keeps at least one full
     // tile (32 * U packs) of K.
     constexpr int64_t kUnitsPerSm = 64;
-    const int64_t target_warps = static_cast<int64_t>(sm_count()) * kUnitsPerSm;
+    const int64_t target_warps = static_cast<int64_t>(device_sm_count()) * kUnitsPerSm;
     const int64_t k_packs = p.k / kPackElems;
     int ks = 1;
     while (ks < kWarps && p.groups * ks < target_warps && k_packs / (ks * 2) >= kWarp * U) {
@@ -503,7 +478,7 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
             per_sm <= 0) {
             per_sm = min_ctas_per_sm(T);
         }
-        return static_cast<int64_t>(per_sm) * sm_count();
+        return static_cast<int64_t>(per_sm) * device_sm_count();
     }();
     const int64_t blocks = units < resident ? units : resident;
     return launch_kernel(skinny_matmul_kernel<W, O, T, NORM, OUT>,

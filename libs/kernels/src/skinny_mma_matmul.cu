@@ -1,0 +1,339 @@
+// Small-batch linear on tensor cores: out[T, N] = x[T, K] * w[N, K]^T (+ bias) for T <= 64, with
+// the residual add or SwiGLU fused in (skinny_mma_matmul.h).
+//
+// Design (why it is shaped this way):
+// - Bound by reading w once, like the CUDA-core skinny matmul: every byte of w moves in a
+//   16-byte L1-bypassing load, and each lane keeps kUnroll K blocks of its two rows in flight.
+// - mma.sync m16n8k16 straight from registers, no shared-memory staging of w: w is the A operand
+//   (a warp owns 16 rows), x^T the B operand (8 rows of x per n-tile). A dot product does not
+//   care in which order K is summed, so K is permuted inside each 32-wide block such that one
+//   16-byte load of a row (8 consecutive elements) is exactly what the lane's A fragments hold
+//   for two k16 steps: lane (g, t) loads elements 8t..8t+7 of the block for rows g and g + 8;
+//   words .x/.y feed step 0 (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads (16 bytes of
+//   x row 8j + g, same elements) are then exactly its B fragments. No shuffles, no ldmatrix.
+// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs, each tile 8 gate
+//   rows then their 8 up rows, so one lane ends up holding both halves of an output) over the
+//   same K range: the x slice is read from L2 once per CTA and served to the other warps by L1.
+// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K is split across a
+//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in its own shared
+//   memory and the cluster reduces them through distributed shared memory, each CTA finishing a
+//   share of the outputs (no global workspace, no atomics, nothing to reset between graph
+//   replays).
+// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under programmatic
+//   dependent launch the weight stream starts while the previous kernel drains.
+// - Accumulation in f32; bias, the residual and SwiGLU in f32; each output rounded once (SwiGLU
+//   rounds g, u and silu(g) first, as the separate kernels store them), as skinny_matmul.cu does.
+#include <cooperative_groups.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "helexa/kernels/skinny_mma_matmul.h"
+#include "elem_access.cuh"
+#include "launch.cuh"
+#include "mma.cuh"
+
+namespace helexa::kernels {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kWarp = 32;
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * kWarp;
+constexpr int kTileRows = 16;                 // rows of w per warp: the mma's M
+constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per CTA
+constexpr int kBlockK = 32;                   // K per 16-byte load of a row: two k16 steps
+constexpr int kPacksPerBlock = kBlockK / 8;   // 16-byte packs per row and block
+// K blocks whose weight loads a lane keeps in flight: 4 (4 KiB a warp) while registers allow;
+// at 8 n-tiles the x fragments of 4 blocks would not fit beside them.
+constexpr int unroll_for(int nt) { return nt >= 8 ? 2 : 4; }
+constexpr int kMaxCluster = 8;                // the portable cluster size
+
+using Output = SkinnyFusion::Output;
+
+template <typename W>
+struct MmaParams {
+    void* out;       // [T, N] (SwiGLU: [T, N/2]), row stride out_stride
+    int64_t out_stride;
+    const W* x;      // [T, K], row stride x_stride (multiple of 8), 16-byte aligned
+    int64_t x_stride;
+    const W* w;      // [N, K] contiguous, 16-byte aligned
+    const W* bias;   // [N] or null
+    int64_t n;
+    int64_t k;
+    int t;
+    int cluster;               // CTAs splitting K (the cluster size)
+    int64_t blocks_per_cta;    // K blocks of each CTA's slice
+};
+
+// The row of w that row r (0..15) of warp tile `tile` reads, and whether its output exists
+// (rows past the end read row 0; their sums are never stored). SwiGLU: rows 0..7 are the gate
+// rows of outputs tile * 8 + r, rows 8..15 the matching up rows.
+template <Output OUT>
+__device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
+    if constexpr (OUT == Output::kSwiGlu) {
+        const int64_t f = tile * 8 + (r & 7);
+        return f < n / 2 ? (r < 8 ? f : n / 2 + f) : 0;
+    } else {
+        const int64_t row = tile * kTileRows + r;
+        return row < n ? row : 0;
+    }
+}
+
+// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's 16-byte packs of
+// rows g and g + 8; x: this lane's pack of x row 8j + g for n-tile j.
+template <typename W, int NT>
+__device__ __forceinline__ void block_mma(const uint4& w_lo, const uint4& w_hi,
+                                          const uint4* const (&x)[NT], int64_t pack,
+                                          float (&acc)[NT][4]) {
+    const uint32_t a0[4] = {w_lo.x, w_hi.x, w_lo.y, w_hi.y};
+    const uint32_t a1[4] = {w_lo.z, w_hi.z, w_lo.w, w_hi.w};
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const uint4 xv = __ldg(x[j] + pack);
+        mma_16816<W>(acc[j], a0, xv.x, xv.y);
+        mma_16816<W>(acc[j], a1, xv.z, xv.w);
+    }
+}
+
+template <typename W>
+__device__ __forceinline__ float bias_at(const MmaParams<W>& p, int64_t row) {
+    return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
+}
+
+// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K. Every thread reaches
+// both cluster barriers (no early return).
+template <typename W, typename O, int NT, Output OUT>
+__global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams<W> p) {
+    constexpr int kCols = NT * 8;
+    constexpr int kStride = kCols + 1;  // padded: the fragment scatter below is conflict-light
+    __shared__ float partial[kCtaRows * kStride];
+
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    const int g = lane / 4;
+    const int tq = lane % 4;
+    const int rank = static_cast<int>(blockIdx.x) % p.cluster;
+    const int64_t group = blockIdx.x / p.cluster;
+    const int64_t tile = group * kWarps + warp;
+
+    const int64_t k_packs = p.k / 8;
+    const int64_t k_blocks = p.k / kBlockK;
+    const int64_t kb_begin = min(rank * p.blocks_per_cta, k_blocks);
+    const int64_t kb_end = min(kb_begin + p.blocks_per_cta, k_blocks);
+    const auto* wv = reinterpret_cast<const uint4*>(p.w);
+    const uint4* w_lo = wv + tile_row<OUT>(tile, g, p.n) * k_packs + tq;
+    const uint4* w_hi = wv + tile_row<OUT>(tile, g + 8, p.n) * k_packs + tq;
+
+    // The first blocks of both rows head for L2 (one lane per row and 128-byte line).
+    if (tq == 0) {
+        for (int64_t kb = kb_begin; kb < kb_end && kb < kb_begin + 4; kb += 2) {
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(w_lo + kb * kPacksPerBlock));
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(w_hi + kb * kPacksPerBlock));
+        }
+    }
+    // Everything below reads what the previous kernel wrote (x) or writes (out).
+    grid_dependency_wait();
+    allow_dependent_launch();
+
+    const uint4* xrow[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const int tok = min(j * 8 + g, p.t - 1);  // rows past T re-read the last; never stored
+        xrow[j] = reinterpret_cast<const uint4*>(p.x + static_cast<int64_t>(tok) * p.x_stride) +
+                  tq;
+    }
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    }
+    constexpr int kUnroll = unroll_for(NT);
+    int64_t kb = kb_begin;
+    for (; kb + kUnroll <= kb_end; kb += kUnroll) {
+        uint4 lo[kUnroll];
+        uint4 hi[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            lo[u] = load_stream(w_lo + (kb + u) * kPacksPerBlock);
+            hi[u] = load_stream(w_hi + (kb + u) * kPacksPerBlock);
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            block_mma<W, NT>(lo[u], hi[u], xrow, (kb + u) * kPacksPerBlock, acc);
+        }
+    }
+    for (; kb < kb_end; ++kb) {
+        const uint4 lo = load_stream(w_lo + kb * kPacksPerBlock);
+        const uint4 hi = load_stream(w_hi + kb * kPacksPerBlock);
+        block_mma<W, NT>(lo, hi, xrow, kb * kPacksPerBlock, acc);
+    }
+
+    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x rows)
+    // 8j + 2tq + {0, 1}.
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int row = warp * kTileRows + g + 8 * (e / 2);
+            partial[row * kStride + 8 * j + 2 * tq + (e % 2)] = acc[j][e];
+        }
+    }
+    cg::cluster_group cluster = cg::this_cluster();
+    if (p.cluster > 1) {
+        cluster.sync();
+    } else {
+        __syncthreads();
+    }
+    // Sum of CTA-local row r, column c over the cluster's K slices.
+    auto total = [&](int r, int c) {
+        if (p.cluster == 1) {
+            return partial[r * kStride + c];
+        }
+        float s = 0.0f;
+        for (int q = 0; q < p.cluster; ++q) {
+            s += cluster.map_shared_rank(partial, q)[r * kStride + c];
+        }
+        return s;
+    };
+
+    // Each CTA of the cluster finishes a share of the group's outputs, x row by x row (stores of
+    // one x row are contiguous in out).
+    constexpr int kOutputs = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
+    const int n_out = kOutputs * p.t;
+    for (int i = rank * kThreads + static_cast<int>(threadIdx.x); i < n_out;
+         i += p.cluster * kThreads) {
+        const int t = i / kOutputs;
+        const int o = i - t * kOutputs;
+        O* out = static_cast<O*>(p.out) + static_cast<int64_t>(t) * p.out_stride;
+        if constexpr (OUT == Output::kSwiGlu) {
+            const int64_t f = group * kOutputs + o;  // output feature
+            if (f >= p.n / 2) {
+                continue;
+            }
+            const int r = (o / 8) * kTileRows + o % 8;  // its gate row in the CTA; up is r + 8
+            const float gate = round_to<W>(total(r, t) + bias_at(p, f));
+            const float up = round_to<W>(total(r + 8, t) + bias_at(p, p.n / 2 + f));
+            const float s = round_to<W>(gate / (1.0f + expf(-gate)));
+            out[f] = from_f32<O>(s * up);
+        } else {
+            const int64_t row = group * kCtaRows + o;
+            if (row >= p.n) {
+                continue;
+            }
+            float v = total(o, t) + bias_at(p, row);
+            if constexpr (OUT == Output::kAccumulate) {
+                v += to_f32(out[row]);
+            }
+            out[row] = from_f32<O>(v);
+        }
+    }
+    if (p.cluster > 1) {
+        cluster.sync();  // peers may still be reading this CTA's partial sums
+    }
+}
+
+template <typename W, typename O, int NT, Output OUT>
+cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
+    const int64_t outputs = OUT == Output::kSwiGlu ? p.n / 2 : p.n;
+    const int64_t per_cta = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
+    const int64_t groups = (outputs + per_cta - 1) / per_cta;
+    const int64_t k_blocks = p.k / kBlockK;
+    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per SM, as long as
+    // each CTA keeps at least two unrolled rounds of K blocks.
+    const int64_t target = 2 * static_cast<int64_t>(device_sm_count());
+    int cluster = 1;
+    while (cluster < kMaxCluster && groups * cluster < target &&
+           k_blocks / (cluster * 2) >= 2 * unroll_for(NT)) {
+        cluster *= 2;
+    }
+    p.cluster = cluster;
+    p.blocks_per_cta = (k_blocks + cluster - 1) / cluster;
+    return launch_kernel_in_clusters(skinny_mma_kernel<W, O, NT, OUT>,
+                                     dim3(static_cast<unsigned>(groups * cluster)),
+                                     dim3(kThreads), 0, stream, static_cast<unsigned>(cluster),
+                                     p);
+}
+
+template <typename W, int NT>
+cudaError_t launch_output(const MmaParams<W>& p, ElemType out_type, Output output,
+                          cudaStream_t stream) {
+    switch (output) {
+        case Output::kStore:
+            if (out_type == ElemType::kF32) {
+                return launch_nt<W, float, NT, Output::kStore>(p, stream);
+            }
+            return launch_nt<W, W, NT, Output::kStore>(p, stream);
+        case Output::kAccumulate:
+            return launch_nt<W, W, NT, Output::kAccumulate>(p, stream);
+        case Output::kSwiGlu:
+            return launch_nt<W, W, NT, Output::kSwiGlu>(p, stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+template <typename W>
+cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const void* x,
+                     int64_t x_stride, const void* w, const void* bias, int64_t t, int64_t n,
+                     int64_t k, Output output, cudaStream_t stream) {
+    const MmaParams<W> p{out,
+                         out_stride,
+                         static_cast<const W*>(x),
+                         x_stride,
+                         static_cast<const W*>(w),
+                         static_cast<const W*>(bias),
+                         n,
+                         k,
+                         static_cast<int>(t),
+                         1,
+                         0};
+    if (t <= 8) {
+        return launch_output<W, 1>(p, out_type, output, stream);
+    }
+    if (t <= 16) {
+        return launch_output<W, 2>(p, out_type, output, stream);
+    }
+    if (t <= 32) {
+        return launch_output<W, 4>(p, out_type, output, stream);
+    }
+    return launch_output<W, 8>(p, out_type, output, stream);
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+}  // namespace
+
+cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
+                                     const void* x, int64_t x_stride, const void* w,
+                                     const void* bias, int64_t T, int64_t N, int64_t K,
+                                     ElemType type, const SkinnyFusion& fusion,
+                                     cudaStream_t stream) {
+    if (type != ElemType::kBF16 && type != ElemType::kF16) {
+        return cudaErrorInvalidValue;  // f32 weights take the cuBLASLt path
+    }
+    const bool store = fusion.output == Output::kStore;
+    if (out_type != type && !(store && out_type == ElemType::kF32)) {
+        return cudaErrorInvalidValue;
+    }
+    if (T == 0 || N == 0) {
+        return T < 0 || N < 0 ? cudaErrorInvalidValue : cudaSuccess;
+    }
+    const int64_t out_cols = fusion.output == Output::kSwiGlu ? N / 2 : N;
+    if (!skinny_mma_fits(T, K) || N < 0 || x_stride % 8 != 0 || x_stride < K ||
+        (fusion.output == Output::kSwiGlu && N % 2 != 0) || fusion.norm_weight != nullptr ||
+        out == nullptr || x == nullptr || w == nullptr || !aligned16(x) || !aligned16(w) ||
+        (T > 1 && out_stride < out_cols)) {
+        return cudaErrorInvalidValue;
+    }
+    if (type == ElemType::kBF16) {
+        return launch_w<__nv_bfloat16>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
+                                       fusion.output, stream);
+    }
+    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
+                            fusion.output, stream);
+}
+
+}  // namespace helexa::kernels
