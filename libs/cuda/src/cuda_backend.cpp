@@ -434,11 +434,20 @@ public:
                                 "linear", "product scratch does not fit");
             product = scratch.product.row_slice(0, x.rows);
         }
+        // cuBLASLt's bias epilogue takes no bf16/f16 bias with f32 output (its heuristic answers
+        // CUBLAS_STATUS_INVALID_VALUE): that bias is added by its own kernel after the GEMM.
+        const bool bias_in_gemm = bias && product.dtype == act_;
         HELEXA_TRY_STATUS(note(matmul_->run(product.data, product.row_stride,
                                             cuda_type(product.dtype), in.data, in.row_stride,
-                                            w.data, bias ? bias.data : nullptr, x.rows, w.rows,
-                                            w.cols, cuda_type(act_),
+                                            w.data, bias_in_gemm ? bias.data : nullptr, x.rows,
+                                            w.rows, w.cols, cuda_type(act_),
                                             fusion.output == Output::kAccumulate, stream_)));
+        if (bias && !bias_in_gemm) {
+            HELEXA_TRY_STATUS(check(kernels::launch_add_bias(product.data, product.row_stride,
+                                                             elem(product.dtype), bias.data,
+                                                             elem(act_), x.rows, w.rows, stream_),
+                                    "add_bias"));
+        }
         if (swiglu) {
             return silu_mul(out, product);
         }

@@ -193,6 +193,20 @@ __global__ void __launch_bounds__(kThreads) convert_kernel(D* dst, const S* src,
     }
 }
 
+template <typename O, typename B>
+__global__ void __launch_bounds__(kThreads)
+    add_bias_kernel(O* out, int64_t out_stride, const B* bias, int64_t rows, int64_t cols) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        O* row = out + r * out_stride;
+        for (int64_t c = first_pack(); c < cols; c += pack_step()) {
+            row[c] = from_f32<O>(to_f32(row[c]) + to_f32(bias[c]));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rotary embedding, neox style, in place. x: [rows, n_heads, head_dim] (row stride x_stride);
 // positions: int32 [rows]; inv_freq: f32 [half]. One CTA per row: the row's cos/sin table (f32
@@ -350,6 +364,33 @@ cudaError_t launch_silu_mul(void* out, int64_t out_stride, const void* gate_up,
             }
         }
         return cudaGetLastError();
+    });
+}
+
+cudaError_t launch_add_bias(void* out, int64_t out_stride, ElemType out_type, const void* bias,
+                            ElemType bias_type, int64_t rows, int64_t cols, cudaStream_t stream) {
+    if (rows < 0 || cols <= 0 || !valid_type(out_type) || !valid_type(bias_type) ||
+        out_stride < cols) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (out == nullptr || bias == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    return with_type(out_type, [&](auto otag) {
+        using O = decltype(otag);
+        return with_type(bias_type, [&](auto btag) {
+            using B = decltype(btag);
+            if (const cudaError_t launched = launch_kernel(
+                    add_bias_kernel<O, B>, row_grid(rows, cols), kThreads, 0, stream,
+                    static_cast<O*>(out), out_stride, static_cast<const B*>(bias), rows, cols);
+                launched != cudaSuccess) {
+                return launched;
+            }
+            return cudaGetLastError();
+        });
     });
 }
 

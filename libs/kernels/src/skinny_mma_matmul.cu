@@ -1,28 +1,39 @@
-// Small-batch linear on tensor cores: out[T, N] = x[T, K] * w[N, K]^T (+ bias) for T <= 64, with
-// the residual add or SwiGLU fused in (skinny_mma_matmul.h).
+// Small-batch linear on tensor cores: out[T, N] = x[T, K] * w[N, K]^T (+ bias)
+// for T <= 64, with the residual add or SwiGLU fused in (skinny_mma_matmul.h).
 //
 // Design (why it is shaped this way):
-// - Bound by reading w once, like the CUDA-core skinny matmul: every byte of w moves in a
-//   16-byte L1-bypassing load, and each lane keeps kUnroll K blocks of its two rows in flight.
-// - mma.sync m16n8k16 straight from registers, no shared-memory staging of w: w is the A operand
-//   (a warp owns 16 rows), x^T the B operand (8 rows of x per n-tile). A dot product does not
-//   care in which order K is summed, so K is permuted inside each 32-wide block such that one
-//   16-byte load of a row (8 consecutive elements) is exactly what the lane's A fragments hold
-//   for two k16 steps: lane (g, t) loads elements 8t..8t+7 of the block for rows g and g + 8;
-//   words .x/.y feed step 0 (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads (16 bytes of
-//   x row 8j + g, same elements) are then exactly its B fragments. No shuffles, no ldmatrix.
-// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs, each tile 8 gate
-//   rows then their 8 up rows, so one lane ends up holding both halves of an output) over the
-//   same K range: the x slice is read from L2 once per CTA and served to the other warps by L1.
-// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K is split across a
-//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in its own shared
-//   memory and the cluster reduces them through distributed shared memory, each CTA finishing a
-//   share of the outputs (no global workspace, no atomics, nothing to reset between graph
-//   replays).
-// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under programmatic
+// - Bound by reading w once, like the CUDA-core skinny matmul: every byte of w
+// moves in a
+//   16-byte L1-bypassing load, and each lane keeps kUnroll K blocks of its two
+//   rows in flight.
+// - mma.sync m16n8k16 straight from registers, no shared-memory staging of w: w
+// is the A operand
+//   (a warp owns 16 rows), x^T the B operand (8 rows of x per n-tile). A dot
+//   product does not care in which order K is summed, so K is permuted inside
+//   each 32-wide block such that one 16-byte load of a row (8 consecutive
+//   elements) is exactly what the lane's A fragments hold for two k16 steps:
+//   lane (g, t) loads elements 8t..8t+7 of the block for rows g and g + 8;
+//   words .x/.y feed step 0 (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads
+//   (16 bytes of x row 8j + g, same elements) are then exactly its B fragments.
+//   No shuffles, no ldmatrix.
+// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs,
+// each tile 8 gate
+//   rows then their 8 up rows, so one lane ends up holding both halves of an
+//   output) over the same K range: the x slice is read from L2 once per CTA and
+//   served to the other warps by L1.
+// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K
+// is split across a
+//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in
+//   its own shared memory and the cluster reduces them through distributed
+//   shared memory, each CTA finishing a share of the outputs (no global
+//   workspace, no atomics, nothing to reset between graph replays).
+// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under
+// programmatic
 //   dependent launch the weight stream starts while the previous kernel drains.
-// - Accumulation in f32; bias, the residual and SwiGLU in f32; each output rounded once (SwiGLU
-//   rounds g, u and silu(g) first, as the separate kernels store them), as skinny_matmul.cu does.
+// - Accumulation in f32; bias, the residual and SwiGLU in f32; each output
+// rounded once (SwiGLU
+//   rounds g, u and silu(g) first, as the separate kernels store them), as
+//   skinny_matmul.cu does.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -30,8 +41,8 @@
 
 #include <cstdint>
 
-#include "helexa/kernels/skinny_mma_matmul.h"
 #include "elem_access.cuh"
+#include "helexa/kernels/skinny_mma_matmul.h"
 #include "launch.cuh"
 #include "mma.cuh"
 
@@ -47,31 +58,35 @@ constexpr int kTileRows = 16;                 // rows of w per warp: the mma's M
 constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per CTA
 constexpr int kBlockK = 32;                   // K per 16-byte load of a row: two k16 steps
 constexpr int kPacksPerBlock = kBlockK / 8;   // 16-byte packs per row and block
-// K blocks whose weight loads a lane keeps in flight: 4 (4 KiB a warp) while registers allow;
-// at 8 n-tiles the x fragments of 4 blocks would not fit beside them.
-constexpr int unroll_for(int nt) { return nt >= 8 ? 2 : 4; }
-constexpr int kMaxCluster = 8;                // the portable cluster size
+// K blocks whose weight loads a lane keeps in flight: 4 (4 KiB a warp) while
+// registers allow; at 8 n-tiles the x fragments of 4 blocks would not fit
+// beside them.
+constexpr int unroll_for(int nt) {
+    return nt >= 8 ? 2 : 4;
+}
+constexpr int kMaxCluster = 8;  // the portable cluster size
 
 using Output = SkinnyFusion::Output;
 
 template <typename W>
 struct MmaParams {
-    void* out;       // [T, N] (SwiGLU: [T, N/2]), row stride out_stride
+    void* out;  // [T, N] (SwiGLU: [T, N/2]), row stride out_stride
     int64_t out_stride;
-    const W* x;      // [T, K], row stride x_stride (multiple of 8), 16-byte aligned
+    const W* x;  // [T, K], row stride x_stride (multiple of 8), 16-byte aligned
     int64_t x_stride;
-    const W* w;      // [N, K] contiguous, 16-byte aligned
-    const W* bias;   // [N] or null
+    const W* w;     // [N, K] contiguous, 16-byte aligned
+    const W* bias;  // [N] or null
     int64_t n;
     int64_t k;
     int t;
-    int cluster;               // CTAs splitting K (the cluster size)
-    int64_t blocks_per_cta;    // K blocks of each CTA's slice
+    int cluster;             // CTAs splitting K (the cluster size)
+    int64_t blocks_per_cta;  // K blocks of each CTA's slice
 };
 
-// The row of w that row r (0..15) of warp tile `tile` reads, and whether its output exists
-// (rows past the end read row 0; their sums are never stored). SwiGLU: rows 0..7 are the gate
-// rows of outputs tile * 8 + r, rows 8..15 the matching up rows.
+// The row of w that row r (0..15) of warp tile `tile` reads, and whether its
+// output exists (rows past the end read row 0; their sums are never stored).
+// SwiGLU: rows 0..7 are the gate rows of outputs tile * 8 + r, rows 8..15 the
+// matching up rows.
 template <Output OUT>
 __device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
     if constexpr (OUT == Output::kSwiGlu) {
@@ -83,8 +98,9 @@ __device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
     }
 }
 
-// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's 16-byte packs of
-// rows g and g + 8; x: this lane's pack of x row 8j + g for n-tile j.
+// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's
+// 16-byte packs of rows g and g + 8; x: this lane's pack of x row 8j + g for
+// n-tile j.
 template <typename W, int NT>
 __device__ __forceinline__ void block_mma(const uint4& w_lo, const uint4& w_hi,
                                           const uint4* const (&x)[NT], int64_t pack,
@@ -104,13 +120,15 @@ __device__ __forceinline__ float bias_at(const MmaParams<W>& p, int64_t row) {
     return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
 }
 
-// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K. Every thread reaches
-// both cluster barriers (no early return).
+// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K.
+// Every thread reaches both cluster barriers (no early return).
 template <typename W, typename O, int NT, Output OUT>
 __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams<W> p) {
     constexpr int kCols = NT * 8;
-    constexpr int kStride = kCols + 1;  // padded: the fragment scatter below is conflict-light
-    __shared__ float partial[kCtaRows * kStride];
+    // Rows padded by 4 floats: 16-byte aligned for the reduction's float4 reads,
+    // and the fragment stores below spread over twice the banks.
+    constexpr int kStride = kCols + 4;
+    __shared__ __align__(16) float partial[kCtaRows * kStride];
 
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -128,7 +146,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     const uint4* w_lo = wv + tile_row<OUT>(tile, g, p.n) * k_packs + tq;
     const uint4* w_hi = wv + tile_row<OUT>(tile, g + 8, p.n) * k_packs + tq;
 
-    // The first blocks of both rows head for L2 (one lane per row and 128-byte line).
+    // The first blocks of both rows head for L2 (one lane per row and 128-byte
+    // line).
     if (tq == 0) {
         for (int64_t kb = kb_begin; kb < kb_end && kb < kb_begin + 4; kb += 2) {
             asm volatile("prefetch.global.L2 [%0];" ::"l"(w_lo + kb * kPacksPerBlock));
@@ -143,8 +162,7 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
         const int tok = min(j * 8 + g, p.t - 1);  // rows past T re-read the last; never stored
-        xrow[j] = reinterpret_cast<const uint4*>(p.x + static_cast<int64_t>(tok) * p.x_stride) +
-                  tq;
+        xrow[j] = reinterpret_cast<const uint4*>(p.x + static_cast<int64_t>(tok) * p.x_stride) + tq;
     }
     float acc[NT][4];
 #pragma unroll
@@ -152,8 +170,25 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     }
     constexpr int kUnroll = unroll_for(NT);
+    // The round after next heads for L2 while this one is loaded and multiplied,
+    // so the bus stays busy across a round's load-then-compute (no registers
+    // held, unlike double buffers).
+    auto prefetch_round = [&](int64_t kb0) {
+        if (tq == 0) {
+#pragma unroll
+            for (int u = 0; u < kUnroll; u += 2) {  // one 128-byte line covers two blocks
+                if (kb0 + u < kb_end) {
+                    asm volatile(
+                        "prefetch.global.L2 [%0];" ::"l"(w_lo + (kb0 + u) * kPacksPerBlock));
+                    asm volatile(
+                        "prefetch.global.L2 [%0];" ::"l"(w_hi + (kb0 + u) * kPacksPerBlock));
+                }
+            }
+        }
+    };
     int64_t kb = kb_begin;
     for (; kb + kUnroll <= kb_end; kb += kUnroll) {
+        prefetch_round(kb + 2 * kUnroll);
         uint4 lo[kUnroll];
         uint4 hi[kUnroll];
 #pragma unroll
@@ -172,15 +207,16 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
         block_mma<W, NT>(lo, hi, xrow, kb * kPacksPerBlock, acc);
     }
 
-    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x rows)
-    // 8j + 2tq + {0, 1}.
+    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x
+    // rows) 8j + 2tq + {0, 1}: one 8-byte store each.
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int row = warp * kTileRows + g + 8 * (e / 2);
-            partial[row * kStride + 8 * j + 2 * tq + (e % 2)] = acc[j][e];
-        }
+        const int col = 8 * j + 2 * tq;
+        const int row = warp * kTileRows + g;
+        *reinterpret_cast<float2*>(&partial[row * kStride + col]) =
+            make_float2(acc[j][0], acc[j][1]);
+        *reinterpret_cast<float2*>(&partial[(row + 8) * kStride + col]) =
+            make_float2(acc[j][2], acc[j][3]);
     }
     cg::cluster_group cluster = cg::this_cluster();
     if (p.cluster > 1) {
@@ -188,47 +224,85 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     } else {
         __syncthreads();
     }
-    // Sum of CTA-local row r, column c over the cluster's K slices.
-    auto total = [&](int r, int c) {
+    // Columns c..c + 3 of CTA-local row r summed over the cluster's K slices. The
+    // peers' loads are independent (one distributed-shared-memory round trip per
+    // item, not one per peer).
+    auto total4 = [&](int r, int c) {
+        const int off = r * kStride + c;
         if (p.cluster == 1) {
-            return partial[r * kStride + c];
+            return *reinterpret_cast<const float4*>(&partial[off]);
         }
-        float s = 0.0f;
-        for (int q = 0; q < p.cluster; ++q) {
-            s += cluster.map_shared_rank(partial, q)[r * kStride + c];
+        float4 part[kMaxCluster];
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q) {
+            if (q < p.cluster) {
+                part[q] =
+                    *reinterpret_cast<const float4*>(cluster.map_shared_rank(partial, q) + off);
+            }
+        }
+        float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q) {
+            if (q < p.cluster) {
+                s.x += part[q].x;
+                s.y += part[q].y;
+                s.z += part[q].z;
+                s.w += part[q].w;
+            }
         }
         return s;
     };
 
-    // Each CTA of the cluster finishes a share of the group's outputs, x row by x row (stores of
-    // one x row are contiguous in out).
+    // Each CTA of the cluster finishes a share of the group's outputs, four x
+    // rows of one output at a time (one 16-byte read per peer).
     constexpr int kOutputs = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
-    const int n_out = kOutputs * p.t;
-    for (int i = rank * kThreads + static_cast<int>(threadIdx.x); i < n_out;
+    const int quads = (p.t + 3) / 4;
+    const int n_items = kOutputs * quads;
+    for (int i = rank * kThreads + static_cast<int>(threadIdx.x); i < n_items;
          i += p.cluster * kThreads) {
-        const int t = i / kOutputs;
-        const int o = i - t * kOutputs;
-        O* out = static_cast<O*>(p.out) + static_cast<int64_t>(t) * p.out_stride;
+        const int o = i % kOutputs;
+        const int t0 = (i / kOutputs) * 4;
         if constexpr (OUT == Output::kSwiGlu) {
             const int64_t f = group * kOutputs + o;  // output feature
             if (f >= p.n / 2) {
                 continue;
             }
             const int r = (o / 8) * kTileRows + o % 8;  // its gate row in the CTA; up is r + 8
-            const float gate = round_to<W>(total(r, t) + bias_at(p, f));
-            const float up = round_to<W>(total(r + 8, t) + bias_at(p, p.n / 2 + f));
-            const float s = round_to<W>(gate / (1.0f + expf(-gate)));
-            out[f] = from_f32<O>(s * up);
+            const float4 gs = total4(r, t0);
+            const float4 us = total4(r + 8, t0);
+            const float g4[4] = {gs.x, gs.y, gs.z, gs.w};
+            const float u4[4] = {us.x, us.y, us.z, us.w};
+            const float gb = bias_at(p, f);
+            const float ub = bias_at(p, p.n / 2 + f);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (t0 + e < p.t) {
+                    const float gate = round_to<W>(g4[e] + gb);
+                    const float up = round_to<W>(u4[e] + ub);
+                    const float sg = round_to<W>(gate / (1.0f + expf(-gate)));
+                    static_cast<O*>(p.out)[static_cast<int64_t>(t0 + e) * p.out_stride + f] =
+                        from_f32<O>(sg * up);
+                }
+            }
         } else {
             const int64_t row = group * kCtaRows + o;
             if (row >= p.n) {
                 continue;
             }
-            float v = total(o, t) + bias_at(p, row);
-            if constexpr (OUT == Output::kAccumulate) {
-                v += to_f32(out[row]);
+            const float4 s4 = total4(o, t0);
+            const float v4[4] = {s4.x, s4.y, s4.z, s4.w};
+            const float b = bias_at(p, row);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if (t0 + e < p.t) {
+                    O* out = static_cast<O*>(p.out) + static_cast<int64_t>(t0 + e) * p.out_stride;
+                    float v = v4[e] + b;
+                    if constexpr (OUT == Output::kAccumulate) {
+                        v += to_f32(out[row]);
+                    }
+                    out[row] = from_f32<O>(v);
+                }
             }
-            out[row] = from_f32<O>(v);
         }
     }
     if (p.cluster > 1) {
@@ -242,8 +316,8 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t per_cta = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
     const int64_t groups = (outputs + per_cta - 1) / per_cta;
     const int64_t k_blocks = p.k / kBlockK;
-    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per SM, as long as
-    // each CTA keeps at least two unrolled rounds of K blocks.
+    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per
+    // SM, as long as each CTA keeps at least two unrolled rounds of K blocks.
     const int64_t target = 2 * static_cast<int64_t>(device_sm_count());
     int cluster = 1;
     while (cluster < kMaxCluster && groups * cluster < target &&
@@ -253,9 +327,8 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     p.cluster = cluster;
     p.blocks_per_cta = (k_blocks + cluster - 1) / cluster;
     return launch_kernel_in_clusters(skinny_mma_kernel<W, O, NT, OUT>,
-                                     dim3(static_cast<unsigned>(groups * cluster)),
-                                     dim3(kThreads), 0, stream, static_cast<unsigned>(cluster),
-                                     p);
+                                     dim3(static_cast<unsigned>(groups * cluster)), dim3(kThreads),
+                                     0, stream, static_cast<unsigned>(cluster), p);
 }
 
 template <typename W, int NT>
@@ -302,7 +375,9 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
     return launch_output<W, 8>(p, out_type, output, stream);
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+bool aligned16(const void* ptr) {
+    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+}
 
 }  // namespace
 
@@ -332,8 +407,8 @@ cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out
         return launch_w<__nv_bfloat16>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
                                        fusion.output, stream);
     }
-    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
-                            fusion.output, stream);
+    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K, fusion.output,
+                            stream);
 }
 
 }  // namespace helexa::kernels

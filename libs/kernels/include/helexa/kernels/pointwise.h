@@ -35,6 +35,11 @@ cudaError_t launch_silu_mul(void* out, int64_t out_stride, const void* gate_up,
                             int64_t gate_up_stride, int64_t rows, int64_t n, ElemType type,
                             cudaStream_t stream);
 
+// out[r, c] += bias[c] over [rows, cols] (out strided, of out_type; bias of bias_type), in f32
+// and rounded once: the bias of a linear whose GEMM cannot apply it (cuBLASLt with f32 output).
+cudaError_t launch_add_bias(void* out, int64_t out_stride, ElemType out_type, const void* bias,
+                            ElemType bias_type, int64_t rows, int64_t cols, cudaStream_t stream);
+
 // Element type conversion of a contiguous array of n elements (weights at load, logits).
 cudaError_t launch_convert(void* dst, ElemType dst_type, const void* src, ElemType src_type,
                            int64_t n, cudaStream_t stream);
