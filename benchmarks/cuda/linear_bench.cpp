@@ -2,9 +2,9 @@
 // batch sizes of decode, as achieved weight-read bandwidth against the card's copy bandwidth.
 // Each figure is the replay of a recorded graph of 4 x 8 calls rotating over 4 weight copies
 // (so L2 cannot serve the weights), median of 15 replays: the kernels' own time, no launches.
-// Run twice by scripts/gpu/cuda_run.sh: as built (CUDA-core skinny matmul up to 2 rows, the
-// tensor-core skinny matmul up to 64) and with HELEXA_CUDA_SKINNY_MAX_ROWS=0
-// HELEXA_CUDA_MMA_MAX_ROWS=0 (cuBLASLt everywhere).
+// Run by scripts/gpu/cuda_run.sh as built (CUDA-core skinny matmul up to 2 rows, cuBLASLt
+// above), with HELEXA_CUDA_SKINNY_MAX_ROWS=0 (cuBLASLt everywhere) and, for MMA_AB, with
+// HELEXA_CUDA_MMA_MAX_ROWS=64 (the tensor-core skinny matmul above 2 rows).
 //   linear_bench --copy-gbps 4230 [--label skinny]
 #include <algorithm>
 #include <chrono>

@@ -10,8 +10,9 @@
 #   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
-# A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (cuBLASLt instead of the
-# tensor-core skinny matmul), PREFETCH_AB (L2 prefetch; off unless asked: measured no gain).
+# A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
+# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), PREFETCH_AB (L2
+# prefetch; off unless asked: measured no gain).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -47,18 +48,22 @@ fi
 
 if [ "${SKIP_LINEAR:-0}" != 1 ]; then
     "$bin/linear_bench" --copy-gbps "$copy" --label as-built > "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
-    HELEXA_CUDA_SKINNY_MAX_ROWS=0 HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
+    HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
         >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
+    if [ "${MMA_AB:-1}" = 1 ]; then
+        HELEXA_CUDA_MMA_MAX_ROWS=64 "$bin/linear_bench" --copy-gbps "$copy" --label mma \
+            >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
+    fi
     python3 - "$out/linear.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 by = {}
 for r in rows:
     by.setdefault((r["shape"], r["T"]), {})[r["label"]] = r
-print("| linear | T | as built GB/s (ratio) | cuBLASLt only GB/s (ratio) |\n|---|---:|---:|---:|")
+print("| linear | T | as built GB/s (ratio) | cuBLASLt only GB/s (ratio) | tensor-core skinny GB/s (ratio) |\n|---|---:|---:|---:|---:|")
 for (shape, T), v in by.items():
-    a = v.get("as-built", {}); c = v.get("cublaslt", {})
-    print(f"| {shape} | {T} | {a.get('gb_per_s', 0):.0f} ({a.get('ratio', 0):.2f}) | {c.get('gb_per_s', 0):.0f} ({c.get('ratio', 0):.2f}) |")
+    a = v.get("as-built", {}); c = v.get("cublaslt", {}); m = v.get("mma", {})
+    print(f"| {shape} | {T} | {a.get('gb_per_s', 0):.0f} ({a.get('ratio', 0):.2f}) | {c.get('gb_per_s', 0):.0f} ({c.get('ratio', 0):.2f}) | {m.get('gb_per_s', 0):.0f} ({m.get('ratio', 0):.2f}) |")
 PY
 fi
 
@@ -85,9 +90,9 @@ for m in ${models//,/ }; do
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     if [ "${MMA_AB:-1}" = 1 ] && [ "$m" = qwen3-8b ]; then
-        # The same concurrency with cuBLASLt where the tensor-core skinny matmul runs (3-64 rows).
-        HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
-            --label "$m-cublaslt" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
+        # The same concurrency with the tensor-core skinny matmul where cuBLASLt runs (3-64 rows).
+        HELEXA_CUDA_MMA_MAX_ROWS=64 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
+            --label "$m-mma" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
             --concurrency 8,32,64 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     if [ "${PREFETCH_AB:-0}" = 1 ] && [ "$m" != qwen3-0.6b ]; then

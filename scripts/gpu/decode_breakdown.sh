@@ -34,7 +34,7 @@ if [ "$batch" -gt 1 ]; then
           --concurrency "$batch" --concurrency-output 32 --decode-steps 9)
 fi
 "$bin/cuda_engine_bench" "${args[@]}" --label as-built | grep -E 'decode|concurrent'
-HELEXA_CUDA_SKINNY_MAX_ROWS=0 HELEXA_CUDA_MMA_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused |
+HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/cuda_engine_bench" "${args[@]}" --label cublaslt-unfused |
     grep -E 'decode|concurrent'
 HELEXA_PROFILE_DECODE_STEP="$batch" NEURON_CUDA_GRAPHS=0 ncu --profile-from-start off --clock-control none \
     --metrics gpu__time_duration.sum --csv --print-units base \

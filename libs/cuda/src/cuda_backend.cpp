@@ -705,8 +705,11 @@ private:
         if (const char* v = std::getenv("HELEXA_CUDA_SKINNY_MAX_ROWS"); v != nullptr) {
             skinny_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMaxRows);
         }
-        // HELEXA_CUDA_MMA_MAX_ROWS=0 sends the rows above the skinny path to cuBLASLt instead
-        // of the tensor-core skinny matmul (linear_bench's comparison); clamped to its maximum.
+        // HELEXA_CUDA_MMA_MAX_ROWS=N sends up to N rows above the skinny path to the tensor-core
+        // skinny matmul instead of cuBLASLt (clamped to kSkinnyMmaMaxRows). Off by default:
+        // measured on an H200 (docs/perf/cuda-engine.md, run 8) it streams 0.31-0.80 of copy
+        // bandwidth at 4-32 rows against cuBLASLt's 0.60-0.95 (too few bytes in flight per SM
+        // with register-held weights); the next step is a cp.async shared-memory pipeline.
         if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
@@ -769,7 +772,7 @@ private:
 
     DType act_;
     int64_t skinny_max_rows_ = 2;
-    int64_t mma_max_rows_ = kernels::kSkinnyMmaMaxRows;
+    int64_t mma_max_rows_ = 0;
     bool l2_prefetch_ = false;
     int64_t l2_bytes_ = 0;
     cudaStream_t side_stream_ = nullptr;

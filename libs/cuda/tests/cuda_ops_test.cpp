@@ -101,9 +101,10 @@ TEST_F(CudaOps, LinearSkinnyAndGemmPaths) {
 }
 
 // fused_linear (input RMSNorm, residual accumulate, SwiGLU, f32 logits) against the CPU
-// backend's composition of the separate operations, on each path the backend picks by row
+// backend's composition of the separate operations, on each path the backend can pick by row
 // count: the skinny kernel (T <= the skinny row limit), the norm kernel + tensor-core skinny
-// matmul (T <= 64), and the norm kernel + cuBLASLt (+ beta = 1 accumulate, + silu_mul).
+// matmul (T <= HELEXA_CUDA_MMA_MAX_ROWS), and the norm kernel + cuBLASLt (+ beta = 1
+// accumulate, + silu_mul).
 class FusedLinear : public CudaVsCpu {
 protected:
     void check(const std::string& label);
@@ -189,6 +190,19 @@ protected:
 };
 
 TEST_F(FusedLinearAllSkinny, MatchesTheComposition) { check("skinny"); }
+
+// The same with the tensor-core skinny matmul taking every row count above the skinny path up to
+// its maximum (off by default until it beats cuBLASLt: cuda_backend.cpp).
+class FusedLinearMma : public FusedLinear {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_MMA_MAX_ROWS", "64", 1);
+        FusedLinear::SetUp();
+        unsetenv("HELEXA_CUDA_MMA_MAX_ROWS");
+    }
+};
+
+TEST_F(FusedLinearMma, MatchesTheComposition) { check("mma"); }
 
 // The same with both skinny kernels off: every row count takes the norm kernel + cuBLASLt
 // (+ beta = 1 accumulate, + silu_mul) path.
