@@ -4,7 +4,9 @@
 // reloaded behind the same handle; a failed reload leaves it unloaded; other step errors fail
 // only their requests; NEURON_DEBUG_POISON injects one such fault; NEURON_MIN_FREE_VRAM_MB gates
 // request start on the device's free memory.
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -191,6 +193,79 @@ TEST_F(FaultRecoveryTest, FailedReloadLeavesTheModelUnloaded) {
     ASSERT_TRUE(reloaded.has_value()) << reloaded.error().full_message();
     EXPECT_NE(reloaded->get(), model.get());
     expect_serves(**reloaded);
+}
+
+// A device that does not come back (the reload fails with kCudaUnavailable, as a CUDA context
+// that took a sticky error cannot be replaced in-process) asks the engine's owner for a process
+// restart; the model stays recovering meanwhile. Without an owner's callback it is unloaded.
+TEST_F(FaultRecoveryTest, DeviceThatDoesNotComeBackAsksForAProcessRestart) {
+    plan_->fail_at_step = 1;
+    plan_->fail_load = 2;
+    plan_->fail_load_code = ErrorCode::kCudaUnavailable;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> lost;
+    auto o = options();
+    o.on_device_lost = [&](std::vector<std::string> ids) {
+        std::lock_guard lock(mu);
+        lost = std::move(ids);
+        cv.notify_all();
+    };
+    LocalEngine engine(o);
+    auto model = *engine.load(spec());
+    Collector c;
+    ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
+    ASSERT_TRUE(c.wait());
+    expect_recovering(c.terminal());
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return !lost.empty(); }));
+        EXPECT_EQ(lost, std::vector<std::string>{kModelId});
+    }
+    EXPECT_EQ(model->health(), ModelHealth::kRecovering);
+    Collector after;
+    auto id = model->submit(request(3), after.sink());
+    ASSERT_FALSE(id.has_value());
+    EXPECT_EQ(id.error().code(), ErrorCode::kModelRecovering);
+    // The restart's shutdown can still unload it.
+    EXPECT_TRUE(engine.unload(kModelId).has_value());
+}
+
+TEST_F(FaultRecoveryTest, DeviceThatDoesNotComeBackWithoutAnOwnerUnloadsTheModel) {
+    plan_->fail_at_step = 1;
+    plan_->fail_load = 2;
+    plan_->fail_load_code = ErrorCode::kCudaUnavailable;
+    LocalEngine engine(options());
+    auto model = *engine.load(spec());
+    Collector c;
+    ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
+    ASSERT_TRUE(c.wait());
+    ASSERT_TRUE(wait_health(*model, ModelHealth::kUnloaded));
+}
+
+// NEURON_DEBUG_DEVICE_LOST: the reload after the injected fault fails as a lost device.
+TEST_F(FaultRecoveryTest, DebugDeviceLostRehearsesTheRestart) {
+    std::atomic<int> calls{0};
+    auto o = options();
+    o.debug_poison_model = kModelId;
+    o.debug_device_lost = true;
+    o.on_device_lost = [&](std::vector<std::string> ids) {
+        EXPECT_EQ(ids, std::vector<std::string>{kModelId});
+        calls.fetch_add(1);
+    };
+    LocalEngine engine(o);
+    auto model = *engine.load(spec());
+    Collector c;
+    ASSERT_TRUE(model->submit(request(4), c.sink()).has_value());
+    ASSERT_TRUE(c.wait());
+    expect_recovering(c.terminal());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (calls.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(plan_->loads, 1);  // no real reload was tried
+    EXPECT_EQ(model->health(), ModelHealth::kRecovering);
 }
 
 TEST_F(FaultRecoveryTest, ReloadFromAVanishedSnapshotLeavesTheModelUnloaded) {

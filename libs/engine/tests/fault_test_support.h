@@ -39,7 +39,8 @@ struct FaultPlan {
     // Load behaviour; loads are numbered from 1.
     int hold_load = 0;  // that load waits for release_load()
     bool load_released = false;
-    int fail_load = 0;  // that load fails with kIo
+    int fail_load = 0;  // that load fails with fail_load_code
+    ErrorCode fail_load_code = ErrorCode::kIo;
     // Reported device memory; nullopt = host memory (as the CPU backend).
     std::optional<int64_t> free_bytes;
 
@@ -121,7 +122,7 @@ inline RunnerDecorator faulty_runner_decorator(std::shared_ptr<FaultPlan> plan) 
             plan->cv.wait(lock, [&] { return plan->load_released; });
         }
         if (n == plan->fail_load) {
-            return fail(ErrorCode::kIo, "injected load failure (test)");
+            return fail(plan->fail_load_code, "injected load failure (test)");
         }
         return std::unique_ptr<CausalLmRunner>(
             std::make_unique<FaultyRunner>(std::move(runner), plan));

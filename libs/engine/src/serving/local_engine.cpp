@@ -233,10 +233,25 @@ void LocalEngine::recover(const std::shared_ptr<detail::RecoverableModel>& handl
         old->shutdown();
     }
     siblings.insert(siblings.begin(), handle);
+    const bool injected_loss =
+        options_.debug_device_lost && fault.find(kInjectedFaultMessage) != std::string::npos;
+    std::vector<std::string> lost;  // the device did not come back for these
     for (const auto& model : siblings) {
         const LoadSpec& s = model->spec();
         const auto started = std::chrono::steady_clock::now();
-        auto rebuilt = build(s, model);
+        auto rebuilt = injected_loss
+                           ? Result<std::shared_ptr<RuntimeModel>>(tl::unexpected(Error(
+                                 ErrorCode::kCudaUnavailable,
+                                 "device did not come back (injected by NEURON_DEBUG_DEVICE_LOST)")))
+                           : build(s, model);
+        if (!rebuilt && rebuilt.error().code() == ErrorCode::kCudaUnavailable &&
+            options_.on_device_lost) {
+            kLog->error("model reload failed, the device needs a process restart: model_id={} "
+                        "fault=\"{}\" error=\"{}\"",
+                        s.model_id, fault, rebuilt.error().full_message());
+            lost.push_back(s.model_id);  // stays recovering until the restart
+            continue;
+        }
         if (!rebuilt) {
             models_.erase(s.model_id);
             model->close();
@@ -248,6 +263,9 @@ void LocalEngine::recover(const std::shared_ptr<detail::RecoverableModel>& handl
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         kLog->info("model recovered: model_id={} reload_secs={:.2f}", s.model_id, secs);
+    }
+    if (!lost.empty()) {
+        options_.on_device_lost(std::move(lost));
     }
 }
 

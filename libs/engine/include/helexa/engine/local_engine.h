@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/scheduler.h"
@@ -38,6 +39,17 @@ struct LocalEngineOptions {
     // NEURON_DEBUG_POISON: the first step of this model (LoadSpec::model_id) fails as a device
     // fault would, once per engine (the latch survives the reload), to exercise recovery.
     std::optional<std::string> debug_poison_model;
+    // NEURON_DEBUG_DEVICE_LOST: the reload after the injected fault fails as a CUDA device that
+    // cannot be reset in-process does (kCudaUnavailable), to rehearse the process restart.
+    bool debug_device_lost = false;
+    // A reload after a device fault failed with kCudaUnavailable: the device did not come back in
+    // this process (a CUDA context that took a sticky error cannot be replaced while the process
+    // that owned it lives; NVIDIA's guidance and what an H200 shows). Called on the recovery
+    // thread with those models' ids; they stay kRecovering (clients get model_recovering +
+    // Retry-After), and the callee restarts the process, which loads them again (the neuron
+    // re-executes itself: docs/design/fault-recovery.md). Unset: they are unloaded, as after any
+    // failed reload.
+    std::function<void(std::vector<std::string> model_ids)> on_device_lost;
 };
 
 class RuntimeModel;
