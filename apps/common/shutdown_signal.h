@@ -2,7 +2,9 @@
 // starts (so every thread inherits the mask), then wait for one on the main thread.
 #pragma once
 
+#include <atomic>
 #include <csignal>
+#include <ctime>
 #include <pthread.h>
 
 namespace helexa::apps {
@@ -27,6 +29,20 @@ inline int wait_for_shutdown_signal() {
     int sig = 0;
     sigwait(&set, &sig);
     return sig;
+}
+
+// Blocks until SIGINT or SIGTERM (returns the signal number) or until `wake` turns true (returns
+// 0; checked every 100 ms: a flag another thread sets without a signal of its own).
+inline int wait_for_shutdown_signal_or(const std::atomic<bool>& wake) {
+    sigset_t set = shutdown_signals();
+    const timespec tick{0, 100'000'000};
+    while (!wake.load()) {
+        const int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig > 0) {
+            return sig;
+        }
+    }
+    return 0;
 }
 
 }  // namespace helexa::apps

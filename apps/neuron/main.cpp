@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     try {
         helexa::init_logging(log_directives.empty() ? helexa::log_directives_from_env()
                                                     : log_directives);
-        return helexa::apps::run_neuron(config_path, config_opt->count() > 0);
+        return helexa::apps::run_neuron(config_path, config_opt->count() > 0,
+                                        std::vector<std::string>(argv, argv + argc));
     } catch (const helexa::ConfigError& e) {
         std::fprintf(stderr, "neuron: %s\n", e.what());
         return helexa::config_exit_code();

@@ -5,6 +5,7 @@
 #include "helexa/common/logging.h"
 
 #include "../common/shutdown_signal.h"
+#include "process_restart.h"
 #include "helexa/common/config.h"
 #include "helexa/engine/local_engine.h"
 #include "helexa/node/config.h"
@@ -14,8 +15,13 @@
 #include "helexa/cuda/cuda_backend.h"
 #endif
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include <fmt/ranges.h>
 
 namespace helexa::apps {
 
@@ -70,17 +76,57 @@ engine::LocalEngineOptions engine_options(const node::NeuronConfig& config) {
     return options;
 }
 
+// After a restart (process_restart.h): the handed-over models join the default models (those
+// not configured already), and the debug fault rehearsal stays off so it cannot loop.
+void adopt_restart(node::NeuronConfig& config) {
+    const int restarts = restart_count();
+    auto restored = take_restored_models();
+    if (restarts == 0 && restored.empty()) {
+        return;
+    }
+    if (config.knobs.debug_poison || config.knobs.debug_device_lost) {
+        config.knobs.debug_poison.reset();
+        config.knobs.debug_device_lost = false;
+        log::get("neuron")->warn("restart {}: NEURON_DEBUG_POISON / NEURON_DEBUG_DEVICE_LOST "
+                                 "fire once per neuron lifetime; off now", restarts);
+    }
+    int64_t added = 0;
+    for (auto& spec : restored) {
+        const bool configured =
+            std::any_of(config.default_models.begin(), config.default_models.end(),
+                        [&](const wire::ModelSpec& m) { return m.model_id == spec.model_id; });
+        if (!configured) {
+            config.default_models.push_back(std::move(spec));
+            ++added;
+        }
+    }
+    log::get("neuron")->warn("restart {} after a device loss: restoring {} model(s) beside the "
+                             "{} configured", restarts, added,
+                             config.default_models.size() - static_cast<size_t>(added));
+}
+
 }  // namespace
 
-int run_neuron(const std::string& config_path, bool config_given) {
+int run_neuron(const std::string& config_path, bool config_given,
+               const std::vector<std::string>& argv) {
     ConfigReader reader = config_given ? ConfigReader::from_file(config_path, "NEURON_")
                                        : ConfigReader::from_optional_file(config_path, "NEURON_");
     node::NeuronConfig config = node::load_neuron_config(reader, process_environment());
     for (const auto& key : reader.unknown_keys()) {
         log::get("neuron")->warn("{}: unknown key '{}' ignored", config_path, key);
     }
+    adopt_restart(config);
 
-    auto engine = std::make_shared<engine::LocalEngine>(engine_options(config));
+    // A device that does not come back after a fault (engine on_device_lost, on its recovery
+    // thread) wakes the main thread, which restarts the process.
+    std::atomic<bool> device_lost{false};
+    engine::LocalEngineOptions options = engine_options(config);
+    options.on_device_lost = [&device_lost](std::vector<std::string> ids) {
+        log::get("neuron")->error("the device of {} did not come back after a fault; restarting "
+                                  "the neuron to recover it", fmt::join(ids, ", "));
+        device_lost.store(true);
+    };
+    auto engine = std::make_shared<engine::LocalEngine>(std::move(options));
     // main blocked SIGINT/SIGTERM in every thread and waits for them here (one way for both
     // daemons), so the server does not install its own handler.
     node::NeuronServer server(node::NeuronServerDeps{.handle_signals = false});
@@ -88,7 +134,15 @@ int run_neuron(const std::string& config_path, bool config_given) {
         log::get("neuron")->error("{}", started.error().full_message());
         return started.error().code() == ErrorCode::kConfig ? config_exit_code() : 1;
     }
-    int sig = wait_for_shutdown_signal();
+    const int sig = wait_for_shutdown_signal_or(device_lost);
+    if (sig == 0) {
+        const auto models = server.model_specs();
+        log::get("neuron")->warn("restarting: {} model(s) to restore", models.size());
+        server.stop();
+        const std::string why = restart_process(argv, models);
+        log::get("neuron")->error("restart failed: {}", why);
+        return 1;
+    }
     log::get("neuron")->info("signal {}: shutting down", sig);
     server.stop();
     if (server.models_left_loaded() > 0) {

@@ -28,6 +28,7 @@ engine::LocalEngineOptions local_engine_options(const NeuronConfig& config) {
         options.debug_poison_model =
             id ? canonical_model_id(*id, config.default_source) : requested;
     }
+    options.debug_device_lost = config.knobs.debug_device_lost;
     return options;
 }
 

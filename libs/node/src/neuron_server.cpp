@@ -83,6 +83,16 @@ int64_t NeuronServer::models_left_loaded() const {
     return state_ ? state_->left_loaded.load() : 0;
 }
 
+std::vector<wire::ModelSpec> NeuronServer::model_specs() const {
+    std::vector<wire::ModelSpec> out;
+    if (state_) {
+        for (const auto& h : state_->registry.list()) {
+            out.push_back(h.spec);
+        }
+    }
+    return out;
+}
+
 Status NeuronServer::start(const NeuronConfig& config, std::shared_ptr<engine::Engine> engine) {
     if (state_) {
         return fail(ErrorCode::kInternal, "neuron server already started");

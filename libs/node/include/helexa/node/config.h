@@ -68,6 +68,7 @@ struct EngineKnobs {
     bool gdn_chunked = true;
     int64_t tp_step_timeout_s = 120;
     std::optional<std::string> debug_poison;
+    bool debug_device_lost = false;  // with debug_poison: the reload fails as a lost device
 };
 
 struct NeuronConfig {

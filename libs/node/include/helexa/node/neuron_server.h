@@ -60,6 +60,10 @@ public:
     // Number of models that could not be unloaded within the timeout at the last shutdown.
     int64_t models_left_loaded() const;
 
+    // The specs of every model loading or loaded now (recovering included): what a restarted
+    // process must load to serve the same models.
+    std::vector<wire::ModelSpec> model_specs() const;
+
     struct State;
 
 private:
