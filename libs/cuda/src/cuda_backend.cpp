@@ -819,8 +819,9 @@ Result<std::unique_ptr<engine::Backend>> make_cuda_backend(const engine::Backend
                 int mode = -1;
                 (void)cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, options.device);
                 (void)cudaGetLastError();
-                why = std::string("a new context did not come up after the reset: ") +
-                      cudaGetErrorName(err) + " (compute mode " + std::to_string(mode) + ")";
+                why = std::string("a new context did not come up after the reset (") +
+                      cudaGetErrorName(err) + ", compute mode " + std::to_string(mode) +
+                      "): only a process restart gives this device back";
             }
             made = fail(ErrorCode::kCudaUnavailable, "CUDA device " +
                                                          std::to_string(options.device) +

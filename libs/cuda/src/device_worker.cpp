@@ -2,7 +2,6 @@
 
 #include <cuda_runtime_api.h>
 
-#include <chrono>
 #include <map>
 
 namespace helexa::cuda {
@@ -69,31 +68,22 @@ cudaError_t DeviceWorker::reset_if_faulted() {
     (void)cudaDeviceReset();
     (void)cudaGetLastError();
     generation_.fetch_add(1);
-    // The driver tears the faulted context down (and recovers the channel that faulted) behind
-    // the reset's back: until it has, a card in an exclusive compute mode refuses a new context
-    // with cudaErrorDevicesUnavailable. So the new context is tried a few times over ~3 s.
-    cudaError_t err = cudaSuccess;
-    auto delay = std::chrono::milliseconds(50);
-    for (int attempt = 0; attempt < 7; ++attempt) {
-        if (attempt > 0) {
-            std::this_thread::sleep_for(delay);
-            delay *= 2;
-        }
-        err = cudaSetDevice(ordinal_);
-        if (err == cudaSuccess) {
-            err = cudaFree(nullptr);  // creates the new context
-        }
-        if (err == cudaSuccess) {
-            err = cudaDeviceSynchronize();
-        }
-        if (err == cudaSuccess) {
-            faulted_.store(false);
-            return err;
-        }
+    // On the H200 (driver 580) the new context never comes up after a sticky error
+    // (cudaErrorDevicesUnavailable, retried for 3 s, compute mode default), as NVIDIA documents:
+    // only the owning process exiting gives the device back. The engine then asks for a process
+    // restart (LocalEngineOptions::on_device_lost); a driver that can reset in-process still
+    // gets the device back here.
+    cudaError_t err = cudaSetDevice(ordinal_);
+    if (err == cudaSuccess) {
+        err = cudaFree(nullptr);  // creates the new context
+    }
+    if (err == cudaSuccess) {
+        err = cudaDeviceSynchronize();
+    }
+    if (err == cudaSuccess) {
+        faulted_.store(false);
+    } else {
         (void)cudaGetLastError();
-        if (err != cudaErrorDevicesUnavailable && err != cudaErrorDeviceUninitialized) {
-            break;  // not something time will fix
-        }
     }
     return err;
 }

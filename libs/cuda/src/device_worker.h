@@ -4,10 +4,12 @@
 // and ownership").
 // Device faults: a sticky error (cuda_status.h) leaves the device's context unusable for every
 // backend on it, not just the one that saw it. The worker records it (mark_faulted); the next
-// backend created on the device first resets it (cudaDeviceReset) once every backend of the
-// faulted context is gone (each holds references to it: the reset cannot destroy it before), and
-// starts a new generation: a backend of an older generation must never touch the device again
-// (its pointers may name the new generation's memory).
+// backend created on the device first tries to reset it (cudaDeviceReset) once every backend of
+// the faulted context is gone (each holds references to it: the reset cannot destroy it before),
+// and starts a new generation: a backend of an older generation must never touch the device
+// again (its pointers may name the new generation's memory). Where the driver does not let a
+// process replace a faulted context (an H200 on driver 580 does not), creation fails with
+// kCudaUnavailable and the engine asks for a process restart (docs/design/fault-recovery.md).
 // Thread-safety: for_device() and run() may be called from any thread; run() from the worker
 // itself runs the task inline (a task may call back into code that also submits). The fault
 // state is atomic; reset_if_faulted() runs on the worker only.

@@ -297,13 +297,14 @@ TEST_F(CudaRandomModel, L2PrefetchLeavesEveryLogitUnchanged) {
 }
 
 // A real device fault (an illegal-address kernel: a sticky error, as a kernel bug or an ECC
-// fault leaves it): every model on the device fails cleanly with kModelRecovering; once they have
-// all unloaded, loading resets the device and works.
+// fault leaves it): every model on the device fails cleanly with kModelRecovering; a load while
+// one of them lives is refused; once they have all unloaded, a load is refused for a process
+// restart or works, by driver.
 // Its own suite: a device that fails to come back would fail every later test of the process,
 // so scripts/gpu/cuda_run.sh runs it after the rest.
 class CudaDeviceFault : public CudaRandomModel {};
 
-TEST_F(CudaDeviceFault, RealFaultResetsTheDeviceOnceItsModelsUnload) {
+TEST_F(CudaDeviceFault, RealFaultFailsEveryModelAndALaterLoadIsCorrectOrRefused) {
     auto cpu = load(dir_, "cpu");
     auto a = load(dir_, "cuda");
     auto b = load(dir_, "cuda");
@@ -345,8 +346,18 @@ TEST_F(CudaDeviceFault, RealFaultResetsTheDeviceOnceItsModelsUnload) {
     EXPECT_NE(early.error().full_message().find("must unload first"), std::string::npos)
         << early.error().full_message();
     b.reset();
-    auto a2 = load(dir_, "cuda");
-    ASSERT_TRUE(a2);
+    // Once they are gone the device is reset. Drivers differ in whether a process may then make a
+    // new context (an H200 on driver 580 refuses: only the process exiting gives the device back,
+    // and the neuron restarts itself). Either the load is refused as unavailable, naming the
+    // restart, or the backend it returns computes correctly: never a broken one.
+    auto again = engine::load_model_runner(dir_, opt);
+    if (!again) {
+        EXPECT_EQ(again.error().code(), ErrorCode::kCudaUnavailable);
+        EXPECT_NE(again.error().full_message().find("process restart"), std::string::npos)
+            << again.error().full_message();
+        return;
+    }
+    auto& a2 = *again;
     ASSERT_TRUE(step(*a2, got).has_value());
     EXPECT_GE(cosine(got.data(), want.data(), V), 0.999);
     ASSERT_TRUE(step(*a2, got).has_value());
