@@ -107,6 +107,7 @@ TEST(NeuronConfig, DefaultsWithoutAFile) {
     EXPECT_EQ(cfg.admission.max_per_principal, 2);
     EXPECT_EQ(cfg.knobs.prefill_chunk_tokens, 512);
     EXPECT_FALSE(cfg.knobs.max_prompt_tokens);
+    EXPECT_FALSE(cfg.knobs.debug_device_lost);
 }
 
 TEST(NeuronConfig, HfCachePrecedence) {
@@ -146,7 +147,8 @@ devices = [0, 1]
 )";
     Environment env{{"HELEXA_TOKEN", "s3cret"},
                     {"NEURON_MAX_PROMPT_TOKENS", "16384"},
-                    {"NEURON_USE_CHAT_TEMPLATE", "false"}};
+                    {"NEURON_USE_CHAT_TEMPLATE", "false"},
+                    {"NEURON_DEBUG_DEVICE_LOST", "true"}};
     auto reader = ConfigReader::from_string(toml, "neuron.toml", "NEURON_", env);
     auto cfg = load_neuron_config(reader, env);
     EXPECT_TRUE(reader.unknown_keys().empty());
@@ -164,6 +166,7 @@ devices = [0, 1]
     EXPECT_EQ(cfg.default_models[1].tensor_parallel, std::optional<int64_t>(2));
     EXPECT_EQ(cfg.knobs.max_prompt_tokens, std::optional<int64_t>(16384));
     EXPECT_FALSE(cfg.knobs.use_chat_template);
+    EXPECT_TRUE(cfg.knobs.debug_device_lost);
 
     auto listen = ConfigReader::from_string("listen = \"127.0.0.1:9\"", "n", "NEURON_", {});
     EXPECT_EQ(load_neuron_config(listen, {}).listen.to_string(), "127.0.0.1:9");
@@ -193,6 +196,7 @@ TEST(NeuronConfig, BadValuesNameTheKey) {
     check("[harness.candle.admission]\nmax_in_flight = 0", "max_in_flight");
     check("[[default_models]]\nquant = \"x\"", "model_id");
     check("[harness.candle.sources.mirror]\nauth_env = \"X\"", "endpoint");
+    check("debug_device_lost = \"maybe\"", "debug_device_lost");
 }
 
 // ---- preflight ----
