@@ -1,46 +1,39 @@
-// Small-batch linear on tensor cores: out[T, N] = x[T, K] * w[N, K]^T (+ bias)
-// for T <= 64, with the residual add or SwiGLU fused in (skinny_mma_matmul.h).
+// Small-batch linear on tensor cores: out[T, N] = x[T, K] * w[N, K]^T (+ bias) for T <= 64, with
+// the residual add or SwiGLU fused in (skinny_mma_matmul.h).
 //
 // Design (why it is shaped this way):
-// - Bound by reading w once, like the CUDA-core skinny matmul: every byte of w
-// moves in a
-//   16-byte L1-bypassing load, and each lane keeps kUnroll K blocks of its two
-//   rows in flight.
-// - mma.sync m16n8k16 straight from registers, no shared-memory staging of w: w
-// is the A operand
-//   (a warp owns 16 rows), x^T the B operand (8 rows of x per n-tile). A dot
-//   product does not care in which order K is summed, so K is permuted inside
-//   each 32-wide block such that one 16-byte load of a row (8 consecutive
-//   elements) is exactly what the lane's A fragments hold for two k16 steps:
-//   lane (g, t) loads elements 8t..8t+7 of the block for rows g and g + 8;
-//   words .x/.y feed step 0 (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads
-//   (16 bytes of x row 8j + g, same elements) are then exactly its B fragments.
-//   No shuffles, no ldmatrix.
-// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs,
-// each tile 8 gate
-//   rows then their 8 up rows, so one lane ends up holding both halves of an
-//   output) over the same K range: the x slice is read from L2 once per CTA and
-//   served to the other warps by L1.
-// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K
-// is split across a
-//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in
-//   its own shared memory and the cluster reduces them through distributed
-//   shared memory, each CTA finishing a share of the outputs (no global
-//   workspace, no atomics, nothing to reset between graph replays).
-// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under
-// programmatic
+// - Bound by reading w once, like the CUDA-core skinny matmul. Every byte of w moves by a 16-byte
+//   cp.async (L2 only) into a per-lane ring of kStages K blocks in shared memory: a warp keeps
+//   8 KiB streaming while it multiplies, without holding registers for it. (Version 1 held the
+//   loads in registers: 4 KiB a warp, a DRAM round trip per round, 0.31-0.80 of copy bandwidth.)
+// - mma.sync m16n8k16 from those packs, no ldmatrix: w is the A operand (a warp owns 16 rows),
+//   x^T the B operand (8 rows of x per n-tile). A dot product does not care in which order K is
+//   summed, so K is permuted inside each 32-wide block such that one 16-byte pack of a row (8
+//   consecutive elements) is exactly what the lane's A fragments hold for two k16 steps: lane
+//   (g, t) copies elements 8t..8t+7 of the block for rows g and g + 8; words .x/.y feed step 0
+//   (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads (16 bytes of x row 8j + g, same
+//   elements) are then exactly its B fragments. Each lane reads back only what it copied.
+// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs, each tile 8 gate
+//   rows then their 8 up rows, so one lane ends up holding both halves of an output) over the
+//   same K range: the x slice is read from L2 once per CTA and served to the other warps by L1.
+// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K is split across a
+//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in its own shared
+//   memory (the ring, once drained) and the cluster reduces them through distributed shared
+//   memory, each CTA finishing a share of the outputs, the peers' reads issued together (no
+//   global workspace, no atomics, nothing to reset between graph replays).
+// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under programmatic
 //   dependent launch the weight stream starts while the previous kernel drains.
-// - Accumulation in f32; bias, the residual and SwiGLU in f32; each output
-// rounded once (SwiGLU
-//   rounds g, u and silu(g) first, as the separate kernels store them), as
-//   skinny_matmul.cu does.
+// - Accumulation in f32; bias, the residual and SwiGLU in f32; each output rounded once (SwiGLU
+//   rounds g, u and silu(g) first, as the separate kernels store them), as skinny_matmul.cu does.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 
+#include "async_copy.cuh"
 #include "elem_access.cuh"
 #include "helexa/kernels/skinny_mma_matmul.h"
 #include "launch.cuh"
@@ -58,12 +51,9 @@ constexpr int kTileRows = 16;                 // rows of w per warp: the mma's M
 constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per CTA
 constexpr int kBlockK = 32;                   // K per 16-byte load of a row: two k16 steps
 constexpr int kPacksPerBlock = kBlockK / 8;   // 16-byte packs per row and block
-// K blocks whose weight loads a lane keeps in flight: 4 (4 KiB a warp) while
-// registers allow; at 8 n-tiles the x fragments of 4 blocks would not fit
-// beside them.
-constexpr int unroll_for(int nt) {
-    return nt >= 8 ? 2 : 4;
-}
+// K blocks each lane keeps in flight through its shared-memory ring (8 KiB a warp).
+constexpr int kStages = 8;
+constexpr int kRingBytes = kStages * 2 * kThreads * 16;
 constexpr int kMaxCluster = 8;  // the portable cluster size
 
 using Output = SkinnyFusion::Output;
@@ -128,7 +118,9 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     // Rows padded by 4 floats: 16-byte aligned for the reduction's float4 reads,
     // and the fragment stores below spread over twice the banks.
     constexpr int kStride = kCols + 4;
-    __shared__ __align__(16) float partial[kCtaRows * kStride];
+    static_assert(kCtaRows * kStride * 4 <= kRingBytes, "the partial sums reuse the ring");
+    extern __shared__ uint4 ring[];  // [kStages][2][kThreads] weight packs, then partial sums
+    float* partial = reinterpret_cast<float*>(ring);
 
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -146,15 +138,28 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     const uint4* w_lo = wv + tile_row<OUT>(tile, g, p.n) * k_packs + tq;
     const uint4* w_hi = wv + tile_row<OUT>(tile, g + 8, p.n) * k_packs + tq;
 
-    // The first blocks of both rows head for L2 (one lane per row and 128-byte
-    // line).
-    if (tq == 0) {
-        for (int64_t kb = kb_begin; kb < kb_end && kb < kb_begin + 4; kb += 2) {
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(w_lo + kb * kPacksPerBlock));
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(w_hi + kb * kPacksPerBlock));
+    // The weight stream: a per-lane ring of kStages K blocks in shared memory, filled by
+    // cp.async (nothing held in registers while in flight: 8 KiB per warp keeps streaming while
+    // the warp multiplies). Each lane reads back only the 32 bytes it copied, so no barrier is
+    // needed; one commit group per block keeps the wait count fixed.
+    auto slot = [&](int stage, int half) {
+        return ring + (stage * 2 + half) * kThreads + static_cast<int>(threadIdx.x);
+    };
+    const int64_t n_blocks = kb_end - kb_begin;
+    auto issue = [&](int64_t i, int stage) {
+        const int64_t pack = (kb_begin + i) * kPacksPerBlock;
+        cp_async16(slot(stage, 0), w_lo + pack, true);
+        cp_async16(slot(stage, 1), w_hi + pack, true);
+    };
+#pragma unroll
+    for (int s = 0; s < kStages; ++s) {
+        if (s < n_blocks) {
+            issue(s, s);
         }
+        cp_async_commit();
     }
-    // Everything below reads what the previous kernel wrote (x) or writes (out).
+    // Everything below reads what the previous kernel wrote (x) or writes (out); the ring's
+    // first kStages blocks (weights only) are already on their way.
     grid_dependency_wait();
     allow_dependent_launch();
 
@@ -169,43 +174,20 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     for (int j = 0; j < NT; ++j) {
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     }
-    constexpr int kUnroll = unroll_for(NT);
-    // The round after next heads for L2 while this one is loaded and multiplied,
-    // so the bus stays busy across a round's load-then-compute (no registers
-    // held, unlike double buffers).
-    auto prefetch_round = [&](int64_t kb0) {
-        if (tq == 0) {
-#pragma unroll
-            for (int u = 0; u < kUnroll; u += 2) {  // one 128-byte line covers two blocks
-                if (kb0 + u < kb_end) {
-                    asm volatile(
-                        "prefetch.global.L2 [%0];" ::"l"(w_lo + (kb0 + u) * kPacksPerBlock));
-                    asm volatile(
-                        "prefetch.global.L2 [%0];" ::"l"(w_hi + (kb0 + u) * kPacksPerBlock));
-                }
-            }
+    for (int64_t i = 0; i < n_blocks; ++i) {
+        cp_async_wait<kStages - 1>();  // block i has landed
+        const int stage = static_cast<int>(i % kStages);
+        const uint4 lo = *slot(stage, 0);
+        const uint4 hi = *slot(stage, 1);
+        block_mma<W, NT>(lo, hi, xrow, (kb_begin + i) * kPacksPerBlock, acc);
+        // The slot is free once its words fed the mma above: refill it kStages blocks ahead.
+        if (i + kStages < n_blocks) {
+            issue(i + kStages, stage);
         }
-    };
-    int64_t kb = kb_begin;
-    for (; kb + kUnroll <= kb_end; kb += kUnroll) {
-        prefetch_round(kb + 2 * kUnroll);
-        uint4 lo[kUnroll];
-        uint4 hi[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            lo[u] = load_stream(w_lo + (kb + u) * kPacksPerBlock);
-            hi[u] = load_stream(w_hi + (kb + u) * kPacksPerBlock);
-        }
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            block_mma<W, NT>(lo[u], hi[u], xrow, (kb + u) * kPacksPerBlock, acc);
-        }
+        cp_async_commit();
     }
-    for (; kb < kb_end; ++kb) {
-        const uint4 lo = load_stream(w_lo + kb * kPacksPerBlock);
-        const uint4 hi = load_stream(w_hi + kb * kPacksPerBlock);
-        block_mma<W, NT>(lo, hi, xrow, kb * kPacksPerBlock, acc);
-    }
+    cp_async_wait<0>();
+    __syncthreads();  // the ring becomes the partial sums below
 
     // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x
     // rows) 8j + 2tq + {0, 1}: one 8-byte store each.
@@ -316,19 +298,25 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t per_cta = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
     const int64_t groups = (outputs + per_cta - 1) / per_cta;
     const int64_t k_blocks = p.k / kBlockK;
-    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per
-    // SM, as long as each CTA keeps at least two unrolled rounds of K blocks.
+    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per SM, as long as
+    // each CTA keeps at least two rings' worth of K blocks.
     const int64_t target = 2 * static_cast<int64_t>(device_sm_count());
     int cluster = 1;
     while (cluster < kMaxCluster && groups * cluster < target &&
-           k_blocks / (cluster * 2) >= 2 * unroll_for(NT)) {
+           k_blocks / (cluster * 2) >= 2 * kStages) {
         cluster *= 2;
     }
     p.cluster = cluster;
     p.blocks_per_cta = (k_blocks + cluster - 1) / cluster;
+    static std::atomic<uint64_t> smem_raised{0};
+    if (const cudaError_t err =
+            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT>, kRingBytes, smem_raised);
+        err != cudaSuccess) {
+        return err;
+    }
     return launch_kernel_in_clusters(skinny_mma_kernel<W, O, NT, OUT>,
                                      dim3(static_cast<unsigned>(groups * cluster)), dim3(kThreads),
-                                     0, stream, static_cast<unsigned>(cluster), p);
+                                     kRingBytes, stream, static_cast<unsigned>(cluster), p);
 }
 
 template <typename W, int NT>
