@@ -298,11 +298,13 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t per_cta = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
     const int64_t groups = (outputs + per_cta - 1) / per_cta;
     const int64_t k_blocks = p.k / kBlockK;
-    // Split K over a cluster while the groups alone give fewer than ~2 CTAs per SM, as long as
-    // each CTA keeps at least two rings' worth of K blocks.
-    const int64_t target = 2 * static_cast<int64_t>(device_sm_count());
+    // Split K over a cluster while the doubled grid still fits one wave of ~2 CTAs per SM (every
+    // CTA does the same work, so a partial second wave costs as much as the first: ncu showed
+    // qkv at 48 groups x 8 = 384 CTAs with only 240 resident in clusters of 8), as long as each
+    // CTA keeps at least two rings' worth of K blocks.
+    const int64_t target = 2 * static_cast<int64_t>(device_sm_count()) * 7 / 8;
     int cluster = 1;
-    while (cluster < kMaxCluster && groups * cluster < target &&
+    while (cluster < kMaxCluster && groups * cluster * 2 <= target &&
            k_blocks / (cluster * 2) >= 2 * kStages) {
         cluster *= 2;
     }
