@@ -5,6 +5,9 @@
 # must get 503 model_recovering, the model must show recovering and come back, and the next
 # requests must succeed. Needs the bundle with a CUDA `neuron` and .device/tok.tar.xz (the npm
 # tokenizer files). Logs under $OUT; exit 0 only if every check passed.
+# DEVICE_LOST=1 also sets NEURON_DEBUG_DEVICE_LOST: the reload after the fault fails as a lost
+# device does, and the neuron must re-execute itself (same pid, a live CUDA context at exec)
+# and serve the model again.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -27,8 +30,10 @@ hf_cache = "$run/hf"
 [[default_models]]
 model_id = "$model"
 TOML
-NEURON_BACKEND=cuda NEURON_DEBUG_POISON="$model" "$neuron" serve --config "$run/neuron.toml" \
-    > "$out/neuron.log" 2>&1 &
+lost=()
+[ "${DEVICE_LOST:-0}" = 1 ] && lost=(NEURON_DEBUG_DEVICE_LOST=1)
+env NEURON_BACKEND=cuda NEURON_DEBUG_POISON="$model" "${lost[@]}" "$neuron" serve \
+    --config "$run/neuron.toml" > "$out/neuron.log" 2>&1 &
 pid=$!
 fails=0
 check() {  # name, condition result
@@ -45,6 +50,14 @@ grep -q "engine backend: cuda" "$out/neuron.log"; check "engine backend is cuda"
 body='{"model":"'$model'","messages":[{"role":"user","content":"Hello from the GPU"}],"max_tokens":24,"temperature":0}'
 code=$(curl -s -o "$out/chat-1.json" -w '%{http_code}' -H 'content-type: application/json' -d "$body" "$base/v1/chat/completions")
 [ "$code" = 503 ] && grep -q model_recovering "$out/chat-1.json"; check "injected fault -> 503 model_recovering (got $code)" $?
+if [ "${DEVICE_LOST:-0}" = 1 ]; then
+    for _ in $(seq 120); do
+        grep -q "restart 1 after a device loss" "$out/neuron.log" && break
+        sleep 0.5
+    done
+    grep -q "restart 1 after a device loss" "$out/neuron.log"; check "neuron restarted itself" $?
+    kill -0 "$pid" 2>/dev/null; check "same pid after the restart" $?
+fi
 for _ in $(seq 120); do
     curl -s "$base/models" > "$out/models-2.json"
     grep -q '"loaded"' "$out/models-2.json" && break
