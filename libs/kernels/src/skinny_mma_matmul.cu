@@ -73,10 +73,9 @@ struct MmaParams {
     int64_t blocks_per_cta;  // K blocks of each CTA's slice
 };
 
-// The row of w that row r (0..15) of warp tile `tile` reads, and whether its
-// output exists (rows past the end read row 0; their sums are never stored).
-// SwiGLU: rows 0..7 are the gate rows of outputs tile * 8 + r, rows 8..15 the
-// matching up rows.
+// The row of w that row r (0..15) of warp tile `tile` reads, and whether its output exists (rows
+// past the end read row 0; their sums are never stored). SwiGLU: rows 0..7 are the gate rows of
+// outputs tile * 8 + r, rows 8..15 the matching up rows.
 template <Output OUT>
 __device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
     if constexpr (OUT == Output::kSwiGlu) {
@@ -88,9 +87,8 @@ __device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
     }
 }
 
-// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's
-// 16-byte packs of rows g and g + 8; x: this lane's pack of x row 8j + g for
-// n-tile j.
+// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's 16-byte packs of rows
+// g and g + 8; x: this lane's pack of x row 8j + g for n-tile j.
 template <typename W, int NT>
 __device__ __forceinline__ void block_mma(const uint4& w_lo, const uint4& w_hi,
                                           const uint4* const (&x)[NT], int64_t pack,
@@ -110,13 +108,13 @@ __device__ __forceinline__ float bias_at(const MmaParams<W>& p, int64_t row) {
     return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
 }
 
-// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K.
-// Every thread reaches both cluster barriers (no early return).
+// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K. Every thread reaches
+// both cluster barriers (no early return).
 template <typename W, typename O, int NT, Output OUT>
 __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams<W> p) {
     constexpr int kCols = NT * 8;
-    // Rows padded by 4 floats: 16-byte aligned for the reduction's float4 reads,
-    // and the fragment stores below spread over twice the banks.
+    // Rows padded by 4 floats: 16-byte aligned for the reduction's float4 reads, and the fragment
+    // stores below spread over twice the banks.
     constexpr int kStride = kCols + 4;
     static_assert(kCtaRows * kStride * 4 <= kRingBytes, "the partial sums reuse the ring");
     extern __shared__ uint4 ring[];  // [kStages][2][kThreads] weight packs, then partial sums
@@ -138,10 +136,10 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     const uint4* w_lo = wv + tile_row<OUT>(tile, g, p.n) * k_packs + tq;
     const uint4* w_hi = wv + tile_row<OUT>(tile, g + 8, p.n) * k_packs + tq;
 
-    // The weight stream: a per-lane ring of kStages K blocks in shared memory, filled by
-    // cp.async (nothing held in registers while in flight: 8 KiB per warp keeps streaming while
-    // the warp multiplies). Each lane reads back only the 32 bytes it copied, so no barrier is
-    // needed; one commit group per block keeps the wait count fixed.
+    // The weight stream: a per-lane ring of kStages K blocks in shared memory, filled by cp.async
+    // (nothing held in registers while in flight: 8 KiB per warp keeps streaming while the warp
+    // multiplies). Each lane reads back only the 32 bytes it copied, so no barrier is needed; one
+    // commit group per block keeps the wait count fixed.
     auto slot = [&](int stage, int half) {
         return ring + (stage * 2 + half) * kThreads + static_cast<int>(threadIdx.x);
     };
@@ -158,8 +156,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
         }
         cp_async_commit();
     }
-    // Everything below reads what the previous kernel wrote (x) or writes (out); the ring's
-    // first kStages blocks (weights only) are already on their way.
+    // Everything below reads what the previous kernel wrote (x) or writes (out); the ring's first
+    // kStages blocks (weights only) are already on their way.
     grid_dependency_wait();
     allow_dependent_launch();
 
@@ -189,8 +187,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     cp_async_wait<0>();
     __syncthreads();  // the ring becomes the partial sums below
 
-    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x
-    // rows) 8j + 2tq + {0, 1}: one 8-byte store each.
+    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x rows) 8j + 2tq +
+    // {0, 1}: one 8-byte store each.
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
         const int col = 8 * j + 2 * tq;
@@ -206,9 +204,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
     } else {
         __syncthreads();
     }
-    // Columns c..c + 3 of CTA-local row r summed over the cluster's K slices. The
-    // peers' loads are independent (one distributed-shared-memory round trip per
-    // item, not one per peer).
+    // Columns c..c + 3 of CTA-local row r summed over the cluster's K slices. The peers' loads are
+    // independent (one distributed-shared-memory round trip per item, not one per peer).
     auto total4 = [&](int r, int c) {
         const int off = r * kStride + c;
         if (p.cluster == 1) {
@@ -235,8 +232,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams
         return s;
     };
 
-    // Each CTA of the cluster finishes a share of the group's outputs, four x
-    // rows of one output at a time (one 16-byte read per peer).
+    // Each CTA of the cluster finishes a share of the group's outputs, four x rows of one output at
+    // a time (one 16-byte read per peer).
     constexpr int kOutputs = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
     const int quads = (p.t + 3) / 4;
     const int n_items = kOutputs * quads;
@@ -299,9 +296,9 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t groups = (outputs + per_cta - 1) / per_cta;
     const int64_t k_blocks = p.k / kBlockK;
     // Split K over a cluster while the doubled grid still fits one wave of ~2 CTAs per SM (every
-    // CTA does the same work, so a partial second wave costs as much as the first: ncu showed
-    // qkv at 48 groups x 8 = 384 CTAs with only 240 resident in clusters of 8), as long as each
-    // CTA keeps at least two rings' worth of K blocks.
+    // CTA does the same work, so a partial second wave costs as much as the first: ncu showed qkv
+    // at 48 groups x 8 = 384 CTAs with only 240 resident in clusters of 8), as long as each CTA
+    // keeps at least two rings' worth of K blocks.
     const int64_t target = 2 * static_cast<int64_t>(device_sm_count()) * 7 / 8;
     int cluster = 1;
     while (cluster < kMaxCluster && groups * cluster * 2 <= target &&
