@@ -11,8 +11,7 @@
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
-# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), PREFETCH_AB (L2
-# prefetch; off unless asked: measured no gain).
+# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -94,12 +93,6 @@ for m in ${models//,/ }; do
         HELEXA_CUDA_MMA_MAX_ROWS=64 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
             --label "$m-mma" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
             --concurrency 8,32,64 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
-    fi
-    if [ "${PREFETCH_AB:-0}" = 1 ] && [ "$m" != qwen3-0.6b ]; then
-        # The same decode with the o projection prefetched into L2 beside the attention.
-        HELEXA_CUDA_L2_PREFETCH=1 "$bin/cuda_engine_bench" --model "/tmp/models/$m" \
-            --label "$m-l2prefetch" --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" \
-            --concurrency 1,32 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     [ "${KEEP_MODELS:-0}" = 1 ] || rm -rf "/tmp/models/$m"
 done

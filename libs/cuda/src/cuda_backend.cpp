@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -130,22 +129,6 @@ public:
                                       "cudaSetDevice(" + std::to_string(options.device) + ")"));
         HELEXA_TRY_STATUS(cuda_status(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking),
                                       "cudaStreamCreate"));
-        if (b->l2_prefetch_) {
-            HELEXA_TRY_STATUS(cuda_status(
-                cudaStreamCreateWithFlags(&b->side_stream_, cudaStreamNonBlocking),
-                "cudaStreamCreate"));
-            HELEXA_TRY_STATUS(cuda_status(
-                cudaEventCreateWithFlags(&b->fork_event_, cudaEventDisableTiming),
-                "cudaEventCreate"));
-            HELEXA_TRY_STATUS(cuda_status(
-                cudaEventCreateWithFlags(&b->join_event_, cudaEventDisableTiming),
-                "cudaEventCreate"));
-            int l2 = 0;
-            HELEXA_TRY_STATUS(cuda_status(
-                cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, options.device),
-                "cudaDeviceGetAttribute(L2 size)"));
-            b->l2_bytes_ = l2;
-        }
         HELEXA_TRY_STATUS(
             cuda_status(cudaMalloc(&b->cublas_workspace_, kCublasWorkspaceBytes), "cudaMalloc"));
         auto mm = CublasLtMatmul::create(b->cublas_workspace_, kCublasWorkspaceBytes);
@@ -169,9 +152,6 @@ public:
         if (stream_) {
             cudaStreamSynchronize(stream_);
         }
-        if (side_stream_) {
-            cudaStreamSynchronize(side_stream_);  // its prefetches read weights freed below
-        }
         drop_graphs();
         matmul_.reset();
         for (const auto& [ptr, bytes] : allocations_) {
@@ -185,14 +165,6 @@ public:
         }
         if (stream_) {
             cudaStreamDestroy(stream_);
-        }
-        if (side_stream_) {
-            cudaStreamDestroy(side_stream_);
-        }
-        for (cudaEvent_t e : {fork_event_, join_event_}) {
-            if (e) {
-                cudaEventDestroy(e);
-            }
         }
     }
 
@@ -600,62 +572,14 @@ public:
                      "argmax_rows");
     }
 
-    // ---- weight prefetch beside the main stream ----------------------------------------------
-    // A second stream, forked from the main one at this point of the step (so the prefetch
-    // starts once the previous kernel, itself a weight stream, is done) and joined back once per
-    // graph capture. The prefetch writes nothing, so the main stream never waits for it.
-    Status prefetch_weight(const Tensor& w, int64_t in_between_bytes) override {
-        HELEXA_TRY_STATUS(healthy());
-        if (!l2_prefetch_ || !w || w.rows == 0) {
-            return ok();
-        }
-        // Half the cache holds the prefetched part plus the traffic in between: what is
-        // fetched must survive until the projection reads it, and the L2 of a large GPU is two
-        // partitions that may each keep a copy of a line. Past that, the first rows only: the
-        // skinny matmul's CTAs each start on rows near the front, so every CTA gains.
-        const int64_t bytes =
-            ((w.rows - 1) * w.row_stride + w.cols) * engine::dtype_size(w.dtype);
-        const int64_t room = l2_bytes_ / 2 - in_between_bytes;
-        if (room < (1 << 20)) {
-            return ok();
-        }
-        HELEXA_TRY_STATUS(check(cudaEventRecord(fork_event_, stream_), "prefetch fork"));
-        HELEXA_TRY_STATUS(
-            check(cudaStreamWaitEvent(side_stream_, fork_event_, 0), "prefetch fork"));
-        HELEXA_TRY_STATUS(check(kernels::launch_l2_prefetch(
-                                    w.data, static_cast<size_t>(std::min(bytes, room)),
-                                    side_stream_),
-                                "l2 prefetch"));
-        side_pending_ = true;
-        return ok();
-    }
-
-    // The main stream waits for the side stream's work so far: a graph capture may only end
-    // once every stream it forked has joined, and may not depend on work from outside it.
-    Status join_side_stream() {
-        if (!side_pending_) {
-            return ok();
-        }
-        side_pending_ = false;
-        HELEXA_TRY_STATUS(check(cudaEventRecord(join_event_, side_stream_), "prefetch join"));
-        return check(cudaStreamWaitEvent(stream_, join_event_, 0), "prefetch join");
-    }
-
     // ---- graphs ---------------------------------------------------------------------------
     bool supports_graphs() const override { return true; }
 
     Result<int64_t> capture_graph(const std::function<Status()>& fn) override {
         HELEXA_TRY_STATUS(healthy());
-        // Prefetches forked outside a capture join now, so the capture holds only its own.
-        HELEXA_TRY_STATUS(join_side_stream());
         HELEXA_TRY_STATUS(check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
                                 "begin graph capture"));
         Status recorded = fn();
-        // Joined even when fn failed: a capture left with an unjoined fork cannot end cleanly.
-        const Status joined = join_side_stream();
-        if (recorded && !joined) {
-            recorded = joined;
-        }
         cudaGraph_t graph = nullptr;
         const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
         if (!recorded) {
@@ -707,17 +631,10 @@ private:
         }
         // HELEXA_CUDA_MMA_MAX_ROWS=N sends up to N rows above the skinny path to the tensor-core
         // skinny matmul instead of cuBLASLt (clamped to kSkinnyMmaMaxRows). Off by default:
-        // measured on an H200 (docs/perf/cuda-engine.md, run 8) it streams 0.31-0.80 of copy
-        // bandwidth at 4-32 rows against cuBLASLt's 0.60-0.95 (too few bytes in flight per SM
-        // with register-held weights); the next step is a cp.async shared-memory pipeline.
+        // measured on an H200 (docs/perf/cuda-engine.md, run 7) it streams 0.57-0.78 of copy
+        // bandwidth at 4-16 rows and less above, against cuBLASLt's 0.60-1.0.
         if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
-        }
-        // HELEXA_CUDA_L2_PREFETCH=1 streams the o projection's weights into L2 beside the
-        // attention (prefetch_weight). Off by default until measured on the GPU host: see
-        // docs/perf/cuda-engine.md ("L2 prefetch beside attention").
-        if (const char* v = std::getenv("HELEXA_CUDA_L2_PREFETCH"); v != nullptr) {
-            l2_prefetch_ = std::strcmp(v, "1") == 0;
         }
     }
 
@@ -773,12 +690,6 @@ private:
     DType act_;
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
-    bool l2_prefetch_ = false;
-    int64_t l2_bytes_ = 0;
-    cudaStream_t side_stream_ = nullptr;
-    cudaEvent_t fork_event_ = nullptr;
-    cudaEvent_t join_event_ = nullptr;
-    bool side_pending_ = false;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

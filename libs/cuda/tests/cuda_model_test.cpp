@@ -262,40 +262,6 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
     }
 }
 
-// HELEXA_CUDA_L2_PREFETCH=1 forks a prefetch of each o projection onto a second stream and
-// joins it into every decode graph. A prefetch writes nothing, so a model stepped with it must
-// give bit-identical logits to one without it (no kernel here accumulates with atomics), through
-// an eager prefill and graph-replayed decode steps; a capture that left the fork unjoined, or a
-// prefetch that touched anything, fails here.
-TEST_F(CudaRandomModel, L2PrefetchLeavesEveryLogitUnchanged) {
-    ASSERT_EQ(::setenv("HELEXA_CUDA_L2_PREFETCH", "1", 1), 0);
-    auto with = load(dir_, "cuda");
-    ASSERT_EQ(::unsetenv("HELEXA_CUDA_L2_PREFETCH"), 0);
-    auto without = load(dir_, "cuda");
-    ASSERT_TRUE(with && without);
-    const int64_t V = with->vocab_size();
-    auto tokens = prompt(70, 5);
-    std::vector<int32_t> table(16);
-    std::iota(table.begin(), table.end(), 0);
-    int64_t pos = 0;
-    for (int step = 0; step < 12; ++step) {
-        const std::span<const int32_t> chunk =
-            step == 0 ? std::span<const int32_t>(tokens) : std::span<const int32_t>(tokens).last(1);
-        StepBatch b;
-        b.seqs.push_back({1, chunk, pos, table, true});
-        std::vector<float> lw;
-        std::vector<float> lo;
-        auto st = with->step(b, lw);
-        ASSERT_TRUE(st.has_value()) << st.error().full_message();
-        ASSERT_TRUE(without->step(b, lo).has_value());
-        ASSERT_EQ(lw.size(), lo.size());
-        EXPECT_EQ(0, std::memcmp(lw.data(), lo.data(), lw.size() * sizeof(float)))
-            << "step " << step;
-        pos += static_cast<int64_t>(chunk.size());
-        tokens.push_back(static_cast<int32_t>(argmax(lo.data(), V)));
-    }
-}
-
 // A real device fault (an illegal-address kernel: a sticky error, as a kernel bug or an ECC
 // fault leaves it): every model on the device fails cleanly with kModelRecovering; a load while
 // one of them lives is refused; once they have all unloaded, a load is refused for a process

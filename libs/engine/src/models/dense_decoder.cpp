@@ -418,10 +418,6 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     HELEXA_BUF(gu, kGateUp, a, T, 2 * c.intermediate_size);
     HELEXA_BUF(act, kAct, a, T, c.intermediate_size);
     Backend& b = *backend_;
-    const KvCacheShape& kv_shape = kv_->shape();
-    const int64_t attn_kv_bytes = attn_batch.n_seqs * attn_batch.max_blocks_per_seq *
-                                  kv_shape.block_size * 2 * nkv * hd *
-                                  dtype_size(kv_shape.dtype);
 
     using Output = LinearFusion::Output;
     // x is the residual stream: the o and down projections add into it, and the next
@@ -434,9 +430,6 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         HELEXA_TRY_STATUS(project(qkv, x, L.qkv, L.qkv_bias,
                                   LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}));
         HELEXA_TRY_STATUS(emit(p + "input_norm", h));
-        // The o projection's weights can stream in beside the epilogue and attention, which at
-        // decode read only the batch's keys/values (bounded here by the plan's block tables).
-        HELEXA_TRY_STATUS(b.prefetch_weight(L.o, attn_kv_bytes));
         // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write: one op, fused on CUDA.
         HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps, positions,
                                          rope_, *kv_, l, slots));

@@ -224,17 +224,6 @@ public:
     virtual Status attention(const Tensor& out, const Tensor& q, const KvCache& cache,
                              int64_t layer, const AttentionBatch& batch, int64_t n_heads,
                              float scale) = 0;
-    // A hint with no effect on any result: w (a weight) is read by the next operation that
-    // follows work touching about in_between_bytes of other memory (the attention between the
-    // q/k/v and o projections: its KV reads). A device backend may start streaming w into its
-    // cache beside that work, so a latency-bound stretch of the step overlaps the weight read;
-    // it skips the hint when w and that traffic would not fit the cache together. Default:
-    // nothing (a CPU's caches and prefetchers do this on their own).
-    virtual Status prefetch_weight(const Tensor& w, int64_t in_between_bytes) {
-        (void)w;
-        (void)in_between_bytes;
-        return ok();
-    }
     // out[r, :] = x[rows[r], :]; rows: i32 [1, R].
     virtual Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) = 0;
     // out[0, r] = argmax of logits row r (f32 [R, V]); ties go to the lowest index, NaN never
