@@ -7,7 +7,6 @@
 //   sampler_bench [--vocab 151936] [--iterations 400] [--generated 256]
 // A program that prints numbers, not a test: no assertions on time.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,15 +15,16 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "bench_flags.h"
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/sampler.h"
 #include "helexa/engine/sampling_config.h"
 
 using namespace helexa::engine;  // NOLINT: a benchmark main
+using helexa::bench::flag_number;
 
 namespace {
 
@@ -49,20 +49,6 @@ struct Case {
     std::string name;
     SamplingConfig cfg;
 };
-
-// The value of flag `name`, a whole number >= `min`; anything else ends the program with exit
-// code 2 and a message naming the flag.
-int64_t flag_number(const char* name, const char* text, int64_t min) {
-    int64_t value = 0;
-    const std::string_view t(text);
-    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
-    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size() || value < min) {
-        std::fprintf(stderr, "%s: expected a whole number >= %lld, got '%s'\n", name,
-                     static_cast<long long>(min), text);
-        std::exit(2);
-    }
-    return value;
-}
 
 }  // namespace
 

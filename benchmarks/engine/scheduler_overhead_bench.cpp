@@ -9,7 +9,6 @@
 //                            [--sampling-threads 0]   (0: the scheduler's default)
 // A program that prints numbers, not a test. Needs node_modules (npm ci) for the tokenizer.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,14 +17,15 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
+#include "bench_flags.h"
 #include "helexa/engine/runtime_tokenizer.h"
 #include "helexa/engine/scheduler.h"
 #include "helexa/text/tokenizer.h"
 
 using namespace helexa::engine;  // NOLINT: a benchmark main
+using helexa::bench::flag_number;
 
 namespace {
 
@@ -81,20 +81,6 @@ private:
     KvLayout layout_;
     std::vector<float> row_;
 };
-
-// The value of flag `name`, a whole number >= `min`; anything else ends the program with exit
-// code 2 and a message naming the flag.
-int64_t flag_number(const char* name, const char* text, int64_t min) {
-    int64_t value = 0;
-    const std::string_view t(text);
-    const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
-    if (t.empty() || ec != std::errc() || ptr != t.data() + t.size() || value < min) {
-        std::fprintf(stderr, "%s: expected a whole number >= %lld, got '%s'\n", name,
-                     static_cast<long long>(min), text);
-        std::exit(2);
-    }
-    return value;
-}
 
 std::vector<int64_t> parse_list(const std::string& s) {
     std::vector<int64_t> out;

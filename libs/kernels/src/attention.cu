@@ -18,8 +18,6 @@ bool supported_head_dim(int64_t d) {
     return d == 16 || d == 32 || d == 64 || d == 128 || d == 256;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 bool use_decode(int64_t max_query_len) { return max_query_len <= attn::kDecodeMaxQuery; }
 
 // The split plan of one decode launch: the split count for these sizes, then the keys per

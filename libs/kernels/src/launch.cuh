@@ -21,6 +21,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -107,6 +108,9 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
                  : "l"(p));
     return v;
 }
+
+// A launcher's check that a pointer allows 16-byte vector accesses.
+inline bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 // The device's SM count, asked once (a launch-time query on every call would sit on the decode
 // path; one process drives cards of one kind). Only grid-size heuristics depend on it.

@@ -154,8 +154,6 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T
     }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 template <typename T, int VEC, bool ADD>
 cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
     if (p.seg_len <= kWarpMaxCols) {

@@ -22,8 +22,6 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxGridX = 1024;  // column blocks; each thread loops beyond that
 constexpr int64_t kMaxGridY = 65535;
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 // True when a [rows, cols] view with this base and stride can be moved in 16-byte packs.
 bool vec_ok(const void* base, int64_t stride, int64_t cols, int64_t elem_bytes) {
     const int64_t vec = 16 / elem_bytes;

@@ -375,8 +375,6 @@ __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpiloguePa
     }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 template <typename T, int W>
 cudaError_t launch_typed(const EpilogueParams<T>& p, cudaStream_t stream) {
     const int64_t heads_per_cta = static_cast<int64_t>(kWarps) * (kWarp >> p.lanes_log2);

@@ -542,8 +542,6 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
     }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 }  // namespace
 
 cudaError_t launch_skinny_matmul(void* out, int64_t out_stride, ElemType out_type, const void* x,

@@ -362,10 +362,6 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
     return launch_output<W, 8>(p, out_type, output, stream);
 }
 
-bool aligned16(const void* ptr) {
-    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
-}
-
 }  // namespace
 
 cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
