@@ -113,8 +113,15 @@ static bool run_case(const Case& c, std::mt19937& rng) {
     a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
     a.type = c.bf16 ? ElemType::kBF16 : ElemType::kF16;
     a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, max_q, bound_ctx, c.n_heads, c.hd);
-    if (a.workspace_bytes) CK(cudaMalloc(&dws, a.workspace_bytes));
+    if (a.workspace_bytes) {
+        CK(cudaMalloc(&dws, a.workspace_bytes));
+        CK(cudaMemset(dws, 0, a.workspace_bytes));  // the split counters start at zero
+    }
     a.workspace = dws;
+    // Twice, the output poisoned (NaN) in between: the second launch is checked, so a split
+    // merge that did not leave its arrival counters at zero shows as NaN.
+    CK(launch_paged_attention(a, nullptr));
+    CK(cudaMemsetAsync(dout, 0xff, hq.size() * 2, nullptr));
     CK(launch_paged_attention(a, nullptr));
     CK(cudaDeviceSynchronize());
     std::vector<uint16_t> hout(hq.size());
@@ -206,7 +213,10 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
     a.max_blocks_per_seq = max_blocks; a.max_query_len = nq; a.max_context_len = ctx;
     a.n_heads = n_heads; a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
     a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, nq, ctx, n_heads, hd);
-    if (a.workspace_bytes) CK(cudaMalloc(&dws, a.workspace_bytes));
+    if (a.workspace_bytes) {
+        CK(cudaMalloc(&dws, a.workspace_bytes));
+        CK(cudaMemset(dws, 0, a.workspace_bytes));  // the split counters start at zero
+    }
     a.workspace = dws;
     for (int i = 0; i < 3; ++i) CK(launch_paged_attention(a, nullptr));
     cudaEvent_t e0, e1;
@@ -240,6 +250,7 @@ int main() {
         {"hd64 spec decode nq<=4 bs7", 64, 8, 2, 7, {4, 1, 3}, {40, 300, 1000}},
         {"hd128 decode 1 seq 5000 (splits)", 128, 32, 8, 16, {1}, {5000}},
         {"hd128 decode bound>ctx (graph)", 128, 32, 8, 16, {1, 1}, {700, 3}, 9000},
+        {"hd128 decode 1 seq 200 (short splits)", 128, 32, 8, 16, {1}, {200}},
         {"hd128 prefill 300 after prefix 200", 128, 32, 8, 16, {300}, {500}, 0, true, 64},
         {"hd128 prefill mixed + decode rows", 128, 16, 4, 16, {1, 129, 65}, {900, 129, 80}},
         {"hd128 f16 decode splits", 128, 8, 8, 16, {1}, {3000}, 0, false},
@@ -262,6 +273,8 @@ int main() {
     // concurrent streams (512-token prompts + 256 outputs: ~640 keys mid-run).
     time_case("decode 1 seq ctx 256, 32/8 heads", 128, 32, 8, 1, 1, 256, 0,
               2.0 * 256 * 8 * 128 * 2);
+    time_case("decode 1 seq ctx 1024, 32/8 heads", 128, 32, 8, 1, 1, 1024, 0,
+              2.0 * 1024 * 8 * 128 * 2);
     time_case("decode 8 seqs ctx 640, 32/8 heads", 128, 32, 8, 8, 1, 640, 0,
               8 * 2.0 * 640 * 8 * 128 * 2);
     time_case("decode 32 seqs ctx 640, 32/8 heads", 128, 32, 8, 32, 1, 640, 0,

@@ -27,6 +27,7 @@
 
 #include "helexa/cuda/cuda_backend.h"
 #include "helexa/engine/model_runner.h"
+#include "kernel_trace.h"
 
 namespace {
 
@@ -50,14 +51,45 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// The batch whose middle decode step runs under cudaProfilerStart/Stop (HELEXA_PROFILE_DECODE_STEP,
-// 0 = none): 1 for the batch-1 decode, B for the B-stream concurrency run.
+// The batch whose middle decode step runs under cudaProfilerStart/Stop and the kernel trace
+// (HELEXA_PROFILE_DECODE_STEP, 0 = none): 1 for the batch-1 decode, B for the B-stream run.
 int64_t profile_batch() {
     static const int64_t batch = [] {
         const char* v = std::getenv("HELEXA_PROFILE_DECODE_STEP");
         return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : 0;
     }();
     return batch;
+}
+
+// HELEXA_KERNEL_TRACE=FILE: the profiled step's kernel timeline (kernel_trace.h) is written to
+// FILE. Recording starts before any graph is captured.
+const char* trace_path() {
+    static const char* path = std::getenv("HELEXA_KERNEL_TRACE");
+    return path;
+}
+
+// Brackets the profiled step: Nsight Compute's range and the kernel trace's window. Both ends
+// run with the device idle (the step before returned its tokens; this one returns its own).
+void profiled_step_begin() {
+    cudaProfilerStart();
+    if (trace_path() != nullptr) {
+        helexa::bench::KernelTrace::clear();
+    }
+}
+
+void profiled_step_end(const std::string& what) {
+    cudaProfilerStop();
+    if (trace_path() == nullptr) {
+        return;
+    }
+    std::FILE* f = std::fopen(trace_path(), "a");
+    if (f == nullptr) {
+        std::fprintf(stderr, "cuda_engine_bench: cannot write %s\n", trace_path());
+        return;
+    }
+    std::fprintf(f, "\n## %s\n\n", what.c_str());
+    helexa::bench::KernelTrace::report(helexa::bench::KernelTrace::collect(), f);
+    std::fclose(f);
 }
 
 int32_t argmax(const float* v, int64_t n) {
@@ -98,6 +130,9 @@ void argmax_step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<int32
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (trace_path() != nullptr && !helexa::bench::KernelTrace::enable()) {
+        return 1;
+    }
     std::string model;
     std::string label = "model";
     double copy_gbps = 0;
@@ -295,11 +330,12 @@ int main(int argc, char** argv) {
             b.seqs.push_back({1, std::span<const int32_t>(s.tokens).last(1), s.pos, s.table, true});
             const bool profiled = profile && i == decode_steps / 2;
             if (profiled) {
-                cudaProfilerStart();
+                profiled_step_begin();
             }
             argmax_step_or_die(r, b, next);
             if (profiled) {
-                cudaProfilerStop();
+                profiled_step_end(label + ": batch-1 decode step at " + std::to_string(s.pos + 1) +
+                                  " keys");
             }
             s.pos += 1;
             s.tokens.push_back(next[0]);
@@ -385,11 +421,11 @@ int main(int argc, char** argv) {
             // HELEXA_PROFILE_DECODE_STEP=B (B > 1): the middle step of the B-stream run, as above.
             const bool profiled = profile_batch() == B && step == conc_output / 2;
             if (profiled) {
-                cudaProfilerStart();
+                profiled_step_begin();
             }
             argmax_step_or_die(r, b, next);
             if (profiled) {
-                cudaProfilerStop();
+                profiled_step_end(label + ": " + std::to_string(B) + "-stream decode step");
             }
             for (size_t i = 0; i < seqs.size(); ++i) {
                 seqs[i].pos += 1;

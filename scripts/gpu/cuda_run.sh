@@ -11,7 +11,9 @@
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
-# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins).
+# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins). AB_ENV="NAME=VALUE ..."
+# repeats the attention timings and each model's decode and concurrency runs with those
+# variables set (label suffix -ab): an A/B of any environment knob in the same call.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -39,6 +41,10 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     grep -E '^\[  (PASSED|FAILED) |FAILED|Failure|error' "$out/tests.log" | head -40
     "$bin/attention_kernel_bench" > "$out/attention.log" 2>&1 || status=1
     tail -12 "$out/attention.log"
+    if [ -n "${AB_ENV:-}" ]; then
+        echo "attention timings with $AB_ENV:"
+        env $AB_ENV "$bin/attention_kernel_bench" 2>&1 | grep -E ' ms ' | tee -a "$out/attention.log"
+    fi
     "$bin/qkv_epilogue_check" > "$out/qkv_epilogue.log" 2>&1 || status=1
     grep -E 'FAIL|^time|ALL OK|^api' "$out/qkv_epilogue.log" | tail -12
     command -v cuobjdump >/dev/null &&
@@ -86,6 +92,11 @@ for m in ${models//,/ }; do
         # The same decode with plain launches: what programmatic dependent launch buys.
         HELEXA_CUDA_PDL=0 "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-nopdl" \
             --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,32 \
+            2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
+    if [ -n "${AB_ENV:-}" ]; then
+        env $AB_ENV "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-ab" \
+            --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,8,32 \
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     if [ "${MMA_AB:-1}" = 1 ] && [ "$m" = qwen3-8b ]; then

@@ -528,6 +528,9 @@ public:
             // NOTE: grows on the first long step only; later steps reuse it.
             HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
             attention_workspace_bytes_ = need;
+            // The split counters in it start at zero; every launch leaves them zero.
+            HELEXA_TRY_STATUS(check(cudaMemsetAsync(attention_workspace_, 0, need, stream_),
+                                    "attention workspace"));
         }
         kernels::PagedAttentionArgs a;
         a.out = out.data;

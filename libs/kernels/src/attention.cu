@@ -6,6 +6,7 @@
 // 8-byte aligned; max_context_len <= 2^30 and the other bounds below 2^31. block_size may be any
 // positive value.
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 #include "attention_common.cuh"
@@ -39,10 +40,20 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     return plan;
 }
 
+// Workspace layout: [arrival counters][(max, sum) per partial][O per partial]. The counters
+// come first and their region does not depend on the split count, so they stay where the zeroed
+// allocation put them whatever plan a later launch picks. There is one counter per (sequence,
+// KV head, row group), at most n_seqs * max_query_len * n_heads of them.
+size_t counter_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads) {
+    const auto n = static_cast<size_t>(n_seqs * max_query_len * n_heads);
+    return (n * sizeof(int32_t) + 15) / 16 * 16;
+}
+
 size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int64_t n_splits,
                      int64_t head_dim) {
-    return static_cast<size_t>(n_seqs * max_query_len * n_heads * n_splits) *
-           static_cast<size_t>(head_dim + 2) * sizeof(float);
+    return counter_bytes(n_seqs, max_query_len, n_heads) +
+           static_cast<size_t>(n_seqs * max_query_len * n_heads * n_splits) *
+               static_cast<size_t>(head_dim + 2) * sizeof(float);
 }
 
 }  // namespace
@@ -144,7 +155,9 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
             return cudaErrorInvalidValue;
         }
         const int64_t n_parts = a.n_seqs * a.max_query_len * a.n_heads * plan.n_splits;
-        p.ws_ml = static_cast<float2*>(a.workspace);
+        p.ws_count = static_cast<int32_t*>(a.workspace);
+        p.ws_ml = reinterpret_cast<float2*>(static_cast<std::byte*>(a.workspace) +
+                                            counter_bytes(a.n_seqs, a.max_query_len, a.n_heads));
         p.ws_acc = reinterpret_cast<float*>(p.ws_ml + n_parts);
     }
     return attn::launch_attention_decode(p, static_cast<int>(hd), bf16, stream);

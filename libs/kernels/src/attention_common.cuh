@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "async_copy.cuh"
@@ -56,6 +57,7 @@ struct AttnParams {
     int32_t n_row_groups = 0;  // ceil(group * max_query_len / 16): 16 (head, row) pairs per CTA
     int32_t n_splits = 1;
     int32_t split_len = 0;       // keys per split, a multiple of the decode tile
+    int32_t* ws_count = nullptr;  // [n_seqs, n_kv_heads, n_row_groups] split arrivals, kept 0
     float2* ws_ml = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits] (max, sum), log2
     float* ws_acc = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits, head_dim]
 };
@@ -66,23 +68,36 @@ inline int decode_warps(int64_t head_dim) { return head_dim > 128 ? 2 : 4; }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The fewest keys a decode split is cut to: 64 (one tile of 4 warps), so a short context is
+// spread over several CTAs that each load one tile at once instead of one CTA walking its tiles
+// one DRAM round trip after another. HELEXA_ATTN_MIN_SPLIT_KEYS overrides it (A/B
+// measurements; read once per process, so the workspace bound and every launch agree).
+inline int64_t decode_min_split_keys() {
+    static const int64_t keys = [] {
+        const char* env = std::getenv("HELEXA_ATTN_MIN_SPLIT_KEYS");
+        const long v = env != nullptr ? std::strtol(env, nullptr, 10) : 0;
+        return v > 0 ? static_cast<int64_t>(v) : int64_t{64};
+    }();
+    return keys;
+}
+
 // Splits of the context for flash-decoding, given how many CTAs one split would already have
 // (n_units = sequences * kv heads * row groups). Splits only while every CTA still fits in one
-// wave of ~2 per SM of an H100/H200 (132 SMs), and never cuts a split below 256 keys. Rounding
-// the split count down matters: every CTA of a decode launch does about the same work, so a
-// second, partial wave costs as long as the first (32 streams x 8 KV heads = 256 units used to
-// get 2 splits: 512 CTAs on 396 slots, the attention at 0.46 of copy bandwidth on an H200).
-// (Splitting short contexts too, down to 64 keys, was measured on an H200: at batch 1 and 128-256
-// keys the split kernel plus the merge took 8.1 + 4.8 us per layer against 10.1 us unsplit, so
-// short contexts stay whole.)
+// wave of ~2 per SM of an H100/H200 (132 SMs), and never cuts a split below
+// decode_min_split_keys(). Rounding the split count down matters: every CTA of a decode launch
+// does about the same work, so a second, partial wave costs as long as the first (32 streams x 8
+// KV heads = 256 units used to get 2 splits: 512 CTAs on 396 slots, the attention at 0.46 of copy
+// bandwidth on an H200).
+// (With the merge in a second kernel, splitting short contexts down to 64 keys was measured
+// slower on an H200: at batch 1 and 128-256 keys the split kernel plus the merge took 8.1 + 4.8
+// us per layer against 10.1 us unsplit. The merge now runs in the last split's CTA.)
 // Non-increasing in n_units, so the workspace bound (computed with n_units = n_seqs) covers
 // every launch with the same sizes.
 inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
     constexpr int64_t kWaveCtas = 264;
-    constexpr int64_t kMinSplitKeys = 256;
     constexpr int64_t kMaxSplits = 128;
     int64_t want = kWaveCtas / (n_units < 1 ? 1 : n_units);
-    int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, kMinSplitKeys);
+    int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, decode_min_split_keys());
     cap = cap < kMaxSplits ? cap : kMaxSplits;
     want = want < cap ? want : cap;
     return want < 1 ? 1 : want;

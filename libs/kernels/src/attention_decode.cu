@@ -11,10 +11,9 @@
 //
 // Lengths come from device memory (context_len, query_start), clamped to the host bounds the
 // grid was sized with, so a CUDA graph captured at some max_context_len replays correctly for any
-// shorter context: CTAs whose split starts past the context write an empty partial (max -inf,
-// sum 0) and leave. With one split the CTA writes the output directly; otherwise it writes its
-// partial (max in the exp2 domain, sum, unnormalised O in f32) and attention_merge_kernel
-// combines the splits.
+// shorter context: CTAs whose split starts past the context have nothing to do and leave. With one split the CTA writes the output directly; otherwise it writes its
+// partial (max in the exp2 domain, sum, unnormalised O in f32) and the last split to finish
+// combines them (merge_splits).
 #include "attention_common.cuh"
 
 namespace helexa::kernels::attn {
@@ -36,6 +35,93 @@ struct DecodeCfg {
     static_assert(kCombineBytes <= 4 * kTileElems * 2, "combine scratch must fit the tiles");
     static_assert(HD % 16 == 0 && HD <= 256, "head_dim must be a multiple of 16, <= 256");
 };
+
+// The output elements one thread of a decode CTA finishes: kPer consecutive columns of one of
+// the CTA's 16 packed rows (16 * HD outputs over kThreads threads).
+template <int HD, int kThreads>
+struct RowSlice {
+    static constexpr int kPer = 16 * HD / kThreads;
+    static constexpr int kThreadsPerRow = HD / kPer;
+    static_assert(kPer % 2 == 0 && kThreadsPerRow * 16 == kThreads, "whole rows per thread group");
+
+    // o[e] += f * src[e]; src is 8-byte aligned (16-byte when kPer % 4 == 0).
+    __device__ static __forceinline__ void accumulate(float (&o)[kPer], const float* src, float f) {
+#pragma unroll
+        for (int e = 0; e < kPer; e += 2) {
+            const float2 v = *reinterpret_cast<const float2*>(src + e);
+            o[e] += f * v.x;
+            o[e + 1] += f * v.y;
+        }
+    }
+
+    // The same from global memory written by other CTAs: through L2, not a stale L1 line.
+    __device__ static __forceinline__ void accumulate_l2(float (&o)[kPer], const float* src,
+                                                         float f) {
+#pragma unroll
+        for (int e = 0; e < kPer; e += 2) {
+            const float2 v = __ldcg(reinterpret_cast<const float2*>(src + e));
+            o[e] += f * v.x;
+            o[e + 1] += f * v.y;
+        }
+    }
+
+    // dst[e] = o[e] / l (0 when l is 0: no key reached the row).
+    template <typename T>
+    __device__ static __forceinline__ void store(T* dst, const float (&o)[kPer], float l) {
+#pragma unroll
+        for (int e = 0; e < kPer; e += 2) {
+            *reinterpret_cast<uint32_t*>(dst + e) =
+                l > 0.0f ? pack2<T>(o[e] / l, o[e + 1] / l) : pack2<T>(0.0f, 0.0f);
+        }
+    }
+
+    __device__ static __forceinline__ void store_f32(float* dst, const float (&o)[kPer]) {
+#pragma unroll
+        for (int e = 0; e < kPer; e += 2) {
+            *reinterpret_cast<float2*>(dst + e) = make_float2(o[e], o[e + 1]);
+        }
+    }
+};
+
+// Output rows of one CTA from the n_used splits' partials: out row (s, qi), head h = sum over
+// splits of w_i * O_i / sum of w_i * l_i, w_i = 2^(m_i - M). Every split < n_used wrote its
+// partial; one whose keys all lie past a row's position holds (-inf, 0, zeros) for that row and
+// gets weight 0 (split 0 always holds key 0, so M is finite). Branch-free, so the loads of
+// several splits are in flight together.
+template <typename T, int HD, int kThreads, typename RowInfo>
+__device__ __forceinline__ void merge_splits(const AttnParams& p, int s, int q_begin, int n_used,
+                                             const RowInfo& row_info, int tid) {
+    using Out = RowSlice<HD, kThreads>;
+    const int d0 = (tid % Out::kThreadsPerRow) * Out::kPer;
+    int qi, h;
+    if (!row_info(tid / Out::kThreadsPerRow, qi, h)) {
+        return;
+    }
+    const int64_t part0 =
+        ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits;
+    float m = -INFINITY;
+#pragma unroll 4
+    for (int j = 0; j < n_used; ++j) {
+        m = fmaxf(m, __ldcg(p.ws_ml + part0 + j).x);
+    }
+    const float m_use = m == -INFINITY ? 0.0f : m;
+    float l = 0.0f;
+    float o[Out::kPer];
+#pragma unroll
+    for (int e = 0; e < Out::kPer; ++e) {
+        o[e] = 0.0f;
+    }
+#pragma unroll 4
+    for (int j = 0; j < n_used; ++j) {
+        const float2 ml = __ldcg(p.ws_ml + part0 + j);
+        const float f = fast_exp2(ml.x - m_use);
+        l += f * ml.y;
+        Out::accumulate_l2(o, p.ws_acc + (part0 + j) * HD + d0, f);
+    }
+    T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride +
+             static_cast<int64_t>(h) * HD + d0;
+    Out::store(out, o, l);
+}
 
 template <typename T, int HD, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32)
@@ -61,6 +147,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
     const int first_pos = ctx - nq;
+    // Splits that start inside this sequence's context; the rest (the graph was captured for a
+    // longer bound) have nothing to do, and the merge reads only the first n_used partials.
+    const int n_used = min(p.n_splits, (ctx + p.split_len - 1) / p.split_len);
     const int k_begin = split * p.split_len;
     // The last query row sees keys [0, ctx); earlier rows are masked per key below.
     const int k_end = min(k_begin + p.split_len, ctx);
@@ -70,7 +159,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int lane = tid % 32;
     const int g = lane / 4;
     const int tq = lane % 4;
-    const bool direct = p.n_splits == 1;
+    // One split with keys: this CTA writes the output itself.
+    const bool direct = n_used <= 1;
 
     // Where packed row r (0..15) of this CTA goes; rows past the sequence's rows are invalid.
     auto row_info = [&](int r, int& qi, int& h) {
@@ -80,25 +170,15 @@ __global__ void __launch_bounds__(kWarps * 32)
         return idx < n_rows;
     };
 
-    if (k_begin >= k_end) {
-        // Empty split (context shorter than the captured bound): an empty partial, or zeros
-        // when there is a single split (only for an empty context, which is bad metadata).
-        for (int i = tid; i < 16 * HD; i += kThreads) {
-            int qi, h;
-            if (!row_info(i / HD, qi, h)) {
-                continue;
-            }
-            const int d = i % HD;
-            if (direct) {
-                T* o = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
-                o[static_cast<int64_t>(h) * HD + d] = from_f32<T>(0.0f);
-            } else {
-                const int64_t part =
-                    ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) *
-                        p.n_splits + split;
-                p.ws_acc[part * HD + d] = 0.0f;
-                if (d == 0) {
-                    p.ws_ml[part] = make_float2(-INFINITY, 0.0f);
+    if (split >= n_used) {
+        // Only an empty context (bad metadata) leaves split 0 without keys: it writes zeros.
+        if (split == 0) {
+            for (int i = tid; i < 16 * HD; i += kThreads) {
+                int qi, h;
+                if (row_info(i / HD, qi, h)) {
+                    T* o = static_cast<T*>(p.out) +
+                           static_cast<int64_t>(q_begin + qi) * p.out_stride;
+                    o[static_cast<int64_t>(h) * HD + i % HD] = from_f32<T>(0.0f);
                 }
             }
         }
@@ -267,82 +347,73 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     __syncthreads();
 
-    for (int i = tid; i < 16 * HD; i += kThreads) {
-        const int r = i / HD;
-        const int d = i % HD;
-        int qi, h;
-        if (!row_info(r, qi, h)) {
-            continue;
-        }
-        float m = -INFINITY;
+    // Each thread finishes kPer consecutive outputs of one row: its loads (every warp's max, sum
+    // and O slice) are independent, so the combine costs one shared-memory round trip rather
+    // than one per output element (this tail dominated short-context decode).
+    using Out = RowSlice<HD, kThreads>;
+    const int r = tid / Out::kThreadsPerRow;
+    const int d0 = (tid % Out::kThreadsPerRow) * Out::kPer;
+    int qi, h;
+    const bool row_valid = row_info(r, qi, h);
+    float m = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) {
-            m = fmaxf(m, sm[w * 16 + r]);
-        }
-        const float m_use = m == -INFINITY ? 0.0f : m;
-        float l = 0.0f;
-        float o = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+        m = fmaxf(m, sm[w * 16 + r]);
+    }
+    const float m_use = m == -INFINITY ? 0.0f : m;
+    float l = 0.0f;
+    float o[Out::kPer];
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) {
-            const float f = fast_exp2(sm[w * 16 + r] - m_use);
-            l += f * sl[w * 16 + r];
-            o += f * so[(w * 16 + r) * Cfg::kOStride + d];
-        }
+    for (int e = 0; e < Out::kPer; ++e) {
+        o[e] = 0.0f;
+    }
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+        const float f = fast_exp2(sm[w * 16 + r] - m_use);
+        l += f * sl[w * 16 + r];
+        Out::accumulate(o, so + (w * 16 + r) * Cfg::kOStride + d0, f);
+    }
+    if (row_valid) {
         if (direct) {
-            T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
-            out[static_cast<int64_t>(h) * HD + d] = from_f32<T>(l > 0.0f ? o / l : 0.0f);
+            T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride +
+                     static_cast<int64_t>(h) * HD + d0;
+            Out::store(out, o, l);
         } else {
             const int64_t part =
                 ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits +
                 split;
-            p.ws_acc[part * HD + d] = o;
-            if (d == 0) {
+            Out::store_f32(p.ws_acc + part * HD + d0, o);
+            if (d0 == 0) {
                 p.ws_ml[part] = make_float2(m, l);
             }
         }
     }
-}
-
-// out row (s, qi), head h = sum over splits of w_i * O_i / sum of w_i * l_i, w_i = 2^(m_i - M).
-// Grid (n_heads, max_query_len, n_seqs), one thread per head_dim element.
-template <typename T, int HD>
-__global__ void __launch_bounds__(HD < 32 ? 32 : HD) attention_merge_kernel(const AttnParams p) {
-    // Nothing before this reads or writes what other kernels touch (launch.cuh).
-    grid_dependency_wait();
-    allow_dependent_launch();
-    const int h = blockIdx.x;
-    const int qi = blockIdx.y;
-    const int s = blockIdx.z;
-    const int d = threadIdx.x;
-    const int q_begin = p.query_start[s];
-    const int nq = min(max(p.query_start[s + 1] - q_begin, 0), p.max_query_len);
-    if (qi >= nq || d >= HD) {
+    if (direct) {
         return;
     }
-    const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
-    // Only splits that start inside the context hold data (the rest wrote empty partials).
-    const int n_used = min(p.n_splits, (ctx + p.split_len - 1) / p.split_len);
-    const int64_t part0 =
-        ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits;
-    float m = -INFINITY;
-    for (int i = 0; i < n_used; ++i) {
-        const float2 ml = p.ws_ml[part0 + i];
-        if (ml.y > 0.0f) {
-            m = fmaxf(m, ml.x);
+
+    // The last of the n_used splits of this (sequence, KV head, row group) to arrive merges all
+    // of them (the threadfence-reduction pattern: publish, fence, count; the last arrival
+    // fences again and reads the partials through L2). It puts the counter back to zero for the
+    // next launch; every other split has already counted.
+    __shared__ bool merge_here;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        int32_t* counter =
+            p.ws_count + (static_cast<int64_t>(s) * p.n_kv_heads + kvh) * p.n_row_groups +
+            row0 / 16;
+        merge_here = atomicAdd(counter, 1) == n_used - 1;
+        if (merge_here) {
+            atomicExch(counter, 0);
         }
     }
-    float l = 0.0f;
-    float o = 0.0f;
-    for (int i = 0; i < n_used; ++i) {
-        const float2 ml = p.ws_ml[part0 + i];
-        if (ml.y > 0.0f) {
-            const float f = fast_exp2(ml.x - m);
-            l += f * ml.y;
-            o += f * p.ws_acc[(part0 + i) * HD + d];
-        }
+    __syncthreads();
+    if (!merge_here) {
+        return;
     }
-    T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride;
-    out[static_cast<int64_t>(h) * HD + d] = from_f32<T>(l > 0.0f ? o / l : 0.0f);
+    __threadfence();
+    merge_splits<T, HD, kThreads>(p, s, q_begin, n_used, row_info, tid);
 }
 
 template <typename T, int HD, int kWarps>
@@ -358,23 +429,7 @@ cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(p.n_splits),
                     static_cast<unsigned>(p.n_kv_heads * p.n_row_groups),
                     static_cast<unsigned>(p.n_seqs));
-    if (const cudaError_t launched = launch_kernel(
-            kernel, grid, Cfg::kThreads, smem, stream, p);
-        launched != cudaSuccess) {
-        return launched;
-    }
-    if (p.n_splits == 1) {
-        return cudaSuccess;
-    }
-    const dim3 merge_grid(static_cast<unsigned>(p.n_heads),
-                          static_cast<unsigned>(p.max_query_len),
-                          static_cast<unsigned>(p.n_seqs));
-    if (const cudaError_t launched = launch_kernel(
-            attention_merge_kernel<T, HD>, merge_grid, HD < 32 ? 32 : HD, 0, stream, p);
-        launched != cudaSuccess) {
-        return launched;
-    }
-    return cudaGetLastError();
+    return launch_kernel(kernel, grid, Cfg::kThreads, smem, stream, p);
 }
 
 template <typename T>

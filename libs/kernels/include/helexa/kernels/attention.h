@@ -9,7 +9,8 @@
 // Two kernels behind one launcher:
 // - decode (max_query_len small): one CTA per (sequence, kv head, split); the context is cut into
 //   splits so long contexts fill the GPU (split-K / flash-decoding), partial results
-//   (max, sum, weighted V in f32) land in `workspace` and a second kernel merges them. The grid
+//   (max, sum, weighted V in f32) land in `workspace` and the last split of each (sequence, KV
+//   head) to finish merges them (an arrival counter in the workspace; no second kernel). The grid
 //   depends only on n_seqs and max_context_len, and each CTA reads its true length from
 //   context_len, so a launch captured in a CUDA graph stays valid for any context <= the
 //   max_context_len it was captured with.
@@ -45,7 +46,10 @@ struct PagedAttentionArgs {
     int64_t n_heads = 0;
     float scale = 1.0f;
     ElemType type = ElemType::kBF16;  // q, out and the pools; bf16 or f16
-    void* workspace = nullptr;        // f32 scratch, paged_attention_workspace_bytes() bytes
+    // Scratch of paged_attention_workspace_bytes() bytes, zero-filled once when allocated: it
+    // holds arrival counters that every launch leaves at zero again (so a grown workspace must
+    // be zeroed again; one workspace must not be shared by launches that may run concurrently).
+    void* workspace = nullptr;
     size_t workspace_bytes = 0;
 };
 
