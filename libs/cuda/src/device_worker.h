@@ -10,6 +10,7 @@
 // again (its pointers may name the new generation's memory). Where the driver does not let a
 // process replace a faulted context (an H200 on driver 580 does not), creation fails with
 // kCudaUnavailable and the engine asks for a process restart (docs/design/fault-recovery.md).
+// Handoffs spin briefly before sleeping (device_worker.cpp says why).
 // Thread-safety: for_device() and run() may be called from any thread; run() from the worker
 // itself runs the task inline (a task may call back into code that also submits). The fault
 // state is atomic; reset_if_faulted() runs on the worker only.
@@ -65,6 +66,7 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> tasks_;
+    std::atomic<int> queued_{0};  // tasks_.size(), readable without the mutex (the idle spin)
     bool stop_ = false;
     std::atomic<bool> faulted_{false};
     std::atomic<int> live_{0};

@@ -3,6 +3,7 @@
 // unwritten element fails. bf16 activations: relative L2 error <= 1e-2 (METHOD.md).
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -266,6 +267,60 @@ TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {
         ASSERT_TRUE(cpu_->silu_mul(act.cpu, gu.cpu).has_value());
         on_gpu([&] { ASSERT_TRUE(gpu_->silu_mul(act.gpu, gu.gpu).has_value()); });
         EXPECT_LE(rel_error(read_gpu(act.gpu), read_cpu(act.cpu)), kBf16Tol) << "silu hd=" << hd;
+    }
+}
+
+// Greedy picks on the device against the CPU sampler: ties across the row's cluster slices go to
+// the lowest index, +inf rejects the row, NaN and -inf never win; the float4 path (vocab % 4 ==
+// 0), the scalar path, a vocab smaller than one slice per CTA, and more rows than one grid.
+TEST_F(CudaOps, ArgmaxRowsMatchesTheCpuSampler) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    for (int64_t vocab : {151936, 1001, 7}) {
+        const int64_t rows = vocab == 7 ? 70000 : 9;
+        std::vector<float> v = random(static_cast<size_t>(rows * vocab), 4.0f);
+        auto row = [&](int64_t r) { return v.data() + r * vocab; };
+        // Row 1: the maximum twice, far apart (different slices) -> the first.
+        row(1)[3] = 100.0f;
+        row(1)[vocab - 2] = 100.0f;
+        // Row 2: +inf anywhere rejects the row.
+        row(2)[vocab / 2] = inf;
+        // Row 3: no finite logit.
+        std::fill(row(3), row(3) + vocab, nan);
+        // Row 4: NaN and -inf everywhere but one finite value, last.
+        for (int64_t c = 0; c < vocab; ++c) {
+            row(4)[c] = c % 2 == 0 ? nan : -inf;
+        }
+        row(4)[vocab - 1] = -1e30f;
+        // Row 5: adjacent equal maxima (one thread's pack) -> the first.
+        row(5)[vocab - 4] = 50.0f;
+        row(5)[vocab - 3] = 50.0f;
+        auto logits_cpu = cpu_->alloc(DType::kF32, rows, vocab);
+        ASSERT_TRUE(logits_cpu.has_value());
+        ASSERT_TRUE(cpu_->copy_from_host(*logits_cpu, v.data()).has_value());
+        auto ids_cpu = cpu_->alloc(DType::kI32, 1, rows);
+        ASSERT_TRUE(ids_cpu.has_value());
+        ASSERT_TRUE(cpu_->argmax_rows(*ids_cpu, *logits_cpu).has_value());
+        std::vector<int32_t> want(static_cast<size_t>(rows));
+        ASSERT_TRUE(cpu_->copy_to_host(want.data(), *ids_cpu).has_value());
+        std::vector<int32_t> got(static_cast<size_t>(rows), -7);
+        on_gpu([&] {
+            auto logits = gpu_->alloc(DType::kF32, rows, vocab);
+            ASSERT_TRUE(logits.has_value());
+            ASSERT_TRUE(gpu_->copy_from_host(*logits, v.data()).has_value());
+            auto ids = gpu_->alloc(DType::kI32, 1, rows);
+            ASSERT_TRUE(ids.has_value());
+            const std::vector<int32_t> poison(static_cast<size_t>(rows), -7);
+            ASSERT_TRUE(gpu_->copy_from_host(*ids, poison.data()).has_value());
+            auto st = gpu_->argmax_rows(*ids, *logits);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            ASSERT_TRUE(gpu_->copy_to_host(got.data(), *ids).has_value());
+        });
+        EXPECT_EQ(want[1], 3) << "vocab " << vocab;
+        EXPECT_EQ(want[2], -1) << "vocab " << vocab;
+        EXPECT_EQ(want[3], -1) << "vocab " << vocab;
+        EXPECT_EQ(want[4], vocab - 1) << "vocab " << vocab;
+        EXPECT_EQ(got, want) << "vocab " << vocab;
     }
 }
 

@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <type_traits>
@@ -60,6 +61,9 @@ struct AttnParams {
     int32_t* ws_count = nullptr;  // [n_seqs, n_kv_heads, n_row_groups] split arrivals, kept 0
     float2* ws_ml = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits] (max, sum), log2
     float* ws_acc = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits, head_dim]
+    // Gather the first tile's keys older than the step's rows before the PDL wait
+    // (HELEXA_ATTN_EARLY_KV=0: after it, for A/B measurements).
+    bool early_kv = true;
 };
 
 // Decode CTA shape: warps split each key tile (16 keys per warp); 2 warps at head_dim 256 to
@@ -152,11 +156,14 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 // Gathers keys [k0, k0 + kRows) of one kv head through the block table into two padded
 // shared tiles sk, sv ([kRows][HD + 8] elements); keys >= k_end (or in a block id outside the
-// pool) are zero-filled, so masked rows can never inject NaN through P.V.
+// pool) are zero-filled, so masked rows can never inject NaN through P.V. Only the rows whose
+// key lies in [key_lo, key_hi) are touched, so a tile can be gathered in two calls (each row
+// written once).
 template <typename T, int HD, int kRows, int kThreads>
 __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, const T* v_pool,
                                              const int32_t* table, const AttnParams& p,
-                                             int kvh, int k0, int k_end, int tid) {
+                                             int kvh, int k0, int k_end, int tid,
+                                             int key_lo = INT_MIN, int key_hi = INT_MAX) {
     constexpr int kChunks = HD / 8;  // 16-byte chunks per row
     constexpr int kStride = HD + 8;
     constexpr int kTotal = kRows * kChunks;
@@ -169,6 +176,9 @@ __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, cons
         const int r = i / kChunks;
         const int c = i % kChunks;
         const int key = k0 + r;
+        if (key < key_lo || key >= key_hi) {
+            continue;
+        }
         bool valid = key < k_end;
         int64_t off = 0;
         if (valid) {

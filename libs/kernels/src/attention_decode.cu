@@ -1,4 +1,4 @@
-// Decode attention over the paged KV cache: flash-decoding with GQA row packing, then a merge.
+// Decode attention over the paged KV cache: flash-decoding with GQA row packing, merged in-kernel.
 //
 // Grid (n_splits, n_kv_heads * n_row_groups, n_seqs). A CTA takes one KV head and 16 "rows":
 // (query head of the group, query row) pairs, row index = query_row * group + head_in_group, so
@@ -7,19 +7,22 @@
 // context in tiles of 16 keys per warp; each warp keeps its own running (max, sum, O) over its
 // keys of every tile, on tensor cores (S = Q.K^T as a 16 x 16 x head_dim product, O += P.V),
 // and the warps are combined through shared memory at the end. Tiles arrive by 16-byte
-// cp.async through the block table, double buffered.
+// cp.async through the block table, DecodeCfg::kStages of them in flight.
 //
 // Lengths come from device memory (context_len, query_start), clamped to the host bounds the
 // grid was sized with, so a CUDA graph captured at some max_context_len replays correctly for any
 // shorter context: CTAs whose split starts past the context have nothing to do and leave. With one split the CTA writes the output directly; otherwise it writes its
 // partial (max in the exp2 domain, sum, unnormalised O in f32) and the last split to finish
 // combines them (merge_splits).
+#include <cstdlib>
+#include <cstring>
+
 #include "attention_common.cuh"
 
 namespace helexa::kernels::attn {
 namespace {
 
-template <int HD, int kWarps>
+template <int HD, int kWarps, int kStagesIn>
 struct DecodeCfg {
     static constexpr int kThreads = kWarps * 32;
     static constexpr int kBlockN = 16 * kWarps;  // keys per tile: 16 per warp
@@ -28,11 +31,15 @@ struct DecodeCfg {
     static constexpr int kTileElems = kBlockN * kStride;
     static constexpr int kQElems = 16 * kStride;
     static constexpr int kOStride = HD + 8;       // f32 combine rows: 2 wavefronts per store
-    // [K0][V0][K1][V1][Q]; the combine scratch (per warp: O rows, then max and sum) reuses the
-    // tiles once the key loop is done.
-    static constexpr int kSmemBytes = (4 * kTileElems + kQElems) * 2;
+    // K/V tiles in flight (decode_stages()).
+    static constexpr int kStages = kStagesIn;
+    static_assert(kStages >= 2, "at least double buffering");
+    // [K0][V0][K1][V1]...[Q]; the combine scratch (per warp: O rows, then max and sum) reuses
+    // the tiles once the key loop is done.
+    static constexpr int kSmemBytes = (2 * kStages * kTileElems + kQElems) * 2;
     static constexpr int kCombineBytes = kWarps * 16 * (kOStride + 2) * 4;
-    static_assert(kCombineBytes <= 4 * kTileElems * 2, "combine scratch must fit the tiles");
+    static_assert(kCombineBytes <= 2 * kStages * kTileElems * 2,
+                  "combine scratch must fit the tiles");
     static_assert(HD % 16 == 0 && HD <= 256, "head_dim must be a multiple of 16, <= 256");
 };
 
@@ -123,13 +130,15 @@ __device__ __forceinline__ void merge_splits(const AttnParams& p, int s, int q_b
     Out::store(out, o, l);
 }
 
-template <typename T, int HD, int kWarps>
+template <typename T, int HD, int kWarps, int kStages>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const AttnParams p) {
-    // Nothing before this reads or writes what other kernels touch (launch.cuh).
-    grid_dependency_wait();
-    allow_dependent_launch();
-    using Cfg = DecodeCfg<HD, kWarps>;
+    // Before grid_dependency_wait() (launch.cuh) this kernel reads only what no kernel of the
+    // running step writes: the step's metadata (query_start, context_len, block tables: copied
+    // in before the step's first kernel) and, with p.early_kv, the K/V of keys older than the
+    // step's query rows (written by earlier steps; blocks a sequence reads are never rewritten
+    // while it holds them). Every exit path passes the wait first.
+    using Cfg = DecodeCfg<HD, kWarps, kStages>;
     constexpr int kBlockN = Cfg::kBlockN;
     constexpr int kStride = Cfg::kStride;
     constexpr int kThreads = Cfg::kThreads;
@@ -143,6 +152,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int nq = min(max(p.query_start[s + 1] - q_begin, 0), p.max_query_len);
     const int n_rows = p.group * nq;  // valid packed rows of this sequence
     if (row0 >= n_rows) {
+        grid_dependency_wait();
+        allow_dependent_launch();
         return;  // no query row here; the merge never reads these partials
     }
     const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
@@ -171,6 +182,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     };
 
     if (split >= n_used) {
+        grid_dependency_wait();
+        allow_dependent_launch();
         // Only an empty context (bad metadata) leaves split 0 without keys: it writes zeros.
         if (split == 0) {
             for (int i = tid; i < 16 * HD; i += kThreads) {
@@ -190,12 +203,21 @@ __global__ void __launch_bounds__(kWarps * 32)
     T* smem = reinterpret_cast<T*>(smem_raw);
     auto sk = [smem](int b) { return smem + 2 * b * Cfg::kTileElems; };
     auto sv = [smem](int b) { return smem + (2 * b + 1) * Cfg::kTileElems; };
-    T* sq = smem + 4 * Cfg::kTileElems;
+    T* sq = smem + 2 * Cfg::kStages * Cfg::kTileElems;
 
     const T* q = static_cast<const T*>(p.q);
     const T* k_pool = static_cast<const T*>(p.k_pool);
     const T* v_pool = static_cast<const T*>(p.v_pool);
     const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks_per_seq;
+
+    // The first tile's keys older than the step's rows head for shared memory while the
+    // previous kernel (the q/k epilogue, which writes q and the new keys) finishes; the rest of
+    // the tile and Q follow the wait, in the same cp.async group.
+    const int early_end = p.early_kv ? first_pos : k_begin;
+    load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
+                                           k_end, tid, k_begin, early_end);
+    grid_dependency_wait();
+    allow_dependent_launch();
 
     // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
     for (int i = tid; i < 16 * kChunks; i += kThreads) {
@@ -209,8 +231,18 @@ __global__ void __launch_bounds__(kWarps * 32)
         cp_async16(sq + r * kStride + c * 8, src, valid);
     }
     load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
-                                           k_end, tid);
+                                           k_end, tid, early_end, INT_MAX);
     cp_async_commit();
+    // One cp.async group per tile, committed even when empty so that "tile t landed" is always
+    // "at most kStages - 1 newer groups pending".
+#pragma unroll
+    for (int t = 1; t < Cfg::kStages - 1; ++t) {
+        if (t < n_tiles) {
+            load_kv_tile<T, HD, kBlockN, kThreads>(sk(t), sv(t), k_pool, v_pool, table, p, kvh,
+                                                   k_begin + t * kBlockN, k_end, tid);
+        }
+        cp_async_commit();
+    }
 
     const int a_row = lane % 16, a_col = (lane / 16) * 8;
     const int k_row = warp * 16 + (lane % 8) + 8 * (lane / 16), k_col = 8 * ((lane / 8) % 2);
@@ -234,16 +266,17 @@ __global__ void __launch_bounds__(kWarps * 32)
     float row_sum[2] = {0.0f, 0.0f};
 
     for (int t = 0; t < n_tiles; ++t) {
-        const int stage = t & 1;
+        const int stage = t % Cfg::kStages;
         const int k0 = k_begin + t * kBlockN;
-        if (t + 1 < n_tiles) {
-            load_kv_tile<T, HD, kBlockN, kThreads>(sk(stage ^ 1), sv(stage ^ 1), k_pool, v_pool,
-                                                   table, p, kvh, k0 + kBlockN, k_end, tid);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
+        // Tile t + kStages - 1 refills the stage tile t - 1 used (everyone left it at the
+        // barrier closing the previous iteration).
+        if (const int ahead = t + Cfg::kStages - 1; ahead < n_tiles) {
+            const int st = ahead % Cfg::kStages;
+            load_kv_tile<T, HD, kBlockN, kThreads>(sk(st), sv(st), k_pool, v_pool, table, p, kvh,
+                                                   k_begin + ahead * kBlockN, k_end, tid);
         }
+        cp_async_commit();
+        cp_async_wait<Cfg::kStages - 1>();
         __syncthreads();
         if constexpr (Cfg::kQInRegs) {
             if (t == 0) {
@@ -321,7 +354,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                 mma_16816<T>(acc_o[2 * j + 1], a, b[2], b[3]);
             }
         }
-        __syncthreads();  // this stage is refilled by the next iteration's prefetch
+        __syncthreads();  // this stage is refilled by the next iteration's load
     }
 
     // Combine the warps: each publishes (max, sum, O) for its 16 rows, then all threads merge.
@@ -416,11 +449,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     merge_splits<T, HD, kThreads>(p, s, q_begin, n_used, row_info, tid);
 }
 
-template <typename T, int HD, int kWarps>
+template <typename T, int HD, int kWarps, int kStages>
 cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
-    using Cfg = DecodeCfg<HD, kWarps>;
+    using Cfg = DecodeCfg<HD, kWarps, kStages>;
     const size_t smem = Cfg::kSmemBytes;
-    auto kernel = attention_decode_kernel<T, HD, kWarps>;
+    auto kernel = attention_decode_kernel<T, HD, kWarps, kStages>;
     static std::atomic<uint64_t> smem_raised{0};
     const cudaError_t smem_err = ensure_dynamic_smem(kernel, smem, smem_raised);
     if (smem_err != cudaSuccess) {
@@ -432,19 +465,33 @@ cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     return launch_kernel(kernel, grid, Cfg::kThreads, smem, stream, p);
 }
 
+// K/V tiles in flight per CTA: with two, a CTA walking a long split waited one load latency per
+// tile (32 streams x 640 keys: 0.64 of copy bandwidth on an H200); three keep two loads in
+// flight while one tile is consumed and still fit two CTAs per SM at head_dim 128 (109 KB).
+// head_dim 256 stays double buffered (shared memory). HELEXA_ATTN_STAGES=2 (A/B measurements)
+// double-buffers head_dim 128 too; read once per process.
+int decode_stages() {
+    static const int stages = [] {
+        const char* env = std::getenv("HELEXA_ATTN_STAGES");
+        return env != nullptr && std::strcmp(env, "2") == 0 ? 2 : 3;
+    }();
+    return stages;
+}
+
 template <typename T>
 cudaError_t launch_decode_hd(const AttnParams& p, int head_dim, cudaStream_t stream) {
     switch (head_dim) {
         case 16:
-            return launch_decode_typed<T, 16, 4>(p, stream);
+            return launch_decode_typed<T, 16, 4, 3>(p, stream);
         case 32:
-            return launch_decode_typed<T, 32, 4>(p, stream);
+            return launch_decode_typed<T, 32, 4, 3>(p, stream);
         case 64:
-            return launch_decode_typed<T, 64, 4>(p, stream);
+            return launch_decode_typed<T, 64, 4, 3>(p, stream);
         case 128:
-            return launch_decode_typed<T, 128, 4>(p, stream);
+            return decode_stages() == 2 ? launch_decode_typed<T, 128, 4, 2>(p, stream)
+                                        : launch_decode_typed<T, 128, 4, 3>(p, stream);
         case 256:
-            return launch_decode_typed<T, 256, 2>(p, stream);
+            return launch_decode_typed<T, 256, 2, 2>(p, stream);
         default:
             return cudaErrorInvalidValue;
     }
