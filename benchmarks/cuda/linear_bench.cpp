@@ -38,15 +38,25 @@ int main(int argc, char** argv) {
     }
     auto backend = std::move(*made);
     auto exec = backend->executor();
+    // Each shape plain (out = x w^T) and, as "+fused", with the fusion the decoder runs it with
+    // (input norm, residual add, SwiGLU): the fused epilogues change the kernels' shapes (the
+    // SwiGLU one reads two rows per warp) and prologues (the norm's reduction).
+    using Out = helexa::engine::LinearFusion::Output;
     struct Shape {
         const char* name;
         int64_t N, K;
+        bool norm;
+        Out output;
     };
-    const std::vector<Shape> shapes = {{"qkv", 6144, 4096},
-                                       {"o_proj", 4096, 4096},
-                                       {"gate_up", 24576, 4096},
-                                       {"down", 4096, 12288},
-                                       {"lm_head", 151936, 4096}};
+    const std::vector<Shape> shapes = {{"qkv", 6144, 4096, false, Out::kStore},
+                                       {"o_proj", 4096, 4096, false, Out::kStore},
+                                       {"gate_up", 24576, 4096, false, Out::kStore},
+                                       {"down", 4096, 12288, false, Out::kStore},
+                                       {"lm_head", 151936, 4096, false, Out::kStore},
+                                       {"qkv+norm", 6144, 4096, true, Out::kStore},
+                                       {"o_proj+residual", 4096, 4096, false, Out::kAccumulate},
+                                       {"gate_up+norm+swiglu", 24576, 4096, true, Out::kSwiGlu},
+                                       {"down+residual", 4096, 12288, false, Out::kAccumulate}};
     const std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64};
     int status = 0;
     exec->run([&] {
@@ -72,15 +82,24 @@ int main(int argc, char** argv) {
             }
             for (int64_t T : rows) {
                 Tensor x = random_tensor(T, s.K);
-                auto out = b.alloc(DType::kBF16, T, s.N);
+                const int64_t out_cols = s.output == Out::kSwiGlu ? s.N / 2 : s.N;
+                auto out = b.alloc(DType::kBF16, T, out_cols);
+                Tensor norm_w = s.norm ? random_tensor(1, s.K) : Tensor{};
+                auto normed = b.alloc(DType::kBF16, T, s.K);
+                auto product = b.alloc(DType::kBF16, T, s.N);
+                const helexa::engine::LinearFusion fusion{norm_w, 1e-6f, s.output};
+                const helexa::engine::LinearScratch scratch{*normed, *product};
+                auto call = [&](const Tensor& w) {
+                    return b.fused_linear(*out, x, w, Tensor{}, fusion, scratch);
+                };
                 // Eager once per weight (plans, tuning), then record 8 rounds over the 4 copies.
                 for (const auto& w : ws) {
-                    (void)b.linear(*out, x, w, Tensor{});
+                    (void)call(w);
                 }
                 auto graph = b.capture_graph([&]() -> helexa::Status {
                     for (int r = 0; r < 8; ++r) {
                         for (const auto& w : ws) {
-                            HELEXA_TRY_STATUS(b.linear(*out, x, w, Tensor{}));
+                            HELEXA_TRY_STATUS(call(w));
                         }
                     }
                     return helexa::ok();
@@ -104,7 +123,8 @@ int main(int argc, char** argv) {
                 }
                 std::sort(times.begin(), times.end());
                 const double t = times[times.size() / 2];
-                const double bytes = static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * s.N * 2);
+                const double bytes =
+                    static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * out_cols * 2);
                 const double gbps = bytes / t / 1e9;
                 std::printf("{\"kind\":\"linear\",\"label\":\"%s\",\"shape\":\"%s\",\"N\":%lld,"
                             "\"K\":%lld,\"T\":%lld,\"us\":%.2f,\"gb_per_s\":%.0f,\"ratio\":%.3f}\n",
@@ -114,6 +134,11 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
                 b.free(x);
                 b.free(*out);
+                b.free(*normed);
+                b.free(*product);
+                if (s.norm) {
+                    b.free(norm_w);
+                }
             }
             for (const auto& w : ws) {
                 b.free(w);

@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <utility>
 
 namespace helexa::kernels {
@@ -62,6 +64,39 @@ inline bool pdl_enabled() {
     return enabled;
 }
 
+// Every kernel launched here asks for the same L1 / shared-memory split: the most shared memory.
+// Why: an SM changes its split only when it is idle, so two consecutive kernels that prefer
+// different splits cannot share SMs, and the next kernel's CTAs cannot move in while the previous
+// one drains (the point of PDL). The decode attention needs 2 x 109 KB per SM, the fused-norm
+// matmuls a little, the rest none (their weight loads bypass L1). HELEXA_CUDA_CARVEOUT=0 leaves
+// each kernel to the driver's default (A/B measurements). Set once per (device, kernel); a
+// function attribute, not a stream operation, so safe while a graph is captured.
+inline bool uniform_carveout_enabled() {
+    static const bool enabled = [] {
+        const char* env = std::getenv("HELEXA_CUDA_CARVEOUT");
+        return env == nullptr || std::strcmp(env, "0") != 0;
+    }();
+    return enabled;
+}
+
+template <typename Kernel>
+void prefer_max_shared_memory(Kernel kernel) {
+    if (!uniform_carveout_enabled()) {
+        return;
+    }
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) {
+        return;
+    }
+    static std::mutex mutex;
+    static std::set<std::pair<int, const void*>> done;
+    std::lock_guard lock(mutex);
+    if (done.emplace(device, reinterpret_cast<const void*>(kernel)).second) {
+        (void)cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                   cudaSharedmemCarveoutMaxShared);
+    }
+}
+
 // kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute when enabled, in thread
 // block clusters of cluster_x CTAs along x when cluster_x > 1 (grid.x a multiple of it; sm_90+);
 // returns the launch's error. Captured into CUDA graphs as a programmatic edge.
@@ -69,6 +104,7 @@ template <typename... Params, typename... Args>
 cudaError_t launch_kernel_in_clusters(void (*kernel)(Params...), dim3 grid, dim3 block,
                                       size_t smem, cudaStream_t stream, unsigned cluster_x,
                                       Args&&... args) {
+    prefer_max_shared_memory(kernel);
     cudaLaunchAttribute attr[2];
     unsigned n = 0;
     if (pdl_enabled()) {

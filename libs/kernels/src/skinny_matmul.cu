@@ -285,6 +285,10 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
             for (int t = 0; t < T; ++t) {
                 ss[t] = 0.0f;
             }
+            // Unrolled so a lane's loads of x are in flight together (one L2 round trip, not one
+            // per pack: this prologue sits between the dependency wait and the weight stream);
+            // the sums keep their order.
+#pragma unroll 4
             for (int64_t i = vw * kWarp + lane; i < k_packs; i += p.norm_threads) {
 #pragma unroll
                 for (int t = 0; t < T; ++t) {
@@ -323,6 +327,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
         // (y = to_act(x * inv), out = to_act(w * y)); every warp then reads it from there.
         // Recomputing it per weight row instead costs ~6 ALU ops per weight element.
         const auto* norm_packs = reinterpret_cast<const uint4*>(p.norm_weight);
+#pragma unroll 4
         for (int64_t i = threadIdx.x; i < k_packs; i += kThreads) {
             float nf[kPackElems];
             unpack8<W>(__ldg(norm_packs + i), nf);
