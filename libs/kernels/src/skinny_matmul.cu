@@ -30,6 +30,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "helexa/kernels/skinny_matmul.h"
 #include "elem_access.cuh"
@@ -465,8 +467,19 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     constexpr int64_t kUnitsPerSm = 64;
     const int64_t target_warps = static_cast<int64_t>(device_sm_count()) * kUnitsPerSm;
     const int64_t k_packs = p.k / kPackElems;
+    // A split that would leave slices of a tile and a half (Qwen3-8B's down projection: 384 of
+    // 1536 packs at ks = 4) is not taken while the current one cuts K into whole tiles: the
+    // half tile is a second round trip with half the loads in flight.
+    // HELEXA_SKINNY_WHOLE_TILES=0 drops that rule (A/B measurements).
+    static const bool whole_tiles = [] {
+        const char* env = std::getenv("HELEXA_SKINNY_WHOLE_TILES");
+        return env == nullptr || std::strcmp(env, "0") != 0;
+    }();
+    constexpr int64_t kTilePacks = static_cast<int64_t>(kWarp) * U;
+    auto whole = [&](int64_t splits) { return (k_packs / splits) % kTilePacks == 0; };
     int ks = 1;
-    while (ks < kWarps && p.groups * ks < target_warps && k_packs / (ks * 2) >= kWarp * U) {
+    while (ks < kWarps && p.groups * ks < target_warps && k_packs / (ks * 2) >= kTilePacks &&
+           !(whole_tiles && k_packs % ks == 0 && whole(ks) && !whole(ks * 2))) {
         ks *= 2;
     }
     p.ks = ks;
