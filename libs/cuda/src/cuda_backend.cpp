@@ -160,6 +160,9 @@ public:
         if (attention_workspace_) {
             cudaFree(attention_workspace_);
         }
+        for (void* old : retired_attention_workspaces_) {
+            cudaFree(old);
+        }
         if (cublas_workspace_) {
             cudaFree(cublas_workspace_);
         }
@@ -520,12 +523,14 @@ public:
         const size_t need = kernels::paged_attention_workspace_bytes(
             batch.n_seqs, batch.max_query_len, batch.max_context_len, n_heads, s.head_dim);
         if (need > attention_workspace_bytes_) {
+            // Grows when a step of a new shape first runs (more sequences, longer contexts):
+            // graphs recorded earlier still hold the old buffer (their launches fit it), so it
+            // stays allocated until the backend goes rather than leaving them a freed pointer.
             if (attention_workspace_) {
-                cudaFree(attention_workspace_);
+                retired_attention_workspaces_.push_back(attention_workspace_);
                 attention_workspace_ = nullptr;
                 attention_workspace_bytes_ = 0;
             }
-            // NOTE: grows on the first long step only; later steps reuse it.
             HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
             attention_workspace_bytes_ = need;
             // The split counters in it start at zero; every launch leaves them zero.
@@ -700,6 +705,7 @@ private:
     std::unique_ptr<CublasLtMatmul> matmul_;
     void* attention_workspace_ = nullptr;
     size_t attention_workspace_bytes_ = 0;
+    std::vector<void*> retired_attention_workspaces_;  // outgrown, still named by old graphs
     std::unordered_map<void*, int64_t> allocations_;
     int64_t allocated_bytes_ = 0;
     bool poisoned_ = false;
