@@ -7,8 +7,6 @@
 // positive value.
 #include <cmath>
 #include <cstddef>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 
 #include "attention_common.cuh"
@@ -135,10 +133,7 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     p.n_heads = static_cast<int32_t>(a.n_heads);
     p.group = static_cast<int32_t>(a.n_heads / lay.n_kv_heads);
     p.scale_log2 = a.scale * attn::kLog2e;
-    static const bool early_kv = [] {
-        const char* env = std::getenv("HELEXA_ATTN_EARLY_KV");
-        return env == nullptr || std::strcmp(env, "0") != 0;
-    }();
+    static const bool early_kv = env_on_unless_zero("HELEXA_ATTN_EARLY_KV");
     p.early_kv = early_kv;
     const bool bf16 = a.type == ElemType::kBF16;
 

@@ -18,7 +18,6 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 
 #include "async_copy.cuh"
@@ -77,11 +76,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // one DRAM round trip after another. HELEXA_ATTN_MIN_SPLIT_KEYS overrides it (A/B
 // measurements; read once per process, so the workspace bound and every launch agree).
 inline int64_t decode_min_split_keys() {
-    static const int64_t keys = [] {
-        const char* env = std::getenv("HELEXA_ATTN_MIN_SPLIT_KEYS");
-        const long v = env != nullptr ? std::strtol(env, nullptr, 10) : 0;
-        return v > 0 ? static_cast<int64_t>(v) : int64_t{64};
-    }();
+    static const auto keys = static_cast<int64_t>(env_positive("HELEXA_ATTN_MIN_SPLIT_KEYS", 64));
     return keys;
 }
 

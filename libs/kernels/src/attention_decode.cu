@@ -14,9 +14,6 @@
 // shorter context: CTAs whose split starts past the context have nothing to do and leave. With one split the CTA writes the output directly; otherwise it writes its
 // partial (max in the exp2 domain, sum, unnormalised O in f32) and the last split to finish
 // combines them (merge_splits).
-#include <cstdlib>
-#include <cstring>
-
 #include "attention_common.cuh"
 
 namespace helexa::kernels::attn {
@@ -471,10 +468,7 @@ cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
 // head_dim 256 stays double buffered (shared memory). HELEXA_ATTN_STAGES=2 (A/B measurements)
 // double-buffers head_dim 128 too; read once per process.
 int decode_stages() {
-    static const int stages = [] {
-        const char* env = std::getenv("HELEXA_ATTN_STAGES");
-        return env != nullptr && std::strcmp(env, "2") == 0 ? 2 : 3;
-    }();
+    static const int stages = env_positive("HELEXA_ATTN_STAGES", 3) == 2 ? 2 : 3;
     return stages;
 }
 

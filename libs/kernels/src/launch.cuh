@@ -44,12 +44,26 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
+// The library's A/B switches (HELEXA_* environment variables, for measurements): each caller
+// reads its switch once into a static, so one process never mixes two settings.
+// True unless the variable is set to "0".
+inline bool env_on_unless_zero(const char* name) {
+    const char* env = std::getenv(name);
+    return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
+// The variable as a positive integer; `fallback` when it is unset or not a positive number.
+inline long env_positive(const char* name, long fallback) {
+    const char* env = std::getenv(name);
+    const long v = env != nullptr ? std::strtol(env, nullptr, 10) : 0;
+    return v > 0 ? v : fallback;
+}
+
 // Whether launches on the current device use PDL (compute capability >= 9.0, not disabled by
 // HELEXA_CUDA_PDL=0). Cached per process: one process drives devices of one generation.
 inline bool pdl_enabled() {
     static const bool enabled = [] {
-        if (const char* env = std::getenv("HELEXA_CUDA_PDL"); env != nullptr &&
-                                                              std::strcmp(env, "0") == 0) {
+        if (!env_on_unless_zero("HELEXA_CUDA_PDL")) {
             return false;
         }
         int device = 0;
@@ -72,10 +86,7 @@ inline bool pdl_enabled() {
 // each kernel to the driver's default (A/B measurements). Set once per (device, kernel); a
 // function attribute, not a stream operation, so safe while a graph is captured.
 inline bool uniform_carveout_enabled() {
-    static const bool enabled = [] {
-        const char* env = std::getenv("HELEXA_CUDA_CARVEOUT");
-        return env == nullptr || std::strcmp(env, "0") != 0;
-    }();
+    static const bool enabled = env_on_unless_zero("HELEXA_CUDA_CARVEOUT");
     return enabled;
 }
 

@@ -30,8 +30,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #include "helexa/kernels/skinny_matmul.h"
 #include "elem_access.cuh"
@@ -471,10 +469,7 @@ cudaError_t launch_t(const SkinnyParams<W>& base, cudaStream_t stream) {
     // 1536 packs at ks = 4) is not taken while the current one cuts K into whole tiles: the
     // half tile is a second round trip with half the loads in flight.
     // HELEXA_SKINNY_WHOLE_TILES=0 drops that rule (A/B measurements).
-    static const bool whole_tiles = [] {
-        const char* env = std::getenv("HELEXA_SKINNY_WHOLE_TILES");
-        return env == nullptr || std::strcmp(env, "0") != 0;
-    }();
+    static const bool whole_tiles = env_on_unless_zero("HELEXA_SKINNY_WHOLE_TILES");
     constexpr int64_t kTilePacks = static_cast<int64_t>(kWarp) * U;
     auto whole = [&](int64_t splits) { return (k_packs / splits) % kTilePacks == 0; };
     int ks = 1;
