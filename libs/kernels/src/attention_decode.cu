@@ -11,9 +11,10 @@
 //
 // Lengths come from device memory (context_len, query_start), clamped to the host bounds the
 // grid was sized with, so a CUDA graph captured at some max_context_len replays correctly for any
-// shorter context: CTAs whose split starts past the context have nothing to do and leave. With one split the CTA writes the output directly; otherwise it writes its
-// partial (max in the exp2 domain, sum, unnormalised O in f32) and the last split to finish
-// combines them (merge_splits).
+// shorter context: CTAs whose split starts past the context have nothing to do and leave. With
+// one split the CTA writes the output directly; otherwise it writes its partial (max in the exp2
+// domain, sum, unnormalised O in f32) and the last split to finish combines them
+// (merge_splits).
 #include "attention_common.cuh"
 
 namespace helexa::kernels::attn {

@@ -13,8 +13,8 @@
 //   kernel writes (activations, KV cache, outputs); before it a kernel may read only what no
 //   kernel of the running step writes: weights, the step's metadata (copied in before the step's
 //   first kernel, which every later kernel transitively follows) and KV entries of earlier steps
-//   (the decode attention's first tile). Every thread calling it (before any early return) also keeps the ordering
-//   transitive: a grid cannot complete before its predecessor has.
+//   (the decode attention's first tile). Every thread calling it (before any early return) also
+//   keeps the ordering transitive: a grid cannot complete before its predecessor has.
 // - allow_dependent_launch() is called right after the wait, so at most two grids of a stream are
 //   resident at once and a multi-wave grid's own CTAs are never crowded out by its successor.
 // HELEXA_CUDA_PDL=0 launches plainly (for A/B measurements); devices before compute capability

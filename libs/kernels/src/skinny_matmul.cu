@@ -561,11 +561,7 @@ cudaError_t launch_skinny_matmul(void* out, int64_t out_stride, ElemType out_typ
                                  int64_t x_stride, const void* w, const void* bias, int64_t T,
                                  int64_t N, int64_t K, ElemType type, const SkinnyFusion& fusion,
                                  cudaStream_t stream) {
-    if (type != ElemType::kBF16 && type != ElemType::kF16) {
-        return cudaErrorInvalidValue;  // f32 weights take the cuBLASLt path
-    }
-    const bool store = fusion.output == Output::kStore;
-    if (out_type != type && !(store && out_type == ElemType::kF32)) {
+    if (!skinny_types_supported(type, out_type, fusion.output)) {
         return cudaErrorInvalidValue;
     }
     if (T < 0 || T > kSkinnyMaxRows || N < 0 || K <= 0 || K % kPackElems != 0 ||

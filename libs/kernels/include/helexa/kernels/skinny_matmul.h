@@ -42,6 +42,18 @@ struct SkinnyFusion {
     Output output = Output::kStore;
 };
 
+// The element types both skinny matmuls (this one and skinny_mma_matmul.h) take: bf16 or f16
+// weights and activations (f32 weights take the cuBLASLt path), the output in the same type, or
+// f32 for a plain store (logits).
+inline bool skinny_types_supported(ElemType type, ElemType out_type,
+                                   SkinnyFusion::Output output) {
+    if (type != ElemType::kBF16 && type != ElemType::kF16) {
+        return false;
+    }
+    return out_type == type ||
+           (output == SkinnyFusion::Output::kStore && out_type == ElemType::kF32);
+}
+
 // x: [T, K] (row stride x_stride), w: [N, K] contiguous, bias: [N] or null, all of `type`
 // (bf16 or f16); out: [T, N] (or [T, N/2] for kSwiGlu; row stride out_stride) of out_type
 // (type or f32). Requires 1 <= T <= kSkinnyMaxRows, K % 8 == 0, x_stride % 8 == 0, 16-byte
