@@ -179,25 +179,31 @@ static bool run_case(const Case& c, std::mt19937& rng) {
     return ok;
 }
 
+// What a timed decode does besides the attention: nothing, or the q/k/v epilogue fused in
+// (FusedQkvEpilogue) with Qwen3's q/k norm and rotary, with rotary only, or with neither.
+enum class Fused { kNo, kNormRope, kRope, kBare };
+
 // Timing on synthetic data (no reference): prefill of one prompt and a long-context decode.
 static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seqs, int nq, int ctx,
-                      double flops_per_run, double bytes_per_run) {
+                      double flops_per_run, double bytes_per_run, Fused fused = Fused::kNo) {
     const int bs = 16;
     const int max_blocks = (ctx + bs - 1) / bs;
     const int n_blocks = max_blocks * n_seqs;
     const int n_tokens = nq * n_seqs;
     const int64_t width = static_cast<int64_t>(n_heads) * hd;
+    // Fused: q is the projection's qkv rows.
+    const int64_t q_width = fused == Fused::kNo ? width : width + 2 * int64_t{n_kv} * hd;
     const int64_t pool = static_cast<int64_t>(n_blocks) * n_kv * bs * hd;
     std::vector<int32_t> qs(n_seqs + 1), cl(n_seqs, ctx), tab(static_cast<size_t>(n_seqs) * max_blocks);
     for (int s = 0; s <= n_seqs; ++s) qs[s] = s * nq;
     std::iota(tab.begin(), tab.end(), 0);
     void *dq, *dk, *dv, *dout, *dws = nullptr;
     int32_t *dqs, *dctx, *dtab;
-    CK(cudaMalloc(&dq, n_tokens * width * 2));
+    CK(cudaMalloc(&dq, n_tokens * q_width * 2));
     CK(cudaMalloc(&dout, n_tokens * width * 2));
     CK(cudaMalloc(&dk, pool * 2));
     CK(cudaMalloc(&dv, pool * 2));
-    CK(cudaMemset(dq, 0x3c, n_tokens * width * 2));  // bf16 ~0.0115, not zeros
+    CK(cudaMemset(dq, 0x3c, n_tokens * q_width * 2));  // bf16 ~0.0115, not zeros
     CK(cudaMemset(dk, 0x3c, pool * 2));
     CK(cudaMemset(dv, 0x3d, pool * 2));
     CK(cudaMalloc(&dqs, qs.size() * 4));
@@ -207,7 +213,7 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
     CK(cudaMemcpy(dctx, cl.data(), cl.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dtab, tab.data(), tab.size() * 4, cudaMemcpyHostToDevice));
     PagedAttentionArgs a;
-    a.out = dout; a.out_stride = width; a.q = dq; a.q_stride = width; a.k_pool = dk; a.v_pool = dv;
+    a.out = dout; a.out_stride = width; a.q = dq; a.q_stride = q_width; a.k_pool = dk; a.v_pool = dv;
     a.layout = PagedKvLayout{n_blocks, n_kv, bs, hd};
     a.query_start = dqs; a.context_len = dctx; a.block_tables = dtab; a.n_seqs = n_seqs;
     a.max_blocks_per_seq = max_blocks; a.max_query_len = nq; a.max_context_len = ctx;
@@ -218,6 +224,42 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
         CK(cudaMemset(dws, 0, a.workspace_bytes));  // the split counters start at zero
     }
     a.workspace = dws;
+    FusedQkvEpilogue e;
+    void *dnorm = nullptr, *dinv = nullptr, *dpos = nullptr, *dslots = nullptr;
+    if (fused != Fused::kNo) {
+        // Each sequence's new key goes to its last position's slot (the table is the identity).
+        std::vector<int32_t> pos(n_seqs, ctx - 1), slots(n_seqs);
+        for (int s = 0; s < n_seqs; ++s) slots[s] = s * max_blocks * bs + ctx - 1;
+        std::vector<float> inv(hd / 2);
+        for (int i = 0; i < hd / 2; ++i) inv[i] = std::pow(1e6f, -2.0f * i / hd);
+        CK(cudaMalloc(&dnorm, 2 * hd * 2));
+        CK(cudaMemset(dnorm, 0x3f, 2 * hd * 2));
+        CK(cudaMalloc(&dinv, inv.size() * 4));
+        CK(cudaMalloc(&dpos, pos.size() * 4));
+        CK(cudaMalloc(&dslots, slots.size() * 4));
+        CK(cudaMemcpy(dinv, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dpos, pos.data(), pos.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dslots, slots.data(), slots.size() * 4, cudaMemcpyHostToDevice));
+        if (fused == Fused::kNormRope) {
+            e.q_norm_weight = dnorm;
+            e.k_norm_weight = static_cast<char*>(dnorm) + hd * 2;
+        }
+        e.eps = 1e-6f;
+        e.positions = static_cast<int32_t*>(dpos);
+        e.inv_freq = static_cast<float*>(dinv);
+        e.rotary_dim = fused == Fused::kBare ? 0 : hd;
+        e.k_pool = dk;
+        e.v_pool = dv;
+        e.slots = static_cast<int32_t*>(dslots);
+        a.epilogue = &e;
+        if (!paged_attention_fuses_epilogue(a)) {
+            // The launcher would refuse it: too large a grid (HELEXA_ATTN_FUSE_ANY_GRID=1 lifts
+            // the bound) or unsupported shapes.
+            std::printf("%-44s not fused\n", name);
+            a.epilogue = nullptr;
+            a.q_stride = width;
+        }
+    }
     for (int i = 0; i < 3; ++i) CK(launch_paged_attention(a, nullptr));
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
@@ -238,6 +280,7 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
                 bytes_per_run / t * 1e-9);
     cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dqs); cudaFree(dctx);
     cudaFree(dtab); if (dws) cudaFree(dws);
+    cudaFree(dnorm); cudaFree(dinv); cudaFree(dpos); cudaFree(dslots);
 }
 
 int main() {
@@ -251,6 +294,9 @@ int main() {
         {"hd128 decode 1 seq 5000 (splits)", 128, 32, 8, 16, {1}, {5000}},
         {"hd128 decode bound>ctx (graph)", 128, 32, 8, 16, {1, 1}, {700, 3}, 9000},
         {"hd128 decode 1 seq 200 (short splits)", 128, 32, 8, 16, {1}, {200}},
+        // 8 splits merged in a cluster, only 2 of them with keys (graph bound past the context).
+        {"hd128 decode cluster bound>ctx", 128, 32, 8, 16, {1}, {100}, 412},
+        {"hd64 spec decode nq<=4 cluster", 64, 8, 2, 16, {4, 2}, {300, 90}},
         {"hd128 prefill 300 after prefix 200", 128, 32, 8, 16, {300}, {500}, 0, true, 64},
         {"hd128 prefill mixed + decode rows", 128, 16, 4, 16, {1, 129, 65}, {900, 129, 80}},
         {"hd128 f16 decode splits", 128, 8, 8, 16, {1}, {3000}, 0, false},
@@ -279,6 +325,17 @@ int main() {
               8 * 2.0 * 640 * 8 * 128 * 2);
     time_case("decode 32 seqs ctx 640, 32/8 heads", 128, 32, 8, 32, 1, 640, 0,
               32 * 2.0 * 640 * 8 * 128 * 2);
+    // The same with the q/k/v epilogue fused in (the engine's decode steps).
+    time_case("fused: decode 1 seq ctx 256", 128, 32, 8, 1, 1, 256, 0, 2.0 * 256 * 8 * 128 * 2,
+              Fused::kNormRope);
+    time_case("fused: decode 8 seqs ctx 640", 128, 32, 8, 8, 1, 640, 0,
+              8 * 2.0 * 640 * 8 * 128 * 2, Fused::kNormRope);
+    time_case("fused: decode 32 seqs ctx 640", 128, 32, 8, 32, 1, 640, 0,
+              32 * 2.0 * 640 * 8 * 128 * 2, Fused::kNormRope);
+    time_case("fused, rope only: decode 32 seqs ctx 640", 128, 32, 8, 32, 1, 640, 0,
+              32 * 2.0 * 640 * 8 * 128 * 2, Fused::kRope);
+    time_case("fused, bare: decode 32 seqs ctx 640", 128, 32, 8, 32, 1, 640, 0,
+              32 * 2.0 * 640 * 8 * 128 * 2, Fused::kBare);
     std::printf(all ? "ALL OK\n" : "FAILURES\n");
     return all ? 0 : 1;
 }

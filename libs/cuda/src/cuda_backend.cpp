@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string_view>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -520,44 +521,67 @@ public:
         if (q.rows == 0) {
             return ok();
         }
-        const size_t need = kernels::paged_attention_workspace_bytes(
-            batch.n_seqs, batch.max_query_len, batch.max_context_len, n_heads, s.head_dim);
-        if (need > attention_workspace_bytes_) {
-            // Grows when a step of a new shape first runs (more sequences, longer contexts):
-            // graphs recorded earlier still hold the old buffer (their launches fit it), so it
-            // stays allocated until the backend goes rather than leaving them a freed pointer.
-            if (attention_workspace_) {
-                retired_attention_workspaces_.push_back(attention_workspace_);
-                attention_workspace_ = nullptr;
-                attention_workspace_bytes_ = 0;
-            }
-            HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
-            attention_workspace_bytes_ = need;
-            // The split counters in it start at zero; every launch leaves them zero.
-            HELEXA_TRY_STATUS(check(cudaMemsetAsync(attention_workspace_, 0, need, stream_),
-                                    "attention workspace"));
+        auto args = attention_args(out, q, kv, layer, batch, n_heads, scale);
+        if (!args) {
+            return tl::unexpected(std::move(args).error());
         }
-        kernels::PagedAttentionArgs a;
-        a.out = out.data;
-        a.out_stride = out.row_stride;
-        a.q = q.data;
-        a.q_stride = q.row_stride;
-        a.k_pool = kv.k_pool(layer);
-        a.v_pool = kv.v_pool(layer);
-        a.layout = kv.layout();
-        a.query_start = static_cast<const int32_t*>(batch.query_start.data);
-        a.context_len = static_cast<const int32_t*>(batch.context_len.data);
-        a.block_tables = static_cast<const int32_t*>(batch.block_tables.data);
-        a.n_seqs = batch.n_seqs;
-        a.max_blocks_per_seq = batch.max_blocks_per_seq;
-        a.max_query_len = batch.max_query_len;
-        a.max_context_len = batch.max_context_len;
-        a.n_heads = n_heads;
-        a.scale = scale;
-        a.type = elem(act_);
-        a.workspace = attention_workspace_;
-        a.workspace_bytes = attention_workspace_bytes_;
-        return check(kernels::launch_paged_attention(a, stream_), "attention");
+        return check(kernels::launch_paged_attention(*args, stream_), "attention");
+    }
+
+    // One kernel for decode steps (kernels::FusedQkvEpilogue); otherwise, or with
+    // HELEXA_CUDA_FUSED_QKV_ATTENTION=0 (A/B measurements), the epilogue kernel then the
+    // attention.
+    Status qkv_attention(const Tensor& out, const Tensor& qkv, int64_t n_heads, int64_t n_kv_heads,
+                         int64_t head_dim, const Tensor& q_norm, const Tensor& k_norm, float eps,
+                         const Tensor& positions, const RopeTable& rope_table, KvCache& cache,
+                         int64_t layer, const Tensor& slots, const AttentionBatch& batch,
+                         float scale) override {
+        static const bool fuse = [] {
+            const char* v = std::getenv("HELEXA_CUDA_FUSED_QKV_ATTENTION");
+            return v == nullptr || std::string_view(v) != "0";
+        }();
+        auto& kv = static_cast<CudaKvCache&>(cache);
+        const auto& s = kv.shape();
+        const bool shapes_ok =
+            out.dtype == act_ && qkv.dtype == act_ &&
+            qkv.cols == (n_heads + 2 * n_kv_heads) * head_dim && out.rows == qkv.rows &&
+            out.cols == n_heads * head_dim && s.n_kv_heads == n_kv_heads &&
+            s.head_dim == head_dim && n_heads % n_kv_heads == 0 && positions.numel() == qkv.rows &&
+            slots.numel() == qkv.rows && layer >= 0 && layer < s.n_layers &&
+            static_cast<bool>(q_norm) == static_cast<bool>(k_norm) &&
+            (!q_norm || (q_norm.dtype == act_ && q_norm.numel() == head_dim &&
+                         k_norm.dtype == act_ && k_norm.numel() == head_dim)) &&
+            rope_table.inv_freq.dtype == DType::kF32 &&
+            rope_table.inv_freq.numel() == rope_table.rotary_dim / 2;
+        if (!fuse || !shapes_ok || qkv.rows == 0 || batch.max_query_len != 1) {
+            // The composition checks the shapes and names the failing op.
+            return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
+                                          eps, positions, rope_table, cache, layer, slots, batch,
+                                          scale);
+        }
+        auto args = attention_args(out, qkv.col_slice(0, n_heads * head_dim), kv, layer, batch,
+                                   n_heads, scale);
+        if (!args) {
+            return tl::unexpected(std::move(args).error());
+        }
+        kernels::FusedQkvEpilogue e;
+        e.q_norm_weight = q_norm ? q_norm.data : nullptr;
+        e.k_norm_weight = k_norm ? k_norm.data : nullptr;
+        e.eps = eps;
+        e.positions = static_cast<const int32_t*>(positions.data);
+        e.inv_freq = static_cast<const float*>(rope_table.inv_freq.data);
+        e.rotary_dim = rope_table.rotary_dim;
+        e.attention_scaling = rope_table.attention_scaling;
+        e.k_pool = kv.k_pool(layer);
+        e.v_pool = kv.v_pool(layer);
+        e.slots = static_cast<const int32_t*>(slots.data);
+        args->epilogue = &e;
+        if (!kernels::paged_attention_fuses_epilogue(*args)) {
+            return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
+                                          eps, positions, rope_table, cache, layer, slots, batch,
+                                          scale);
+        }
+        return check(kernels::launch_paged_attention(*args, stream_), "qkv_attention");
     }
 
     Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) override {
@@ -696,6 +720,52 @@ private:
     }
 
     DType act_;
+    // The paged-attention launch arguments for a step, the split workspace grown to fit.
+    Result<kernels::PagedAttentionArgs> attention_args(const Tensor& out, const Tensor& q,
+                                                       const CudaKvCache& kv, int64_t layer,
+                                                       const AttentionBatch& batch,
+                                                       int64_t n_heads, float scale) {
+        const auto& s = kv.shape();
+        const size_t need = kernels::paged_attention_workspace_bytes(
+            batch.n_seqs, batch.max_query_len, batch.max_context_len, n_heads, s.head_dim);
+        if (need > attention_workspace_bytes_) {
+            // Grows when a step of a new shape first runs (more sequences, longer contexts):
+            // graphs recorded earlier still hold the old buffer (their launches fit it), so it
+            // stays allocated until the backend goes rather than leaving them a freed pointer.
+            if (attention_workspace_) {
+                retired_attention_workspaces_.push_back(attention_workspace_);
+                attention_workspace_ = nullptr;
+                attention_workspace_bytes_ = 0;
+            }
+            HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
+            attention_workspace_bytes_ = need;
+            // The split counters in it start at zero; every launch leaves them zero.
+            HELEXA_TRY_STATUS(check(cudaMemsetAsync(attention_workspace_, 0, need, stream_),
+                                    "attention workspace"));
+        }
+        kernels::PagedAttentionArgs a;
+        a.out = out.data;
+        a.out_stride = out.row_stride;
+        a.q = q.data;
+        a.q_stride = q.row_stride;
+        a.k_pool = kv.k_pool(layer);
+        a.v_pool = kv.v_pool(layer);
+        a.layout = kv.layout();
+        a.query_start = static_cast<const int32_t*>(batch.query_start.data);
+        a.context_len = static_cast<const int32_t*>(batch.context_len.data);
+        a.block_tables = static_cast<const int32_t*>(batch.block_tables.data);
+        a.n_seqs = batch.n_seqs;
+        a.max_blocks_per_seq = batch.max_blocks_per_seq;
+        a.max_query_len = batch.max_query_len;
+        a.max_context_len = batch.max_context_len;
+        a.n_heads = n_heads;
+        a.scale = scale;
+        a.type = elem(act_);
+        a.workspace = attention_workspace_;
+        a.workspace_bytes = attention_workspace_bytes_;
+        return a;
+    }
+
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
     std::shared_ptr<DeviceWorker> worker_;

@@ -135,5 +135,192 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{128, 16, 16, {{0, 129}, {17, 64}}},
         AttnCase{64, 8, 1, {{100, 3}, {0, 2}, {31, 4}}}));
 
+// The q/k/v epilogue fused into the decode attention (one kernel) against Backend's composition
+// (the epilogue kernel, then the attention), bit for bit: the attention output, and the new keys
+// and values in the pool, read back by a second attention over both caches. Contexts give one
+// split, splits merged through a thread-block cluster (2-8) and through the workspace (> 8);
+// Qwen3's q/k norm and blocks without it, full and partial rotary, GQA groups 1-7. The CPU
+// backend's composition checks what both compute. (HELEXA_ATTN_FUSE_ANY_GRID=1 fuses the last
+// case too.)
+struct QkvAttnCase {
+    int64_t head_dim;
+    int64_t n_heads;
+    int64_t n_kv_heads;
+    bool qk_norm;
+    int64_t rotary_dim;
+    std::vector<int64_t> ctx;  // per sequence, the new token included
+};
+
+class CudaQkvAttention : public CudaVsCpu, public ::testing::WithParamInterface<QkvAttnCase> {};
+
+TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
+    const QkvAttnCase& c = GetParam();
+    const int64_t hd = c.head_dim;
+    const int64_t nh = c.n_heads;
+    const int64_t nkv = c.n_kv_heads;
+    const int64_t bs = 16;
+    const auto n_seqs = static_cast<int64_t>(c.ctx.size());
+    int64_t n_blocks = 3;
+    int64_t max_ctx = 0;
+    for (int64_t n : c.ctx) {
+        n_blocks += (n + bs - 1) / bs;
+        max_ctx = std::max(max_ctx, n);
+    }
+    const int64_t max_blocks = (max_ctx + bs - 1) / bs;
+    const int64_t layer = 1;
+    // Three caches with the same prefix: CPU, CUDA fused, CUDA composed.
+    std::unique_ptr<engine::KvCache> kv_cpu;
+    std::unique_ptr<engine::KvCache> kv_fused;
+    std::unique_ptr<engine::KvCache> kv_composed;
+    {
+        auto k = cpu_->alloc_kv_cache({DType::kF32, 2, nkv, hd, bs, n_blocks});
+        ASSERT_TRUE(k.has_value());
+        kv_cpu = std::move(*k);
+        on_gpu([&] {
+            for (auto* kv : {&kv_fused, &kv_composed}) {
+                auto g = gpu_->alloc_kv_cache({DType::kBF16, 2, nkv, hd, bs, n_blocks});
+                ASSERT_TRUE(g.has_value()) << g.error().full_message();
+                *kv = std::move(*g);
+            }
+        });
+    }
+    std::vector<int32_t> free_blocks(static_cast<size_t>(n_blocks));
+    std::iota(free_blocks.rbegin(), free_blocks.rend(), 0);  // scattered, reversed
+    size_t next = 0;
+    std::vector<int32_t> flat(static_cast<size_t>(n_seqs * max_blocks), 0);
+    std::vector<int32_t> qstart = {0};
+    std::vector<int32_t> ctx;
+    std::vector<int32_t> positions;
+    std::vector<int32_t> new_slots;
+    for (int64_t s = 0; s < n_seqs; ++s) {
+        const int64_t total = c.ctx[static_cast<size_t>(s)];
+        std::vector<int32_t> slots;
+        for (int64_t b = 0; b < (total + bs - 1) / bs; ++b) {
+            flat[static_cast<size_t>(s * max_blocks + b)] = free_blocks[next++];
+        }
+        for (int64_t pos = 0; pos < total; ++pos) {
+            slots.push_back(flat[static_cast<size_t>(s * max_blocks + pos / bs)] * bs +
+                            static_cast<int32_t>(pos % bs));
+        }
+        // The prefix (every key but the new one), as earlier steps would have written it.
+        const int64_t prefix = total - 1;
+        if (prefix > 0) {
+            auto k = upload(random(static_cast<size_t>(prefix * nkv * hd), 2.0f), prefix,
+                            nkv * hd);
+            auto v = upload(random(static_cast<size_t>(prefix * nkv * hd)), prefix, nkv * hd);
+            auto st = upload_i32({slots.begin(), slots.begin() + prefix});
+            ASSERT_TRUE(cpu_->kv_write(*kv_cpu, layer, k.cpu, v.cpu, st.cpu).has_value());
+            on_gpu([&] {
+                for (auto* kv : {&kv_fused, &kv_composed}) {
+                    ASSERT_TRUE(gpu_->kv_write(**kv, layer, k.gpu, v.gpu, st.gpu).has_value());
+                }
+            });
+        }
+        qstart.push_back(qstart.back() + 1);
+        ctx.push_back(static_cast<int32_t>(total));
+        positions.push_back(static_cast<int32_t>(total - 1));
+        new_slots.push_back(slots.back());
+    }
+    auto qs = upload_i32(qstart);
+    auto cs = upload_i32(ctx);
+    auto ts = upload_i32(flat);
+    auto pos_t = upload_i32(positions);
+    auto slots_t = upload_i32(new_slots);
+    engine::AttentionBatch bc{n_seqs, max_blocks, max_ctx, 1, qs.cpu, cs.cpu,
+                              ts.cpu.reshaped(n_seqs, max_blocks)};
+    engine::AttentionBatch bg{n_seqs, max_blocks, max_ctx, 1, qs.gpu, cs.gpu,
+                              ts.gpu.reshaped(n_seqs, max_blocks)};
+
+    std::vector<float> inv(static_cast<size_t>(c.rotary_dim / 2));
+    for (size_t i = 0; i < inv.size(); ++i) {
+        inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * static_cast<double>(i) /
+                                                         static_cast<double>(c.rotary_dim)));
+    }
+    engine::RopeTable rc{};
+    engine::RopeTable rg{};
+    {
+        auto t = cpu_->alloc(DType::kF32, 1, std::max<int64_t>(1, c.rotary_dim / 2));
+        ASSERT_TRUE(t.has_value());
+        if (!inv.empty()) {
+            ASSERT_TRUE(cpu_->copy_from_host(*t, inv.data()).has_value());
+        }
+        rc = engine::RopeTable{t->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
+        on_gpu([&] {
+            auto g = gpu_->alloc(DType::kF32, 1, std::max<int64_t>(1, c.rotary_dim / 2));
+            ASSERT_TRUE(g.has_value());
+            if (!inv.empty()) {
+                ASSERT_TRUE(gpu_->copy_from_host(*g, inv.data()).has_value());
+            }
+            rg = engine::RopeTable{g->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
+        });
+    }
+    Pair qn{};
+    Pair kn{};
+    if (c.qk_norm) {
+        qn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+        kn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+    }
+
+    // Two copies of the step's qkv rows: the composition normalises and rotates its copy in place.
+    const int64_t width = (nh + 2 * nkv) * hd;
+    const auto values = random(static_cast<size_t>(n_seqs * width), 2.0f);
+    auto qkv_fused = upload(values, n_seqs, width);
+    auto qkv_composed = upload(values, n_seqs, width);
+    auto out_fused = output(n_seqs, nh * hd);
+    auto out_composed = output(n_seqs, nh * hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float eps = 1e-6f;
+    ASSERT_TRUE(cpu_->qkv_attention(out_fused.cpu, qkv_fused.cpu, nh, nkv, hd, qn.cpu, kn.cpu, eps,
+                                    pos_t.cpu, rc, *kv_cpu, layer, slots_t.cpu, bc, scale)
+                    .has_value());
+    on_gpu([&] {
+        auto st = gpu_->qkv_attention(out_fused.gpu, qkv_fused.gpu, nh, nkv, hd, qn.gpu, kn.gpu,
+                                      eps, pos_t.gpu, rg, *kv_fused, layer, slots_t.gpu, bg, scale);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        // The base class's composition: the epilogue kernel, then the attention.
+        st = gpu_->Backend::qkv_attention(out_composed.gpu, qkv_composed.gpu, nh, nkv, hd, qn.gpu,
+                                          kn.gpu, eps, pos_t.gpu, rg, *kv_composed, layer,
+                                          slots_t.gpu, bg, scale);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+    });
+    const auto fused = read_gpu(out_fused.gpu);
+    EXPECT_EQ(fused, read_gpu(out_composed.gpu)) << "attention output";
+    EXPECT_LE(rel_error(fused, read_cpu(out_fused.cpu)), 1e-2);
+
+    // The new keys and values landed in the pool alike: attend over them with a fresh q.
+    auto q2 = upload(random(static_cast<size_t>(n_seqs * nh * hd), 2.0f), n_seqs, nh * hd);
+    auto again_fused = output(n_seqs, nh * hd);
+    auto again_composed = output(n_seqs, nh * hd);
+    on_gpu([&] {
+        ASSERT_TRUE(
+            gpu_->attention(again_fused.gpu, q2.gpu, *kv_fused, layer, bg, nh, scale).has_value());
+        ASSERT_TRUE(gpu_->attention(again_composed.gpu, q2.gpu, *kv_composed, layer, bg, nh, scale)
+                        .has_value());
+    });
+    EXPECT_EQ(read_gpu(again_fused.gpu), read_gpu(again_composed.gpu)) << "pool contents";
+    on_gpu([&] {
+        kv_fused.reset();
+        kv_composed.reset();
+    });
+}
+
+// Every case but the last is sized to take the fused path (a decode grid of at most one CTA per
+// SM: sequences x KV heads x splits <= 132).
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaQkvAttention,
+    ::testing::Values(
+        // Qwen3-8B's block (32 q heads over 8 KV heads, q/k norm): short contexts (one or two
+        // splits), 8 splits merged through the cluster, 16 merged through the workspace.
+        QkvAttnCase{128, 32, 8, true, 128, {1, 2, 17, 64, 65}},
+        QkvAttnCase{128, 32, 8, true, 128, {500}},
+        QkvAttnCase{128, 32, 8, true, 128, {1000}},
+        // Qwen3-0.6B's group of 2; Llama's block (no q/k norm); partial rotary; groups 1 and 7.
+        QkvAttnCase{128, 16, 8, true, 128, {300, 31}},
+        QkvAttnCase{128, 32, 8, false, 128, {257, 100, 16}},
+        QkvAttnCase{128, 8, 8, true, 64, {99, 400}},
+        QkvAttnCase{64, 14, 2, false, 64, {900, 33}},
+        // 256 CTAs: the epilogue kernel then the attention (the fallback must agree too).
+        QkvAttnCase{128, 32, 8, true, 128, {640, 200, 3, 129}}));
+
 }  // namespace
 }  // namespace helexa::cuda::testing

@@ -56,7 +56,45 @@ size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int
                static_cast<size_t>(head_dim + 2) * sizeof(float);
 }
 
+// Splits merged through a thread-block cluster when they fit one and the grid is at most one CTA
+// per SM (HELEXA_ATTN_CLUSTER_MERGE=0: always through the workspace, for A/B measurements).
+// Measured on an H200: 1 sequence x 8 KV heads x 4 splits (32 CTAs) 7 -> 5 us, but 8 sequences
+// (256 CTAs in clusters of 4, two per SM) 14 -> 22 us: clusters of CTAs that must share SMs
+// wait for room together.
+bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
+    static const bool enabled = env_on_unless_zero("HELEXA_ATTN_CLUSTER_MERGE");
+    return enabled && n_splits > 1 && n_splits <= attn::kMaxClusterSplits &&
+           n_ctas <= device_sm_count() && clusters_supported();
+}
+
 }  // namespace
+
+bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
+    const FusedQkvEpilogue* e = a.epilogue;
+    if (e == nullptr || a.max_query_len != 1 || a.layout.n_kv_heads <= 0 || a.n_heads <= 0 ||
+        a.n_heads % a.layout.n_kv_heads != 0 || a.n_heads / a.layout.n_kv_heads > 16) {
+        return false;
+    }
+    const int64_t hd = a.layout.head_dim;
+    // Only while the decode grid is at most one CTA per SM. Measured on an H200 (Qwen3-8B
+    // shapes): batch 1 (32 CTAs) 4672 -> 4535 us per step; 8 and 32 streams (256 CTAs) slower
+    // fused than the epilogue kernel then the attention (5130 -> 5238, 5737 -> 5982 us).
+    // HELEXA_ATTN_FUSE_ANY_GRID=1 lifts the bound (A/B measurements).
+    static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
+    const int64_t units = a.n_seqs * a.layout.n_kv_heads;
+    if (!any_grid &&
+        units * plan_splits(units, a.max_context_len, hd).n_splits > device_sm_count()) {
+        return false;
+    }
+    return supported_head_dim(hd) && aligned16(a.q) && a.q_stride % 8 == 0 &&
+           a.q_stride >= (a.n_heads + 2 * a.layout.n_kv_heads) * hd &&
+           (e->q_norm_weight == nullptr) == (e->k_norm_weight == nullptr) &&
+           aligned16(e->q_norm_weight) && aligned16(e->k_norm_weight) && e->rotary_dim >= 0 &&
+           e->rotary_dim % 2 == 0 && e->rotary_dim <= hd &&
+           (e->rotary_dim == 0 || (e->positions != nullptr && e->inv_freq != nullptr)) &&
+           e->slots != nullptr && e->k_pool != nullptr && e->k_pool == a.k_pool &&
+           e->v_pool == a.v_pool;
+}
 
 size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
                                        int64_t max_context_len, int64_t n_heads,
@@ -138,6 +176,9 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     const bool bf16 = a.type == ElemType::kBF16;
 
     if (!use_decode(a.max_query_len)) {
+        if (a.epilogue != nullptr) {
+            return cudaErrorInvalidValue;  // decode steps only (paged_attention_fuses_epilogue)
+        }
         return attn::launch_attention_prefill(p, static_cast<int>(hd), bf16, stream);
     }
     const int64_t row_groups = attn::ceil_div(p.group * a.max_query_len, 16);
@@ -149,7 +190,27 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     p.n_row_groups = static_cast<int32_t>(row_groups);
     p.n_splits = static_cast<int32_t>(plan.n_splits);
     p.split_len = static_cast<int32_t>(plan.split_len);
-    if (plan.n_splits > 1) {
+    p.cluster_merge =
+        use_cluster_merge(plan.n_splits, a.n_seqs * lay.n_kv_heads * row_groups * plan.n_splits);
+    if (a.epilogue != nullptr) {
+        if (!paged_attention_fuses_epilogue(a)) {
+            return cudaErrorInvalidValue;
+        }
+        const FusedQkvEpilogue& e = *a.epilogue;
+        p.fused_epilogue = true;
+        p.q_norm_weight = e.q_norm_weight;
+        p.k_norm_weight = e.k_norm_weight;
+        p.norm_eps = e.eps;
+        p.positions = e.positions;
+        p.inv_freq = e.inv_freq;
+        p.rotary_half = static_cast<int32_t>(e.rotary_dim / 2);
+        p.attention_scaling = e.attention_scaling;
+        p.slots = e.slots;
+        p.bad_slot = e.bad_slot;
+        p.k_pool_out = e.k_pool;
+        p.v_pool_out = e.v_pool;
+    }
+    if (plan.n_splits > 1 && !p.cluster_merge) {
         const size_t need =
             partial_bytes(a.n_seqs, a.max_query_len, a.n_heads, plan.n_splits, hd);
         if (a.workspace == nullptr || a.workspace_bytes < need ||

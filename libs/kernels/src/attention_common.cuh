@@ -63,7 +63,30 @@ struct AttnParams {
     // Gather the first tile's keys older than the step's rows before the PDL wait
     // (HELEXA_ATTN_EARLY_KV=0: after it, for A/B measurements).
     bool early_kv = true;
+    // Decode: the splits meet in the shared memory of a thread-block cluster (the grid is
+    // launched in clusters of n_splits CTAs, 1 < n_splits <= kMaxClusterSplits) instead of
+    // through ws_* and an arrival counter.
+    bool cluster_merge = false;
+    // Decode with the q/k/v epilogue done in the kernel (PagedAttentionArgs::epilogue; one query
+    // row per sequence, one row group): q points at the projection's qkv rows (q | k | v heads),
+    // q_stride is their stride; q and the step's new key are normalised and rotated in shared
+    // memory, and the new key and value are written to the pools at slots[token].
+    bool fused_epilogue = false;
+    const void* q_norm_weight = nullptr;  // [head_dim] or null (no q/k norm)
+    const void* k_norm_weight = nullptr;
+    float norm_eps = 0.0f;
+    const int32_t* positions = nullptr;  // [n_tokens]
+    const float* inv_freq = nullptr;     // [rotary_half]
+    int32_t rotary_half = 0;             // rotary_dim / 2; 0: no rotary
+    float attention_scaling = 1.0f;
+    const int32_t* slots = nullptr;  // [n_tokens]
+    int32_t* bad_slot = nullptr;     // set to 1 when a slot lies outside the pool; may be null
+    void* k_pool_out = nullptr;      // k_pool / v_pool, writable
+    void* v_pool_out = nullptr;
 };
+
+// The largest decode split count merged through a cluster (the portable cluster size).
+constexpr int kMaxClusterSplits = 8;
 
 // Decode CTA shape: warps split each key tile (16 keys per warp); 2 warps at head_dim 256 to
 // keep the double-buffered tiles in 68 KB of shared memory.
@@ -153,12 +176,13 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // shared tiles sk, sv ([kRows][HD + 8] elements); keys >= k_end (or in a block id outside the
 // pool) are zero-filled, so masked rows can never inject NaN through P.V. Only the rows whose
 // key lies in [key_lo, key_hi) are touched, so a tile can be gathered in two calls (each row
-// written once).
+// written once); the row of skip_key is left to the caller (a key computed in the kernel).
 template <typename T, int HD, int kRows, int kThreads>
 __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, const T* v_pool,
                                              const int32_t* table, const AttnParams& p,
                                              int kvh, int k0, int k_end, int tid,
-                                             int key_lo = INT_MIN, int key_hi = INT_MAX) {
+                                             int key_lo = INT_MIN, int key_hi = INT_MAX,
+                                             int skip_key = -1) {
     constexpr int kChunks = HD / 8;  // 16-byte chunks per row
     constexpr int kStride = HD + 8;
     constexpr int kTotal = kRows * kChunks;
@@ -171,7 +195,7 @@ __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, cons
         const int r = i / kChunks;
         const int c = i % kChunks;
         const int key = k0 + r;
-        if (key < key_lo || key >= key_hi) {
+        if (key < key_lo || key >= key_hi || key == skip_key) {
             continue;
         }
         bool valid = key < k_end;

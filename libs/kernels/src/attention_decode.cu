@@ -11,14 +11,34 @@
 //
 // Lengths come from device memory (context_len, query_start), clamped to the host bounds the
 // grid was sized with, so a CUDA graph captured at some max_context_len replays correctly for any
-// shorter context: CTAs whose split starts past the context have nothing to do and leave. With
-// one split the CTA writes the output directly; otherwise it writes its partial (max in the exp2
-// domain, sum, unnormalised O in f32) and the last split to finish combines them
-// (merge_splits).
+// shorter context: CTAs whose split starts past the context have nothing to do. With one split
+// the CTA writes the output directly. Otherwise each split has a partial (max in the exp2 domain,
+// sum, unnormalised O in f32), merged one of two ways:
+// - up to kMaxClusterSplits splits: the splits of a (sequence, KV head) are one thread-block
+//   cluster; each leaves its partial in its own shared memory and, after one cluster barrier,
+//   every CTA finishes a share of the outputs reading its peers' partials through distributed
+//   shared memory (merge_cluster). No global round trip, fence or counter: at batch 1 the
+//   workspace merge's store, fence, atomic and reload chain was most of the kernel's time.
+// - more splits (long contexts): the partials go to the workspace and the last split to finish
+//   combines them (merge_splits; an arrival counter per row group, left at zero).
+// Both sum the splits in the same order, so they give the same bits.
+//
+// With the q/k/v epilogue fused in (kFused: decode steps, one query row per sequence) the kernel
+// also does qkv_epilogue.h's work for its KV head: each CTA normalises and rotates its group's q
+// heads from the projection's qkv row straight into its Q tile, and the CTA whose split holds the
+// new key (ctx - 1) does the same for that key, writes it and the value to the pools, and puts
+// both into its last K/V tile itself (the tile loads skip that row). The arithmetic is
+// qkv_head_ops.cuh's, so the result equals qkv_epilogue then this kernel bit for bit; it saves
+// the epilogue's launch and its round trip through global memory on the step's critical path.
+#include <cooperative_groups.h>
+
 #include "attention_common.cuh"
+#include "qkv_head_ops.cuh"
 
 namespace helexa::kernels::attn {
 namespace {
+
+namespace cg = cooperative_groups;
 
 template <int HD, int kWarps, int kStagesIn>
 struct DecodeCfg {
@@ -38,7 +58,15 @@ struct DecodeCfg {
     static constexpr int kCombineBytes = kWarps * 16 * (kOStride + 2) * 4;
     static_assert(kCombineBytes <= 2 * kStages * kTileElems * 2,
                   "combine scratch must fit the tiles");
+    // Cluster merge: this CTA's partial for its peers, after the combine scratch (Q is dead by
+    // then): O [16][HD] f32, then (max, sum) per row.
+    static constexpr int kPartialBytes = 16 * HD * 4 + 16 * 8;
+    static_assert(kCombineBytes % 16 == 0 && kCombineBytes + kPartialBytes <= kSmemBytes,
+                  "the cluster partial must fit the shared memory");
     static_assert(HD % 16 == 0 && HD <= 256, "head_dim must be a multiple of 16, <= 256");
+    // Fused epilogue: a head is held by kGroupLanes lanes, one 16-byte pack (8 elements) each.
+    static constexpr int kGroupLanes = HD / 8 < 32 ? HD / 8 : 32;
+    static constexpr int kHeadsPerWarp = 32 / kGroupLanes;
 };
 
 // The output elements one thread of a decode CTA finishes: kPer consecutive columns of one of
@@ -128,14 +156,78 @@ __device__ __forceinline__ void merge_splits(const AttnParams& p, int s, int q_b
     Out::store(out, o, l);
 }
 
-template <typename T, int HD, int kWarps, int kStages>
+// The cluster's outputs from the n_used splits' partials in the peers' shared memory
+// (part_o [16][HD] f32 and part_ml [16] (max, sum), at the same offsets in every CTA): the
+// arithmetic and summation order of merge_splits, so both merges give the same bits. CTA `rank`
+// of the cluster finishes every n_splits-th group of 4 outputs; the peers' loads of one group
+// are independent (one distributed-shared-memory round trip, not one per peer).
+template <typename T, int HD, int kThreads, typename RowInfo>
+__device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, int n_used,
+                                              int rank, const RowInfo& row_info,
+                                              const float* part_o, const float2* part_ml,
+                                              int tid) {
+    cg::cluster_group cluster = cg::this_cluster();
+    constexpr int kQuads = HD / 4;
+    for (int i = rank * kThreads + tid; i < 16 * kQuads; i += p.n_splits * kThreads) {
+        const int r = i / kQuads;
+        const int d0 = (i % kQuads) * 4;
+        int qi, h;
+        if (!row_info(r, qi, h)) {
+            continue;
+        }
+        float2 ml[kMaxClusterSplits];
+        float4 po[kMaxClusterSplits];
+#pragma unroll
+        for (int j = 0; j < kMaxClusterSplits; ++j) {
+            if (j < n_used) {
+                ml[j] = *cluster.map_shared_rank(part_ml + r, j);
+                po[j] = *reinterpret_cast<const float4*>(
+                    cluster.map_shared_rank(part_o + r * HD + d0, j));
+            }
+        }
+        float m = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < kMaxClusterSplits; ++j) {
+            if (j < n_used) {
+                m = fmaxf(m, ml[j].x);
+            }
+        }
+        const float m_use = m == -INFINITY ? 0.0f : m;
+        float l = 0.0f;
+        float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < kMaxClusterSplits; ++j) {
+            if (j < n_used) {
+                const float f = fast_exp2(ml[j].x - m_use);
+                l += f * ml[j].y;
+                o[0] += f * po[j].x;
+                o[1] += f * po[j].y;
+                o[2] += f * po[j].z;
+                o[3] += f * po[j].w;
+            }
+        }
+        T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride +
+                 static_cast<int64_t>(h) * HD + d0;
+        // As RowSlice::store: o / l, zeros when no key reached the row.
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+            *reinterpret_cast<uint32_t*>(out + e) =
+                l > 0.0f ? pack2<T>(o[e] / l, o[e + 1] / l) : pack2<T>(0.0f, 0.0f);
+        }
+    }
+}
+
+template <typename T, int HD, int kWarps, int kStages, bool kFused>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const AttnParams p) {
     // Before grid_dependency_wait() (launch.cuh) this kernel reads only what no kernel of the
-    // running step writes: the step's metadata (query_start, context_len, block tables: copied
-    // in before the step's first kernel) and, with p.early_kv, the K/V of keys older than the
-    // step's query rows (written by earlier steps; blocks a sequence reads are never rewritten
-    // while it holds them). Every exit path passes the wait first.
+    // running step writes: the step's metadata (query_start, context_len, block tables,
+    // positions, slots: copied in before the step's first kernel), weights (the q/k norm
+    // weights, inv_freq) and, with p.early_kv, the K/V of keys older than the step's query rows
+    // (written by earlier steps; blocks a sequence reads are never rewritten while it holds
+    // them). Every exit path passes the wait first. With p.cluster_merge every CTA of a cluster
+    // that has a merge to do reaches both cluster barriers (no early return past the first
+    // check, which is uniform across the cluster).
     using Cfg = DecodeCfg<HD, kWarps, kStages>;
     constexpr int kBlockN = Cfg::kBlockN;
     constexpr int kStride = Cfg::kStride;
@@ -152,7 +244,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (row0 >= n_rows) {
         grid_dependency_wait();
         allow_dependent_launch();
-        return;  // no query row here; the merge never reads these partials
+        return;  // no query row here (the whole cluster: it shares s and the row group)
     }
     const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
     const int first_pos = ctx - nq;
@@ -168,8 +260,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int lane = tid % 32;
     const int g = lane / 4;
     const int tq = lane % 4;
-    // One split with keys: this CTA writes the output itself.
+    // One split with keys: this CTA writes the output itself (uniform across a cluster).
     const bool direct = n_used <= 1;
+    const bool cluster_merge = p.cluster_merge && !direct;
 
     // Where packed row r (0..15) of this CTA goes; rows past the sequence's rows are invalid.
     auto row_info = [&](int r, int& qi, int& h) {
@@ -178,6 +271,12 @@ __global__ void __launch_bounds__(kWarps * 32)
         h = kvh * p.group + idx % p.group;
         return idx < n_rows;
     };
+
+    extern __shared__ uint4 smem_raw[];
+    // The cluster partial (DecodeCfg::kPartialBytes), read by the peers in merge_cluster.
+    float* part_o = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(smem_raw) +
+                                             Cfg::kCombineBytes);
+    auto* part_ml = reinterpret_cast<float2*>(part_o + 16 * HD);
 
     if (split >= n_used) {
         grid_dependency_wait();
@@ -193,11 +292,19 @@ __global__ void __launch_bounds__(kWarps * 32)
                 }
             }
         }
+        if (cluster_merge) {
+            // Nothing of this CTA is read (the merge reads the first n_used peers), but it
+            // shares the merge's work and its barriers.
+            cg::cluster_group cluster = cg::this_cluster();
+            cluster.sync();
+            merge_cluster<T, HD, kThreads>(p, q_begin, n_used, split, row_info, part_o, part_ml,
+                                           tid);
+            cluster.sync();
+        }
         return;
     }
     const int n_tiles = (k_end - k_begin + kBlockN - 1) / kBlockN;
 
-    extern __shared__ uint4 smem_raw[];
     T* smem = reinterpret_cast<T*>(smem_raw);
     auto sk = [smem](int b) { return smem + 2 * b * Cfg::kTileElems; };
     auto sv = [smem](int b) { return smem + (2 * b + 1) * Cfg::kTileElems; };
@@ -208,28 +315,54 @@ __global__ void __launch_bounds__(kWarps * 32)
     const T* v_pool = static_cast<const T*>(p.v_pool);
     const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks_per_seq;
 
+    // Fused epilogue: this CTA computes the step's new key (ctx - 1) itself when its split holds
+    // it; the tile loads skip that row and put_new_row() fills it.
+    const int new_key = kFused && split == n_used - 1 ? ctx - 1 : -1;
+    const int new_tile = new_key >= 0 ? (new_key - k_begin) / kBlockN : -1;
+    // Fused-epilogue shared state: the position's cos/sin, and the new key and value rows.
+    __shared__ __align__(16) float rot_cs[kFused ? HD : 4];
+    __shared__ __align__(16) T new_kv[kFused ? 2 * HD : 8];
+
     // The first tile's keys older than the step's rows head for shared memory while the
-    // previous kernel (the q/k epilogue, which writes q and the new keys) finishes; the rest of
+    // previous kernel (the q/k epilogue or, fused, the qkv projection) finishes; the rest of
     // the tile and Q follow the wait, in the same cp.async group.
     const int early_end = p.early_kv ? first_pos : k_begin;
     load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
-                                           k_end, tid, k_begin, early_end);
+                                           k_end, tid, k_begin, early_end, new_key);
+    // Fused: the norm weights and the position's table do not depend on the running step.
+    using HeadPack = Pack<T, 8>;
+    HeadPack qw[1];
+    HeadPack kw[1];
+    const int gl = lane % Cfg::kGroupLanes;  // this lane's pack of a head
+    if constexpr (kFused) {
+        // (The table first: sincosf's slow path is a call, and nothing should be live across it.)
+        if (p.rotary_half > 0) {
+            qkv_head::rotary_table<T>(rot_cs, p.positions[q_begin], p.inv_freq, p.rotary_half,
+                                      p.attention_scaling, tid, kThreads);
+        }
+        if (p.q_norm_weight != nullptr) {
+            qw[0] = load_pack<T, 8>(static_cast<const T*>(p.q_norm_weight) + gl * 8);
+            kw[0] = load_pack<T, 8>(static_cast<const T*>(p.k_norm_weight) + gl * 8);
+        }
+    }
     grid_dependency_wait();
     allow_dependent_launch();
 
-    // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
-    for (int i = tid; i < 16 * kChunks; i += kThreads) {
-        const int r = i / kChunks;
-        const int c = i % kChunks;
-        int qi, h;
-        const bool valid = row_info(r, qi, h);
-        const T* src = valid ? q + static_cast<int64_t>(q_begin + qi) * p.q_stride +
-                                   static_cast<int64_t>(h) * HD + c * 8
-                             : q;
-        cp_async16(sq + r * kStride + c * 8, src, valid);
+    if constexpr (!kFused) {
+        // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
+        for (int i = tid; i < 16 * kChunks; i += kThreads) {
+            const int r = i / kChunks;
+            const int c = i % kChunks;
+            int qi, h;
+            const bool valid = row_info(r, qi, h);
+            const T* src = valid ? q + static_cast<int64_t>(q_begin + qi) * p.q_stride +
+                                       static_cast<int64_t>(h) * HD + c * 8
+                                 : q;
+            cp_async16(sq + r * kStride + c * 8, src, valid);
+        }
     }
     load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
-                                           k_end, tid, early_end, INT_MAX);
+                                           k_end, tid, early_end, INT_MAX, new_key);
     cp_async_commit();
     // One cp.async group per tile, committed even when empty so that "tile t landed" is always
     // "at most kStages - 1 newer groups pending".
@@ -237,9 +370,84 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int t = 1; t < Cfg::kStages - 1; ++t) {
         if (t < n_tiles) {
             load_kv_tile<T, HD, kBlockN, kThreads>(sk(t), sv(t), k_pool, v_pool, table, p, kvh,
-                                                   k_begin + t * kBlockN, k_end, tid);
+                                                   k_begin + t * kBlockN, k_end, tid, INT_MIN,
+                                                   INT_MAX, new_key);
         }
         cp_async_commit();
+    }
+
+    // The new key's row of its tile, from new_kv (the tile's stage is this tile's from its load
+    // until the barrier closing its iteration; new_kv is final before the first such load).
+    auto put_new_row = [&](int stage) {
+        const int r = new_key - (k_begin + new_tile * kBlockN);
+        for (int i = tid; i < 2 * kChunks; i += kThreads) {
+            T* dst = (i < kChunks ? sk(stage) : sv(stage)) + r * kStride + (i % kChunks) * 8;
+            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(new_kv + i * 8);
+        }
+    };
+    if constexpr (kFused) {
+        // qkv_epilogue.h's work for this CTA, while the tiles above are in flight: its group's q
+        // heads normalised and rotated into the Q tile (rows past the group zeroed) and, when it
+        // holds the new key, that key and its value into new_kv and the pools. Tasks
+        // 0..group-1 are the q heads, then k, then v; a warp takes kHeadsPerWarp of them,
+        // kGroupLanes lanes each; a head's rotary exchange goes through its own destination row.
+        const int gi = lane / Cfg::kGroupLanes;
+        const bool has_norm = p.q_norm_weight != nullptr;
+        const T* row = q + static_cast<int64_t>(q_begin) * p.q_stride;
+        const int64_t slot = new_key >= 0 ? p.slots[q_begin] : -1;
+        const int64_t n_slots = p.n_blocks * p.block_size;
+        const bool slot_ok = slot >= 0 && slot < n_slots;
+        if (new_key >= 0 && !slot_ok && p.bad_slot != nullptr && tid == 0) {
+            *p.bad_slot = 1;
+        }
+        const int64_t blk = slot_ok ? slot / p.block_size : 0;
+        const int64_t pool_row =
+            ((blk * p.n_kv_heads + kvh) * p.block_size + (slot_ok ? slot - blk * p.block_size : 0)) *
+            HD;
+        const int n_tasks = p.group + (new_key >= 0 ? 2 : 0);
+        constexpr int kPerPass = kWarps * Cfg::kHeadsPerWarp;
+        for (int base = 0; base < n_tasks; base += kPerPass) {
+            const int task = base + warp * Cfg::kHeadsPerWarp + gi;
+            const bool is_q = task < p.group;
+            const bool is_k = task == p.group && task < n_tasks;
+            const bool is_v = task == p.group + 1 && task < n_tasks;
+            const bool is_qk = is_q || is_k;
+            const int head_col = is_q ? kvh * p.group + task
+                                      : (is_k ? p.n_heads + kvh : p.n_heads + p.n_kv_heads + kvh);
+            T* dst = is_q ? sq + task * kStride : new_kv + (is_k ? 0 : HD);
+            HeadPack v[1];
+            if (is_qk || is_v) {
+                v[0] = load_pack<T, 8>(row + static_cast<int64_t>(head_col) * HD + gl * 8);
+            }
+            if (has_norm) {
+                const float ss = qkv_head::sum_squares<T, 8, 1>(v, gl, Cfg::kGroupLanes, HD, is_qk);
+                qkv_head::apply_norm<T, 8, 1>(v, is_q ? qw : kw, ss, gl, Cfg::kGroupLanes, HD,
+                                              p.norm_eps, is_qk);
+            }
+            if (p.rotary_half > 0) {
+                if (base == 0) {
+                    __syncthreads();  // rot_cs is complete (uniform: every thread runs pass 0)
+                }
+                qkv_head::apply_rotary<T, 8, 1>(v, dst, rot_cs, gl, Cfg::kGroupLanes, HD,
+                                                p.rotary_half, is_qk);
+            }
+            if (is_qk || is_v) {
+                qkv_head::store_shared<T, 8>(dst + gl * 8, v[0]);
+            }
+            if ((is_k || is_v) && slot_ok) {
+                T* pool = static_cast<T*>(is_k ? p.k_pool_out : p.v_pool_out);
+                store_pack<T, 8>(pool + pool_row + gl * 8, v[0]);
+            }
+            __syncwarp();  // the next pass's heads are other rows
+        }
+        for (int i = p.group * kChunks + tid; i < 16 * kChunks; i += kThreads) {
+            *reinterpret_cast<uint4*>(sq + (i / kChunks) * kStride + (i % kChunks) * 8) =
+                make_uint4(0u, 0u, 0u, 0u);
+        }
+        __syncthreads();  // Q and new_kv are final
+        if (new_tile >= 0 && new_tile < Cfg::kStages - 1) {
+            put_new_row(new_tile);  // already loading; later tiles get the row when issued
+        }
     }
 
     const int a_row = lane % 16, a_col = (lane / 16) * 8;
@@ -271,7 +479,11 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (const int ahead = t + Cfg::kStages - 1; ahead < n_tiles) {
             const int st = ahead % Cfg::kStages;
             load_kv_tile<T, HD, kBlockN, kThreads>(sk(st), sv(st), k_pool, v_pool, table, p, kvh,
-                                                   k_begin + ahead * kBlockN, k_end, tid);
+                                                   k_begin + ahead * kBlockN, k_end, tid, INT_MIN,
+                                                   INT_MAX, new_key);
+            if (kFused && ahead == new_tile) {
+                put_new_row(st);
+            }
         }
         cp_async_commit();
         cp_async_wait<Cfg::kStages - 1>();
@@ -404,23 +616,34 @@ __global__ void __launch_bounds__(kWarps * 32)
         l += f * sl[w * 16 + r];
         Out::accumulate(o, so + (w * 16 + r) * Cfg::kOStride + d0, f);
     }
-    if (row_valid) {
-        if (direct) {
+    if (direct) {
+        if (row_valid) {
             T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_begin + qi) * p.out_stride +
                      static_cast<int64_t>(h) * HD + d0;
             Out::store(out, o, l);
-        } else {
-            const int64_t part =
-                ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits +
-                split;
-            Out::store_f32(p.ws_acc + part * HD + d0, o);
-            if (d0 == 0) {
-                p.ws_ml[part] = make_float2(m, l);
-            }
         }
-    }
-    if (direct) {
         return;
+    }
+    if (cluster_merge) {
+        // Publish this split's partial in its own shared memory (outside the combine scratch,
+        // which other threads may still be reading), then merge with the peers.
+        Out::store_f32(part_o + r * HD + d0, o);
+        if (d0 == 0) {
+            part_ml[r] = make_float2(m, l);
+        }
+        cg::cluster_group cluster = cg::this_cluster();
+        cluster.sync();  // every partial of the cluster is written and visible
+        merge_cluster<T, HD, kThreads>(p, q_begin, n_used, split, row_info, part_o, part_ml, tid);
+        cluster.sync();  // the peers are done reading this CTA's shared memory
+        return;
+    }
+    if (row_valid) {
+        const int64_t part =
+            ((static_cast<int64_t>(s) * p.max_query_len + qi) * p.n_heads + h) * p.n_splits + split;
+        Out::store_f32(p.ws_acc + part * HD + d0, o);
+        if (d0 == 0) {
+            p.ws_ml[part] = make_float2(m, l);
+        }
     }
 
     // The last of the n_used splits of this (sequence, KV head, row group) to arrive merges all
@@ -447,11 +670,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     merge_splits<T, HD, kThreads>(p, s, q_begin, n_used, row_info, tid);
 }
 
-template <typename T, int HD, int kWarps, int kStages>
+template <typename T, int HD, int kWarps, int kStages, bool kFused>
 cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     using Cfg = DecodeCfg<HD, kWarps, kStages>;
     const size_t smem = Cfg::kSmemBytes;
-    auto kernel = attention_decode_kernel<T, HD, kWarps, kStages>;
+    auto kernel = attention_decode_kernel<T, HD, kWarps, kStages, kFused>;
     static std::atomic<uint64_t> smem_raised{0};
     const cudaError_t smem_err = ensure_dynamic_smem(kernel, smem, smem_raised);
     if (smem_err != cudaSuccess) {
@@ -460,7 +683,14 @@ cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(p.n_splits),
                     static_cast<unsigned>(p.n_kv_heads * p.n_row_groups),
                     static_cast<unsigned>(p.n_seqs));
-    return launch_kernel(kernel, grid, Cfg::kThreads, smem, stream, p);
+    const unsigned cluster = p.cluster_merge ? static_cast<unsigned>(p.n_splits) : 1u;
+    return launch_kernel_in_clusters(kernel, grid, dim3(Cfg::kThreads), smem, stream, cluster, p);
+}
+
+template <typename T, int HD, int kWarps, int kStages>
+cudaError_t launch_decode_cfg(const AttnParams& p, cudaStream_t stream) {
+    return p.fused_epilogue ? launch_decode_typed<T, HD, kWarps, kStages, true>(p, stream)
+                            : launch_decode_typed<T, HD, kWarps, kStages, false>(p, stream);
 }
 
 // K/V tiles in flight per CTA: with two, a CTA walking a long split waited one load latency per
@@ -477,16 +707,16 @@ template <typename T>
 cudaError_t launch_decode_hd(const AttnParams& p, int head_dim, cudaStream_t stream) {
     switch (head_dim) {
         case 16:
-            return launch_decode_typed<T, 16, 4, 3>(p, stream);
+            return launch_decode_cfg<T, 16, 4, 3>(p, stream);
         case 32:
-            return launch_decode_typed<T, 32, 4, 3>(p, stream);
+            return launch_decode_cfg<T, 32, 4, 3>(p, stream);
         case 64:
-            return launch_decode_typed<T, 64, 4, 3>(p, stream);
+            return launch_decode_cfg<T, 64, 4, 3>(p, stream);
         case 128:
-            return decode_stages() == 2 ? launch_decode_typed<T, 128, 4, 2>(p, stream)
-                                        : launch_decode_typed<T, 128, 4, 3>(p, stream);
+            return decode_stages() == 2 ? launch_decode_cfg<T, 128, 4, 2>(p, stream)
+                                        : launch_decode_cfg<T, 128, 4, 3>(p, stream);
         case 256:
-            return launch_decode_typed<T, 256, 2, 2>(p, stream);
+            return launch_decode_cfg<T, 256, 2, 2>(p, stream);
         default:
             return cudaErrorInvalidValue;
     }

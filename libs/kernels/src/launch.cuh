@@ -78,6 +78,20 @@ inline bool pdl_enabled() {
     return enabled;
 }
 
+// Whether the current device runs thread-block clusters (compute capability >= 9.0). Cached per
+// process, as pdl_enabled().
+inline bool clusters_supported() {
+    static const bool supported = [] {
+        int device = 0;
+        int major = 0;
+        return cudaGetDevice(&device) == cudaSuccess &&
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
+                   cudaSuccess &&
+               major >= 9;
+    }();
+    return supported;
+}
+
 // Every kernel launched here asks for the same L1 / shared-memory split: the most shared memory.
 // Why: an SM changes its split only when it is idle, so two consecutive kernels that prefer
 // different splits cannot share SMs, and the next kernel's CTAs cannot move in while the previous

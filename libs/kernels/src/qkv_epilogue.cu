@@ -9,19 +9,11 @@
 // (grid-stride past 65535), blockIdx.x walks groups of kWarps * 32 / G head tasks. Each CTA
 // computes its token's cos/sin table once into shared memory while the head loads are in flight.
 //
-// Bit-exactness with norm.cu / pointwise.cu. Those kernels are the reference the engine was
-// verified with, so every floating-point step is reproduced in the same order and shape:
-// - Sum of squares: the reference warp kernel gives lane L the packs at L * P + k * 32 * P (P its
-//   vector width), sums each pack with an fmaf chain from 0, adds the pack sums, then does an xor
-//   butterfly over 32 lanes. With P == W and G lanes this is the same sum: when G < 32 all data
-//   sits in lanes < G, and the butterfly steps with offset >= G only add exact zeros to them.
-//   When the reference's P differs from W (a norm weight not 16-byte aligned while qkv is), the
-//   launcher uses G = 32 and the kernel re-reads the raw head from shared memory in the
-//   reference's partition.
-// - Rotary: the pair (i, i + half) is computed by the lane that holds element i, with the
-//   reference's expressions `a * c - b * s` and `b * c + a * s` written the same way (so that the
-//   compiler contracts them into the same fma), a and b being the activation-type values.
-// - cos/sin: precise sincosf of float(pos) * inv_freq[i], times attention_scaling, rounded to T.
+// Bit-exactness with norm.cu / pointwise.cu: the per-head arithmetic lives in qkv_head_ops.cuh
+// (shared with the decode attention that does this epilogue itself) and says how each step
+// matches. When the reference norm's vector width P differs from W (a norm weight not 16-byte
+// aligned while qkv is), the launcher uses G = 32 and the kernel re-reads the raw head from
+// shared memory in the reference's partition for the sum of squares.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -31,6 +23,7 @@
 #include "helexa/kernels/qkv_epilogue.h"
 #include "elem_access.cuh"
 #include "launch.cuh"
+#include "qkv_head_ops.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -43,22 +36,6 @@ constexpr int kMaxHeadDim = 256;
 // is a full warp.
 constexpr int kMaxElems = 8;
 constexpr int64_t kMaxGridY = 65535;
-
-// A 16-byte pack store to shared memory, in PTX: the compiler splits a pack rebuilt from 16-bit
-// values into narrow shared stores (four to eight instructions instead of one).
-template <typename T, int VEC>
-__device__ __forceinline__ void store_shared(T* dst, const Pack<T, VEC>& v) {
-    if constexpr (sizeof(Pack<T, VEC>) == 16) {
-        uint4 u;
-        memcpy(&u, &v, 16);
-        const auto addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "r"(u.x), "r"(u.y),
-                     "r"(u.z), "r"(u.w)
-                     : "memory");
-    } else {
-        *reinterpret_cast<Pack<T, VEC>*>(dst) = v;
-    }
-}
 
 __device__ __forceinline__ bool aligned16_dev(const void* p) {
     return reinterpret_cast<uintptr_t>(p) % 16 == 0;
@@ -93,27 +70,6 @@ struct EpilogueParams {
     int32_t* bad_slot;     // device flag, may be null
     bool pool_vec;         // both pools 16-byte aligned (and W > 1): pack stores
 };
-
-// W values of a cos/sin table in shared memory; 16-byte loads when W allows (the caller
-// guarantees alignment then: the index is a multiple of W).
-template <int W>
-__device__ __forceinline__ void load_table(const float* src, float (&dst)[W]) {
-    if constexpr (W % 4 == 0) {
-#pragma unroll
-        for (int j = 0; j < W; j += 4) {
-            const float4 f = *reinterpret_cast<const float4*>(src + j);
-            dst[j] = f.x;
-            dst[j + 1] = f.y;
-            dst[j + 2] = f.z;
-            dst[j + 3] = f.w;
-        }
-    } else {
-#pragma unroll
-        for (int j = 0; j < W; ++j) {
-            dst[j] = src[j];
-        }
-    }
-}
 
 // Stores one pack to a pool row, as a whole pack or element by element.
 template <typename T, int W>
@@ -202,15 +158,8 @@ __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpiloguePa
 
         // 2. The cos/sin table, computed while the loads above are in flight.
         if (half > 0) {
-            const float pos = static_cast<float>(p.positions[t]);
-            for (int i = static_cast<int>(threadIdx.x); i < half; i += kThreads) {
-                const float angle = pos * p.inv_freq[i];
-                float s;
-                float c;
-                sincosf(angle, &s, &c);
-                cs[i] = round_to<T>(c * p.attention_scaling);
-                cs[half + i] = round_to<T>(s * p.attention_scaling);
-            }
+            qkv_head::rotary_table<T>(cs, p.positions[t], p.inv_freq, half, p.attention_scaling,
+                                      static_cast<int>(threadIdx.x), kThreads);
         }
 
         // 3. Per-head RMSNorm of q and k. Every lane takes part in the shuffles (has_norm and
@@ -218,19 +167,7 @@ __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpiloguePa
         if (has_norm) {
             float ss = 0.0f;
             if (p.regs_ss) {
-#pragma unroll
-                for (int k = 0; k < kPacks; ++k) {
-                    const int c = (gl + k * glanes) * W;
-                    if (is_qk && c < hd) {
-                        float chunk = 0.0f;
-#pragma unroll
-                        for (int j = 0; j < W; ++j) {
-                            const float f = to_f32(v[k].v[j]);
-                            chunk = fmaf(f, f, chunk);
-                        }
-                        ss += chunk;
-                    }
-                }
+                ss = qkv_head::sum_squares<T, W, kPacks>(v, gl, glanes, hd, is_qk);
             } else {
                 // G == 32 here: replay the reference's partition (packs of `part` at
                 // lane * part + k * 32 * part) over the raw head staged in shared memory.
@@ -238,7 +175,7 @@ __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpiloguePa
                 for (int k = 0; k < kPacks; ++k) {
                     const int c = (gl + k * glanes) * W;
                     if (is_qk && c < hd) {
-                        store_shared<T, W>(buf + c, v[k]);
+                        qkv_head::store_shared<T, W>(buf + c, v[k]);
                     }
                 }
                 __syncwarp();
@@ -254,102 +191,14 @@ __global__ void __launch_bounds__(kThreads) qkv_epilogue_kernel(const EpiloguePa
                 }
                 __syncwarp();  // buf is rewritten by the rotary step
             }
-            for (int off = glanes / 2; off > 0; off >>= 1) {
-                ss += __shfl_xor_sync(0xffffffffu, ss, off);
-            }
-            const float inv = rsqrtf(ss / static_cast<float>(hd) + p.eps);
-            if (is_qk) {
-#pragma unroll
-                for (int k = 0; k < kPacks; ++k) {
-                    const int c = (gl + k * glanes) * W;
-                    if (c < hd) {
-#pragma unroll
-                        for (int j = 0; j < W; ++j) {
-                            const float y = round_to<T>(to_f32(v[k].v[j]) * inv);
-                            v[k].v[j] = from_f32<T>(to_f32(w[k].v[j]) * y);
-                        }
-                    }
-                }
-            }
+            qkv_head::apply_norm<T, W, kPacks>(v, w, ss, gl, glanes, hd, p.eps, is_qk);
         }
 
         __syncthreads();  // the cos/sin table is complete
 
-        // 4. Rotary of q and k: publish the (normalised) head, let the owner of element i compute
-        //    both halves of pair (i, i + half) and hand the upper one back through buf.
+        // 4. Rotary of q and k.
         if (half > 0) {
-            if (is_qk) {
-#pragma unroll
-                for (int k = 0; k < kPacks; ++k) {
-                    const int c = (gl + k * glanes) * W;
-                    if (c < hd) {
-                        store_shared<T, W>(buf + c, v[k]);
-                    }
-                }
-            }
-            __syncwarp();
-            if (is_qk) {
-#pragma unroll
-                for (int k = 0; k < kPacks; ++k) {
-                    const int c = (gl + k * glanes) * W;
-                    if (c >= hd || c >= half) {
-                        continue;
-                    }
-                    if (half % W == 0) {
-                        // The whole pack is in the lower half and its partner pack is aligned.
-                        const Pack<T, W> bp = load_pack<T, W>(buf + c + half);
-                        float co[W];
-                        float si[W];
-                        load_table<W>(cs + c, co);
-                        load_table<W>(cs + half + c, si);
-                        Pack<T, W> hp;
-#pragma unroll
-                        for (int j = 0; j < W; ++j) {
-                            const float a = to_f32(v[k].v[j]);
-                            const float b = to_f32(bp.v[j]);
-                            const float cv = co[j];
-                            const float sv = si[j];
-                            v[k].v[j] = from_f32<T>(a * cv - b * sv);
-                            hp.v[j] = from_f32<T>(b * cv + a * sv);
-                        }
-                        store_shared<T, W>(buf + c + half, hp);
-                    } else {
-#pragma unroll
-                        for (int j = 0; j < W; ++j) {
-                            const int e = c + j;
-                            if (e < half) {
-                                const float a = to_f32(v[k].v[j]);
-                                const float b = to_f32(buf[e + half]);
-                                const float cv = cs[e];
-                                const float sv = cs[half + e];
-                                v[k].v[j] = from_f32<T>(a * cv - b * sv);
-                                buf[e + half] = from_f32<T>(b * cv + a * sv);
-                            }
-                        }
-                    }
-                }
-            }
-            __syncwarp();
-            if (is_qk) {
-#pragma unroll
-                for (int k = 0; k < kPacks; ++k) {
-                    const int c = (gl + k * glanes) * W;
-                    if (c >= hd || c + W <= half || c >= 2 * half) {
-                        continue;  // no element of this pack is an upper rotary half
-                    }
-                    if (half % W == 0) {
-                        v[k] = load_pack<T, W>(buf + c);  // the whole pack is in [half, 2 * half)
-                    } else {
-#pragma unroll
-                        for (int j = 0; j < W; ++j) {
-                            const int e = c + j;
-                            if (e >= half && e < 2 * half) {
-                                v[k].v[j] = buf[e];
-                            }
-                        }
-                    }
-                }
-            }
+            qkv_head::apply_rotary<T, W, kPacks>(v, buf, cs, gl, glanes, hd, half, is_qk);
         }
 
         // 5. Stores: q and k in place, k and v into the pools.

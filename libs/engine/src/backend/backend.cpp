@@ -74,6 +74,17 @@ Status Backend::qkv_epilogue(const Tensor& qkv, int64_t n_heads, int64_t n_kv_he
     return kv_write(cache, layer, k, v, slots);
 }
 
+Status Backend::qkv_attention(const Tensor& out, const Tensor& qkv, int64_t n_heads,
+                              int64_t n_kv_heads, int64_t head_dim, const Tensor& q_norm,
+                              const Tensor& k_norm, float eps, const Tensor& positions,
+                              const RopeTable& rope_table, KvCache& cache, int64_t layer,
+                              const Tensor& slots, const AttentionBatch& batch, float scale) {
+    HELEXA_TRY_STATUS(qkv_epilogue(qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm, eps,
+                                   positions, rope_table, cache, layer, slots));
+    return attention(out, qkv.col_slice(0, n_heads * head_dim), cache, layer, batch, n_heads,
+                     scale);
+}
+
 Status compose_fused_linear(Backend& backend, const Tensor& out, const Tensor& x, const Tensor& w,
                             const Tensor& bias, const LinearFusion& fusion,
                             const LinearScratch& scratch) {

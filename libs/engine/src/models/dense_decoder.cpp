@@ -430,14 +430,21 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         HELEXA_TRY_STATUS(project(qkv, x, L.qkv, L.qkv_bias,
                                   LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}));
         HELEXA_TRY_STATUS(emit(p + "input_norm", h));
-        // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write: one op, fused on CUDA.
-        HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps, positions,
-                                         rope_, *kv_, l, slots));
-        const Tensor q = qkv.col_slice(0, nh * hd);
-        HELEXA_TRY_STATUS(emit(p + "q", q));
-        HELEXA_TRY_STATUS(emit(p + "k", qkv.col_slice(nh * hd, nkv * hd)));
-        HELEXA_TRY_STATUS(emit(p + "v", qkv.col_slice((nh + nkv) * hd, nkv * hd)));
-        HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
+        // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write, attention: one op (one
+        // kernel for CUDA decode steps), or two while the activation hook wants q, k and v.
+        if (hook_) {
+            HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
+                                             positions, rope_, *kv_, l, slots));
+            const Tensor q = qkv.col_slice(0, nh * hd);
+            HELEXA_TRY_STATUS(emit(p + "q", q));
+            HELEXA_TRY_STATUS(emit(p + "k", qkv.col_slice(nh * hd, nkv * hd)));
+            HELEXA_TRY_STATUS(emit(p + "v", qkv.col_slice((nh + nkv) * hd, nkv * hd)));
+            HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
+        } else {
+            HELEXA_TRY_STATUS(b.qkv_attention(attn, qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
+                                              positions, rope_, *kv_, l, slots, attn_batch,
+                                              scale));
+        }
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
         HELEXA_TRY_STATUS(project(x, attn, L.o, L.o_bias,
                                   LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));

@@ -8,9 +8,10 @@
 //
 // Two kernels behind one launcher:
 // - decode (max_query_len small): one CTA per (sequence, kv head, split); the context is cut into
-//   splits so long contexts fill the GPU (split-K / flash-decoding), partial results
-//   (max, sum, weighted V in f32) land in `workspace` and the last split of each (sequence, KV
-//   head) to finish merges them (an arrival counter in the workspace; no second kernel). The grid
+//   splits so long contexts fill the GPU (split-K / flash-decoding). Up to 8 splits of a
+//   (sequence, KV head) run as one thread-block cluster and merge their partial results (max,
+//   sum, weighted V in f32) through its distributed shared memory; more land in `workspace` and
+//   the last split to finish merges them (an arrival counter in the workspace). The grid
 //   depends only on n_seqs and max_context_len, and each CTA reads its true length from
 //   context_len, so a launch captured in a CUDA graph stays valid for any context <= the
 //   max_context_len it was captured with.
@@ -27,6 +28,27 @@
 #include "helexa/kernels/paged_kv.h"
 
 namespace helexa::kernels {
+
+// qkv_epilogue.h's work done by the decode attention itself: one launch per layer instead of
+// two, and no round trip of q and the new key through global memory between them. With it set,
+// PagedAttentionArgs::q points at the fused projection's rows [n_tokens, (n_heads + 2 *
+// n_kv_heads) * head_dim] (q | k | v heads, q_stride their row stride), and the launch equals
+// launch_qkv_epilogue on those rows followed by launch_paged_attention on their q columns, bit
+// for bit, except that the qkv rows are left as they were (q and k are normalised and rotated in
+// shared memory, not in place). paged_attention_fuses_epilogue() says when it applies.
+struct FusedQkvEpilogue {
+    const void* q_norm_weight = nullptr;  // [head_dim]: both or neither (Qwen3's q/k norm)
+    const void* k_norm_weight = nullptr;
+    float eps = 0.0f;
+    const int32_t* positions = nullptr;  // int32 [n_tokens]
+    const float* inv_freq = nullptr;     // f32 [rotary_dim / 2]
+    int64_t rotary_dim = 0;              // even, <= head_dim; 0: no rotary
+    float attention_scaling = 1.0f;
+    void* k_pool = nullptr;  // PagedAttentionArgs' k_pool / v_pool, writable: the new key and
+    void* v_pool = nullptr;  // value are written at slots[token]
+    const int32_t* slots = nullptr;  // int32 [n_tokens]
+    int32_t* bad_slot = nullptr;     // as launch_qkv_epilogue's; may be null
+};
 
 struct PagedAttentionArgs {
     void* out = nullptr;        // [n_tokens, n_heads * head_dim], row stride out_stride
@@ -51,7 +73,17 @@ struct PagedAttentionArgs {
     // be zeroed again; one workspace must not be shared by launches that may run concurrently).
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
+    // Optional: the q/k/v epilogue fused in (see FusedQkvEpilogue).
+    const FusedQkvEpilogue* epilogue = nullptr;
 };
+
+// Whether launch_paged_attention takes `args` with args.epilogue set: decode steps (one query
+// row per sequence: max_query_len == 1) small enough that the decode grid is at most one CTA per
+// SM (where fusing was measured to pay; see docs/perf/cuda-engine.md), n_heads / n_kv_heads <=
+// 16, the qkv rows and the norm weights 16-byte aligned (the epilogue kernel's vector path,
+// whose arithmetic it shares), and the epilogue's pools equal to the args' ones. Otherwise run
+// launch_qkv_epilogue, then the attention on the q columns.
+bool paged_attention_fuses_epilogue(const PagedAttentionArgs& args);
 
 // Workspace the launcher needs for these bounds (0 when the prefill kernel will be used).
 size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
