@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
