@@ -4,6 +4,10 @@
 //                   (the decode roofline: bandwidth / weight bytes read per token);
 //   bf16 GEMM rate  cuBLAS bf16 x bf16 -> bf16 with f32 accumulation, 2*M*N*K / time
 //                   (the prefill roofline).
+// Also, for the sampled-serving path (a step copies every sampled row's f32 logits to the host):
+// device-to-host copies of one 32-row logits block of a 151,936-token vocabulary (19.4 MB) into
+// pageable memory (what the engine does today) and into pinned memory, and a host memcpy of the
+// same block (what staging through a pinned buffer would add).
 // Warm-up first, then the median of several timed repetitions (CUDA events). Prints a short
 // table and one JSON line (for scripts) last.
 //
@@ -13,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -148,7 +153,34 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaFree(a));
     CHECK_CUDA(cudaFree(b));
     CHECK_CUDA(cudaFree(c));
+    // Logits to the host: 32 rows x 151,936 f32.
+    const size_t logits_bytes = size_t{32} * 151936 * sizeof(float);
+    void* dev_logits = nullptr;
+    void* pinned = nullptr;
+    CHECK_CUDA(cudaMalloc(&dev_logits, logits_bytes));
+    CHECK_CUDA(cudaMemsetAsync(dev_logits, 0, logits_bytes, stream));
+    CHECK_CUDA(cudaMallocHost(&pinned, logits_bytes));
+    std::vector<char> pageable(logits_bytes, 1);  // touched, as a reused step buffer is
+    const double pageable_s = time_median(stream, reps, [&] {
+        CHECK_CUDA(cudaMemcpyAsync(pageable.data(), dev_logits, logits_bytes,
+                                   cudaMemcpyDeviceToHost, stream));
+    });
+    const double pinned_s = time_median(stream, reps, [&] {
+        CHECK_CUDA(cudaMemcpyAsync(pinned, dev_logits, logits_bytes, cudaMemcpyDeviceToHost,
+                                   stream));
+    });
+    std::vector<double> memcpy_s;
+    for (int i = 0; i < reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::memcpy(pageable.data(), pinned, logits_bytes);
+        memcpy_s.push_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double host_memcpy_s = median(memcpy_s);
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(dev_logits));
     CHECK_CUDA(cudaStreamDestroy(stream));
+    auto gbs = [](size_t b, double sec) { return static_cast<double>(b) / sec / 1e9; };
 
     std::printf("card            %s (sm_%d%d, %d SMs, %.1f GiB)\n", prop.name, prop.major,
                 prop.minor, prop.multiProcessorCount,
@@ -157,8 +189,14 @@ int main(int argc, char** argv) {
                 copy_gbs, copy_mib, reps);
     std::printf("bf16 GEMM       %.0f TFLOP/s  (%d^3, f32 accumulation, median of %d)\n", tflops,
                 gemm, reps);
+    std::printf("logits to host  %.2f ms pageable (%.1f GB/s), %.2f ms pinned (%.1f GB/s), "
+                "host memcpy %.2f ms  (32 x 151,936 f32, median of %d)\n",
+                pageable_s * 1e3, gbs(logits_bytes, pageable_s), pinned_s * 1e3,
+                gbs(logits_bytes, pinned_s), host_memcpy_s * 1e3, reps);
     std::printf("{\"card\": \"%s\", \"copy_gb_per_s\": %.1f, \"bf16_gemm_tflops\": %.1f, "
-                "\"gemm_n\": %d, \"copy_mib\": %zu}\n",
-                prop.name, copy_gbs, tflops, gemm, copy_mib);
+                "\"gemm_n\": %d, \"copy_mib\": %zu, \"d2h_pageable_gb_per_s\": %.1f, "
+                "\"d2h_pinned_gb_per_s\": %.1f, \"host_memcpy_gb_per_s\": %.1f}\n",
+                prop.name, copy_gbs, tflops, gemm, copy_mib, gbs(logits_bytes, pageable_s),
+                gbs(logits_bytes, pinned_s), gbs(logits_bytes, host_memcpy_s));
     return 0;
 }
