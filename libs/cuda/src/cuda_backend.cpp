@@ -167,6 +167,9 @@ public:
         if (cublas_workspace_) {
             cudaFree(cublas_workspace_);
         }
+        if (page_locked_) {
+            cudaFreeHost(page_locked_);
+        }
         if (stream_) {
             cudaStreamDestroy(stream_);
         }
@@ -257,6 +260,24 @@ public:
                                      static_cast<size_t>(dst.numel() * engine::dtype_size(dst.dtype)),
                                      cudaMemcpyHostToDevice, stream_),
                      "copy_from_host");
+    }
+
+    // One page-locked buffer, grown (never shrunk) to the largest request: a step's logits rows.
+    Result<float*> page_locked_floats(int64_t n) override {
+        HELEXA_TRY_STATUS(healthy());
+        const auto bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
+        if (bytes > page_locked_bytes_) {
+            if (page_locked_) {
+                HELEXA_TRY_STATUS(check(cudaFreeHost(page_locked_), "page-locked host buffer"));
+                page_locked_ = nullptr;
+                page_locked_bytes_ = 0;
+            }
+            HELEXA_TRY_STATUS(
+                check(cudaMallocHost(&page_locked_, bytes),
+                      "page-locked host buffer of " + std::to_string(bytes >> 20) + " MiB"));
+            page_locked_bytes_ = bytes;
+        }
+        return static_cast<float*>(page_locked_);
     }
 
     Status copy_to_host(void* host, const Tensor& src) override {
@@ -776,6 +797,8 @@ private:
     void* attention_workspace_ = nullptr;
     size_t attention_workspace_bytes_ = 0;
     std::vector<void*> retired_attention_workspaces_;  // outgrown, still named by old graphs
+    void* page_locked_ = nullptr;  // page_locked_floats()
+    size_t page_locked_bytes_ = 0;
     std::unordered_map<void*, int64_t> allocations_;
     int64_t allocated_bytes_ = 0;
     bool poisoned_ = false;

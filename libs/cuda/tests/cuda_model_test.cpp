@@ -229,6 +229,13 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
     }
     std::vector<float> batched;
     ASSERT_TRUE(gpu->step(batch, batched).has_value());
+    // The scheduler's path: the same step again (same blocks, same K/V written), its rows left
+    // in the runner's page-locked buffer.
+    std::span<float> in_place;
+    ASSERT_TRUE(gpu->step_in_place(batch, in_place).has_value());
+    ASSERT_EQ(in_place.size(), batched.size());
+    EXPECT_TRUE(std::equal(in_place.begin(), in_place.end(), batched.begin()))
+        << "step_in_place rows differ from step's";
     for (size_t i = 0; i < lens.size(); ++i) {
         StepBatch one;
         one.seqs.push_back({i + 1, toks[i], 0, tables[i], true});

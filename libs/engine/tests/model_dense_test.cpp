@@ -365,6 +365,14 @@ TEST_P(DenseModel, BatchedStepEqualsEachSequenceAlone) {
     ASSERT_TRUE(runner_->step(batch, logits).has_value());
     const auto V = static_cast<size_t>(runner_->vocab_size());
     ASSERT_EQ(logits.size(), 3 * V);  // no row for the sequence without need_logits
+    {
+        // The scheduler's path: the same step again (same blocks, same K/V written), its rows
+        // left in the runner's memory.
+        std::span<float> rows;
+        ASSERT_TRUE(runner_->step_in_place(batch, rows).has_value());
+        ASSERT_EQ(rows.size(), logits.size());
+        EXPECT_TRUE(std::equal(rows.begin(), rows.end(), logits.begin()));
+    }
     for (size_t i = 0; i < V; ++i) {
         ASSERT_NEAR(logits[i], alone_b[i], 1e-4);
         ASSERT_NEAR(logits[V + i], alone_a[i], 1e-4);

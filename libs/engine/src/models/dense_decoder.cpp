@@ -83,10 +83,13 @@ public:
     int64_t vocab_size() const override { return config_.vocab_size; }
     const KvLayout& kv_layout() const override { return layout_; }
     Status step(const StepBatch& batch, std::vector<float>& logits) override {
-        return run_step(batch, &logits, nullptr);
+        return run_step(batch, StepOutput{.logits = &logits});
     }
     Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
-        return run_step(batch, nullptr, &tokens);
+        return run_step(batch, StepOutput{.tokens = &tokens});
+    }
+    Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
+        return run_step(batch, StepOutput{.rows = &rows});
     }
 
     const ModelConfig& config() const override { return config_; }
@@ -117,8 +120,13 @@ private:
     // intermediates (normed input, product) materialised.
     Status project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                    const LinearFusion& fusion, const LinearScratch& scratch);
-    Status run_step(const StepBatch& batch, std::vector<float>* logits,
-                    std::vector<int32_t>* tokens);
+    // Where a step's results go: exactly one of these is set.
+    struct StepOutput {
+        std::vector<float>* logits = nullptr;    // step(): a copy in the caller's vector
+        std::span<float>* rows = nullptr;        // step_in_place(): the runner's memory
+        std::vector<int32_t>* tokens = nullptr;  // step_argmax(): the argmax of each row
+    };
+    Status run_step(const StepBatch& batch, const StepOutput& out);
     // The step's operations over its packed metadata (recordable: no host copies, no
     // allocation once the buffers have been sized by an earlier identical step).
     Status forward(const StepPlan& plan, const Tensor& meta, bool argmax);
@@ -506,8 +514,7 @@ Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, bool argm
     return ok();
 }
 
-Status DenseDecoder::run_step(const StepBatch& batch, std::vector<float>* logits,
-                              std::vector<int32_t>* tokens) {
+Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     // Decode steps replay a CUDA graph per (sequence bucket, block-table width) when the backend
     // has graphs: hundreds of small launches per step become one. Not while dumping activations
     // (the hook copies to the host mid-step).
@@ -520,13 +527,16 @@ Status DenseDecoder::run_step(const StepBatch& batch, std::vector<float>* logits
         return tl::unexpected(std::move(planned).error());
     }
     const StepPlan& plan = *planned;
-    const bool argmax = tokens != nullptr;
+    const bool argmax = out.tokens != nullptr;
     if (plan.n_tokens == 0) {
-        if (logits) {
-            logits->clear();
+        if (out.logits) {
+            out.logits->clear();
         }
-        if (tokens) {
-            tokens->clear();
+        if (out.rows) {
+            *out.rows = {};
+        }
+        if (out.tokens) {
+            out.tokens->clear();
         }
         return ok();
     }
@@ -565,18 +575,34 @@ Status DenseDecoder::run_step(const StepBatch& batch, std::vector<float>* logits
     const int64_t R = plan.n_real_rows;
     if (argmax) {
         HELEXA_BUF(ids, kArgmax, DType::kI32, 1, plan.n_rows);
-        tokens->assign(static_cast<size_t>(R), -1);
+        out.tokens->assign(static_cast<size_t>(R), -1);
         if (R > 0) {
-            HELEXA_TRY_STATUS(backend_->copy_to_host(tokens->data(), ids.col_slice(0, R)));
+            HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
         }
         return ok();
     }
     // Sized, not cleared: the copy below overwrites every element, and clearing 32 rows of a
     // 152k vocabulary would write 19 MB per step for nothing.
-    logits->resize(static_cast<size_t>(R * config_.vocab_size));
+    const auto n = static_cast<size_t>(R * config_.vocab_size);
+    float* dst = nullptr;
+    if (out.rows) {
+        auto page_locked = backend_->page_locked_floats(static_cast<int64_t>(n));
+        if (!page_locked) {
+            return tl::unexpected(std::move(page_locked).error());
+        }
+        dst = *page_locked;
+        if (dst == nullptr) {
+            in_place_rows_.resize(n);
+            dst = in_place_rows_.data();
+        }
+        *out.rows = std::span<float>(dst, n);
+    } else {
+        out.logits->resize(n);
+        dst = out.logits->data();
+    }
     if (R > 0) {
-        HELEXA_BUF(out, kLogits, DType::kF32, plan.n_rows, config_.vocab_size);
-        HELEXA_TRY_STATUS(backend_->copy_to_host(logits->data(), out.row_slice(0, R)));
+        HELEXA_BUF(logits, kLogits, DType::kF32, plan.n_rows, config_.vocab_size);
+        HELEXA_TRY_STATUS(backend_->copy_to_host(dst, logits.row_slice(0, R)));
     }
     return ok();
 }

@@ -28,6 +28,11 @@ public:
         executor_->run([&] { result = inner_->step_argmax(batch, tokens); });
         return result;
     }
+    Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->step_in_place(batch, rows); });
+        return result;
+    }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

@@ -19,6 +19,12 @@ public:
         }
         return inner_->step(batch, logits);
     }
+    Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
+        if (armed_->exchange(false)) {
+            return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
+        }
+        return inner_->step_in_place(batch, rows);
+    }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

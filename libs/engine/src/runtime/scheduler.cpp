@@ -447,7 +447,7 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
                                       " tokens for " + std::to_string(n_rows) + " rows");
         }
     } else {
-        status = runner_.step(batch, logits_);
+        status = runner_.step_in_place(batch, logits_);
         if (status && static_cast<int64_t>(logits_.size()) != n_rows * vocab_size_) {
             status = helexa::fail(ErrorCode::kInternal,
                                   "model step returned " + std::to_string(logits_.size()) +

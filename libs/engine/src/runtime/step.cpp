@@ -28,4 +28,10 @@ Status ModelRunner::step_argmax(const StepBatch& batch, std::vector<int32_t>& to
     return ok();
 }
 
+Status ModelRunner::step_in_place(const StepBatch& batch, std::span<float>& rows) {
+    HELEXA_TRY_STATUS(step(batch, in_place_rows_));
+    rows = in_place_rows_;
+    return ok();
+}
+
 }  // namespace helexa::engine

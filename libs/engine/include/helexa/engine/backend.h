@@ -240,6 +240,14 @@ public:
     // the logits are broken; the same rule as the sampler's greedy path).
     virtual Status argmax_rows(const Tensor& out, const Tensor& logits) = 0;
 
+    // Page-locked host memory for n floats that the backend owns, so a copy out of the device
+    // runs at full PCIe rate (device backends); valid until the next call, which may move it.
+    // Null when the backend has none (host backends: the caller's own memory serves as well).
+    virtual Result<float*> page_locked_floats(int64_t n) {
+        (void)n;
+        return nullptr;
+    }
+
     // ---- graphs (device backends): record a fixed sequence of operations once, replay it
     // with new contents in the same tensors. Operations recorded must not allocate or copy
     // from the host; tensors they touch must outlive the graph.

@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -179,7 +180,7 @@ private:
     std::vector<std::unique_ptr<Sequence>> running_;  // admission order
     uint64_t admit_counter_ = 0;
     std::vector<int32_t> step_tokens_scratch_;
-    std::vector<float> logits_;
+    std::span<float> logits_;  // the last step's rows, in the runner's memory (step_in_place)
     std::vector<int32_t> argmax_;
     std::vector<EngineEvent> events_scratch_;
 
