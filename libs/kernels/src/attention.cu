@@ -56,6 +56,10 @@ size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int
                static_cast<size_t>(head_dim + 2) * sizeof(float);
 }
 
+// The decode grids the cluster merge and the fused epilogue are kept to: both were measured to
+// pay only while no SM holds two of the grid's CTAs (numbers at their uses).
+bool at_most_one_cta_per_sm(int64_t n_ctas) { return n_ctas <= device_sm_count(); }
+
 // Splits merged through a thread-block cluster when they fit one and the grid is at most one CTA
 // per SM (HELEXA_ATTN_CLUSTER_MERGE=0: always through the workspace, for A/B measurements).
 // Measured on an H200: 1 sequence x 8 KV heads x 4 splits (32 CTAs) 7 -> 5 us, but 8 sequences
@@ -64,7 +68,7 @@ size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int
 bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
     static const bool enabled = env_on_unless_zero("HELEXA_ATTN_CLUSTER_MERGE");
     return enabled && n_splits > 1 && n_splits <= attn::kMaxClusterSplits &&
-           n_ctas <= device_sm_count() && clusters_supported();
+           at_most_one_cta_per_sm(n_ctas) && clusters_supported();
 }
 
 }  // namespace
@@ -83,7 +87,7 @@ bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
     static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
     const int64_t units = a.n_seqs * a.layout.n_kv_heads;
     if (!any_grid &&
-        units * plan_splits(units, a.max_context_len, hd).n_splits > device_sm_count()) {
+        !at_most_one_cta_per_sm(units * plan_splits(units, a.max_context_len, hd).n_splits)) {
         return false;
     }
     return supported_head_dim(hd) && aligned16(a.q) && a.q_stride % 8 == 0 &&

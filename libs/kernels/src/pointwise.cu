@@ -14,6 +14,7 @@
 #include "helexa/kernels/pointwise.h"
 #include "elem_access.cuh"
 #include "launch.cuh"
+#include "qkv_head_ops.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -222,15 +223,9 @@ __global__ void __launch_bounds__(kThreads)
     allow_dependent_launch();
     extern __shared__ float cs[];  // [2 * half]: cos then sin
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float p = static_cast<float>(positions[r]);
-        for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-            const float angle = p * inv_freq[i];
-            float s;
-            float c;
-            sincosf(angle, &s, &c);
-            cs[i] = round_to<T>(c * attention_scaling);
-            cs[half + i] = round_to<T>(s * attention_scaling);
-        }
+        qkv_head::rotary_table<T>(cs, positions[r], inv_freq, static_cast<int>(half),
+                                  attention_scaling, static_cast<int>(threadIdx.x),
+                                  static_cast<int>(blockDim.x));
         __syncthreads();
         T* row = x + r * x_stride;
         const int64_t pairs = n_heads * half;

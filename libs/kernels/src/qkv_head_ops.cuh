@@ -15,7 +15,8 @@
 // - Rotary: the pair (i, i + half) is computed by the lane that holds element i, with the
 //   reference's expressions `a * c - b * s` and `b * c + a * s` written the same way (so that the
 //   compiler contracts them into the same fma), a and b being the activation-type values.
-// - cos/sin: precise sincosf of float(pos) * inv_freq[i], times attention_scaling, rounded to T.
+// - cos/sin: precise sincosf of float(pos) * inv_freq[i], times attention_scaling, rounded to T
+//   (rotary_table; pointwise.cu's rope kernel builds its table with it too).
 #pragma once
 
 #include <cuda_runtime.h>
