@@ -5,12 +5,14 @@
 // Run by scripts/gpu/cuda_run.sh as built (CUDA-core skinny matmul up to 2 rows, cuBLASLt
 // above), with HELEXA_CUDA_SKINNY_MAX_ROWS=0 (cuBLASLt everywhere) and, for MMA_AB, with
 // HELEXA_CUDA_MMA_MAX_ROWS=64 (the tensor-core skinny matmul above 2 rows).
-//   linear_bench --copy-gbps 4230 [--label skinny]
+//   linear_bench --copy-gbps 4230 [--label skinny] [--shapes qkv,o_proj] [--rows 1,8,32]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,12 +24,25 @@ using helexa::engine::Tensor;
 int main(int argc, char** argv) {
     double copy_gbps = 0;
     std::string label = "default";
+    std::set<std::string> only_shapes;  // empty: all
+    std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64};
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--copy-gbps") {
             copy_gbps = std::stod(argv[i + 1]);
         } else if (a == "--label") {
             label = argv[i + 1];
+        } else if (a == "--shapes") {
+            std::stringstream list(argv[i + 1]);
+            for (std::string item; std::getline(list, item, ',');) {
+                only_shapes.insert(item);
+            }
+        } else if (a == "--rows") {
+            rows.clear();
+            std::stringstream list(argv[i + 1]);
+            for (std::string item; std::getline(list, item, ',');) {
+                rows.push_back(std::stoll(item));
+            }
         }
     }
     helexa::cuda::register_cuda_backend();
@@ -57,7 +72,6 @@ int main(int argc, char** argv) {
                                        {"o_proj+residual", 4096, 4096, false, Out::kAccumulate},
                                        {"gate_up+norm+swiglu", 24576, 4096, true, Out::kSwiGlu},
                                        {"down+residual", 4096, 12288, false, Out::kAccumulate}};
-    const std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64};
     int status = 0;
     exec->run([&] {
         auto& b = *backend;
@@ -76,6 +90,9 @@ int main(int argc, char** argv) {
             return *t;
         };
         for (const auto& s : shapes) {
+            if (!only_shapes.empty() && only_shapes.count(s.name) == 0) {
+                continue;
+            }
             std::vector<Tensor> ws;
             for (int i = 0; i < 4; ++i) {
                 ws.push_back(random_tensor(s.N, s.K));

@@ -137,6 +137,11 @@ public:
             return tl::unexpected(std::move(mm).error());
         }
         b->matmul_ = std::move(*mm);
+        // The tensor-core small-batch matmul's split-tile counters start (and stay) zero.
+        const size_t mma_bytes = kernels::skinny_mma_workspace_bytes();
+        HELEXA_TRY_STATUS(
+            cuda_status(cudaMalloc(&b->mma_workspace_, mma_bytes), "cudaMalloc"));
+        HELEXA_TRY_STATUS(cuda_status(cudaMemset(b->mma_workspace_, 0, mma_bytes), "cudaMemset"));
         return b;
     }
 
@@ -166,6 +171,9 @@ public:
         }
         if (cublas_workspace_) {
             cudaFree(cublas_workspace_);
+        }
+        if (mma_workspace_) {
+            cudaFree(mma_workspace_);
         }
         if (page_locked_) {
             cudaFreeHost(page_locked_);
@@ -414,14 +422,15 @@ public:
             in = scratch.normed.row_slice(0, x.rows);
             HELEXA_TRY_STATUS(rms_norm(in, x, fusion.norm_weight, fusion.eps));
         }
-        if (x.rows <= mma_max_rows_ && kernels::skinny_mma_fits(x.rows, x.cols) &&
+        if (x.rows <= mma_max_rows_ && kernels::skinny_mma_fits(x.rows, w.rows, x.cols) &&
+            kernels::skinny_mma_supported() &&
             in.row_stride % 8 == 0 && aligned16(in.data) && aligned16(w.data)) {
             kernels::SkinnyFusion f;
             f.output = skinny_output(fusion.output);
             return check(kernels::launch_skinny_mma_matmul(
                              out.data, out.row_stride, elem(out.dtype), in.data, in.row_stride,
                              w.data, bias ? bias.data : nullptr, x.rows, w.rows, w.cols,
-                             elem(act_), f, stream_),
+                             elem(act_), f, mma_workspace_, stream_),
                          "skinny_mma_matmul");
         }
         Tensor product = out;
@@ -793,6 +802,7 @@ private:
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;
     void* cublas_workspace_ = nullptr;
+    void* mma_workspace_ = nullptr;  // kernels::skinny_mma_workspace_bytes(), zeroed
     std::unique_ptr<CublasLtMatmul> matmul_;
     void* attention_workspace_ = nullptr;
     size_t attention_workspace_bytes_ = 0;

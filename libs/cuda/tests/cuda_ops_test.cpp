@@ -137,8 +137,9 @@ void FusedLinear::check(const std::string& label) {
         {8, 2048, 768, true, Output::kSwiGlu, false, DType::kBF16},
         {33, 1536, 256, false, Output::kAccumulate, true, DType::kBF16},
         {33, 777, 512, true, Output::kStore, false, DType::kF32},
-        // Serving-step shapes of the tensor-core skinny path: K split over clusters of 8 CTAs
-        // (o_proj / down at 16-32 streams), every n-tile count (T <= 8, 16, 32, 64).
+        // Serving-step shapes of the tensor-core skinny path (o_proj / down at 16-32 streams),
+        // every n-tile count (T <= 8, 16, 32, 64), tiles split over many CTAs (12 x 640 x 4096:
+        // 320 units over one CTA per SM) and whole tiles with split ones between them.
         {32, 4096, 4096, false, Output::kAccumulate, false, DType::kBF16},
         {16, 1024, 12288, false, Output::kAccumulate, true, DType::kBF16},
         {64, 2048, 1024, true, Output::kSwiGlu, false, DType::kBF16},
@@ -174,6 +175,17 @@ void FusedLinear::check(const std::string& label) {
             << label << " fused_linear T=" << c.T << " N=" << c.N << " K=" << c.K
             << " norm=" << c.norm << " output=" << static_cast<int>(c.output)
             << " bias=" << c.bias;
+        if (label == "mma" && c.output != Output::kAccumulate) {
+            // The tensor-core path sums a split tile's shares in a fixed order: a second run
+            // gives the same bits (accumulate would add twice, so it is left out).
+            const auto first = t.read_gpu(out.gpu);
+            t.on_gpu([&] {
+                auto g = t.gpu_->fused_linear(out.gpu, x.gpu, w.gpu, b.gpu, fg,
+                                              LinearScratch{normed.gpu, product.gpu});
+                ASSERT_TRUE(g.has_value()) << g.error().full_message();
+            });
+            EXPECT_EQ(t.read_gpu(out.gpu), first) << "rerun T=" << c.T << " N=" << c.N;
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 // Private helpers shared by the paged-attention kernels (attention.cu, attention_decode.cu,
 // attention_prefill.cu): the parameter block, the host-side split choice, and thin inline-PTX
-// wrappers for cp.async, ldmatrix and mma.sync m16n8k16 (bf16/f16 in, f32 accumulate).
+// wrappers (cp.async, ldmatrix and mma.sync live in async_copy.cuh and mma.cuh).
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with .row.col), lane = 4 * g + t:
 //   A (16x16, 4 regs of 2 elems): a0 (row g,   k 2t..2t+1), a1 (row g+8, k 2t..2t+1),
@@ -131,18 +131,6 @@ cudaError_t launch_attention_decode(const AttnParams& p, int head_dim, bool bf16
                                     cudaStream_t stream);
 
 // ---- device helpers ----
-
-// Four 8x8 b16 matrices; lane l supplies the row address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(smem)));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* smem) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(smem)));
-}
 
 // Two floats -> one 32-bit register of two T (lo in the low half, as the fragments expect).
 template <typename T>

@@ -2,34 +2,38 @@
 // the residual add or SwiGLU fused in (skinny_mma_matmul.h).
 //
 // Design (why it is shaped this way):
-// - Bound by reading w once, like the CUDA-core skinny matmul. Every byte of w moves by a 16-byte
-//   cp.async (L2 only) into a per-lane ring of kStages K blocks in shared memory: a warp keeps
-//   8 KiB streaming while it multiplies, without holding registers for it. (Version 1 held the
-//   loads in registers: 4 KiB a warp, a DRAM round trip per round, 0.31-0.80 of copy bandwidth.)
-// - mma.sync m16n8k16 from those packs, no ldmatrix: w is the A operand (a warp owns 16 rows),
-//   x^T the B operand (8 rows of x per n-tile). A dot product does not care in which order K is
-//   summed, so K is permuted inside each 32-wide block such that one 16-byte pack of a row (8
-//   consecutive elements) is exactly what the lane's A fragments hold for two k16 steps: lane
-//   (g, t) copies elements 8t..8t+7 of the block for rows g and g + 8; words .x/.y feed step 0
-//   (logical k 2t.., 2t+8..), .z/.w step 1. Its x loads (16 bytes of x row 8j + g, same
-//   elements) are then exactly its B fragments. Each lane reads back only what it copied.
-// - A CTA is 8 warps on 8 consecutive row tiles (128 rows; SwiGLU: 64 outputs, each tile 8 gate
-//   rows then their 8 up rows, so one lane ends up holding both halves of an output) over the
-//   same K range: the x slice is read from L2 once per CTA and served to the other warps by L1.
-// - N alone gives too few CTAs for the smaller projections (o_proj: 32), so K is split across a
-//   thread-block cluster of up to 8 CTAs; each CTA leaves its partial sums in its own shared
-//   memory (the ring, once drained) and the cluster reduces them through distributed shared
-//   memory, each CTA finishing a share of the outputs, the peers' reads issued together (no
-//   global workspace, no atomics, nothing to reset between graph replays).
-// - Weights are asked of L2 before grid_dependency_wait() (launch.cuh): under programmatic
-//   dependent launch the weight stream starts while the previous kernel drains.
+// - Bound by reading w once: the whole card must stream w at copy bandwidth from the first
+//   microsecond to the last. So the work is divided in equal bytes, not in output tiles
+//   ("stream-K"): w is cut into tiles of 128 rows x 64 K (16 KiB, a "unit"), the units are
+//   numbered tile-major, and each of one-CTA-per-SM CTAs takes one contiguous range of them.
+//   Every CTA streams the same number of bytes (no partial wave: cuBLASLt's qkv / o_proj at
+//   0.6-0.76 of copy, and this kernel's earlier cluster-split version, lost there).
+// - A CTA's range runs through a few tiles. A tile it covers whole (all K) it finishes from its
+//   registers. A tile shared with its neighbours (at the ends of its range) it leaves as f32
+//   partial sums in the workspace; the last of the tile's CTAs to arrive (a counter per tile)
+//   sums the partials in CTA order, so the result is the same on every run, finishes the tile
+//   and zeroes the counter for the next launch. No CTA waits for another.
+// - One producer warp feeds a ring of units through the TMA (tma.cuh): one instruction per unit
+//   for w and one for its x slice, rows swizzled so the ldmatrix reads are conflict-free, rows
+//   past N or T zero-filled, completion counted in bytes on the slot's mbarrier. The 8 consumer
+//   warps release a slot by arriving on its "empty" barrier; the producer refills it. (A first
+//   version copied with cp.async from every thread and a CTA barrier per unit: 0.5-0.75 of copy
+//   bandwidth whatever the ring's depth.) The ring runs across tile boundaries.
+// - Each consumer warp owns 16 rows of the tile: w is mma.sync m16n8k16's A operand (16 rows x
+//   k16, one ldmatrix.x4), x^T the B operand (8 rows of x per n-tile, ldmatrix.x4 for two).
+//   SwiGLU tiles hold 64 gate rows then their 64 up rows (a 3D tensor map over w's two halves);
+//   warp w takes gate rows 8w.. and up rows 8w.., so the lane holding an output's gate sum
+//   holds its up sum too.
+// - Weights are asked for before grid_dependency_wait() (launch.cuh): under programmatic
+//   dependent launch the ring's first units of w stream while the previous kernel drains; their
+//   x slices follow the wait.
 // - Accumulation in f32; bias, the residual and SwiGLU in f32; each output rounded once (SwiGLU
 //   rounds g, u and silu(g) first, as the separate kernels store them), as skinny_matmul.cu does.
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -38,23 +42,40 @@
 #include "helexa/kernels/skinny_mma_matmul.h"
 #include "launch.cuh"
 #include "mma.cuh"
+#include "tma.cuh"
 
 namespace helexa::kernels {
 namespace {
 
-namespace cg = cooperative_groups;
-
 constexpr int kWarp = 32;
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * kWarp;
+constexpr int kWarps = 8;                     // consumer warps
+constexpr int kThreads = kWarps * kWarp;      // consumer threads
+constexpr int kBlock = kThreads + kWarp;      // + the producer warp
 constexpr int kTileRows = 16;                 // rows of w per warp: the mma's M
-constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per CTA
-constexpr int kBlockK = 32;                   // K per 16-byte load of a row: two k16 steps
-constexpr int kPacksPerBlock = kBlockK / 8;   // 16-byte packs per row and block
-// K blocks each lane keeps in flight through its shared-memory ring (8 KiB a warp).
-constexpr int kStages = 8;
-constexpr int kRingBytes = kStages * 2 * kThreads * 16;
-constexpr int kMaxCluster = 8;  // the portable cluster size
+constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per tile
+constexpr int kChunkK = 64;                   // K per unit
+constexpr int kRowBytes = kChunkK * 2;        // one row of a unit: one 128-byte swizzle row
+constexpr int kWUnitBytes = kCtaRows * kRowBytes;  // 16 KiB
+constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
+constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
+constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
+
+// Bytes of one ring slot (w then x rows) and the ring's depth by RING: 0 about 100 KiB, so the
+// next kernel's CTAs still fit beside this one under PDL; 1 about 200 KiB (cuBLASLt's depth),
+// for A/B measurements (HELEXA_MMA_RING=1).
+template <int NT>
+constexpr int slot_bytes() {
+    return kWUnitBytes + NT * 8 * kRowBytes;
+}
+template <int NT, int RING>
+constexpr int ring_stages() {
+    constexpr int kDepth[2][4] = {{6, 6, 5, 4}, {11, 11, 10, 8}};
+    return kDepth[RING][NT == 1 ? 0 : NT == 2 ? 1 : NT == 4 ? 2 : 3];
+}
+template <int NT, int RING>
+constexpr int ring_smem_bytes() {
+    return ring_stages<NT, RING>() * slot_bytes<NT>() + 1024;  // + the swizzle's alignment
+}
 
 using Output = SkinnyFusion::Output;
 
@@ -69,37 +90,51 @@ struct MmaParams {
     int64_t n;
     int64_t k;
     int t;
-    int cluster;             // CTAs splitting K (the cluster size)
-    int64_t blocks_per_cta;  // K blocks of each CTA's slice
+    int k_units;  // units per tile: K / kChunkK
+    int units;    // tiles * k_units
+    int ctas;     // the grid: min(SMs, units)
+    int prefetch;  // units of w asked of L2 ahead of the ring (0: none)
+    int* counters;   // [kMaxTiles], zero between launches
+    float4* partials;  // [ctas][2][kMaxNt][kThreads]
 };
 
-// The row of w that row r (0..15) of warp tile `tile` reads, and whether its output exists (rows
-// past the end read row 0; their sums are never stored). SwiGLU: rows 0..7 are the gate rows of
-// outputs tile * 8 + r, rows 8..15 the matching up rows.
-template <Output OUT>
-__device__ __forceinline__ int64_t tile_row(int64_t tile, int r, int64_t n) {
-    if constexpr (OUT == Output::kSwiGlu) {
-        const int64_t f = tile * 8 + (r & 7);
-        return f < n / 2 ? (r < 8 ? f : n / 2 + f) : 0;
-    } else {
-        const int64_t row = tile * kTileRows + r;
-        return row < n ? row : 0;
-    }
+// The first unit of CTA c's range, and the CTA whose range holds unit u (the inverse).
+__device__ __forceinline__ int range_begin(int c, int units, int ctas) {
+    return static_cast<int>(static_cast<int64_t>(c) * units / ctas);
+}
+__device__ __forceinline__ int range_owner(int u, int units, int ctas) {
+    return static_cast<int>((static_cast<int64_t>(u + 1) * ctas - 1) / units);
 }
 
-// One 32-wide K block: two k16 mma steps per n-tile. w_lo / w_hi: this lane's 16-byte packs of rows
-// g and g + 8; x: this lane's pack of x row 8j + g for n-tile j.
-template <typename W, int NT>
-__device__ __forceinline__ void block_mma(const uint4& w_lo, const uint4& w_hi,
-                                          const uint4* const (&x)[NT], int64_t pack,
-                                          float (&acc)[NT][4]) {
-    const uint32_t a0[4] = {w_lo.x, w_hi.x, w_lo.y, w_hi.y};
-    const uint32_t a1[4] = {w_lo.z, w_hi.z, w_lo.w, w_hi.w};
+// One unit's four k16 steps for this warp's 16 rows against all NT n-tiles of x.
+template <typename W, int NT, Output OUT>
+__device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
+                                         float (&acc)[NT][4]) {
+    const int l7 = lane % 8;
+    const int pair = (lane / 8) % 2;  // which of the two k8 halves (B) / row halves (A)
+    // A row l7 + 8 * pair of the warp: SwiGLU's gate rows 8w.. then up rows 8w.. (64 rows on).
+    const int a_line = OUT == Output::kSwiGlu ? pair * (kCtaRows / 2) + warp * 8 + l7
+                                              : warp * kTileRows + pair * 8 + l7;
+    const char* a_row = slot + a_line * kRowBytes;
+    const char* xs = slot + kWUnitBytes;
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        const uint4 xv = __ldg(x[j] + pack);
-        mma_16816<W>(acc[j], a0, xv.x, xv.y);
-        mma_16816<W>(acc[j], a1, xv.z, xv.w);
+    for (int ks = 0; ks < kChunkK / 16; ++ks) {
+        uint32_t a[4];
+        ldsm_x4(a, a_row + (((2 * ks + lane / 16) ^ l7) << 4));
+        if constexpr (NT == 1) {
+            uint32_t b[2];
+            ldsm_x2(b, xs + l7 * kRowBytes + (((2 * ks + pair) ^ l7) << 4));
+            mma_16816<W>(acc[0], a, b[0], b[1]);
+        } else {
+#pragma unroll
+            for (int jp = 0; jp < NT / 2; ++jp) {
+                uint32_t b[4];
+                const int row = 16 * jp + (lane / 16) * 8 + l7;
+                ldsm_x4(b, xs + row * kRowBytes + (((2 * ks + pair) ^ l7) << 4));
+                mma_16816<W>(acc[2 * jp], a, b[0], b[1]);
+                mma_16816<W>(acc[2 * jp + 1], a, b[2], b[3]);
+            }
+        }
     }
 }
 
@@ -108,214 +143,300 @@ __device__ __forceinline__ float bias_at(const MmaParams<W>& p, int64_t row) {
     return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
 }
 
-// Grid: (output groups x cluster) CTAs, cluster CTAs per group splitting K. Every thread reaches
-// both cluster barriers (no early return).
+// Stores a finished tile from the C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8
+// of this warp's 16, columns (x rows) 8j + 2tq + {0, 1}.
 template <typename W, typename O, int NT, Output OUT>
-__global__ void __launch_bounds__(kThreads, 2) skinny_mma_kernel(const MmaParams<W> p) {
-    constexpr int kCols = NT * 8;
-    // Rows padded by 4 floats: 16-byte aligned for the reduction's float4 reads, and the fragment
-    // stores below spread over twice the banks.
-    constexpr int kStride = kCols + 4;
-    static_assert(kCtaRows * kStride * 4 <= kRingBytes, "the partial sums reuse the ring");
-    extern __shared__ uint4 ring[];  // [kStages][2][kThreads] weight packs, then partial sums
-    float* partial = reinterpret_cast<float*>(ring);
-
-    const int lane = static_cast<int>(threadIdx.x) % kWarp;
-    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+__device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int warp, int lane,
+                                           const float (&acc)[NT][4]) {
     const int g = lane / 4;
     const int tq = lane % 4;
-    const int rank = static_cast<int>(blockIdx.x) % p.cluster;
-    const int64_t group = blockIdx.x / p.cluster;
-    const int64_t tile = group * kWarps + warp;
-
-    const int64_t k_packs = p.k / 8;
-    const int64_t k_blocks = p.k / kBlockK;
-    const int64_t kb_begin = min(rank * p.blocks_per_cta, k_blocks);
-    const int64_t kb_end = min(kb_begin + p.blocks_per_cta, k_blocks);
-    const auto* wv = reinterpret_cast<const uint4*>(p.w);
-    const uint4* w_lo = wv + tile_row<OUT>(tile, g, p.n) * k_packs + tq;
-    const uint4* w_hi = wv + tile_row<OUT>(tile, g + 8, p.n) * k_packs + tq;
-
-    // The weight stream: a per-lane ring of kStages K blocks in shared memory, filled by cp.async
-    // (nothing held in registers while in flight: 8 KiB per warp keeps streaming while the warp
-    // multiplies). Each lane reads back only the 32 bytes it copied, so no barrier is needed; one
-    // commit group per block keeps the wait count fixed.
-    auto slot = [&](int stage, int half) {
-        return ring + (stage * 2 + half) * kThreads + static_cast<int>(threadIdx.x);
-    };
-    const int64_t n_blocks = kb_end - kb_begin;
-    auto issue = [&](int64_t i, int stage) {
-        const int64_t pack = (kb_begin + i) * kPacksPerBlock;
-        cp_async16(slot(stage, 0), w_lo + pack, true);
-        cp_async16(slot(stage, 1), w_hi + pack, true);
-    };
-#pragma unroll
-    for (int s = 0; s < kStages; ++s) {
-        if (s < n_blocks) {
-            issue(s, s);
+    const int64_t wt = static_cast<int64_t>(tile) * kWarps + warp;
+    O* out = static_cast<O*>(p.out);
+    if constexpr (OUT == Output::kSwiGlu) {
+        const int64_t f = wt * 8 + g;
+        if (f >= p.n / 2) {
+            return;
         }
-        cp_async_commit();
+        const float gb = bias_at(p, f);
+        const float ub = bias_at(p, p.n / 2 + f);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int tok = 8 * j + 2 * tq + e;
+                if (tok < p.t) {
+                    const float gate = round_to<W>(acc[j][e] + gb);
+                    const float up = round_to<W>(acc[j][2 + e] + ub);
+                    const float sg = round_to<W>(gate / (1.0f + expf(-gate)));
+                    out[tok * p.out_stride + f] = from_f32<O>(sg * up);
+                }
+            }
+        }
+    } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int64_t row = wt * kTileRows + g + 8 * h;
+            if (row >= p.n) {
+                continue;
+            }
+            const float b = bias_at(p, row);
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int tok = 8 * j + 2 * tq + e;
+                    if (tok < p.t) {
+                        O* o = out + tok * p.out_stride + row;
+                        float v = acc[j][2 * h + e] + b;
+                        if constexpr (OUT == Output::kAccumulate) {
+                            v += to_f32(*o);
+                        }
+                        *o = from_f32<O>(v);
+                    }
+                }
+            }
+        }
     }
-    // Everything below reads what the previous kernel wrote (x) or writes (out); the ring's first
-    // kStages blocks (weights only) are already on their way.
-    grid_dependency_wait();
-    allow_dependent_launch();
+}
 
-    const uint4* xrow[NT];
+// This CTA's partial sums of a tile it shares, in the workspace slot (cta, which): which is 0 for
+// the first tile of the CTA's range, 1 for its last (a range shares at most those two).
+__device__ __forceinline__ float4* partial_slot(float4* partials, int cta, int which) {
+    return partials + static_cast<int64_t>(cta * 2 + which) * kMaxNt * kThreads;
+}
+
+// Leaves this CTA's share of `tile` and, if it is the tile's last CTA to arrive, sums every
+// share in CTA order into acc and returns true (the caller then stores the tile). Called by the
+// consumer warps only (their named barrier).
+template <typename W, int NT>
+__device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_unit,
+                           float (&acc)[NT][4]) {
+    __shared__ int last_arrival;
+    const int tid = static_cast<int>(threadIdx.x);
+    const int which = tile == first_unit / p.k_units ? 0 : 1;
+    float4* mine = partial_slot(p.partials, cta, which);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-        const int tok = min(j * 8 + g, p.t - 1);  // rows past T re-read the last; never stored
-        xrow[j] = reinterpret_cast<const uint4*>(p.x + static_cast<int64_t>(tok) * p.x_stride) + tq;
+        __stcg(mine + j * kThreads + tid, make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]));
     }
+    const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
+    const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, p.ctas);
+    __threadfence();  // the shares are visible before the counter says so
+    named_barrier_sync(kConsumerBarrier, kThreads);
+    if (tid == 0) {
+        const int arrived = atomicAdd(&p.counters[tile], 1);
+        last_arrival = arrived == c_last - c_first;
+        if (last_arrival) {
+            p.counters[tile] = 0;  // every share has arrived: ready for the next launch
+        }
+    }
+    named_barrier_sync(kConsumerBarrier, kThreads);
+    if (!last_arrival) {
+        return false;
+    }
+    __threadfence();
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    }
+    for (int c = c_first; c <= c_last; ++c) {
+        const int w = tile == range_begin(c, p.units, p.ctas) / p.k_units ? 0 : 1;
+        const float4* share = partial_slot(p.partials, c, w);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const float4 s = __ldcg(share + j * kThreads + tid);
+            acc[j][0] += s.x;
+            acc[j][1] += s.y;
+            acc[j][2] += s.z;
+            acc[j][3] += s.w;
+        }
+    }
+    return true;
+}
+
+// Grid: p.ctas CTAs, one contiguous range of units each; block: the consumer warps, then the
+// producer warp.
+template <typename W, typename O, int NT, Output OUT, int RING>
+__global__ void __launch_bounds__(kBlock, 1)
+    skinny_mma_kernel(const __grid_constant__ CUtensorMap w_map,
+                      const __grid_constant__ CUtensorMap x_map, const MmaParams<W> p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int kStages = ring_stages<NT, RING>();
+    constexpr int kSlot = slot_bytes<NT>();
+    constexpr uint32_t kUnitBytes = static_cast<uint32_t>(kSlot);  // w rows + x rows
+    extern __shared__ char smem[];
+    // The 128-byte swizzle repeats every 1024 bytes: slots start on such a boundary.
+    char* ring = smem + ((1024 - smem_u32(smem) % 1024) % 1024);
+    __shared__ uint64_t full[kStages];   // slot's unit has landed (1 arrival + its bytes)
+    __shared__ uint64_t empty[kStages];  // slot's unit consumed (one arrival per consumer warp)
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    const int cta = static_cast<int>(blockIdx.x);
+    const int u_begin = range_begin(cta, p.units, p.ctas);
+    const int n_units = range_begin(cta + 1, p.units, p.ctas) - u_begin;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < kStages; ++s) {
+            mbarrier_init(&full[s], 1);
+            mbarrier_init(&empty[s], kWarps);
+        }
+        mbarrier_init_fence();
+    }
+    __syncthreads();
+
+    if (warp == kWarps) {  // the producer
+        if (lane == 0) {
+            auto load_w = [&](int i) {
+                const int u = u_begin + i;
+                const int tile = u / p.k_units;
+                const int k0 = (u % p.k_units) * kChunkK;
+                char* slot = ring + (i % kStages) * kSlot;
+                if constexpr (OUT == Output::kSwiGlu) {
+                    tma_load_3d(slot, &w_map, &full[i % kStages], k0, tile * (kCtaRows / 2), 0);
+                } else {
+                    tma_load_2d(slot, &w_map, &full[i % kStages], k0, tile * kCtaRows);
+                }
+            };
+            // Unit i's w into L2 only: more bytes in flight than the ring holds.
+            auto prefetch_w = [&](int i) {
+                const int u = u_begin + i;
+                const int tile = u / p.k_units;
+                const int k0 = (u % p.k_units) * kChunkK;
+                if constexpr (OUT == Output::kSwiGlu) {
+                    tma_prefetch_3d(&w_map, k0, tile * (kCtaRows / 2), 0);
+                } else {
+                    tma_prefetch_2d(&w_map, k0, tile * kCtaRows);
+                }
+            };
+            auto load_x = [&](int i) {
+                const int k0 = ((u_begin + i) % p.k_units) * kChunkK;
+                tma_load_2d(ring + (i % kStages) * kSlot + kWUnitBytes, &x_map,
+                            &full[i % kStages], k0, 0);
+            };
+            // The first slots' weights (nothing another kernel writes), then the wait, then
+            // their x slices; each slot's barrier expects both.
+            const int first = n_units < kStages ? n_units : kStages;
+            for (int i = 0; i < first; ++i) {
+                mbarrier_arrive_expect_tx(&full[i], kUnitBytes);
+                load_w(i);
+            }
+            for (int i = first; i < first + p.prefetch && i < n_units; ++i) {
+                prefetch_w(i);
+            }
+            grid_dependency_wait();
+            allow_dependent_launch();
+            for (int i = 0; i < first; ++i) {
+                load_x(i);
+            }
+            for (int i = first; i < n_units; ++i) {
+                const int s = i % kStages;
+                mbarrier_wait(&empty[s], ((i / kStages) - 1) & 1);
+                mbarrier_arrive_expect_tx(&full[s], kUnitBytes);
+                load_w(i);
+                load_x(i);
+                if (p.prefetch > 0 && i + p.prefetch < n_units) {
+                    prefetch_w(i + p.prefetch);
+                }
+            }
+        } else {
+            grid_dependency_wait();
+            allow_dependent_launch();
+        }
+        return;
+    }
+
+    grid_dependency_wait();
+    allow_dependent_launch();
     float acc[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     }
-    for (int64_t i = 0; i < n_blocks; ++i) {
-        cp_async_wait<kStages - 1>();  // block i has landed
-        const int stage = static_cast<int>(i % kStages);
-        const uint4 lo = *slot(stage, 0);
-        const uint4 hi = *slot(stage, 1);
-        block_mma<W, NT>(lo, hi, xrow, (kb_begin + i) * kPacksPerBlock, acc);
-        // The slot is free once its words fed the mma above: refill it kStages blocks ahead.
-        if (i + kStages < n_blocks) {
-            issue(i + kStages, stage);
+    int tile = u_begin / p.k_units;
+    int kpos = u_begin % p.k_units;
+    bool whole = kpos == 0;  // this CTA's segment of `tile` started at the tile's first unit
+    for (int i = 0; i < n_units; ++i) {
+        const int s = i % kStages;
+        mbarrier_wait(&full[s], (i / kStages) & 1);
+        unit_mma<W, NT, OUT>(ring + s * kSlot, warp, lane, acc);
+        __syncwarp();
+        if (lane == 0) {
+            mbarrier_arrive(&empty[s]);  // this warp is done with the slot
         }
-        cp_async_commit();
-    }
-    cp_async_wait<0>();
-    __syncthreads();  // the ring becomes the partial sums below
 
-    // C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8, columns (x rows) 8j + 2tq +
-    // {0, 1}: one 8-byte store each.
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        const int col = 8 * j + 2 * tq;
-        const int row = warp * kTileRows + g;
-        *reinterpret_cast<float2*>(&partial[row * kStride + col]) =
-            make_float2(acc[j][0], acc[j][1]);
-        *reinterpret_cast<float2*>(&partial[(row + 8) * kStride + col]) =
-            make_float2(acc[j][2], acc[j][3]);
-    }
-    cg::cluster_group cluster = cg::this_cluster();
-    if (p.cluster > 1) {
-        cluster.sync();
-    } else {
-        __syncthreads();
-    }
-    // Columns c..c + 3 of CTA-local row r summed over the cluster's K slices. The peers' loads are
-    // independent (one distributed-shared-memory round trip per item, not one per peer).
-    auto total4 = [&](int r, int c) {
-        const int off = r * kStride + c;
-        if (p.cluster == 1) {
-            return *reinterpret_cast<const float4*>(&partial[off]);
-        }
-        float4 part[kMaxCluster];
-#pragma unroll
-        for (int q = 0; q < kMaxCluster; ++q) {
-            if (q < p.cluster) {
-                part[q] =
-                    *reinterpret_cast<const float4*>(cluster.map_shared_rank(partial, q) + off);
+        const bool tile_done = kpos == p.k_units - 1;
+        if (tile_done || i == n_units - 1) {
+            if ((tile_done && whole) || share_tile<W, NT>(p, tile, cta, u_begin, acc)) {
+                store_tile<W, O, NT, OUT>(p, tile, warp, lane, acc);
             }
-        }
-        float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
-        for (int q = 0; q < kMaxCluster; ++q) {
-            if (q < p.cluster) {
-                s.x += part[q].x;
-                s.y += part[q].y;
-                s.z += part[q].z;
-                s.w += part[q].w;
+            for (int j = 0; j < NT; ++j) {
+                acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
             }
-        }
-        return s;
-    };
-
-    // Each CTA of the cluster finishes a share of the group's outputs, four x rows of one output at
-    // a time (one 16-byte read per peer).
-    constexpr int kOutputs = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
-    const int quads = (p.t + 3) / 4;
-    const int n_items = kOutputs * quads;
-    for (int i = rank * kThreads + static_cast<int>(threadIdx.x); i < n_items;
-         i += p.cluster * kThreads) {
-        const int o = i % kOutputs;
-        const int t0 = (i / kOutputs) * 4;
-        if constexpr (OUT == Output::kSwiGlu) {
-            const int64_t f = group * kOutputs + o;  // output feature
-            if (f >= p.n / 2) {
-                continue;
-            }
-            const int r = (o / 8) * kTileRows + o % 8;  // its gate row in the CTA; up is r + 8
-            const float4 gs = total4(r, t0);
-            const float4 us = total4(r + 8, t0);
-            const float g4[4] = {gs.x, gs.y, gs.z, gs.w};
-            const float u4[4] = {us.x, us.y, us.z, us.w};
-            const float gb = bias_at(p, f);
-            const float ub = bias_at(p, p.n / 2 + f);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                if (t0 + e < p.t) {
-                    const float gate = round_to<W>(g4[e] + gb);
-                    const float up = round_to<W>(u4[e] + ub);
-                    const float sg = round_to<W>(gate / (1.0f + expf(-gate)));
-                    static_cast<O*>(p.out)[static_cast<int64_t>(t0 + e) * p.out_stride + f] =
-                        from_f32<O>(sg * up);
-                }
-            }
+            ++tile;
+            kpos = 0;
+            whole = true;
         } else {
-            const int64_t row = group * kCtaRows + o;
-            if (row >= p.n) {
-                continue;
-            }
-            const float4 s4 = total4(o, t0);
-            const float v4[4] = {s4.x, s4.y, s4.z, s4.w};
-            const float b = bias_at(p, row);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                if (t0 + e < p.t) {
-                    O* out = static_cast<O*>(p.out) + static_cast<int64_t>(t0 + e) * p.out_stride;
-                    float v = v4[e] + b;
-                    if constexpr (OUT == Output::kAccumulate) {
-                        v += to_f32(out[row]);
-                    }
-                    out[row] = from_f32<O>(v);
-                }
-            }
+            ++kpos;
         }
     }
-    if (p.cluster > 1) {
-        cluster.sync();  // peers may still be reading this CTA's partial sums
+#endif
+}
+
+template <typename W, typename O, int NT, Output OUT, int RING>
+cudaError_t launch_ring(const CUtensorMap& w_map, const CUtensorMap& x_map,
+                        const MmaParams<W>& p, cudaStream_t stream) {
+    constexpr int kSmem = ring_smem_bytes<NT, RING>();
+    static std::atomic<uint64_t> smem_raised{0};
+    if (const cudaError_t err =
+            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT, RING>, kSmem, smem_raised);
+        err != cudaSuccess) {
+        return err;
     }
+    return launch_kernel(skinny_mma_kernel<W, O, NT, OUT, RING>,
+                         dim3(static_cast<unsigned>(p.ctas)), dim3(kBlock), kSmem, stream, w_map,
+                         x_map, p);
 }
 
 template <typename W, typename O, int NT, Output OUT>
 cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t outputs = OUT == Output::kSwiGlu ? p.n / 2 : p.n;
-    const int64_t per_cta = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
-    const int64_t groups = (outputs + per_cta - 1) / per_cta;
-    const int64_t k_blocks = p.k / kBlockK;
-    // Split K over a cluster while the doubled grid still fits one wave of ~2 CTAs per SM (every
-    // CTA does the same work, so a partial second wave costs as much as the first: ncu showed qkv
-    // at 48 groups x 8 = 384 CTAs with only 240 resident in clusters of 8), as long as each CTA
-    // keeps at least two rings' worth of K blocks.
-    const int64_t target = 2 * static_cast<int64_t>(device_sm_count()) * 7 / 8;
-    int cluster = 1;
-    while (cluster < kMaxCluster && groups * cluster * 2 <= target &&
-           k_blocks / (cluster * 2) >= 2 * kStages) {
-        cluster *= 2;
+    const int64_t per_tile = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
+    const int64_t tiles = (outputs + per_tile - 1) / per_tile;
+    if (tiles > kMaxTiles) {
+        return cudaErrorInvalidValue;
     }
-    p.cluster = cluster;
-    p.blocks_per_cta = (k_blocks + cluster - 1) / cluster;
-    static std::atomic<uint64_t> smem_raised{0};
-    if (const cudaError_t err =
-            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT>, kRingBytes, smem_raised);
-        err != cudaSuccess) {
-        return err;
+    p.k_units = static_cast<int>(p.k / kChunkK);
+    p.units = static_cast<int>(tiles) * p.k_units;
+    p.ctas = std::min(device_sm_count(), p.units);
+    // w as [N, K] in tiles of 128 rows, or (SwiGLU) as its two halves [2, N/2, K] in tiles of
+    // 64 gate rows then the same 64 up rows; x as [T, K] in slices of NT * 8 rows.
+    CUtensorMap w_map;
+    CUtensorMap x_map;
+    const uint64_t row_bytes = static_cast<uint64_t>(p.k) * 2;
+    bool ok = false;
+    if constexpr (OUT == Output::kSwiGlu) {
+        const uint64_t half = static_cast<uint64_t>(p.n / 2);
+        const uint64_t dims[3] = {static_cast<uint64_t>(p.k), half, 2};
+        const uint64_t strides[2] = {row_bytes, half * row_bytes};
+        const uint32_t box[3] = {kChunkK, kCtaRows / 2, 2};
+        ok = encode_tensor_map(&w_map, p.w, 3, dims, strides, box);
+    } else {
+        const uint64_t dims[2] = {static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.n)};
+        const uint64_t strides[1] = {row_bytes};
+        const uint32_t box[2] = {kChunkK, kCtaRows};
+        ok = encode_tensor_map(&w_map, p.w, 2, dims, strides, box);
     }
-    return launch_kernel_in_clusters(skinny_mma_kernel<W, O, NT, OUT>,
-                                     dim3(static_cast<unsigned>(groups * cluster)), dim3(kThreads),
-                                     kRingBytes, stream, static_cast<unsigned>(cluster), p);
+    const uint64_t x_dims[2] = {static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.t)};
+    const uint64_t x_strides[1] = {static_cast<uint64_t>(p.x_stride) * 2};
+    const uint32_t x_box[2] = {kChunkK, NT * 8};
+    if (!ok || !encode_tensor_map(&x_map, p.x, 2, x_dims, x_strides, x_box)) {
+        return cudaErrorInvalidValue;
+    }
+    static const int prefetch = static_cast<int>(env_positive("HELEXA_MMA_PREFETCH", 0));
+    p.prefetch = prefetch;
+    static const long ring = env_positive("HELEXA_MMA_RING", 0);
+    return ring == 1 ? launch_ring<W, O, NT, OUT, 1>(w_map, x_map, p, stream)
+                     : launch_ring<W, O, NT, OUT, 0>(w_map, x_map, p, stream);
 }
 
 template <typename W, int NT>
@@ -338,18 +459,19 @@ cudaError_t launch_output(const MmaParams<W>& p, ElemType out_type, Output outpu
 template <typename W>
 cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const void* x,
                      int64_t x_stride, const void* w, const void* bias, int64_t t, int64_t n,
-                     int64_t k, Output output, cudaStream_t stream) {
-    const MmaParams<W> p{out,
-                         out_stride,
-                         static_cast<const W*>(x),
-                         x_stride,
-                         static_cast<const W*>(w),
-                         static_cast<const W*>(bias),
-                         n,
-                         k,
-                         static_cast<int>(t),
-                         1,
-                         0};
+                     int64_t k, Output output, void* workspace, cudaStream_t stream) {
+    MmaParams<W> p{};
+    p.out = out;
+    p.out_stride = out_stride;
+    p.x = static_cast<const W*>(x);
+    p.x_stride = x_stride;
+    p.w = static_cast<const W*>(w);
+    p.bias = static_cast<const W*>(bias);
+    p.n = n;
+    p.k = k;
+    p.t = static_cast<int>(t);
+    p.counters = static_cast<int*>(workspace);
+    p.partials = reinterpret_cast<float4*>(static_cast<char*>(workspace) + kMaxTiles * 4);
     if (t <= 8) {
         return launch_output<W, 1>(p, out_type, output, stream);
     }
@@ -364,30 +486,42 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
 
 }  // namespace
 
+bool skinny_mma_supported() { return tma_supported(); }
+
+size_t skinny_mma_workspace_bytes() {
+    // The counters, then two shares of the largest tile per CTA of the largest grid.
+    return static_cast<size_t>(kMaxTiles) * 4 +
+           static_cast<size_t>(device_sm_count()) * 2 * kMaxNt * kThreads * sizeof(float4);
+}
+
 cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
                                      const void* x, int64_t x_stride, const void* w,
                                      const void* bias, int64_t T, int64_t N, int64_t K,
-                                     ElemType type, const SkinnyFusion& fusion,
+                                     ElemType type, const SkinnyFusion& fusion, void* workspace,
                                      cudaStream_t stream) {
     if (!skinny_types_supported(type, out_type, fusion.output)) {
         return cudaErrorInvalidValue;
+    }
+    if (!tma_supported()) {
+        return cudaErrorNotSupported;
     }
     if (T == 0 || N == 0) {
         return T < 0 || N < 0 ? cudaErrorInvalidValue : cudaSuccess;
     }
     const int64_t out_cols = fusion.output == Output::kSwiGlu ? N / 2 : N;
-    if (!skinny_mma_fits(T, K) || N < 0 || x_stride % 8 != 0 || x_stride < K ||
+    if (!skinny_mma_fits(T, N, K) || x_stride % 8 != 0 || x_stride < K ||
         (fusion.output == Output::kSwiGlu && N % 2 != 0) || fusion.norm_weight != nullptr ||
-        out == nullptr || x == nullptr || w == nullptr || !aligned16(x) || !aligned16(w) ||
+        out == nullptr || x == nullptr || w == nullptr || workspace == nullptr ||
+        !aligned16(x) || !aligned16(w) || !aligned16(workspace) ||
         (T > 1 && out_stride < out_cols)) {
         return cudaErrorInvalidValue;
     }
     if (type == ElemType::kBF16) {
         return launch_w<__nv_bfloat16>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
-                                       fusion.output, stream);
+                                       fusion.output, workspace, stream);
     }
-    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K, fusion.output,
-                            stream);
+    return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
+                            fusion.output, workspace, stream);
 }
 
 }  // namespace helexa::kernels

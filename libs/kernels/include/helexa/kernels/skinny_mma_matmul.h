@@ -10,6 +10,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "helexa/kernels/elem_type.h"
@@ -18,21 +19,36 @@
 namespace helexa::kernels {
 
 inline constexpr int64_t kSkinnyMmaMaxRows = 64;
+// Outputs the kernel's fix-up counters cover (one counter per 128 rows of w): the largest
+// vocabulary a logits projection may have on this path.
+inline constexpr int64_t kSkinnyMmaMaxN = 4096 * 128;
 
-// The shapes the kernel takes: 1..kSkinnyMmaMaxRows rows, K a multiple of 32.
-inline bool skinny_mma_fits(int64_t T, int64_t K) {
-    return T >= 1 && T <= kSkinnyMmaMaxRows && K > 0 && K % 32 == 0;
+// The shapes the kernel takes: 1..kSkinnyMmaMaxRows rows, K a multiple of 64, N up to
+// kSkinnyMmaMaxN.
+inline bool skinny_mma_fits(int64_t T, int64_t N, int64_t K) {
+    return T >= 1 && T <= kSkinnyMmaMaxRows && K > 0 && K % 64 == 0 && N > 0 &&
+           N <= kSkinnyMmaMaxN;
 }
+
+// Whether the current device runs the kernel (compute capability 9.0 or later: it copies with
+// the TMA); launches elsewhere answer cudaErrorNotSupported.
+bool skinny_mma_supported();
+
+// Device memory every launch on the current device needs as `workspace`: zeroed once before the
+// first launch, and left zeroed (its counters) by every launch that completes. One workspace
+// serves any number of launches that run one after another (one stream), not concurrent ones.
+size_t skinny_mma_workspace_bytes();
 
 // x: [T, K] (row stride x_stride), w: [N, K] contiguous, bias: [N] or null, all of `type` (bf16
 // or f16); out: [T, N] (or [T, N/2] for kSwiGlu; row stride out_stride) of out_type (type or f32
-// for kStore). Requires skinny_mma_fits(T, K), x_stride % 8 == 0, 16-byte aligned x and w, even
-// N for kSwiGlu, fusion.norm_weight == null. out must not alias x. Each output is rounded once,
-// as launch_skinny_matmul rounds it; the f32 sums differ from it only in summation order.
+// for kStore). Requires skinny_mma_fits(T, N, K), x_stride % 8 == 0, 16-byte aligned x and w,
+// even N for kSwiGlu, fusion.norm_weight == null, a workspace as above. out must not alias x.
+// Each output is rounded once, as launch_skinny_matmul rounds it; the f32 sums differ from it
+// only in summation order, and are the same on every run of the same shape on the same card.
 cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
                                      const void* x, int64_t x_stride, const void* w,
                                      const void* bias, int64_t T, int64_t N, int64_t K,
-                                     ElemType type, const SkinnyFusion& fusion,
+                                     ElemType type, const SkinnyFusion& fusion, void* workspace,
                                      cudaStream_t stream);
 
 }  // namespace helexa::kernels
