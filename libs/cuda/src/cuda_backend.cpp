@@ -693,8 +693,9 @@ private:
         }
         // HELEXA_CUDA_MMA_MAX_ROWS=N sends up to N rows above the skinny path to the tensor-core
         // skinny matmul instead of cuBLASLt (clamped to kSkinnyMmaMaxRows). Off by default:
-        // measured on an H200 (docs/perf/cuda-engine.md, run 7) it streams 0.57-0.78 of copy
-        // bandwidth at 4-16 rows and less above, against cuBLASLt's 0.60-1.0.
+        // measured (docs/perf/cuda-engine.md, run 10) it matches cuBLASLt on the large
+        // projections and trails it by 1.5-3 us on qkv / o_proj; Qwen3-8B at 32 / 64 streams
+        // 0.63 / 0.57 of the step ceiling with it against 0.68 / 0.66 without (H200).
         if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }

@@ -60,21 +60,20 @@ constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
 constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
 constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
 
-// Bytes of one ring slot (w then x rows) and the ring's depth by RING: 0 about 100 KiB, so the
-// next kernel's CTAs still fit beside this one under PDL; 1 about 200 KiB (cuBLASLt's depth),
-// for A/B measurements (HELEXA_MMA_RING=1).
+// Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
+// (A 100 KiB ring, which would leave room for the next kernel's CTAs under PDL, streamed
+// 0.1-0.2 of copy bandwidth slower on the small projections: docs/perf/cuda-engine.md, run 10.)
 template <int NT>
 constexpr int slot_bytes() {
     return kWUnitBytes + NT * 8 * kRowBytes;
 }
-template <int NT, int RING>
+template <int NT>
 constexpr int ring_stages() {
-    constexpr int kDepth[2][4] = {{6, 6, 5, 4}, {11, 11, 10, 8}};
-    return kDepth[RING][NT == 1 ? 0 : NT == 2 ? 1 : NT == 4 ? 2 : 3];
+    return NT == 1 || NT == 2 ? 11 : NT == 4 ? 10 : 8;
 }
-template <int NT, int RING>
+template <int NT>
 constexpr int ring_smem_bytes() {
-    return ring_stages<NT, RING>() * slot_bytes<NT>() + 1024;  // + the swizzle's alignment
+    return ring_stages<NT>() * slot_bytes<NT>() + 1024;  // + the swizzle's alignment
 }
 
 using Output = SkinnyFusion::Output;
@@ -93,7 +92,6 @@ struct MmaParams {
     int k_units;  // units per tile: K / kChunkK
     int units;    // tiles * k_units
     int ctas;     // the grid: min(SMs, units)
-    int prefetch;  // units of w asked of L2 ahead of the ring (0: none)
     int* counters;   // [kMaxTiles], zero between launches
     float4* partials;  // [ctas][2][kMaxNt][kThreads]
 };
@@ -256,12 +254,12 @@ __device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_u
 
 // Grid: p.ctas CTAs, one contiguous range of units each; block: the consumer warps, then the
 // producer warp.
-template <typename W, typename O, int NT, Output OUT, int RING>
+template <typename W, typename O, int NT, Output OUT>
 __global__ void __launch_bounds__(kBlock, 1)
     skinny_mma_kernel(const __grid_constant__ CUtensorMap w_map,
                       const __grid_constant__ CUtensorMap x_map, const MmaParams<W> p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    constexpr int kStages = ring_stages<NT, RING>();
+    constexpr int kStages = ring_stages<NT>();
     constexpr int kSlot = slot_bytes<NT>();
     constexpr uint32_t kUnitBytes = static_cast<uint32_t>(kSlot);  // w rows + x rows
     extern __shared__ char smem[];
@@ -296,17 +294,6 @@ __global__ void __launch_bounds__(kBlock, 1)
                     tma_load_2d(slot, &w_map, &full[i % kStages], k0, tile * kCtaRows);
                 }
             };
-            // Unit i's w into L2 only: more bytes in flight than the ring holds.
-            auto prefetch_w = [&](int i) {
-                const int u = u_begin + i;
-                const int tile = u / p.k_units;
-                const int k0 = (u % p.k_units) * kChunkK;
-                if constexpr (OUT == Output::kSwiGlu) {
-                    tma_prefetch_3d(&w_map, k0, tile * (kCtaRows / 2), 0);
-                } else {
-                    tma_prefetch_2d(&w_map, k0, tile * kCtaRows);
-                }
-            };
             auto load_x = [&](int i) {
                 const int k0 = ((u_begin + i) % p.k_units) * kChunkK;
                 tma_load_2d(ring + (i % kStages) * kSlot + kWUnitBytes, &x_map,
@@ -319,9 +306,6 @@ __global__ void __launch_bounds__(kBlock, 1)
                 mbarrier_arrive_expect_tx(&full[i], kUnitBytes);
                 load_w(i);
             }
-            for (int i = first; i < first + p.prefetch && i < n_units; ++i) {
-                prefetch_w(i);
-            }
             grid_dependency_wait();
             allow_dependent_launch();
             for (int i = 0; i < first; ++i) {
@@ -333,9 +317,6 @@ __global__ void __launch_bounds__(kBlock, 1)
                 mbarrier_arrive_expect_tx(&full[s], kUnitBytes);
                 load_w(i);
                 load_x(i);
-                if (p.prefetch > 0 && i + p.prefetch < n_units) {
-                    prefetch_w(i + p.prefetch);
-                }
             }
         } else {
             grid_dependency_wait();
@@ -382,21 +363,6 @@ __global__ void __launch_bounds__(kBlock, 1)
 #endif
 }
 
-template <typename W, typename O, int NT, Output OUT, int RING>
-cudaError_t launch_ring(const CUtensorMap& w_map, const CUtensorMap& x_map,
-                        const MmaParams<W>& p, cudaStream_t stream) {
-    constexpr int kSmem = ring_smem_bytes<NT, RING>();
-    static std::atomic<uint64_t> smem_raised{0};
-    if (const cudaError_t err =
-            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT, RING>, kSmem, smem_raised);
-        err != cudaSuccess) {
-        return err;
-    }
-    return launch_kernel(skinny_mma_kernel<W, O, NT, OUT, RING>,
-                         dim3(static_cast<unsigned>(p.ctas)), dim3(kBlock), kSmem, stream, w_map,
-                         x_map, p);
-}
-
 template <typename W, typename O, int NT, Output OUT>
 cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     const int64_t outputs = OUT == Output::kSwiGlu ? p.n / 2 : p.n;
@@ -432,11 +398,15 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     if (!ok || !encode_tensor_map(&x_map, p.x, 2, x_dims, x_strides, x_box)) {
         return cudaErrorInvalidValue;
     }
-    static const int prefetch = static_cast<int>(env_positive("HELEXA_MMA_PREFETCH", 0));
-    p.prefetch = prefetch;
-    static const long ring = env_positive("HELEXA_MMA_RING", 0);
-    return ring == 1 ? launch_ring<W, O, NT, OUT, 1>(w_map, x_map, p, stream)
-                     : launch_ring<W, O, NT, OUT, 0>(w_map, x_map, p, stream);
+    constexpr int kSmem = ring_smem_bytes<NT>();
+    static std::atomic<uint64_t> smem_raised{0};
+    if (const cudaError_t err =
+            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT>, kSmem, smem_raised);
+        err != cudaSuccess) {
+        return err;
+    }
+    return launch_kernel(skinny_mma_kernel<W, O, NT, OUT>, dim3(static_cast<unsigned>(p.ctas)),
+                         dim3(kBlock), kSmem, stream, w_map, x_map, p);
 }
 
 template <typename W, int NT>
