@@ -11,7 +11,8 @@
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
-# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins). AB_ENV="NAME=VALUE ..."
+# matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), SAMPLED (the
+# concurrency runs again with every stream sampled on the host at request defaults). AB_ENV="NAME=VALUE ..."
 # repeats the attention timings and each model's decode and concurrency runs with those
 # variables set (label suffix -ab): an A/B of any environment knob in the same call.
 set -uo pipefail
@@ -97,6 +98,12 @@ for m in ${models//,/ }; do
     if [ -n "${AB_ENV:-}" ]; then
         env $AB_ENV "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-ab" \
             --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,8,32 \
+            2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
+    fi
+    if [ "${SAMPLED:-1}" = 1 ] && [ "$m" != llama3.1-8b ]; then
+        # The same concurrency served as a default request is: sampled on the host (--sampled).
+        "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-sampled" --copy-gbps "$copy" \
+            --gemm-tflops "$gemm" --prompts "" --concurrency 1,8,32,64 --sampled \
             2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
     fi
     if [ "${MMA_AB:-1}" = 1 ] && [ "$m" = qwen3-8b ]; then
