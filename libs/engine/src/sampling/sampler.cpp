@@ -1,10 +1,11 @@
 #include "helexa/engine/sampler.h"
 
+#include "sampler_simd.h"
+
 #include <algorithm>
 #include <iterator>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -21,75 +22,6 @@ uint64_t splitmix64(uint64_t& x) {
 
 uint64_t rotl(uint64_t x, int k) {
     return (x << k) | (x >> (64 - k));
-}
-
-// Four floats at a time through the compilers' vector extension (GCC and Clang; SSE2 on
-// x86-64, NEON on Arm): the weight pass over a 150k-entry vocabulary is the sampler's whole cost,
-// and neither compiler vectorises it from scalar code without -ffast-math (std::exp stays a libm
-// call per element).
-using F32x4 = float __attribute__((vector_size(16)));
-using I32x4 = int32_t __attribute__((vector_size(16)));
-
-F32x4 splat(float v) {
-    return F32x4{v, v, v, v};
-}
-
-// exp(x) for the sampler's arguments, x = (logit - max) / temperature <= 0, to ~1 ulp: Cody-Waite
-// range reduction to |r| <= ln2 / 2, a degree-6 polynomial, the power of two put in the exponent
-// bits. Below -87, where exp leaves the normal floats, x is clamped (the caller zeroes those).
-F32x4 exp_nonpositive(F32x4 x) {
-    const I32x4 low = x < splat(-87.0F);
-    x = reinterpret_cast<F32x4>((low & reinterpret_cast<I32x4>(splat(-87.0F))) |
-                                (~low & reinterpret_cast<I32x4>(x)));
-    // n = round(x / ln2) by the 1.5 * 2^23 trick: adds and subtracts, no rounding-mode call.
-    const F32x4 n = (x * splat(1.44269504F) + splat(12582912.0F)) - splat(12582912.0F);
-    const F32x4 r = (x - n * splat(0.693359375F)) - n * splat(-2.12194440e-4F);  // ln2 in two
-    F32x4 p = splat(1.9875691500e-4F);
-    p = p * r + splat(1.3981999507e-3F);
-    p = p * r + splat(8.3334519073e-3F);
-    p = p * r + splat(4.1665795894e-2F);
-    p = p * r + splat(1.6666665459e-1F);
-    p = p * r + splat(5.0000001201e-1F);
-    p = p * (r * r) + r + splat(1.0F);
-    const I32x4 biased = (__builtin_convertvector(n, I32x4) + 127) << 23;
-    return p * reinterpret_cast<F32x4>(biased);
-}
-
-// weights = exp((logits - max_l) * inv_t); exactly 0 below e^-87 (~1.6e-38, the end of the
-// normal floats: a token that far below the top has no probability a float can carry) and where
-// the logit is not finite (banned with -inf, or NaN: the comparison is false for both).
-F32x4 weights_of(F32x4 logits, float max_l, float inv_t) {
-    const F32x4 x = (logits - splat(max_l)) * splat(inv_t);
-    const I32x4 usable = x >= splat(-87.0F);
-    return reinterpret_cast<F32x4>(usable & reinterpret_cast<I32x4>(exp_nonpositive(x)));
-}
-
-// The largest logit, ignoring NaN (a comparison with NaN is false); +inf wins if present.
-float max_logit(std::span<const float> logits) {
-    const float neg_inf = -std::numeric_limits<float>::infinity();
-    // Two independent running maxima (the select is a 3-op dependency chain per vector).
-    F32x4 lanes[2] = {splat(neg_inf), splat(neg_inf)};
-    const size_t n = logits.size();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int k = 0; k < 2; ++k) {
-            F32x4 v;
-            std::memcpy(&v, &logits[i + 4 * static_cast<size_t>(k)], sizeof(v));
-            const I32x4 greater = v > lanes[k];
-            lanes[k] = reinterpret_cast<F32x4>((greater & reinterpret_cast<I32x4>(v)) |
-                                               (~greater & reinterpret_cast<I32x4>(lanes[k])));
-        }
-    }
-    float m = neg_inf;
-    for (; i < n; ++i) {
-        m = logits[i] > m ? logits[i] : m;
-    }
-    for (const F32x4& v : lanes) {
-        for (int j = 0; j < 4; ++j) {
-            m = v[j] > m ? v[j] : m;
-        }
-    }
-    return m;
 }
 
 bool by_value_desc(const TokenProb& a, const TokenProb& b) {
@@ -168,7 +100,7 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingConfig& cfg
 Status Sampler::build_candidates(std::span<float> logits, const SamplingConfig& cfg) {
     candidates_.clear();
     all_weights_ = false;
-    const float max_l = max_logit(logits);
+    const float max_l = sampler_simd::max_logit(logits, wide_);
     if (!std::isfinite(max_l)) {  // +inf somewhere, or no finite logit at all
         int64_t n_nan = 0;
         int64_t n_pos_inf = 0;
@@ -267,46 +199,9 @@ void Sampler::compute_weights(std::span<const float> logits, float max_l, float 
     for (size_t b = 0; b < block_totals_.size(); ++b) {
         const size_t begin = b * kWeightBlock;
         const size_t end = std::min(n, begin + kWeightBlock);
-        // Four float lanes over 64 entries at a time (<= 16 terms each: ~1e-6 relative at
-        // worst), folded into a double per run: a vector of doubles would live in memory on
-        // SSE2 and make the loop one long store-to-load chain.
-        double total = 0.0;
-        size_t i = begin;
-        constexpr size_t kRun = 64;
-        while (i + 4 <= end) {
-            F32x4 lanes = splat(0.0F);
-            F32x4 lanes2 = splat(0.0F);  // a second chain: the adds' latency, not their count
-            const size_t run_end = std::min(end, i + kRun);
-            for (; i + 8 <= run_end; i += 8) {
-                F32x4 l;
-                F32x4 l2;
-                std::memcpy(&l, &logits[i], sizeof(l));
-                std::memcpy(&l2, &logits[i + 4], sizeof(l2));
-                const F32x4 w = weights_of(l, max_l, inv_t);
-                const F32x4 w2 = weights_of(l2, max_l, inv_t);
-                std::memcpy(&weights_[i], &w, sizeof(w));
-                std::memcpy(&weights_[i + 4], &w2, sizeof(w2));
-                lanes += w;
-                lanes2 += w2;
-            }
-            for (; i + 4 <= run_end; i += 4) {
-                F32x4 l;
-                std::memcpy(&l, &logits[i], sizeof(l));
-                const F32x4 w = weights_of(l, max_l, inv_t);
-                std::memcpy(&weights_[i], &w, sizeof(w));
-                lanes += w;
-            }
-            lanes += lanes2;
-            total += (static_cast<double>(lanes[0]) + static_cast<double>(lanes[1])) +
-                     (static_cast<double>(lanes[2]) + static_cast<double>(lanes[3]));
-        }
-        for (; i < end; ++i) {
-            const F32x4 w = weights_of(splat(logits[i]), max_l, inv_t);
-            weights_[i] = w[0];
-            total += static_cast<double>(w[0]);
-        }
-        block_totals_[b] = total;
-        weight_total_ += total;
+        block_totals_[b] = sampler_simd::weight_block(logits.data(), weights_.data(), begin, end,
+                                                      max_l, inv_t, wide_);
+        weight_total_ += block_totals_[b];
     }
     all_weights_ = true;
 }

@@ -38,6 +38,11 @@ struct TokenProb {
 
 class Sampler {
 public:
+    // widest_vectors: the vocabulary passes run eight floats at a time where the CPU has AVX2
+    // (the same bits as four at a time: sampler_simd.h); false keeps them four-wide everywhere
+    // (tests and sampler_bench compare the two).
+    explicit Sampler(bool widest_vectors = true) : wide_(widest_vectors) {}
+
     // Samples one token. `logits` is one row [vocab]; it is modified in place (penalties,
     // temperature). `generated` holds the tokens this request generated so far, oldest first.
     // Errors: kInternal when no logit is finite (the message carries nan/inf counts).
@@ -69,6 +74,7 @@ private:
     // candidates_ = a superset of the top_p nucleus from weights_, with probabilities.
     void collect_nucleus(float top_p);
 
+    bool wide_ = true;
     std::vector<TokenProb> candidates_;
     // Tokens per block of block_totals_: a draw walks ~150 block sums, then one block.
     static constexpr size_t kWeightBlock = 1024;
