@@ -9,6 +9,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "helexa/engine/sampler.h"
@@ -263,7 +264,8 @@ TEST(SamplerOps, DrawsOverALargeVocabularyFollowTheSoftmax) {
 // The eight-wide vocabulary passes (AVX2, where the CPU has it) give the same bits as the
 // four-wide ones: every probability of every distribution, and every token a seeded draw picks.
 // Vocabularies whose sizes end mid-vector, mid-run and mid-block, with banned (-inf) and NaN
-// entries, at temperatures whose weights underflow.
+// entries and ties in the head, greedy, at temperatures whose weights underflow, with min-p and
+// top-k.
 TEST(SamplerOps, WideAndFourWidePassesGiveTheSameBits) {
     std::mt19937 gen(11);
     std::normal_distribution<float> body(-1.0F, 3.0F);
@@ -278,10 +280,16 @@ TEST(SamplerOps, WideAndFourWidePassesGiveTheSameBits) {
             logits[2] = -std::numeric_limits<float>::infinity();
             logits[static_cast<size_t>(vocab) - 2] = std::numeric_limits<float>::quiet_NaN();
         }
-        for (float t : {0.05F, 0.7F, 1.0F, 1.9F}) {
+        if (vocab > 40) {
+            for (int i = 0; i < 12; ++i) {  // ties in the head: top-k keeps the lowest ids
+                logits[static_cast<size_t>(vocab / 3 + 3 * i)] = 9.5F;
+            }
+        }
+        for (float t : {0.0F, 0.05F, 0.7F, 1.0F, 1.9F}) {
             SamplingConfig cfg = sampling(t);
-            for (float min_p : {0.0F, 0.05F}) {
+            for (auto [min_p, top_k] : {std::pair{0.0F, 0}, {0.05F, 0}, {0.0F, 20}, {0.0F, 5}}) {
                 cfg.min_p = min_p;
+                cfg.top_k = top_k;
                 auto dw = wide.distribution(logits, cfg, {});
                 auto df = four.distribution(logits, cfg, {});
                 ASSERT_TRUE(dw.has_value() && df.has_value());

@@ -114,9 +114,10 @@ Status Sampler::build_candidates(std::span<float> logits, const SamplingConfig& 
                         std::to_string(n_pos_inf) + ")");
     }
     if (cfg.greedy()) {
-        // The lowest id holding the maximum.
-        const auto it = std::find(logits.begin(), logits.end(), max_l);
-        candidates_.push_back({static_cast<int32_t>(it - logits.begin()), 1.0F});
+        // The lowest id holding the maximum: the first above the next float below it.
+        const size_t top = sampler_simd::first_above(
+            logits, 0, std::nextafter(max_l, -std::numeric_limits<float>::infinity()), wide_);
+        candidates_.push_back({static_cast<int32_t>(top), 1.0F});
         return ok();
     }
     const float inv_t = 1.0F / cfg.temperature;
@@ -249,24 +250,31 @@ int32_t Sampler::draw_from_weights(double r) const {
 
 void Sampler::select_top_k(std::span<const float> logits, size_t k) {
     // A min-heap of the k best (value, then lower id) seen so far; ids arrive in increasing
-    // order, so a later equal value never displaces an earlier one, and after the first few
-    // thousand entries almost every logit fails the one comparison with the heap's minimum.
+    // order, so a later equal value never displaces an earlier one. Once it is full, only a logit
+    // above its minimum changes it, and after the first few thousand entries almost none is: the
+    // scan jumps from one such logit to the next (sampler_simd::first_above).
     const auto worse_on_top = by_value_desc;  // the heap's front is its worst entry
     candidates_.clear();
     candidates_.reserve(k);
-    for (size_t i = 0; i < logits.size(); ++i) {
+    size_t i = 0;
+    for (; i < logits.size() && candidates_.size() < k; ++i) {
         const float l = logits[i];
-        if (!std::isfinite(l)) {
-            continue;
-        }
-        if (candidates_.size() < k) {
+        if (std::isfinite(l)) {
             candidates_.push_back({static_cast<int32_t>(i), l});
             std::push_heap(candidates_.begin(), candidates_.end(), worse_on_top);
-        } else if (l > candidates_.front().prob) {
-            std::pop_heap(candidates_.begin(), candidates_.end(), worse_on_top);
-            candidates_.back() = {static_cast<int32_t>(i), l};
-            std::push_heap(candidates_.begin(), candidates_.end(), worse_on_top);
         }
+    }
+    if (candidates_.size() < k) {
+        return;
+    }
+    // Greater than a finite minimum means finite: a row with +inf was rejected before, and NaN
+    // compares greater than nothing.
+    while ((i = sampler_simd::first_above(logits, i, candidates_.front().prob, wide_)) <
+           logits.size()) {
+        std::pop_heap(candidates_.begin(), candidates_.end(), worse_on_top);
+        candidates_.back() = {static_cast<int32_t>(i), logits[i]};
+        std::push_heap(candidates_.begin(), candidates_.end(), worse_on_top);
+        ++i;
     }
 }
 

@@ -143,6 +143,24 @@ double weight_block_4(const float* logits, float* weights, size_t begin, size_t 
     return total + weight_tail(logits, weights, i, end, max_l, inv_t);
 }
 
+size_t first_above_4(std::span<const float> logits, size_t i, float threshold) {
+    const size_t n = logits.size();
+    for (; i + 4 <= n; i += 4) {
+        F32x4 v;
+        std::memcpy(&v, &logits[i], sizeof(v));
+        const I32x4 above = v > splat(threshold);
+        if ((above[0] | above[1] | above[2] | above[3]) != 0) {
+            break;
+        }
+    }
+    for (; i < n; ++i) {
+        if (logits[i] > threshold) {
+            return i;
+        }
+    }
+    return n;
+}
+
 #ifdef HELEXA_SAMPLER_AVX2
 // The same operations eight lanes at a time, in the same order (no FMA: the four-wide pass has
 // none either, so every weight and sum is bit-identical).
@@ -226,6 +244,19 @@ __attribute__((target("avx2"))) double weight_block_8(const float* logits, float
     }
     return total + weight_tail(logits, weights, i, end, max_l, inv_t);
 }
+__attribute__((target("avx2"))) size_t first_above_8(std::span<const float> logits, size_t i,
+                                                     float threshold) {
+    const size_t n = logits.size();
+    const __m256 t = _mm256_set1_ps(threshold);
+    for (; i + 8 <= n; i += 8) {
+        const int above =
+            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(&logits[i]), t, _CMP_GT_OQ));
+        if (above != 0) {
+            return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(above)));
+        }
+    }
+    return first_above_4(logits, i, threshold);
+}
 #endif
 
 }  // namespace
@@ -258,6 +289,16 @@ double weight_block(const float* logits, float* weights, size_t begin, size_t en
 #endif
     (void)wide;
     return weight_block_4(logits, weights, begin, end, max_l, inv_t);
+}
+
+size_t first_above(std::span<const float> logits, size_t begin, float threshold, bool wide) {
+#ifdef HELEXA_SAMPLER_AVX2
+    if (wide && wide_available()) {
+        return first_above_8(logits, begin, threshold);
+    }
+#endif
+    (void)wide;
+    return first_above_4(logits, begin, threshold);
 }
 
 }  // namespace helexa::engine::sampler_simd
