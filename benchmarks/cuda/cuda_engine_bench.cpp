@@ -26,7 +26,6 @@
 #include <span>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <cuda_profiler_api.h>
@@ -38,6 +37,7 @@
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/sampler.h"
 #include "helexa/engine/sampling_config.h"
+#include "helexa/engine/scheduler.h"
 #include "kernel_trace.h"
 
 namespace {
@@ -141,7 +141,7 @@ void argmax_step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<int32
 // One decode step of sampled streams as the scheduler serves them (see --sampled above).
 struct HostSampling {
     explicit HostSampling(int64_t streams)
-        : pool(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u))),
+        : pool(helexa::engine::default_sampling_threads()),
           samplers(static_cast<size_t>(pool.size())) {
         for (int64_t i = 0; i < streams; ++i) {
             rngs.emplace_back(static_cast<uint64_t>(1000 + i));

@@ -16,7 +16,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/sampler.h"
 #include "helexa/engine/sampling_config.h"
+#include "helexa/engine/scheduler.h"
 
 using namespace helexa::engine;  // NOLINT: a benchmark main
 using helexa::bench::flag_number;
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
 
     // A step of 32 sampled streams, rows spread over the scheduler's sampling threads (a
     // cpu::ThreadPool of min(8, hardware threads), one Sampler per chunk) as Scheduler does.
-    const int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    const int threads = default_sampling_threads();
     const std::pair<int, bool> setups[] = {
         {1, true}, {1, false}, {threads, true}, {threads, false}};
     for (const auto& [n_threads, wide] : setups) {

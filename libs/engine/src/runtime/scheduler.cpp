@@ -67,6 +67,10 @@ Result<SchedulerOptions> SchedulerOptions::from_env(
     return options;
 }
 
+int default_sampling_threads() {
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+}
+
 Scheduler::Scheduler(ModelRunner& runner, SchedulerModel model, SchedulerOptions options)
     : runner_(runner),
       model_(std::move(model)),
@@ -82,11 +86,8 @@ Scheduler::Scheduler(ModelRunner& runner, SchedulerModel model, SchedulerOptions
     if (!model_.text_stream) {
         model_.text_stream = pass_through_text_stream_factory();
     }
-    int sampling_threads = options_.sampling_threads;
-    if (sampling_threads <= 0) {
-        sampling_threads =
-            static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
-    }
+    const int sampling_threads =
+        options_.sampling_threads > 0 ? options_.sampling_threads : default_sampling_threads();
     sampling_pool_ = std::make_unique<cpu::ThreadPool>(sampling_threads);
     samplers_.resize(static_cast<size_t>(sampling_pool_->size()));
     if (!options_.seed_source) {

@@ -53,6 +53,10 @@ class ThreadPool;
 
 inline constexpr int64_t kDefaultPrefillChunkTokens = 512;
 
+// The sampling threads a scheduler uses unless told otherwise: min(8, hardware threads). (The
+// benchmarks that time host sampling use the same count.)
+int default_sampling_threads();
+
 struct SchedulerOptions {
     int64_t prefill_chunk_tokens = kDefaultPrefillChunkTokens;  // token budget per step
     int64_t max_batch_seqs = 256;  // sequences in one step
@@ -62,7 +66,7 @@ struct SchedulerOptions {
     // less free memory (0 = no gate; models without device memory are never gated).
     int64_t min_free_device_bytes = 0;
     // Host threads that sample a step's rows in parallel (each row has its own sequence, RNG
-    // and logits, so the tokens are the same for any count). 0 = min(8, hardware threads).
+    // and logits, so the tokens are the same for any count). 0 = default_sampling_threads().
     // Sampling a 150k vocabulary costs ~0.3 ms a row: one thread would add ~10 ms to every
     // step of 32 sampled streams.
     int sampling_threads = 0;
