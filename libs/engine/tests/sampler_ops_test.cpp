@@ -9,7 +9,7 @@
 #include <map>
 #include <numeric>
 #include <random>
-#include <utility>
+#include <tuple>
 #include <vector>
 
 #include "helexa/engine/sampler.h"
@@ -264,8 +264,8 @@ TEST(SamplerOps, DrawsOverALargeVocabularyFollowTheSoftmax) {
 // The eight-wide vocabulary passes (AVX2, where the CPU has it) give the same bits as the
 // four-wide ones: every probability of every distribution, and every token a seeded draw picks.
 // Vocabularies whose sizes end mid-vector, mid-run and mid-block, with banned (-inf) and NaN
-// entries and ties in the head, greedy, at temperatures whose weights underflow, with min-p and
-// top-k.
+// entries and ties in the head, greedy, at temperatures whose weights underflow, with min-p,
+// top-k and top-p.
 TEST(SamplerOps, WideAndFourWidePassesGiveTheSameBits) {
     std::mt19937 gen(11);
     std::normal_distribution<float> body(-1.0F, 3.0F);
@@ -287,9 +287,12 @@ TEST(SamplerOps, WideAndFourWidePassesGiveTheSameBits) {
         }
         for (float t : {0.0F, 0.05F, 0.7F, 1.0F, 1.9F}) {
             SamplingConfig cfg = sampling(t);
-            for (auto [min_p, top_k] : {std::pair{0.0F, 0}, {0.05F, 0}, {0.0F, 20}, {0.0F, 5}}) {
+            for (auto [min_p, top_k, top_p] :
+                 {std::tuple{0.0F, 0, 1.0F}, {0.05F, 0, 1.0F}, {0.0F, 20, 1.0F}, {0.0F, 5, 1.0F},
+                  {0.0F, 0, 0.9F}, {0.0F, 0, 0.999F}, {0.02F, 0, 0.5F}}) {
                 cfg.min_p = min_p;
                 cfg.top_k = top_k;
+                cfg.top_p = top_p;
                 auto dw = wide.distribution(logits, cfg, {});
                 auto df = four.distribution(logits, cfg, {});
                 ASSERT_TRUE(dw.has_value() && df.has_value());
@@ -302,7 +305,7 @@ TEST(SamplerOps, WideAndFourWidePassesGiveTheSameBits) {
                 }
                 SamplerRng rw(vocab);
                 SamplerRng rf(vocab);
-                for (int draw = 0; draw < 50; ++draw) {
+                for (int draw = 0; draw < 20; ++draw) {
                     std::vector<float> lw = logits;
                     std::vector<float> lf = logits;
                     EXPECT_EQ(wide.sample(lw, cfg, {}, rw).value(),

@@ -24,6 +24,19 @@ uint64_t rotl(uint64_t x, int k) {
     return (x << k) | (x >> (64 - k));
 }
 
+// fn(i) for every i with weights[i] >= threshold (> 0 when threshold is 0), in increasing i,
+// jumping between them with vector compares (weights are >= 0 and never NaN, so "at least t" is
+// "above the float just below t").
+template <typename Fn>
+void for_each_weight_at_least(std::span<const float> weights, float threshold, bool wide,
+                              Fn&& fn) {
+    const float above = threshold > 0.0F ? std::nextafter(threshold, 0.0F) : 0.0F;
+    for (size_t i = sampler_simd::first_above(weights, 0, above, wide); i < weights.size();
+         i = sampler_simd::first_above(weights, i + 1, above, wide)) {
+        fn(i);
+    }
+}
+
 bool by_value_desc(const TokenProb& a, const TokenProb& b) {
     return a.prob > b.prob || (a.prob == b.prob && a.id < b.id);
 }
@@ -163,12 +176,10 @@ Status Sampler::build_candidates(std::span<float> logits, const SamplingConfig& 
         if (all_weights_) {
             // The top token's probability is 1 / total (its weight is 1), so "prob >= min_p x
             // pmax" is "weight >= min_p".
-            for (size_t i = 0; i < weights_.size(); ++i) {
-                if (weights_[i] >= cfg.min_p) {
-                    candidates_.push_back({static_cast<int32_t>(i),
-                                           static_cast<float>(weights_[i] / weight_total_)});
-                }
-            }
+            for_each_weight_at_least(weights_, cfg.min_p, wide_, [&](size_t i) {
+                candidates_.push_back(
+                    {static_cast<int32_t>(i), static_cast<float>(weights_[i] / weight_total_)});
+            });
             all_weights_ = false;
         } else {
             float pmax = 0.0F;
@@ -288,13 +299,10 @@ void Sampler::collect_nucleus(float top_p) {
     while (true) {
         candidates_.clear();
         double mass = 0.0;
-        for (size_t i = 0; i < weights_.size(); ++i) {
-            const float w = weights_[i];
-            if (w >= threshold && w > 0.0F) {
-                candidates_.push_back({static_cast<int32_t>(i), w});
-                mass += static_cast<double>(w);
-            }
-        }
+        for_each_weight_at_least(weights_, threshold, wide_, [&](size_t i) {
+            candidates_.push_back({static_cast<int32_t>(i), weights_[i]});
+            mass += static_cast<double>(weights_[i]);
+        });
         if (mass >= need || threshold == 0.0F) {
             break;
         }
