@@ -172,6 +172,13 @@ NeuronConfig load_neuron_config(const ConfigReader& reader, const Environment& e
     cfg.drain_timeout_secs = reader.get<int64_t>("drain_timeout_secs", 30);
     cfg.io_threads = reader.get<int64_t>("io_threads", 2);
     check_positive(reader, "io_threads", cfg.io_threads, 1);
+    cfg.sampling_threads = reader.get<int64_t>("sampling_threads", 0);
+    check_positive(reader, "sampling_threads", cfg.sampling_threads, 0);
+    if (cfg.sampling_threads > kMaxSamplingThreads) {
+        throw ConfigError(fmt::format("{}: key '{}': must be <= {}, got {}", reader.source(),
+                                      reader.full_key("sampling_threads"), kMaxSamplingThreads,
+                                      cfg.sampling_threads));
+    }
     cfg.nvml_library = reader.get<std::string>("nvml_library", "libnvidia-ml.so.1");
     return cfg;
 }

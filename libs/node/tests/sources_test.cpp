@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "helexa/node/config.h"
+#include "helexa/node/engine_options.h"
 #include "helexa/node/model_source.h"
 #include "helexa/node/preflight.h"
 
@@ -108,6 +109,8 @@ TEST(NeuronConfig, DefaultsWithoutAFile) {
     EXPECT_EQ(cfg.knobs.prefill_chunk_tokens, 512);
     EXPECT_FALSE(cfg.knobs.max_prompt_tokens);
     EXPECT_FALSE(cfg.knobs.debug_device_lost);
+    EXPECT_EQ(cfg.sampling_threads, 0);
+    EXPECT_EQ(local_engine_options(cfg).scheduler.sampling_threads, 0);  // the scheduler's default
 }
 
 TEST(NeuronConfig, HfCachePrecedence) {
@@ -148,7 +151,8 @@ devices = [0, 1]
     Environment env{{"HELEXA_TOKEN", "s3cret"},
                     {"NEURON_MAX_PROMPT_TOKENS", "16384"},
                     {"NEURON_USE_CHAT_TEMPLATE", "false"},
-                    {"NEURON_DEBUG_DEVICE_LOST", "true"}};
+                    {"NEURON_DEBUG_DEVICE_LOST", "true"},
+                    {"NEURON_SAMPLING_THREADS", "12"}};
     auto reader = ConfigReader::from_string(toml, "neuron.toml", "NEURON_", env);
     auto cfg = load_neuron_config(reader, env);
     EXPECT_TRUE(reader.unknown_keys().empty());
@@ -167,6 +171,8 @@ devices = [0, 1]
     EXPECT_EQ(cfg.knobs.max_prompt_tokens, std::optional<int64_t>(16384));
     EXPECT_FALSE(cfg.knobs.use_chat_template);
     EXPECT_TRUE(cfg.knobs.debug_device_lost);
+    EXPECT_EQ(cfg.sampling_threads, 12);
+    EXPECT_EQ(local_engine_options(cfg).scheduler.sampling_threads, 12);
 
     auto listen = ConfigReader::from_string("listen = \"127.0.0.1:9\"", "n", "NEURON_", {});
     EXPECT_EQ(load_neuron_config(listen, {}).listen.to_string(), "127.0.0.1:9");
@@ -197,6 +203,8 @@ TEST(NeuronConfig, BadValuesNameTheKey) {
     check("[[default_models]]\nquant = \"x\"", "model_id");
     check("[harness.candle.sources.mirror]\nauth_env = \"X\"", "endpoint");
     check("debug_device_lost = \"maybe\"", "debug_device_lost");
+    check("sampling_threads = -1", "sampling_threads");
+    check("sampling_threads = 100000", "sampling_threads");
 }
 
 // ---- preflight ----

@@ -21,6 +21,7 @@
 namespace helexa::node {
 
 inline constexpr uint16_t kDefaultPort = 13131;
+inline constexpr int64_t kMaxSamplingThreads = 256;  // `sampling_threads` beyond this is a typo
 inline constexpr std::string_view kHuggingFaceScheme = "huggingface";
 inline constexpr std::string_view kHuggingFaceEndpoint = "https://huggingface.co";
 
@@ -84,6 +85,10 @@ struct NeuronConfig {
     int64_t unload_timeout_secs = 20;   // per model, at shutdown
     int64_t drain_timeout_secs = 30;    // in-flight requests at shutdown
     int64_t io_threads = 2;
+    // Host threads sampling a step's rows (0: min(8, hardware threads); at most
+    // kMaxSamplingThreads); a step of 32 sampled streams is ~32 rows x 0.05-0.25 ms of host work
+    // (docs/perf/host-sampler.md).
+    int64_t sampling_threads = 0;
     std::string nvml_library = "libnvidia-ml.so.1";
 };
 
