@@ -6,11 +6,12 @@
 //
 //   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
 //       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
-//       [--sampled]
+//       [--sampled [--sampling-threads N]]
 // --sampled: the concurrency runs sample every row as a default request is served (temperature
 // 1, repetition penalty 1.1 over the last 64 tokens: SamplingConfig's defaults) on the host, as
 // the scheduler does: logits left in the runner's page-locked rows (step_in_place), rows drawn
-// on a pool of min(8, cores) threads, one Sampler per thread and one RNG per stream.
+// on a pool of min(8, cores) threads (or N: what the neuron's sampling_threads sets), one Sampler
+// per thread and one RNG per stream.
 // --reference: first compare with transformers' bf16 forward written beside the weights by
 // scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
 // Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them).
@@ -140,8 +141,8 @@ void argmax_step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<int32
 
 // One decode step of sampled streams as the scheduler serves them (see --sampled above).
 struct HostSampling {
-    explicit HostSampling(int64_t streams)
-        : pool(helexa::engine::default_sampling_threads()),
+    HostSampling(int64_t streams, int threads)
+        : pool(threads > 0 ? threads : helexa::engine::default_sampling_threads()),
           samplers(static_cast<size_t>(pool.size())) {
         for (int64_t i = 0; i < streams; ++i) {
             rngs.emplace_back(static_cast<uint64_t>(1000 + i));
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
     int64_t conc_prompt = 512;
     int64_t conc_output = 256;
     bool sampled = false;
+    int sampling_threads = 0;  // 0: the scheduler's default
     bool reference = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -228,6 +230,8 @@ int main(int argc, char** argv) {
             reference = true;
         } else if (a == "--sampled") {
             sampled = true;
+        } else if (a == "--sampling-threads") {
+            sampling_threads = static_cast<int>(std::stoll(next()));
         } else if (a == "--concurrency-output") {
             conc_output = std::stoll(next());
         } else {
@@ -472,7 +476,7 @@ int main(int argc, char** argv) {
         std::vector<int32_t> next;
         std::unique_ptr<HostSampling> sampling;
         if (sampled) {
-            sampling = std::make_unique<HostSampling>(B);
+            sampling = std::make_unique<HostSampling>(B, sampling_threads);
         }
         const auto t0 = Clock::now();
         for (int64_t step = 0; step < conc_output; ++step) {
@@ -509,10 +513,11 @@ int main(int argc, char** argv) {
         const double ceiling_s = bytes / (copy_gbps * 1e9);
         const double ceiling_tok_s = static_cast<double>(B * conc_output) / ceiling_s;
         std::printf("{\"kind\":\"concurrent\",\"label\":\"%s\",\"batch\":%lld,"
-                    "\"sampling\":\"%s\",\"tokens_per_s\":%.1f,\"ceiling_tokens_per_s\":%.1f,"
-                    "\"ratio\":%.3f}\n",
+                    "\"sampling\":\"%s\",\"sampling_threads\":%d,\"tokens_per_s\":%.1f,"
+                    "\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f}\n",
                     label.c_str(), static_cast<long long>(B), sampled ? "host-default" : "argmax",
-                    tok_s, ceiling_tok_s, tok_s / ceiling_tok_s);
+                    sampling ? sampling->pool.size() : 0, tok_s, ceiling_tok_s,
+                    tok_s / ceiling_tok_s);
         std::fflush(stdout);
     }
     return 0;
