@@ -53,24 +53,9 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_LINEAR:-0}" != 1 ]; then
-    "$bin/linear_bench" --copy-gbps "$copy" --label as-built > "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
-    HELEXA_CUDA_SKINNY_MAX_ROWS=0 "$bin/linear_bench" --copy-gbps "$copy" --label cublaslt \
-        >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
-    if [ "${MMA_AB:-1}" = 1 ]; then
-        HELEXA_CUDA_MMA_MAX_ROWS=64 "$bin/linear_bench" --copy-gbps "$copy" --label mma \
-            >> "$out/linear.jsonl" 2>> "$out/bench.err" || status=1
-    fi
-    python3 - "$out/linear.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-by = {}
-for r in rows:
-    by.setdefault((r["shape"], r["T"]), {})[r["label"]] = r
-print("| linear | T | as built GB/s (ratio) | cuBLASLt only GB/s (ratio) | tensor-core skinny GB/s (ratio) |\n|---|---:|---:|---:|---:|")
-for (shape, T), v in by.items():
-    a = v.get("as-built", {}); c = v.get("cublaslt", {}); m = v.get("mma", {})
-    print(f"| {shape} | {T} | {a.get('gb_per_s', 0):.0f} ({a.get('ratio', 0):.2f}) | {c.get('gb_per_s', 0):.0f} ({c.get('ratio', 0):.2f}) | {m.get('gb_per_s', 0):.0f} ({m.get('ratio', 0):.2f}) |")
-PY
+    settings=("as-built=" "cublaslt=HELEXA_CUDA_SKINNY_MAX_ROWS=0")
+    [ "${MMA_AB:-1}" = 1 ] && settings+=("mma=HELEXA_CUDA_MMA_MAX_ROWS=64")
+    COPY_GBPS="$copy" OUT="$out" bash scripts/gpu/linear_ab.sh "${settings[@]}" || status=1
 fi
 
 mkdir -p /tmp/models

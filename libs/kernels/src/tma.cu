@@ -4,6 +4,8 @@
 
 #include <cudaTypedefs.h>
 
+#include "launch.cuh"
+
 namespace helexa::kernels {
 namespace {
 
@@ -24,14 +26,8 @@ PFN_cuTensorMapEncodeTiled_v12000 encoder() {
 }  // namespace
 
 bool tma_supported() {
-    static const bool supported = [] {
-        int device = 0;
-        int major = 0;
-        return cudaGetDevice(&device) == cudaSuccess &&
-               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
-                   cudaSuccess &&
-               major >= 9 && encoder() != nullptr;
-    }();
+    // TMA arrived with thread-block clusters (compute capability 9.0).
+    static const bool supported = clusters_supported() && encoder() != nullptr;
     return supported;
 }
 

@@ -83,6 +83,21 @@ double weight_tail(const float* logits, float* weights, size_t i, size_t end, fl
     return total;
 }
 
+// The end of a run both widths share: the last group of four (when the run ends on one) added to
+// `lanes`, then the two running sums folded into a double; i ends past that group.
+double finish_run(const float* logits, float* weights, size_t& i, size_t run_end, F32x4 lanes,
+                  F32x4 lanes2, float max_l, float inv_t) {
+    for (; i + 4 <= run_end; i += 4) {
+        F32x4 l;
+        std::memcpy(&l, &logits[i], sizeof(l));
+        const F32x4 w = weights_of(l, max_l, inv_t);
+        std::memcpy(&weights[i], &w, sizeof(w));
+        lanes += w;
+    }
+    lanes += lanes2;
+    return fold(lanes);
+}
+
 float max_logit_4(std::span<const float> logits) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     // Two independent running maxima (the select is a 3-op dependency chain per vector).
@@ -130,15 +145,7 @@ double weight_block_4(const float* logits, float* weights, size_t begin, size_t 
             lanes += w;
             lanes2 += w2;
         }
-        for (; i + 4 <= run_end; i += 4) {
-            F32x4 l;
-            std::memcpy(&l, &logits[i], sizeof(l));
-            const F32x4 w = weights_of(l, max_l, inv_t);
-            std::memcpy(&weights[i], &w, sizeof(w));
-            lanes += w;
-        }
-        lanes += lanes2;
-        total += fold(lanes);
+        total += finish_run(logits, weights, i, run_end, lanes, lanes2, max_l, inv_t);
     }
     return total + weight_tail(logits, weights, i, end, max_l, inv_t);
 }
@@ -232,15 +239,7 @@ __attribute__((target("avx2"))) double weight_block_8(const float* logits, float
         const __m128 hi = _mm256_extractf128_ps(both, 1);
         std::memcpy(&lanes, &lo, sizeof(lanes));
         std::memcpy(&lanes2, &hi, sizeof(lanes2));
-        for (; i + 4 <= run_end; i += 4) {
-            F32x4 l;
-            std::memcpy(&l, &logits[i], sizeof(l));
-            const F32x4 w = weights_of(l, max_l, inv_t);
-            std::memcpy(&weights[i], &w, sizeof(w));
-            lanes += w;
-        }
-        lanes += lanes2;
-        total += fold(lanes);
+        total += finish_run(logits, weights, i, run_end, lanes, lanes2, max_l, inv_t);
     }
     return total + weight_tail(logits, weights, i, end, max_l, inv_t);
 }
