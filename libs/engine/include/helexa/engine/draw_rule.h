@@ -1,0 +1,213 @@
+// The draw rule: how a row of logits becomes a token where the logits are (on the GPU, or on the
+// host for the CPU backend), for every request whose settings it covers. One definition, compiled
+// into the engine (host) and the kernels library (device); the two give the same token for the
+// same row, bit for bit (docs/design/device-sampling.md).
+//
+// Per row, in order:
+//   1. penalties and logit bias, as Sampler::apply_penalties (one PenaltyEntry per touched id);
+//   2. a row with a +inf or with no finite logit draws -1 (the caller fails that request);
+//   3. greedy: the lowest id holding the maximum;
+//   4. otherwise z = (l - max) * (1 / T) over finite logits; with top_k, the k largest logits
+//      (ties: lower id), then top-p over them (sequential f32 sum of exp(z) in that order), then
+//      min-p (z >= log(min_p)); without top_k, min-p over the whole vocabulary;
+//   5. the token is the argmax over the survivors of z + g(id), g a Gumbel variate from a
+//      counter-based hash of (seed, position, id): exact sampling from the survivors' softmax,
+//      with no normalising sum and no sequential random state, so a seeded row draws the same
+//      token whatever shares its batch. Ties go to the lower id.
+// Everything is f32 with explicitly rounded operations (`__fadd_rn` and friends on the device, a
+// host translation unit built with -ffp-contract=off), so no FMA contraction differs between them.
+//
+// This header is included by CUDA code: no engine types, no standard library beyond <cstdint>.
+#pragma once
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define HELEXA_DRAW_FN __host__ __device__ __forceinline__
+#else
+#define HELEXA_DRAW_FN inline
+#endif
+
+namespace helexa::engine::draw {
+
+// Largest top_k the rule draws (a device row's top-k is a k-round tournament); a request asking
+// for more is sampled by the host Sampler.
+inline constexpr int32_t kMaxTopK = 64;
+// Largest vocabulary the rule draws: a device row lives in the registers of one 8-CTA cluster
+// (24 logits a thread). A larger vocabulary is sampled by the host Sampler.
+inline constexpr int64_t kMaxVocab = int64_t{8} * 1024 * 24;
+
+enum DrawMode : uint32_t {
+    kDrawHost = 0,    // not drawn by this rule: the row's logits go to the host Sampler
+    kDrawGreedy = 1,  // argmax after penalties
+    kDrawSample = 2,  // steps 4-5
+};
+
+enum PenaltyFlags : uint32_t {
+    kHasBias = 1,   // l += bias
+    kRepeated = 2,  // in the repetition window: l > 0 ? l / p : l * p
+    kCounted = 4,   // l -= subtract (presence + frequency * count)
+};
+
+// One distinct id a row's penalties or bias touch; applied in the order of the flags above.
+struct PenaltyEntry {
+    int32_t id;
+    uint32_t flags;
+    float bias;
+    float subtract;
+};
+
+// One row's draw; the rows of a step are packed [rows] RowDraw then every row's entries.
+struct RowDraw {
+    uint32_t mode;             // DrawMode
+    int32_t top_k;             // 0 = no top-k cut, else 2..kMaxTopK
+    float inv_temperature;     // 1 / T
+    float top_p;               // 1 = no cut (only applied with top_k)
+    float log_min_p;           // -inf = no cut
+    float repetition_penalty;  // for kRepeated entries
+    uint32_t seed_lo;
+    uint32_t seed_hi;
+    uint32_t position;     // tokens the request generated before this one: the draw's counter
+    uint32_t first_entry;  // into the step's PenaltyEntry array
+    uint32_t n_entries;
+    uint32_t reserved;  // keeps the struct at 12 words
+};
+static_assert(sizeof(RowDraw) == 48 && sizeof(PenaltyEntry) == 16, "packed as 32-bit words");
+
+// ---- explicitly rounded f32 arithmetic ----------------------------------------------------
+HELEXA_DRAW_FN float add(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+HELEXA_DRAW_FN float sub(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fsub_rn(a, b);
+#else
+    return a - b;
+#endif
+}
+HELEXA_DRAW_FN float mul(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+HELEXA_DRAW_FN float div(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fdiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+HELEXA_DRAW_FN uint32_t float_bits(float x) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(x);
+#else
+    return __builtin_bit_cast(uint32_t, x);
+#endif
+}
+HELEXA_DRAW_FN float bits_float(uint32_t b) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(b);
+#else
+    return __builtin_bit_cast(float, b);
+#endif
+}
+HELEXA_DRAW_FN bool finite(float x) {
+    return (float_bits(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// ---- the rule's functions -----------------------------------------------------------------
+
+// Step 1 for one touched logit.
+HELEXA_DRAW_FN float apply_penalty(float l, const PenaltyEntry& e, float repetition_penalty) {
+    if ((e.flags & kHasBias) != 0) {
+        l = add(l, e.bias);
+    }
+    if ((e.flags & kRepeated) != 0) {
+        l = l > 0.0F ? div(l, repetition_penalty) : mul(l, repetition_penalty);
+    }
+    if ((e.flags & kCounted) != 0) {
+        l = sub(l, e.subtract);
+    }
+    return l;
+}
+
+// Natural log of a positive normal float (the rule's arguments are in [2^-25, 18]): the exponent
+// split off, the mantissa m brought into [sqrt(1/2), sqrt(2)), log m = 2 atanh(s) with
+// s = (m - 1) / (m + 1) (|s| <= 0.172) as an odd series to s^11 (truncation < 1e-10).
+HELEXA_DRAW_FN float log_positive(float x) {
+    const uint32_t bits = float_bits(x);
+    int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 127;
+    uint32_t m_bits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+    if (m_bits > 0x3fb504f3u) {                             // m > sqrt(2): halve it
+        m_bits -= 0x00800000u;
+        ++e;
+    }
+    const float m = bits_float(m_bits);
+    const float s = div(sub(m, 1.0F), add(m, 1.0F));
+    const float s2 = mul(s, s);
+    float p = 0.18181818F;  // 2/11
+    p = add(mul(p, s2), 0.22222222F);  // 2/9
+    p = add(mul(p, s2), 0.28571429F);  // 2/7
+    p = add(mul(p, s2), 0.4F);         // 2/5
+    p = add(mul(p, s2), 0.66666667F);  // 2/3
+    const float log_m = add(mul(s, 2.0F), mul(s, mul(s2, p)));
+    const auto ef = static_cast<float>(e);
+    // ln 2 in two parts: the high part has 12 significant bits, so e * hi is exact.
+    return add(mul(ef, 0.693145751953125F), add(log_m, mul(ef, 1.42860682e-06F)));
+}
+
+// exp(z) for z <= 0 (top-p weights): 0 below -87, else Cody-Waite reduction to |r| <= ln2 / 2
+// and a degree-7 Taylor polynomial, the power of two put in the exponent bits.
+HELEXA_DRAW_FN float exp_nonpositive(float z) {
+    if (!(z >= -87.0F)) {
+        return 0.0F;
+    }
+    // n = round(z / ln 2) by the 1.5 * 2^23 trick.
+    const float n = sub(add(mul(z, 1.44269504F), 12582912.0F), 12582912.0F);
+    const float r = sub(sub(z, mul(n, 0.693145751953125F)), mul(n, 1.42860682e-06F));
+    float p = 1.98412698e-04F;         // 1/7!
+    p = add(mul(p, r), 1.38888889e-03F);  // 1/6!
+    p = add(mul(p, r), 8.33333333e-03F);  // 1/5!
+    p = add(mul(p, r), 4.16666667e-02F);  // 1/4!
+    p = add(mul(p, r), 1.66666667e-01F);  // 1/3!
+    p = add(mul(p, r), 0.5F);
+    p = add(mul(p, r), 1.0F);
+    p = add(mul(p, r), 1.0F);
+    const int32_t ni = static_cast<int32_t>(n);
+    return mul(p, bits_float(static_cast<uint32_t>(ni + 127) << 23));
+}
+
+// 32 well-mixed bits for (seed, position, id): the splitmix64 finaliser over a bijection of the
+// counter, so every (position, id) of one seed gets its own value.
+HELEXA_DRAW_FN uint32_t draw_bits(uint64_t seed, uint32_t position, uint32_t id) {
+    uint64_t x = seed ^ (((static_cast<uint64_t>(position) << 32) | id) * 0x9E3779B97F4A7C15ULL);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return static_cast<uint32_t>(x >> 32);
+}
+
+// A Gumbel variate -log(-log(u)) with u = (2b + 1) / 2^24 for the top 23 bits b: u is exact in
+// f32 and strictly inside (0, 1), so both logs see positive normal arguments.
+HELEXA_DRAW_FN float gumbel(uint32_t bits) {
+    const float u = mul(static_cast<float>(((bits >> 9) << 1) | 1u), 5.9604644775390625e-08F);
+    return -log_positive(-log_positive(u));
+}
+
+// (ka, ia) comes before (kb, ib): a present id (>= 0) before an absent one, the higher key first,
+// the lower id on equal keys.
+HELEXA_DRAW_FN bool before(float ka, int32_t ia, float kb, int32_t ib) {
+    return ia >= 0 && (ib < 0 || ka > kb || (ka == kb && ia < ib));
+}
+
+HELEXA_DRAW_FN uint64_t seed_of(const RowDraw& d) {
+    return (static_cast<uint64_t>(d.seed_hi) << 32) | d.seed_lo;
+}
+
+}  // namespace helexa::engine::draw

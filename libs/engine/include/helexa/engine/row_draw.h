@@ -1,0 +1,47 @@
+// The host side of the draw rule (draw_rule.h): which requests it covers, the per-row parameters a
+// step carries to wherever its logits are, and the rule itself on a host row (what the CPU
+// backend runs, and what the GPU's kernel is checked against).
+// Thread-safety: pure functions of their arguments.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "helexa/engine/draw_rule.h"
+#include "helexa/engine/sampling_config.h"
+
+namespace helexa::engine {
+
+// A step's draws: one RowDraw per logits row (batch order) and the penalty entries they index.
+struct DrawBatch {
+    std::vector<draw::RowDraw> rows;
+    std::vector<draw::PenaltyEntry> entries;
+
+    void clear() {
+        rows.clear();
+        entries.clear();
+    }
+    // True when some row goes to the host Sampler (mode kDrawHost).
+    bool any_host_row() const;
+    // The packed form a backend uploads: the rows, then the entries (32-bit words).
+    std::vector<int32_t> packed() const;
+};
+
+// True when the rule draws requests with these settings over a vocabulary of `vocab` ids: every
+// setting but top-p without top-k, top-k above draw::kMaxTopK, and vocabularies above
+// draw::kMaxVocab (those stay with the host Sampler).
+bool drawable(const SamplingConfig& cfg, int64_t vocab);
+
+// Appends the row for one request to `batch`: its penalties and bias as entries (generated: the
+// tokens it generated so far, oldest first), `seed` and `position` (= generated.size()) as the
+// draw's counter. A request the rule does not cover gets a kDrawHost row.
+void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
+                   int64_t vocab, DrawBatch& batch);
+
+// The rule on one host row, in place (penalties are applied to `row`). Returns the token, or -1
+// when the row has a +inf or no finite logit. `entries` is the step's whole entry array.
+int32_t draw_row(std::span<float> row, const draw::RowDraw& d,
+                 std::span<const draw::PenaltyEntry> entries);
+
+}  // namespace helexa::engine

@@ -1,0 +1,229 @@
+// Built with -ffp-contract=off (CMakeLists.txt): the rule's f32 operations must round one at a
+// time, as the device's explicitly rounded ones do, whatever the target's FMA.
+#include "helexa/engine/row_draw.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <map>
+
+namespace helexa::engine {
+namespace {
+
+using draw::PenaltyEntry;
+using draw::RowDraw;
+
+// The top-k after penalties are applied, as the device's tournament finds them.
+struct Candidate {
+    float value;
+    int32_t id;
+};
+
+// Above every Gumbel variate the rule can produce (the largest u, 1 - 2^-24, gives 16.64; the
+// margin covers the polynomial logs' last bits): z + this bounds any key.
+constexpr float kGumbelBound = 17.0F;
+
+int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
+    const auto n = static_cast<int32_t>(top.size());
+    const float max_l = top[0].value;
+    const uint64_t seed = draw::seed_of(d);
+    int32_t keep = n;
+    if (d.top_p < 1.0F) {
+        float total = 0.0F;
+        for (const auto& c : top) {
+            total = draw::add(total, draw::exp_nonpositive(
+                                         draw::mul(draw::sub(c.value, max_l), d.inv_temperature)));
+        }
+        const float threshold = draw::mul(d.top_p, total);
+        float cumulative = 0.0F;
+        for (int32_t j = 0; j < n; ++j) {
+            cumulative = draw::add(
+                cumulative, draw::exp_nonpositive(draw::mul(draw::sub(top[j].value, max_l),
+                                                            d.inv_temperature)));
+            if (cumulative >= threshold) {
+                keep = j + 1;
+                break;
+            }
+        }
+    }
+    float best_key = 0.0F;
+    int32_t best_id = -1;
+    for (int32_t j = 0; j < keep; ++j) {
+        const float z = draw::mul(draw::sub(top[j].value, max_l), d.inv_temperature);
+        if (!(z >= d.log_min_p)) {
+            break;  // z falls along the list: every later candidate is cut too
+        }
+        const auto id = static_cast<uint32_t>(top[j].id);
+        const float key = draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, id)));
+        if (draw::before(key, top[j].id, best_key, best_id)) {
+            best_key = key;
+            best_id = top[j].id;
+        }
+    }
+    return best_id;
+}
+
+}  // namespace
+
+bool DrawBatch::any_host_row() const {
+    return std::any_of(rows.begin(), rows.end(),
+                       [](const RowDraw& r) { return r.mode == draw::kDrawHost; });
+}
+
+std::vector<int32_t> DrawBatch::packed() const {
+    std::vector<int32_t> words((rows.size() * sizeof(RowDraw) + entries.size() *
+                                sizeof(PenaltyEntry)) / sizeof(int32_t));
+    std::memcpy(words.data(), rows.data(), rows.size() * sizeof(RowDraw));
+    std::memcpy(reinterpret_cast<std::byte*>(words.data()) + rows.size() * sizeof(RowDraw),
+                entries.data(), entries.size() * sizeof(PenaltyEntry));
+    return words;
+}
+
+bool drawable(const SamplingConfig& cfg, int64_t vocab) {
+    if (vocab <= 0 || vocab > draw::kMaxVocab) {
+        return false;
+    }
+    if (cfg.greedy()) {
+        return true;
+    }
+    const bool top_k = cfg.top_k > 0 && cfg.top_k < vocab;
+    if (top_k) {
+        return cfg.top_k <= draw::kMaxTopK;
+    }
+    return cfg.top_p >= 1.0F;
+}
+
+void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
+                   int64_t vocab, DrawBatch& batch) {
+    RowDraw d{};
+    if (!drawable(cfg, vocab)) {
+        d.mode = draw::kDrawHost;
+        batch.rows.push_back(d);
+        return;
+    }
+    // The entries, in Sampler::apply_penalties' terms (same float expressions).
+    std::map<int32_t, PenaltyEntry> touched;
+    auto entry = [&](int32_t id) -> PenaltyEntry& {
+        auto [it, inserted] = touched.try_emplace(id, PenaltyEntry{id, 0, 0.0F, 0.0F});
+        return it->second;
+    };
+    auto in_vocab = [vocab](int32_t id) { return id >= 0 && id < vocab; };
+    for (const auto& [id, bias] : cfg.logit_bias) {
+        if (in_vocab(id)) {
+            PenaltyEntry& e = entry(id);
+            e.flags |= draw::kHasBias;
+            e.bias = bias;
+        }
+    }
+    if (cfg.repetition_penalty != 1.0F && cfg.repetition_window > 0 && !generated.empty()) {
+        const size_t n = std::min(generated.size(), static_cast<size_t>(cfg.repetition_window));
+        for (int32_t id : generated.subspan(generated.size() - n)) {
+            if (in_vocab(id)) {
+                entry(id).flags |= draw::kRepeated;
+            }
+        }
+    }
+    if ((cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F) && !generated.empty()) {
+        std::map<int32_t, int64_t> counts;
+        for (int32_t id : generated) {
+            if (in_vocab(id)) {
+                ++counts[id];
+            }
+        }
+        for (const auto& [id, count] : counts) {
+            PenaltyEntry& e = entry(id);
+            e.flags |= draw::kCounted;
+            e.subtract = cfg.presence_penalty + cfg.frequency_penalty * static_cast<float>(count);
+        }
+    }
+    d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
+    d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
+    d.inv_temperature = cfg.greedy() ? 1.0F : 1.0F / cfg.temperature;
+    d.top_p = d.top_k > 0 ? cfg.top_p : 1.0F;
+    // A min_p below the normal floats cuts nothing a float weight can hold (exp(z) < 1e-38).
+    d.log_min_p = cfg.min_p >= std::numeric_limits<float>::min()
+                      ? draw::log_positive(cfg.min_p)
+                      : -std::numeric_limits<float>::infinity();
+    d.repetition_penalty = cfg.repetition_penalty;
+    d.seed_lo = static_cast<uint32_t>(seed);
+    d.seed_hi = static_cast<uint32_t>(seed >> 32);
+    d.position = static_cast<uint32_t>(generated.size());
+    d.first_entry = static_cast<uint32_t>(batch.entries.size());
+    d.n_entries = static_cast<uint32_t>(touched.size());
+    for (const auto& [id, e] : touched) {
+        batch.entries.push_back(e);
+    }
+    batch.rows.push_back(d);
+}
+
+int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const PenaltyEntry> entries) {
+    if (d.mode == draw::kDrawHost) {
+        return -1;
+    }
+    const auto vocab = static_cast<int64_t>(row.size());
+    for (const PenaltyEntry& e : entries.subspan(d.first_entry, d.n_entries)) {
+        if (e.id >= 0 && e.id < vocab) {
+            float& l = row[static_cast<size_t>(e.id)];
+            l = draw::apply_penalty(l, e, d.repetition_penalty);
+        }
+    }
+    float max_l = 0.0F;
+    int32_t top = -1;
+    for (int64_t c = 0; c < vocab; ++c) {
+        const float v = row[static_cast<size_t>(c)];
+        if (draw::finite(v)) {
+            if (top < 0 || v > max_l) {
+                max_l = v;
+                top = static_cast<int32_t>(c);
+            }
+        } else if (v > 0.0F) {
+            return -1;  // +inf: the logits are broken
+        }
+    }
+    if (top < 0 || d.mode == draw::kDrawGreedy) {
+        return top;
+    }
+    if (d.top_k > 0) {
+        std::vector<Candidate> finite;
+        finite.reserve(row.size());
+        for (int64_t c = 0; c < vocab; ++c) {
+            if (draw::finite(row[static_cast<size_t>(c)])) {
+                finite.push_back({row[static_cast<size_t>(c)], static_cast<int32_t>(c)});
+            }
+        }
+        const auto k = std::min<size_t>(static_cast<size_t>(d.top_k), finite.size());
+        std::partial_sort(finite.begin(), finite.begin() + static_cast<std::ptrdiff_t>(k),
+                          finite.end(), [](const Candidate& a, const Candidate& b) {
+                              return draw::before(a.value, a.id, b.value, b.id);
+                          });
+        return draw_from_top_k(std::span<const Candidate>(finite.data(), k), d);
+    }
+    // Every finite id with z >= log_min_p competes. The key is at most z + the largest Gumbel
+    // variate, so an id whose bound cannot beat the best so far is skipped without its hash and
+    // logs (the result does not depend on the visiting order: `before` is a total order). The
+    // top id goes first so the bound bites from the start.
+    const uint64_t seed = draw::seed_of(d);
+    float best_key = 0.0F;
+    int32_t best_id = -1;
+    auto consider = [&](int64_t c) {
+        const float z = draw::mul(draw::sub(row[static_cast<size_t>(c)], max_l), d.inv_temperature);
+        if (!(z >= d.log_min_p) || (best_id >= 0 && !(draw::add(z, kGumbelBound) >= best_key))) {
+            return;
+        }
+        const float key =
+            draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, static_cast<uint32_t>(c))));
+        if (draw::before(key, static_cast<int32_t>(c), best_key, best_id)) {
+            best_key = key;
+            best_id = static_cast<int32_t>(c);
+        }
+    };
+    consider(top);
+    for (int64_t c = 0; c < vocab; ++c) {
+        if (c != top && draw::finite(row[static_cast<size_t>(c)])) {
+            consider(c);
+        }
+    }
+    return best_id;
+}
+
+}  // namespace helexa::engine

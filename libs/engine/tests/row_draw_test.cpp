@@ -1,0 +1,312 @@
+// The draw rule on the host (row_draw.h): its math against the library's, its penalties against
+// the Sampler's, its draws against the softmax they sample, its cuts, and its determinism.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <bit>
+#include <algorithm>
+#include <vector>
+
+#include "helexa/engine/row_draw.h"
+#include "helexa/engine/sampler.h"
+
+namespace helexa::engine {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+SamplingConfig plain(float temperature) {
+    SamplingConfig cfg;
+    cfg.temperature = temperature;
+    cfg.repetition_penalty = 1.0F;
+    return cfg;
+}
+
+// One row planned alone: its RowDraw and entries.
+DrawBatch planned(const SamplingConfig& cfg, const std::vector<int32_t>& generated, uint64_t seed,
+                  int64_t vocab) {
+    DrawBatch b;
+    plan_row_draw(cfg, generated, seed, vocab, b);
+    return b;
+}
+
+int32_t draw_at(std::vector<float> row, const SamplingConfig& cfg, uint64_t seed,
+                uint32_t position) {
+    DrawBatch b = planned(cfg, {}, seed, static_cast<int64_t>(row.size()));
+    b.rows[0].position = position;
+    return draw_row(row, b.rows[0], b.entries);
+}
+
+// Frequencies of n draws at positions 0..n-1 of one seed.
+std::vector<double> frequencies(const std::vector<float>& row, const SamplingConfig& cfg, int n) {
+    std::vector<double> f(row.size(), 0.0);
+    for (int i = 0; i < n; ++i) {
+        const int32_t t = draw_at(row, cfg, 12345, static_cast<uint32_t>(i));
+        EXPECT_GE(t, 0);
+        if (t >= 0) {
+            f[static_cast<size_t>(t)] += 1.0 / n;
+        }
+    }
+    return f;
+}
+
+// Pearson's chi-square of observed frequencies (n draws) against probabilities p.
+double chi_square(const std::vector<double>& freq, const std::vector<double>& p, int n) {
+    double x2 = 0.0;
+    for (size_t i = 0; i < p.size(); ++i) {
+        if (p[i] > 0) {
+            const double d = freq[i] * n - p[i] * n;
+            x2 += d * d / (p[i] * n);
+        }
+    }
+    return x2;
+}
+
+std::vector<double> softmax(const std::vector<float>& logits, float t) {
+    double m = -1e300;
+    for (float l : logits) {
+        m = std::max(m, static_cast<double>(l));
+    }
+    std::vector<double> p;
+    double sum = 0.0;
+    for (float l : logits) {
+        p.push_back(std::exp((l - m) / t));
+        sum += p.back();
+    }
+    for (double& x : p) {
+        x /= sum;
+    }
+    return p;
+}
+
+TEST(RowDraw, LogAndExpAgreeWithTheLibrary) {
+    double worst_log = 0.0;
+    for (float x = 2.9e-8F; x < 20.0F; x *= 1.0001F) {
+        const double want = std::log(static_cast<double>(x));
+        const double got = draw::log_positive(x);
+        // Relative to the result, or to ln 2's scale near 1 where the result crosses zero.
+        worst_log = std::max(worst_log, std::abs(got - want) / std::max(std::abs(want), 1e-7));
+    }
+    EXPECT_LT(worst_log, 4e-7);
+    double worst_exp = 0.0;
+    for (float z = -87.0F; z <= 0.0F; z += 0.00173F) {
+        const double want = std::exp(static_cast<double>(z));
+        worst_exp = std::max(worst_exp, std::abs(draw::exp_nonpositive(z) - want) / want);
+    }
+    EXPECT_LT(worst_exp, 4e-7);
+    EXPECT_EQ(draw::exp_nonpositive(0.0F), 1.0F);
+    EXPECT_EQ(draw::exp_nonpositive(-90.0F), 0.0F);
+    EXPECT_EQ(draw::exp_nonpositive(-kInf), 0.0F);
+}
+
+TEST(RowDraw, GumbelVariatesHaveTheGumbelMeanAndStayBounded) {
+    double sum = 0.0;
+    float top = -kInf;
+    const int n = 200000;
+    for (int i = 0; i < n; ++i) {
+        const float g = draw::gumbel(draw::draw_bits(7, 3, static_cast<uint32_t>(i)));
+        sum += g;
+        top = std::max(top, g);
+    }
+    EXPECT_NEAR(sum / n, 0.5772156649, 0.01);  // the Euler-Mascheroni constant
+    EXPECT_LT(draw::gumbel(0xffffffffu), 17.0F);
+    EXPECT_LT(top, 17.0F);
+}
+
+TEST(RowDraw, PenaltiesAreTheSamplersBitForBit) {
+    std::mt19937 gen(5);
+    std::normal_distribution<float> normal(0.0F, 3.0F);
+    std::vector<float> logits(500);
+    for (float& l : logits) {
+        l = normal(gen);
+    }
+    SamplingConfig cfg = plain(0.0F);  // greedy: draw_row leaves the penalised row behind
+    cfg.repetition_penalty = 1.3F;
+    cfg.repetition_window = 4;
+    cfg.presence_penalty = 0.4F;
+    cfg.frequency_penalty = 0.25F;
+    cfg.logit_bias = {{3, 2.5F}, {7, -100.0F}, {11, 0.0F}};
+    const std::vector<int32_t> generated = {3, 9, 9, 40, 3, 77, 9, 120, 9};
+
+    std::vector<float> by_sampler = logits;
+    Sampler::apply_penalties(by_sampler, cfg, generated);
+    std::vector<float> by_rule = logits;
+    const DrawBatch b = planned(cfg, generated, 1, static_cast<int64_t>(logits.size()));
+    ASSERT_EQ(b.rows[0].mode, draw::kDrawGreedy);
+    const int32_t token = draw_row(by_rule, b.rows[0], b.entries);
+    for (size_t i = 0; i < logits.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(by_rule[i]), std::bit_cast<uint32_t>(by_sampler[i]))
+            << "logit " << i;
+    }
+    Sampler sampler;
+    SamplerRng rng(1);
+    std::vector<float> again = logits;
+    const auto want = sampler.sample(again, cfg, generated, rng);
+    ASSERT_TRUE(want);
+    EXPECT_EQ(token, *want);
+}
+
+TEST(RowDraw, GreedyTakesTheLowestIdOfTheMaximum) {
+    EXPECT_EQ(draw_at({0.5F, 3.0F, -1.0F, 3.0F}, plain(0.0F), 1, 0), 1);
+    SamplingConfig top1 = plain(2.0F);
+    top1.top_k = 1;
+    EXPECT_EQ(draw_at({0.5F, 3.0F, -1.0F, 3.0F}, top1, 1, 0), 1);
+}
+
+TEST(RowDraw, DrawsFollowTheSoftmaxAtTheTemperature) {
+    const std::vector<float> row = {1.0F, 0.2F, -0.5F, 2.0F, 1.5F, -3.0F, 0.0F, 0.9F};
+    const int n = 40000;
+    for (float t : {1.0F, 0.6F, 1.7F}) {
+        const auto f = frequencies(row, plain(t), n);
+        // 7 degrees of freedom: 24.3 is the 0.999 quantile.
+        EXPECT_LT(chi_square(f, softmax(row, t), n), 24.3) << "temperature " << t;
+    }
+}
+
+TEST(RowDraw, TopKThenTopPThenMinPKeepExactlyTheirSurvivors) {
+    // Probabilities at T = 1 after top_k = 4: ids 3, 4, 0, 7 (logits 2, 1.5, 1, 0.9).
+    const std::vector<float> row = {1.0F, 0.2F, -0.5F, 2.0F, 1.5F, -3.0F, 0.0F, 0.9F};
+    SamplingConfig cfg = plain(1.0F);
+    cfg.top_k = 4;
+    const int n = 30000;
+    std::vector<float> kept(row.size(), -kInf);
+    for (int id : {3, 4, 0, 7}) {
+        kept[static_cast<size_t>(id)] = row[static_cast<size_t>(id)];
+    }
+    EXPECT_LT(chi_square(frequencies(row, cfg, n), softmax(kept, 1.0F), n), 16.3);  // 3 dof
+
+    // top_p 0.7 over those four (0.415, 0.252, 0.153, 0.138): ids 3 and 4 reach 0.667 < 0.7,
+    // so id 0 joins and id 7 is cut.
+    cfg.top_p = 0.7F;
+    kept[7] = -kInf;
+    EXPECT_LT(chi_square(frequencies(row, cfg, n), softmax(kept, 1.0F), n), 13.8);  // 2 dof
+
+    // min_p 0.5: weights relative to the top are 1, 0.61, 0.37: id 0 goes.
+    cfg.min_p = 0.5F;
+    kept[0] = -kInf;
+    EXPECT_LT(chi_square(frequencies(row, cfg, n), softmax(kept, 1.0F), n), 10.8);  // 1 dof
+
+    // min_p alone, over the whole vocabulary.
+    SamplingConfig min_p = plain(1.0F);
+    min_p.min_p = 0.3F;  // keeps weights >= 0.3: ids 3 (1), 4 (0.61), 0 (0.37), 7 (0.33)
+    std::vector<float> cut(row.size(), -kInf);
+    for (int id : {3, 4, 0, 7}) {
+        cut[static_cast<size_t>(id)] = row[static_cast<size_t>(id)];
+    }
+    EXPECT_LT(chi_square(frequencies(row, min_p, n), softmax(cut, 1.0F), n), 16.3);
+}
+
+TEST(RowDraw, BannedIdsNeverWinAndBrokenRowsDrawNothing) {
+    std::vector<float> row = {5.0F, -kInf, 4.0F, std::nanf(""), 4.5F};
+    SamplingConfig cfg = plain(3.0F);
+    std::set<int32_t> seen;
+    for (uint32_t pos = 0; pos < 2000; ++pos) {
+        seen.insert(draw_at(row, cfg, 9, pos));
+    }
+    EXPECT_EQ(seen, (std::set<int32_t>{0, 2, 4}));
+    EXPECT_EQ(draw_at({1.0F, kInf, 0.0F}, cfg, 9, 0), -1);
+    EXPECT_EQ(draw_at({std::nanf(""), -kInf}, cfg, 9, 0), -1);
+    EXPECT_EQ(draw_at({1.0F, kInf, 0.0F}, plain(0.0F), 9, 0), -1);
+    // A bias of -inf bans an id through the entries.
+    cfg.logit_bias = {{0, -kInf}};
+    for (uint32_t pos = 0; pos < 200; ++pos) {
+        std::vector<float> r = {50.0F, 0.0F, 0.0F};
+        DrawBatch b = planned(cfg, {}, 3, 3);
+        b.rows[0].position = pos;
+        EXPECT_NE(draw_row(r, b.rows[0], b.entries), 0);
+    }
+}
+
+TEST(RowDraw, ASeedAndPositionFixTheTokenAndPositionsVaryIt) {
+    std::vector<float> row(1000, 0.0F);  // uniform: every id equally likely
+    SamplingConfig cfg = plain(1.0F);
+    std::set<int32_t> tokens;
+    for (uint32_t pos = 0; pos < 50; ++pos) {
+        const int32_t t = draw_at(row, cfg, 77, pos);
+        EXPECT_EQ(t, draw_at(row, cfg, 77, pos));
+        tokens.insert(t);
+    }
+    EXPECT_GT(tokens.size(), 40U);
+    int differ = 0;
+    for (uint32_t pos = 0; pos < 50; ++pos) {
+        differ += draw_at(row, cfg, 77, pos) != draw_at(row, cfg, 78, pos) ? 1 : 0;
+    }
+    EXPECT_GT(differ, 40);
+}
+
+TEST(RowDraw, SkippingHopelessIdsChangesNoDraw) {
+    // Logits spread over ~40 nats: the bound skips most ids; a brute-force pass over every id
+    // must pick the same token at every position.
+    std::mt19937 gen(3);
+    std::uniform_real_distribution<float> spread(-30.0F, 10.0F);
+    std::vector<float> row(3000);
+    for (float& l : row) {
+        l = spread(gen);
+    }
+    const float max_l = *std::max_element(row.begin(), row.end());
+    for (float t : {1.0F, 3.0F}) {
+        for (uint32_t pos = 0; pos < 300; ++pos) {
+            float best_key = 0.0F;
+            int32_t best = -1;
+            for (size_t c = 0; c < row.size(); ++c) {
+                const float z = draw::mul(draw::sub(row[c], max_l), 1.0F / t);
+                const float key = draw::add(
+                    z, draw::gumbel(draw::draw_bits(5, pos, static_cast<uint32_t>(c))));
+                if (draw::before(key, static_cast<int32_t>(c), best_key, best)) {
+                    best_key = key;
+                    best = static_cast<int32_t>(c);
+                }
+            }
+            ASSERT_EQ(draw_at(row, plain(t), 5, pos), best) << "position " << pos;
+        }
+    }
+}
+
+TEST(RowDraw, CoversEverythingButFullVocabularyTopPAndWideTopK) {
+    SamplingConfig cfg = plain(0.8F);
+    EXPECT_TRUE(drawable(cfg, 1000));
+    cfg.top_p = 0.9F;
+    EXPECT_FALSE(drawable(cfg, 1000));  // nucleus over the whole vocabulary: host Sampler
+    cfg.top_k = 20;
+    EXPECT_TRUE(drawable(cfg, 1000));
+    cfg.top_k = draw::kMaxTopK + 1;
+    EXPECT_FALSE(drawable(cfg, 1000));
+    cfg.top_k = 2000;  // no cut on this vocabulary, so top_p is over all of it again
+    EXPECT_FALSE(drawable(cfg, 1000));
+    cfg.top_p = 1.0F;
+    EXPECT_TRUE(drawable(cfg, 1000));
+    EXPECT_FALSE(drawable(cfg, draw::kMaxVocab + 1));
+    EXPECT_TRUE(drawable(plain(0.0F), 1000));
+
+    DrawBatch b;
+    cfg.top_p = 0.9F;
+    cfg.top_k = 0;
+    plan_row_draw(cfg, std::vector<int32_t>{1, 2}, 4, 1000, b);
+    ASSERT_EQ(b.rows.size(), 1U);
+    EXPECT_EQ(b.rows[0].mode, draw::kDrawHost);
+    EXPECT_TRUE(b.any_host_row());
+}
+
+TEST(RowDraw, PackedBatchesHoldRowsThenEntries) {
+    SamplingConfig cfg = plain(1.0F);
+    cfg.repetition_penalty = 1.2F;
+    DrawBatch b;
+    plan_row_draw(cfg, std::vector<int32_t>{4, 5, 4}, 1, 100, b);
+    plan_row_draw(cfg, std::vector<int32_t>{6}, 2, 100, b);
+    ASSERT_EQ(b.rows.size(), 2U);
+    ASSERT_EQ(b.entries.size(), 3U);  // {4, 5} then {6}
+    EXPECT_EQ(b.rows[1].first_entry, 2U);
+    EXPECT_EQ(b.rows[1].n_entries, 1U);
+    EXPECT_EQ(b.rows[0].position, 3U);
+    const std::vector<int32_t> words = b.packed();
+    ASSERT_EQ(words.size(), 2 * 12 + 3 * 4U);
+    EXPECT_EQ(words[24 + 8], 6);  // the third entry's id
+}
+
+}  // namespace
+}  // namespace helexa::engine
