@@ -6,12 +6,17 @@
 //
 //   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
 //       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
-//       [--sampled [--sampling-threads N]]
-// --sampled: the concurrency runs sample every row as a default request is served (temperature
-// 1, repetition penalty 1.1 over the last 64 tokens: SamplingConfig's defaults) on the host, as
-// the scheduler does: logits left in the runner's page-locked rows (step_in_place), rows drawn
-// on a pool of min(8, cores) threads (or N: what the neuron's sampling_threads sets), one Sampler
-// per thread and one RNG per stream.
+//       [--sampling host|drawn|drawn-topk [--sampling-threads N]]
+// --sampling: the concurrency runs sample every row instead of taking the argmax.
+//   host: at a default request's settings (temperature 1, repetition penalty 1.1 over the last
+//     64 tokens: SamplingConfig's defaults) by the host Sampler, as the scheduler serves settings
+//     the draw rule does not cover: logits left in the runner's page-locked rows (step_in_place),
+//     rows sampled on a pool of min(8, cores) threads (or N: the neuron's sampling_threads), one
+//     Sampler per thread and one RNG per stream.
+//   drawn: the same settings by the draw rule where the logits are (step_sample), as the
+//     scheduler serves them: only ids come back.
+//   drawn-topk: step_sample at Qwen3's generation_config (temperature 0.6, top-k 20, top-p 0.95,
+//     repetition penalty 1.1).
 // --reference: first compare with transformers' bf16 forward written beside the weights by
 // scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
 // Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them).
@@ -37,6 +42,7 @@
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/sampler.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/sampling_config.h"
 #include "helexa/engine/scheduler.h"
 #include "kernel_trace.h"
@@ -139,7 +145,7 @@ void argmax_step_or_die(CausalLmRunner& r, const StepBatch& b, std::vector<int32
     }
 }
 
-// One decode step of sampled streams as the scheduler serves them (see --sampled above).
+// One decode step of streams sampled on the host (--sampling host).
 struct HostSampling {
     HostSampling(int64_t streams, int threads)
         : pool(threads > 0 ? threads : helexa::engine::default_sampling_threads()),
@@ -153,6 +159,23 @@ struct HostSampling {
     std::vector<helexa::engine::SamplerRng> rngs;
     helexa::engine::SamplingConfig cfg;  // the defaults a request without settings gets
 };
+
+// One decode step of streams drawn where the logits are (--sampling drawn / drawn-topk).
+void drawn_step_or_die(CausalLmRunner& r, const StepBatch& b,
+                       const helexa::engine::DrawBatch& draws, std::vector<int32_t>& tokens) {
+    std::span<float> host_rows;
+    if (auto st = r.step_sample(b, draws, tokens, host_rows); !st) {
+        die(st.error().full_message());
+    }
+    if (!host_rows.empty()) {
+        die("a drawn step left rows to the host");
+    }
+    for (int32_t t : tokens) {
+        if (t < 0) {
+            die("non-finite logits");
+        }
+    }
+}
 
 void sampled_step_or_die(CausalLmRunner& r, const StepBatch& b, const std::vector<Seq>& seqs,
                          int64_t prompt_len, HostSampling& hs, std::vector<int32_t>& tokens) {
@@ -201,8 +224,8 @@ int main(int argc, char** argv) {
     std::vector<int64_t> concurrency = {1, 8, 32, 64};
     int64_t conc_prompt = 512;
     int64_t conc_output = 256;
-    bool sampled = false;
-    int sampling_threads = 0;  // 0: the scheduler's default
+    std::string sampling_mode;  // empty: argmax
+    int sampling_threads = 0;   // 0: the scheduler's default
     bool reference = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -228,8 +251,12 @@ int main(int argc, char** argv) {
             concurrency = parse_list(next());
         } else if (a == "--reference") {
             reference = true;
-        } else if (a == "--sampled") {
-            sampled = true;
+        } else if (a == "--sampling") {
+            sampling_mode = next();
+            if (sampling_mode != "host" && sampling_mode != "drawn" &&
+                sampling_mode != "drawn-topk") {
+                die("--sampling takes host, drawn or drawn-topk");
+            }
         } else if (a == "--sampling-threads") {
             sampling_threads = static_cast<int>(std::stoll(next()));
         } else if (a == "--concurrency-output") {
@@ -475,9 +502,16 @@ int main(int argc, char** argv) {
         double kv_read = 0;
         std::vector<int32_t> next;
         std::unique_ptr<HostSampling> sampling;
-        if (sampled) {
+        if (sampling_mode == "host") {
             sampling = std::make_unique<HostSampling>(B, sampling_threads);
         }
+        helexa::engine::SamplingConfig draw_cfg;  // the defaults, or Qwen3's with drawn-topk
+        if (sampling_mode == "drawn-topk") {
+            draw_cfg.temperature = 0.6F;
+            draw_cfg.top_k = 20;
+            draw_cfg.top_p = 0.95F;
+        }
+        helexa::engine::DrawBatch draws;
         const auto t0 = Clock::now();
         for (int64_t step = 0; step < conc_output; ++step) {
             StepBatch b;
@@ -494,6 +528,16 @@ int main(int argc, char** argv) {
             }
             if (sampling) {
                 sampled_step_or_die(r, b, seqs, conc_prompt, *sampling, next);
+            } else if (!sampling_mode.empty()) {
+                draws.clear();
+                for (size_t i = 0; i < seqs.size(); ++i) {
+                    helexa::engine::plan_row_draw(
+                        draw_cfg,
+                        std::span<const int32_t>(seqs[i].tokens)
+                            .subspan(static_cast<size_t>(conc_prompt)),
+                        1000 + i, V, draws);
+                }
+                drawn_step_or_die(r, b, draws, next);
             } else {
                 argmax_step_or_die(r, b, next);
             }
@@ -515,7 +559,8 @@ int main(int argc, char** argv) {
         std::printf("{\"kind\":\"concurrent\",\"label\":\"%s\",\"batch\":%lld,"
                     "\"sampling\":\"%s\",\"sampling_threads\":%d,\"tokens_per_s\":%.1f,"
                     "\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f}\n",
-                    label.c_str(), static_cast<long long>(B), sampled ? "host-default" : "argmax",
+                    label.c_str(), static_cast<long long>(B),
+                    sampling_mode.empty() ? "argmax" : sampling_mode.c_str(),
                     sampling ? sampling->pool.size() : 0, tok_s, ceiling_tok_s,
                     tok_s / ceiling_tok_s);
         std::fflush(stdout);

@@ -18,6 +18,7 @@
 #include "cublaslt_matmul.h"
 #include "cuda_status.h"
 #include "device_worker.h"
+#include "helexa/engine/draw_rule.h"
 #include "helexa/kernels/attention.h"
 #include "helexa/kernels/l2_cache.h"
 #include "helexa/kernels/norm.h"
@@ -33,6 +34,7 @@ namespace {
 
 using engine::AttentionBatch;
 using engine::DType;
+namespace draw = engine::draw;
 using engine::KvCache;
 using engine::KvCacheShape;
 using engine::LinearFusion;
@@ -632,6 +634,19 @@ public:
                                                  logits.rows, logits.cols,
                                                  static_cast<int32_t*>(out.data), stream_),
                      "argmax_rows");
+    }
+
+    Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) override {
+        HELEXA_CUDA_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
+                                draws.dtype == DType::kI32 && logits.contiguous() &&
+                                out.numel() == logits.rows &&
+                                draws.numel() * 4 >=
+                                    logits.rows * static_cast<int64_t>(sizeof(draw::RowDraw)),
+                            "draw_rows", "shape mismatch");
+        return check(kernels::launch_draw_rows(static_cast<float*>(logits.data), logits.rows,
+                                               logits.cols, draws.data,
+                                               static_cast<int32_t*>(out.data), stream_),
+                     "draw_rows");
     }
 
     // ---- graphs ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "cuda_test_support.h"
 #include "helexa/cuda/fault_injection.h"
 #include "helexa/engine/model_runner.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/random_model.h"
 
 namespace helexa::cuda::testing {
@@ -266,6 +267,78 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
         const float* row = dec_batched.data() + i * static_cast<size_t>(V);
         expect_same_up_to_bf16({row, static_cast<size_t>(V)}, single, f32,
                                "decode sequence " + std::to_string(i));
+    }
+}
+
+// step_sample on the device: the same tokens as the host rule over step_in_place's rows of the
+// same step (prefill, then a decode step that replays a graph), only ids copied when no row needs
+// the host, and a host row's logits returned beside the drawn rows' tokens.
+TEST_F(CudaRandomModel, StepSampleDrawsOnTheDeviceAsTheHostRuleDoes) {
+    auto gpu = load(dir_, "cuda", 256);
+    ASSERT_TRUE(gpu);
+    const int64_t V = gpu->vocab_size();
+    const std::vector<int64_t> lens = {1, 17, 64, 203};
+    std::vector<std::vector<int32_t>> toks;
+    std::vector<std::vector<int32_t>> tables;
+    for (size_t i = 0; i < lens.size(); ++i) {
+        toks.push_back(prompt(lens[i], static_cast<int32_t>(i + 3)));
+        std::vector<int32_t> t(16);
+        std::iota(t.begin(), t.end(), static_cast<int32_t>(16 * i));
+        tables.push_back(t);
+    }
+    std::vector<engine::SamplingConfig> cfgs(4);
+    cfgs[0].temperature = 0.0F;  // greedy with the default repetition penalty
+    cfgs[1].temperature = 0.7F;
+    cfgs[1].top_k = 20;
+    cfgs[1].top_p = 0.9F;
+    cfgs[2].min_p = 0.05F;
+    cfgs[3].temperature = 1.2F;
+    auto check = [&](const StepBatch& batch, uint32_t position, const std::string& what) {
+        std::span<float> in_place;
+        ASSERT_TRUE(gpu->step_in_place(batch, in_place).has_value());
+        const std::vector<float> rows(in_place.begin(), in_place.end());
+        engine::DrawBatch draws;
+        const std::vector<int32_t> generated = {5, 9, 5, 77};
+        for (size_t i = 0; i < cfgs.size(); ++i) {
+            engine::plan_row_draw(cfgs[i], generated, 40 + i, V, draws);
+            draws.rows.back().position = position;
+        }
+        std::vector<int32_t> tokens;
+        std::span<float> host_rows;
+        auto st = gpu->step_sample(batch, draws, tokens, host_rows);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        EXPECT_TRUE(host_rows.empty()) << what;
+        ASSERT_EQ(tokens.size(), cfgs.size()) << what;
+        for (size_t i = 0; i < cfgs.size(); ++i) {
+            std::vector<float> own(rows.begin() + static_cast<std::ptrdiff_t>(i * V),
+                                   rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * V));
+            EXPECT_EQ(tokens[i], engine::draw_row(own, draws.rows[i], draws.entries))
+                << what << " row " << i;
+        }
+        // One row for the host Sampler: its logits come back, the others are still drawn.
+        engine::DrawBatch mixed = draws;
+        mixed.rows[2].mode = engine::draw::kDrawHost;
+        ASSERT_TRUE(gpu->step_sample(batch, mixed, tokens, host_rows).has_value());
+        ASSERT_EQ(host_rows.size(), rows.size()) << what;
+        EXPECT_TRUE(std::equal(host_rows.begin() + 2 * V, host_rows.begin() + 3 * V,
+                               rows.begin() + 2 * V))
+            << what;
+        EXPECT_EQ(tokens[2], -2) << what;
+        std::vector<float> own(rows.begin() + V, rows.begin() + 2 * V);
+        EXPECT_EQ(tokens[1], engine::draw_row(own, draws.rows[1], draws.entries)) << what;
+    };
+    StepBatch prefill;
+    for (size_t i = 0; i < lens.size(); ++i) {
+        prefill.seqs.push_back({i + 1, toks[i], 0, tables[i], true});
+    }
+    check(prefill, 0, "prefill");
+    StepBatch decode;
+    std::vector<std::vector<int32_t>> next(lens.size(), std::vector<int32_t>{11});
+    for (size_t i = 0; i < lens.size(); ++i) {
+        decode.seqs.push_back({i + 1, next[i], lens[i], tables[i], true});
+    }
+    for (uint32_t position = 1; position <= 3; ++position) {
+        check(decode, position, "decode " + std::to_string(position));
     }
 }
 

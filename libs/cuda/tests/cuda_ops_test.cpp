@@ -2,12 +2,15 @@
 // bf16-representable inputs and awkward sizes; CUDA outputs are NaN-poisoned first, so an
 // unwritten element fails. bf16 activations: relative L2 error <= 1e-2 (METHOD.md).
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
 
 #include "cuda_test_support.h"
+#include "helexa/engine/row_draw.h"
 
 namespace helexa::cuda::testing {
 namespace {
@@ -333,6 +336,113 @@ TEST_F(CudaOps, ArgmaxRowsMatchesTheCpuSampler) {
         EXPECT_EQ(want[3], -1) << "vocab " << vocab;
         EXPECT_EQ(want[4], vocab - 1) << "vocab " << vocab;
         EXPECT_EQ(got, want) << "vocab " << vocab;
+    }
+}
+
+// The draw rule on the device against the host's draw_row on the same logits, bit for bit: every
+// mode (greedy with and without penalties, temperature, top-k with top-p, min-p, host rows left
+// alone), broken rows, the penalised logits it leaves behind, vocabularies from 7 ids (more rows
+// than one grid) to the rule's limit.
+TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    std::mt19937 gen(99);
+    for (int64_t vocab : {int64_t{151936}, int64_t{1001}, int64_t{7}, engine::draw::kMaxVocab}) {
+        const int64_t rows = vocab == 7 ? 70000 : 48;
+        std::vector<float> v = random(static_cast<size_t>(rows * vocab), 6.0f);
+        auto row = [&](int64_t r) { return v.data() + r * vocab; };
+        row(2)[vocab / 2] = inf;                            // broken: +inf
+        std::fill(row(3), row(3) + vocab, nan);             // broken: nothing finite
+        for (int64_t c = 0; c + 1 < vocab; c += 2) {        // half banned
+            row(4)[c] = -inf;
+        }
+        row(5)[vocab - 1] = row(5)[0] = 40.0f;              // tie across slices
+        engine::DrawBatch draws;
+        std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
+        for (int64_t r = 0; r < rows; ++r) {
+            engine::SamplingConfig cfg;
+            cfg.repetition_penalty = 1.0F;
+            switch (r % 8) {
+                case 0: cfg.temperature = 0.0F; break;
+                case 1: cfg.temperature = 0.0F; cfg.repetition_penalty = 1.3F;
+                        cfg.logit_bias = {{static_cast<int32_t>(vocab / 3), 8.0F}}; break;
+                case 2: break;  // temperature 1
+                case 3: cfg.temperature = 0.6F; cfg.repetition_penalty = 1.1F;
+                        cfg.presence_penalty = 0.5F; cfg.frequency_penalty = 0.3F; break;
+                case 4: cfg.temperature = 0.6F; cfg.top_k = 20; cfg.top_p = 0.95F; break;
+                case 5: cfg.top_k = engine::draw::kMaxTopK; cfg.min_p = 0.05F; break;
+                case 6: cfg.temperature = 1.3F; cfg.min_p = 0.1F; break;
+                default: cfg.top_p = 0.9F; break;  // the host Sampler's
+            }
+            std::vector<int32_t> generated(static_cast<size_t>(r % 50));
+            for (auto& g : generated) {
+                g = id(gen) % std::max<int32_t>(1, static_cast<int32_t>(vocab / 100 + 3));
+            }
+            engine::plan_row_draw(cfg, generated, 1000 + static_cast<uint64_t>(r), vocab, draws);
+        }
+        // The host rule, on a copy.
+        std::vector<float> host = v;
+        std::vector<int32_t> want(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) {
+            const auto& d = draws.rows[static_cast<size_t>(r)];
+            want[static_cast<size_t>(r)] =
+                d.mode == engine::draw::kDrawHost
+                    ? -2
+                    : engine::draw_row({host.data() + r * vocab, static_cast<size_t>(vocab)}, d,
+                                       draws.entries);
+        }
+        const std::vector<int32_t> packed = draws.packed();
+        std::vector<int32_t> got(static_cast<size_t>(rows), -7);
+        std::vector<float> device_logits(v.size());
+        on_gpu([&] {
+            auto logits = gpu_->alloc(DType::kF32, rows, vocab);
+            ASSERT_TRUE(logits.has_value());
+            ASSERT_TRUE(gpu_->copy_from_host(*logits, v.data()).has_value());
+            auto packed_t = gpu_->alloc(DType::kI32, 1, static_cast<int64_t>(packed.size()));
+            ASSERT_TRUE(packed_t.has_value());
+            ASSERT_TRUE(gpu_->copy_from_host(*packed_t, packed.data()).has_value());
+            auto ids = gpu_->alloc(DType::kI32, 1, rows);
+            ASSERT_TRUE(ids.has_value());
+            ASSERT_TRUE(gpu_->copy_from_host(*ids, got.data()).has_value());
+            auto st = gpu_->draw_rows(*ids, *logits, *packed_t);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            ASSERT_TRUE(gpu_->copy_to_host(got.data(), *ids).has_value());
+            ASSERT_TRUE(gpu_->copy_to_host(device_logits.data(), *logits).has_value());
+        });
+        EXPECT_EQ(want[2], -1);
+        EXPECT_EQ(want[3], -1);
+        int mismatches = 0;
+        for (int64_t r = 0; r < rows && mismatches < 10; ++r) {
+            if (got[static_cast<size_t>(r)] != want[static_cast<size_t>(r)]) {
+                ADD_FAILURE() << "vocab " << vocab << " row " << r << " (mode "
+                              << draws.rows[static_cast<size_t>(r)].mode << ", top_k "
+                              << draws.rows[static_cast<size_t>(r)].top_k << "): device "
+                              << got[static_cast<size_t>(r)] << ", host "
+                              << want[static_cast<size_t>(r)];
+                ++mismatches;
+            }
+        }
+        // Penalised in place exactly as on the host (NaN payloads aside: the device's arithmetic
+        // gives its canonical NaN); host rows untouched.
+        size_t differing = 0;
+        for (size_t i = 0; i < v.size(); ++i) {
+            const bool same = std::memcmp(&device_logits[i], &host[i], sizeof(float)) == 0 ||
+                              (std::isnan(device_logits[i]) && std::isnan(host[i]));
+            differing += same ? 0 : 1;
+        }
+        EXPECT_EQ(differing, 0U) << "vocab " << vocab;
+        // The draws are draws: the temperature-1 rows did not all take their argmax.
+        int sampled_off_argmax = 0;
+        for (int64_t r = 2 + 8; r < rows && vocab > 7; r += 8) {
+            const float* h = host.data() + r * vocab;
+            sampled_off_argmax += want[static_cast<size_t>(r)] !=
+                                          static_cast<int32_t>(std::max_element(h, h + vocab) - h)
+                                      ? 1
+                                      : 0;
+        }
+        if (vocab > 7) {
+            EXPECT_GT(sampled_off_argmax, 0) << "vocab " << vocab;
+        }
     }
 }
 

@@ -81,6 +81,9 @@ public:
     Status argmax_rows(const Tensor& o, const Tensor& l) override {
         return op([=, this] { return cpu_->argmax_rows(o, l); });
     }
+    Status draw_rows(const Tensor& o, const Tensor& l, const Tensor& d) override {
+        return op([=, this] { return cpu_->draw_rows(o, l, d); });
+    }
 
 protected:
     virtual void memory() {}

@@ -14,6 +14,7 @@
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/random_model.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/weights.h"
 
 namespace helexa::engine {
@@ -414,6 +415,70 @@ TEST_F(DenseModelSingle, Bf16WeightsMatchNaiveOnTheSameWeights) {
     const auto V = static_cast<size_t>((*r)->vocab_size());
     EXPECT_LT(max_abs_diff(logits, std::span(ref.data() + (ids.size() - 1) * V, V)), 2e-4);
     EXPECT_EQ((*r)->weight_bytes(), random_model_parameter_count(spec) * 2);
+}
+
+// step_sample draws each covered row where the logits are (the CPU backend's draw_rows), the
+// same tokens as the rule over step()'s rows on the host; a kDrawHost row gets -2 and every
+// row's logits come back.
+TEST_F(DenseModelSingle, StepSampleDrawsCoveredRowsAndReturnsLogitsForHostRows) {
+    RandomModelSpec spec;
+    spec.dtype = DType::kF32;
+    ASSERT_TRUE(write_random_model(spec, dir_).has_value());
+    auto r = load_model_runner(dir_, ModelRunnerOptions{.block_size = 4, .n_blocks = 16});
+    ASSERT_TRUE(r.has_value());
+    const int64_t V = (*r)->vocab_size();
+    const std::vector<int32_t> a = {3, 9, 27, 81};
+    const std::vector<int32_t> b = {5, 10, 200};
+    const std::vector<int32_t> ta = {0};
+    const std::vector<int32_t> tb = {1};
+    StepBatch batch;
+    batch.seqs.push_back({1, a, 0, ta, true});
+    batch.seqs.push_back({2, b, 0, tb, true});
+    std::vector<float> logits;
+    ASSERT_TRUE((*r)->step(batch, logits).has_value());
+
+    SamplingConfig greedy_penalised;
+    greedy_penalised.temperature = 0.0F;
+    greedy_penalised.repetition_penalty = 1.5F;
+    SamplingConfig top_k;
+    top_k.temperature = 0.7F;
+    top_k.top_k = 8;
+    top_k.top_p = 0.9F;
+    for (uint32_t position = 0; position < 8; ++position) {
+        DrawBatch draws;
+        const std::vector<int32_t> generated = {81, 27, 81};
+        plan_row_draw(greedy_penalised, generated, 11, V, draws);
+        plan_row_draw(top_k, {}, 12, V, draws);
+        draws.rows[1].position = position;
+        std::vector<int32_t> tokens;
+        std::span<float> host_rows;
+        ASSERT_TRUE((*r)->step_sample(batch, draws, tokens, host_rows).has_value());
+        ASSERT_EQ(tokens.size(), 2U);
+        EXPECT_TRUE(host_rows.empty());
+        for (size_t row = 0; row < 2; ++row) {
+            std::vector<float> own(logits.begin() + static_cast<std::ptrdiff_t>(row * V),
+                                   logits.begin() + static_cast<std::ptrdiff_t>((row + 1) * V));
+            EXPECT_EQ(tokens[row], draw_row(own, draws.rows[row], draws.entries)) << row;
+        }
+    }
+
+    SamplingConfig nucleus;  // top-p over the whole vocabulary: the host Sampler's
+    nucleus.top_p = 0.8F;
+    DrawBatch mixed;
+    plan_row_draw(top_k, {}, 12, V, mixed);
+    plan_row_draw(nucleus, {}, 13, V, mixed);
+    std::vector<int32_t> tokens;
+    std::span<float> host_rows;
+    ASSERT_TRUE((*r)->step_sample(batch, mixed, tokens, host_rows).has_value());
+    ASSERT_EQ(tokens.size(), 2U);
+    EXPECT_GE(tokens[0], 0);
+    EXPECT_EQ(tokens[1], -2);
+    ASSERT_EQ(host_rows.size(), logits.size());
+    EXPECT_TRUE(std::equal(host_rows.begin() + V, host_rows.end(), logits.begin() + V));
+
+    DrawBatch short_draws;  // one draw for two rows: refused, not read past
+    plan_row_draw(top_k, {}, 12, V, short_draws);
+    EXPECT_FALSE((*r)->step_sample(batch, short_draws, tokens, host_rows).has_value());
 }
 
 TEST_F(DenseModelSingle, RejectsBadStepsAndBadModels) {

@@ -322,13 +322,16 @@ TEST(SchedulerBatching, EvictsCachedBlocksWhenThePoolIsShort) {
     EXPECT_EQ(b.terminal().usage.cached_tokens, 0);
 }
 
+// A seeded request gets the same tokens alone, beside rows the draw rule takes, and beside rows
+// it leaves to the host Sampler (top-p over the whole vocabulary), whichever way it goes itself.
 TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
-    auto run = [](int n_others) {
+    auto run = [](float target_top_p, int n_others, float others_top_p) {
         Harness h(4, 256, 32);
         Collector target;
         GenerateRequest r;
         r.prompt_tokens = make_prompt(9, 4, kVocab);
         r.sampling.temperature = 1.0F;
+        r.sampling.top_p = target_top_p;
         r.sampling.seed = 1234;
         r.sampling.max_tokens = 24;
         std::vector<std::unique_ptr<Collector>> others;
@@ -337,23 +340,35 @@ TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
             GenerateRequest o;
             o.prompt_tokens = make_prompt(5 + i * 11, 20 + i, kVocab);
             o.sampling.temperature = 0.9F;
+            o.sampling.top_p = others_top_p;
             o.sampling.max_tokens = 10 + i;
             h.submit(std::move(o), *others.back());
         }
         h.scheduler->step_once();
         h.submit(std::move(r), target);
         run_until_idle(*h.scheduler);
-        return target.text();
+        return std::make_pair(target.text(), h.runner.host_rows_per_sample_step());
     };
-    const std::string alone = run(0);
-    EXPECT_EQ(run(3), alone);
-    EXPECT_EQ(run(1), alone);
-    // Sampling actually sampled: temperature 1 over the script's logits leaves the argmax path.
-    EXPECT_NE(alone, pieces_text(expected_greedy(make_prompt(9, 4, kVocab), 24, kVocab)));
+    for (float target_top_p : {1.0F, 0.9F}) {
+        const auto [alone, alone_steps] = run(target_top_p, 0, 1.0F);
+        EXPECT_EQ(run(target_top_p, 3, 1.0F).first, alone) << target_top_p;
+        EXPECT_EQ(run(target_top_p, 1, 1.0F).first, alone) << target_top_p;
+        EXPECT_EQ(run(target_top_p, 3, 0.8F).first, alone) << target_top_p;
+        // Sampling actually sampled: temperature 1 over the script's logits leaves the argmax.
+        EXPECT_NE(alone, pieces_text(expected_greedy(make_prompt(9, 4, kVocab), 24, kVocab)));
+        // Alone, the request's rows went where its settings say: drawn, or to the host.
+        ASSERT_EQ(alone_steps.size(), 24U);
+        for (int host : alone_steps) {
+            EXPECT_EQ(host, target_top_p < 1.0F ? 1 : 0);
+        }
+    }
+    // Drawn and host-sampled, the same seed gives different texts: two rules, not one.
+    EXPECT_NE(run(1.0F, 0, 1.0F).first, run(0.9F, 0, 1.0F).first);
 }
 
-// A step's sampled rows are drawn several at a time on the sampling threads: each row must still
-// be drawn from its own logits with its own sequence's RNG, whatever thread takes it.
+// Rows left to the host Sampler (top-p over the whole vocabulary) are sampled several at a time
+// on the sampling threads: each row must still be drawn from its own logits with its own
+// sequence's RNG, whatever thread takes it.
 TEST(SchedulerBatching, SampledRowsAreTheSameOnAnyNumberOfSamplingThreads) {
     auto run = [](int threads) {
         Harness h(4, 256, 32, true, {}, threads);
@@ -363,6 +378,7 @@ TEST(SchedulerBatching, SampledRowsAreTheSameOnAnyNumberOfSamplingThreads) {
             GenerateRequest r;
             r.prompt_tokens = make_prompt(7 + i * 5, 3 + i, kVocab);
             r.sampling.temperature = 0.8F + 0.1F * static_cast<float>(i % 3);
+            r.sampling.top_p = 0.95F;
             r.sampling.seed = 100 + static_cast<uint64_t>(i);
             r.sampling.max_tokens = 16;
             h.submit(std::move(r), *out.back());

@@ -17,6 +17,7 @@
 
 #include "event_collector.h"
 #include "helexa/engine/runtime_text.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/scheduler.h"
 #include "helexa/engine/step.h"
 
@@ -154,6 +155,19 @@ public:
         }
         return ModelRunner::step_argmax(batch, tokens);
     }
+    // Records how many rows each sampled step left to the host (kDrawHost).
+    Status step_sample(const StepBatch& batch, const DrawBatch& draws,
+                       std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
+        {
+            std::lock_guard lock(mu_);
+            int host = 0;
+            for (const auto& d : draws.rows) {
+                host += d.mode == draw::kDrawHost ? 1 : 0;
+            }
+            host_rows_per_sample_step_.push_back(host);
+        }
+        return ModelRunner::step_sample(batch, draws, tokens, host_rows);
+    }
 
     std::vector<std::vector<SliceRecord>> steps() const {
         std::lock_guard lock(mu_);
@@ -162,6 +176,10 @@ public:
     int argmax_steps() const {
         std::lock_guard lock(mu_);
         return argmax_steps_;
+    }
+    std::vector<int> host_rows_per_sample_step() const {
+        std::lock_guard lock(mu_);
+        return host_rows_per_sample_step_;
     }
 
     void set_on_step(std::function<void()> hook) {
@@ -178,6 +196,7 @@ private:
     mutable std::mutex mu_;
     std::vector<std::vector<SliceRecord>> steps_;
     int argmax_steps_ = 0;
+    std::vector<int> host_rows_per_sample_step_;
     std::function<void()> on_step;
 };
 

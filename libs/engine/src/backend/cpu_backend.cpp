@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "helexa/engine/cpu_backend.h"
+#include "helexa/engine/row_draw.h"
 
 namespace helexa::engine {
 namespace {
@@ -379,6 +380,32 @@ public:
             }
             ids[r] = inf ? -1 : best;
         }
+        return ok();
+    }
+
+    Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) override {
+        const int64_t row_words = logits.rows * static_cast<int64_t>(sizeof(draw::RowDraw) / 4);
+        HELEXA_CPU_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
+                               draws.dtype == DType::kI32 && logits.contiguous() &&
+                               out.numel() == logits.rows && draws.numel() >= row_words &&
+                               (draws.numel() - row_words) % 4 == 0,
+                           "draw_rows", "shape mismatch");
+        const auto* rows = static_cast<const draw::RowDraw*>(draws.data);
+        const std::span<const draw::PenaltyEntry> entries(
+            reinterpret_cast<const draw::PenaltyEntry*>(rows + logits.rows),
+            static_cast<size_t>((draws.numel() - row_words) / 4));
+        auto* ids = static_cast<int32_t*>(out.data);
+        // Rows are independent: each reads its own logits and entries.
+        pool_.parallel_for(logits.rows, 1, [&](int64_t r0, int64_t r1, int /*chunk*/) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const draw::RowDraw& d = rows[r];
+                ids[r] = d.mode == draw::kDrawHost
+                             ? -2
+                             : draw_row(std::span<float>(f32_row(logits, r),
+                                                         static_cast<size_t>(logits.cols)),
+                                        d, entries);
+            }
+        });
         return ok();
     }
 

@@ -18,6 +18,7 @@
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/generation_config.h"
 #include "helexa/engine/model_runner.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/weights.h"
 
 namespace helexa::engine {
@@ -91,6 +92,10 @@ public:
     Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
         return run_step(batch, StepOutput{.rows = &rows});
     }
+    Status step_sample(const StepBatch& batch, const DrawBatch& draws,
+                       std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
+        return run_step(batch, StepOutput{.rows = &host_rows, .tokens = &tokens, .draws = &draws});
+    }
 
     const ModelConfig& config() const override { return config_; }
     const GenerationDefaults& generation_defaults() const override { return gen_; }
@@ -120,13 +125,20 @@ private:
     // intermediates (normed input, product) materialised.
     Status project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                    const LinearFusion& fusion, const LinearScratch& scratch);
-    // Where a step's results go: exactly one of these is set.
+    // Where a step's results go: one of logits, rows and tokens; tokens and rows with draws.
     struct StepOutput {
         std::vector<float>* logits = nullptr;    // step(): a copy in the caller's vector
         std::span<float>* rows = nullptr;        // step_in_place(): the runner's memory
         std::vector<int32_t>* tokens = nullptr;  // step_argmax(): the argmax of each row
+        const DrawBatch* draws = nullptr;  // step_sample(): tokens drawn, rows for host rows
     };
     Status run_step(const StepBatch& batch, const StepOutput& out);
+    // Copies logits rows [0, n_real) of the step to where `out` wants them (step's vector, or
+    // page-locked memory for rows).
+    Status copy_rows_out(const StepOutput& out, int64_t n_rows, int64_t n_real);
+    // step_sample's end: the rule over the real rows where the logits are, ids (and, for host
+    // rows, logits) copied out.
+    Status draw_and_copy_out(const StepOutput& out, int64_t n_rows, int64_t n_real);
     // The step's operations over its packed metadata (recordable: no host copies, no
     // allocation once the buffers have been sized by an earlier identical step).
     Status forward(const StepPlan& plan, const Tensor& meta, bool argmax);
@@ -147,6 +159,10 @@ private:
     int64_t weight_bytes_ = 0;
     std::vector<Scratch> scratch_;
     int64_t scratch_generation_ = 0;
+    // step_sample's packed draws: uploaded after the forward pass, never read by a recorded
+    // graph, so its moves have their own counter and re-record nothing.
+    Scratch draws_buffer_;
+    int64_t draws_generation_ = 0;
     ActivationHook hook_;
     // Recorded decode graphs, per bucket and output kind; valid while no buffer has moved.
     struct GraphKey {
@@ -527,7 +543,7 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         return tl::unexpected(std::move(planned).error());
     }
     const StepPlan& plan = *planned;
-    const bool argmax = out.tokens != nullptr;
+    const bool argmax = out.tokens != nullptr && out.draws == nullptr;
     if (plan.n_tokens == 0) {
         if (out.logits) {
             out.logits->clear();
@@ -581,6 +597,42 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         }
         return ok();
     }
+    if (out.draws != nullptr) {
+        return draw_and_copy_out(out, plan.n_rows, R);
+    }
+    return copy_rows_out(out, plan.n_rows, R);
+}
+
+Status DenseDecoder::draw_and_copy_out(const StepOutput& out, int64_t n_rows, int64_t R) {
+    const DrawBatch& draws = *out.draws;
+    if (static_cast<int64_t>(draws.rows.size()) != R) {
+        return fail(ErrorCode::kInternal, "step_sample: " + std::to_string(draws.rows.size()) +
+                                              " draws for " + std::to_string(R) + " rows");
+    }
+    out.tokens->assign(static_cast<size_t>(R), -2);
+    *out.rows = {};
+    if (R == 0) {
+        return ok();
+    }
+    const std::vector<int32_t> packed = draws.packed();
+    auto packed_t = draws_buffer_.get(*backend_, DType::kI32, 1,
+                                      static_cast<int64_t>(packed.size()), draws_generation_);
+    if (!packed_t) {
+        return tl::unexpected(std::move(packed_t).error());
+    }
+    HELEXA_TRY_STATUS(backend_->copy_from_host(*packed_t, packed.data()));
+    HELEXA_BUF(ids, kArgmax, DType::kI32, 1, n_rows);
+    HELEXA_BUF(logits, kLogits, DType::kF32, n_rows, config_.vocab_size);
+    HELEXA_TRY_STATUS(
+        backend_->draw_rows(ids.col_slice(0, R), logits.row_slice(0, R), *packed_t));
+    HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
+    if (draws.any_host_row()) {
+        return copy_rows_out(out, n_rows, R);
+    }
+    return ok();
+}
+
+Status DenseDecoder::copy_rows_out(const StepOutput& out, int64_t n_rows, int64_t R) {
     // Sized, not cleared: the copy below overwrites every element, and clearing 32 rows of a
     // 152k vocabulary would write 19 MB per step for nothing.
     const auto n = static_cast<size_t>(R * config_.vocab_size);
@@ -601,7 +653,7 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         dst = out.logits->data();
     }
     if (R > 0) {
-        HELEXA_BUF(logits, kLogits, DType::kF32, plan.n_rows, config_.vocab_size);
+        HELEXA_BUF(logits, kLogits, DType::kF32, n_rows, config_.vocab_size);
         HELEXA_TRY_STATUS(backend_->copy_to_host(dst, logits.row_slice(0, R)));
     }
     return ok();

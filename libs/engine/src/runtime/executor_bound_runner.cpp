@@ -33,6 +33,12 @@ public:
         executor_->run([&] { result = inner_->step_in_place(batch, rows); });
         return result;
     }
+    Status step_sample(const StepBatch& batch, const DrawBatch& draws,
+                       std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->step_sample(batch, draws, tokens, host_rows); });
+        return result;
+    }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

@@ -25,6 +25,19 @@ public:
         }
         return inner_->step_in_place(batch, rows);
     }
+    Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
+        if (armed_->exchange(false)) {
+            return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
+        }
+        return inner_->step_argmax(batch, tokens);
+    }
+    Status step_sample(const StepBatch& batch, const DrawBatch& draws,
+                       std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
+        if (armed_->exchange(false)) {
+            return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
+        }
+        return inner_->step_sample(batch, draws, tokens, host_rows);
+    }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "helexa/engine/cpu_backend.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/stop_strings.h"
 
 namespace helexa::engine {
@@ -26,7 +27,8 @@ struct Scheduler::Sequence {
     GenerateRequest request;  // prompt_tokens moved into `tokens`
     EventSink sink;
     SamplingConfig cfg;
-    SamplerRng rng;
+    uint64_t seed = 0;  // the request's seed, or one drawn at submit
+    SamplerRng rng;     // the host Sampler's, for settings the draw rule does not cover
     std::vector<int32_t> tokens;  // prompt followed by every sampled token
     int64_t prompt_len = 0;
     int64_t n_computed = 0;  // leading tokens whose K/V is in the cache
@@ -40,6 +42,10 @@ struct Scheduler::Sequence {
     std::chrono::steady_clock::time_point enqueued;
 
     int64_t remaining() const { return static_cast<int64_t>(tokens.size()) - n_computed; }
+    // The tokens generated so far, oldest first.
+    std::span<const int32_t> generated() const {
+        return std::span<const int32_t>(tokens).subspan(static_cast<size_t>(prompt_len));
+    }
     Usage usage() const {
         Usage u;
         u.prompt_tokens = prompt_len;
@@ -142,7 +148,8 @@ Result<uint64_t> Scheduler::submit(GenerateRequest request, EventSink sink) {
     if (!seq->decoder || !seq->stream) {
         return fail(ErrorCode::kInternal, "scheduler: text stage factory returned null");
     }
-    seq->rng = SamplerRng(cfg->seed ? *cfg->seed : options_.seed_source());
+    seq->seed = cfg->seed ? *cfg->seed : options_.seed_source();
+    seq->rng = SamplerRng(seq->seed);
     seq->stop = StopStringMatcher(cfg->stop);
     seq->cfg = std::move(*cfg);
     seq->tokens = std::move(request.prompt_tokens);
@@ -432,7 +439,10 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
 
     // When every row will be decoded greedily with nothing applied to the logits first, the
     // runner returns just the argmax (a device backend then copies 4 bytes per row, not the
-    // vocabulary's logits).
+    // vocabulary's logits). Otherwise each row is drawn where the logits are by the draw rule,
+    // except rows whose settings it does not cover (top-p over the whole vocabulary, ...): their
+    // logits come to the host Sampler. Which way a row goes depends only on its own settings,
+    // so a seeded request gets the same tokens whatever shares its batch.
     bool argmax_only = n_rows > 0;
     for (const auto& e : entries) {
         if (e.need_logits && !takes_plain_argmax(e.seq->cfg)) {
@@ -448,10 +458,19 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
                                       " tokens for " + std::to_string(n_rows) + " rows");
         }
     } else {
-        status = runner_.step_in_place(batch, logits_);
-        if (status && static_cast<int64_t>(logits_.size()) != n_rows * vocab_size_) {
+        draws_.clear();
+        for (const auto& e : entries) {
+            if (e.need_logits) {
+                plan_row_draw(e.seq->cfg, e.seq->generated(), e.seq->seed, vocab_size_, draws_);
+            }
+        }
+        status = runner_.step_sample(batch, draws_, argmax_, logits_);
+        const int64_t want_logits = draws_.any_host_row() ? n_rows * vocab_size_ : 0;
+        if (status && (static_cast<int64_t>(argmax_.size()) != n_rows ||
+                       static_cast<int64_t>(logits_.size()) != want_logits)) {
             status = helexa::fail(ErrorCode::kInternal,
-                                  "model step returned " + std::to_string(logits_.size()) +
+                                  "model step returned " + std::to_string(argmax_.size()) +
+                                      " tokens and " + std::to_string(logits_.size()) +
                                       " logits for " + std::to_string(n_rows) + " rows");
         }
     }
@@ -469,7 +488,7 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         return;
     }
 
-    if (!argmax_only) {
+    if (!argmax_only && draws_.any_host_row()) {
         sample_rows(entries);
     }
     size_t row = 0;
@@ -478,7 +497,7 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         s.n_computed += e.n_tokens;
         kv_.commit(s.id, s.tokens, s.n_computed);
         if (e.need_logits) {
-            if (argmax_only) {
+            if (argmax_only || draws_.rows[row].mode != draw::kDrawHost) {
                 const int32_t token = argmax_[row++];
                 if (token < 0) {
                     fail_sequence(s, Error(ErrorCode::kInternal,
@@ -499,26 +518,28 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
 }
 
 void Scheduler::sample_rows(const std::vector<Entry>& entries) {
-    std::vector<Sequence*> rows;
+    // (logits row, sequence) of every row the draw rule left to the host.
+    std::vector<std::pair<size_t, Sequence*>> rows;
+    size_t row = 0;
     for (const auto& e : entries) {
         if (e.need_logits) {
-            rows.push_back(e.seq);
+            if (draws_.rows[row].mode == draw::kDrawHost) {
+                rows.emplace_back(row, e.seq);
+            }
+            ++row;
         }
     }
-    sampled_.assign(rows.size(), Result<int32_t>(0));
+    sampled_.assign(row, Result<int32_t>(0));
     // Each row reads only its own sequence (tokens, config) and writes its own RNG, logits row
     // and result: nothing is shared but the read-only vocabulary size.
     sampling_pool_->parallel_for(
         static_cast<int64_t>(rows.size()), 1, [&](int64_t r0, int64_t r1, int chunk) {
             Sampler& sampler = samplers_[static_cast<size_t>(chunk)];
-            for (int64_t r = r0; r < r1; ++r) {
-                Sequence& s = *rows[static_cast<size_t>(r)];
-                std::span<float> logits(
-                    logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(vocab_size_),
-                    static_cast<size_t>(vocab_size_));
-                const auto generated =
-                    std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.prompt_len));
-                sampled_[static_cast<size_t>(r)] = sampler.sample(logits, s.cfg, generated, s.rng);
+            for (int64_t i = r0; i < r1; ++i) {
+                const auto [r, seq] = rows[static_cast<size_t>(i)];
+                std::span<float> logits(logits_.data() + r * static_cast<size_t>(vocab_size_),
+                                        static_cast<size_t>(vocab_size_));
+                sampled_[r] = sampler.sample(logits, seq->cfg, seq->generated(), seq->rng);
             }
         });
 }

@@ -1,6 +1,9 @@
 #include "helexa/engine/step.h"
 
 #include <cmath>
+#include <string>
+
+#include "helexa/engine/row_draw.h"
 
 namespace helexa::engine {
 
@@ -31,6 +34,26 @@ Status ModelRunner::step_argmax(const StepBatch& batch, std::vector<int32_t>& to
 Status ModelRunner::step_in_place(const StepBatch& batch, std::span<float>& rows) {
     HELEXA_TRY_STATUS(step(batch, in_place_rows_));
     rows = in_place_rows_;
+    return ok();
+}
+
+Status ModelRunner::step_sample(const StepBatch& batch, const DrawBatch& draws,
+                                std::vector<int32_t>& tokens, std::span<float>& host_rows) {
+    std::span<float> rows;
+    HELEXA_TRY_STATUS(step_in_place(batch, rows));
+    const auto vocab = static_cast<size_t>(vocab_size());
+    const size_t n_rows = vocab > 0 ? rows.size() / vocab : 0;
+    if (draws.rows.size() != n_rows) {
+        return fail(ErrorCode::kInternal, "step_sample: " + std::to_string(draws.rows.size()) +
+                                              " draws for " + std::to_string(n_rows) + " rows");
+    }
+    tokens.assign(n_rows, -2);
+    for (size_t r = 0; r < n_rows; ++r) {
+        if (draws.rows[r].mode != draw::kDrawHost) {
+            tokens[r] = draw_row(rows.subspan(r * vocab, vocab), draws.rows[r], draws.entries);
+        }
+    }
+    host_rows = draws.any_host_row() ? rows : std::span<float>{};
     return ok();
 }
 

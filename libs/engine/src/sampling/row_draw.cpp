@@ -73,9 +73,13 @@ bool DrawBatch::any_host_row() const {
 std::vector<int32_t> DrawBatch::packed() const {
     std::vector<int32_t> words((rows.size() * sizeof(RowDraw) + entries.size() *
                                 sizeof(PenaltyEntry)) / sizeof(int32_t));
-    std::memcpy(words.data(), rows.data(), rows.size() * sizeof(RowDraw));
-    std::memcpy(reinterpret_cast<std::byte*>(words.data()) + rows.size() * sizeof(RowDraw),
-                entries.data(), entries.size() * sizeof(PenaltyEntry));
+    if (!rows.empty()) {
+        std::memcpy(words.data(), rows.data(), rows.size() * sizeof(RowDraw));
+    }
+    if (!entries.empty()) {
+        std::memcpy(reinterpret_cast<std::byte*>(words.data()) + rows.size() * sizeof(RowDraw),
+                    entries.data(), entries.size() * sizeof(PenaltyEntry));
+    }
     return words;
 }
 

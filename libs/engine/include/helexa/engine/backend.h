@@ -239,6 +239,11 @@ public:
     // wins; a row with no finite value, or with +inf, gives -1 (the caller fails that request:
     // the logits are broken; the same rule as the sampler's greedy path).
     virtual Status argmax_rows(const Tensor& out, const Tensor& logits) = 0;
+    // out[0, r] = the token the draw rule (draw_rule.h) draws from logits row r (f32 [R, V],
+    // contiguous, penalised in place); draws: i32 [1, n] holding R RowDraw then their
+    // PenaltyEntry array (DrawBatch::packed()). -1 for a broken row (as argmax_rows), -2 for a
+    // kDrawHost row (its logits are left as they were). V <= draw::kMaxVocab.
+    virtual Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) = 0;
 
     // Page-locked host memory for n floats that the backend owns, so a copy out of the device
     // runs at full PCIe rate (device backends); valid until the next call, which may move it.

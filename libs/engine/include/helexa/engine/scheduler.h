@@ -39,6 +39,7 @@
 
 #include "helexa/common/result.h"
 #include "helexa/engine/kv_cache.h"
+#include "helexa/engine/row_draw.h"
 #include "helexa/engine/runtime_text.h"
 #include "helexa/engine/sampler.h"
 #include "helexa/engine/sampling_config.h"
@@ -152,8 +153,8 @@ private:
     std::vector<Entry> schedule();
     bool preempt_newest();
     void run_step(std::vector<Entry>& entries);
-    // Samples the rows of a logits step that need the host (all but plain argmax), several at a
-    // time on sampling_pool_; sampled_ gets one result per logits row, in row order.
+    // Samples the rows the draw rule left to the host (kDrawHost in draws_), several at a time
+    // on sampling_pool_; sampled_ has one entry per logits row, in row order (set for those).
     void sample_rows(const std::vector<Entry>& entries);
     // Appends a sampled token: EOS, stop strings, streaming, length limits.
     void accept_token(Sequence& seq, int32_t token);
@@ -185,7 +186,8 @@ private:
     uint64_t admit_counter_ = 0;
     std::vector<int32_t> step_tokens_scratch_;
     std::span<float> logits_;  // the last step's rows, in the runner's memory (step_in_place)
-    std::vector<int32_t> argmax_;
+    std::vector<int32_t> argmax_;  // the step's tokens (step_argmax, or step_sample's drawn rows)
+    DrawBatch draws_;              // the step's draws (step_sample)
     std::vector<EngineEvent> events_scratch_;
 
     // Shared with submitters.

@@ -14,6 +14,8 @@
 
 namespace helexa::engine {
 
+struct DrawBatch;  // row_draw.h
+
 // Shape of the paged KV cache a runner owns; the scheduler's block allocator hands out ids in
 // [0, n_blocks). Block b of layer l holds K and V for `block_size` consecutive positions.
 struct KvLayout {
@@ -58,6 +60,14 @@ public:
     // and copying it out again would cost 1.57 ms (H200 host, docs/perf/gpu-ceilings.md). The
     // default runs step() into a vector the runner keeps.
     virtual Status step_in_place(const StepBatch& batch, std::span<float>& rows);
+    // step() for the scheduler when rows are sampled: `draws` holds one RowDraw per logits row
+    // (batch order). A row the draw rule covers gets its token where the logits are (tokens[r];
+    // -1 for a broken row, as step_argmax); a kDrawHost row gets -2, and then `host_rows` holds
+    // every row's logits ([n_rows, vocab], as step_in_place; the drawn rows penalised); with no
+    // kDrawHost row it is empty. A device runner then copies 4 bytes a row, not the vocabulary.
+    // The default runs step_in_place and the rule on the host (draw_row).
+    virtual Status step_sample(const StepBatch& batch, const DrawBatch& draws,
+                               std::vector<int32_t>& tokens, std::span<float>& host_rows);
 
 protected:
     // step_in_place's rows where the runner has no better place for them (the default; a device
