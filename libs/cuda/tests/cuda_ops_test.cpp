@@ -391,7 +391,7 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
                     : engine::draw_row({host.data() + r * vocab, static_cast<size_t>(vocab)}, d,
                                        draws.entries);
         }
-        const std::vector<int32_t> packed = draws.packed();
+        const std::vector<int32_t> packed = draws.packed(draws.rows.size());
         std::vector<int32_t> got(static_cast<size_t>(rows), -7);
         std::vector<float> device_logits(v.size());
         on_gpu([&] {

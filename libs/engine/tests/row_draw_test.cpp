@@ -303,9 +303,15 @@ TEST(RowDraw, PackedBatchesHoldRowsThenEntries) {
     EXPECT_EQ(b.rows[1].first_entry, 2U);
     EXPECT_EQ(b.rows[1].n_entries, 1U);
     EXPECT_EQ(b.rows[0].position, 3U);
-    const std::vector<int32_t> words = b.packed();
+    const std::vector<int32_t> words = b.packed(2);
     ASSERT_EQ(words.size(), 2 * 12 + 3 * 4U);
     EXPECT_EQ(words[24 + 8], 6);  // the third entry's id
+    // Padded to a bucket of 4 rows: two rows that draw nothing, the entries after them.
+    const std::vector<int32_t> padded = b.packed(4);
+    ASSERT_EQ(padded.size(), 4 * 12 + 3 * 4U);
+    EXPECT_EQ(padded[24], static_cast<int32_t>(draw::kDrawHost));
+    EXPECT_EQ(padded[36], static_cast<int32_t>(draw::kDrawHost));
+    EXPECT_EQ(padded[48 + 8], 6);
 }
 
 }  // namespace

@@ -136,12 +136,12 @@ private:
     // Copies logits rows [0, n_real) of the step to where `out` wants them (step's vector, or
     // page-locked memory for rows).
     Status copy_rows_out(const StepOutput& out, int64_t n_rows, int64_t n_real);
-    // step_sample's end: the rule over the real rows where the logits are, ids (and, for host
-    // rows, logits) copied out.
-    Status draw_and_copy_out(const StepOutput& out, int64_t n_rows, int64_t n_real);
+    // What a step leaves on the device for the host to copy: logits rows, or one id a row
+    // (the argmax, or the draw rule's token: then the step's packed draws are in kDraws).
+    enum class StepEnd { kLogits, kArgmax, kDraw };
     // The step's operations over its packed metadata (recordable: no host copies, no
     // allocation once the buffers have been sized by an earlier identical step).
-    Status forward(const StepPlan& plan, const Tensor& meta, bool argmax);
+    Status forward(const StepPlan& plan, const Tensor& meta, StepEnd end);
     Status run_layers(int64_t n_tokens, const AttentionBatch& attn, const Tensor& ids,
                       const Tensor& positions, const Tensor& slots, Tensor& x, Tensor& last);
 
@@ -159,18 +159,14 @@ private:
     int64_t weight_bytes_ = 0;
     std::vector<Scratch> scratch_;
     int64_t scratch_generation_ = 0;
-    // step_sample's packed draws: uploaded after the forward pass, never read by a recorded
-    // graph, so its moves have their own counter and re-record nothing.
-    Scratch draws_buffer_;
-    int64_t draws_generation_ = 0;
     ActivationHook hook_;
     // Recorded decode graphs, per bucket and output kind; valid while no buffer has moved.
     struct GraphKey {
         int64_t seqs;
         int64_t blocks;
-        bool argmax;
+        StepEnd end;
         bool operator<(const GraphKey& o) const {
-            return std::tie(seqs, blocks, argmax) < std::tie(o.seqs, o.blocks, o.argmax);
+            return std::tie(seqs, blocks, end) < std::tie(o.seqs, o.blocks, o.end);
         }
     };
     struct RecordedGraph {
@@ -414,6 +410,7 @@ enum Slot : size_t {
     kNormed,
     kLogits,
     kArgmax,
+    kDraws,
     kMeta,
 };
 
@@ -485,7 +482,7 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     return ok();
 }
 
-Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, bool argmax) {
+Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, StepEnd end) {
     auto view = [&](int64_t offset, int64_t rows, int64_t cols) {
         Tensor t = meta;
         t.data = static_cast<std::byte*>(meta.data) + offset * 4;
@@ -523,9 +520,15 @@ Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, bool argm
                               {normed, {}}));
     HELEXA_TRY_STATUS(emit("final_norm", normed));
     HELEXA_TRY_STATUS(emit("logits", out));
-    if (argmax) {
+    if (end == StepEnd::kArgmax) {
         HELEXA_BUF(tokens, kArgmax, DType::kI32, 1, R);
         HELEXA_TRY_STATUS(backend_->argmax_rows(tokens, out));
+    } else if (end == StepEnd::kDraw) {
+        // The draws were copied in before the step (run_step); only their base is read here, so
+        // a recorded graph replays with each step's own draws.
+        HELEXA_BUF(tokens, kArgmax, DType::kI32, 1, R);
+        HELEXA_BUF(draws, kDraws, DType::kI32, 1, R * kRowDrawWords);
+        HELEXA_TRY_STATUS(backend_->draw_rows(tokens, out, draws));
     }
     return ok();
 }
@@ -543,7 +546,9 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         return tl::unexpected(std::move(planned).error());
     }
     const StepPlan& plan = *planned;
-    const bool argmax = out.tokens != nullptr && out.draws == nullptr;
+    const StepEnd end = out.draws != nullptr    ? StepEnd::kDraw
+                        : out.tokens != nullptr ? StepEnd::kArgmax
+                                                : StepEnd::kLogits;
     if (plan.n_tokens == 0) {
         if (out.logits) {
             out.logits->clear();
@@ -559,23 +564,34 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     // All of the step's metadata in one copy.
     HELEXA_BUF(meta, kMeta, DType::kI32, 1, static_cast<int64_t>(plan.packed.size()));
     HELEXA_TRY_STATUS(backend_->copy_from_host(meta, plan.packed.data()));
+    if (end == StepEnd::kDraw) {
+        if (static_cast<int64_t>(out.draws->rows.size()) != plan.n_real_rows) {
+            return fail(ErrorCode::kInternal,
+                        "step_sample: " + std::to_string(out.draws->rows.size()) +
+                            " draws for " + std::to_string(plan.n_real_rows) + " rows");
+        }
+        // Padding rows of a graph bucket draw nothing (kDrawHost).
+        const std::vector<int32_t> packed = out.draws->packed(plan.n_rows);
+        HELEXA_BUF(draws, kDraws, DType::kI32, 1, static_cast<int64_t>(packed.size()));
+        HELEXA_TRY_STATUS(backend_->copy_from_host(draws, packed.data()));
+    }
 
     if (bucket) {
-        const GraphKey key{bucket->seqs, bucket->blocks, argmax};
+        const GraphKey key{bucket->seqs, bucket->blocks, end};
         auto it = graphs_.find(key);
         if (it != graphs_.end() && it->second.generation == scratch_generation_ &&
             it->second.meta == meta.data) {
             HELEXA_TRY_STATUS(backend_->replay_graph(it->second.id));
         } else {
             // First step of this shape: run it for real (sizing every buffer), then record it.
-            HELEXA_TRY_STATUS(forward(plan, meta, argmax));
+            HELEXA_TRY_STATUS(forward(plan, meta, end));
             if (generation_seen_ != scratch_generation_) {
                 // A buffer moved: every recorded graph points at freed memory.
                 backend_->drop_graphs();
                 graphs_.clear();
                 generation_seen_ = scratch_generation_;
             }
-            auto id = backend_->capture_graph([&] { return forward(plan, meta, argmax); });
+            auto id = backend_->capture_graph([&] { return forward(plan, meta, end); });
             if (!id) {
                 return tl::unexpected(std::move(id).error());
             }
@@ -585,49 +601,23 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
             graphs_[key] = RecordedGraph{*id, scratch_generation_, meta.data};
         }
     } else {
-        HELEXA_TRY_STATUS(forward(plan, meta, argmax));
+        HELEXA_TRY_STATUS(forward(plan, meta, end));
     }
 
     const int64_t R = plan.n_real_rows;
-    if (argmax) {
-        HELEXA_BUF(ids, kArgmax, DType::kI32, 1, plan.n_rows);
-        out.tokens->assign(static_cast<size_t>(R), -1);
-        if (R > 0) {
-            HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
+    if (end == StepEnd::kLogits) {
+        return copy_rows_out(out, plan.n_rows, R);
+    }
+    HELEXA_BUF(ids, kArgmax, DType::kI32, 1, plan.n_rows);
+    out.tokens->assign(static_cast<size_t>(R), -1);
+    if (R > 0) {
+        HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
+    }
+    if (end == StepEnd::kDraw) {
+        *out.rows = {};
+        if (out.draws->any_host_row()) {
+            return copy_rows_out(out, plan.n_rows, R);
         }
-        return ok();
-    }
-    if (out.draws != nullptr) {
-        return draw_and_copy_out(out, plan.n_rows, R);
-    }
-    return copy_rows_out(out, plan.n_rows, R);
-}
-
-Status DenseDecoder::draw_and_copy_out(const StepOutput& out, int64_t n_rows, int64_t R) {
-    const DrawBatch& draws = *out.draws;
-    if (static_cast<int64_t>(draws.rows.size()) != R) {
-        return fail(ErrorCode::kInternal, "step_sample: " + std::to_string(draws.rows.size()) +
-                                              " draws for " + std::to_string(R) + " rows");
-    }
-    out.tokens->assign(static_cast<size_t>(R), -2);
-    *out.rows = {};
-    if (R == 0) {
-        return ok();
-    }
-    const std::vector<int32_t> packed = draws.packed();
-    auto packed_t = draws_buffer_.get(*backend_, DType::kI32, 1,
-                                      static_cast<int64_t>(packed.size()), draws_generation_);
-    if (!packed_t) {
-        return tl::unexpected(std::move(packed_t).error());
-    }
-    HELEXA_TRY_STATUS(backend_->copy_from_host(*packed_t, packed.data()));
-    HELEXA_BUF(ids, kArgmax, DType::kI32, 1, n_rows);
-    HELEXA_BUF(logits, kLogits, DType::kF32, n_rows, config_.vocab_size);
-    HELEXA_TRY_STATUS(
-        backend_->draw_rows(ids.col_slice(0, R), logits.row_slice(0, R), *packed_t));
-    HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
-    if (draws.any_host_row()) {
-        return copy_rows_out(out, n_rows, R);
     }
     return ok();
 }

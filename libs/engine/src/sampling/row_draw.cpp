@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <map>
 
 namespace helexa::engine {
 namespace {
@@ -70,14 +69,16 @@ bool DrawBatch::any_host_row() const {
                        [](const RowDraw& r) { return r.mode == draw::kDrawHost; });
 }
 
-std::vector<int32_t> DrawBatch::packed() const {
-    std::vector<int32_t> words((rows.size() * sizeof(RowDraw) + entries.size() *
-                                sizeof(PenaltyEntry)) / sizeof(int32_t));
+std::vector<int32_t> DrawBatch::packed(size_t n_rows) const {
+    n_rows = std::max(n_rows, rows.size());
+    // Value-initialised: the padding rows are all zero, mode kDrawHost.
+    std::vector<int32_t> words((n_rows * sizeof(RowDraw) + entries.size() * sizeof(PenaltyEntry)) /
+                               sizeof(int32_t));
     if (!rows.empty()) {
         std::memcpy(words.data(), rows.data(), rows.size() * sizeof(RowDraw));
     }
     if (!entries.empty()) {
-        std::memcpy(reinterpret_cast<std::byte*>(words.data()) + rows.size() * sizeof(RowDraw),
+        std::memcpy(reinterpret_cast<std::byte*>(words.data()) + n_rows * sizeof(RowDraw),
                     entries.data(), entries.size() * sizeof(PenaltyEntry));
     }
     return words;
@@ -105,40 +106,67 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
         batch.rows.push_back(d);
         return;
     }
-    // The entries, in Sampler::apply_penalties' terms (same float expressions).
-    std::map<int32_t, PenaltyEntry> touched;
-    auto entry = [&](int32_t id) -> PenaltyEntry& {
-        auto [it, inserted] = touched.try_emplace(id, PenaltyEntry{id, 0, 0.0F, 0.0F});
-        return it->second;
-    };
+    // The entries, in Sampler::apply_penalties' terms (same float expressions): three id-sorted
+    // lists (bias, the repetition window's distinct ids, every generated id with repeats)
+    // merged by id. Sorted vectors, not maps: this runs for every row of every step, on the
+    // scheduler's thread between two steps.
     auto in_vocab = [vocab](int32_t id) { return id >= 0 && id < vocab; };
-    for (const auto& [id, bias] : cfg.logit_bias) {
-        if (in_vocab(id)) {
-            PenaltyEntry& e = entry(id);
-            e.flags |= draw::kHasBias;
-            e.bias = bias;
-        }
-    }
+    std::vector<int32_t> window;
     if (cfg.repetition_penalty != 1.0F && cfg.repetition_window > 0 && !generated.empty()) {
         const size_t n = std::min(generated.size(), static_cast<size_t>(cfg.repetition_window));
         for (int32_t id : generated.subspan(generated.size() - n)) {
             if (in_vocab(id)) {
-                entry(id).flags |= draw::kRepeated;
+                window.push_back(id);
             }
         }
+        std::sort(window.begin(), window.end());
+        window.erase(std::unique(window.begin(), window.end()), window.end());
     }
-    if ((cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F) && !generated.empty()) {
-        std::map<int32_t, int64_t> counts;
+    std::vector<int32_t> counted;
+    if (cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F) {
         for (int32_t id : generated) {
             if (in_vocab(id)) {
-                ++counts[id];
+                counted.push_back(id);
             }
         }
-        for (const auto& [id, count] : counts) {
-            PenaltyEntry& e = entry(id);
-            e.flags |= draw::kCounted;
-            e.subtract = cfg.presence_penalty + cfg.frequency_penalty * static_cast<float>(count);
+        std::sort(counted.begin(), counted.end());
+    }
+    const size_t first_entry = batch.entries.size();
+    auto bias = cfg.logit_bias.begin();
+    size_t w = 0;
+    size_t c = 0;
+    for (;;) {
+        while (bias != cfg.logit_bias.end() && !in_vocab(bias->first)) {
+            ++bias;
         }
+        constexpr int32_t kNone = std::numeric_limits<int32_t>::max();
+        const int32_t id = std::min({bias != cfg.logit_bias.end() ? bias->first : kNone,
+                                     w < window.size() ? window[w] : kNone,
+                                     c < counted.size() ? counted[c] : kNone});
+        if (id == kNone) {
+            break;
+        }
+        PenaltyEntry e{id, 0, 0.0F, 0.0F};
+        if (bias != cfg.logit_bias.end() && bias->first == id) {
+            e.flags |= draw::kHasBias;
+            e.bias = bias->second;
+            ++bias;
+        }
+        if (w < window.size() && window[w] == id) {
+            e.flags |= draw::kRepeated;
+            ++w;
+        }
+        if (c < counted.size() && counted[c] == id) {
+            size_t end = c;
+            while (end < counted.size() && counted[end] == id) {
+                ++end;
+            }
+            e.flags |= draw::kCounted;
+            e.subtract = cfg.presence_penalty +
+                         cfg.frequency_penalty * static_cast<float>(end - c);
+            c = end;
+        }
+        batch.entries.push_back(e);
     }
     d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
     d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
@@ -152,11 +180,8 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
     d.seed_lo = static_cast<uint32_t>(seed);
     d.seed_hi = static_cast<uint32_t>(seed >> 32);
     d.position = static_cast<uint32_t>(generated.size());
-    d.first_entry = static_cast<uint32_t>(batch.entries.size());
-    d.n_entries = static_cast<uint32_t>(touched.size());
-    for (const auto& [id, e] : touched) {
-        batch.entries.push_back(e);
-    }
+    d.first_entry = static_cast<uint32_t>(first_entry);
+    d.n_entries = static_cast<uint32_t>(batch.entries.size() - first_entry);
     batch.rows.push_back(d);
 }
 

@@ -241,7 +241,7 @@ public:
     virtual Status argmax_rows(const Tensor& out, const Tensor& logits) = 0;
     // out[0, r] = the token the draw rule (draw_rule.h) draws from logits row r (f32 [R, V],
     // contiguous, penalised in place); draws: i32 [1, n] holding R RowDraw then their
-    // PenaltyEntry array (DrawBatch::packed()). -1 for a broken row (as argmax_rows), -2 for a
+    // PenaltyEntry array (DrawBatch::packed). -1 for a broken row (as argmax_rows), -2 for a
     // kDrawHost row (its logits are left as they were). V <= draw::kMaxVocab.
     virtual Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) = 0;
 

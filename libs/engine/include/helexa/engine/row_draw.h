@@ -24,9 +24,14 @@ struct DrawBatch {
     }
     // True when some row goes to the host Sampler (mode kDrawHost).
     bool any_host_row() const;
-    // The packed form a backend uploads: the rows, then the entries (32-bit words).
-    std::vector<int32_t> packed() const;
+    // The packed form a backend uploads (32-bit words): the rows, padded to n_rows with rows
+    // that draw nothing (kDrawHost: a graph bucket's padding rows), then the entries.
+    // n_rows >= rows.size().
+    std::vector<int32_t> packed(size_t n_rows) const;
 };
+
+// 32-bit words of one packed RowDraw.
+inline constexpr int64_t kRowDrawWords = sizeof(draw::RowDraw) / sizeof(int32_t);
 
 // True when the rule draws requests with these settings over a vocabulary of `vocab` ids: every
 // setting but top-p without top-k, top-k above draw::kMaxTopK, and vocabularies above

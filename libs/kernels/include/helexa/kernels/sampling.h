@@ -24,7 +24,7 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
 // position), bit-identical to the host's draw_row on the same logits.
 //   logits: [rows, vocab] contiguous f32, penalised in place; vocab <= draw::kMaxVocab.
 //   draws: device memory holding [rows] RowDraw followed by the PenaltyEntry array they index
-//     (DrawBatch::packed()).
+//     (DrawBatch::packed).
 //   out_ids: int32 [rows]: the token; -1 for a row with a +inf or no finite logit; -2 for a
 //     kDrawHost row (left to the host sampler, its logits untouched).
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
