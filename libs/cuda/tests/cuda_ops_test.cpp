@@ -341,8 +341,8 @@ TEST_F(CudaOps, ArgmaxRowsMatchesTheCpuSampler) {
 
 // The draw rule on the device against the host's draw_row on the same logits, bit for bit: every
 // mode (greedy with and without penalties, temperature, top-k with top-p, min-p, host rows left
-// alone), broken rows, the penalised logits it leaves behind, vocabularies from 7 ids (more rows
-// than one grid) to the rule's limit.
+// alone), broken rows, top-k rows that take the sort and the tournament fallback, the penalised
+// logits it leaves behind, vocabularies from 7 ids (more rows than one grid) to the rule's limit.
 TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     const float inf = std::numeric_limits<float>::infinity();
@@ -357,6 +357,12 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
             row(4)[c] = -inf;
         }
         row(5)[vocab - 1] = row(5)[0] = 40.0f;              // tie across slices
+        // Top-k rows (r % 8 == 4, 5): one all tied (every id a candidate: the tournament
+        // fallback), one with all but a hundred ids banned (no thread-maximum bound).
+        std::fill(row(12), row(12) + vocab, 1.0f);
+        for (int64_t c = 0; c < vocab; ++c) {
+            row(13)[c] = c % std::max<int64_t>(1, vocab / 100) == 0 ? row(13)[c] : -inf;
+        }
         engine::DrawBatch draws;
         std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
         for (int64_t r = 0; r < rows; ++r) {

@@ -3,17 +3,26 @@
 // nothing.
 //
 // Each row is read by a thread-block cluster of kCluster CTAs of 1024 threads; CTA `rank` owns a
-// contiguous eighth of the row, copied once (after the penalties were written into it) into shared
-// memory, where each thread owns kPerThread logits: ids begin + thread + i * 1024 (96 KB a CTA;
-// held in registers they spilled). Reductions run over warps (shuffles), then the CTA (shared memory), then the
-// cluster (distributed shared memory, two alternating slots so one cluster barrier a reduction
-// suffices). A row then takes one of three ends:
-//   greedy: the argmax reduction that also found the maximum;
-//   no top-k: every thread keys its finite logits (z + Gumbel), one more argmax reduction;
-//   top-k: each warp picks its k best by a k-round tournament over its lanes (only the lane whose
-//   candidate won rescans its registers), warp 0 merges the 32 sorted warp lists, CTA 0 merges the
-//   8 CTA lists, and warp 0 of CTA 0 runs top-p (one lane: the f32 sum in list order, as on the
-//   host), min-p and the keyed argmax over the survivors.
+// contiguous eighth of the row and each thread kPerThread of its logits (ids begin + thread +
+// i * 1024: coalesced). Reductions run over warps (shuffles), then the CTA (shared memory), then
+// the cluster (distributed shared memory, two alternating slots so one cluster barrier a
+// reduction suffices). The rows are streamed from memory (L2 after the first pass): nothing is
+// staged in shared memory, so two clusters share the SMs where registers allow.
+//
+// Two kernels, each taking the rows of its kind and skipping the rest (both always run):
+//   draw_scan_kernel: penalties, then the max (greedy: done); sampling over the whole vocabulary
+//     keys each finite logit (z + Gumbel) in a second pass and keeps the best. An id whose key
+//     cannot reach the key of the row's top id (z + the largest Gumbel variate below it) is
+//     skipped without its hash and logs: the result is the same, the work follows the
+//     distribution's spread.
+//   draw_top_k_kernel: penalties and the max, then the k best: each CTA sorts its 1024 thread
+//     maxima (bitonic, shared memory) and takes the k-th, a bound no top-k logit is below (those k
+//     maxima are k distinct logits); the cluster keeps the highest CTA bound, collects every logit
+//     at or above it into CTA 0 (typically a few times k), sorts them and keeps k. Should more than
+//     kCandidates qualify (a row of massive ties, or banned all but a few threads' ids), the exact
+//     fallback is a k-round tournament over the row (per warp, then CTA, then cluster). Warp 0 of
+//     CTA 0 then runs top-p (one lane: the f32 sum in list order, as on the host), min-p and the
+//     keyed argmax over the survivors.
 // Every order is the rule's total order (higher key, then lower id), so the result does not depend
 // on which thread saw what, and equals the host's draw_row bit for bit.
 #include <cooperative_groups.h>
@@ -22,7 +31,6 @@
 #include <cstdint>
 
 #include "helexa/engine/draw_rule.h"
-#include "async_copy.cuh"
 #include "helexa/kernels/sampling.h"
 #include "launch.cuh"
 
@@ -37,10 +45,12 @@ constexpr int kWarp = 32;
 constexpr int kWarps = kThreads / kWarp;
 constexpr int kCluster = 8;
 constexpr int kPerThread = 24;
+constexpr int kCandidates = kThreads;  // top-k candidates CTA 0 sorts (one per thread)
+// Above every Gumbel variate the rule produces (the host's bound too: row_draw.cpp).
+constexpr float kGumbelBound = 17.0F;
 static_assert(int64_t{kCluster} * kThreads * kPerThread == draw::kMaxVocab,
-              "the rule's vocabulary limit is what one cluster holds in registers");
+              "the rule's vocabulary limit is what one cluster covers");
 static_assert(kWarps == kWarp, "the CTA merge is one warp over every warp's result");
-constexpr size_t kValueBytes = size_t{kThreads} * kPerThread * sizeof(float);
 
 struct Best {
     float key;
@@ -73,20 +83,26 @@ __device__ __forceinline__ Best warp_best(Best b) {
     return b;
 }
 
-// Shared memory of one CTA.
-struct DrawShared {
+// What every reduction needs.
+struct Reduce {
     Best warp_slots[kWarps];
     Best result;
-    Best cluster_slots[2];          // read by the other CTAs of the cluster
-    Best warp_lists[kWarps][draw::kMaxTopK];
-    Best cta_list[draw::kMaxTopK];  // read by CTA 0 of the cluster
+    Best cluster_slots[2];  // read by the other CTAs of the cluster
+};
+
+// The top-k kernel's own.
+struct TopK {
+    Best sorted[kCandidates];  // thread maxima, then (CTA 0) the collected candidates
+    int32_t n_candidates;      // CTA 0: how many were collected (may exceed kCandidates)
+    Best warp_lists[kWarps][draw::kMaxTopK];  // the fallback tournament
+    Best cta_list[draw::kMaxTopK];            // read by CTA 0
     float top_z[draw::kMaxTopK];
     float top_key[draw::kMaxTopK];
     int32_t keep;
 };
 
 // The best over the CTA, in every thread.
-__device__ __forceinline__ Best cta_best(Best b, DrawShared& s) {
+__device__ __forceinline__ Best cta_best(Best b, Reduce& s) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     b = warp_best(b);
@@ -106,7 +122,7 @@ __device__ __forceinline__ Best cta_best(Best b, DrawShared& s) {
 
 // The best over the cluster (`b`: this CTA's best, the same in every thread), in every thread.
 // Slot `phase` is rewritten two reductions later, after every CTA passed the barrier between.
-__device__ __forceinline__ Best cluster_best(Best b, DrawShared& s, cg::cluster_group& cluster,
+__device__ __forceinline__ Best cluster_best(Best b, Reduce& s, cg::cluster_group& cluster,
                                              int& phase) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     if (threadIdx.x == 0) {
@@ -128,20 +144,170 @@ __device__ __forceinline__ Best cluster_best(Best b, DrawShared& s, cg::cluster_
     return s.result;
 }
 
-// The best of this thread's logits that comes after (after_key, after_id) in the rule's order
-// (none when after_id < 0: the best of all).
-// v: this thread's values (stride kThreads).
-__device__ __forceinline__ Best best_after(const float* v, int64_t first, float after_key,
-                                           int32_t after_id) {
-    Best b = no_best();
+// Where one row is, for one CTA of its cluster.
+struct RowSlice {
+    float* row;     // [vocab] f32, penalised in place
+    int64_t first;  // this thread's first id (begin + thread); then stride kThreads
+    int64_t end;    // the CTA's slice is [begin, end)
+};
+
+__device__ __forceinline__ RowSlice row_slice(float* logits, int64_t r, int64_t vocab, int rank) {
+    const int64_t slice = (vocab + kCluster - 1) / kCluster;
+    const int64_t begin = rank * slice < vocab ? rank * slice : vocab;
+    const int64_t end = begin + slice < vocab ? begin + slice : vocab;
+    return RowSlice{logits + r * vocab, begin + threadIdx.x, end};
+}
+
+// The penalties of one row, applied in place to this CTA's slice, then (every thread) this
+// thread's best finite logit and the CTA-then-cluster best: the row's max, its lowest id, and
+// whether a +inf was seen. Plain loads: the same CTA just wrote some of these logits.
+__device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const draw::RowDraw& d,
+                                                      const draw::PenaltyEntry* entries,
+                                                      Reduce& s, cg::cluster_group& cluster,
+                                                      int& phase, Best& mine) {
+    const int64_t begin = rs.first - threadIdx.x;
+    for (uint32_t e = threadIdx.x; e < d.n_entries; e += kThreads) {
+        const draw::PenaltyEntry pe = entries[d.first_entry + e];
+        if (pe.id >= begin && pe.id < rs.end) {
+            rs.row[pe.id] = draw::apply_penalty(rs.row[pe.id], pe, d.repetition_penalty);
+        }
+    }
+    __syncthreads();  // the penalised logits are visible to the whole CTA
+    mine = no_best();
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
-        const auto id = static_cast<int32_t>(first + int64_t{i} * kThreads);
-        const float x = v[i * kThreads];
-        if (draw::finite(x) && (after_id < 0 || draw::before(after_key, after_id, x, id)) &&
-            draw::before(x, id, b.key, b.id)) {
-            b.key = x;
-            b.id = id;
+        const int64_t c = rs.first + int64_t{i} * kThreads;
+        if (c < rs.end) {
+            const float x = rs.row[c];
+            if (draw::finite(x)) {
+                if (mine.id < 0 || x > mine.key) {
+                    mine.key = x;
+                    mine.id = static_cast<int32_t>(c);
+                }
+            } else if (x > 0.0F) {
+                mine.pos_inf = 1;
+            }
+        }
+    }
+    return cluster_best(cta_best(mine, s), s, cluster, phase);
+}
+
+// Rows that are broken or greedy end with the max: the token (or -1). True when the row is done.
+__device__ __forceinline__ bool ended_by_max(const Best& top, const draw::RowDraw& d, int rank,
+                                             int32_t* out) {
+    if (top.pos_inf != 0 || top.id < 0 || d.mode == draw::kDrawGreedy) {
+        if (rank == 0 && threadIdx.x == 0) {
+            *out = top.pos_inf != 0 ? -1 : top.id;
+        }
+        return true;
+    }
+    return false;
+}
+
+__device__ __forceinline__ float key_of(float z, uint64_t seed, const draw::RowDraw& d,
+                                        int32_t id) {
+    return draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, static_cast<uint32_t>(id))));
+}
+
+// logits: [rows, vocab] f32 contiguous (penalties applied in place); draws: [rows] RowDraw;
+// entries: the PenaltyEntry array the rows index; out_ids: int32 [rows]. Grid (kCluster, row
+// slots) in clusters of kCluster along x; every thread reaches every barrier of every row.
+// Takes greedy rows and sampled rows without top-k; writes -2 for host rows.
+__global__ void __launch_bounds__(kThreads)
+    draw_scan_kernel(float* logits, int64_t rows, int64_t vocab, const draw::RowDraw* draws,
+                     const draw::PenaltyEntry* entries, int32_t* out_ids) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
+    __shared__ Reduce s;
+    cg::cluster_group cluster = cg::this_cluster();
+    const int rank = static_cast<int>(cluster.block_rank());
+    int phase = 0;
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        const draw::RowDraw d = draws[r];
+        if (d.mode == draw::kDrawHost) {
+            if (rank == 0 && threadIdx.x == 0) {
+                out_ids[r] = -2;
+            }
+            continue;
+        }
+        if (d.mode == draw::kDrawSample && d.top_k > 0) {
+            continue;  // draw_top_k_kernel's
+        }
+        const RowSlice rs = row_slice(logits, r, vocab, rank);
+        Best mine;
+        const Best top = penalise_and_find_max(rs, d, entries, s, cluster, phase, mine);
+        if (ended_by_max(top, d, rank, out_ids + r)) {
+            continue;
+        }
+        const float max_l = top.key;
+        const uint64_t seed = draw::seed_of(d);
+        // The top id's key bounds the winner's from below.
+        const float floor_key = key_of(0.0F, seed, d, top.id);
+        Best b = no_best();
+#pragma unroll 4
+        for (int i = 0; i < kPerThread; ++i) {
+            const int64_t c = rs.first + int64_t{i} * kThreads;
+            if (c < rs.end) {
+                const float x = rs.row[c];
+                if (draw::finite(x)) {
+                    const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
+                    if (z >= d.log_min_p && draw::add(z, kGumbelBound) >= floor_key) {
+                        const auto id = static_cast<int32_t>(c);
+                        const float key = key_of(z, seed, d, id);
+                        if (draw::before(key, id, b.key, b.id)) {
+                            b.key = key;
+                            b.id = id;
+                        }
+                    }
+                }
+            }
+        }
+        b = cluster_best(cta_best(b, s), s, cluster, phase);
+        if (rank == 0 && threadIdx.x == 0) {
+            out_ids[r] = b.id;
+        }
+    }
+    cluster.sync();  // no CTA leaves while another may still read its cluster slots
+}
+
+// Sorts a[0, kThreads) so a[0] comes first in the rule's order (absent ids last): bitonic, one
+// element per thread, every thread of the CTA.
+__device__ __forceinline__ void sort_block(Best* a) {
+    const auto i = static_cast<int>(threadIdx.x);
+    for (int k = 2; k <= kThreads; k <<= 1) {
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            const int partner = i ^ j;
+            if (partner > i) {
+                const Best x = a[i];
+                const Best y = a[partner];
+                const bool first_half_leads = (i & k) == 0;
+                const bool swap = first_half_leads ? draw::before(y.key, y.id, x.key, x.id)
+                                                   : draw::before(x.key, x.id, y.key, y.id);
+                if (swap) {
+                    a[i] = y;
+                    a[partner] = x;
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// The best of this thread's logits that comes after (after_key, after_id) in the rule's order
+// (the best of all when after_id < 0). The fallback tournament's rescan.
+__device__ __forceinline__ Best best_after(const RowSlice& rs, float after_key, int32_t after_id) {
+    Best b = no_best();
+    for (int i = 0; i < kPerThread; ++i) {
+        const int64_t c = rs.first + int64_t{i} * kThreads;
+        if (c < rs.end) {
+            const auto id = static_cast<int32_t>(c);
+            const float x = rs.row[c];
+            if (draw::finite(x) && (after_id < 0 || draw::before(after_key, after_id, x, id)) &&
+                draw::before(x, id, b.key, b.id)) {
+                b.key = x;
+                b.id = id;
+            }
         }
     }
     return b;
@@ -165,171 +331,175 @@ __device__ __forceinline__ void merge_lists(const Best* list, int k, Best* out) 
     }
 }
 
-// logits: [rows, vocab] f32 contiguous (penalties are applied in place); draws: [rows] RowDraw;
-// entries: the PenaltyEntry array the rows index; out_ids: int32 [rows]. Grid (kCluster, row
-// slots) in clusters of kCluster along x; every thread reaches every barrier of every row.
-__global__ void __launch_bounds__(kThreads, 1)
-    draw_rows_kernel(float* logits, int64_t rows, int64_t vocab, const draw::RowDraw* draws,
-                     const draw::PenaltyEntry* entries, int32_t* out_ids) {
-    // Nothing before this reads or writes what other kernels touch (launch.cuh).
-    grid_dependency_wait();
-    allow_dependent_launch();
-    __shared__ DrawShared s;
-    extern __shared__ float values[];  // [kPerThread][kThreads]: this CTA's slice of the row
-    float* v = values + threadIdx.x;   // this thread's values, stride kThreads
-    cg::cluster_group cluster = cg::this_cluster();
-    const int rank = static_cast<int>(cluster.block_rank());
+// The exact fallback: the row's k best into CTA 0's t.warp_lists[0], by tournaments (each warp
+// over its lanes' logits, warp 0 over the warps, CTA 0 over the CTAs). Every thread of the
+// cluster calls it; it ends with the cluster barrier that publishes the CTA lists.
+__device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
+                                    cg::cluster_group& cluster, int rank) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
-    const int64_t slice = (vocab + kCluster - 1) / kCluster;
-    const int64_t begin = rank * slice < vocab ? rank * slice : vocab;
-    const int64_t end = begin + slice < vocab ? begin + slice : vocab;
-    const int64_t first = begin + threadIdx.x;  // this thread's first id
+    Best cur = best_after(rs, 0.0F, -1);
+    for (int j = 0; j < k; ++j) {
+        const Best w = warp_best(cur);
+        if (lane == 0) {
+            t.warp_lists[warp][j] = w;
+        }
+        if (w.id >= 0 && cur.id == w.id) {
+            cur = best_after(rs, w.key, w.id);
+        }
+    }
+    __syncthreads();
+    if (warp == 0) {
+        merge_lists(t.warp_lists[lane], k, t.cta_list);
+    }
+    cluster.sync();  // every CTA's list is published
+    if (rank == 0 && warp == 0) {
+        merge_lists(lane < kCluster ? cluster.map_shared_rank(t.cta_list, lane) : nullptr, k,
+                    t.warp_lists[0]);
+    }
+}
+
+// CTA 0, warp 0: top-p, min-p and the keyed argmax over the row's k best (sorted, padded with
+// none), as draw_row's draw_from_top_k does; lane 0 writes the token.
+__device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float max_l, TopK& t,
+                                int32_t* out) {
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int k = d.top_k;
+    const uint64_t seed = draw::seed_of(d);
+    for (int j = lane; j < k; j += kWarp) {
+        if (top_k[j].id >= 0) {
+            const float z = draw::mul(draw::sub(top_k[j].key, max_l), d.inv_temperature);
+            t.top_z[j] = z;
+            t.top_key[j] = key_of(z, seed, d, top_k[j].id);
+        }
+    }
+    __syncwarp();
+    if (lane == 0) {
+        int n = 0;
+        while (n < k && top_k[n].id >= 0) {
+            ++n;
+        }
+        int keep = n;
+        if (d.top_p < 1.0F) {
+            float total = 0.0F;
+            for (int j = 0; j < n; ++j) {
+                total = draw::add(total, draw::exp_nonpositive(t.top_z[j]));
+            }
+            const float threshold = draw::mul(d.top_p, total);
+            float cumulative = 0.0F;
+            for (int j = 0; j < n; ++j) {
+                cumulative = draw::add(cumulative, draw::exp_nonpositive(t.top_z[j]));
+                if (cumulative >= threshold) {
+                    keep = j + 1;
+                    break;
+                }
+            }
+        }
+        int survivors = 0;
+        while (survivors < keep && t.top_z[survivors] >= d.log_min_p) {
+            ++survivors;
+        }
+        t.keep = survivors;
+    }
+    __syncwarp();
+    Best b = no_best();
+    for (int j = lane; j < t.keep; j += kWarp) {
+        if (draw::before(t.top_key[j], top_k[j].id, b.key, b.id)) {
+            b.key = t.top_key[j];
+            b.id = top_k[j].id;
+        }
+    }
+    b = warp_best(b);
+    if (lane == 0) {
+        *out = b.id;
+    }
+}
+
+// As draw_scan_kernel, for the sampled rows with top-k (the others it skips).
+__global__ void __launch_bounds__(kThreads)
+    draw_top_k_kernel(float* logits, int64_t rows, int64_t vocab, const draw::RowDraw* draws,
+                      const draw::PenaltyEntry* entries, int32_t* out_ids) {
+    grid_dependency_wait();
+    allow_dependent_launch();
+    __shared__ Reduce s;
+    __shared__ TopK t;
+    cg::cluster_group cluster = cg::this_cluster();
+    const int rank = static_cast<int>(cluster.block_rank());
     int phase = 0;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         const draw::RowDraw d = draws[r];
-        if (d.mode == draw::kDrawHost) {
-            if (rank == 0 && threadIdx.x == 0) {
-                out_ids[r] = -2;
-            }
+        if (d.mode != draw::kDrawSample || d.top_k == 0) {
+            continue;  // draw_scan_kernel's
+        }
+        const RowSlice rs = row_slice(logits, r, vocab, rank);
+        Best mine;
+        const Best top = penalise_and_find_max(rs, d, entries, s, cluster, phase, mine);
+        if (ended_by_max(top, d, rank, out_ids + r)) {
             continue;
         }
-        float* row = logits + r * vocab;
-        for (uint32_t e = threadIdx.x; e < d.n_entries; e += kThreads) {
-            const draw::PenaltyEntry pe = entries[d.first_entry + e];
-            if (pe.id >= begin && pe.id < end) {
-                row[pe.id] = draw::apply_penalty(row[pe.id], pe, d.repetition_penalty);
-            }
-        }
-        __syncthreads();  // the penalised logits are visible to the whole CTA
-
-        Best top = no_best();
-#pragma unroll
-        for (int i = 0; i < kPerThread; ++i) {
-            const int64_t c = first + int64_t{i} * kThreads;
-            const float x = c < end ? row[c] : __int_as_float(0x7fc00000);  // NaN: no candidate
-            v[i * kThreads] = x;
-            if (draw::finite(x)) {
-                if (top.id < 0 || x > top.key) {
-                    top.key = x;
-                    top.id = static_cast<int32_t>(c);
-                }
-            } else if (x > 0.0F) {
-                top.pos_inf = 1;
-            }
-        }
-        top = cluster_best(cta_best(top, s), s, cluster, phase);
-        if (top.pos_inf != 0 || top.id < 0 || d.mode == draw::kDrawGreedy) {
-            if (rank == 0 && threadIdx.x == 0) {
-                out_ids[r] = top.pos_inf != 0 ? -1 : top.id;
-            }
-            continue;
-        }
-        const float max_l = top.key;
-        const uint64_t seed = draw::seed_of(d);
-
-        if (d.top_k == 0) {
-            Best b = no_best();
-#pragma unroll
-            for (int i = 0; i < kPerThread; ++i) {
-                const auto id = static_cast<int32_t>(first + int64_t{i} * kThreads);
-                const float x = v[i * kThreads];
-                if (draw::finite(x)) {
-                    const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
-                    if (z >= d.log_min_p) {
-                        const float key = draw::add(
-                            z, draw::gumbel(draw::draw_bits(seed, d.position,
-                                                            static_cast<uint32_t>(id))));
-                        if (draw::before(key, id, b.key, b.id)) {
-                            b.key = key;
-                            b.id = id;
-                        }
-                    }
-                }
-            }
-            b = cluster_best(cta_best(b, s), s, cluster, phase);
-            if (rank == 0 && threadIdx.x == 0) {
-                out_ids[r] = b.id;
-            }
-            continue;
-        }
-
-        // top-k: each warp's k best, by a tournament over its lanes.
         const int k = d.top_k;
-        Best cur = best_after(v, first, 0.0F, -1);
-        for (int j = 0; j < k; ++j) {
-            const Best w = warp_best(cur);
-            if (lane == 0) {
-                s.warp_lists[warp][j] = w;
-            }
-            if (w.id >= 0 && cur.id == w.id) {
-                cur = best_after(v, first, w.key, w.id);
-            }
+        // The bound: the k-th best thread maximum of this CTA, then the highest over the cluster.
+        t.sorted[threadIdx.x] = Best{mine.key, mine.id, 0};
+        if (threadIdx.x == 0) {
+            t.n_candidates = 0;
         }
         __syncthreads();
-        if (warp == 0) {
-            merge_lists(s.warp_lists[lane], k, s.cta_list);
-        }
-        cluster.sync();  // every CTA's list is published
-        if (rank == 0 && warp == 0) {
-            // The row's k best, into this CTA's (now free) first warp list.
-            Best* top_k = s.warp_lists[0];
-            merge_lists(lane < kCluster ? cluster.map_shared_rank(s.cta_list, lane) : nullptr, k,
-                        top_k);
-            __syncwarp();
-            for (int j = lane; j < k; j += kWarp) {
-                if (top_k[j].id >= 0) {
-                    const float z = draw::mul(draw::sub(top_k[j].key, max_l), d.inv_temperature);
-                    s.top_z[j] = z;
-                    s.top_key[j] = draw::add(
-                        z, draw::gumbel(draw::draw_bits(seed, d.position,
-                                                        static_cast<uint32_t>(top_k[j].id))));
-                }
-            }
-            __syncwarp();
-            if (lane == 0) {
-                int n = 0;
-                while (n < k && top_k[n].id >= 0) {
-                    ++n;
-                }
-                int keep = n;
-                if (d.top_p < 1.0F) {
-                    float total = 0.0F;
-                    for (int j = 0; j < n; ++j) {
-                        total = draw::add(total, draw::exp_nonpositive(s.top_z[j]));
-                    }
-                    const float threshold = draw::mul(d.top_p, total);
-                    float cumulative = 0.0F;
-                    for (int j = 0; j < n; ++j) {
-                        cumulative = draw::add(cumulative, draw::exp_nonpositive(s.top_z[j]));
-                        if (cumulative >= threshold) {
-                            keep = j + 1;
-                            break;
-                        }
+        sort_block(t.sorted);
+        Best bound = t.sorted[k - 1];
+        bound.id = bound.id >= 0 ? rank : -1;  // ties between CTAs: any; absent: no bound
+        __syncthreads();  // every thread read the bound before CTA 0's buffer is reused
+        bound = cluster_best(cta_best(bound, s), s, cluster, phase);
+        const bool bounded = bound.id >= 0;
+        // Every finite logit at or above the bound goes to CTA 0 (n_candidates counts them
+        // all, so an overflow is seen; only the first kCandidates are stored).
+        int32_t* n_candidates = cluster.map_shared_rank(&t.n_candidates, 0);
+        Best* candidates = cluster.map_shared_rank(t.sorted, 0);
+        for (int i = 0; i < kPerThread; ++i) {
+            const int64_t c = rs.first + int64_t{i} * kThreads;
+            if (c < rs.end) {
+                const float x = rs.row[c];
+                if (draw::finite(x) && (!bounded || x >= bound.key)) {
+                    const int32_t slot = atomicAdd(n_candidates, 1);
+                    if (slot < kCandidates) {
+                        candidates[slot] = Best{x, static_cast<int32_t>(c), 0};
                     }
                 }
-                int survivors = 0;
-                while (survivors < keep && s.top_z[survivors] >= d.log_min_p) {
-                    ++survivors;
-                }
-                s.keep = survivors;
-            }
-            __syncwarp();
-            Best b = no_best();
-            for (int j = lane; j < s.keep; j += kWarp) {
-                if (draw::before(s.top_key[j], top_k[j].id, b.key, b.id)) {
-                    b.key = s.top_key[j];
-                    b.id = top_k[j].id;
-                }
-            }
-            b = warp_best(b);
-            if (lane == 0) {
-                out_ids[r] = b.id;
             }
         }
-        cluster.sync();  // CTA 0 is done with the other CTAs' lists
+        cluster.sync();  // every candidate is in CTA 0
+        const int32_t n = *n_candidates;
+        const int warp = static_cast<int>(threadIdx.x) / kWarp;
+        if (n <= kCandidates) {
+            if (rank == 0) {
+                if (static_cast<int32_t>(threadIdx.x) >= n) {
+                    t.sorted[threadIdx.x] = no_best();
+                }
+                __syncthreads();
+                sort_block(t.sorted);
+                if (warp == 0) {
+                    draw_from_top_k(t.sorted, d, top.key, t, out_ids + r);
+                }
+            }
+        } else {
+            top_k_by_tournament(rs, k, t, cluster, rank);
+            if (rank == 0 && warp == 0) {
+                __syncwarp();
+                draw_from_top_k(t.warp_lists[0], d, top.key, t, out_ids + r);
+            }
+        }
+        cluster.sync();  // CTA 0 is done with the other CTAs' lists; its buffer is free again
     }
-    cluster.sync();  // no CTA leaves while another may still read its cluster slots
+    cluster.sync();  // no CTA leaves while another may still read its shared memory
+}
+
+// Both kernels over all rows: each draws its own kind.
+template <typename Kernel>
+cudaError_t launch_over_rows(Kernel kernel, float* logits, int64_t rows, int64_t vocab,
+                             const draw::RowDraw* row_draws, const draw::PenaltyEntry* entries,
+                             int32_t* out_ids, cudaStream_t stream) {
+    const dim3 grid(kCluster, static_cast<unsigned>(rows < 65535 ? rows : 65535));
+    return launch_kernel_in_clusters(kernel, grid, kThreads, 0, stream, kCluster, logits, rows,
+                                     vocab, row_draws, entries, out_ids);
 }
 
 }  // namespace
@@ -345,21 +515,36 @@ cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const v
     if (logits == nullptr || draws == nullptr || out_ids == nullptr) {
         return cudaErrorInvalidValue;
     }
-    static std::atomic<uint64_t> smem_raised{0};
-    if (const cudaError_t raised = ensure_dynamic_smem(draw_rows_kernel, kValueBytes, smem_raised);
-        raised != cudaSuccess) {
-        return raised;
-    }
     const auto* row_draws = static_cast<const draw::RowDraw*>(draws);
     const auto* entries = reinterpret_cast<const draw::PenaltyEntry*>(row_draws + rows);
-    const dim3 grid(kCluster, static_cast<unsigned>(rows < 65535 ? rows : 65535));
-    if (const cudaError_t launched =
-            launch_kernel_in_clusters(draw_rows_kernel, grid, kThreads, kValueBytes, stream, kCluster,
-                                      logits, rows, vocab, row_draws, entries, out_ids);
-        launched != cudaSuccess) {
-        return launched;
+    if (const cudaError_t e = launch_over_rows(draw_scan_kernel, logits, rows, vocab, row_draws,
+                                               entries, out_ids, stream);
+        e != cudaSuccess) {
+        return e;
+    }
+    if (const cudaError_t e = launch_over_rows(draw_top_k_kernel, logits, rows, vocab, row_draws,
+                                               entries, out_ids, stream);
+        e != cudaSuccess) {
+        return e;
     }
     return cudaGetLastError();
+}
+
+int draw_rows_max_clusters() {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = kCluster;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(kCluster, 64);
+    config.blockDim = kThreads;
+    config.attrs = &attr;
+    config.numAttrs = 1;
+    int clusters = 0;
+    return cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel, &config) == cudaSuccess
+               ? clusters
+               : 0;
 }
 
 }  // namespace helexa::kernels

@@ -30,4 +30,8 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
                              int32_t* out_ids, cudaStream_t stream);
 
+// How many rows launch_draw_rows draws at once on the current device (its clusters resident
+// together); 0 when the query fails. For benchmarks.
+int draw_rows_max_clusters();
+
 }  // namespace helexa::kernels

@@ -1,0 +1,139 @@
+// The device draw (kernels::launch_draw_rows) alone, per mode and row count, beside the argmax
+// kernel it replaces on greedy steps: what a sampled step pays for drawing where the logits are.
+// Also prints how many of its 8-CTA clusters the card runs at once.
+//
+//   draw_rows_bench [--vocab 151936] [--rows 1,8,32,64] [--iters 50]
+// Prints one line per (mode, rows): mean microseconds per launch (CUDA events).
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "helexa/engine/row_draw.h"
+#include "helexa/kernels/sampling.h"
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) {
+        std::fprintf(stderr, "draw_rows_bench: %s: %s\n", what, cudaGetErrorString(e));
+        std::exit(1);
+    }
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+    std::vector<int64_t> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) {
+        out.push_back(std::stoll(item));
+    }
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int64_t vocab = 151936;
+    std::vector<int64_t> row_counts = {1, 8, 32, 64};
+    int iters = 50;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--vocab") {
+            vocab = std::stoll(argv[i + 1]);
+        } else if (a == "--rows") {
+            row_counts = parse_list(argv[i + 1]);
+        } else if (a == "--iters") {
+            iters = std::stoi(argv[i + 1]);
+        } else {
+            std::fprintf(stderr, "unknown option %s\n", a.c_str());
+            return 2;
+        }
+    }
+    int64_t max_rows = 0;
+    for (int64_t r : row_counts) {
+        max_rows = std::max(max_rows, r);
+    }
+    // Logits like a model's: normal around 0 with a few strong candidates.
+    std::mt19937 gen(1);
+    std::normal_distribution<float> normal(0.0F, 2.0F);
+    std::vector<float> host(static_cast<size_t>(max_rows * vocab));
+    for (auto& x : host) {
+        x = normal(gen);
+    }
+    float* logits = nullptr;
+    int32_t* ids = nullptr;
+    void* draws = nullptr;
+    check(cudaMalloc(&logits, host.size() * sizeof(float)), "malloc");
+    check(cudaMalloc(&ids, static_cast<size_t>(max_rows) * sizeof(int32_t)), "malloc");
+    check(cudaMemcpy(logits, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice),
+          "copy");
+    cudaEvent_t t0;
+    cudaEvent_t t1;
+    check(cudaEventCreate(&t0), "event");
+    check(cudaEventCreate(&t1), "event");
+
+    struct Mode {
+        const char* name;
+        helexa::engine::SamplingConfig cfg;
+    };
+    std::vector<Mode> modes(4);
+    modes[0].name = "greedy+penalty";
+    modes[0].cfg.temperature = 0.0F;
+    modes[1].name = "defaults";  // temperature 1, repetition penalty 1.1
+    modes[2].name = "qwen3-topk20";
+    modes[2].cfg.temperature = 0.6F;
+    modes[2].cfg.top_k = 20;
+    modes[2].cfg.top_p = 0.95F;
+    modes[3].name = "min_p0.05";
+    modes[3].cfg.min_p = 0.05F;
+    std::vector<int32_t> generated(128);
+    for (size_t i = 0; i < generated.size(); ++i) {
+        generated[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(vocab));
+    }
+    for (int64_t rows : row_counts) {
+        for (int u = 0; u < iters; ++u) {  // warm-up launch sizes and attributes
+            check(helexa::kernels::launch_argmax_rows(logits, rows, vocab, ids, nullptr), "argmax");
+        }
+        check(cudaEventRecord(t0), "record");
+        for (int u = 0; u < iters; ++u) {
+            check(helexa::kernels::launch_argmax_rows(logits, rows, vocab, ids, nullptr), "argmax");
+        }
+        check(cudaEventRecord(t1), "record");
+        check(cudaEventSynchronize(t1), "sync");
+        float ms = 0;
+        check(cudaEventElapsedTime(&ms, t0, t1), "elapsed");
+        std::printf("{\"kernel\":\"argmax\",\"rows\":%lld,\"us\":%.2f}\n",
+                    static_cast<long long>(rows), 1000.0 * ms / iters);
+        for (const Mode& m : modes) {
+            helexa::engine::DrawBatch batch;
+            for (int64_t r = 0; r < rows; ++r) {
+                helexa::engine::plan_row_draw(m.cfg, generated, 1000 + static_cast<uint64_t>(r),
+                                              vocab, batch);
+            }
+            const std::vector<int32_t> packed = batch.packed(batch.rows.size());
+            check(cudaFree(draws), "free");
+            check(cudaMalloc(&draws, packed.size() * sizeof(int32_t)), "malloc");
+            check(cudaMemcpy(draws, packed.data(), packed.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice),
+                  "copy");
+            check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, nullptr),
+                  "draw");
+            check(cudaEventRecord(t0), "record");
+            for (int u = 0; u < iters; ++u) {
+                check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, nullptr),
+                      "draw");
+            }
+            check(cudaEventRecord(t1), "record");
+            check(cudaEventSynchronize(t1), "sync");
+            check(cudaEventElapsedTime(&ms, t0, t1), "elapsed");
+            std::printf("{\"kernel\":\"draw\",\"mode\":\"%s\",\"rows\":%lld,\"us\":%.2f}\n",
+                        m.name, static_cast<long long>(rows), 1000.0 * ms / iters);
+        }
+    }
+    std::printf("{\"max_active_draw_clusters\":%d}\n", helexa::kernels::draw_rows_max_clusters());
+    return 0;
+}
