@@ -12,6 +12,7 @@
 #include "forwarding_backend.h"
 #include "helexa/engine/model_runner.h"
 #include "helexa/engine/random_model.h"
+#include "helexa/engine/row_draw.h"
 
 namespace helexa::engine {
 namespace {
@@ -160,6 +161,92 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
     }
     EXPECT_GT(log.captures, 2);
     EXPECT_GT(log.replays, 2);
+    EXPECT_EQ(log.illegal_during_capture, 0);
+    graphed->reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// Sampled decode steps (step_sample) replay a graph that ends in the draw: their tokens are the
+// rule's over the CPU backend's logits, and a step whose penalty entries grew (a repetition
+// window filling up) replays the same graph instead of recording a new one.
+TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("helexa_graph_draw_" + std::to_string(::getpid()));
+    RandomModelSpec spec;
+    spec.seed = 6;
+    spec.init_std = 0.1f;
+    ASSERT_TRUE(write_random_model(spec, dir).has_value());
+    GraphLog log;
+    register_backend("recording-draw-test",
+                     [&](const BackendOptions&) -> Result<std::unique_ptr<Backend>> {
+                         return std::unique_ptr<Backend>(std::make_unique<RecordingBackend>(log));
+                     });
+    ModelRunnerOptions opt;
+    opt.block_size = 4;
+    opt.n_blocks = 64;
+    opt.backend.kind = "recording-draw-test";
+    auto graphed = load_model_runner(dir, opt);
+    ASSERT_TRUE(graphed.has_value()) << graphed.error().full_message();
+    opt.backend.kind = "cpu";
+    opt.backend.n_threads = 1;
+    auto plain = load_model_runner(dir, opt);
+    ASSERT_TRUE(plain.has_value());
+    const int64_t V = (*plain)->vocab_size();
+
+    const int n = 3;
+    std::vector<std::vector<int32_t>> tokens(n);
+    std::vector<std::vector<int32_t>> tables(n);
+    for (int i = 0; i < n; ++i) {
+        tables[static_cast<size_t>(i)] = {4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3};
+        for (int t = 0; t < 6 + i; ++t) {
+            tokens[static_cast<size_t>(i)].push_back((t * 41 + i * 7) % static_cast<int>(V));
+        }
+        StepBatch b;
+        b.seqs.push_back({static_cast<uint64_t>(i), tokens[static_cast<size_t>(i)], 0,
+                          tables[static_cast<size_t>(i)], true});
+        std::vector<float> lg;
+        std::vector<float> lc;
+        ASSERT_TRUE((*graphed)->step(b, lg).has_value());
+        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+    }
+    SamplingConfig cfg;  // temperature 1, repetition penalty 1.1 over 64 tokens
+    cfg.presence_penalty = 0.2F;
+    std::vector<std::vector<int32_t>> generated(n);
+    int captures_after_first = -1;
+    // The same decode position every step (its K/V slot rewritten with the same token), so the
+    // bucket never changes while each sequence's generated list, and its entries, grow.
+    for (int step = 0; step < 12; ++step) {
+        StepBatch b;
+        DrawBatch draws;
+        for (int i = 0; i < n; ++i) {
+            const auto s = static_cast<size_t>(i);
+            b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
+                              static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
+            plan_row_draw(cfg, generated[s], 70 + s, V, draws);
+        }
+        std::vector<float> lc;
+        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+        std::vector<int32_t> drawn;
+        std::span<float> host_rows;
+        auto st = (*graphed)->step_sample(b, draws, drawn, host_rows);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        ASSERT_EQ(drawn.size(), static_cast<size_t>(n));
+        EXPECT_TRUE(host_rows.empty());
+        for (int i = 0; i < n; ++i) {
+            const auto s = static_cast<size_t>(i);
+            std::vector<float> row(lc.begin() + static_cast<std::ptrdiff_t>(s * V),
+                                   lc.begin() + static_cast<std::ptrdiff_t>((s + 1) * V));
+            EXPECT_EQ(drawn[s], draw_row(row, draws.rows[s], draws.entries))
+                << "step " << step << " row " << i;
+            // Distinct ids, so every step adds an entry.
+            generated[s].push_back(static_cast<int32_t>((step * 13 + i) % V));
+        }
+        if (step == 0) {
+            captures_after_first = log.captures;
+        }
+    }
+    EXPECT_EQ(log.captures, captures_after_first);
     EXPECT_EQ(log.illegal_during_capture, 0);
     graphed->reset();
     std::error_code ec;

@@ -391,6 +391,10 @@ Status DenseDecoder::emit(const std::string& name, const Tensor& t) {
 namespace helexa::engine {
 namespace {
 
+// Penalty entries a row of the packed draws has room for before the buffer must grow: the
+// default repetition window (64 ids) with room to spare.
+constexpr int64_t kDrawEntriesPerRow = 256;
+
 enum Slot : size_t {
     kIds,
     kPositions,
@@ -572,8 +576,12 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         }
         // Padding rows of a graph bucket draw nothing (kDrawHost).
         const std::vector<int32_t> packed = out.draws->packed(plan.n_rows);
-        HELEXA_BUF(draws, kDraws, DType::kI32, 1, static_cast<int64_t>(packed.size()));
-        HELEXA_TRY_STATUS(backend_->copy_from_host(draws, packed.data()));
+        const auto n_words = static_cast<int64_t>(packed.size());
+        // Room for kDrawEntriesPerRow entries a row from the start: the buffer growing while
+        // repetition windows fill would move it, and every recorded graph with it.
+        HELEXA_BUF(draws, kDraws, DType::kI32, 1,
+                   std::max(n_words, plan.n_rows * (kRowDrawWords + 4 * kDrawEntriesPerRow)));
+        HELEXA_TRY_STATUS(backend_->copy_from_host(draws.reshaped(1, n_words), packed.data()));
     }
 
     if (bucket) {
