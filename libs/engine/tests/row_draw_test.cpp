@@ -149,6 +149,21 @@ TEST(RowDraw, PenaltiesAreTheSamplersBitForBit) {
     const auto want = sampler.sample(again, cfg, generated, rng);
     ASSERT_TRUE(want);
     EXPECT_EQ(token, *want);
+
+    // Repetition alone (the defaults' kind, planned without the sorted merge).
+    SamplingConfig repetition = plain(0.0F);
+    repetition.repetition_penalty = 1.7F;
+    repetition.repetition_window = 6;
+    std::vector<float> by_sampler2 = logits;
+    Sampler::apply_penalties(by_sampler2, repetition, generated);
+    std::vector<float> by_rule2 = logits;
+    const DrawBatch b2 = planned(repetition, generated, 1, static_cast<int64_t>(logits.size()));
+    EXPECT_EQ(b2.entries.size(), 5U);  // the last six, 40 3 77 9 120 9: five distinct ids
+    draw_row(by_rule2, b2.rows[0], b2.entries);
+    for (size_t i = 0; i < logits.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(by_rule2[i]), std::bit_cast<uint32_t>(by_sampler2[i]))
+            << "logit " << i;
+    }
 }
 
 TEST(RowDraw, GreedyTakesTheLowestIdOfTheMaximum) {

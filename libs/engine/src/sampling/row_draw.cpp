@@ -62,6 +62,27 @@ int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
     return best_id;
 }
 
+// The row's RowDraw, its entries [first_entry, end) of batch.entries already appended.
+void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
+                int64_t vocab, size_t first_entry, DrawBatch& batch) {
+    RowDraw d{};
+    d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
+    d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
+    d.inv_temperature = cfg.greedy() ? 1.0F : 1.0F / cfg.temperature;
+    d.top_p = d.top_k > 0 ? cfg.top_p : 1.0F;
+    // A min_p below the normal floats cuts nothing a float weight can hold (exp(z) < 1e-38).
+    d.log_min_p = cfg.min_p >= std::numeric_limits<float>::min()
+                      ? draw::log_positive(cfg.min_p)
+                      : -std::numeric_limits<float>::infinity();
+    d.repetition_penalty = cfg.repetition_penalty;
+    d.seed_lo = static_cast<uint32_t>(seed);
+    d.seed_hi = static_cast<uint32_t>(seed >> 32);
+    d.position = static_cast<uint32_t>(generated.size());
+    d.first_entry = static_cast<uint32_t>(first_entry);
+    d.n_entries = static_cast<uint32_t>(batch.entries.size() - first_entry);
+    batch.rows.push_back(d);
+}
+
 }  // namespace
 
 bool DrawBatch::any_host_row() const {
@@ -100,21 +121,54 @@ bool drawable(const SamplingConfig& cfg, int64_t vocab) {
 
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
                    int64_t vocab, DrawBatch& batch) {
-    RowDraw d{};
     if (!drawable(cfg, vocab)) {
+        RowDraw d{};
         d.mode = draw::kDrawHost;
         batch.rows.push_back(d);
         return;
     }
-    // The entries, in Sampler::apply_penalties' terms (same float expressions): three id-sorted
-    // lists (bias, the repetition window's distinct ids, every generated id with repeats)
-    // merged by id. Sorted vectors, not maps: this runs for every row of every step, on the
-    // scheduler's thread between two steps.
+    // The entries, in Sampler::apply_penalties' terms (same float expressions). This runs for
+    // every row of every step, on the scheduler's thread between two steps: no maps, scratch
+    // reused, and with repetition alone (the defaults) no sort either. Otherwise three id-sorted
+    // lists (bias, the repetition window's distinct ids, every generated id with repeats) are
+    // merged by id.
     auto in_vocab = [vocab](int32_t id) { return id >= 0 && id < vocab; };
-    std::vector<int32_t> window;
+    const bool counts = cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F;
+    thread_local std::vector<int32_t> window;
+    window.clear();
     if (cfg.repetition_penalty != 1.0F && cfg.repetition_window > 0 && !generated.empty()) {
         const size_t n = std::min(generated.size(), static_cast<size_t>(cfg.repetition_window));
-        for (int32_t id : generated.subspan(generated.size() - n)) {
+        const auto recent = generated.subspan(generated.size() - n);
+        if (cfg.logit_bias.empty() && !counts) {
+            // The default settings: the window's distinct ids are the only entries, in any
+            // order (each touches its own logit), so a hash set replaces the sort.
+            thread_local std::vector<int32_t> seen;
+            size_t slots = 16;
+            int bits = 4;
+            while (slots < 2 * n) {
+                slots <<= 1;
+                ++bits;
+            }
+            seen.assign(slots, -1);
+            const size_t first = batch.entries.size();
+            for (int32_t id : recent) {
+                if (!in_vocab(id)) {
+                    continue;
+                }
+                // Fibonacci hashing: the product's top bits.
+                size_t h = (static_cast<uint32_t>(id) * 0x9E3779B1U) >> (32 - bits);
+                while (seen[h] >= 0 && seen[h] != id) {
+                    h = (h + 1) & (slots - 1);
+                }
+                if (seen[h] < 0) {
+                    seen[h] = id;
+                    batch.entries.push_back(PenaltyEntry{id, draw::kRepeated, 0.0F, 0.0F});
+                }
+            }
+            finish_row(cfg, generated, seed, vocab, first, batch);
+            return;
+        }
+        for (int32_t id : recent) {
             if (in_vocab(id)) {
                 window.push_back(id);
             }
@@ -122,8 +176,9 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
         std::sort(window.begin(), window.end());
         window.erase(std::unique(window.begin(), window.end()), window.end());
     }
-    std::vector<int32_t> counted;
-    if (cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F) {
+    thread_local std::vector<int32_t> counted;
+    counted.clear();
+    if (counts) {
         for (int32_t id : generated) {
             if (in_vocab(id)) {
                 counted.push_back(id);
@@ -168,21 +223,7 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
         }
         batch.entries.push_back(e);
     }
-    d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
-    d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
-    d.inv_temperature = cfg.greedy() ? 1.0F : 1.0F / cfg.temperature;
-    d.top_p = d.top_k > 0 ? cfg.top_p : 1.0F;
-    // A min_p below the normal floats cuts nothing a float weight can hold (exp(z) < 1e-38).
-    d.log_min_p = cfg.min_p >= std::numeric_limits<float>::min()
-                      ? draw::log_positive(cfg.min_p)
-                      : -std::numeric_limits<float>::infinity();
-    d.repetition_penalty = cfg.repetition_penalty;
-    d.seed_lo = static_cast<uint32_t>(seed);
-    d.seed_hi = static_cast<uint32_t>(seed >> 32);
-    d.position = static_cast<uint32_t>(generated.size());
-    d.first_entry = static_cast<uint32_t>(first_entry);
-    d.n_entries = static_cast<uint32_t>(batch.entries.size() - first_entry);
-    batch.rows.push_back(d);
+    finish_row(cfg, generated, seed, vocab, first_entry, batch);
 }
 
 int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const PenaltyEntry> entries) {
