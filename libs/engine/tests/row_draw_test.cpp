@@ -109,7 +109,7 @@ TEST(RowDraw, GumbelVariatesHaveTheGumbelMeanAndStayBounded) {
     float top = -kInf;
     const int n = 200000;
     for (int i = 0; i < n; ++i) {
-        const float g = draw::gumbel(draw::draw_bits(7, 3, static_cast<uint32_t>(i)));
+        const float g = draw::gumbel(draw::draw_bits(draw::row_key(7, 3), static_cast<uint32_t>(i)));
         sum += g;
         top = std::max(top, g);
     }
@@ -271,7 +271,7 @@ TEST(RowDraw, SkippingHopelessIdsChangesNoDraw) {
             for (size_t c = 0; c < row.size(); ++c) {
                 const float z = draw::mul(draw::sub(row[c], max_l), 1.0F / t);
                 const float key = draw::add(
-                    z, draw::gumbel(draw::draw_bits(5, pos, static_cast<uint32_t>(c))));
+                    z, draw::gumbel(draw::draw_bits(draw::row_key(5, pos), static_cast<uint32_t>(c))));
                 if (draw::before(key, static_cast<int32_t>(c), best_key, best)) {
                     best_key = key;
                     best = static_cast<int32_t>(c);

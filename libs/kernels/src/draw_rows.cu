@@ -204,9 +204,8 @@ __device__ __forceinline__ bool ended_by_max(const Best& top, const draw::RowDra
     return false;
 }
 
-__device__ __forceinline__ float key_of(float z, uint64_t seed, const draw::RowDraw& d,
-                                        int32_t id) {
-    return draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, static_cast<uint32_t>(id))));
+__device__ __forceinline__ float key_of(float z, uint64_t row_key, int32_t id) {
+    return draw::add(z, draw::gumbel(draw::draw_bits(row_key, static_cast<uint32_t>(id))));
 }
 
 // logits: [rows, vocab] f32 contiguous (penalties applied in place); draws: [rows] RowDraw;
@@ -241,9 +240,9 @@ __global__ void __launch_bounds__(kThreads)
             continue;
         }
         const float max_l = top.key;
-        const uint64_t seed = draw::seed_of(d);
+        const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
         // The top id's key bounds the winner's from below.
-        const float floor_key = key_of(0.0F, seed, d, top.id);
+        const float floor_key = key_of(0.0F, row_key, top.id);
         Best b = no_best();
 #pragma unroll 4
         for (int i = 0; i < kPerThread; ++i) {
@@ -254,7 +253,7 @@ __global__ void __launch_bounds__(kThreads)
                     const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
                     if (z >= d.log_min_p && draw::add(z, kGumbelBound) >= floor_key) {
                         const auto id = static_cast<int32_t>(c);
-                        const float key = key_of(z, seed, d, id);
+                        const float key = key_of(z, row_key, id);
                         if (draw::before(key, id, b.key, b.id)) {
                             b.key = key;
                             b.id = id;
@@ -365,12 +364,12 @@ __device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float
                                 int32_t* out) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int k = d.top_k;
-    const uint64_t seed = draw::seed_of(d);
+    const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
     for (int j = lane; j < k; j += kWarp) {
         if (top_k[j].id >= 0) {
             const float z = draw::mul(draw::sub(top_k[j].key, max_l), d.inv_temperature);
             t.top_z[j] = z;
-            t.top_key[j] = key_of(z, seed, d, top_k[j].id);
+            t.top_key[j] = key_of(z, row_key, top_k[j].id);
         }
     }
     __syncwarp();

@@ -25,7 +25,7 @@ constexpr float kGumbelBound = 17.0F;
 int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
     const auto n = static_cast<int32_t>(top.size());
     const float max_l = top[0].value;
-    const uint64_t seed = draw::seed_of(d);
+    const uint64_t key = draw::row_key(draw::seed_of(d), d.position);
     int32_t keep = n;
     if (d.top_p < 1.0F) {
         float total = 0.0F;
@@ -53,9 +53,9 @@ int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
             break;  // z falls along the list: every later candidate is cut too
         }
         const auto id = static_cast<uint32_t>(top[j].id);
-        const float key = draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, id)));
-        if (draw::before(key, top[j].id, best_key, best_id)) {
-            best_key = key;
+        const float k = draw::add(z, draw::gumbel(draw::draw_bits(key, id)));
+        if (draw::before(k, top[j].id, best_key, best_id)) {
+            best_key = k;
             best_id = top[j].id;
         }
     }
@@ -272,7 +272,7 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
     // variate, so an id whose bound cannot beat the best so far is skipped without its hash and
     // logs (the result does not depend on the visiting order: `before` is a total order). The
     // top id goes first so the bound bites from the start.
-    const uint64_t seed = draw::seed_of(d);
+    const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
     float best_key = 0.0F;
     int32_t best_id = -1;
     auto consider = [&](int64_t c) {
@@ -281,7 +281,7 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
             return;
         }
         const float key =
-            draw::add(z, draw::gumbel(draw::draw_bits(seed, d.position, static_cast<uint32_t>(c))));
+            draw::add(z, draw::gumbel(draw::draw_bits(row_key, static_cast<uint32_t>(c))));
         if (draw::before(key, static_cast<int32_t>(c), best_key, best_id)) {
             best_key = key;
             best_id = static_cast<int32_t>(c);

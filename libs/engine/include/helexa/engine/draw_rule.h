@@ -11,7 +11,7 @@
 //      (ties: lower id), then top-p over them (sequential f32 sum of exp(z) in that order), then
 //      min-p (z >= log(min_p)); without top_k, min-p over the whole vocabulary;
 //   5. the token is the argmax over the survivors of z + g(id), g a Gumbel variate from a
-//      counter-based hash of (seed, position, id): exact sampling from the survivors' softmax,
+//      counter-based hash of (seed, position, id) (row_key, draw_bits): exact sampling from the survivors' softmax,
 //      with no normalising sum and no sequential random state, so a seeded row draws the same
 //      token whatever shares its batch. Ties go to the lower id.
 // Everything is f32 with explicitly rounded operations (`__fadd_rn` and friends on the device, a
@@ -183,14 +183,29 @@ HELEXA_DRAW_FN float exp_nonpositive(float z) {
     return mul(p, bits_float(static_cast<uint32_t>(ni + 127) << 23));
 }
 
-// 32 well-mixed bits for (seed, position, id): the splitmix64 finaliser over a bijection of the
-// counter, so every (position, id) of one seed gets its own value.
-HELEXA_DRAW_FN uint32_t draw_bits(uint64_t seed, uint32_t position, uint32_t id) {
-    uint64_t x = seed ^ (((static_cast<uint64_t>(position) << 32) | id) * 0x9E3779B97F4A7C15ULL);
+// The key of one row's draw: (seed, position) through splitmix64, once per row.
+HELEXA_DRAW_FN uint64_t row_key(uint64_t seed, uint32_t position) {
+    uint64_t x = seed + (static_cast<uint64_t>(position) + 1) * 0x9E3779B97F4A7C15ULL;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return static_cast<uint32_t>(x >> 32);
+    return x ^ (x >> 31);
+}
+
+// A 32-bit multiply-xorshift mix (a bijection).
+HELEXA_DRAW_FN uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+// 32 well-mixed bits for one id of a row: two 32-bit rounds keyed by the row key's halves, so
+// the per-id work is 32-bit (cheap on the GPU and in vector lanes) and distinct ids of a row get
+// distinct bits.
+HELEXA_DRAW_FN uint32_t draw_bits(uint64_t key, uint32_t id) {
+    return mix32(mix32(id ^ static_cast<uint32_t>(key)) + static_cast<uint32_t>(key >> 32));
 }
 
 // A Gumbel variate -log(-log(u)) with u = (2b + 1) / 2^24 for the top 23 bits b: u is exact in
