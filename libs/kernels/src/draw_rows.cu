@@ -94,9 +94,11 @@ struct Reduce {
 struct TopK {
     Best sorted[kCandidates];  // thread maxima, then (CTA 0) the collected candidates
     int32_t n_candidates;      // CTA 0: how many were collected (may exceed kCandidates)
+    int32_t n_seen;            // every CTA: CTA 0's n_candidates after the collection
     Best warp_lists[kWarps][draw::kMaxTopK];  // the fallback tournament
     Best cta_list[draw::kMaxTopK];            // read by CTA 0
     float top_z[draw::kMaxTopK];
+    float top_w[draw::kMaxTopK];  // exp(z), for top-p
     float top_key[draw::kMaxTopK];
     int32_t keep;
 };
@@ -271,26 +273,38 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Sorts a[0, kThreads) so a[0] comes first in the rule's order (absent ids last): bitonic, one
-// element per thread, every thread of the CTA.
+// element per thread, every thread of the CTA. Each element stays in its thread's registers;
+// exchanges between lanes of a warp (partner distance < 32: 40 of the 55 steps) are shuffles, the
+// other 15 go through `a` with two barriers each.
 __device__ __forceinline__ void sort_block(Best* a) {
     const auto i = static_cast<int>(threadIdx.x);
+    Best x = a[i];
     for (int k = 2; k <= kThreads; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
-            const int partner = i ^ j;
-            if (partner > i) {
-                const Best x = a[i];
-                const Best y = a[partner];
-                const bool first_half_leads = (i & k) == 0;
-                const bool swap = first_half_leads ? draw::before(y.key, y.id, x.key, x.id)
-                                                   : draw::before(x.key, x.id, y.key, y.id);
-                if (swap) {
-                    a[i] = y;
-                    a[partner] = x;
-                }
+            Best y;
+            if (j >= kWarp) {
+                __syncthreads();  // every read of the previous exchange is done
+                a[i] = x;
+                __syncthreads();
+                y = a[i ^ j];
+            } else {
+                y.key = __shfl_xor_sync(0xffffffffu, x.key, j);
+                y.id = __shfl_xor_sync(0xffffffffu, x.id, j);
+                y.pos_inf = 0;
             }
-            __syncthreads();
+            // The lower index of a pair keeps the first of the two in blocks that lead
+            // ((i & k) == 0), the second in the others.
+            const bool keep_first = ((i & j) == 0) == ((i & k) == 0);
+            const bool x_first = draw::before(x.key, x.id, y.key, y.id);
+            if (keep_first != x_first) {
+                x.key = y.key;
+                x.id = y.id;
+            }
         }
     }
+    __syncthreads();  // every read of the last exchange is done
+    a[i] = x;
+    __syncthreads();
 }
 
 // The best of this thread's logits that comes after (after_key, after_id) in the rule's order
@@ -369,6 +383,7 @@ __device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float
         if (top_k[j].id >= 0) {
             const float z = draw::mul(draw::sub(top_k[j].key, max_l), d.inv_temperature);
             t.top_z[j] = z;
+            t.top_w[j] = draw::exp_nonpositive(z);
             t.top_key[j] = key_of(z, row_key, top_k[j].id);
         }
     }
@@ -382,12 +397,12 @@ __device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float
         if (d.top_p < 1.0F) {
             float total = 0.0F;
             for (int j = 0; j < n; ++j) {
-                total = draw::add(total, draw::exp_nonpositive(t.top_z[j]));
+                total = draw::add(total, t.top_w[j]);
             }
             const float threshold = draw::mul(d.top_p, total);
             float cumulative = 0.0F;
             for (int j = 0; j < n; ++j) {
-                cumulative = draw::add(cumulative, draw::exp_nonpositive(t.top_z[j]));
+                cumulative = draw::add(cumulative, t.top_w[j]);
                 if (cumulative >= threshold) {
                     keep = j + 1;
                     break;
@@ -451,22 +466,35 @@ __global__ void __launch_bounds__(kThreads)
         const bool bounded = bound.id >= 0;
         // Every finite logit at or above the bound goes to CTA 0 (n_candidates counts them
         // all, so an overflow is seen; only the first kCandidates are stored).
+        // One remote atomic a warp and step (the ballot's count), not one a candidate.
         int32_t* n_candidates = cluster.map_shared_rank(&t.n_candidates, 0);
         Best* candidates = cluster.map_shared_rank(t.sorted, 0);
+        const int lane = static_cast<int>(threadIdx.x) % kWarp;
         for (int i = 0; i < kPerThread; ++i) {
             const int64_t c = rs.first + int64_t{i} * kThreads;
-            if (c < rs.end) {
-                const float x = rs.row[c];
-                if (draw::finite(x) && (!bounded || x >= bound.key)) {
-                    const int32_t slot = atomicAdd(n_candidates, 1);
-                    if (slot < kCandidates) {
-                        candidates[slot] = Best{x, static_cast<int32_t>(c), 0};
-                    }
-                }
+            const float x = c < rs.end ? rs.row[c] : 0.0F;
+            const bool take = c < rs.end && draw::finite(x) && (!bounded || x >= bound.key);
+            const unsigned takers = __ballot_sync(0xffffffffu, take);
+            if (takers == 0) {
+                continue;
+            }
+            int32_t base = 0;
+            if (lane == __ffs(takers) - 1) {
+                base = atomicAdd(n_candidates, __popc(takers));
+            }
+            base = __shfl_sync(0xffffffffu, base, __ffs(takers) - 1);
+            const int32_t slot = base + __popc(takers & ((1u << lane) - 1u));
+            if (take && slot < kCandidates) {
+                candidates[slot] = Best{x, static_cast<int32_t>(c), 0};
             }
         }
         cluster.sync();  // every candidate is in CTA 0
-        const int32_t n = *n_candidates;
+        // The count, read from CTA 0 once a CTA.
+        if (threadIdx.x == 0) {
+            t.n_seen = *n_candidates;
+        }
+        __syncthreads();
+        const int32_t n = t.n_seen;
         const int warp = static_cast<int>(threadIdx.x) / kWarp;
         if (n <= kCandidates) {
             if (rank == 0) {
