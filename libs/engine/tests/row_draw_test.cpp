@@ -255,20 +255,28 @@ TEST(RowDraw, ASeedAndPositionFixTheTokenAndPositionsVaryIt) {
 }
 
 TEST(RowDraw, SkippingHopelessIdsChangesNoDraw) {
-    // Logits spread over ~40 nats: the bound skips most ids; a brute-force pass over every id
-    // must pick the same token at every position.
+    // Logits spread over ~40 nats: the bound skips most ids; a brute-force pass over every id,
+    // one at a time, must pick the same token at every position (so the four-lane keys are the
+    // scalar keys, tail and skipped blocks included).
     std::mt19937 gen(3);
     std::uniform_real_distribution<float> spread(-30.0F, 10.0F);
-    std::vector<float> row(3000);
+    std::vector<float> row(3001);  // not a multiple of the four-lane blocks
     for (float& l : row) {
         l = spread(gen);
     }
-    const float max_l = *std::max_element(row.begin(), row.end());
-    for (float t : {1.0F, 3.0F}) {
+    row[1234] = std::numeric_limits<float>::quiet_NaN();
+    row[77] = -kInf;
+    const float max_l = *std::max_element(row.begin(), row.end(), [](float a, float b) {
+        return std::isnan(a) || (!std::isnan(b) && a < b);
+    });
+    for (float t : {1.0F, 3.0F, 40.0F}) {  // 40: nearly flat, every id a candidate
         for (uint32_t pos = 0; pos < 300; ++pos) {
             float best_key = 0.0F;
             int32_t best = -1;
             for (size_t c = 0; c < row.size(); ++c) {
+                if (!draw::finite(row[c])) {
+                    continue;
+                }
                 const float z = draw::mul(draw::sub(row[c], max_l), 1.0F / t);
                 const float key = draw::add(
                     z, draw::gumbel(draw::draw_bits(draw::row_key(5, pos), static_cast<uint32_t>(c))));

@@ -18,6 +18,52 @@ struct Candidate {
     int32_t id;
 };
 
+// draw_rule.h's functions four lanes at a time through the compilers' vector extension (SSE2 on
+// x86-64, NEON on Arm), operation for operation, for the host's whole-vocabulary draw (a hash and
+// two logs an id: ~4 ms a flat 152k row one id at a time).
+using F4 = float __attribute__((vector_size(16)));
+using U4 = uint32_t __attribute__((vector_size(16)));
+using I4 = int32_t __attribute__((vector_size(16)));
+
+F4 log_positive4(F4 x) {
+    const U4 bits = reinterpret_cast<U4>(x);
+    I4 e = reinterpret_cast<I4>((bits >> 23) & 0xffU) - 127;
+    U4 m_bits = (bits & 0x007fffffU) | 0x3f800000U;
+    const I4 halve = m_bits > 0x3fb504f3U;  // all ones where m > sqrt(2)
+    m_bits -= reinterpret_cast<U4>(halve) & 0x00800000U;
+    e -= halve;
+    const F4 m = reinterpret_cast<F4>(m_bits);
+    const F4 s = (m - 1.0F) / (m + 1.0F);
+    const F4 s2 = s * s;
+    F4 p = F4{0.18181818F, 0.18181818F, 0.18181818F, 0.18181818F};
+    p = p * s2 + 0.22222222F;
+    p = p * s2 + 0.28571429F;
+    p = p * s2 + 0.4F;
+    p = p * s2 + 0.66666667F;
+    const F4 log_m = s * 2.0F + s * (s2 * p);
+    const F4 ef = __builtin_convertvector(e, F4);
+    return ef * 0.693145751953125F + (log_m + ef * 1.42860682e-06F);
+}
+
+U4 mix32_4(U4 x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+U4 draw_bits4(uint64_t key, U4 ids) {
+    return mix32_4(mix32_4(ids ^ static_cast<uint32_t>(key)) + static_cast<uint32_t>(key >> 32));
+}
+
+F4 gumbel4(U4 bits) {
+    const F4 u = __builtin_convertvector(reinterpret_cast<I4>(((bits >> 9) << 1) | 1U), F4) *
+                 5.9604644775390625e-08F;
+    return -log_positive4(-log_positive4(u));
+}
+
 // Above every Gumbel variate the rule can produce (the largest u, 1 - 2^-24, gives 16.64; the
 // margin covers the polynomial logs' last bits): z + this bounds any key.
 constexpr float kGumbelBound = 17.0F;
@@ -288,7 +334,30 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
         }
     };
     consider(top);
-    for (int64_t c = 0; c < vocab; ++c) {
+    // Four ids at a time: the candidates' keys in vector lanes (the same rounded operations, so
+    // the same bits), a block without a candidate skipped whole.
+    int64_t c = 0;
+    for (; c + 4 <= vocab; c += 4) {
+        F4 v;
+        std::memcpy(&v, row.data() + c, sizeof(v));
+        const F4 z = (v - max_l) * d.inv_temperature;
+        const I4 finite = (reinterpret_cast<U4>(v) & 0x7f800000U) != 0x7f800000U;
+        const I4 candidate = finite & (z >= d.log_min_p) & ((z + kGumbelBound) >= best_key);
+        if ((candidate[0] | candidate[1] | candidate[2] | candidate[3]) == 0) {
+            continue;
+        }
+        const auto first = static_cast<uint32_t>(c);
+        const U4 ids = {first, first + 1, first + 2, first + 3};
+        const F4 keys = z + gumbel4(draw_bits4(row_key, ids));
+        for (int j = 0; j < 4; ++j) {
+            const auto id = static_cast<int32_t>(c + j);
+            if (candidate[j] != 0 && id != top && draw::before(keys[j], id, best_key, best_id)) {
+                best_key = keys[j];
+                best_id = id;
+            }
+        }
+    }
+    for (; c < vocab; ++c) {
         if (c != top && draw::finite(row[static_cast<size_t>(c)])) {
             consider(c);
         }
