@@ -245,6 +245,46 @@ TEST_F(ServingStack, GreedyDecodingIsReproducible) {
     EXPECT_EQ(a["usage"]["completion_tokens"], b["usage"]["completion_tokens"]);
 }
 
+// A seeded sampled request is reproducible over HTTP and the seed matters: drawn by the draw rule
+// (temperature 1: what the engine samples where the logits are) and by the host sampler (top-p
+// over the whole vocabulary), streamed or not.
+TEST_F(ServingStack, SeededSamplingIsReproducibleAndTheSeedMatters) {
+    auto content = [](const json& body) {
+        auto r = post(cortex_url("/v1/chat/completions"), body);
+        EXPECT_EQ(r.status, 200) << r.body;
+        auto j = json::parse(r.body, nullptr, false);
+        return j.is_object() ? j["choices"][0]["message"].value("content", std::string())
+                             : std::string();
+    };
+    for (const double top_p : {1.0, 0.9}) {
+        json body{{"model", kModel}, {"messages", kHello}, {"max_tokens", 16},
+                  {"temperature", 1.0}, {"top_p", top_p}, {"seed", 7}};
+        const std::string first = content(body);
+        EXPECT_FALSE(first.empty()) << "top_p " << top_p;
+        EXPECT_EQ(content(body), first) << "top_p " << top_p;
+        body["seed"] = 8;
+        EXPECT_NE(content(body), first) << "top_p " << top_p;
+        // The same request streamed: the deltas add up to the same text.
+        body["seed"] = 7;
+        body["stream"] = true;
+        auto r = post(cortex_url("/v1/chat/completions"), body);
+        ASSERT_EQ(r.status, 200) << r.body;
+        std::string streamed;
+        for (const auto& ev : sse_events(r.body)) {
+            if (ev.data == "[DONE]") {
+                continue;
+            }
+            auto chunk = json::parse(ev.data, nullptr, false);
+            if (chunk.is_object() && !chunk["choices"].empty() &&
+                chunk["choices"][0]["delta"].contains("content") &&
+                chunk["choices"][0]["delta"]["content"].is_string()) {
+                streamed += chunk["choices"][0]["delta"]["content"].get<std::string>();
+            }
+        }
+        EXPECT_EQ(streamed, first) << "top_p " << top_p;
+    }
+}
+
 TEST_F(ServingStack, OpenAiStreamWithToolsEndsWithUsageAndDone) {
     const json tools = weather_tools();
     auto r = post(cortex_url("/v1/chat/completions"),
