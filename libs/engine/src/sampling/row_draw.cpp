@@ -12,15 +12,17 @@ namespace {
 using draw::PenaltyEntry;
 using draw::RowDraw;
 
-// The top-k after penalties are applied, as the device's tournament finds them.
+// One of a row's top-k after penalties (value, id), in the rule's order.
 struct Candidate {
     float value;
     int32_t id;
 };
 
-// draw_rule.h's functions four lanes at a time through the compilers' vector extension (SSE2 on
-// x86-64, NEON on Arm), operation for operation, for the host's whole-vocabulary draw (a hash and
-// two logs an id: ~4 ms a flat 152k row one id at a time).
+// draw_rule.h's log_positive, mix32, draw_bits and gumbel four lanes at a time through the
+// compilers' vector extension (SSE2 on x86-64, NEON on Arm), operation for operation and with its
+// constants, for the host's whole-vocabulary draw (a hash and two logs an id: ~4 ms a flat 152k
+// row one id at a time). Keep the two in step: RowDraw.SkippingHopelessIdsChangesNoDraw compares
+// them.
 using F4 = float __attribute__((vector_size(16)));
 using U4 = uint32_t __attribute__((vector_size(16)));
 using I4 = int32_t __attribute__((vector_size(16)));
@@ -35,14 +37,14 @@ F4 log_positive4(F4 x) {
     const F4 m = reinterpret_cast<F4>(m_bits);
     const F4 s = (m - 1.0F) / (m + 1.0F);
     const F4 s2 = s * s;
-    F4 p = F4{0.18181818F, 0.18181818F, 0.18181818F, 0.18181818F};
-    p = p * s2 + 0.22222222F;
-    p = p * s2 + 0.28571429F;
-    p = p * s2 + 0.4F;
-    p = p * s2 + 0.66666667F;
+    F4 p = F4{draw::kLogC11, draw::kLogC11, draw::kLogC11, draw::kLogC11};
+    p = p * s2 + draw::kLogC9;
+    p = p * s2 + draw::kLogC7;
+    p = p * s2 + draw::kLogC5;
+    p = p * s2 + draw::kLogC3;
     const F4 log_m = s * 2.0F + s * (s2 * p);
     const F4 ef = __builtin_convertvector(e, F4);
-    return ef * 0.693145751953125F + (log_m + ef * 1.42860682e-06F);
+    return ef * draw::kLn2Hi + (log_m + ef * draw::kLn2Lo);
 }
 
 U4 mix32_4(U4 x) {
@@ -60,7 +62,7 @@ U4 draw_bits4(uint64_t key, U4 ids) {
 
 F4 gumbel4(U4 bits) {
     const F4 u = __builtin_convertvector(reinterpret_cast<I4>(((bits >> 9) << 1) | 1U), F4) *
-                 5.9604644775390625e-08F;
+                 draw::kUnitScale;
     return -log_positive4(-log_positive4(u));
 }
 

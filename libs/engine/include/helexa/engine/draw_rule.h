@@ -137,6 +137,18 @@ HELEXA_DRAW_FN float apply_penalty(float l, const PenaltyEntry& e, float repetit
     return l;
 }
 
+// log_positive's constants (host vector lanes use them too): the series' coefficients 2/(2n+1)
+// and ln 2 in two parts, the high part with 12 significant bits so e * kLn2Hi is exact.
+inline constexpr float kLogC11 = 0.18181818F;
+inline constexpr float kLogC9 = 0.22222222F;
+inline constexpr float kLogC7 = 0.28571429F;
+inline constexpr float kLogC5 = 0.4F;
+inline constexpr float kLogC3 = 0.66666667F;
+inline constexpr float kLn2Hi = 0.693145751953125F;
+inline constexpr float kLn2Lo = 1.42860682e-06F;
+// 2^-24: a uniform's scale (gumbel).
+inline constexpr float kUnitScale = 5.9604644775390625e-08F;
+
 // Natural log of a positive normal float (the rule's arguments are in [2^-25, 18]): the exponent
 // split off, the mantissa m brought into [sqrt(1/2), sqrt(2)), log m = 2 atanh(s) with
 // s = (m - 1) / (m + 1) (|s| <= 0.172) as an odd series to s^11 (truncation < 1e-10).
@@ -151,15 +163,14 @@ HELEXA_DRAW_FN float log_positive(float x) {
     const float m = bits_float(m_bits);
     const float s = div(sub(m, 1.0F), add(m, 1.0F));
     const float s2 = mul(s, s);
-    float p = 0.18181818F;  // 2/11
-    p = add(mul(p, s2), 0.22222222F);  // 2/9
-    p = add(mul(p, s2), 0.28571429F);  // 2/7
-    p = add(mul(p, s2), 0.4F);         // 2/5
-    p = add(mul(p, s2), 0.66666667F);  // 2/3
+    float p = kLogC11;
+    p = add(mul(p, s2), kLogC9);
+    p = add(mul(p, s2), kLogC7);
+    p = add(mul(p, s2), kLogC5);
+    p = add(mul(p, s2), kLogC3);
     const float log_m = add(mul(s, 2.0F), mul(s, mul(s2, p)));
     const auto ef = static_cast<float>(e);
-    // ln 2 in two parts: the high part has 12 significant bits, so e * hi is exact.
-    return add(mul(ef, 0.693145751953125F), add(log_m, mul(ef, 1.42860682e-06F)));
+    return add(mul(ef, kLn2Hi), add(log_m, mul(ef, kLn2Lo)));
 }
 
 // exp(z) for z <= 0 (top-p weights): 0 below -87, else Cody-Waite reduction to |r| <= ln2 / 2
@@ -170,7 +181,7 @@ HELEXA_DRAW_FN float exp_nonpositive(float z) {
     }
     // n = round(z / ln 2) by the 1.5 * 2^23 trick.
     const float n = sub(add(mul(z, 1.44269504F), 12582912.0F), 12582912.0F);
-    const float r = sub(sub(z, mul(n, 0.693145751953125F)), mul(n, 1.42860682e-06F));
+    const float r = sub(sub(z, mul(n, kLn2Hi)), mul(n, kLn2Lo));
     float p = 1.98412698e-04F;         // 1/7!
     p = add(mul(p, r), 1.38888889e-03F);  // 1/6!
     p = add(mul(p, r), 8.33333333e-03F);  // 1/5!
@@ -211,7 +222,7 @@ HELEXA_DRAW_FN uint32_t draw_bits(uint64_t key, uint32_t id) {
 // A Gumbel variate -log(-log(u)) with u = (2b + 1) / 2^24 for the top 23 bits b: u is exact in
 // f32 and strictly inside (0, 1), so both logs see positive normal arguments.
 HELEXA_DRAW_FN float gumbel(uint32_t bits) {
-    const float u = mul(static_cast<float>(((bits >> 9) << 1) | 1u), 5.9604644775390625e-08F);
+    const float u = mul(static_cast<float>(((bits >> 9) << 1) | 1u), kUnitScale);
     return -log_positive(-log_positive(u));
 }
 
