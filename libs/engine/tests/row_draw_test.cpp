@@ -290,6 +290,57 @@ TEST(RowDraw, SkippingHopelessIdsChangesNoDraw) {
     }
 }
 
+// The top-k the host finds by a skipping scan is the rule's top-k: against a full sort of every
+// finite logit, with ties (equal values across the row), banned and NaN logits, k above the
+// number of finite logits, at many positions.
+TEST(RowDraw, TopKScanFindsTheRulesTopK) {
+    std::mt19937 gen(11);
+    std::uniform_int_distribution<int> level(0, 40);  // few distinct values: many ties
+    for (const int64_t vocab : {int64_t{5}, int64_t{64}, int64_t{5003}}) {
+        std::vector<float> row(static_cast<size_t>(vocab));
+        for (float& l : row) {
+            l = 0.25F * static_cast<float>(level(gen));
+        }
+        row[static_cast<size_t>(vocab / 2)] = -kInf;
+        row[static_cast<size_t>(vocab - 1)] = std::numeric_limits<float>::quiet_NaN();
+        for (const int32_t k : {2, 7, 20, 64}) {
+            SamplingConfig cfg = plain(1.0F);
+            cfg.top_k = k;
+            if (k >= vocab) {
+                continue;  // no cut: the whole-vocabulary draw
+            }
+            // The reference: every finite logit sorted in the rule's order, the first k.
+            std::vector<std::pair<float, int32_t>> all;
+            for (int64_t c = 0; c < vocab; ++c) {
+                if (draw::finite(row[static_cast<size_t>(c)])) {
+                    all.emplace_back(row[static_cast<size_t>(c)], static_cast<int32_t>(c));
+                }
+            }
+            std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+                return draw::before(a.first, a.second, b.first, b.second);
+            });
+            all.resize(std::min<size_t>(all.size(), static_cast<size_t>(k)));
+            const float max_l = all.front().first;
+            for (uint32_t pos = 0; pos < 40; ++pos) {
+                const uint64_t key = draw::row_key(3, pos);
+                float best_key = 0.0F;
+                int32_t best = -1;
+                for (const auto& [v, id] : all) {
+                    const float z = draw::mul(draw::sub(v, max_l), 1.0F);
+                    const float kk = draw::add(
+                        z, draw::gumbel(draw::draw_bits(key, static_cast<uint32_t>(id))));
+                    if (draw::before(kk, id, best_key, best)) {
+                        best_key = kk;
+                        best = id;
+                    }
+                }
+                ASSERT_EQ(draw_at(row, cfg, 3, pos), best)
+                    << "vocab " << vocab << " k " << k << " position " << pos;
+            }
+        }
+    }
+}
+
 TEST(RowDraw, CoversEverythingButFullVocabularyTopPAndWideTopK) {
     SamplingConfig cfg = plain(0.8F);
     EXPECT_TRUE(drawable(cfg, 1000));

@@ -3,8 +3,11 @@
 #include "helexa/engine/row_draw.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "sampler_simd.h"
 
 namespace helexa::engine {
 namespace {
@@ -108,6 +111,36 @@ int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
         }
     }
     return best_id;
+}
+
+// The k best finite logits of a row in the rule's order (higher value, then lower id). A heap
+// of k whose top is the worst kept; once it is full, the scan jumps to the next logit strictly
+// above the worst kept (sampler_simd::first_above, eight or four at a time): a later equal value
+// has a higher id, so it would lose the tie anyway.
+std::span<const Candidate> top_k_of(std::span<const float> row, size_t k) {
+    thread_local std::vector<Candidate> heap;
+    heap.clear();
+    auto ranks_higher = [](const Candidate& a, const Candidate& b) {
+        return draw::before(a.value, a.id, b.value, b.id);
+    };
+    size_t i = 0;
+    for (; i < row.size() && heap.size() < k; ++i) {
+        if (draw::finite(row[i])) {
+            heap.push_back({row[i], static_cast<int32_t>(i)});
+        }
+    }
+    std::make_heap(heap.begin(), heap.end(), ranks_higher);  // front: the worst kept
+    if (heap.size() == k) {
+        const bool wide = sampler_simd::wide_available();
+        for (i = sampler_simd::first_above(row, i, heap.front().value, wide); i < row.size();
+             i = sampler_simd::first_above(row, i + 1, heap.front().value, wide)) {
+            std::pop_heap(heap.begin(), heap.end(), ranks_higher);
+            heap.back() = {row[i], static_cast<int32_t>(i)};
+            std::push_heap(heap.begin(), heap.end(), ranks_higher);
+        }
+    }
+    std::sort(heap.begin(), heap.end(), ranks_higher);
+    return heap;
 }
 
 // The row's RowDraw, its entries [first_entry, end) of batch.entries already appended.
@@ -285,36 +318,19 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
             l = draw::apply_penalty(l, e, d.repetition_penalty);
         }
     }
-    float max_l = 0.0F;
-    int32_t top = -1;
-    for (int64_t c = 0; c < vocab; ++c) {
-        const float v = row[static_cast<size_t>(c)];
-        if (draw::finite(v)) {
-            if (top < 0 || v > max_l) {
-                max_l = v;
-                top = static_cast<int32_t>(c);
-            }
-        } else if (v > 0.0F) {
-            return -1;  // +inf: the logits are broken
-        }
+    // The maximum (vector passes: +inf wins, NaN never does) and the lowest id holding it.
+    const bool wide = sampler_simd::wide_available();
+    const float max_l = sampler_simd::max_logit(row, wide);
+    if (!draw::finite(max_l)) {
+        return -1;  // a +inf, or no finite logit: the logits are broken
     }
-    if (top < 0 || d.mode == draw::kDrawGreedy) {
+    const auto top = static_cast<int32_t>(sampler_simd::first_above(
+        row, 0, std::nextafter(max_l, -std::numeric_limits<float>::infinity()), wide));
+    if (d.mode == draw::kDrawGreedy) {
         return top;
     }
     if (d.top_k > 0) {
-        std::vector<Candidate> finite;
-        finite.reserve(row.size());
-        for (int64_t c = 0; c < vocab; ++c) {
-            if (draw::finite(row[static_cast<size_t>(c)])) {
-                finite.push_back({row[static_cast<size_t>(c)], static_cast<int32_t>(c)});
-            }
-        }
-        const auto k = std::min<size_t>(static_cast<size_t>(d.top_k), finite.size());
-        std::partial_sort(finite.begin(), finite.begin() + static_cast<std::ptrdiff_t>(k),
-                          finite.end(), [](const Candidate& a, const Candidate& b) {
-                              return draw::before(a.value, a.id, b.value, b.id);
-                          });
-        return draw_from_top_k(std::span<const Candidate>(finite.data(), k), d);
+        return draw_from_top_k(top_k_of(row, static_cast<size_t>(d.top_k)), d);
     }
     // Every finite id with z >= log_min_p competes. The key is at most z + the largest Gumbel
     // variate, so an id whose bound cannot beat the best so far is skipped without its hash and
