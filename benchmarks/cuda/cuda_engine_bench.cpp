@@ -19,7 +19,11 @@
 //     repetition penalty 1.1).
 // --reference: first compare with transformers' bf16 forward written beside the weights by
 // scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
-// Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them).
+// Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them). A concurrency
+// line also splits a step's mean wall time: draw_plan_us (planning the draws on the host),
+// step_call_us (the runner call: the device's work plus the runner's own host time; the host
+// sampler's too with --sampling host) and step_us (the whole step); a CUPTI trace of the same
+// step (HELEXA_KERNEL_TRACE) gives the device's share.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -513,6 +517,9 @@ int main(int argc, char** argv) {
         }
         helexa::engine::DrawBatch draws;
         double plan_seconds = 0;  // host time planning the draws (on the step's critical path)
+        // The step call itself (the runner, or the runner and the host sampler): the rest of a
+        // step's wall time is this loop's own bookkeeping.
+        double runner_seconds = 0;
         const auto t0 = Clock::now();
         for (int64_t step = 0; step < conc_output; ++step) {
             StepBatch b;
@@ -527,6 +534,7 @@ int main(int argc, char** argv) {
             if (profiled) {
                 profiled_step_begin();
             }
+            auto runner_start = Clock::now();
             if (sampling) {
                 sampled_step_or_die(r, b, seqs, conc_prompt, *sampling, next);
             } else if (!sampling_mode.empty()) {
@@ -540,10 +548,12 @@ int main(int argc, char** argv) {
                         1000 + i, V, draws);
                 }
                 plan_seconds += seconds_since(plan_start);
+                runner_start = Clock::now();
                 drawn_step_or_die(r, b, draws, next);
             } else {
                 argmax_step_or_die(r, b, next);
             }
+            runner_seconds += seconds_since(runner_start);
             if (profiled) {
                 profiled_step_end(label + ": " + std::to_string(B) + "-stream decode step");
             }
@@ -561,12 +571,15 @@ int main(int argc, char** argv) {
         const double ceiling_tok_s = static_cast<double>(B * conc_output) / ceiling_s;
         std::printf("{\"kind\":\"concurrent\",\"label\":\"%s\",\"batch\":%lld,"
                     "\"sampling\":\"%s\",\"sampling_threads\":%d,\"tokens_per_s\":%.1f,"
-                    "\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f,\"draw_plan_us\":%.1f}\n",
+                    "\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f,\"draw_plan_us\":%.1f,"
+                    "\"step_call_us\":%.1f,\"step_us\":%.1f}\n",
                     label.c_str(), static_cast<long long>(B),
                     sampling_mode.empty() ? "argmax" : sampling_mode.c_str(),
                     sampling ? sampling->pool.size() : 0, tok_s, ceiling_tok_s,
                     tok_s / ceiling_tok_s,
-                    1e6 * plan_seconds / static_cast<double>(conc_output));
+                    1e6 * plan_seconds / static_cast<double>(conc_output),
+                    1e6 * runner_seconds / static_cast<double>(conc_output),
+                    1e6 * total / static_cast<double>(conc_output));
         std::fflush(stdout);
     }
     return 0;
