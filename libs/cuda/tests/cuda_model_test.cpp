@@ -165,6 +165,22 @@ std::vector<int32_t> prompt(int64_t n, int32_t salt) {
     return t;
 }
 
+// Four sequences of awkward lengths, each with its own 16 KV blocks.
+struct FourSequences {
+    std::vector<int64_t> lens = {1, 17, 64, 203};
+    std::vector<std::vector<int32_t>> toks;
+    std::vector<std::vector<int32_t>> tables;
+
+    FourSequences() {
+        for (size_t i = 0; i < lens.size(); ++i) {
+            toks.push_back(prompt(lens[i], static_cast<int32_t>(i + 3)));
+            std::vector<int32_t> t(16);
+            std::iota(t.begin(), t.end(), static_cast<int32_t>(16 * i));
+            tables.push_back(t);
+        }
+    }
+};
+
 TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) {
     auto cpu = load(dir_, "cpu");
     auto gpu = load(dir_, "cuda");
@@ -214,16 +230,10 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
     auto cpu = load(dir_, "cpu", 256);
     ASSERT_TRUE(gpu && cpu);
     const int64_t V = gpu->vocab_size();
-    // Four sequences of awkward lengths, each with its own blocks.
-    const std::vector<int64_t> lens = {1, 17, 64, 203};
-    std::vector<std::vector<int32_t>> toks;
-    std::vector<std::vector<int32_t>> tables;
-    for (size_t i = 0; i < lens.size(); ++i) {
-        toks.push_back(prompt(lens[i], static_cast<int32_t>(i + 3)));
-        std::vector<int32_t> t(16);
-        std::iota(t.begin(), t.end(), static_cast<int32_t>(16 * i));
-        tables.push_back(t);
-    }
+    const FourSequences four;
+    const auto& lens = four.lens;
+    const auto& toks = four.toks;
+    const auto& tables = four.tables;
     StepBatch batch;
     for (size_t i = 0; i < lens.size(); ++i) {
         batch.seqs.push_back({i + 1, toks[i], 0, tables[i], true});
@@ -277,15 +287,10 @@ TEST_F(CudaRandomModel, StepSampleDrawsOnTheDeviceAsTheHostRuleDoes) {
     auto gpu = load(dir_, "cuda", 256);
     ASSERT_TRUE(gpu);
     const int64_t V = gpu->vocab_size();
-    const std::vector<int64_t> lens = {1, 17, 64, 203};
-    std::vector<std::vector<int32_t>> toks;
-    std::vector<std::vector<int32_t>> tables;
-    for (size_t i = 0; i < lens.size(); ++i) {
-        toks.push_back(prompt(lens[i], static_cast<int32_t>(i + 3)));
-        std::vector<int32_t> t(16);
-        std::iota(t.begin(), t.end(), static_cast<int32_t>(16 * i));
-        tables.push_back(t);
-    }
+    const FourSequences four;
+    const auto& lens = four.lens;
+    const auto& toks = four.toks;
+    const auto& tables = four.tables;
     std::vector<engine::SamplingConfig> cfgs(4);
     cfgs[0].temperature = 0.0F;  // greedy with the default repetition penalty
     cfgs[1].temperature = 0.7F;

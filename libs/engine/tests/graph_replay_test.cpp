@@ -71,27 +71,47 @@ private:
     std::vector<std::vector<std::function<Status()>>> graphs_;
 };
 
-TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
-    const fs::path dir = fs::temp_directory_path() / ("helexa_graph_" + std::to_string(::getpid()));
+// A random model (seed `seed`) written to `dir` and loaded twice: on a RecordingBackend logging
+// into `log` (registered as `kind`), and on the CPU backend with one thread (the recording
+// backend's CPU uses one: the same sums). Null runners when something failed (reported).
+struct GraphedAndPlain {
+    std::unique_ptr<CausalLmRunner> graphed;
+    std::unique_ptr<CausalLmRunner> plain;
+};
+
+GraphedAndPlain load_graphed_and_plain(uint64_t seed, const fs::path& dir, GraphLog& log,
+                                       const std::string& kind, int64_t n_blocks) {
     RandomModelSpec spec;
-    spec.seed = 5;
+    spec.seed = seed;
     spec.init_std = 0.1f;
-    ASSERT_TRUE(write_random_model(spec, dir).has_value());
-    GraphLog log;
-    register_backend("recording-test", [&](const BackendOptions&) -> Result<std::unique_ptr<Backend>> {
+    if (auto written = write_random_model(spec, dir); !written) {
+        ADD_FAILURE() << written.error().full_message();
+        return {};
+    }
+    register_backend(kind, [&log](const BackendOptions&) -> Result<std::unique_ptr<Backend>> {
         return std::unique_ptr<Backend>(std::make_unique<RecordingBackend>(log));
     });
     ModelRunnerOptions opt;
     opt.block_size = 4;
-    opt.n_blocks = 256;
-    opt.backend.kind = "recording-test";
+    opt.n_blocks = n_blocks;
+    opt.backend.kind = kind;
     auto graphed = load_model_runner(dir, opt);
-    ASSERT_TRUE(graphed.has_value()) << graphed.error().full_message();
     opt.backend.kind = "cpu";
-    opt.backend.n_threads = 1;  // the recording backend's CPU uses one thread: same sums
+    opt.backend.n_threads = 1;
     auto plain = load_model_runner(dir, opt);
-    ASSERT_TRUE(plain.has_value());
-    const int64_t V = (*plain)->vocab_size();
+    if (!graphed || !plain) {
+        ADD_FAILURE() << (graphed ? plain.error() : graphed.error()).full_message();
+        return {};
+    }
+    return {std::move(*graphed), std::move(*plain)};
+}
+
+TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
+    const fs::path dir = fs::temp_directory_path() / ("helexa_graph_" + std::to_string(::getpid()));
+    GraphLog log;
+    auto [graphed, plain] = load_graphed_and_plain(5, dir, log, "recording-test", 256);
+    ASSERT_TRUE(graphed && plain);
+    const int64_t V = plain->vocab_size();
 
     // 11 sequences with their own blocks; each prefilled with a different length, then decoded
     // in batches of varying size so steps land in several (sequence, block-width) buckets and
@@ -113,8 +133,8 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
                           tables[static_cast<size_t>(i)], true});
         std::vector<float> lg;
         std::vector<float> lc;
-        ASSERT_TRUE((*graphed)->step(b, lg).has_value());
-        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+        ASSERT_TRUE(graphed->step(b, lg).has_value());
+        ASSERT_TRUE(plain->step(b, lc).has_value());
         EXPECT_EQ(lg, lc);
         pos[static_cast<size_t>(i)] = len;
         tokens[static_cast<size_t>(i)].push_back(static_cast<int32_t>(
@@ -129,11 +149,11 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
                               true});
         }
         std::vector<float> lc;
-        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+        ASSERT_TRUE(plain->step(b, lc).has_value());
         // Alternate the two outputs; both replay graphs of their own.
         if (round % 2 == 0) {
             std::vector<float> lg;
-            auto st = (*graphed)->step(b, lg);
+            auto st = graphed->step(b, lg);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             ASSERT_EQ(lg.size(), lc.size()) << "round " << round;
             float worst = 0;
@@ -146,7 +166,7 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
             EXPECT_LE(worst, 1e-4f) << "round " << round;
         } else {
             std::vector<int32_t> ids;
-            auto st = (*graphed)->step_argmax(b, ids);
+            auto st = graphed->step_argmax(b, ids);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             std::vector<int32_t> want;
             argmax_rows(lc, V, want);
@@ -162,7 +182,7 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
     EXPECT_GT(log.captures, 2);
     EXPECT_GT(log.replays, 2);
     EXPECT_EQ(log.illegal_during_capture, 0);
-    graphed->reset();
+    graphed.reset();
     std::error_code ec;
     fs::remove_all(dir, ec);
 }
@@ -173,26 +193,10 @@ TEST(GraphReplay, DecodeStepsMatchTheCpuBackendAtEveryBucket) {
 TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
     const fs::path dir =
         fs::temp_directory_path() / ("helexa_graph_draw_" + std::to_string(::getpid()));
-    RandomModelSpec spec;
-    spec.seed = 6;
-    spec.init_std = 0.1f;
-    ASSERT_TRUE(write_random_model(spec, dir).has_value());
     GraphLog log;
-    register_backend("recording-draw-test",
-                     [&](const BackendOptions&) -> Result<std::unique_ptr<Backend>> {
-                         return std::unique_ptr<Backend>(std::make_unique<RecordingBackend>(log));
-                     });
-    ModelRunnerOptions opt;
-    opt.block_size = 4;
-    opt.n_blocks = 64;
-    opt.backend.kind = "recording-draw-test";
-    auto graphed = load_model_runner(dir, opt);
-    ASSERT_TRUE(graphed.has_value()) << graphed.error().full_message();
-    opt.backend.kind = "cpu";
-    opt.backend.n_threads = 1;
-    auto plain = load_model_runner(dir, opt);
-    ASSERT_TRUE(plain.has_value());
-    const int64_t V = (*plain)->vocab_size();
+    auto [graphed, plain] = load_graphed_and_plain(6, dir, log, "recording-draw-test", 64);
+    ASSERT_TRUE(graphed && plain);
+    const int64_t V = plain->vocab_size();
 
     const int n = 3;
     std::vector<std::vector<int32_t>> tokens(n);
@@ -207,8 +211,8 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
                           tables[static_cast<size_t>(i)], true});
         std::vector<float> lg;
         std::vector<float> lc;
-        ASSERT_TRUE((*graphed)->step(b, lg).has_value());
-        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+        ASSERT_TRUE(graphed->step(b, lg).has_value());
+        ASSERT_TRUE(plain->step(b, lc).has_value());
     }
     SamplingConfig cfg;  // temperature 1, repetition penalty 1.1 over 64 tokens
     cfg.presence_penalty = 0.2F;
@@ -226,10 +230,10 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
             plan_row_draw(cfg, generated[s], 70 + s, V, draws);
         }
         std::vector<float> lc;
-        ASSERT_TRUE((*plain)->step(b, lc).has_value());
+        ASSERT_TRUE(plain->step(b, lc).has_value());
         std::vector<int32_t> drawn;
         std::span<float> host_rows;
-        auto st = (*graphed)->step_sample(b, draws, drawn, host_rows);
+        auto st = graphed->step_sample(b, draws, drawn, host_rows);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         ASSERT_EQ(drawn.size(), static_cast<size_t>(n));
         EXPECT_TRUE(host_rows.empty());
@@ -248,7 +252,7 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
     }
     EXPECT_EQ(log.captures, captures_after_first);
     EXPECT_EQ(log.illegal_during_capture, 0);
-    graphed->reset();
+    graphed.reset();
     std::error_code ec;
     fs::remove_all(dir, ec);
 }

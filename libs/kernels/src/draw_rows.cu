@@ -33,6 +33,7 @@
 #include "helexa/engine/draw_rule.h"
 #include "helexa/kernels/sampling.h"
 #include "launch.cuh"
+#include "row_best.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -46,42 +47,11 @@ constexpr int kWarps = kThreads / kWarp;
 constexpr int kCluster = 8;
 constexpr int kPerThread = 24;
 constexpr int kCandidates = kThreads;  // top-k candidates CTA 0 sorts (one per thread)
-// Above every Gumbel variate the rule produces (the host's bound too: row_draw.cpp).
-constexpr float kGumbelBound = 17.0F;
 static_assert(int64_t{kCluster} * kThreads * kPerThread == draw::kMaxVocab,
               "the rule's vocabulary limit is what one cluster covers");
 static_assert(kWarps == kWarp, "the CTA merge is one warp over every warp's result");
 
-struct Best {
-    float key;
-    int32_t id;       // -1: none
-    int32_t pos_inf;  // a +inf was seen (the row is broken)
-};
-
-__device__ __forceinline__ Best no_best() {
-    return Best{0.0F, -1, 0};
-}
-
-__device__ __forceinline__ void merge(Best& b, const Best& o) {
-    if (draw::before(o.key, o.id, b.key, b.id)) {
-        b.key = o.key;
-        b.id = o.id;
-    }
-    b.pos_inf |= o.pos_inf;
-}
-
-// The best of the warp's 32 values, in every lane.
-__device__ __forceinline__ Best warp_best(Best b) {
-#pragma unroll
-    for (int off = kWarp / 2; off > 0; off >>= 1) {
-        Best o;
-        o.key = __shfl_xor_sync(0xffffffffu, b.key, off);
-        o.id = __shfl_xor_sync(0xffffffffu, b.id, off);
-        o.pos_inf = __shfl_xor_sync(0xffffffffu, b.pos_inf, off);
-        merge(b, o);
-    }
-    return b;
-}
+using Best = RowBest;
 
 // What every reduction needs.
 struct Reduce {
@@ -107,13 +77,13 @@ struct TopK {
 __device__ __forceinline__ Best cta_best(Best b, Reduce& s) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
-    b = warp_best(b);
+    b = warp_row_best(b);
     if (lane == 0) {
         s.warp_slots[warp] = b;
     }
     __syncthreads();
     if (warp == 0) {
-        b = warp_best(s.warp_slots[lane]);
+        b = warp_row_best(s.warp_slots[lane]);
         if (lane == 0) {
             s.result = b;
         }
@@ -132,11 +102,11 @@ __device__ __forceinline__ Best cluster_best(Best b, Reduce& s, cg::cluster_grou
     }
     cluster.sync();
     if (threadIdx.x < kWarp) {
-        Best o = no_best();
+        Best o = no_row_best();
         if (lane < kCluster) {
             o = *cluster.map_shared_rank(&s.cluster_slots[phase], lane);
         }
-        o = warp_best(o);
+        o = warp_row_best(o);
         if (lane == 0) {
             s.result = o;
         }
@@ -175,7 +145,7 @@ __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const 
         }
     }
     __syncthreads();  // the penalised logits are visible to the whole CTA
-    mine = no_best();
+    mine = no_row_best();
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
         const int64_t c = rs.first + int64_t{i} * kThreads;
@@ -245,7 +215,7 @@ __global__ void __launch_bounds__(kThreads)
         const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
         // The top id's key bounds the winner's from below.
         const float floor_key = key_of(0.0F, row_key, top.id);
-        Best b = no_best();
+        Best b = no_row_best();
 #pragma unroll 4
         for (int i = 0; i < kPerThread; ++i) {
             const int64_t c = rs.first + int64_t{i} * kThreads;
@@ -253,7 +223,7 @@ __global__ void __launch_bounds__(kThreads)
                 const float x = rs.row[c];
                 if (draw::finite(x)) {
                     const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
-                    if (z >= d.log_min_p && draw::add(z, kGumbelBound) >= floor_key) {
+                    if (z >= d.log_min_p && draw::add(z, draw::kGumbelBound) >= floor_key) {
                         const auto id = static_cast<int32_t>(c);
                         const float key = key_of(z, row_key, id);
                         if (draw::before(key, id, b.key, b.id)) {
@@ -310,7 +280,7 @@ __device__ __forceinline__ void sort_block(Best* a) {
 // The best of this thread's logits that comes after (after_key, after_id) in the rule's order
 // (the best of all when after_id < 0). The fallback tournament's rescan.
 __device__ __forceinline__ Best best_after(const RowSlice& rs, float after_key, int32_t after_id) {
-    Best b = no_best();
+    Best b = no_row_best();
     for (int i = 0; i < kPerThread; ++i) {
         const int64_t c = rs.first + int64_t{i} * kThreads;
         if (c < rs.end) {
@@ -331,15 +301,15 @@ __device__ __forceinline__ Best best_after(const RowSlice& rs, float after_key, 
 __device__ __forceinline__ void merge_lists(const Best* list, int k, Best* out) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     int next = 0;
-    Best head = list != nullptr ? list[0] : no_best();
+    Best head = list != nullptr ? list[0] : no_row_best();
     for (int j = 0; j < k; ++j) {
-        const Best w = warp_best(head);
+        const Best w = warp_row_best(head);
         if (lane == 0) {
             out[j] = w;
         }
         if (w.id >= 0 && head.id == w.id) {
             ++next;
-            head = next < k ? list[next] : no_best();
+            head = next < k ? list[next] : no_row_best();
         }
     }
 }
@@ -353,7 +323,7 @@ __device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     Best cur = best_after(rs, 0.0F, -1);
     for (int j = 0; j < k; ++j) {
-        const Best w = warp_best(cur);
+        const Best w = warp_row_best(cur);
         if (lane == 0) {
             t.warp_lists[warp][j] = w;
         }
@@ -416,14 +386,14 @@ __device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float
         t.keep = survivors;
     }
     __syncwarp();
-    Best b = no_best();
+    Best b = no_row_best();
     for (int j = lane; j < t.keep; j += kWarp) {
         if (draw::before(t.top_key[j], top_k[j].id, b.key, b.id)) {
             b.key = t.top_key[j];
             b.id = top_k[j].id;
         }
     }
-    b = warp_best(b);
+    b = warp_row_best(b);
     if (lane == 0) {
         *out = b.id;
     }
@@ -499,7 +469,7 @@ __global__ void __launch_bounds__(kThreads)
         if (n <= kCandidates) {
             if (rank == 0) {
                 if (static_cast<int32_t>(threadIdx.x) >= n) {
-                    t.sorted[threadIdx.x] = no_best();
+                    t.sorted[threadIdx.x] = no_row_best();
                 }
                 __syncthreads();
                 sort_block(t.sorted);

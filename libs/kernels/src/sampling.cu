@@ -16,6 +16,7 @@
 
 #include "helexa/kernels/sampling.h"
 #include "launch.cuh"
+#include "row_best.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -27,43 +28,17 @@ constexpr int kWarp = 32;
 constexpr int kUnroll = 4;
 constexpr int kCluster = 8;  // CTAs per row (the portable cluster size)
 
-struct Best {
-    float value;  // -inf while no finite logit was seen
-    int32_t index;  // -1 while no finite logit was seen
-    int32_t pos_inf;  // 1 when a +inf was seen (the CPU sampler rejects such rows)
-};
+using Best = RowBest;
 
 __device__ __forceinline__ void consider(Best& b, float v, int32_t i) {
     if (isfinite(v)) {
-        if (v > b.value || b.index < 0) {
-            b.value = v;
-            b.index = i;
+        if (v > b.key || b.id < 0) {
+            b.key = v;
+            b.id = i;
         }
     } else if (v > 0.0f) {  // +inf; NaN compares false and -inf is below 0
         b.pos_inf = 1;
     }
-}
-
-// Merges o into b: the higher finite value wins, equal values go to the lower index.
-__device__ __forceinline__ void merge(Best& b, const Best& o) {
-    if (o.index >= 0 &&
-        (b.index < 0 || o.value > b.value || (o.value == b.value && o.index < b.index))) {
-        b.value = o.value;
-        b.index = o.index;
-    }
-    b.pos_inf |= o.pos_inf;
-}
-
-__device__ __forceinline__ Best warp_merge(Best b) {
-#pragma unroll
-    for (int off = kWarp / 2; off > 0; off >>= 1) {
-        Best o;
-        o.value = __shfl_xor_sync(0xffffffffu, b.value, off);
-        o.index = __shfl_xor_sync(0xffffffffu, b.index, off);
-        o.pos_inf = __shfl_xor_sync(0xffffffffu, b.pos_inf, off);
-        merge(b, o);
-    }
-    return b;
 }
 
 // The best of columns [begin, end) of one row (end - begin a multiple of 4 and begin 16-byte
@@ -71,10 +46,10 @@ __device__ __forceinline__ Best warp_merge(Best b) {
 // holds it; the rest hold copies after the shuffle merge).
 template <bool VEC4>
 __device__ __forceinline__ Best cta_best(const float* row, int64_t begin, int64_t end,
-                                         Best (&warp_best)[kThreads / kWarp]) {
+                                         Best (&warp_slots)[kThreads / kWarp]) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
-    Best b{-INFINITY, -1, 0};
+    Best b = no_row_best();
     if constexpr (VEC4) {
         const auto* row4 = reinterpret_cast<const float4*>(row);
         const int64_t e4 = end / 4;
@@ -108,13 +83,13 @@ __device__ __forceinline__ Best cta_best(const float* row, int64_t begin, int64_
             consider(b, __ldg(row + c), static_cast<int32_t>(c));
         }
     }
-    b = warp_merge(b);
+    b = warp_row_best(b);
     if (lane == 0) {
-        warp_best[warp] = b;
+        warp_slots[warp] = b;
     }
     __syncthreads();
     if (warp == 0) {
-        b = warp_merge(warp_best[lane]);  // kThreads / kWarp == kWarp entries
+        b = warp_row_best(warp_slots[lane]);  // kThreads / kWarp == kWarp entries
     }
     return b;
 }
@@ -128,7 +103,7 @@ __global__ void __launch_bounds__(kThreads)
     // Nothing before this reads or writes what other kernels touch (launch.cuh).
     grid_dependency_wait();
     allow_dependent_launch();
-    __shared__ Best warp_best[kThreads / kWarp];
+    __shared__ Best warp_slots[kThreads / kWarp];
     __shared__ Best slice_best;
     cg::cluster_group cluster = cg::this_cluster();
     const int rank = static_cast<int>(cluster.block_rank());
@@ -137,22 +112,22 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t begin = rank * slice < vocab ? rank * slice : vocab;
     const int64_t end = begin + slice < vocab ? begin + slice : vocab;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-        const Best b = cta_best<VEC4>(logits + r * vocab, begin, end, warp_best);
+        const Best b = cta_best<VEC4>(logits + r * vocab, begin, end, warp_slots);
         if (threadIdx.x == 0) {
             slice_best = b;
         }
         cluster.sync();  // every slice's winner is published
         if (rank == 0 && threadIdx.x < kWarp) {
-            Best o{-INFINITY, -1, 0};
+            Best o = no_row_best();
             if (static_cast<int>(threadIdx.x) < kCluster) {
                 o = *cluster.map_shared_rank(&slice_best, static_cast<int>(threadIdx.x));
             }
-            o = warp_merge(o);
+            o = warp_row_best(o);
             if (threadIdx.x == 0) {
-                out_ids[r] = o.pos_inf != 0 ? -1 : o.index;
+                out_ids[r] = o.pos_inf != 0 ? -1 : o.id;
             }
         }
-        cluster.sync();  // slice_best and warp_best are reused by the next row
+        cluster.sync();  // slice_best and warp_slots are reused by the next row
     }
 }
 

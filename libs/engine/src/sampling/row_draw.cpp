@@ -21,11 +21,11 @@ struct Candidate {
     int32_t id;
 };
 
-// draw_rule.h's log_positive, mix32, draw_bits and gumbel four lanes at a time through the
-// compilers' vector extension (SSE2 on x86-64, NEON on Arm), operation for operation and with its
-// constants, for the host's whole-vocabulary draw (a hash and two logs an id: ~4 ms a flat 152k
-// row one id at a time). Keep the two in step: RowDraw.SkippingHopelessIdsChangesNoDraw compares
-// them.
+// draw_rule.h's log_positive and gumbel four lanes at a time through the compilers' vector
+// extension (SSE2 on x86-64, NEON on Arm), operation for operation and with its constants (its
+// mix32 and draw_bits take the lanes as they are), for the host's whole-vocabulary draw (a hash
+// and two logs an id: ~4 ms a flat 152k row one id at a time). Keep the two in step:
+// RowDraw.SkippingHopelessIdsChangesNoDraw compares them.
 using F4 = float __attribute__((vector_size(16)));
 using U4 = uint32_t __attribute__((vector_size(16)));
 using I4 = int32_t __attribute__((vector_size(16)));
@@ -50,28 +50,12 @@ F4 log_positive4(F4 x) {
     return ef * draw::kLn2Hi + (log_m + ef * draw::kLn2Lo);
 }
 
-U4 mix32_4(U4 x) {
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
-U4 draw_bits4(uint64_t key, U4 ids) {
-    return mix32_4(mix32_4(ids ^ static_cast<uint32_t>(key)) + static_cast<uint32_t>(key >> 32));
-}
-
 F4 gumbel4(U4 bits) {
     const F4 u = __builtin_convertvector(reinterpret_cast<I4>(((bits >> 9) << 1) | 1U), F4) *
                  draw::kUnitScale;
     return -log_positive4(-log_positive4(u));
 }
 
-// Above every Gumbel variate the rule can produce (the largest u, 1 - 2^-24, gives 16.64; the
-// margin covers the polynomial logs' last bits): z + this bounds any key.
-constexpr float kGumbelBound = 17.0F;
 
 int32_t draw_from_top_k(std::span<const Candidate> top, const RowDraw& d) {
     const auto n = static_cast<int32_t>(top.size());
@@ -341,7 +325,7 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
     int32_t best_id = -1;
     auto consider = [&](int64_t c) {
         const float z = draw::mul(draw::sub(row[static_cast<size_t>(c)], max_l), d.inv_temperature);
-        if (!(z >= d.log_min_p) || (best_id >= 0 && !(draw::add(z, kGumbelBound) >= best_key))) {
+        if (!(z >= d.log_min_p) || (best_id >= 0 && !(draw::add(z, draw::kGumbelBound) >= best_key))) {
             return;
         }
         const float key =
@@ -360,13 +344,13 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
         std::memcpy(&v, row.data() + c, sizeof(v));
         const F4 z = (v - max_l) * d.inv_temperature;
         const I4 finite = (reinterpret_cast<U4>(v) & 0x7f800000U) != 0x7f800000U;
-        const I4 candidate = finite & (z >= d.log_min_p) & ((z + kGumbelBound) >= best_key);
+        const I4 candidate = finite & (z >= d.log_min_p) & ((z + draw::kGumbelBound) >= best_key);
         if ((candidate[0] | candidate[1] | candidate[2] | candidate[3]) == 0) {
             continue;
         }
         const auto first = static_cast<uint32_t>(c);
         const U4 ids = {first, first + 1, first + 2, first + 3};
-        const F4 keys = z + gumbel4(draw_bits4(row_key, ids));
+        const F4 keys = z + gumbel4(draw::draw_bits(row_key, ids));
         for (int j = 0; j < 4; ++j) {
             const auto id = static_cast<int32_t>(c + j);
             if (candidate[j] != 0 && id != top && draw::before(keys[j], id, best_key, best_id)) {

@@ -17,10 +17,12 @@
 // Everything is f32 with explicitly rounded operations (`__fadd_rn` and friends on the device, a
 // host translation unit built with -ffp-contract=off), so no FMA contraction differs between them.
 //
-// This header is included by CUDA code: no engine types, no standard library beyond <cstdint>.
+// This header is included by CUDA code: no engine types, no standard library beyond <cstdint> and
+// <type_traits>.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #ifdef __CUDACC__
 #define HELEXA_DRAW_FN __host__ __device__ __forceinline__
@@ -202,8 +204,11 @@ HELEXA_DRAW_FN uint64_t row_key(uint64_t seed, uint32_t position) {
     return x ^ (x >> 31);
 }
 
-// A 32-bit multiply-xorshift mix (a bijection).
-HELEXA_DRAW_FN uint32_t mix32(uint32_t x) {
+// A 32-bit multiply-xorshift mix (a bijection). U: uint32_t, or a vector of them (the host's
+// lanes in row_draw.cpp).
+template <typename U>
+HELEXA_DRAW_FN U mix32(U x) {
+    static_assert(!std::is_signed_v<U>, "an unsigned 32-bit value (a signed one shifts in signs)");
     x ^= x >> 16;
     x *= 0x7feb352dU;
     x ^= x >> 15;
@@ -215,7 +220,8 @@ HELEXA_DRAW_FN uint32_t mix32(uint32_t x) {
 // 32 well-mixed bits for one id of a row: two 32-bit rounds keyed by the row key's halves, so
 // the per-id work is 32-bit (cheap on the GPU and in vector lanes) and distinct ids of a row get
 // distinct bits.
-HELEXA_DRAW_FN uint32_t draw_bits(uint64_t key, uint32_t id) {
+template <typename U>
+HELEXA_DRAW_FN U draw_bits(uint64_t key, U id) {
     return mix32(mix32(id ^ static_cast<uint32_t>(key)) + static_cast<uint32_t>(key >> 32));
 }
 
@@ -225,6 +231,11 @@ HELEXA_DRAW_FN float gumbel(uint32_t bits) {
     const float u = mul(static_cast<float>(((bits >> 9) << 1) | 1u), kUnitScale);
     return -log_positive(-log_positive(u));
 }
+
+// Above every Gumbel variate gumbel() produces (the largest u, 1 - 2^-24, gives 16.64; the margin
+// covers the polynomial logs' last bits): z + this bounds any key, so an id with
+// z + kGumbelBound below a key already found cannot win (both sides skip such ids).
+inline constexpr float kGumbelBound = 17.0F;
 
 // (ka, ia) comes before (kb, ib): a present id (>= 0) before an absent one, the higher key first,
 // the lower id on equal keys.
