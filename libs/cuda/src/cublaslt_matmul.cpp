@@ -60,6 +60,27 @@ CublasLtMatmul::~CublasLtMatmul() {
     cublasLtDestroy(handle_);
 }
 
+int64_t CublasLtMatmul::tuning_rows(int64_t T) {
+    if (T <= 8) {
+        return T;
+    }
+    if (T <= 64) {
+        return (T + 7) / 8 * 8;
+    }
+    int64_t r = 64;
+    while (r < T) {
+        r *= 2;
+    }
+    return r;
+}
+
+bool CublasLtMatmul::algo_fits(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const {
+    cublasLtMatmulHeuristicResult_t check{};
+    return cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.d, plan.d, &algo,
+                                   &check) == CUBLAS_STATUS_SUCCESS &&
+           check.workspaceSize <= workspace_bytes_;
+}
+
 Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
     if (auto it = plans_.find(key); it != plans_.end()) {
         return it->second.get();
@@ -234,8 +255,20 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
             "bias pointer"));
     }
     if (!plan.candidates.empty()) {
-        const int64_t out_bytes = ((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
-        HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
+        const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
+                               static_cast<int>(operand_type), static_cast<int>(out_type),
+                               bias != nullptr, accumulate};
+        const auto known = class_algos_.find(tuning_class);
+        if (known != class_algos_.end() && algo_fits(plan, known->second)) {
+            plan.algo = known->second;
+            plan.candidates.clear();
+        } else {
+            const int64_t out_bytes =
+                ((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
+            HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
+            ++tuned_shapes_;
+            class_algos_.emplace(tuning_class, plan.algo);
+        }
     }
     const float alpha = 1.0f;
     const float beta = plan.accumulate ? 1.0f : 0.0f;

@@ -3,7 +3,11 @@
 // Row-major out/x/w are seen column-major as D[N, T] = op_T(W[K, N]) * X[K, T], so no transpose
 // is ever materialised. Plans (descriptors, layouts and the heuristic's algorithm) are cached
 // per shape: the heuristic query costs tens of microseconds, a cached plan nothing. The
-// heuristic's candidates are timed once per shape, from a cold L2 as a real step runs them.
+// heuristic's candidates are timed from a cold L2, as a real step runs them, once per tuning
+// class: the shape with its row count rounded up to tuning_rows(T). A later shape of the class
+// reuses the winner (when cuBLASLt accepts that algorithm for it), so a serving process tunes a
+// bounded number of times instead of stalling every step whose token count is new (chunked
+// prefill mixes any number of prompt tokens with the decode rows).
 // Thread-safety: owned and driven by the device's worker thread.
 #pragma once
 
@@ -34,6 +38,12 @@ public:
                int64_t x_stride, const void* w, const void* bias, int64_t T, int64_t N,
                int64_t K, cudaDataType_t operand_type, bool accumulate, cudaStream_t stream);
 
+    // The row count a shape is tuned at: every count up to 8, then steps of 8 up to 64 (the
+    // decode graph buckets, step_plan.h), then powers of two.
+    static int64_t tuning_rows(int64_t T);
+    // How many shapes were tuned (timed) so far; the rest reused their class's winner.
+    int64_t tuned_shapes() const { return tuned_shapes_; }
+
 private:
     struct Plan;
     using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool>;
@@ -42,6 +52,8 @@ private:
     Result<Plan*> plan(const Key& key);
     Status tune(Plan& plan, void* out, int64_t out_bytes, const void* x, const void* w,
                 cudaStream_t stream);
+    // Whether cuBLASLt runs `algo` for this plan's shape within our workspace.
+    bool algo_fits(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const;
     Status time_candidates(Plan& plan, void* out, const void* x, const void* w,
                            const void* evict, size_t evict_bytes, cudaStream_t stream);
 
@@ -50,6 +62,9 @@ private:
     size_t workspace_bytes_;
     int64_t l2_bytes_;  // the device's L2 size: tuning empties it before each timed run
     std::map<Key, std::unique_ptr<Plan>> plans_;
+    // The tuned algorithm per tuning class (a Key whose T is tuning_rows(T)).
+    std::map<Key, cublasLtMatmulAlgo_t> class_algos_;
+    int64_t tuned_shapes_ = 0;
 };
 
 }  // namespace helexa::cuda
