@@ -154,6 +154,10 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         lay.n_kv_heads > kIntMax || !std::isfinite(a.scale)) {
         return cudaErrorInvalidValue;
     }
+    // One block of all KV heads is addressed with int32 element offsets (load_kv_tile).
+    if (lay.n_kv_heads * lay.block_size * hd > kIntMax) {
+        return cudaErrorInvalidValue;
+    }
 
     attn::AttnParams p;
     p.out = a.out;
@@ -165,6 +169,9 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     p.n_blocks = lay.n_blocks;
     p.n_kv_heads = static_cast<int32_t>(lay.n_kv_heads);
     p.block_size = static_cast<int32_t>(lay.block_size);
+    p.block_shift = (lay.block_size & (lay.block_size - 1)) == 0
+                        ? static_cast<int32_t>(__builtin_ctzll(static_cast<uint64_t>(lay.block_size)))
+                        : -1;
     p.query_start = a.query_start;
     p.context_len = a.context_len;
     p.block_tables = a.block_tables;
