@@ -518,13 +518,25 @@ __global__ void __launch_bounds__(kWarps * 32)
                 mma_16816<T>(sc[0], a, b[0], b[1]);
                 mma_16816<T>(sc[1], a, b[2], b[3]);
             }
+            // Keys up to first_pos are visible to every row of the CTA: only a tile that crosses
+            // k_end or the step's own rows needs the per-key mask (warp-uniform test).
+            if (wk0 + 16 <= k_end && wk0 + 15 <= first_pos) {
 #pragma unroll
-            for (int nt = 0; nt < 2; ++nt) {
+                for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int key = wk0 + nt * 8 + 2 * tq + (e & 1);
-                    const float v = sc[nt][e] * p.scale_log2;
-                    sc[nt][e] = (key >= k_end || key > pos[e >> 1]) ? -INFINITY : v;
+                    for (int e = 0; e < 4; ++e) {
+                        sc[nt][e] *= p.scale_log2;
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int key = wk0 + nt * 8 + 2 * tq + (e & 1);
+                        const float v = sc[nt][e] * p.scale_log2;
+                        sc[nt][e] = (key >= k_end || key > pos[e >> 1]) ? -INFINITY : v;
+                    }
                 }
             }
 #pragma unroll
