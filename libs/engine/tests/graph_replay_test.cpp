@@ -72,15 +72,18 @@ private:
 };
 
 // A random model (seed `seed`) written to `dir` and loaded twice: on a RecordingBackend logging
-// into `log` (registered as `kind`), and on the CPU backend with one thread (the recording
-// backend's CPU uses one: the same sums). Null runners when something failed (reported).
+// into `log` (registered as `kind`; decode warm-up up to warm_up_max_seqs sequences, none by
+// default, so graphs are recorded at first use), and on the CPU backend with one thread (the
+// recording backend's CPU uses one: the same sums). Null runners when something failed
+// (reported).
 struct GraphedAndPlain {
     std::unique_ptr<CausalLmRunner> graphed;
     std::unique_ptr<CausalLmRunner> plain;
 };
 
 GraphedAndPlain load_graphed_and_plain(uint64_t seed, const fs::path& dir, GraphLog& log,
-                                       const std::string& kind, int64_t n_blocks) {
+                                       const std::string& kind, int64_t n_blocks,
+                                       int64_t warm_up_max_seqs = 0) {
     RandomModelSpec spec;
     spec.seed = seed;
     spec.init_std = 0.1f;
@@ -95,6 +98,7 @@ GraphedAndPlain load_graphed_and_plain(uint64_t seed, const fs::path& dir, Graph
     opt.block_size = 4;
     opt.n_blocks = n_blocks;
     opt.backend.kind = kind;
+    opt.warm_up_max_seqs = warm_up_max_seqs;
     auto graphed = load_model_runner(dir, opt);
     opt.backend.kind = "cpu";
     opt.backend.n_threads = 1;
@@ -252,6 +256,68 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
     }
     EXPECT_EQ(log.captures, captures_after_first);
     EXPECT_EQ(log.illegal_during_capture, 0);
+    graphed.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// Loading warms every decode bucket up to ModelRunnerOptions::warm_up_max_seqs (11 here:
+// buckets 1..8 and 16), recording each one's graph (and, on a device, tuning its matmuls), so
+// the first real decode steps of those batch sizes replay instead of recording; the warm-up's
+// writes into the KV pool do not disturb the sequences served after it.
+TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("helexa_graph_warm_" + std::to_string(::getpid()));
+    GraphLog log;
+    auto [graphed, plain] = load_graphed_and_plain(7, dir, log, "recording-warm-test", 64, 11);
+    ASSERT_TRUE(graphed && plain);
+    EXPECT_EQ(log.captures, 9);
+    EXPECT_EQ(log.illegal_during_capture, 0);
+    const int64_t V = plain->vocab_size();
+
+    // 11 sequences, block 0 first (the one the warm-up wrote to), contexts under 16 blocks.
+    const int n = 11;
+    std::vector<std::vector<int32_t>> tokens(n);
+    std::vector<std::vector<int32_t>> tables(n);
+    for (int i = 0; i < n; ++i) {
+        const auto s = static_cast<size_t>(i);
+        tables[s] = {4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3};
+        for (int t = 0; t < 2 + i; ++t) {
+            tokens[s].push_back((t * 29 + i * 5) % static_cast<int>(V));
+        }
+        StepBatch b;
+        b.seqs.push_back({s, tokens[s], 0, tables[s], true});
+        std::vector<float> lg;
+        std::vector<float> lc;
+        ASSERT_TRUE(graphed->step(b, lg).has_value());
+        ASSERT_TRUE(plain->step(b, lc).has_value());
+        EXPECT_EQ(lg, lc) << "prefill of sequence " << i;
+        tokens[s].push_back(static_cast<int32_t>(std::max_element(lc.begin(), lc.end()) -
+                                                 lc.begin()));
+    }
+    const int captures_after_load = log.captures;
+    const int replays_after_load = log.replays;
+    for (const int batch_size : {1, 5, 11, 9, 2, 8}) {
+        StepBatch b;
+        for (int i = 0; i < batch_size; ++i) {
+            const auto s = static_cast<size_t>(i);
+            b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
+                              static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
+        }
+        std::vector<float> lc;
+        ASSERT_TRUE(plain->step(b, lc).has_value());
+        std::vector<int32_t> ids;
+        auto st = graphed->step_argmax(b, ids);
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        std::vector<int32_t> want;
+        argmax_rows(lc, V, want);
+        EXPECT_EQ(ids, want) << batch_size << " sequences";
+        for (int i = 0; i < batch_size; ++i) {
+            tokens[static_cast<size_t>(i)].push_back(want[static_cast<size_t>(i)]);
+        }
+    }
+    EXPECT_EQ(log.captures, captures_after_load);
+    EXPECT_EQ(log.replays, replays_after_load + 6);
     graphed.reset();
     std::error_code ec;
     fs::remove_all(dir, ec);

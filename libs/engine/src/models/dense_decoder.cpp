@@ -133,6 +133,11 @@ private:
         const DrawBatch* draws = nullptr;  // step_sample(): tokens drawn, rows for host rows
     };
     Status run_step(const StepBatch& batch, const StepOutput& out);
+    // ModelRunnerOptions::warm_up_max_seqs: an argmax decode step of every graph bucket that
+    // batches of 1..max_seqs sequences pad to, each sequence one token at position 0 of pool
+    // block 0 (nothing lives in the pool at load, and a sequence writes each slot before it
+    // reads it), results dropped.
+    Status warm_up_decode(int64_t max_seqs);
     // Copies logits rows [0, n_real) of the step to where `out` wants them (step's vector, or
     // page-locked memory for rows).
     Status copy_rows_out(const StepOutput& out, int64_t n_rows, int64_t n_real);
@@ -361,6 +366,38 @@ Status DenseDecoder::load(const WeightSet& w, const ModelRunnerOptions& options)
         return tl::unexpected(std::move(kv).error());
     }
     kv_ = std::move(*kv);
+    if (options.warm_up_max_seqs > 0 && backend_->supports_graphs() && graphs_enabled_) {
+        return warm_up_decode(options.warm_up_max_seqs);
+    }
+    return ok();
+}
+
+Status DenseDecoder::warm_up_decode(int64_t max_seqs) {
+    const std::vector<int32_t> table{0};
+    const std::vector<int32_t> token{0};
+    // The smallest batch of each bucket, then the steps from the largest bucket down: the first
+    // step sizes every scratch buffer, so no later one moves a buffer (which would drop the
+    // graphs already recorded).
+    std::vector<int64_t> firsts;
+    StepBatch batch;
+    int64_t last_bucket = 0;
+    for (int64_t n = 1; n <= std::min(max_seqs, models::kMaxGraphSeqs); ++n) {
+        batch.seqs.push_back({static_cast<uint64_t>(n), token, 0, table, true});
+        const auto bucket = models::graph_bucket(batch, layout_);
+        if (bucket && bucket->seqs != last_bucket) {
+            last_bucket = bucket->seqs;
+            firsts.push_back(n);
+        }
+    }
+    std::vector<int32_t> ids;
+    for (auto it = firsts.rbegin(); it != firsts.rend(); ++it) {
+        batch.seqs.resize(static_cast<size_t>(*it));
+        if (Status st = run_step(batch, StepOutput{.tokens = &ids}); !st) {
+            return fail(std::move(st.error())
+                            .with_context("warming up decode steps of " + std::to_string(*it) +
+                                          " sequences"));
+        }
+    }
     return ok();
 }
 

@@ -39,6 +39,12 @@ struct ModelRunnerOptions {
     // kv_memory_bytes (still capped by max_full_context_seqs). 0 = use kv_memory_bytes.
     double memory_utilization = 0.0;
     int64_t workspace_reserve_bytes = int64_t{1} << 30;
+    // Backends with decode graphs: at load, one decode step per graph bucket of up to this
+    // many sequences runs on padding sequences, so the matmul tuning of each batch size (60-120
+    // ms of cuBLASLt candidate timing for an 8B model) and its graph recording happen before
+    // the first request rather than stalling every running stream the first time that many
+    // sequences share a step. Larger batches are tuned when they first run. 0 = no warm-up.
+    int64_t warm_up_max_seqs = 64;
 };
 
 // Called with each named activation (host f32 copy, [rows, cols] row-major) when set.
