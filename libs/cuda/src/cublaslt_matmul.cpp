@@ -1,5 +1,7 @@
 #include "cublaslt_matmul.h"
 
+#include <climits>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,15 @@ CublasLtMatmul::CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t 
 CublasLtMatmul::~CublasLtMatmul() {
     plans_.clear();
     cublasLtDestroy(handle_);
+}
+
+// HELEXA_CUBLASLT_TUNE_MAX_ROWS=n (A/B): shapes of more rows keep the heuristic's first choice.
+int64_t CublasLtMatmul::tune_max_rows() {
+    static const int64_t rows = [] {
+        const char* v = std::getenv("HELEXA_CUBLASLT_TUNE_MAX_ROWS");
+        return v != nullptr && std::atoll(v) > 0 ? std::atoll(v) : INT64_MAX;
+    }();
+    return rows;
 }
 
 int64_t CublasLtMatmul::tuning_rows(int64_t T) {
@@ -253,6 +264,9 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
             cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof(bias)),
             "bias pointer"));
+    }
+    if (!plan.candidates.empty() && T > tune_max_rows()) {
+        plan.candidates.clear();  // the heuristic's first choice
     }
     if (!plan.candidates.empty()) {
         const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
