@@ -41,6 +41,8 @@ public:
     // The row count a shape is tuned at: every count up to 8, then steps of 8 up to 64 (the
     // decode graph buckets, step_plan.h), then powers of two.
     static int64_t tuning_rows(int64_t T);
+    // Shapes of more rows than this keep the heuristic's first choice untimed
+    // (HELEXA_CUBLASLT_TUNE_MAX_ROWS; unlimited by default).
     static int64_t tune_max_rows();
     // How many shapes were tuned (timed) so far; the rest reused their class's winner.
     int64_t tuned_shapes() const { return tuned_shapes_; }
