@@ -119,9 +119,11 @@ for r in rows:
     elif k == "decode":
         print(f"| {r['label']} | decode b1 tok/s | {r['tokens_per_s']:.1f} | {r['roofline_tokens_per_s']:.1f} | {r['ratio']:.2f} |")
     elif k == "prefill":
-        print(f"| {r['label']} | prefill {r['tokens']} TTFT ms | {r['ttft_ms']:.1f} ({r['tflops']:.0f} TFLOP/s) | {sys.argv[3]} | {r['ratio']:.2f} |")
+        first = f", first {r['first_ttft_ms']:.1f}" if "first_ttft_ms" in r else ""
+        print(f"| {r['label']} | prefill {r['tokens']} TTFT ms | {r['ttft_ms']:.1f} ({r['tflops']:.0f} TFLOP/s{first}) | {sys.argv[3]} | {r['ratio']:.2f} |")
     elif k == "concurrent":
-        print(f"| {r['label']} | {r['batch']} streams tok/s | {r['tokens_per_s']:.0f} | {r['ceiling_tokens_per_s']:.0f} | {r['ratio']:.2f} |")
+        steps = f" (step {r['median_step_us'] / 1e3:.2f} ms, first {r['first_step_us'] / 1e3:.1f})" if "median_step_us" in r else ""
+        print(f"| {r['label']} | {r['batch']} streams tok/s | {r['tokens_per_s']:.0f}{steps} | {r['ceiling_tokens_per_s']:.0f} | {r['ratio']:.2f} |")
     elif k == "load":
         print(f"| {r['label']} | load s | {r['seconds']:.1f} | | |")
 PY
