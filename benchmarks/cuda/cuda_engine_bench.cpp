@@ -568,7 +568,7 @@ int main(int argc, char** argv) {
                         draw_cfg,
                         std::span<const int32_t>(seqs[i].tokens)
                             .subspan(static_cast<size_t>(conc_prompt)),
-                        1000 + i, V, draws);
+                        1000 + i, V, true, draws);
                 }
                 plan_seconds += seconds_since(plan_start);
                 runner_start = Clock::now();

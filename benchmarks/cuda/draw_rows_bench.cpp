@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
         const char* name;
         helexa::engine::SamplingConfig cfg;
     };
-    std::vector<Mode> modes(4);
+    std::vector<Mode> modes(5);
     modes[0].name = "greedy+penalty";
     modes[0].cfg.temperature = 0.0F;
     modes[1].name = "defaults";  // temperature 1, repetition penalty 1.1
@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
     modes[2].cfg.top_p = 0.95F;
     modes[3].name = "min_p0.05";
     modes[3].cfg.min_p = 0.05F;
+    modes[4].name = "llama-topp0.9";  // Llama-3.1's generation settings: top-p, no top-k
+    modes[4].cfg.temperature = 0.6F;
+    modes[4].cfg.top_p = 0.9F;
     std::vector<int32_t> generated(128);
     for (size_t i = 0; i < generated.size(); ++i) {
         generated[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(vocab));
@@ -112,7 +115,7 @@ int main(int argc, char** argv) {
             helexa::engine::DrawBatch batch;
             for (int64_t r = 0; r < rows; ++r) {
                 helexa::engine::plan_row_draw(m.cfg, generated, 1000 + static_cast<uint64_t>(r),
-                                              vocab, batch);
+                                              vocab, true, batch);
             }
             const std::vector<int32_t> packed = batch.packed(batch.rows.size());
             check(cudaFree(draws), "free");

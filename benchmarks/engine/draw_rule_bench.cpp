@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
         const char* name;
         SamplingConfig cfg;
     };
-    std::vector<Case> cases(4);
+    std::vector<Case> cases(5);
     cases[0].name = "defaults (t=1, rep 1.1)";
     cases[1].name = "qwen3 (t=0.6, top_k 20, top_p .95)";
     cases[1].cfg.temperature = 0.6f;
@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
     cases[2].cfg.min_p = 0.05f;
     cases[3].name = "greedy, rep 1.1";
     cases[3].cfg.temperature = 0.0f;
+    cases[4].name = "llama (t=0.6, top_p .9, whole vocabulary)";
+    cases[4].cfg.temperature = 0.6f;
+    cases[4].cfg.top_p = 0.9f;
     std::vector<int32_t> generated(static_cast<size_t>(n_generated));
     for (int64_t i = 0; i < n_generated; ++i) {
         generated[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % vocab);
@@ -106,7 +109,7 @@ int main(int argc, char** argv) {
         double result[2][2] = {};
         for (int row = 0; row < 2; ++row) {
             DrawBatch batch;
-            plan_row_draw(c.cfg, generated, 11, vocab, batch);
+            plan_row_draw(c.cfg, generated, 11, vocab, true, batch);
             std::vector<double> drawn;
             std::vector<double> sampled;
             for (int i = 0; i < iterations; ++i) {
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
             const auto t0 = Clock::now();
             batch.clear();
             for (int r = 0; r < 64; ++r) {
-                plan_row_draw(cfg, generated, 100 + static_cast<uint64_t>(r), vocab, batch);
+                plan_row_draw(cfg, generated, 100 + static_cast<uint64_t>(r), vocab, true, batch);
             }
             const std::vector<int32_t> packed = batch.packed(batch.rows.size());
             us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());

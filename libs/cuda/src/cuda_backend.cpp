@@ -636,6 +636,10 @@ public:
                      "argmax_rows");
     }
 
+    // The kernel's top-p over the whole vocabulary (draw_rows.cu, nucleus_floor) is compiled
+    // but not yet run against the host rule on a GPU (CudaOps.DrawRowsMatchTheHostRuleBitForBit
+    // covers it): until it is, the scheduler leaves those requests to the host Sampler.
+    bool draws_whole_vocab_top_p() const override { return false; }
     Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) override {
         HELEXA_CUDA_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
                                 draws.dtype == DType::kI32 && logits.contiguous() &&

@@ -297,7 +297,8 @@ TEST_F(CudaRandomModel, StepSampleDrawsOnTheDeviceAsTheHostRuleDoes) {
     cfgs[1].top_k = 20;
     cfgs[1].top_p = 0.9F;
     cfgs[2].min_p = 0.05F;
-    cfgs[3].temperature = 1.2F;
+    cfgs[3].temperature = 0.6F;  // Llama-3.1's settings: top-p over the whole vocabulary
+    cfgs[3].top_p = 0.9F;
     auto check = [&](const StepBatch& batch, uint32_t position, const std::string& what) {
         std::span<float> in_place;
         ASSERT_TRUE(gpu->step_in_place(batch, in_place).has_value());
@@ -305,7 +306,7 @@ TEST_F(CudaRandomModel, StepSampleDrawsOnTheDeviceAsTheHostRuleDoes) {
         engine::DrawBatch draws;
         const std::vector<int32_t> generated = {5, 9, 5, 77};
         for (size_t i = 0; i < cfgs.size(); ++i) {
-            engine::plan_row_draw(cfgs[i], generated, 40 + i, V, draws);
+            engine::plan_row_draw(cfgs[i], generated, 40 + i, V, true, draws);
             draws.rows.back().position = position;
         }
         std::vector<int32_t> tokens;

@@ -340,8 +340,9 @@ TEST_F(CudaOps, ArgmaxRowsMatchesTheCpuSampler) {
 }
 
 // The draw rule on the device against the host's draw_row on the same logits, bit for bit: every
-// mode (greedy with and without penalties, temperature, top-k with top-p, min-p, host rows left
-// alone), broken rows, top-k rows that take the sort and the tournament fallback, the penalised
+// mode (greedy with and without penalties, temperature, top-k with top-p, min-p, top-p over the
+// whole vocabulary, host rows left alone), broken rows, top-k rows that take the sort and the
+// tournament fallback, whole-vocabulary top-p rows of one value and of many ties, the penalised
 // logits it leaves behind, vocabularies from 7 ids (more rows than one grid) to the rule's limit.
 TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -363,6 +364,12 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
         for (int64_t c = 0; c < vocab; ++c) {
             row(13)[c] = c % std::max<int64_t>(1, vocab / 100) == 0 ? row(13)[c] : -inf;
         }
+        // Whole-vocabulary top-p rows (r % 16 == 7): one value everywhere (every id at the
+        // floor), then a handful of distinct values (ties at every level of the radix search).
+        std::fill(row(23), row(23) + vocab, 0.5f);
+        for (int64_t c = 0; c < vocab; ++c) {
+            row(39)[c] = std::round(row(39)[c]);
+        }
         engine::DrawBatch draws;
         std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
         for (int64_t r = 0; r < rows; ++r) {
@@ -378,13 +385,16 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
                 case 4: cfg.temperature = 0.6F; cfg.top_k = 20; cfg.top_p = 0.95F; break;
                 case 5: cfg.top_k = engine::draw::kMaxTopK; cfg.min_p = 0.05F; break;
                 case 6: cfg.temperature = 1.3F; cfg.min_p = 0.1F; break;
-                default: cfg.top_p = 0.9F; break;  // the host Sampler's
+                default: cfg.temperature = 0.6F; cfg.top_p = 0.9F; break;  // Llama's settings
             }
+            // Top-p over the whole vocabulary: drawn on rows r % 16 == 7, left to the host
+            // Sampler (kDrawHost) on r % 16 == 15.
             std::vector<int32_t> generated(static_cast<size_t>(r % 50));
             for (auto& g : generated) {
                 g = id(gen) % std::max<int32_t>(1, static_cast<int32_t>(vocab / 100 + 3));
             }
-            engine::plan_row_draw(cfg, generated, 1000 + static_cast<uint64_t>(r), vocab, draws);
+            engine::plan_row_draw(cfg, generated, 1000 + static_cast<uint64_t>(r), vocab,
+                                  r % 16 != 15, draws);
         }
         // The host rule, on a copy.
         std::vector<float> host = v;

@@ -231,7 +231,7 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
             const auto s = static_cast<size_t>(i);
             b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
                               static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
-            plan_row_draw(cfg, generated[s], 70 + s, V, draws);
+            plan_row_draw(cfg, generated[s], 70 + s, V, true, draws);
         }
         std::vector<float> lc;
         ASSERT_TRUE(plain->step(b, lc).has_value());

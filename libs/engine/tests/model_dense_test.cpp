@@ -447,8 +447,8 @@ TEST_F(DenseModelSingle, StepSampleDrawsCoveredRowsAndReturnsLogitsForHostRows) 
     for (uint32_t position = 0; position < 8; ++position) {
         DrawBatch draws;
         const std::vector<int32_t> generated = {81, 27, 81};
-        plan_row_draw(greedy_penalised, generated, 11, V, draws);
-        plan_row_draw(top_k, {}, 12, V, draws);
+        plan_row_draw(greedy_penalised, generated, 11, V, true, draws);
+        plan_row_draw(top_k, {}, 12, V, true, draws);
         draws.rows[1].position = position;
         std::vector<int32_t> tokens;
         std::span<float> host_rows;
@@ -462,11 +462,11 @@ TEST_F(DenseModelSingle, StepSampleDrawsCoveredRowsAndReturnsLogitsForHostRows) 
         }
     }
 
-    SamplingConfig nucleus;  // top-p over the whole vocabulary: the host Sampler's
-    nucleus.top_p = 0.8F;
+    SamplingConfig nucleus;  // top-p over the whole vocabulary, on a runner that leaves it to
+    nucleus.top_p = 0.8F;    // the host Sampler
     DrawBatch mixed;
-    plan_row_draw(top_k, {}, 12, V, mixed);
-    plan_row_draw(nucleus, {}, 13, V, mixed);
+    plan_row_draw(top_k, {}, 12, V, true, mixed);
+    plan_row_draw(nucleus, {}, 13, V, false, mixed);
     std::vector<int32_t> tokens;
     std::span<float> host_rows;
     ASSERT_TRUE((*r)->step_sample(batch, mixed, tokens, host_rows).has_value());
@@ -477,7 +477,7 @@ TEST_F(DenseModelSingle, StepSampleDrawsCoveredRowsAndReturnsLogitsForHostRows) 
     EXPECT_TRUE(std::equal(host_rows.begin() + V, host_rows.end(), logits.begin() + V));
 
     DrawBatch short_draws;  // one draw for two rows: refused, not read past
-    plan_row_draw(top_k, {}, 12, V, short_draws);
+    plan_row_draw(top_k, {}, 12, V, true, short_draws);
     EXPECT_FALSE((*r)->step_sample(batch, short_draws, tokens, host_rows).has_value());
 }
 

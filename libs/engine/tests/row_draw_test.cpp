@@ -31,7 +31,7 @@ SamplingConfig plain(float temperature) {
 DrawBatch planned(const SamplingConfig& cfg, const std::vector<int32_t>& generated, uint64_t seed,
                   int64_t vocab) {
     DrawBatch b;
-    plan_row_draw(cfg, generated, seed, vocab, b);
+    plan_row_draw(cfg, generated, seed, vocab, true, b);
     return b;
 }
 
@@ -341,37 +341,177 @@ TEST(RowDraw, TopKScanFindsTheRulesTopK) {
     }
 }
 
-TEST(RowDraw, CoversEverythingButFullVocabularyTopPAndWideTopK) {
+TEST(RowDraw, CoversEverythingButWideTopKAndWholeVocabularyTopPWhereTheRunnerLeavesIt) {
     SamplingConfig cfg = plain(0.8F);
-    EXPECT_TRUE(drawable(cfg, 1000));
+    EXPECT_TRUE(drawable(cfg, 1000, false));
     cfg.top_p = 0.9F;
-    EXPECT_FALSE(drawable(cfg, 1000));  // nucleus over the whole vocabulary: host Sampler
+    EXPECT_TRUE(drawable(cfg, 1000, true));    // nucleus over the whole vocabulary
+    EXPECT_FALSE(drawable(cfg, 1000, false));  // ... on a runner that leaves it to the Sampler
     cfg.top_k = 20;
-    EXPECT_TRUE(drawable(cfg, 1000));
+    EXPECT_TRUE(drawable(cfg, 1000, false));
     cfg.top_k = draw::kMaxTopK + 1;
-    EXPECT_FALSE(drawable(cfg, 1000));
+    EXPECT_FALSE(drawable(cfg, 1000, true));
     cfg.top_k = 2000;  // no cut on this vocabulary, so top_p is over all of it again
-    EXPECT_FALSE(drawable(cfg, 1000));
+    EXPECT_TRUE(drawable(cfg, 1000, true));
+    EXPECT_FALSE(drawable(cfg, 1000, false));
     cfg.top_p = 1.0F;
-    EXPECT_TRUE(drawable(cfg, 1000));
-    EXPECT_FALSE(drawable(cfg, draw::kMaxVocab + 1));
-    EXPECT_TRUE(drawable(plain(0.0F), 1000));
+    EXPECT_TRUE(drawable(cfg, 1000, false));
+    EXPECT_FALSE(drawable(cfg, draw::kMaxVocab + 1, true));
+    EXPECT_TRUE(drawable(plain(0.0F), 1000, false));
 
     DrawBatch b;
     cfg.top_p = 0.9F;
     cfg.top_k = 0;
-    plan_row_draw(cfg, std::vector<int32_t>{1, 2}, 4, 1000, b);
+    plan_row_draw(cfg, std::vector<int32_t>{1, 2}, 4, 1000, false, b);
     ASSERT_EQ(b.rows.size(), 1U);
     EXPECT_EQ(b.rows[0].mode, draw::kDrawHost);
     EXPECT_TRUE(b.any_host_row());
+    plan_row_draw(cfg, std::vector<int32_t>{1, 2}, 4, 1000, true, b);
+    ASSERT_EQ(b.rows.size(), 2U);
+    EXPECT_EQ(b.rows[1].mode, draw::kDrawSample);
+    EXPECT_EQ(b.rows[1].top_k, 0);
+    EXPECT_EQ(b.rows[1].top_p, 0.9F);
+}
+
+// The nucleus floor by its definition: every finite logit's (z, mass) sorted by z, the masses
+// summed from the top until they reach the target; the floor is the z where they do.
+float nucleus_floor_by_definition(const std::vector<float>& row, const draw::RowDraw& d) {
+    float max_l = -kInf;
+    for (float x : row) {
+        if (draw::finite(x)) {
+            max_l = std::max(max_l, x);
+        }
+    }
+    std::vector<std::pair<float, uint64_t>> zm;
+    uint64_t total = 0;
+    for (float x : row) {
+        if (draw::finite(x)) {
+            const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
+            zm.emplace_back(z, draw::mass_of(z));
+            total += zm.back().second;
+        }
+    }
+    std::sort(zm.begin(), zm.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    const uint64_t target = draw::nucleus_target(total, draw::top_p_fixed(d.top_p));
+    uint64_t sum = 0;
+    for (size_t i = 0; i < zm.size(); ++i) {
+        sum += zm[i].second;
+        // Ties count whole: the floor is a value, so sum over every logit equal to it first.
+        if (sum >= target && (i + 1 == zm.size() || zm[i + 1].first != zm[i].first)) {
+            return zm[i].first;
+        }
+    }
+    return zm.back().first;
+}
+
+TEST(RowDraw, WholeVocabularyTopPFloorIsTheDefinitions) {
+    std::mt19937 gen(21);
+    std::normal_distribution<float> normal(0.0F, 3.0F);
+    for (int64_t vocab : {int64_t{1}, int64_t{7}, int64_t{1000}, int64_t{151936}}) {
+        for (int shape = 0; shape < 5; ++shape) {
+            std::vector<float> row(static_cast<size_t>(vocab));
+            for (auto& x : row) {
+                x = normal(gen);
+            }
+            if (shape == 1) {
+                std::fill(row.begin(), row.end(), 0.5F);  // one value: every id ties at the floor
+            } else if (shape == 2) {
+                for (size_t i = 0; i < row.size(); i += 3) {
+                    row[i] = -kInf;  // banned ids hold no mass
+                }
+                row[row.size() / 2] = 9.0F;
+            } else if (shape == 3) {
+                for (auto& x : row) {
+                    x = std::round(x);  // a handful of distinct values: ties at every level
+                }
+            } else if (shape == 4) {
+                row[0] = 40.0F;  // one id holds nearly all the mass
+            }
+            for (float t : {0.3F, 1.0F, 2.5F}) {
+                for (float p : {1e-9F, 0.05F, 0.5F, 0.9F, 0.999F}) {
+                    SamplingConfig cfg = plain(t);
+                    cfg.top_p = p;
+                    const DrawBatch b = planned(cfg, {}, 3, vocab);
+                    float max_l = -kInf;
+                    for (float x : row) {
+                        max_l = draw::finite(x) ? std::max(max_l, x) : max_l;
+                    }
+                    EXPECT_EQ(nucleus_floor(row, max_l, b.rows[0]),
+                              nucleus_floor_by_definition(row, b.rows[0]))
+                        << "vocab " << vocab << " shape " << shape << " T " << t << " p " << p;
+                }
+            }
+        }
+    }
+}
+
+TEST(RowDraw, WholeVocabularyTopPDrawsTheNucleusSoftmax) {
+    // T = 1 weights relative to the top: id 3 (1), 4 (0.61), 0 (0.37), 7 (0.33), 1 (0.17),
+    // 6 (0.14), 2 (0.08), 5 (0.007); total 2.707. top_p 0.7 needs 1.895: ids 3, 4 and 0 hold
+    // 1.974 (3 and 4 alone 1.607), so the nucleus is those three.
+    const std::vector<float> row = {1.0F, 0.2F, -0.5F, 2.0F, 1.5F, -3.0F, 0.0F, 0.9F};
+    SamplingConfig cfg = plain(1.0F);
+    cfg.top_p = 0.7F;
+    const int n = 30000;
+    std::vector<float> kept(row.size(), -kInf);
+    for (int id : {3, 4, 0}) {
+        kept[static_cast<size_t>(id)] = row[static_cast<size_t>(id)];
+    }
+    EXPECT_LT(chi_square(frequencies(row, cfg, n), softmax(kept, 1.0F), n), 13.8);  // 2 dof
+
+    // min_p on top: weights 1, 0.61, 0.37 against min_p 0.5 leave ids 3 and 4.
+    cfg.min_p = 0.5F;
+    kept[0] = -kInf;
+    EXPECT_LT(chi_square(frequencies(row, cfg, n), softmax(kept, 1.0F), n), 10.8);  // 1 dof
+
+    // Every draw lies at or above the floor, on a large random row at several temperatures.
+    std::mt19937 gen(5);
+    std::normal_distribution<float> normal(0.0F, 2.0F);
+    std::vector<float> big(50000);
+    for (auto& x : big) {
+        x = normal(gen);
+    }
+    const float max_l = *std::max_element(big.begin(), big.end());
+    for (float t : {0.6F, 1.0F}) {
+        SamplingConfig c = plain(t);
+        c.top_p = 0.9F;
+        const DrawBatch b = planned(c, {}, 8, static_cast<int64_t>(big.size()));
+        const float z_floor = nucleus_floor(big, max_l, b.rows[0]);
+        EXPECT_LT(z_floor, 0.0F);
+        for (uint32_t pos = 0; pos < 64; ++pos) {
+            const int32_t id = draw_at(big, c, 8, pos);
+            ASSERT_GE(id, 0);
+            const float z = draw::mul(draw::sub(big[static_cast<size_t>(id)], max_l), 1.0F / t);
+            EXPECT_GE(z, z_floor) << "T " << t << " position " << pos;
+        }
+    }
+}
+
+TEST(RowDraw, NucleusTargetIsTheCeilingOfTheShareAndNeverZero) {
+    const uint64_t total = (uint64_t{1} << 57) + 12345;
+    const uint32_t p = draw::top_p_fixed(0.9F);
+    // Exact by 128-bit arithmetic (a GCC extension, so -Wpedantic is told).
+    __extension__ using U128 = unsigned __int128;
+    const U128 product = static_cast<U128>(total) * p;
+    const auto want = static_cast<uint64_t>((product + 0xffffff) >> 24);
+    EXPECT_EQ(draw::nucleus_target(total, p), want);
+    EXPECT_EQ(draw::nucleus_target(1000, 0), 1U);
+    EXPECT_EQ(draw::nucleus_target(uint64_t{1} << 40, draw::top_p_fixed(0.5F)), uint64_t{1} << 39);
+    EXPECT_EQ(draw::top_p_fixed(0.5F), 1U << 23);
+    for (float z : {0.0F, -1e-30F, -0.5F, -3.0F, -100.0F}) {
+        EXPECT_EQ(draw::from_order_key(draw::order_key(z)), z);
+        EXPECT_LT(draw::order_key(draw::mul(z, 2.0F) - 1.0F), draw::order_key(z));
+    }
+    EXPECT_EQ(draw::mass_of(0.0F), uint64_t{1} << 40);
+    EXPECT_EQ(draw::mass_of(-200.0F), 0U);
 }
 
 TEST(RowDraw, PackedBatchesHoldRowsThenEntries) {
     SamplingConfig cfg = plain(1.0F);
     cfg.repetition_penalty = 1.2F;
     DrawBatch b;
-    plan_row_draw(cfg, std::vector<int32_t>{4, 5, 4}, 1, 100, b);
-    plan_row_draw(cfg, std::vector<int32_t>{6}, 2, 100, b);
+    plan_row_draw(cfg, std::vector<int32_t>{4, 5, 4}, 1, 100, true, b);
+    plan_row_draw(cfg, std::vector<int32_t>{6}, 2, 100, true, b);
     ASSERT_EQ(b.rows.size(), 2U);
     ASSERT_EQ(b.entries.size(), 3U);  // {4, 5} then {6}
     EXPECT_EQ(b.rows[1].first_entry, 2U);

@@ -325,8 +325,12 @@ TEST(SchedulerBatching, EvictsCachedBlocksWhenThePoolIsShort) {
 // A seeded request gets the same tokens alone, beside rows the draw rule takes, and beside rows
 // it leaves to the host Sampler (top-p over the whole vocabulary), whichever way it goes itself.
 TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
-    auto run = [](float target_top_p, int n_others, float others_top_p) {
+    // device_top_p: whether the runner draws top-p over the whole vocabulary itself (else the
+    // host Sampler takes those rows).
+    bool device_top_p = true;
+    auto run = [&device_top_p](float target_top_p, int n_others, float others_top_p) {
         Harness h(4, 256, 32);
+        h.runner.whole_vocab_top_p = device_top_p;
         Collector target;
         GenerateRequest r;
         r.prompt_tokens = make_prompt(9, 4, kVocab);
@@ -349,21 +353,31 @@ TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
         run_until_idle(*h.scheduler);
         return std::make_pair(target.text(), h.runner.host_rows_per_sample_step());
     };
-    for (float target_top_p : {1.0F, 0.9F}) {
-        const auto [alone, alone_steps] = run(target_top_p, 0, 1.0F);
-        EXPECT_EQ(run(target_top_p, 3, 1.0F).first, alone) << target_top_p;
-        EXPECT_EQ(run(target_top_p, 1, 1.0F).first, alone) << target_top_p;
-        EXPECT_EQ(run(target_top_p, 3, 0.8F).first, alone) << target_top_p;
-        // Sampling actually sampled: temperature 1 over the script's logits leaves the argmax.
-        EXPECT_NE(alone, pieces_text(expected_greedy(make_prompt(9, 4, kVocab), 24, kVocab)));
-        // Alone, the request's rows went where its settings say: drawn, or to the host.
-        ASSERT_EQ(alone_steps.size(), 24U);
-        for (int host : alone_steps) {
-            EXPECT_EQ(host, target_top_p < 1.0F ? 1 : 0);
+    for (const bool device : {true, false}) {
+        device_top_p = device;
+        for (float target_top_p : {1.0F, 0.9F}) {
+            const auto [alone, alone_steps] = run(target_top_p, 0, 1.0F);
+            EXPECT_EQ(run(target_top_p, 3, 1.0F).first, alone) << target_top_p << device;
+            EXPECT_EQ(run(target_top_p, 1, 1.0F).first, alone) << target_top_p << device;
+            EXPECT_EQ(run(target_top_p, 3, 0.8F).first, alone) << target_top_p << device;
+            // Sampling actually sampled: temperature 1 over the script's logits leaves the argmax.
+            EXPECT_NE(alone, pieces_text(expected_greedy(make_prompt(9, 4, kVocab), 24, kVocab)));
+            // Alone, the request's rows went where its settings and the runner say: drawn, or to
+            // the host (top-p over the whole vocabulary on a runner that does not draw it).
+            ASSERT_EQ(alone_steps.size(), 24U);
+            for (int host : alone_steps) {
+                EXPECT_EQ(host, target_top_p < 1.0F && !device ? 1 : 0) << device;
+            }
         }
     }
-    // Drawn and host-sampled, the same seed gives different texts: two rules, not one.
-    EXPECT_NE(run(1.0F, 0, 1.0F).first, run(0.9F, 0, 1.0F).first);
+    // The nucleus cuts: with the same seed, top-p 0.9 and no cut draw different texts (drawn
+    // both), and the drawn and the host-sampled top-p differ too: two rules, not one.
+    device_top_p = true;
+    const std::string drawn_full = run(1.0F, 0, 1.0F).first;
+    const std::string drawn_nucleus = run(0.9F, 0, 1.0F).first;
+    device_top_p = false;
+    EXPECT_NE(drawn_full, drawn_nucleus);
+    EXPECT_NE(drawn_nucleus, run(0.9F, 0, 1.0F).first);
 }
 
 // Rows left to the host Sampler (top-p over the whole vocabulary) are sampled several at a time
@@ -372,6 +386,7 @@ TEST(SchedulerBatching, SeededSamplingIgnoresBatchComposition) {
 TEST(SchedulerBatching, SampledRowsAreTheSameOnAnyNumberOfSamplingThreads) {
     auto run = [](int threads) {
         Harness h(4, 256, 32, true, {}, threads);
+        h.runner.whole_vocab_top_p = false;  // the host Sampler's rows, on `threads` threads
         std::vector<std::unique_ptr<Collector>> out;
         for (int i = 0; i < 6; ++i) {
             out.push_back(std::make_unique<Collector>());

@@ -188,6 +188,10 @@ public:
     }
 
     bool fail_next_step = false;  // set before the step, from the stepping thread
+    // What draws_whole_vocab_top_p answers (true: the drawn path; false leaves top-p-only rows to
+    // the host Sampler, as real runners do until their device draws them).
+    bool whole_vocab_top_p = true;
+    bool draws_whole_vocab_top_p() const override { return whole_vocab_top_p; }
 
 private:
     int64_t vocab_;

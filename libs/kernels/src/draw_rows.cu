@@ -11,7 +11,9 @@
 //
 // Two kernels, each taking the rows of its kind and skipping the rest (both always run):
 //   draw_scan_kernel: penalties, then the max (greedy: done); sampling over the whole vocabulary
-//     keys each finite logit (z + Gumbel) in a second pass and keeps the best. An id whose key
+//     finds top-p's floor first where asked (four radix rounds over the logits' order keys,
+//     integer mass buckets merged over the cluster), then keys each finite logit above the
+//     floors (z + Gumbel) in a last pass and keeps the best. An id whose key
 //     cannot reach the key of the row's top id (z + the largest Gumbel variate below it) is
 //     skipped without its hash and logs: the result is the same, the work follows the
 //     distribution's spread.
@@ -176,6 +178,129 @@ __device__ __forceinline__ bool ended_by_max(const Best& top, const draw::RowDra
     return false;
 }
 
+// The nucleus floor's shared state (top-p over the whole vocabulary): each CTA's mass buckets for
+// one byte of the order key, two alternating buffers (a peer may still read the last round's
+// while this CTA fills the next: one cluster barrier a round suffices), the cluster's merged
+// buckets, and the decision so far.
+struct Nucleus {
+    unsigned long long bucket[2][256];
+    unsigned long long merged[256];
+    uint32_t prefix;
+    unsigned long long above;  // mass of every key above the prefix's bucket
+    unsigned long long target;
+};
+
+// This thread's share of one radix round: the mass of each of its logits whose key lies under the
+// prefix, added to its bucket (consecutive logits of the same bucket are summed first).
+__device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l, float inv_t,
+                                                 uint32_t prefix, int shift,
+                                                 unsigned long long* bucket) {
+    int run_bucket = -1;
+    unsigned long long run = 0;
+#pragma unroll 1
+    for (int i = 0; i < kPerThread; ++i) {
+        const int64_t c = rs.first + int64_t{i} * kThreads;
+        if (c >= rs.end) {
+            break;
+        }
+        const float x = rs.row[c];
+        if (!draw::finite(x)) {
+            continue;
+        }
+        const float z = draw::mul(draw::sub(x, max_l), inv_t);
+        const uint64_t m = draw::mass_of(z);
+        const uint32_t k = draw::order_key(z);
+        if (m == 0 || !draw::under_prefix(k, prefix, shift)) {
+            continue;
+        }
+        const int b = static_cast<int>((k >> shift) & 0xffu);
+        if (b != run_bucket) {
+            if (run_bucket >= 0) {
+                atomicAdd(&bucket[run_bucket], run);
+            }
+            run_bucket = b;
+            run = 0;
+        }
+        run += m;
+    }
+    if (run_bucket >= 0) {
+        atomicAdd(&bucket[run_bucket], run);
+    }
+}
+
+// draw_rule.h's nucleus floor (the host's nucleus_floor): four rounds, each bucketing the masses
+// of the keys under the prefix by their next byte, merging the cluster's buckets and taking the
+// highest bucket whose mass brings the mass at or above it to the target (round 0's buckets hold
+// every mass: their sum is the row's total, hence the target). Every CTA decides the same way from
+// the same merged buckets. Integer sums: exact in any order. Not inlined: in the kernel's own
+// body (1024 threads, 64 registers each) it made ptxas spill.
+__device__ __noinline__ float nucleus_floor(const RowSlice& rs, float max_l,
+                                            const draw::RowDraw& d, Nucleus& nb,
+                                            cg::cluster_group& cluster, int& buf) {
+    const int tid = static_cast<int>(threadIdx.x);
+    const int lane = tid % kWarp;
+    uint32_t prefix = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        unsigned long long* mine = nb.bucket[buf];
+        for (int i = tid; i < 256; i += kThreads) {
+            mine[i] = 0;
+        }
+        __syncthreads();
+        add_round_masses(rs, max_l, d.inv_temperature, prefix, shift, mine);
+        cluster.sync();  // every CTA's buckets are complete and visible
+        if (tid < 256) {
+            unsigned long long sum = 0;
+#pragma unroll
+            for (int r = 0; r < kCluster; ++r) {
+                sum += *cluster.map_shared_rank(&mine[tid], r);
+            }
+            nb.merged[tid] = sum;
+        }
+        __syncthreads();
+        if (tid < kWarp) {
+            // Lane l holds buckets 255 - 8l down to 248 - 8l: the scan runs from the top.
+            unsigned long long part = 0;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                part += nb.merged[255 - 8 * lane - j];
+            }
+            unsigned long long incl = part;  // this lane's and every higher bucket's
+#pragma unroll
+            for (int off = 1; off < kWarp; off <<= 1) {
+                const unsigned long long o = __shfl_up_sync(0xffffffffu, incl, off);
+                if (lane >= off) {
+                    incl += o;
+                }
+            }
+            if (shift == 24 && lane == kWarp - 1) {
+                nb.target = draw::nucleus_target(incl, draw::top_p_fixed(d.top_p));
+                nb.above = 0;
+            }
+            __syncwarp();
+            const unsigned long long target = nb.target;
+            const unsigned long long above = nb.above;
+            const unsigned crossed = __ballot_sync(0xffffffffu, above + incl >= target);
+            const int first = crossed != 0 ? __ffs(static_cast<int>(crossed)) - 1 : kWarp - 1;
+            if (lane == first) {
+                unsigned long long running = above + incl - part;
+                int b = 255 - 8 * lane;
+                for (int j = 0; j < 8; ++j, --b) {
+                    if (b == 0 || running + nb.merged[b] >= target) {
+                        break;
+                    }
+                    running += nb.merged[b];
+                }
+                nb.prefix = prefix | (static_cast<uint32_t>(b) << shift);
+                nb.above = running;
+            }
+        }
+        __syncthreads();
+        prefix = nb.prefix;
+        buf ^= 1;
+    }
+    return draw::from_order_key(prefix);
+}
+
 __device__ __forceinline__ float key_of(float z, uint64_t row_key, int32_t id) {
     return draw::add(z, draw::gumbel(draw::draw_bits(row_key, static_cast<uint32_t>(id))));
 }
@@ -191,9 +316,11 @@ __global__ void __launch_bounds__(kThreads)
     grid_dependency_wait();
     allow_dependent_launch();
     __shared__ Reduce s;
+    __shared__ Nucleus nb;
     cg::cluster_group cluster = cg::this_cluster();
     const int rank = static_cast<int>(cluster.block_rank());
     int phase = 0;
+    int buf = 0;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         const draw::RowDraw d = draws[r];
         if (d.mode == draw::kDrawHost) {
@@ -212,6 +339,12 @@ __global__ void __launch_bounds__(kThreads)
             continue;
         }
         const float max_l = top.key;
+        // Top-p over the whole vocabulary and min-p: one floor on z (as the host: the larger).
+        float z_floor = d.log_min_p;
+        if (d.top_p < 1.0F) {
+            const float nf = nucleus_floor(rs, max_l, d, nb, cluster, buf);
+            z_floor = nf < d.log_min_p ? d.log_min_p : nf;
+        }
         const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
         // The top id's key bounds the winner's from below.
         const float floor_key = key_of(0.0F, row_key, top.id);
@@ -223,7 +356,7 @@ __global__ void __launch_bounds__(kThreads)
                 const float x = rs.row[c];
                 if (draw::finite(x)) {
                     const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
-                    if (z >= d.log_min_p && draw::add(z, draw::kGumbelBound) >= floor_key) {
+                    if (z >= z_floor && draw::add(z, draw::kGumbelBound) >= floor_key) {
                         const auto id = static_cast<int32_t>(c);
                         const float key = key_of(z, row_key, id);
                         if (draw::before(key, id, b.key, b.id)) {

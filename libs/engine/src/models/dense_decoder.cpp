@@ -96,6 +96,7 @@ public:
                        std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
         return run_step(batch, StepOutput{.rows = &host_rows, .tokens = &tokens, .draws = &draws});
     }
+    bool draws_whole_vocab_top_p() const override { return backend_->draws_whole_vocab_top_p(); }
 
     const ModelConfig& config() const override { return config_; }
     const GenerationDefaults& generation_defaults() const override { return gen_; }

@@ -39,6 +39,7 @@ public:
         executor_->run([&] { result = inner_->step_sample(batch, draws, tokens, host_rows); });
         return result;
     }
+    bool draws_whole_vocab_top_p() const override { return inner_->draws_whole_vocab_top_p(); }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

@@ -38,6 +38,7 @@ public:
         }
         return inner_->step_sample(batch, draws, tokens, host_rows);
     }
+    bool draws_whole_vocab_top_p() const override { return inner_->draws_whole_vocab_top_p(); }
     const ModelConfig& config() const override { return inner_->config(); }
     const GenerationDefaults& generation_defaults() const override {
         return inner_->generation_defaults();

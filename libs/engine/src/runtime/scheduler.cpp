@@ -461,7 +461,8 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         draws_.clear();
         for (const auto& e : entries) {
             if (e.need_logits) {
-                plan_row_draw(e.seq->cfg, e.seq->generated(), e.seq->seed, vocab_size_, draws_);
+                plan_row_draw(e.seq->cfg, e.seq->generated(), e.seq->seed, vocab_size_,
+                              runner_.draws_whole_vocab_top_p(), draws_);
             }
         }
         status = runner_.step_sample(batch, draws_, argmax_, logits_);

@@ -134,7 +134,7 @@ void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, u
     d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
     d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
     d.inv_temperature = cfg.greedy() ? 1.0F : 1.0F / cfg.temperature;
-    d.top_p = d.top_k > 0 ? cfg.top_p : 1.0F;
+    d.top_p = cfg.greedy() || cfg.top_p >= 1.0F ? 1.0F : cfg.top_p;
     // A min_p below the normal floats cuts nothing a float weight can hold (exp(z) < 1e-38).
     d.log_min_p = cfg.min_p >= std::numeric_limits<float>::min()
                       ? draw::log_positive(cfg.min_p)
@@ -170,7 +170,7 @@ std::vector<int32_t> DrawBatch::packed(size_t n_rows) const {
     return words;
 }
 
-bool drawable(const SamplingConfig& cfg, int64_t vocab) {
+bool drawable(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p) {
     if (vocab <= 0 || vocab > draw::kMaxVocab) {
         return false;
     }
@@ -181,12 +181,12 @@ bool drawable(const SamplingConfig& cfg, int64_t vocab) {
     if (top_k) {
         return cfg.top_k <= draw::kMaxTopK;
     }
-    return cfg.top_p >= 1.0F;
+    return cfg.top_p >= 1.0F || whole_vocab_top_p;
 }
 
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
-                   int64_t vocab, DrawBatch& batch) {
-    if (!drawable(cfg, vocab)) {
+                   int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch) {
+    if (!drawable(cfg, vocab, whole_vocab_top_p)) {
         RowDraw d{};
         d.mode = draw::kDrawHost;
         batch.rows.push_back(d);
@@ -291,6 +291,46 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
     finish_row(cfg, generated, seed, vocab, first_entry, batch);
 }
 
+float nucleus_floor(std::span<const float> row, float max_l, const RowDraw& d) {
+    // The finite logits with a mass (the rest cannot move the sum), as (order key, mass).
+    thread_local std::vector<uint32_t> keys;
+    thread_local std::vector<uint64_t> masses;
+    keys.clear();
+    masses.clear();
+    uint64_t total = 0;
+    for (const float x : row) {
+        if (!draw::finite(x)) {
+            continue;
+        }
+        const float z = draw::mul(draw::sub(x, max_l), d.inv_temperature);
+        const uint64_t m = draw::mass_of(z);
+        if (m > 0) {
+            keys.push_back(draw::order_key(z));
+            masses.push_back(m);
+            total += m;
+        }
+    }
+    const uint64_t target = draw::nucleus_target(total, draw::top_p_fixed(d.top_p));
+    // A byte of the floor's key at a time, from the top: the highest byte whose bucket brings the
+    // mass at or above it (`above`: the mass of every higher bucket) to the target.
+    uint32_t prefix = 0;
+    uint64_t above = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        uint64_t bucket[256] = {};
+        for (size_t i = 0; i < keys.size(); ++i) {
+            if (draw::under_prefix(keys[i], prefix, shift)) {
+                bucket[(keys[i] >> shift) & 0xffU] += masses[i];
+            }
+        }
+        uint32_t b = 255;
+        for (; b > 0 && above + bucket[b] < target; --b) {
+            above += bucket[b];
+        }
+        prefix |= b << shift;
+    }
+    return draw::from_order_key(prefix);
+}
+
 int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const PenaltyEntry> entries) {
     if (d.mode == draw::kDrawHost) {
         return -1;
@@ -316,16 +356,19 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
     if (d.top_k > 0) {
         return draw_from_top_k(top_k_of(row, static_cast<size_t>(d.top_k)), d);
     }
-    // Every finite id with z >= log_min_p competes. The key is at most z + the largest Gumbel
+    // Every finite id with z >= the floor (top-p's, min-p's) competes. The key is at most z + the
+    // largest Gumbel
     // variate, so an id whose bound cannot beat the best so far is skipped without its hash and
     // logs (the result does not depend on the visiting order: `before` is a total order). The
     // top id goes first so the bound bites from the start.
+    const float z_floor = d.top_p < 1.0F ? std::max(nucleus_floor(row, max_l, d), d.log_min_p)
+                                          : d.log_min_p;
     const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
     float best_key = 0.0F;
     int32_t best_id = -1;
     auto consider = [&](int64_t c) {
         const float z = draw::mul(draw::sub(row[static_cast<size_t>(c)], max_l), d.inv_temperature);
-        if (!(z >= d.log_min_p) || (best_id >= 0 && !(draw::add(z, draw::kGumbelBound) >= best_key))) {
+        if (!(z >= z_floor) || (best_id >= 0 && !(draw::add(z, draw::kGumbelBound) >= best_key))) {
             return;
         }
         const float key =
@@ -344,7 +387,7 @@ int32_t draw_row(std::span<float> row, const RowDraw& d, std::span<const Penalty
         std::memcpy(&v, row.data() + c, sizeof(v));
         const F4 z = (v - max_l) * d.inv_temperature;
         const I4 finite = (reinterpret_cast<U4>(v) & 0x7f800000U) != 0x7f800000U;
-        const I4 candidate = finite & (z >= d.log_min_p) & ((z + draw::kGumbelBound) >= best_key);
+        const I4 candidate = finite & (z >= z_floor) & ((z + draw::kGumbelBound) >= best_key);
         if ((candidate[0] | candidate[1] | candidate[2] | candidate[3]) == 0) {
             continue;
         }

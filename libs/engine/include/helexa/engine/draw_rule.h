@@ -9,7 +9,9 @@
 //   3. greedy: the lowest id holding the maximum;
 //   4. otherwise z = (l - max) * (1 / T) over finite logits; with top_k, the k largest logits
 //      (ties: lower id), then top-p over them (sequential f32 sum of exp(z) in that order), then
-//      min-p (z >= log(min_p)); without top_k, min-p over the whole vocabulary;
+//      min-p (z >= log(min_p)); without top_k, top-p over the whole vocabulary (every logit with
+//      z >= nucleus floor: the largest z whose logits at or above it hold nucleus_target of the
+//      row's mass, masses being mass_of(z) summed exactly as integers), then min-p;
 //   5. the token is the argmax over the survivors of z + g(id), g a Gumbel variate from a
 //      counter-based hash of (seed, position, id) (row_key, draw_bits): exact sampling from the survivors' softmax,
 //      with no normalising sum and no sequential random state, so a seeded row draws the same
@@ -64,7 +66,7 @@ struct RowDraw {
     uint32_t mode;             // DrawMode
     int32_t top_k;             // 0 = no top-k cut, else 2..kMaxTopK
     float inv_temperature;     // 1 / T
-    float top_p;               // 1 = no cut (only applied with top_k)
+    float top_p;               // 1 = no cut (with top_k over the k, else over the vocabulary)
     float log_min_p;           // -inf = no cut
     float repetition_penalty;  // for kRepeated entries
     uint32_t seed_lo;
@@ -241,6 +243,48 @@ inline constexpr float kGumbelBound = 17.0F;
 // the lower id on equal keys.
 HELEXA_DRAW_FN bool before(float ka, int32_t ia, float kb, int32_t ib) {
     return ia >= 0 && (ib < 0 || ka > kb || (ka == kb && ia < ib));
+}
+
+// ---- top-p over the whole vocabulary: masses in fixed point -------------------------------
+// A nucleus over up to kMaxVocab logits cannot be summed in one sequential f32 order on the
+// device, so its masses are integers: exp(z) in units of 2^-40, truncated (a row's total stays
+// below 2^58). Integer sums are exact in any order, so the host and the device find the same
+// nucleus however they add. Ties at the floor are all in (the floor is a value, not a count).
+inline constexpr float kMassScale = 1099511627776.0F;  // 2^40
+inline constexpr float kTopPScale = 16777216.0F;       // 2^24
+
+HELEXA_DRAW_FN uint64_t mass_of(float z) {
+    return static_cast<uint64_t>(mul(exp_nonpositive(z), kMassScale));
+}
+
+// top_p in units of 2^-24, truncated (top_p < 1).
+HELEXA_DRAW_FN uint32_t top_p_fixed(float top_p) {
+    return static_cast<uint32_t>(mul(top_p, kTopPScale));
+}
+
+// The mass the nucleus must reach: ceil(total * p_fixed / 2^24), at least 1 (so the floor is
+// always a logit's own z). 32-bit halves keep the product in 64 bits (total < 2^58).
+HELEXA_DRAW_FN uint64_t nucleus_target(uint64_t total, uint32_t p_fixed) {
+    const uint64_t lo = (total & 0xffffffffULL) * p_fixed;  // < 2^56
+    const uint64_t hi = (total >> 32) * p_fixed;             // < 2^50
+    const uint64_t target = (hi << 8) + ((lo + 0xffffffULL) >> 24);
+    return target > 0 ? target : 1;
+}
+
+// z's place among floats as an unsigned key (a higher z, a higher key), and back: the nucleus
+// floor is found a byte of the key at a time.
+HELEXA_DRAW_FN uint32_t order_key(float z) {
+    const uint32_t b = float_bits(z);
+    return (b & 0x80000000u) != 0 ? ~b : (b | 0x80000000u);
+}
+HELEXA_DRAW_FN float from_order_key(uint32_t k) {
+    return bits_float((k & 0x80000000u) != 0 ? (k & 0x7fffffffu) : ~k);
+}
+
+// Whether key k is in the part of the key space a radix round at `shift` looks at: its bits above
+// shift + 8 equal the prefix decided so far.
+HELEXA_DRAW_FN bool under_prefix(uint32_t k, uint32_t prefix, int shift) {
+    return shift >= 24 || (k >> (shift + 8)) == (prefix >> (shift + 8));
 }
 
 HELEXA_DRAW_FN uint64_t seed_of(const RowDraw& d) {

@@ -34,15 +34,20 @@ struct DrawBatch {
 inline constexpr int64_t kRowDrawWords = sizeof(draw::RowDraw) / sizeof(int32_t);
 
 // True when the rule draws requests with these settings over a vocabulary of `vocab` ids: every
-// setting but top-p without top-k, top-k above draw::kMaxTopK, and vocabularies above
-// draw::kMaxVocab (those stay with the host Sampler).
-bool drawable(const SamplingConfig& cfg, int64_t vocab);
+// setting but top-k above draw::kMaxTopK and vocabularies above draw::kMaxVocab (those stay with
+// the host Sampler), and top-p without top-k only where the runner draws it
+// (`whole_vocab_top_p`: ModelRunner::draws_whole_vocab_top_p).
+bool drawable(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p);
 
 // Appends the row for one request to `batch`: its penalties and bias as entries (generated: the
 // tokens it generated so far, oldest first), `seed` and `position` (= generated.size()) as the
-// draw's counter. A request the rule does not cover gets a kDrawHost row.
+// draw's counter. A request the rule does not cover (drawable) gets a kDrawHost row.
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
-                   int64_t vocab, DrawBatch& batch);
+                   int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch);
+
+// The nucleus floor of draw_rule.h step 4 for a row without top-k: the largest z whose finite
+// logits at or above it hold draw::nucleus_target of the row's mass (max_l: the row's maximum).
+float nucleus_floor(std::span<const float> row, float max_l, const draw::RowDraw& d);
 
 // The rule on one host row, in place (penalties are applied to `row`). Returns the token, or -1
 // when the row has a +inf or no finite logit. `entries` is the step's whole entry array.

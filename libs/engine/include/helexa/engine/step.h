@@ -68,6 +68,11 @@ public:
     // The default runs step_in_place and the rule on the host (draw_row).
     virtual Status step_sample(const StepBatch& batch, const DrawBatch& draws,
                                std::vector<int32_t>& tokens, std::span<float>& host_rows);
+    // Whether step_sample draws rows with top-p over the whole vocabulary (no top-k) itself;
+    // when not, the scheduler plans them as kDrawHost (plan_row_draw) and the host Sampler takes
+    // them. Not by default: on the host the rule's nucleus floor costs ~2 ms a 152k row against
+    // the Sampler's ~0.15 (draw_rule_bench), and the default draws on the host.
+    virtual bool draws_whole_vocab_top_p() const { return false; }
 
 protected:
     // step_in_place's rows where the runner has no better place for them (the default; a device
