@@ -6,7 +6,7 @@
 //
 //   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
 //       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
-//       [--sampling host|drawn|drawn-topk [--sampling-threads N]]
+//       [--sampling host|drawn|drawn-topk|drawn-topp [--sampling-threads N]]
 // --sampling: the concurrency runs sample every row instead of taking the argmax.
 //   host: at a default request's settings (temperature 1, repetition penalty 1.1 over the last
 //     64 tokens: SamplingConfig's defaults) by the host Sampler, as the scheduler serves settings
@@ -17,6 +17,9 @@
 //     scheduler serves them: only ids come back.
 //   drawn-topk: step_sample at Qwen3's generation_config (temperature 0.6, top-k 20, top-p 0.95,
 //     repetition penalty 1.1).
+//   drawn-topp: step_sample at Llama-3.1's (temperature 0.6, top-p 0.9 over the whole vocabulary,
+//     repetition penalty 1.1), drawn on the device whatever the backend tells the scheduler
+//     (CudaBackend::draws_whole_vocab_top_p).
 // --reference: first compare with transformers' bf16 forward written beside the weights by
 // scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
 // Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them). A concurrency
@@ -258,8 +261,8 @@ int main(int argc, char** argv) {
         } else if (a == "--sampling") {
             sampling_mode = next();
             if (sampling_mode != "host" && sampling_mode != "drawn" &&
-                sampling_mode != "drawn-topk") {
-                die("--sampling takes host, drawn or drawn-topk");
+                sampling_mode != "drawn-topk" && sampling_mode != "drawn-topp") {
+                die("--sampling takes host, drawn, drawn-topk or drawn-topp");
             }
         } else if (a == "--sampling-threads") {
             sampling_threads = static_cast<int>(std::stoll(next()));
@@ -521,6 +524,9 @@ int main(int argc, char** argv) {
             draw_cfg.temperature = 0.6F;
             draw_cfg.top_k = 20;
             draw_cfg.top_p = 0.95F;
+        } else if (sampling_mode == "drawn-topp") {
+            draw_cfg.temperature = 0.6F;
+            draw_cfg.top_p = 0.9F;
         }
         helexa::engine::DrawBatch draws;
         double plan_seconds = 0;  // host time planning the draws (on the step's critical path)

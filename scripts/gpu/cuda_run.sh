@@ -13,7 +13,7 @@
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
 # matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), SAMPLED (the
 # concurrency runs again with every stream sampled, once per SAMPLING_MODES entry: drawn,
-# drawn-topk, host; see cuda_engine_bench --sampling). AB_ENV="NAME=VALUE ..."
+# drawn-topk, host; drawn-topp too when asked; see cuda_engine_bench --sampling). AB_ENV="NAME=VALUE ..."
 # repeats the attention timings and each model's decode and concurrency runs with those
 # variables set (label suffix -ab): an A/B of any environment knob in the same call.
 set -uo pipefail
