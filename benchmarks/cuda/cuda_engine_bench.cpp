@@ -167,7 +167,7 @@ struct HostSampling {
     helexa::engine::SamplingConfig cfg;  // the defaults a request without settings gets
 };
 
-// One decode step of streams drawn where the logits are (--sampling drawn / drawn-topk).
+// One decode step of streams drawn where the logits are (--sampling drawn, drawn-topk, drawn-topp).
 void drawn_step_or_die(CausalLmRunner& r, const StepBatch& b,
                        const helexa::engine::DrawBatch& draws, std::vector<int32_t>& tokens) {
     std::span<float> host_rows;
@@ -519,7 +519,7 @@ int main(int argc, char** argv) {
         if (sampling_mode == "host") {
             sampling = std::make_unique<HostSampling>(B, sampling_threads);
         }
-        helexa::engine::SamplingConfig draw_cfg;  // the defaults, or Qwen3's with drawn-topk
+        helexa::engine::SamplingConfig draw_cfg;  // the defaults, Qwen3's or Llama's
         if (sampling_mode == "drawn-topk") {
             draw_cfg.temperature = 0.6F;
             draw_cfg.top_k = 20;
