@@ -261,6 +261,11 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
     fs::remove_all(dir, ec);
 }
 
+SamplingConfig plain_sampling() {
+    SamplingConfig cfg;  // temperature 1, repetition penalty 1.1
+    return cfg;
+}
+
 // Loading warms every decode bucket up to ModelRunnerOptions::warm_up_max_seqs (11 here:
 // buckets 1..8 and 16), recording each one's graph (and, on a device, tuning its matmuls), so
 // the first real decode steps of those batch sizes replay instead of recording; the warm-up's
@@ -318,6 +323,29 @@ TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
     }
     EXPECT_EQ(log.captures, captures_after_load);
     EXPECT_EQ(log.replays, replays_after_load + 6);
+
+    // A first sampled step records its own graph (it ends in the draw) and allocates the draws'
+    // buffer; that buffer is new, not moved, so the warmed argmax graphs stay valid.
+    auto decode_batch = [&](int batch_size) {
+        StepBatch b;
+        for (int i = 0; i < batch_size; ++i) {
+            const auto s = static_cast<size_t>(i);
+            b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
+                              static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
+        }
+        return b;
+    };
+    DrawBatch draws;
+    for (int i = 0; i < 5; ++i) {
+        plan_row_draw(plain_sampling(), {}, 90 + static_cast<uint64_t>(i), V, true, draws);
+    }
+    std::vector<int32_t> drawn;
+    std::span<float> host_rows;
+    ASSERT_TRUE(graphed->step_sample(decode_batch(5), draws, drawn, host_rows).has_value());
+    EXPECT_EQ(log.captures, captures_after_load + 1);
+    std::vector<int32_t> ids;
+    ASSERT_TRUE(graphed->step_argmax(decode_batch(11), ids).has_value());
+    EXPECT_EQ(log.captures, captures_after_load + 1);
     graphed.reset();
     std::error_code ec;
     fs::remove_all(dir, ec);

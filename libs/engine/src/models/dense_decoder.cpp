@@ -46,13 +46,15 @@ struct LayerWeights {
 // more than any step before it.
 class Scratch {
 public:
-    // `generation` is bumped whenever the buffer moves (recorded graphs point at it).
+    // `generation` is bumped whenever the buffer moves (recorded graphs point at it); a slot's
+    // first allocation moves nothing a graph could hold, so the graphs recorded so far stay (a
+    // first sampled step no longer drops every decode graph the load warmed).
     Result<Tensor> get(Backend& backend, DType dtype, int64_t rows, int64_t cols,
                        int64_t& generation) {
         const int64_t need = std::max<int64_t>(1, rows * cols);
         if (need > capacity_) {
-            ++generation;
             if (tensor_) {
+                ++generation;
                 backend.free(tensor_);
             }
             auto t = backend.alloc(dtype, 1, std::max(need, capacity_ * 3 / 2));
