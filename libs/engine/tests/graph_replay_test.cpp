@@ -261,11 +261,6 @@ TEST(GraphReplay, DrawnDecodeStepsReplayOneGraphWhileTheirPenaltiesGrow) {
     fs::remove_all(dir, ec);
 }
 
-SamplingConfig plain_sampling() {
-    SamplingConfig cfg;  // temperature 1, repetition penalty 1.1
-    return cfg;
-}
-
 // Loading warms every decode bucket up to ModelRunnerOptions::warm_up_max_seqs (11 here:
 // buckets 1..8 and 16), recording each one's graph (and, on a device, tuning its matmuls), so
 // the first real decode steps of those batch sizes replay instead of recording; the warm-up's
@@ -300,15 +295,20 @@ TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
         tokens[s].push_back(static_cast<int32_t>(std::max_element(lc.begin(), lc.end()) -
                                                  lc.begin()));
     }
-    const int captures_after_load = log.captures;
-    const int replays_after_load = log.replays;
-    for (const int batch_size : {1, 5, 11, 9, 2, 8}) {
+    // The next decode step of the first batch_size sequences.
+    auto decode_batch = [&](int batch_size) {
         StepBatch b;
         for (int i = 0; i < batch_size; ++i) {
             const auto s = static_cast<size_t>(i);
             b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
                               static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
         }
+        return b;
+    };
+    const int captures_after_load = log.captures;
+    const int replays_after_load = log.replays;
+    for (const int batch_size : {1, 5, 11, 9, 2, 8}) {
+        const StepBatch b = decode_batch(batch_size);
         std::vector<float> lc;
         ASSERT_TRUE(plain->step(b, lc).has_value());
         std::vector<int32_t> ids;
@@ -326,18 +326,9 @@ TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
 
     // A first sampled step records its own graph (it ends in the draw) and allocates the draws'
     // buffer; that buffer is new, not moved, so the warmed argmax graphs stay valid.
-    auto decode_batch = [&](int batch_size) {
-        StepBatch b;
-        for (int i = 0; i < batch_size; ++i) {
-            const auto s = static_cast<size_t>(i);
-            b.seqs.push_back({s, std::span<const int32_t>(tokens[s]).last(1),
-                              static_cast<int64_t>(tokens[s].size()) - 1, tables[s], true});
-        }
-        return b;
-    };
     DrawBatch draws;
-    for (int i = 0; i < 5; ++i) {
-        plan_row_draw(plain_sampling(), {}, 90 + static_cast<uint64_t>(i), V, true, draws);
+    for (int i = 0; i < 5; ++i) {  // the defaults: temperature 1, repetition penalty 1.1
+        plan_row_draw(SamplingConfig{}, {}, 90 + static_cast<uint64_t>(i), V, true, draws);
     }
     std::vector<int32_t> drawn;
     std::span<float> host_rows;
