@@ -636,10 +636,9 @@ public:
                      "argmax_rows");
     }
 
-    // The kernel's top-p over the whole vocabulary (draw_rows.cu, nucleus_floor) is compiled
-    // but not yet run against the host rule on a GPU (CudaOps.DrawRowsMatchTheHostRuleBitForBit
-    // covers it): until it is, the scheduler leaves those requests to the host Sampler.
-    bool draws_whole_vocab_top_p() const override { return false; }
+    // Top-p over the whole vocabulary is drawn here too (draw_rows.cu, nucleus_floor; the same
+    // bits as the host rule: CudaOps.DrawRowsMatchTheHostRuleBitForBit).
+    bool draws_whole_vocab_top_p() const override { return true; }
     Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) override {
         HELEXA_CUDA_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
                                 draws.dtype == DType::kI32 && logits.contiguous() &&
