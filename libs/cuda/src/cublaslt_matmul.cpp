@@ -2,13 +2,11 @@
 
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "cuda_status.h"
 #include "helexa/kernels/l2_cache.h"
-#include "programmatic_edges.h"
 
 namespace helexa::cuda {
 
@@ -20,8 +18,6 @@ struct CublasLtMatmul::Plan {
     cublasLtMatmulAlgo_t algo{};
     bool has_bias = false;
     bool accumulate = false;  // beta = 1 into out
-    bool probed = false;        // probe_grid_wait() has set `programmatic`
-    bool programmatic = false;  // captured behind a kernel: through a programmatic edge
     // Heuristic candidates still to be timed on the first call (tune()); empty afterwards.
     std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
@@ -45,30 +41,21 @@ Result<std::unique_ptr<CublasLtMatmul>> CublasLtMatmul::create(void* workspace,
                                                                size_t workspace_bytes) {
     int device = 0;
     int l2_bytes = 0;
-    int major = 0;
     HELEXA_TRY_STATUS(cuda_status(cudaGetDevice(&device), "cudaGetDevice"));
     HELEXA_TRY_STATUS(cuda_status(
         cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device), "L2 size"));
-    HELEXA_TRY_STATUS(cuda_status(
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
-        "compute capability"));
-    // HELEXA_CUBLASLT_PDL=0 (A/B): every edge into cuBLASLt's kernels stays a full dependency.
-    const char* pdl = std::getenv("HELEXA_CUBLASLT_PDL");
-    const bool programmatic = major >= 9 && (pdl == nullptr || std::strcmp(pdl, "0") != 0);
     cublasLtHandle_t handle = nullptr;
     HELEXA_TRY_STATUS(cublas_status(cublasLtCreate(&handle), "cublasLtCreate"));
     return std::unique_ptr<CublasLtMatmul>(
-        new CublasLtMatmul(handle, workspace, workspace_bytes, l2_bytes, programmatic));
+        new CublasLtMatmul(handle, workspace, workspace_bytes, l2_bytes));
 }
 
 CublasLtMatmul::CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes,
-                               int64_t l2_bytes, bool programmatic_edges)
+                               int64_t l2_bytes)
     : handle_(handle),
       workspace_(workspace),
       workspace_bytes_(workspace_bytes),
-      l2_bytes_(l2_bytes),
-      programmatic_edges_(programmatic_edges) {}
-
+      l2_bytes_(l2_bytes) {}
 
 CublasLtMatmul::~CublasLtMatmul() {
     plans_.clear();
@@ -262,45 +249,6 @@ Status CublasLtMatmul::time_candidates(Plan& plan, void* out, const void* x, con
     return st;
 }
 
-Status CublasLtMatmul::launch(const Plan& plan, void* out, const void* x, const void* w,
-                              cudaStream_t stream) {
-    const float alpha = 1.0f;
-    const float beta = plan.accumulate ? 1.0f : 0.0f;
-    return cublas_status(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta,
-                                        out, plan.d, out, plan.d, &plan.algo, workspace_,
-                                        workspace_bytes_, stream),
-                         "cublasLtMatmul");
-}
-
-Status CublasLtMatmul::probe_grid_wait(Plan& plan, const Key& tuning_class, int64_t T, int64_t N,
-                                       int64_t K, int64_t x_stride, int64_t out_stride,
-                                       cudaDataType_t operand_type, cudaDataType_t out_type,
-                                       const void* w, cudaStream_t stream) {
-    AlgoBytes algo{};
-    static_assert(sizeof(algo) == sizeof(plan.algo));
-    std::memcpy(algo.data(), &plan.algo, sizeof(algo));
-    const auto key = std::make_pair(tuning_class, algo);
-    auto known = grid_waits_.find(key);
-    if (known == grid_waits_.end()) {
-        const size_t x_elems = static_cast<size_t>((T - 1) * x_stride + K);
-        const size_t out_bytes =
-            static_cast<size_t>((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
-        const uint16_t one = operand_type == CUDA_R_16BF ? 0x3F80 : 0x3C00;
-        const auto call = [&](const void* x, void* out, cudaStream_t s) {
-            return launch(plan, out, x, w, s);
-        };
-        auto probe = first_kernel_waits_for_grid(call, x_elems, one, out_bytes, stream);
-        if (!probe) {
-            return tl::unexpected(std::move(probe).error());
-        }
-        probe_log_.push_back(static_cast<int>(*probe));
-        known = grid_waits_.emplace(key, *probe == GridWaitProbe::kWaits).first;
-    }
-    plan.programmatic = known->second;
-    plan.probed = true;
-    return ok();
-}
-
 Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
                            int64_t x_stride, const void* w, const void* bias, int64_t T,
                            int64_t N, int64_t K, cudaDataType_t operand_type, bool accumulate,
@@ -317,13 +265,13 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
                                            sizeof(bias)),
             "bias pointer"));
     }
-    const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
-                           static_cast<int>(operand_type), static_cast<int>(out_type),
-                           bias != nullptr, accumulate};
     if (!plan.candidates.empty() && T > tune_max_rows()) {
         plan.candidates.clear();  // the heuristic's first choice
     }
     if (!plan.candidates.empty()) {
+        const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
+                               static_cast<int>(operand_type), static_cast<int>(out_type),
+                               bias != nullptr, accumulate};
         const auto known = class_algos_.find(tuning_class);
         if (known != class_algos_.end() && algo_fits(plan, known->second)) {
             plan.algo = known->second;
@@ -336,18 +284,12 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
             class_algos_.emplace(tuning_class, plan.algo);
         }
     }
-    // A plan's first run is eager (graphs are recorded from steps already run once), so the
-    // probe, which synchronises, never meets a capturing stream; if it did, the plan would stay
-    // unprobed and its edges full dependencies.
-    const bool capturing = stream_is_capturing(stream);
-    if (programmatic_edges_ && !plan.probed && !capturing) {
-        HELEXA_TRY_STATUS(probe_grid_wait(plan, tuning_class, T, N, K, x_stride, out_stride,
-                                          operand_type, out_type, w, stream));
-    }
-    if (capturing && plan.programmatic) {
-        HELEXA_TRY_STATUS(make_next_captured_edge_programmatic(stream));
-    }
-    return launch(plan, out, x, w, stream);
+    const float alpha = 1.0f;
+    const float beta = plan.accumulate ? 1.0f : 0.0f;
+    return cublas_status(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta,
+                                        out, plan.d, out, plan.d, &plan.algo, workspace_,
+                                        workspace_bytes_, stream),
+                         "cublasLtMatmul");
 }
 
 }  // namespace helexa::cuda
