@@ -28,6 +28,7 @@
 // Every order is the rule's total order (higher key, then lower id), so the result does not depend
 // on which thread saw what, and equals the host's draw_row bit for bit.
 #include <cooperative_groups.h>
+#include <cooperative_groups/reduce.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -191,40 +192,89 @@ struct Nucleus {
 };
 
 // This thread's share of one radix round: the mass of each of its logits whose key lies under the
-// prefix, added to its bucket (consecutive logits of the same bucket are summed first).
+// prefix, added to its bucket. Round 0 puts nearly every mass in the few buckets of the
+// logits' leading exponents, and shared memory has no native 64-bit add (an atomicAdd there is a
+// compare-and-swap loop, retried under contention: ~16 us a round when every thread added each
+// run of equal buckets). So each thread sums into a few register slots first (a slot is flushed
+// only when a new bucket finds none free), and a warp's slots are summed per bucket across its
+// lanes before one lane adds them: a few atomics a warp instead of a few per thread. The logits
+// are loaded kRoundLoads at a time before any is used. Integer sums: the same in any order.
+constexpr int kRoundLoads = 8;
+constexpr int kMassSlots = 4;
+static_assert(kPerThread % kRoundLoads == 0);
+
 __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l, float inv_t,
                                                  uint32_t prefix, int shift,
                                                  unsigned long long* bucket) {
-    int run_bucket = -1;
-    unsigned long long run = 0;
-#pragma unroll 1
-    for (int i = 0; i < kPerThread; ++i) {
-        const int64_t c = rs.first + int64_t{i} * kThreads;
-        if (c >= rs.end) {
-            break;
-        }
-        const float x = rs.row[c];
-        if (!draw::finite(x)) {
-            continue;
-        }
-        const float z = draw::mul(draw::sub(x, max_l), inv_t);
-        const uint64_t m = draw::mass_of(z);
-        const uint32_t k = draw::order_key(z);
-        if (m == 0 || !draw::under_prefix(k, prefix, shift)) {
-            continue;
-        }
-        const int b = static_cast<int>((k >> shift) & 0xffu);
-        if (b != run_bucket) {
-            if (run_bucket >= 0) {
-                atomicAdd(&bucket[run_bucket], run);
-            }
-            run_bucket = b;
-            run = 0;
-        }
-        run += m;
+    int slot_bucket[kMassSlots];
+    unsigned long long slot_mass[kMassSlots];
+#pragma unroll
+    for (int s = 0; s < kMassSlots; ++s) {
+        slot_bucket[s] = -1;
+        slot_mass[s] = 0;
     }
-    if (run_bucket >= 0) {
-        atomicAdd(&bucket[run_bucket], run);
+#pragma unroll 1
+    for (int i0 = 0; i0 < kPerThread; i0 += kRoundLoads) {
+        float xs[kRoundLoads];
+#pragma unroll
+        for (int j = 0; j < kRoundLoads; ++j) {
+            const int64_t c = rs.first + int64_t{i0 + j} * kThreads;
+            xs[j] = c < rs.end ? rs.row[c] : -INFINITY;  // past the slice: skipped as non-finite
+        }
+#pragma unroll
+        for (int j = 0; j < kRoundLoads; ++j) {
+            if (!draw::finite(xs[j])) {
+                continue;
+            }
+            const float z = draw::mul(draw::sub(xs[j], max_l), inv_t);
+            const uint64_t m = draw::mass_of(z);
+            const uint32_t k = draw::order_key(z);
+            if (m == 0 || !draw::under_prefix(k, prefix, shift)) {
+                continue;
+            }
+            const int b = static_cast<int>((k >> shift) & 0xffu);
+            // The slot holding b, else the first free one, else the last (flushed first).
+            int target = kMassSlots - 1;
+            bool held = false;
+#pragma unroll
+            for (int s = kMassSlots - 1; s >= 0; --s) {
+                if (!held && slot_bucket[s] < 0) {
+                    target = s;
+                }
+            }
+#pragma unroll
+            for (int s = 0; s < kMassSlots; ++s) {
+                if (!held && slot_bucket[s] == b) {
+                    target = s;
+                    held = true;
+                }
+            }
+#pragma unroll
+            for (int s = 0; s < kMassSlots; ++s) {
+                if (s == target) {
+                    if (!held) {
+                        if (slot_bucket[s] >= 0) {
+                            atomicAdd(&bucket[slot_bucket[s]], slot_mass[s]);
+                        }
+                        slot_bucket[s] = b;
+                        slot_mass[s] = 0;
+                    }
+                    slot_mass[s] += m;
+                }
+            }
+        }
+    }
+    // Every lane of the warp is here (no early return above): sum each slot over the lanes that
+    // hold the same bucket in it, one atomic per bucket and slot.
+    const cg::thread_block_tile<kWarp> warp = cg::tiled_partition<kWarp>(cg::this_thread_block());
+#pragma unroll
+    for (int s = 0; s < kMassSlots; ++s) {
+        const cg::coalesced_group same = cg::labeled_partition(warp, slot_bucket[s]);
+        const unsigned long long sum =
+            cg::reduce(same, slot_mass[s], cg::plus<unsigned long long>());
+        if (slot_bucket[s] >= 0 && same.thread_rank() == 0) {
+            atomicAdd(&bucket[slot_bucket[s]], sum);
+        }
     }
 }
 
