@@ -226,10 +226,16 @@ __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l
             if (!draw::finite(xs[j])) {
                 continue;
             }
+            // The key first: after round 0 few logits lie under the prefix, and only theirs
+            // need the mass's exponential (the rule's own, exact on host and device: dozens of
+            // instructions, which bound a round when every logit paid them).
             const float z = draw::mul(draw::sub(xs[j], max_l), inv_t);
-            const uint64_t m = draw::mass_of(z);
             const uint32_t k = draw::order_key(z);
-            if (m == 0 || !draw::under_prefix(k, prefix, shift)) {
+            if (!draw::under_prefix(k, prefix, shift)) {
+                continue;
+            }
+            const uint64_t m = draw::mass_of(z);
+            if (m == 0) {
                 continue;
             }
             const int b = static_cast<int>((k >> shift) & 0xffu);
