@@ -12,8 +12,8 @@
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
 # matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), SAMPLED (the
-# concurrency runs again with every stream sampled, once per SAMPLING_MODES entry: drawn,
-# drawn-topk, host; drawn-topp too when asked; see cuda_engine_bench --sampling). AB_ENV="NAME=VALUE ..."
+# concurrency runs again with every stream sampled, once per SAMPLING_MODES entry: by default
+# drawn, drawn-topk, drawn-topp, host; see cuda_engine_bench --sampling). AB_ENV="NAME=VALUE ..."
 # repeats the attention timings and each model's decode and concurrency runs with those
 # variables set (label suffix -ab): an A/B of any environment knob in the same call.
 set -uo pipefail
@@ -88,9 +88,9 @@ for m in ${models//,/ }; do
     fi
     if [ "${SAMPLED:-1}" = 1 ] && [ "$m" != llama3.1-8b ]; then
         # The same concurrency sampled: drawn where the logits are (a default request; Qwen3's
-        # generation settings), and by the host Sampler (what settings the draw rule does not
-        # cover get).
-        for mode in ${SAMPLING_MODES:-drawn drawn-topk host}; do
+        # generation settings; Llama-3.1's), and by the host Sampler (what settings the draw
+        # rule does not cover get).
+        for mode in ${SAMPLING_MODES:-drawn drawn-topk drawn-topp host}; do
             "$bin/cuda_engine_bench" --model "/tmp/models/$m" --label "$m-$mode" \
                 --copy-gbps "$copy" --gemm-tflops "$gemm" --prompts "" --concurrency 1,8,32,64 \
                 --sampling "$mode" 2>> "$out/bench.err" | tee -a "$out/bench.jsonl" || status=1
