@@ -1,6 +1,7 @@
 // The device draw (kernels::launch_draw_rows) alone, per mode and row count, beside the argmax
 // kernel it replaces on greedy steps: what a sampled step pays for drawing where the logits are.
-// Also prints how many of its 8-CTA clusters the card runs at once.
+// Also prints how many of its clusters of each size the card runs at once
+// (HELEXA_DRAW_CLUSTER=2|4|8 forces one size: the A/B for kernels::kDrawRowsLatencyRows).
 //
 //   draw_rows_bench [--vocab 151936] [--rows 1,8,32,64] [--iters 50]
 // Prints one line per (mode, rows): mean microseconds per launch (CUDA events).
@@ -133,10 +134,15 @@ int main(int argc, char** argv) {
             check(cudaEventRecord(t1), "record");
             check(cudaEventSynchronize(t1), "sync");
             check(cudaEventElapsedTime(&ms, t0, t1), "elapsed");
-            std::printf("{\"kernel\":\"draw\",\"mode\":\"%s\",\"rows\":%lld,\"us\":%.2f}\n",
-                        m.name, static_cast<long long>(rows), 1000.0 * ms / iters);
+            std::printf(
+                "{\"kernel\":\"draw\",\"mode\":\"%s\",\"rows\":%lld,\"cluster\":%d,\"us\":%.2f}\n",
+                m.name, static_cast<long long>(rows), helexa::kernels::draw_rows_cluster(rows),
+                1000.0 * ms / iters);
         }
     }
-    std::printf("{\"max_active_draw_clusters\":%d}\n", helexa::kernels::draw_rows_max_clusters());
+    for (const int cluster : {8, 4, 2}) {
+        std::printf("{\"draw_cluster\":%d,\"max_active_clusters\":%d}\n", cluster,
+                    helexa::kernels::draw_rows_max_clusters(cluster));
+    }
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "cuda_test_support.h"
 #include "helexa/engine/row_draw.h"
+#include "helexa/kernels/sampling.h"
 
 namespace helexa::cuda::testing {
 namespace {
@@ -348,8 +349,17 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     const float inf = std::numeric_limits<float>::infinity();
     std::mt19937 gen(99);
+    // How many rows clusters of 8 and of 4 CTAs draw at once on this card.
+    int64_t fit8 = 0;
+    int64_t fit4 = 0;
+    on_gpu([&] {
+        fit8 = kernels::draw_rows_max_clusters(8);
+        fit4 = kernels::draw_rows_max_clusters(4);
+    });
+    ASSERT_GT(fit8, 0);
+    ASSERT_GT(fit4, fit8);
     for (int64_t vocab : {int64_t{151936}, int64_t{1001}, int64_t{7}, engine::draw::kMaxVocab}) {
-        const int64_t rows = vocab == 7 ? 70000 : 48;
+        const int64_t rows = vocab == 7 ? 70000 : std::max<int64_t>(48, fit4 + 8);
         std::vector<float> v = random(static_cast<size_t>(rows * vocab), 6.0f);
         auto row = [&](int64_t r) { return v.data() + r * vocab; };
         row(2)[vocab / 2] = inf;                            // broken: +inf
@@ -407,46 +417,59 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
                     : engine::draw_row({host.data() + r * vocab, static_cast<size_t>(vocab)}, d,
                                        draws.entries);
         }
-        const std::vector<int32_t> packed = draws.packed(draws.rows.size());
-        std::vector<int32_t> got(static_cast<size_t>(rows), -7);
-        std::vector<float> device_logits(v.size());
-        on_gpu([&] {
-            auto logits = gpu_->alloc(DType::kF32, rows, vocab);
-            ASSERT_TRUE(logits.has_value());
-            ASSERT_TRUE(gpu_->copy_from_host(*logits, v.data()).has_value());
-            auto packed_t = gpu_->alloc(DType::kI32, 1, static_cast<int64_t>(packed.size()));
-            ASSERT_TRUE(packed_t.has_value());
-            ASSERT_TRUE(gpu_->copy_from_host(*packed_t, packed.data()).has_value());
-            auto ids = gpu_->alloc(DType::kI32, 1, rows);
-            ASSERT_TRUE(ids.has_value());
-            ASSERT_TRUE(gpu_->copy_from_host(*ids, got.data()).has_value());
-            auto st = gpu_->draw_rows(*ids, *logits, *packed_t);
-            ASSERT_TRUE(st.has_value()) << st.error().full_message();
-            ASSERT_TRUE(gpu_->copy_to_host(got.data(), *ids).has_value());
-            ASSERT_TRUE(gpu_->copy_to_host(device_logits.data(), *logits).has_value());
-        });
         EXPECT_EQ(want[2], -1);
         EXPECT_EQ(want[3], -1);
-        int mismatches = 0;
-        for (int64_t r = 0; r < rows && mismatches < 10; ++r) {
-            if (got[static_cast<size_t>(r)] != want[static_cast<size_t>(r)]) {
-                ADD_FAILURE() << "vocab " << vocab << " row " << r << " (mode "
-                              << draws.rows[static_cast<size_t>(r)].mode << ", top_k "
-                              << draws.rows[static_cast<size_t>(r)].top_k << "): device "
-                              << got[static_cast<size_t>(r)] << ", host "
-                              << want[static_cast<size_t>(r)];
-                ++mismatches;
+        // The whole batch, then as many of its first rows as clusters of 4 and of 8 fit the
+        // card at once: the kernels give a row a cluster of 8, 4 or 2 CTAs by the batch's size
+        // (kernels::draw_rows_cluster), and the token must not depend on it.
+        EXPECT_EQ(kernels::draw_rows_cluster(fit8), 8);
+        EXPECT_EQ(kernels::draw_rows_cluster(fit4), 4);
+        EXPECT_EQ(kernels::draw_rows_cluster(rows), 2);
+        for (const int64_t n : {rows, fit4, fit8}) {
+            engine::DrawBatch first_n;
+            first_n.rows.assign(draws.rows.begin(), draws.rows.begin() + n);
+            first_n.entries = draws.entries;
+            const std::vector<int32_t> packed = first_n.packed(first_n.rows.size());
+            const size_t n_logits = static_cast<size_t>(n * vocab);
+            std::vector<int32_t> got(static_cast<size_t>(n), -7);
+            std::vector<float> device_logits(n_logits);
+            on_gpu([&] {
+                auto logits = gpu_->alloc(DType::kF32, n, vocab);
+                ASSERT_TRUE(logits.has_value());
+                ASSERT_TRUE(gpu_->copy_from_host(*logits, v.data()).has_value());
+                auto packed_t = gpu_->alloc(DType::kI32, 1, static_cast<int64_t>(packed.size()));
+                ASSERT_TRUE(packed_t.has_value());
+                ASSERT_TRUE(gpu_->copy_from_host(*packed_t, packed.data()).has_value());
+                auto ids = gpu_->alloc(DType::kI32, 1, n);
+                ASSERT_TRUE(ids.has_value());
+                ASSERT_TRUE(gpu_->copy_from_host(*ids, got.data()).has_value());
+                auto st = gpu_->draw_rows(*ids, *logits, *packed_t);
+                ASSERT_TRUE(st.has_value()) << st.error().full_message();
+                ASSERT_TRUE(gpu_->copy_to_host(got.data(), *ids).has_value());
+                ASSERT_TRUE(gpu_->copy_to_host(device_logits.data(), *logits).has_value());
+            });
+            int mismatches = 0;
+            for (int64_t r = 0; r < n && mismatches < 10; ++r) {
+                if (got[static_cast<size_t>(r)] != want[static_cast<size_t>(r)]) {
+                    ADD_FAILURE() << "vocab " << vocab << ", " << n << " rows in clusters of "
+                                  << kernels::draw_rows_cluster(n) << ", row " << r << " (mode "
+                                  << draws.rows[static_cast<size_t>(r)].mode << ", top_k "
+                                  << draws.rows[static_cast<size_t>(r)].top_k << "): device "
+                                  << got[static_cast<size_t>(r)] << ", host "
+                                  << want[static_cast<size_t>(r)];
+                    ++mismatches;
+                }
             }
+            // Penalised in place exactly as on the host (NaN payloads aside: the device's
+            // arithmetic gives its canonical NaN); host rows untouched.
+            size_t differing = 0;
+            for (size_t i = 0; i < n_logits; ++i) {
+                const bool same = std::memcmp(&device_logits[i], &host[i], sizeof(float)) == 0 ||
+                                  (std::isnan(device_logits[i]) && std::isnan(host[i]));
+                differing += same ? 0 : 1;
+            }
+            EXPECT_EQ(differing, 0U) << "vocab " << vocab << ", " << n << " rows";
         }
-        // Penalised in place exactly as on the host (NaN payloads aside: the device's arithmetic
-        // gives its canonical NaN); host rows untouched.
-        size_t differing = 0;
-        for (size_t i = 0; i < v.size(); ++i) {
-            const bool same = std::memcmp(&device_logits[i], &host[i], sizeof(float)) == 0 ||
-                              (std::isnan(device_logits[i]) && std::isnan(host[i]));
-            differing += same ? 0 : 1;
-        }
-        EXPECT_EQ(differing, 0U) << "vocab " << vocab;
         // The draws are draws: the temperature-1 rows did not all take their argmax.
         int sampled_off_argmax = 0;
         for (int64_t r = 2 + 8; r < rows && vocab > 7; r += 8) {

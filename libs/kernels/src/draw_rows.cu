@@ -2,9 +2,9 @@
 // step copies rows int32 ids to the host instead of rows x vocab floats and the host samples
 // nothing.
 //
-// Each row is read by a thread-block cluster of kCluster CTAs of 1024 threads; CTA `rank` owns a
-// contiguous eighth of the row and each thread kPerThread of its logits (ids begin + thread +
-// i * 1024: coalesced). Reductions run over warps (shuffles), then the CTA (shared memory), then
+// Each row is read by a thread-block cluster of C CTAs of 1024 threads (8 for a few rows, 4 or 2
+// for many: draw_rows_cluster); CTA `rank` owns a contiguous C-th of the row and each thread
+// kPerThread<C> of its logits (ids begin + thread + i * 1024: coalesced). Reductions run over warps (shuffles), then the CTA (shared memory), then
 // the cluster (distributed shared memory, two alternating slots so one cluster barrier a
 // reduction suffices). The rows are streamed from memory (L2 after the first pass): nothing is
 // staged in shared memory, so two clusters share the SMs where registers allow.
@@ -47,10 +47,18 @@ namespace draw = engine::draw;
 constexpr int kThreads = 1024;
 constexpr int kWarp = 32;
 constexpr int kWarps = kThreads / kWarp;
-constexpr int kCluster = 8;
-constexpr int kPerThread = 24;
 constexpr int kCandidates = kThreads;  // top-k candidates CTA 0 sorts (one per thread)
-static_assert(int64_t{kCluster} * kThreads * kPerThread == draw::kMaxVocab,
+
+// A row's cluster: C CTAs (template parameter C of everything below), each thread kPerThread<C>
+// logits of the row. Few rows take clusters of 8 (the row's latency: 8 SMs on it); many rows
+// take smaller ones, so more rows are drawn at once (one CTA fills an SM's registers: ~15
+// clusters of 8 are resident on an H200, ~66 of 2). Every reduction below uses the rule's total
+// order or integer sums, so the token does not depend on C.
+template <int C>
+constexpr int kPerThread = static_cast<int>(draw::kMaxVocab / (int64_t{C} * kThreads));
+template <int C>
+constexpr bool covers_vocab = int64_t{C} * kThreads * kPerThread<C> == draw::kMaxVocab;
+static_assert(covers_vocab<8> && covers_vocab<4> && covers_vocab<2>,
               "the rule's vocabulary limit is what one cluster covers");
 static_assert(kWarps == kWarp, "the CTA merge is one warp over every warp's result");
 
@@ -97,6 +105,7 @@ __device__ __forceinline__ Best cta_best(Best b, Reduce& s) {
 
 // The best over the cluster (`b`: this CTA's best, the same in every thread), in every thread.
 // Slot `phase` is rewritten two reductions later, after every CTA passed the barrier between.
+template <int C>
 __device__ __forceinline__ Best cluster_best(Best b, Reduce& s, cg::cluster_group& cluster,
                                              int& phase) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
@@ -106,7 +115,7 @@ __device__ __forceinline__ Best cluster_best(Best b, Reduce& s, cg::cluster_grou
     cluster.sync();
     if (threadIdx.x < kWarp) {
         Best o = no_row_best();
-        if (lane < kCluster) {
+        if (lane < C) {
             o = *cluster.map_shared_rank(&s.cluster_slots[phase], lane);
         }
         o = warp_row_best(o);
@@ -126,8 +135,9 @@ struct RowSlice {
     int64_t end;    // the CTA's slice is [begin, end)
 };
 
+template <int C>
 __device__ __forceinline__ RowSlice row_slice(float* logits, int64_t r, int64_t vocab, int rank) {
-    const int64_t slice = (vocab + kCluster - 1) / kCluster;
+    const int64_t slice = (vocab + C - 1) / C;
     const int64_t begin = rank * slice < vocab ? rank * slice : vocab;
     const int64_t end = begin + slice < vocab ? begin + slice : vocab;
     return RowSlice{logits + r * vocab, begin + threadIdx.x, end};
@@ -136,6 +146,7 @@ __device__ __forceinline__ RowSlice row_slice(float* logits, int64_t r, int64_t 
 // The penalties of one row, applied in place to this CTA's slice, then (every thread) this
 // thread's best finite logit and the CTA-then-cluster best: the row's max, its lowest id, and
 // whether a +inf was seen. Plain loads: the same CTA just wrote some of these logits.
+template <int C>
 __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const draw::RowDraw& d,
                                                       const draw::PenaltyEntry* entries,
                                                       Reduce& s, cg::cluster_group& cluster,
@@ -150,7 +161,7 @@ __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const 
     __syncthreads();  // the penalised logits are visible to the whole CTA
     mine = no_row_best();
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
+    for (int i = 0; i < kPerThread<C>; ++i) {
         const int64_t c = rs.first + int64_t{i} * kThreads;
         if (c < rs.end) {
             const float x = rs.row[c];
@@ -164,7 +175,7 @@ __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const 
             }
         }
     }
-    return cluster_best(cta_best(mine, s), s, cluster, phase);
+    return cluster_best<C>(cta_best(mine, s), s, cluster, phase);
 }
 
 // Rows that are broken or greedy end with the max: the token (or -1). True when the row is done.
@@ -201,8 +212,7 @@ struct Nucleus {
 // are loaded kRoundLoads at a time before any is used. Integer sums: the same in any order.
 constexpr int kRoundLoads = 8;
 constexpr int kMassSlots = 4;
-static_assert(kPerThread % kRoundLoads == 0);
-
+template <int C>
 __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l, float inv_t,
                                                  uint32_t prefix, int shift,
                                                  unsigned long long* bucket) {
@@ -213,8 +223,9 @@ __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l
         slot_bucket[s] = -1;
         slot_mass[s] = 0;
     }
+    static_assert(kPerThread<C> % kRoundLoads == 0);
 #pragma unroll 1
-    for (int i0 = 0; i0 < kPerThread; i0 += kRoundLoads) {
+    for (int i0 = 0; i0 < kPerThread<C>; i0 += kRoundLoads) {
         float xs[kRoundLoads];
 #pragma unroll
         for (int j = 0; j < kRoundLoads; ++j) {
@@ -290,6 +301,7 @@ __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l
 // every mass: their sum is the row's total, hence the target). Every CTA decides the same way from
 // the same merged buckets. Integer sums: exact in any order. Not inlined: in the kernel's own
 // body (1024 threads, 64 registers each) it made ptxas spill.
+template <int C>
 __device__ __noinline__ float nucleus_floor(const RowSlice& rs, float max_l,
                                             const draw::RowDraw& d, Nucleus& nb,
                                             cg::cluster_group& cluster, int& buf) {
@@ -302,12 +314,12 @@ __device__ __noinline__ float nucleus_floor(const RowSlice& rs, float max_l,
             mine[i] = 0;
         }
         __syncthreads();
-        add_round_masses(rs, max_l, d.inv_temperature, prefix, shift, mine);
+        add_round_masses<C>(rs, max_l, d.inv_temperature, prefix, shift, mine);
         cluster.sync();  // every CTA's buckets are complete and visible
         if (tid < 256) {
             unsigned long long sum = 0;
 #pragma unroll
-            for (int r = 0; r < kCluster; ++r) {
+            for (int r = 0; r < C; ++r) {
                 sum += *cluster.map_shared_rank(&mine[tid], r);
             }
             nb.merged[tid] = sum;
@@ -362,9 +374,10 @@ __device__ __forceinline__ float key_of(float z, uint64_t row_key, int32_t id) {
 }
 
 // logits: [rows, vocab] f32 contiguous (penalties applied in place); draws: [rows] RowDraw;
-// entries: the PenaltyEntry array the rows index; out_ids: int32 [rows]. Grid (kCluster, row
-// slots) in clusters of kCluster along x; every thread reaches every barrier of every row.
+// entries: the PenaltyEntry array the rows index; out_ids: int32 [rows]. Grid (C, row slots) in
+// clusters of C along x; every thread reaches every barrier of every row.
 // Takes greedy rows and sampled rows without top-k; writes -2 for host rows.
+template <int C>
 __global__ void __launch_bounds__(kThreads)
     draw_scan_kernel(float* logits, int64_t rows, int64_t vocab, const draw::RowDraw* draws,
                      const draw::PenaltyEntry* entries, int32_t* out_ids) {
@@ -388,9 +401,9 @@ __global__ void __launch_bounds__(kThreads)
         if (d.mode == draw::kDrawSample && d.top_k > 0) {
             continue;  // draw_top_k_kernel's
         }
-        const RowSlice rs = row_slice(logits, r, vocab, rank);
+        const RowSlice rs = row_slice<C>(logits, r, vocab, rank);
         Best mine;
-        const Best top = penalise_and_find_max(rs, d, entries, s, cluster, phase, mine);
+        const Best top = penalise_and_find_max<C>(rs, d, entries, s, cluster, phase, mine);
         if (ended_by_max(top, d, rank, out_ids + r)) {
             continue;
         }
@@ -398,7 +411,7 @@ __global__ void __launch_bounds__(kThreads)
         // Top-p over the whole vocabulary and min-p: one floor on z (as the host: the larger).
         float z_floor = d.log_min_p;
         if (d.top_p < 1.0F) {
-            const float nf = nucleus_floor(rs, max_l, d, nb, cluster, buf);
+            const float nf = nucleus_floor<C>(rs, max_l, d, nb, cluster, buf);
             z_floor = nf < d.log_min_p ? d.log_min_p : nf;
         }
         const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
@@ -406,7 +419,7 @@ __global__ void __launch_bounds__(kThreads)
         const float floor_key = key_of(0.0F, row_key, top.id);
         Best b = no_row_best();
 #pragma unroll 4
-        for (int i = 0; i < kPerThread; ++i) {
+        for (int i = 0; i < kPerThread<C>; ++i) {
             const int64_t c = rs.first + int64_t{i} * kThreads;
             if (c < rs.end) {
                 const float x = rs.row[c];
@@ -423,7 +436,7 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         }
-        b = cluster_best(cta_best(b, s), s, cluster, phase);
+        b = cluster_best<C>(cta_best(b, s), s, cluster, phase);
         if (rank == 0 && threadIdx.x == 0) {
             out_ids[r] = b.id;
         }
@@ -468,9 +481,10 @@ __device__ __forceinline__ void sort_block(Best* a) {
 
 // The best of this thread's logits that comes after (after_key, after_id) in the rule's order
 // (the best of all when after_id < 0). The fallback tournament's rescan.
+template <int C>
 __device__ __forceinline__ Best best_after(const RowSlice& rs, float after_key, int32_t after_id) {
     Best b = no_row_best();
-    for (int i = 0; i < kPerThread; ++i) {
+    for (int i = 0; i < kPerThread<C>; ++i) {
         const int64_t c = rs.first + int64_t{i} * kThreads;
         if (c < rs.end) {
             const auto id = static_cast<int32_t>(c);
@@ -506,18 +520,19 @@ __device__ __forceinline__ void merge_lists(const Best* list, int k, Best* out) 
 // The exact fallback: the row's k best into CTA 0's t.warp_lists[0], by tournaments (each warp
 // over its lanes' logits, warp 0 over the warps, CTA 0 over the CTAs). Every thread of the
 // cluster calls it; it ends with the cluster barrier that publishes the CTA lists.
+template <int C>
 __device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
                                     cg::cluster_group& cluster, int rank) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
-    Best cur = best_after(rs, 0.0F, -1);
+    Best cur = best_after<C>(rs, 0.0F, -1);
     for (int j = 0; j < k; ++j) {
         const Best w = warp_row_best(cur);
         if (lane == 0) {
             t.warp_lists[warp][j] = w;
         }
         if (w.id >= 0 && cur.id == w.id) {
-            cur = best_after(rs, w.key, w.id);
+            cur = best_after<C>(rs, w.key, w.id);
         }
     }
     __syncthreads();
@@ -526,7 +541,7 @@ __device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
     }
     cluster.sync();  // every CTA's list is published
     if (rank == 0 && warp == 0) {
-        merge_lists(lane < kCluster ? cluster.map_shared_rank(t.cta_list, lane) : nullptr, k,
+        merge_lists(lane < C ? cluster.map_shared_rank(t.cta_list, lane) : nullptr, k,
                     t.warp_lists[0]);
     }
 }
@@ -589,6 +604,7 @@ __device__ void draw_from_top_k(const Best* top_k, const draw::RowDraw& d, float
 }
 
 // As draw_scan_kernel, for the sampled rows with top-k (the others it skips).
+template <int C>
 __global__ void __launch_bounds__(kThreads)
     draw_top_k_kernel(float* logits, int64_t rows, int64_t vocab, const draw::RowDraw* draws,
                       const draw::PenaltyEntry* entries, int32_t* out_ids) {
@@ -604,9 +620,9 @@ __global__ void __launch_bounds__(kThreads)
         if (d.mode != draw::kDrawSample || d.top_k == 0) {
             continue;  // draw_scan_kernel's
         }
-        const RowSlice rs = row_slice(logits, r, vocab, rank);
+        const RowSlice rs = row_slice<C>(logits, r, vocab, rank);
         Best mine;
-        const Best top = penalise_and_find_max(rs, d, entries, s, cluster, phase, mine);
+        const Best top = penalise_and_find_max<C>(rs, d, entries, s, cluster, phase, mine);
         if (ended_by_max(top, d, rank, out_ids + r)) {
             continue;
         }
@@ -621,7 +637,7 @@ __global__ void __launch_bounds__(kThreads)
         Best bound = t.sorted[k - 1];
         bound.id = bound.id >= 0 ? rank : -1;  // ties between CTAs: any; absent: no bound
         __syncthreads();  // every thread read the bound before CTA 0's buffer is reused
-        bound = cluster_best(cta_best(bound, s), s, cluster, phase);
+        bound = cluster_best<C>(cta_best(bound, s), s, cluster, phase);
         const bool bounded = bound.id >= 0;
         // Every finite logit at or above the bound goes to CTA 0 (n_candidates counts them
         // all, so an overflow is seen; only the first kCandidates are stored).
@@ -629,7 +645,7 @@ __global__ void __launch_bounds__(kThreads)
         int32_t* n_candidates = cluster.map_shared_rank(&t.n_candidates, 0);
         Best* candidates = cluster.map_shared_rank(t.sorted, 0);
         const int lane = static_cast<int>(threadIdx.x) % kWarp;
-        for (int i = 0; i < kPerThread; ++i) {
+        for (int i = 0; i < kPerThread<C>; ++i) {
             const int64_t c = rs.first + int64_t{i} * kThreads;
             const float x = c < rs.end ? rs.row[c] : 0.0F;
             const bool take = c < rs.end && draw::finite(x) && (!bounded || x >= bound.key);
@@ -667,7 +683,7 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         } else {
-            top_k_by_tournament(rs, k, t, cluster, rank);
+            top_k_by_tournament<C>(rs, k, t, cluster, rank);
             if (rank == 0 && warp == 0) {
                 __syncwarp();
                 draw_from_top_k(t.warp_lists[0], d, top.key, t, out_ids + r);
@@ -678,17 +694,39 @@ __global__ void __launch_bounds__(kThreads)
     cluster.sync();  // no CTA leaves while another may still read its shared memory
 }
 
-// Both kernels over all rows: each draws its own kind.
-template <typename Kernel>
-cudaError_t launch_over_rows(Kernel kernel, float* logits, int64_t rows, int64_t vocab,
-                             const draw::RowDraw* row_draws, const draw::PenaltyEntry* entries,
-                             int32_t* out_ids, cudaStream_t stream) {
-    const dim3 grid(kCluster, static_cast<unsigned>(rows < 65535 ? rows : 65535));
-    return launch_kernel_in_clusters(kernel, grid, kThreads, 0, stream, kCluster, logits, rows,
-                                     vocab, row_draws, entries, out_ids);
+// Both kernels over all rows, in clusters of C: each draws its own kind.
+template <int C>
+cudaError_t launch_kernels(float* logits, int64_t rows, int64_t vocab,
+                           const draw::RowDraw* row_draws, const draw::PenaltyEntry* entries,
+                           int32_t* out_ids, cudaStream_t stream) {
+    const dim3 grid(C, static_cast<unsigned>(rows < 65535 ? rows : 65535));
+    if (const cudaError_t e =
+            launch_kernel_in_clusters(draw_scan_kernel<C>, grid, kThreads, 0, stream, C, logits,
+                                      rows, vocab, row_draws, entries, out_ids);
+        e != cudaSuccess) {
+        return e;
+    }
+    return launch_kernel_in_clusters(draw_top_k_kernel<C>, grid, kThreads, 0, stream, C, logits,
+                                     rows, vocab, row_draws, entries, out_ids);
 }
 
 }  // namespace
+
+int draw_rows_cluster(int64_t rows) {
+    // HELEXA_DRAW_CLUSTER=2|4|8 (A/B measurements): one size for every batch.
+    static const long forced = env_positive("HELEXA_DRAW_CLUSTER", 0);
+    if (forced == 2 || forced == 4 || forced == 8) {
+        return static_cast<int>(forced);
+    }
+    // The largest cluster whose clusters all fit the card at once (H200: 15 of 8, 30 of 4, 66
+    // of 2): a second wave costs a whole row's latency again, more than smaller clusters' longer
+    // rows (draw_rows_bench, H200: a default row 27 / 43 / 74 us in clusters of 8 / 4 / 2; 16
+    // rows 53 us in two waves of 8, 44 in one of 4; 64 rows 150 / 146 / 92 us). Queried once
+    // per process (one device generation per process, as launch.cuh assumes).
+    static const int resident8 = draw_rows_max_clusters(8);
+    static const int resident4 = draw_rows_max_clusters(4);
+    return rows <= resident8 ? 8 : rows <= resident4 ? 4 : 2;
+}
 
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
                              int32_t* out_ids, cudaStream_t stream) {
@@ -703,34 +741,38 @@ cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const v
     }
     const auto* row_draws = static_cast<const draw::RowDraw*>(draws);
     const auto* entries = reinterpret_cast<const draw::PenaltyEntry*>(row_draws + rows);
-    if (const cudaError_t e = launch_over_rows(draw_scan_kernel, logits, rows, vocab, row_draws,
-                                               entries, out_ids, stream);
-        e != cudaSuccess) {
-        return e;
+    cudaError_t e = cudaSuccess;
+    switch (draw_rows_cluster(rows)) {
+        case 8:
+            e = launch_kernels<8>(logits, rows, vocab, row_draws, entries, out_ids, stream);
+            break;
+        case 4:
+            e = launch_kernels<4>(logits, rows, vocab, row_draws, entries, out_ids, stream);
+            break;
+        default:
+            e = launch_kernels<2>(logits, rows, vocab, row_draws, entries, out_ids, stream);
+            break;
     }
-    if (const cudaError_t e = launch_over_rows(draw_top_k_kernel, logits, rows, vocab, row_draws,
-                                               entries, out_ids, stream);
-        e != cudaSuccess) {
-        return e;
-    }
-    return cudaGetLastError();
+    return e != cudaSuccess ? e : cudaGetLastError();
 }
 
-int draw_rows_max_clusters() {
+int draw_rows_max_clusters(int cluster) {
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = kCluster;
+    attr.val.clusterDim.x = static_cast<unsigned>(cluster);
     attr.val.clusterDim.y = 1;
     attr.val.clusterDim.z = 1;
     cudaLaunchConfig_t config{};
-    config.gridDim = dim3(kCluster, 64);
+    config.gridDim = dim3(static_cast<unsigned>(cluster), 64);
     config.blockDim = kThreads;
     config.attrs = &attr;
     config.numAttrs = 1;
     int clusters = 0;
-    return cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel, &config) == cudaSuccess
-               ? clusters
-               : 0;
+    const cudaError_t e =
+        cluster == 8   ? cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<8>, &config)
+        : cluster == 4 ? cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<4>, &config)
+                       : cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<2>, &config);
+    return e == cudaSuccess ? clusters : 0;
 }
 
 }  // namespace helexa::kernels

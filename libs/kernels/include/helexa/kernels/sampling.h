@@ -30,8 +30,13 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
                              int32_t* out_ids, cudaStream_t stream);
 
-// How many rows launch_draw_rows draws at once on the current device (its clusters resident
-// together); 0 when the query fails. For benchmarks.
-int draw_rows_max_clusters();
+// The cluster size launch_draw_rows gives each of `rows` rows: 8 CTAs while every row's cluster
+// of 8 fits the card at once (a row's latency first), then 4, then 2 (more rows at once).
+// HELEXA_DRAW_CLUSTER=2|4|8 forces one, for A/B measurements.
+int draw_rows_cluster(int64_t rows);
+
+// How many rows launch_draw_rows draws at once on the current device in clusters of `cluster`
+// CTAs (its clusters resident together); 0 when the query fails. For benchmarks.
+int draw_rows_max_clusters(int cluster);
 
 }  // namespace helexa::kernels
