@@ -4,10 +4,10 @@
 //
 // Each row is read by a thread-block cluster of C CTAs of 1024 threads (8 for a few rows, 4 or 2
 // for many: draw_rows_cluster); CTA `rank` owns a contiguous C-th of the row and each thread
-// kPerThread<C> of its logits (ids begin + thread + i * 1024: coalesced). Reductions run over warps (shuffles), then the CTA (shared memory), then
-// the cluster (distributed shared memory, two alternating slots so one cluster barrier a
-// reduction suffices). The rows are streamed from memory (L2 after the first pass): nothing is
-// staged in shared memory, so two clusters share the SMs where registers allow.
+// kPerThread<C> of its logits (ids begin + thread + i * 1024: coalesced). Reductions run over
+// warps (shuffles), then the CTA (shared memory), then the cluster (distributed shared memory,
+// two alternating slots so one cluster barrier a reduction suffices). The rows are streamed from
+// memory (L2 after the first pass): nothing is staged in shared memory.
 //
 // Two kernels, each taking the rows of its kind and skipping the rest (both always run):
 //   draw_scan_kernel: penalties, then the max (greedy: done); sampling over the whole vocabulary
