@@ -1,7 +1,8 @@
 // The device draw (kernels::launch_draw_rows) alone, per mode and row count, beside the argmax
 // kernel it replaces on greedy steps: what a sampled step pays for drawing where the logits are.
 // Also prints how many of its clusters of each size the card runs at once
-// (HELEXA_DRAW_CLUSTER=2|4|8 forces one size: the A/B for kernels::kDrawRowsLatencyRows).
+// (HELEXA_DRAW_CLUSTER=1|2|4|8 forces one size for every row count: the A/B behind
+// kernels::draw_rows_cluster).
 //
 //   draw_rows_bench [--vocab 151936] [--rows 1,8,32,64] [--iters 50]
 // Prints one line per (mode, rows): mean microseconds per launch (CUDA events).
@@ -124,11 +125,14 @@ int main(int argc, char** argv) {
             check(cudaMemcpy(draws, packed.data(), packed.size() * sizeof(int32_t),
                              cudaMemcpyHostToDevice),
                   "copy");
-            check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, nullptr),
+            const int cluster = helexa::kernels::draw_rows_cluster(rows);
+            check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, cluster,
+                                                    nullptr),
                   "draw");
             check(cudaEventRecord(t0), "record");
             for (int u = 0; u < iters; ++u) {
-                check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, nullptr),
+                check(helexa::kernels::launch_draw_rows(logits, rows, vocab, draws, ids, cluster,
+                                                        nullptr),
                       "draw");
             }
             check(cudaEventRecord(t1), "record");
@@ -136,11 +140,10 @@ int main(int argc, char** argv) {
             check(cudaEventElapsedTime(&ms, t0, t1), "elapsed");
             std::printf(
                 "{\"kernel\":\"draw\",\"mode\":\"%s\",\"rows\":%lld,\"cluster\":%d,\"us\":%.2f}\n",
-                m.name, static_cast<long long>(rows), helexa::kernels::draw_rows_cluster(rows),
-                1000.0 * ms / iters);
+                m.name, static_cast<long long>(rows), cluster, 1000.0 * ms / iters);
         }
     }
-    for (const int cluster : {8, 4, 2}) {
+    for (const int cluster : {8, 4, 2, 1}) {
         std::printf("{\"draw_cluster\":%d,\"max_active_clusters\":%d}\n", cluster,
                     helexa::kernels::draw_rows_max_clusters(cluster));
     }

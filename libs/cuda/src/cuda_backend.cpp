@@ -648,7 +648,8 @@ public:
                             "draw_rows", "shape mismatch");
         return check(kernels::launch_draw_rows(static_cast<float*>(logits.data), logits.rows,
                                                logits.cols, draws.data,
-                                               static_cast<int32_t*>(out.data), stream_),
+                                               static_cast<int32_t*>(out.data),
+                                               kernels::draw_rows_cluster(logits.rows), stream_),
                      "draw_rows");
     }
 

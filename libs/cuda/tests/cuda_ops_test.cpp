@@ -349,14 +349,19 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     const float inf = std::numeric_limits<float>::infinity();
     std::mt19937 gen(99);
-    // How many rows clusters of 8 and of 4 CTAs draw at once on this card.
+    // How many rows clusters of 8 and of 4 CTAs draw at once on this card (0 without clusters:
+    // every size is then one CTA a row, and the prefixes below are 12 and 24 rows).
     int64_t fit8 = 0;
     int64_t fit4 = 0;
     on_gpu([&] {
         fit8 = kernels::draw_rows_max_clusters(8);
         fit4 = kernels::draw_rows_max_clusters(4);
     });
-    ASSERT_GT(fit8, 0);
+    const bool has_clusters = fit8 > 0;
+    if (!has_clusters) {
+        fit8 = 12;
+        fit4 = 24;
+    }
     ASSERT_GT(fit4, fit8);
     for (int64_t vocab : {int64_t{151936}, int64_t{1001}, int64_t{7}, engine::draw::kMaxVocab}) {
         const int64_t rows = vocab == 7 ? 70000 : std::max<int64_t>(48, fit4 + 8);
@@ -420,12 +425,18 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
         EXPECT_EQ(want[2], -1);
         EXPECT_EQ(want[3], -1);
         // The whole batch, then as many of its first rows as clusters of 4 and of 8 fit the
-        // card at once: the kernels give a row a cluster of 8, 4 or 2 CTAs by the batch's size
-        // (kernels::draw_rows_cluster), and the token must not depend on it.
-        EXPECT_EQ(kernels::draw_rows_cluster(fit8), 8);
-        EXPECT_EQ(kernels::draw_rows_cluster(fit4), 4);
-        EXPECT_EQ(kernels::draw_rows_cluster(rows), 2);
-        for (const int64_t n : {rows, fit4, fit8}) {
+        // card at once: the backend gives a row a cluster of 8, 4 or 2 CTAs by the batch's size
+        // (kernels::draw_rows_cluster), and the token must not depend on it; then the whole
+        // batch in one CTA a row (the form of devices without clusters) and in clusters of 8,
+        // launched directly. cluster 0: the backend's choice.
+        if (has_clusters) {
+            EXPECT_EQ(kernels::draw_rows_cluster(fit8), 8);
+            EXPECT_EQ(kernels::draw_rows_cluster(fit4), 4);
+            EXPECT_EQ(kernels::draw_rows_cluster(rows), 2);
+        }
+        const std::vector<std::pair<int64_t, int>> runs = {
+            {rows, 0}, {fit4, 0}, {fit8, 0}, {rows, 1}, {rows, 8}};
+        for (const auto& [n, cluster] : runs) {
             engine::DrawBatch first_n;
             first_n.rows.assign(draws.rows.begin(), draws.rows.begin() + n);
             first_n.entries = draws.entries;
@@ -443,8 +454,18 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
                 auto ids = gpu_->alloc(DType::kI32, 1, n);
                 ASSERT_TRUE(ids.has_value());
                 ASSERT_TRUE(gpu_->copy_from_host(*ids, got.data()).has_value());
-                auto st = gpu_->draw_rows(*ids, *logits, *packed_t);
-                ASSERT_TRUE(st.has_value()) << st.error().full_message();
+                if (cluster == 0) {
+                    auto st = gpu_->draw_rows(*ids, *logits, *packed_t);
+                    ASSERT_TRUE(st.has_value()) << st.error().full_message();
+                } else {
+                    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+                    ASSERT_EQ(kernels::launch_draw_rows(static_cast<float*>(logits->data), n,
+                                                        vocab, packed_t->data,
+                                                        static_cast<int32_t*>(ids->data),
+                                                        cluster, nullptr),
+                              cudaSuccess);
+                    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+                }
                 ASSERT_TRUE(gpu_->copy_to_host(got.data(), *ids).has_value());
                 ASSERT_TRUE(gpu_->copy_to_host(device_logits.data(), *logits).has_value());
             });
@@ -452,7 +473,8 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
             for (int64_t r = 0; r < n && mismatches < 10; ++r) {
                 if (got[static_cast<size_t>(r)] != want[static_cast<size_t>(r)]) {
                     ADD_FAILURE() << "vocab " << vocab << ", " << n << " rows in clusters of "
-                                  << kernels::draw_rows_cluster(n) << ", row " << r << " (mode "
+                                  << (cluster != 0 ? cluster : kernels::draw_rows_cluster(n))
+                                  << ", row " << r << " (mode "
                                   << draws.rows[static_cast<size_t>(r)].mode << ", top_k "
                                   << draws.rows[static_cast<size_t>(r)].top_k << "): device "
                                   << got[static_cast<size_t>(r)] << ", host "
@@ -468,7 +490,8 @@ TEST_F(CudaOps, DrawRowsMatchTheHostRuleBitForBit) {
                                   (std::isnan(device_logits[i]) && std::isnan(host[i]));
                 differing += same ? 0 : 1;
             }
-            EXPECT_EQ(differing, 0U) << "vocab " << vocab << ", " << n << " rows";
+            EXPECT_EQ(differing, 0U) << "vocab " << vocab << ", " << n << " rows, cluster "
+                                     << cluster;
         }
         // The draws are draws: the temperature-1 rows did not all take their argmax.
         int sampled_off_argmax = 0;

@@ -30,15 +30,12 @@
 // both into its last K/V tile itself (the tile loads skip that row). The arithmetic is
 // qkv_head_ops.cuh's, so the result equals qkv_epilogue then this kernel bit for bit; it saves
 // the epilogue's launch and its round trip through global memory on the step's critical path.
-#include <cooperative_groups.h>
-
 #include "attention_common.cuh"
+#include "clusters.cuh"
 #include "qkv_head_ops.cuh"
 
 namespace helexa::kernels::attn {
 namespace {
-
-namespace cg = cooperative_groups;
 
 template <int HD, int kWarps, int kStagesIn>
 struct DecodeCfg {
@@ -166,7 +163,6 @@ __device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, 
                                               int rank, const RowInfo& row_info,
                                               const float* part_o, const float2* part_ml,
                                               int tid) {
-    cg::cluster_group cluster = cg::this_cluster();
     constexpr int kQuads = HD / 4;
     for (int i = rank * kThreads + tid; i < 16 * kQuads; i += p.n_splits * kThreads) {
         const int r = i / kQuads;
@@ -180,9 +176,8 @@ __device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, 
 #pragma unroll
         for (int j = 0; j < kMaxClusterSplits; ++j) {
             if (j < n_used) {
-                ml[j] = *cluster.map_shared_rank(part_ml + r, j);
-                po[j] = *reinterpret_cast<const float4*>(
-                    cluster.map_shared_rank(part_o + r * HD + d0, j));
+                ml[j] = *cluster_peer(part_ml + r, j);
+                po[j] = *reinterpret_cast<const float4*>(cluster_peer(part_o + r * HD + d0, j));
             }
         }
         float m = -INFINITY;
@@ -295,11 +290,10 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (cluster_merge) {
             // Nothing of this CTA is read (the merge reads the first n_used peers), but it
             // shares the merge's work and its barriers.
-            cg::cluster_group cluster = cg::this_cluster();
-            cluster.sync();
+            cluster_sync();
             merge_cluster<T, HD, kThreads>(p, q_begin, n_used, split, row_info, part_o, part_ml,
                                            tid);
-            cluster.sync();
+            cluster_sync();
         }
         return;
     }
@@ -643,10 +637,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (d0 == 0) {
             part_ml[r] = make_float2(m, l);
         }
-        cg::cluster_group cluster = cg::this_cluster();
-        cluster.sync();  // every partial of the cluster is written and visible
+        cluster_sync();  // every partial of the cluster is written and visible
         merge_cluster<T, HD, kThreads>(p, q_begin, n_used, split, row_info, part_o, part_ml, tid);
-        cluster.sync();  // the peers are done reading this CTA's shared memory
+        cluster_sync();  // the peers are done reading this CTA's shared memory
         return;
     }
     if (row_valid) {

@@ -35,6 +35,7 @@
 
 #include "helexa/engine/draw_rule.h"
 #include "helexa/kernels/sampling.h"
+#include "clusters.cuh"
 #include "launch.cuh"
 #include "row_best.cuh"
 
@@ -52,13 +53,14 @@ constexpr int kCandidates = kThreads;  // top-k candidates CTA 0 sorts (one per 
 // A row's cluster: C CTAs (template parameter C of everything below), each thread kPerThread<C>
 // logits of the row. Few rows take clusters of 8 (the row's latency: 8 SMs on it); many rows
 // take smaller ones, so more rows are drawn at once (one CTA fills an SM's registers: ~15
-// clusters of 8 are resident on an H200, ~66 of 2). Every reduction below uses the rule's total
-// order or integer sums, so the token does not depend on C.
+// clusters of 8 are resident on an H200, ~66 of 2). C == 1 is one CTA a row, the only form on
+// devices without clusters (clusters.cuh). Every reduction below uses the rule's total order or
+// integer sums, so the token does not depend on C.
 template <int C>
 constexpr int kPerThread = static_cast<int>(draw::kMaxVocab / (int64_t{C} * kThreads));
 template <int C>
 constexpr bool covers_vocab = int64_t{C} * kThreads * kPerThread<C> == draw::kMaxVocab;
-static_assert(covers_vocab<8> && covers_vocab<4> && covers_vocab<2>,
+static_assert(covers_vocab<8> && covers_vocab<4> && covers_vocab<2> && covers_vocab<1>,
               "the rule's vocabulary limit is what one cluster covers");
 static_assert(kWarps == kWarp, "the CTA merge is one warp over every warp's result");
 
@@ -106,17 +108,16 @@ __device__ __forceinline__ Best cta_best(Best b, Reduce& s) {
 // The best over the cluster (`b`: this CTA's best, the same in every thread), in every thread.
 // Slot `phase` is rewritten two reductions later, after every CTA passed the barrier between.
 template <int C>
-__device__ __forceinline__ Best cluster_best(Best b, Reduce& s, cg::cluster_group& cluster,
-                                             int& phase) {
+__device__ __forceinline__ Best cluster_best(Best b, Reduce& s, int& phase) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     if (threadIdx.x == 0) {
         s.cluster_slots[phase] = b;
     }
-    cluster.sync();
+    group_sync<C>();
     if (threadIdx.x < kWarp) {
         Best o = no_row_best();
         if (lane < C) {
-            o = *cluster.map_shared_rank(&s.cluster_slots[phase], lane);
+            o = *group_peer<C>(&s.cluster_slots[phase], lane);
         }
         o = warp_row_best(o);
         if (lane == 0) {
@@ -149,8 +150,7 @@ __device__ __forceinline__ RowSlice row_slice(float* logits, int64_t r, int64_t 
 template <int C>
 __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const draw::RowDraw& d,
                                                       const draw::PenaltyEntry* entries,
-                                                      Reduce& s, cg::cluster_group& cluster,
-                                                      int& phase, Best& mine) {
+                                                      Reduce& s, int& phase, Best& mine) {
     const int64_t begin = rs.first - threadIdx.x;
     for (uint32_t e = threadIdx.x; e < d.n_entries; e += kThreads) {
         const draw::PenaltyEntry pe = entries[d.first_entry + e];
@@ -175,7 +175,7 @@ __device__ __forceinline__ Best penalise_and_find_max(const RowSlice& rs, const 
             }
         }
     }
-    return cluster_best<C>(cta_best(mine, s), s, cluster, phase);
+    return cluster_best<C>(cta_best(mine, s), s, phase);
 }
 
 // Rows that are broken or greedy end with the max: the token (or -1). True when the row is done.
@@ -304,7 +304,7 @@ __device__ __forceinline__ void add_round_masses(const RowSlice& rs, float max_l
 template <int C>
 __device__ __noinline__ float nucleus_floor(const RowSlice& rs, float max_l,
                                             const draw::RowDraw& d, Nucleus& nb,
-                                            cg::cluster_group& cluster, int& buf) {
+                                            int& buf) {
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % kWarp;
     uint32_t prefix = 0;
@@ -315,12 +315,12 @@ __device__ __noinline__ float nucleus_floor(const RowSlice& rs, float max_l,
         }
         __syncthreads();
         add_round_masses<C>(rs, max_l, d.inv_temperature, prefix, shift, mine);
-        cluster.sync();  // every CTA's buckets are complete and visible
+        group_sync<C>();  // every CTA's buckets are complete and visible
         if (tid < 256) {
             unsigned long long sum = 0;
 #pragma unroll
             for (int r = 0; r < C; ++r) {
-                sum += *cluster.map_shared_rank(&mine[tid], r);
+                sum += *group_peer<C>(&mine[tid], r);
             }
             nb.merged[tid] = sum;
         }
@@ -386,8 +386,7 @@ __global__ void __launch_bounds__(kThreads)
     allow_dependent_launch();
     __shared__ Reduce s;
     __shared__ Nucleus nb;
-    cg::cluster_group cluster = cg::this_cluster();
-    const int rank = static_cast<int>(cluster.block_rank());
+    const int rank = group_rank<C>();
     int phase = 0;
     int buf = 0;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
@@ -403,7 +402,7 @@ __global__ void __launch_bounds__(kThreads)
         }
         const RowSlice rs = row_slice<C>(logits, r, vocab, rank);
         Best mine;
-        const Best top = penalise_and_find_max<C>(rs, d, entries, s, cluster, phase, mine);
+        const Best top = penalise_and_find_max<C>(rs, d, entries, s, phase, mine);
         if (ended_by_max(top, d, rank, out_ids + r)) {
             continue;
         }
@@ -411,7 +410,7 @@ __global__ void __launch_bounds__(kThreads)
         // Top-p over the whole vocabulary and min-p: one floor on z (as the host: the larger).
         float z_floor = d.log_min_p;
         if (d.top_p < 1.0F) {
-            const float nf = nucleus_floor<C>(rs, max_l, d, nb, cluster, buf);
+            const float nf = nucleus_floor<C>(rs, max_l, d, nb, buf);
             z_floor = nf < d.log_min_p ? d.log_min_p : nf;
         }
         const uint64_t row_key = draw::row_key(draw::seed_of(d), d.position);
@@ -436,12 +435,12 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         }
-        b = cluster_best<C>(cta_best(b, s), s, cluster, phase);
+        b = cluster_best<C>(cta_best(b, s), s, phase);
         if (rank == 0 && threadIdx.x == 0) {
             out_ids[r] = b.id;
         }
     }
-    cluster.sync();  // no CTA leaves while another may still read its cluster slots
+    group_sync<C>();  // no CTA leaves while another may still read its cluster slots
 }
 
 // Sorts a[0, kThreads) so a[0] comes first in the rule's order (absent ids last): bitonic, one
@@ -522,7 +521,7 @@ __device__ __forceinline__ void merge_lists(const Best* list, int k, Best* out) 
 // cluster calls it; it ends with the cluster barrier that publishes the CTA lists.
 template <int C>
 __device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
-                                    cg::cluster_group& cluster, int rank) {
+                                    int rank) {
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     Best cur = best_after<C>(rs, 0.0F, -1);
@@ -539,9 +538,9 @@ __device__ void top_k_by_tournament(const RowSlice& rs, int k, TopK& t,
     if (warp == 0) {
         merge_lists(t.warp_lists[lane], k, t.cta_list);
     }
-    cluster.sync();  // every CTA's list is published
+    group_sync<C>();  // every CTA's list is published
     if (rank == 0 && warp == 0) {
-        merge_lists(lane < C ? cluster.map_shared_rank(t.cta_list, lane) : nullptr, k,
+        merge_lists(lane < C ? group_peer<C>(t.cta_list, lane) : nullptr, k,
                     t.warp_lists[0]);
     }
 }
@@ -612,8 +611,7 @@ __global__ void __launch_bounds__(kThreads)
     allow_dependent_launch();
     __shared__ Reduce s;
     __shared__ TopK t;
-    cg::cluster_group cluster = cg::this_cluster();
-    const int rank = static_cast<int>(cluster.block_rank());
+    const int rank = group_rank<C>();
     int phase = 0;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
         const draw::RowDraw d = draws[r];
@@ -622,7 +620,7 @@ __global__ void __launch_bounds__(kThreads)
         }
         const RowSlice rs = row_slice<C>(logits, r, vocab, rank);
         Best mine;
-        const Best top = penalise_and_find_max<C>(rs, d, entries, s, cluster, phase, mine);
+        const Best top = penalise_and_find_max<C>(rs, d, entries, s, phase, mine);
         if (ended_by_max(top, d, rank, out_ids + r)) {
             continue;
         }
@@ -637,13 +635,13 @@ __global__ void __launch_bounds__(kThreads)
         Best bound = t.sorted[k - 1];
         bound.id = bound.id >= 0 ? rank : -1;  // ties between CTAs: any; absent: no bound
         __syncthreads();  // every thread read the bound before CTA 0's buffer is reused
-        bound = cluster_best<C>(cta_best(bound, s), s, cluster, phase);
+        bound = cluster_best<C>(cta_best(bound, s), s, phase);
         const bool bounded = bound.id >= 0;
         // Every finite logit at or above the bound goes to CTA 0 (n_candidates counts them
         // all, so an overflow is seen; only the first kCandidates are stored).
         // One remote atomic a warp and step (the ballot's count), not one a candidate.
-        int32_t* n_candidates = cluster.map_shared_rank(&t.n_candidates, 0);
-        Best* candidates = cluster.map_shared_rank(t.sorted, 0);
+        int32_t* n_candidates = group_peer<C>(&t.n_candidates, 0);
+        Best* candidates = group_peer<C>(t.sorted, 0);
         const int lane = static_cast<int>(threadIdx.x) % kWarp;
         for (int i = 0; i < kPerThread<C>; ++i) {
             const int64_t c = rs.first + int64_t{i} * kThreads;
@@ -663,7 +661,7 @@ __global__ void __launch_bounds__(kThreads)
                 candidates[slot] = Best{x, static_cast<int32_t>(c), 0};
             }
         }
-        cluster.sync();  // every candidate is in CTA 0
+        group_sync<C>();  // every candidate is in CTA 0
         // The count, read from CTA 0 once a CTA.
         if (threadIdx.x == 0) {
             t.n_seen = *n_candidates;
@@ -683,15 +681,15 @@ __global__ void __launch_bounds__(kThreads)
                 }
             }
         } else {
-            top_k_by_tournament<C>(rs, k, t, cluster, rank);
+            top_k_by_tournament<C>(rs, k, t, rank);
             if (rank == 0 && warp == 0) {
                 __syncwarp();
                 draw_from_top_k(t.warp_lists[0], d, top.key, t, out_ids + r);
             }
         }
-        cluster.sync();  // CTA 0 is done with the other CTAs' lists; its buffer is free again
+        group_sync<C>();  // CTA 0 is done with the other CTAs' lists; its buffer is free again
     }
-    cluster.sync();  // no CTA leaves while another may still read its shared memory
+    group_sync<C>();  // no CTA leaves while another may still read its shared memory
 }
 
 // Both kernels over all rows, in clusters of C: each draws its own kind.
@@ -713,9 +711,12 @@ cudaError_t launch_kernels(float* logits, int64_t rows, int64_t vocab,
 }  // namespace
 
 int draw_rows_cluster(int64_t rows) {
-    // HELEXA_DRAW_CLUSTER=2|4|8 (A/B measurements): one size for every batch.
+    if (!clusters_supported()) {
+        return 1;
+    }
+    // HELEXA_DRAW_CLUSTER=1|2|4|8 (A/B measurements): one size for every batch.
     static const long forced = env_positive("HELEXA_DRAW_CLUSTER", 0);
-    if (forced == 2 || forced == 4 || forced == 8) {
+    if (forced == 1 || forced == 2 || forced == 4 || forced == 8) {
         return static_cast<int>(forced);
     }
     // The largest cluster whose clusters all fit the card at once (H200: 15 of 8, 30 of 4, 66
@@ -729,8 +730,9 @@ int draw_rows_cluster(int64_t rows) {
 }
 
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
-                             int32_t* out_ids, cudaStream_t stream) {
-    if (rows < 0 || vocab <= 0 || vocab > draw::kMaxVocab) {
+                             int32_t* out_ids, int cluster, cudaStream_t stream) {
+    if (rows < 0 || vocab <= 0 || vocab > draw::kMaxVocab ||
+        (cluster != 1 && cluster != 2 && cluster != 4 && cluster != 8)) {
         return cudaErrorInvalidValue;
     }
     if (rows == 0) {
@@ -742,21 +744,36 @@ cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const v
     const auto* row_draws = static_cast<const draw::RowDraw*>(draws);
     const auto* entries = reinterpret_cast<const draw::PenaltyEntry*>(row_draws + rows);
     cudaError_t e = cudaSuccess;
-    switch (draw_rows_cluster(rows)) {
+    switch (clusters_supported() ? cluster : 1) {
         case 8:
             e = launch_kernels<8>(logits, rows, vocab, row_draws, entries, out_ids, stream);
             break;
         case 4:
             e = launch_kernels<4>(logits, rows, vocab, row_draws, entries, out_ids, stream);
             break;
-        default:
+        case 2:
             e = launch_kernels<2>(logits, rows, vocab, row_draws, entries, out_ids, stream);
+            break;
+        default:
+            e = launch_kernels<1>(logits, rows, vocab, row_draws, entries, out_ids, stream);
             break;
     }
     return e != cudaSuccess ? e : cudaGetLastError();
 }
 
 int draw_rows_max_clusters(int cluster) {
+    if (cluster == 1 || !clusters_supported()) {
+        int device = 0;
+        int sms = 0;
+        int per_sm = 0;
+        if (cluster != 1 || cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, draw_scan_kernel<1>, kThreads,
+                                                          0) != cudaSuccess) {
+            return 0;
+        }
+        return sms * per_sm;
+    }
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeClusterDimension;
     attr.val.clusterDim.x = static_cast<unsigned>(cluster);
@@ -771,7 +788,8 @@ int draw_rows_max_clusters(int cluster) {
     const cudaError_t e =
         cluster == 8   ? cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<8>, &config)
         : cluster == 4 ? cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<4>, &config)
-                       : cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<2>, &config);
+        : cluster == 2 ? cudaOccupancyMaxActiveClusters(&clusters, draw_scan_kernel<2>, &config)
+                       : cudaErrorInvalidValue;
     return e == cudaSuccess ? clusters : 0;
 }
 

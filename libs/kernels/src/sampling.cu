@@ -1,19 +1,20 @@
 // Greedy sampling on the device: per-row argmax of f32 logits.
 //
-// Each row is read by a thread-block cluster of kCluster CTAs of 1024 threads, each CTA a
+// Each row is read by a thread-block cluster of C = 8 CTAs of 1024 threads, each CTA a
 // contiguous eighth of the row: one CTA per row used to walk a 152k vocab in ten dependent
-// rounds of loads (18 us on an H200's decode critical path at batch 1). Each thread scans a
+// rounds of loads (18 us on an H200's decode critical path at batch 1). Devices without clusters
+// (compute capability below 9.0) run the same kernel with C = 1, one CTA a row (clusters.cuh). Each thread scans a
 // strided share of its CTA's slice (16-byte loads, kUnroll in flight) keeping its best (value,
 // index); warp shuffles and shared memory pick the CTA's winner, and CTA 0 of the cluster merges
-// the kCluster winners through distributed shared memory (no global workspace, so the launcher
+// the C winners through distributed shared memory (no global workspace, so the launcher
 // stays a pure function of its arguments). Index order is preserved at every step (a thread
 // visits its indices in increasing order and keeps the first of equal values; merges prefer the
 // lower index), so ties resolve to the lowest index like the CPU sampler.
-#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "clusters.cuh"
 #include "helexa/kernels/sampling.h"
 #include "launch.cuh"
 #include "row_best.cuh"
@@ -21,12 +22,10 @@
 namespace helexa::kernels {
 namespace {
 
-namespace cg = cooperative_groups;
-
 constexpr int kThreads = 1024;
 constexpr int kWarp = 32;
 constexpr int kUnroll = 4;
-constexpr int kCluster = 8;  // CTAs per row (the portable cluster size)
+constexpr int kCluster = 8;  // CTAs per row where clusters exist (the portable cluster size)
 
 using Best = RowBest;
 
@@ -95,9 +94,9 @@ __device__ __forceinline__ Best cta_best(const float* row, int64_t begin, int64_
 }
 
 // logits: [rows, vocab] contiguous f32; out_ids: int32 [rows]. VEC4: the row is read as float4
-// (vocab % 4 == 0 and a 16-byte aligned base). Grid (kCluster, row slots) in clusters of
-// kCluster along x; every thread reaches both cluster barriers of every row (no early return).
-template <bool VEC4>
+// (vocab % 4 == 0 and a 16-byte aligned base). Grid (C, row slots) in clusters of C along x;
+// every thread reaches both cluster barriers of every row (no early return).
+template <int C, bool VEC4>
 __global__ void __launch_bounds__(kThreads)
     argmax_rows_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids) {
     // Nothing before this reads or writes what other kernels touch (launch.cuh).
@@ -105,10 +104,9 @@ __global__ void __launch_bounds__(kThreads)
     allow_dependent_launch();
     __shared__ Best warp_slots[kThreads / kWarp];
     __shared__ Best slice_best;
-    cg::cluster_group cluster = cg::this_cluster();
-    const int rank = static_cast<int>(cluster.block_rank());
+    const int rank = group_rank<C>();
     // Slices of whole float4 packs, so every slice start stays 16-byte aligned.
-    const int64_t slice = (vocab + 4 * kCluster - 1) / (4 * kCluster) * 4;
+    const int64_t slice = (vocab + 4 * C - 1) / (4 * C) * 4;
     const int64_t begin = rank * slice < vocab ? rank * slice : vocab;
     const int64_t end = begin + slice < vocab ? begin + slice : vocab;
     for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
@@ -116,18 +114,18 @@ __global__ void __launch_bounds__(kThreads)
         if (threadIdx.x == 0) {
             slice_best = b;
         }
-        cluster.sync();  // every slice's winner is published
+        group_sync<C>();  // every slice's winner is published
         if (rank == 0 && threadIdx.x < kWarp) {
             Best o = no_row_best();
-            if (static_cast<int>(threadIdx.x) < kCluster) {
-                o = *cluster.map_shared_rank(&slice_best, static_cast<int>(threadIdx.x));
+            if (static_cast<int>(threadIdx.x) < C) {
+                o = *group_peer<C>(&slice_best, static_cast<int>(threadIdx.x));
             }
             o = warp_row_best(o);
             if (threadIdx.x == 0) {
                 out_ids[r] = o.pos_inf != 0 ? -1 : o.id;
             }
         }
-        cluster.sync();  // slice_best and warp_slots are reused by the next row
+        group_sync<C>();  // slice_best and warp_slots are reused by the next row
     }
 }
 
@@ -146,21 +144,26 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
     if (logits == nullptr || out_ids == nullptr) {
         return cudaErrorInvalidValue;
     }
-    const dim3 grid(kCluster, static_cast<unsigned>(rows < 65535 ? rows : 65535));
-    if (vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0) {
-        if (const cudaError_t launched =
-                launch_kernel_in_clusters(argmax_rows_kernel<true>, grid, kThreads, 0, stream,
-                                          kCluster, logits, rows, vocab, out_ids);
-            launched != cudaSuccess) {
-            return launched;
-        }
+    const bool vec4 = vocab % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
+    const unsigned slots = static_cast<unsigned>(rows < 65535 ? rows : 65535);
+    cudaError_t launched = cudaSuccess;
+    if (clusters_supported()) {
+        const dim3 grid(kCluster, slots);
+        launched = vec4 ? launch_kernel_in_clusters(argmax_rows_kernel<kCluster, true>, grid,
+                                                    kThreads, 0, stream, kCluster, logits, rows,
+                                                    vocab, out_ids)
+                        : launch_kernel_in_clusters(argmax_rows_kernel<kCluster, false>, grid,
+                                                    kThreads, 0, stream, kCluster, logits, rows,
+                                                    vocab, out_ids);
     } else {
-        if (const cudaError_t launched =
-                launch_kernel_in_clusters(argmax_rows_kernel<false>, grid, kThreads, 0, stream,
-                                          kCluster, logits, rows, vocab, out_ids);
-            launched != cudaSuccess) {
-            return launched;
-        }
+        const dim3 grid(1, slots);
+        launched = vec4 ? launch_kernel(argmax_rows_kernel<1, true>, grid, kThreads, 0, stream,
+                                        logits, rows, vocab, out_ids)
+                        : launch_kernel(argmax_rows_kernel<1, false>, grid, kThreads, 0, stream,
+                                        logits, rows, vocab, out_ids);
+    }
+    if (launched != cudaSuccess) {
+        return launched;
     }
     return cudaGetLastError();
 }

@@ -27,16 +27,19 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
 //     (DrawBatch::packed).
 //   out_ids: int32 [rows]: the token; -1 for a row with a +inf or no finite logit; -2 for a
 //     kDrawHost row (left to the host sampler, its logits untouched).
+//   cluster: CTAs a row, 1, 2, 4 or 8 (draw_rows_cluster(rows) for the fastest; the token does
+//     not depend on it); devices without thread-block clusters always take 1.
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
-                             int32_t* out_ids, cudaStream_t stream);
+                             int32_t* out_ids, int cluster, cudaStream_t stream);
 
-// The cluster size launch_draw_rows gives each of `rows` rows: 8 CTAs while every row's cluster
-// of 8 fits the card at once (a row's latency first), then 4, then 2 (more rows at once).
-// HELEXA_DRAW_CLUSTER=2|4|8 forces one, for A/B measurements.
+// The fastest cluster size for `rows` rows: 8 CTAs while every row's cluster of 8 fits the card
+// at once (a row's latency first), then 4, then 2 (more rows at once); 1 on devices without
+// thread-block clusters. HELEXA_DRAW_CLUSTER=1|2|4|8 forces one, for A/B measurements.
 int draw_rows_cluster(int64_t rows);
 
 // How many rows launch_draw_rows draws at once on the current device in clusters of `cluster`
-// CTAs (its clusters resident together); 0 when the query fails. For benchmarks.
+// CTAs (its clusters resident together); 0 when the query fails or the device has no clusters
+// of that size. For benchmarks and tests.
 int draw_rows_max_clusters(int cluster);
 
 }  // namespace helexa::kernels
