@@ -58,7 +58,8 @@ constexpr int kRowBytes = kChunkK * 2;        // one row of a unit: one 128-byte
 constexpr int kWUnitBytes = kCtaRows * kRowBytes;  // 16 KiB
 constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
 constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
-constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
+// [[maybe_unused]] here and below: used only by the sm_90 code, compiled out for older targets.
+[[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
 
 // Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
 // (A 100 KiB ring, which would leave room for the next kernel's CTAs under PDL, streamed
@@ -97,10 +98,10 @@ struct MmaParams {
 };
 
 // The first unit of CTA c's range, and the CTA whose range holds unit u (the inverse).
-__device__ __forceinline__ int range_begin(int c, int units, int ctas) {
+[[maybe_unused]] __device__ __forceinline__ int range_begin(int c, int units, int ctas) {
     return static_cast<int>(static_cast<int64_t>(c) * units / ctas);
 }
-__device__ __forceinline__ int range_owner(int u, int units, int ctas) {
+[[maybe_unused]] __device__ __forceinline__ int range_owner(int u, int units, int ctas) {
     return static_cast<int>((static_cast<int64_t>(u + 1) * ctas - 1) / units);
 }
 
@@ -199,7 +200,8 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
 
 // This CTA's partial sums of a tile it shares, in the workspace slot (cta, which): which is 0 for
 // the first tile of the CTA's range, 1 for its last (a range shares at most those two).
-__device__ __forceinline__ float4* partial_slot(float4* partials, int cta, int which) {
+[[maybe_unused]] __device__ __forceinline__ float4* partial_slot(float4* partials, int cta,
+                                                                int which) {
     return partials + static_cast<int64_t>(cta * 2 + which) * kMaxNt * kThreads;
 }
 
