@@ -1,9 +1,9 @@
-// Device-side greedy sampling: the argmax of each logits row, so a greedy decode step copies
-// rows int32 ids to the host instead of rows * vocab floats (600 KB per row for a 152k vocab).
-//
-// Use it when every row of the step samples greedily; anything else (temperature, top-k/p,
-// penalties, logprobs) still needs the logits on the host. The launcher is a pure function of its
-// arguments: safe to call from any host thread on any stream; it never allocates or synchronises.
+// Sampling on the device, so a decode step copies rows int32 ids to the host instead of rows *
+// vocab floats (600 KB per row for a 152k vocab): the argmax of each row (greedy steps), and the
+// engine's draw rule (every other setting it covers: penalties, temperature, top-k <= 64, top-p,
+// min-p). Logprobs and what the rule does not cover still need the logits on the host. The
+// launchers are pure functions of their arguments: safe to call from any host thread on any
+// stream; they never allocate or synchronise.
 #pragma once
 
 #include <cuda_runtime_api.h>
