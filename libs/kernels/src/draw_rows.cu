@@ -762,17 +762,19 @@ cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const v
 }
 
 int draw_rows_max_clusters(int cluster) {
-    if (cluster == 1 || !clusters_supported()) {
+    if (cluster != 1 && !clusters_supported()) {
+        return 0;
+    }
+    if (cluster == 1) {  // one CTA a row: resident CTAs per SM times SMs
         int device = 0;
         int sms = 0;
         int per_sm = 0;
-        if (cluster != 1 || cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        const bool known =
+            cudaGetDevice(&device) == cudaSuccess &&
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
             cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, draw_scan_kernel<1>, kThreads,
-                                                          0) != cudaSuccess) {
-            return 0;
-        }
-        return sms * per_sm;
+                                                          0) == cudaSuccess;
+        return known ? sms * per_sm : 0;
     }
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeClusterDimension;

@@ -3,11 +3,11 @@
 // Each row is read by a thread-block cluster of C = 8 CTAs of 1024 threads, each CTA a
 // contiguous eighth of the row: one CTA per row used to walk a 152k vocab in ten dependent
 // rounds of loads (18 us on an H200's decode critical path at batch 1). Devices without clusters
-// (compute capability below 9.0) run the same kernel with C = 1, one CTA a row (clusters.cuh). Each thread scans a
-// strided share of its CTA's slice (16-byte loads, kUnroll in flight) keeping its best (value,
-// index); warp shuffles and shared memory pick the CTA's winner, and CTA 0 of the cluster merges
-// the C winners through distributed shared memory (no global workspace, so the launcher
-// stays a pure function of its arguments). Index order is preserved at every step (a thread
+// (compute capability below 9.0) run the same kernel with C = 1, one CTA a row (clusters.cuh).
+// Each thread scans a strided share of its CTA's slice (16-byte loads, kUnroll in flight) keeping
+// its best (value, index); warp shuffles and shared memory pick the CTA's winner, and CTA 0 of the
+// cluster merges the C winners through distributed shared memory (no global workspace, so the
+// launcher stays a pure function of its arguments). Index order is preserved at every step (a thread
 // visits its indices in increasing order and keeps the first of equal values; merges prefer the
 // lower index), so ties resolve to the lowest index like the CPU sampler.
 #include <cuda_runtime.h>
