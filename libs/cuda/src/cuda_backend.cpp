@@ -567,7 +567,7 @@ public:
                          int64_t head_dim, const Tensor& q_norm, const Tensor& k_norm, float eps,
                          const Tensor& positions, const RopeTable& rope_table, KvCache& cache,
                          int64_t layer, const Tensor& slots, const AttentionBatch& batch,
-                         float scale, const Tensor& read_next) override {
+                         float scale) override {
         static const bool fuse = [] {
             const char* v = std::getenv("HELEXA_CUDA_FUSED_QKV_ATTENTION");
             return v == nullptr || std::string_view(v) != "0";
@@ -589,7 +589,7 @@ public:
             // The composition checks the shapes and names the failing op.
             return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
                                           eps, positions, rope_table, cache, layer, slots, batch,
-                                          scale, read_next);
+                                          scale);
         }
         auto args = attention_args(out, qkv.col_slice(0, n_heads * head_dim), kv, layer, batch,
                                    n_heads, scale);
@@ -608,15 +608,10 @@ public:
         e.v_pool = kv.v_pool(layer);
         e.slots = static_cast<const int32_t*>(slots.data);
         args->epilogue = &e;
-        if (read_next && read_next.contiguous()) {
-            args->l2_warm = read_next.data;
-            args->l2_warm_bytes = static_cast<size_t>(read_next.numel()) *
-                                  static_cast<size_t>(dtype_size(read_next.dtype));
-        }
         if (!kernels::paged_attention_fuses_epilogue(*args)) {
             return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
                                           eps, positions, rope_table, cache, layer, slots, batch,
-                                          scale, read_next);
+                                          scale);
         }
         return check(kernels::launch_paged_attention(*args, stream_), "qkv_attention");
     }

@@ -271,20 +271,16 @@ TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float eps = 1e-6f;
     ASSERT_TRUE(cpu_->qkv_attention(out_fused.cpu, qkv_fused.cpu, nh, nkv, hd, qn.cpu, kn.cpu, eps,
-                                    pos_t.cpu, rc, *kv_cpu, layer, slots_t.cpu, bc, scale,
-                                    Tensor{})
+                                    pos_t.cpu, rc, *kv_cpu, layer, slots_t.cpu, bc, scale)
                     .has_value());
-    // The fused launch is also told of a next weight to warm in L2: that changes no bit.
-    const auto next_weight = upload(random(size_t{256} * 1024, 1.0f), 256, 1024);
     on_gpu([&] {
         auto st = gpu_->qkv_attention(out_fused.gpu, qkv_fused.gpu, nh, nkv, hd, qn.gpu, kn.gpu,
-                                      eps, pos_t.gpu, rg, *kv_fused, layer, slots_t.gpu, bg, scale,
-                                      next_weight.gpu);
+                                      eps, pos_t.gpu, rg, *kv_fused, layer, slots_t.gpu, bg, scale);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         // The base class's composition: the epilogue kernel, then the attention.
         st = gpu_->Backend::qkv_attention(out_composed.gpu, qkv_composed.gpu, nh, nkv, hd, qn.gpu,
                                           kn.gpu, eps, pos_t.gpu, rg, *kv_composed, layer,
-                                          slots_t.gpu, bg, scale, Tensor{});
+                                          slots_t.gpu, bg, scale);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
     });
     const auto fused = read_gpu(out_fused.gpu);

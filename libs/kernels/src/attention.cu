@@ -5,10 +5,8 @@
 // 16-byte aligned with strides a multiple of 8 elements (16-byte vector loads); the workspace
 // 8-byte aligned; max_context_len <= 2^30 and the other bounds below 2^31. block_size may be any
 // positive value.
-#include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <cstdlib>
 #include <limits>
 
 #include "attention_common.cuh"
@@ -71,26 +69,6 @@ bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
     static const bool enabled = env_on_unless_zero("HELEXA_ATTN_CLUSTER_MERGE");
     return enabled && n_splits > 1 && n_splits <= attn::kMaxClusterSplits &&
            at_most_one_cta_per_sm(n_ctas) && clusters_supported();
-}
-
-// How many of a.l2_warm's bytes a decode launch of n_ctas CTAs asks L2 for: none unless the grid
-// is at most one CTA per SM on a card with bulk prefetches (Hopper and later; the same bound as
-// the cluster merge: there the attention is a chain of round trips that leaves HBM idle), at
-// most HELEXA_ATTN_L2_WARM_MB MiB (unset: three quarters of the L2, so the warmed bytes do not
-// evict each other; "0": none), rounded down to whole 16-byte pieces.
-size_t l2_warm_bytes(const PagedAttentionArgs& a, int64_t n_ctas) {
-    static const int64_t cap = [] {
-        const char* env = std::getenv("HELEXA_ATTN_L2_WARM_MB");
-        if (env != nullptr) {
-            return std::max<int64_t>(0, std::strtoll(env, nullptr, 10)) << 20;
-        }
-        return device_l2_bytes() / 4 * 3;
-    }();
-    if (a.l2_warm == nullptr || !aligned16(a.l2_warm) || !at_most_one_cta_per_sm(n_ctas) ||
-        !clusters_supported()) {
-        return 0;
-    }
-    return std::min<size_t>(a.l2_warm_bytes, static_cast<size_t>(cap)) / 16 * 16;
 }
 
 }  // namespace
@@ -243,9 +221,6 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         p.k_pool_out = e.k_pool;
         p.v_pool_out = e.v_pool;
     }
-    const int64_t n_ctas = a.n_seqs * lay.n_kv_heads * row_groups * plan.n_splits;
-    p.l2_warm = static_cast<const unsigned char*>(a.l2_warm);
-    p.l2_warm_bytes = static_cast<int64_t>(l2_warm_bytes(a, n_ctas));
     if (plan.n_splits > 1 && !p.cluster_merge) {
         const size_t need =
             partial_bytes(a.n_seqs, a.max_query_len, a.n_heads, plan.n_splits, hd);

@@ -84,10 +84,6 @@ struct AttnParams {
     int32_t* bad_slot = nullptr;     // set to 1 when a slot lies outside the pool; may be null
     void* k_pool_out = nullptr;      // k_pool / v_pool, writable
     void* v_pool_out = nullptr;
-    // Decode: bytes each CTA asks L2 for a share of (PagedAttentionArgs::l2_warm), 16-byte
-    // aligned and a multiple of 16 long; 0: none.
-    const unsigned char* l2_warm = nullptr;
-    int64_t l2_warm_bytes = 0;
 };
 
 // The largest decode split count merged through a cluster (the portable cluster size).

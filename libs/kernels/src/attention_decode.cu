@@ -212,29 +212,6 @@ __device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, 
     }
 }
 
-// This CTA's share of p.l2_warm, asked of L2 by one thread in bulk prefetches (they hold no
-// registers or shared memory and return nothing). Called once the CTA's own loads are issued, so
-// they queue ahead of the warming.
-__device__ __forceinline__ void warm_l2_share(const AttnParams& p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (p.l2_warm_bytes == 0 || threadIdx.x != 0) {
-        return;
-    }
-    const int64_t ctas = static_cast<int64_t>(gridDim.x) * gridDim.y * gridDim.z;
-    const int64_t cta =
-        blockIdx.x + static_cast<int64_t>(gridDim.x) * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int64_t share = ((p.l2_warm_bytes + ctas - 1) / ctas + 15) / 16 * 16;
-    const int64_t end = min((cta + 1) * share, p.l2_warm_bytes);
-    constexpr int64_t kPiece = int64_t{64} << 10;
-    for (int64_t off = cta * share; off < end; off += kPiece) {
-        const auto bytes = static_cast<uint32_t>(min(kPiece, end - off));
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p.l2_warm + off),
-                     "r"(bytes)
-                     : "memory");
-    }
-#endif
-}
-
 template <typename T, int HD, int kWarps, int kStages, bool kFused>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const AttnParams p) {
@@ -262,7 +239,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (row0 >= n_rows) {
         grid_dependency_wait();
         allow_dependent_launch();
-        warm_l2_share(p);
         return;  // no query row here (the whole cluster: it shares s and the row group)
     }
     const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
@@ -300,7 +276,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (split >= n_used) {
         grid_dependency_wait();
         allow_dependent_launch();
-        warm_l2_share(p);
         // Only an empty context (bad metadata) leaves split 0 without keys: it writes zeros.
         if (split == 0) {
             for (int i = tid; i < 16 * HD; i += kThreads) {
@@ -394,7 +369,6 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
         cp_async_commit();
     }
-    warm_l2_share(p);
 
     // The new key's row of its tile, from new_kv (the tile's stage is this tile's from its load
     // until the barrier closing its iteration; new_kv is final before the first such load).

@@ -191,18 +191,4 @@ inline int device_sm_count() {
     return sms;
 }
 
-// The device's L2 size in bytes, asked once (as device_sm_count()).
-inline int64_t device_l2_bytes() {
-    static const int64_t bytes = [] {
-        int device = 0;
-        int n = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&n, cudaDevAttrL2CacheSize, device) != cudaSuccess || n <= 0) {
-            return int64_t{50} << 20;  // an H100/H200's
-        }
-        return static_cast<int64_t>(n);
-    }();
-    return bytes;
-}
-
 }  // namespace helexa::kernels

@@ -78,8 +78,7 @@ Status Backend::qkv_attention(const Tensor& out, const Tensor& qkv, int64_t n_he
                               int64_t n_kv_heads, int64_t head_dim, const Tensor& q_norm,
                               const Tensor& k_norm, float eps, const Tensor& positions,
                               const RopeTable& rope_table, KvCache& cache, int64_t layer,
-                              const Tensor& slots, const AttentionBatch& batch, float scale,
-                              const Tensor& /*read_next: a hint this composition has no use for*/) {
+                              const Tensor& slots, const AttentionBatch& batch, float scale) {
     HELEXA_TRY_STATUS(qkv_epilogue(qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm, eps,
                                    positions, rope_table, cache, layer, slots));
     return attention(out, qkv.col_slice(0, n_heads * head_dim), cache, layer, batch, n_heads,

@@ -508,7 +508,7 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         } else {
             HELEXA_TRY_STATUS(b.qkv_attention(attn, qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
                                               positions, rope_, *kv_, l, slots, attn_batch,
-                                              scale, L.o));
+                                              scale));
         }
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
         HELEXA_TRY_STATUS(project(x, attn, L.o, L.o_bias,

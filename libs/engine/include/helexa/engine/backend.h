@@ -223,15 +223,11 @@ public:
     // between the fused q/k/v projection and the output projection). Backends may fuse it (CUDA:
     // one kernel for decode steps); the default composes the two, so the numerics are the same
     // either way, except that a fused backend may leave qkv's q and k columns as they were.
-    // read_next (may be empty) is the weight the caller's next operation streams (the output
-    // projection): a backend whose attention leaves memory bandwidth idle may start bringing it
-    // closer meanwhile. It changes no result.
     virtual Status qkv_attention(const Tensor& out, const Tensor& qkv, int64_t n_heads,
                                  int64_t n_kv_heads, int64_t head_dim, const Tensor& q_norm,
                                  const Tensor& k_norm, float eps, const Tensor& positions,
                                  const RopeTable& rope, KvCache& cache, int64_t layer,
-                                 const Tensor& slots, const AttentionBatch& batch, float scale,
-                                 const Tensor& read_next);
+                                 const Tensor& slots, const AttentionBatch& batch, float scale);
     // Causal GQA attention over the paged cache (see AttentionBatch). q: [T, n_heads * head_dim]
     // (may be strided); out: [T, n_heads * head_dim]; n_heads % n_kv_heads == 0.
     virtual Status attention(const Tensor& out, const Tensor& q, const KvCache& cache,

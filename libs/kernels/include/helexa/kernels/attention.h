@@ -75,14 +75,6 @@ struct PagedAttentionArgs {
     size_t workspace_bytes = 0;
     // Optional: the q/k/v epilogue fused in (see FusedQkvEpilogue).
     const FusedQkvEpilogue* epilogue = nullptr;
-    // Optional: bytes the kernel after this one streams (the output projection's weights;
-    // 16-byte aligned). A decode grid of at most one CTA per SM is bound by its chain of round
-    // trips and leaves HBM idle, so there each CTA asks L2 for a share of these bytes once its
-    // own loads are out (Hopper's bulk L2 prefetch), and the next kernel finds them on chip.
-    // Ignored on other grids and cards; no result depends on it. HELEXA_ATTN_L2_WARM_MB caps the
-    // bytes warmed (0: none; A/B measurements).
-    const void* l2_warm = nullptr;
-    size_t l2_warm_bytes = 0;
 };
 
 // Whether launch_paged_attention takes `args` with args.epilogue set: decode steps (one query
