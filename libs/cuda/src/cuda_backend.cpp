@@ -424,7 +424,8 @@ public:
             in = scratch.normed.row_slice(0, x.rows);
             HELEXA_TRY_STATUS(rms_norm(in, x, fusion.norm_weight, fusion.eps));
         }
-        if (x.rows <= mma_max_rows_ && kernels::skinny_mma_fits(x.rows, w.rows, x.cols) &&
+        if (x.rows <= mma_max_rows_ &&
+            kernels::skinny_mma_fits(x.rows, w.rows, x.cols, skinny_output(fusion.output)) &&
             kernels::skinny_mma_supported() &&
             in.row_stride % 8 == 0 && aligned16(in.data) && aligned16(w.data)) {
             kernels::SkinnyFusion f;

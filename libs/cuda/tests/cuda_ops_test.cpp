@@ -149,6 +149,10 @@ void FusedLinear::check(const std::string& label) {
         {64, 2048, 1024, true, Output::kSwiGlu, false, DType::kBF16},
         {12, 640, 4096, false, Output::kStore, true, DType::kF32},
         {7, 3000, 2048, true, Output::kSwiGlu, true, DType::kBF16},
+        // SwiGLU halves that are whole 8-row groups but not whole 64-row tiles: the tensor-core
+        // path takes these (halves of 1500 and 777 rows above go to cuBLASLt).
+        {7, 3008, 2048, true, Output::kSwiGlu, true, DType::kBF16},
+        {3, 1552, 256, false, Output::kSwiGlu, false, DType::kBF16},
     };
     for (const auto& c : cases) {
         const int64_t out_cols = c.output == Output::kSwiGlu ? c.N / 2 : c.N;

@@ -19,11 +19,17 @@
 //   warps release a slot by arriving on its "empty" barrier; the producer refills it. (A first
 //   version copied with cp.async from every thread and a CTA barrier per unit: 0.5-0.75 of copy
 //   bandwidth whatever the ring's depth.) The ring runs across tile boundaries.
-// - Each consumer warp owns 16 rows of the tile: w is mma.sync m16n8k16's A operand (16 rows x
-//   k16, one ldmatrix.x4), x^T the B operand (8 rows of x per n-tile, ldmatrix.x4 for two).
-//   SwiGLU tiles hold 64 gate rows then their 64 up rows (a 3D tensor map over w's two halves);
-//   warp w takes gate rows 8w.. and up rows 8w.., so the lane holding an output's gate sum
-//   holds its up sum too.
+// - Each consumer warp owns 16 rows of the tile. On sm_90a the two consumer warpgroups each
+//   issue one wgmma m64nTk16 per k16 step (wgmma.cuh): their 64 rows of the w unit as A and the
+//   x slice as B, both read by the tensor cores straight from the swizzled ring through
+//   descriptors, so the issue work per weight byte no longer grows with the rows (run 13: the
+//   mma.sync consumer, T / 8 mma plus ldmatrix loads per warp and k16, fell behind cuBLASLt as
+//   rows grew). Elsewhere w is mma.sync m16n8k16's A operand (16 rows x k16, one ldmatrix.x4)
+//   and x^T the B operand (8 rows of x per n-tile, ldmatrix.x4 for two). Both leave the same
+//   accumulator layout (mma.sync's C fragments, warp w holding rows 16w..16w+15).
+//   SwiGLU tiles interleave 8 gate rows with their 8 up rows (a 4D tensor map over w's two
+//   halves), so the lane holding an output's gate sum (row g of its warp) holds its up sum too
+//   (row g + 8).
 // - Weights are asked for before grid_dependency_wait() (launch.cuh): under programmatic
 //   dependent launch the ring's first units of w stream while the previous kernel drains; their
 //   x slices follow the wait.
@@ -43,6 +49,7 @@
 #include "launch.cuh"
 #include "mma.cuh"
 #include "tma.cuh"
+#include "wgmma.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -105,16 +112,27 @@ struct MmaParams {
     return static_cast<int>((static_cast<int64_t>(u + 1) * ctas - 1) / units);
 }
 
-// One unit's four k16 steps for this warp's 16 rows against all NT n-tiles of x.
-template <typename W, int NT, Output OUT>
+// One unit's four k16 steps for this warp's 16 rows against all NT n-tiles of x: on sm_90a as
+// wgmma by the warp's warpgroup (64 rows), waited for before the slot is released.
+template <typename W, int NT>
 __device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
                                          float (&acc)[NT][4]) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    (void)lane;
+    const uint64_t a = wgmma_desc_sw128(slot + (warp / 4) * 64 * kRowBytes);
+    const uint64_t b = wgmma_desc_sw128(slot + kWUnitBytes);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kChunkK / 16; ++ks) {
+        Wgmma<NT>::template mma<W>(acc, a + 2 * ks, b + 2 * ks);  // + 32 bytes a step
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_hold(acc);
+#else
     const int l7 = lane % 8;
     const int pair = (lane / 8) % 2;  // which of the two k8 halves (B) / row halves (A)
-    // A row l7 + 8 * pair of the warp: SwiGLU's gate rows 8w.. then up rows 8w.. (64 rows on).
-    const int a_line = OUT == Output::kSwiGlu ? pair * (kCtaRows / 2) + warp * 8 + l7
-                                              : warp * kTileRows + pair * 8 + l7;
-    const char* a_row = slot + a_line * kRowBytes;
+    const char* a_row = slot + (warp * kTileRows + pair * 8 + l7) * kRowBytes;
     const char* xs = slot + kWUnitBytes;
 #pragma unroll
     for (int ks = 0; ks < kChunkK / 16; ++ks) {
@@ -135,6 +153,7 @@ __device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
             }
         }
     }
+#endif
 }
 
 template <typename W>
@@ -172,6 +191,36 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
             }
         }
     } else {
+        // The residual is read whole before anything is stored, by unpredicated loads of clamped
+        // (always valid) addresses into registers of their own: predicated loads sharing one
+        // register made the compiler wait for each before the next (run 14, Nsight Compute: 32
+        // dependent L2 round trips a thread at 64 rows, on the tile's critical path).
+        float resid[2][NT][2];
+        if constexpr (OUT == Output::kAccumulate) {
+            O raw[2][NT][2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t row = min(wt * kTileRows + g + 8 * h, p.n - 1);
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int tok = min(8 * j + 2 * tq + e, p.t - 1);
+                        raw[h][j][e] = out[tok * p.out_stride + row];
+                    }
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        resid[h][j][e] = to_f32(raw[h][j][e]);
+                    }
+                }
+            }
+        }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int64_t row = wt * kTileRows + g + 8 * h;
@@ -185,12 +234,11 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
                 for (int e = 0; e < 2; ++e) {
                     const int tok = 8 * j + 2 * tq + e;
                     if (tok < p.t) {
-                        O* o = out + tok * p.out_stride + row;
                         float v = acc[j][2 * h + e] + b;
                         if constexpr (OUT == Output::kAccumulate) {
-                            v += to_f32(*o);
+                            v += resid[h][j][e];
                         }
-                        *o = from_f32<O>(v);
+                        out[tok * p.out_stride + row] = from_f32<O>(v);
                     }
                 }
             }
@@ -239,6 +287,8 @@ __device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_u
     for (int j = 0; j < NT; ++j) {
         acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     }
+    // Unrolled so several shares' loads are in flight at once (the adds keep CTA order).
+#pragma unroll 4
     for (int c = c_first; c <= c_last; ++c) {
         const int w = tile == range_begin(c, p.units, p.ctas) / p.k_units ? 0 : 1;
         const float4* share = partial_slot(p.partials, c, w);
@@ -291,7 +341,7 @@ __global__ void __launch_bounds__(kBlock, 1)
                 const int k0 = (u % p.k_units) * kChunkK;
                 char* slot = ring + (i % kStages) * kSlot;
                 if constexpr (OUT == Output::kSwiGlu) {
-                    tma_load_3d(slot, &w_map, &full[i % kStages], k0, tile * (kCtaRows / 2), 0);
+                    tma_load_4d(slot, &w_map, &full[i % kStages], k0, 0, 0, tile * kWarps);
                 } else {
                     tma_load_2d(slot, &w_map, &full[i % kStages], k0, tile * kCtaRows);
                 }
@@ -340,7 +390,7 @@ __global__ void __launch_bounds__(kBlock, 1)
     for (int i = 0; i < n_units; ++i) {
         const int s = i % kStages;
         mbarrier_wait(&full[s], (i / kStages) & 1);
-        unit_mma<W, NT, OUT>(ring + s * kSlot, warp, lane, acc);
+        unit_mma<W, NT>(ring + s * kSlot, warp, lane, acc);
         __syncwarp();
         if (lane == 0) {
             mbarrier_arrive(&empty[s]);  // this warp is done with the slot
@@ -376,18 +426,19 @@ cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
     p.k_units = static_cast<int>(p.k / kChunkK);
     p.units = static_cast<int>(tiles) * p.k_units;
     p.ctas = std::min(device_sm_count(), p.units);
-    // w as [N, K] in tiles of 128 rows, or (SwiGLU) as its two halves [2, N/2, K] in tiles of
-    // 64 gate rows then the same 64 up rows; x as [T, K] in slices of NT * 8 rows.
+    // w as [N, K] in tiles of 128 rows, or (SwiGLU) its two halves as [N/2 / 8 groups][2
+    // halves][8 rows][K], whose tiles of 8 groups put 8 gate rows before their 8 up rows, 64
+    // of each; x as [T, K] in slices of NT * 8 rows.
     CUtensorMap w_map;
     CUtensorMap x_map;
     const uint64_t row_bytes = static_cast<uint64_t>(p.k) * 2;
     bool ok = false;
     if constexpr (OUT == Output::kSwiGlu) {
         const uint64_t half = static_cast<uint64_t>(p.n / 2);
-        const uint64_t dims[3] = {static_cast<uint64_t>(p.k), half, 2};
-        const uint64_t strides[2] = {row_bytes, half * row_bytes};
-        const uint32_t box[3] = {kChunkK, kCtaRows / 2, 2};
-        ok = encode_tensor_map(&w_map, p.w, 3, dims, strides, box);
+        const uint64_t dims[4] = {static_cast<uint64_t>(p.k), 8, 2, half / 8};
+        const uint64_t strides[3] = {row_bytes, half * row_bytes, 8 * row_bytes};
+        const uint32_t box[4] = {kChunkK, 8, 2, kWarps};
+        ok = encode_tensor_map(&w_map, p.w, 4, dims, strides, box);
     } else {
         const uint64_t dims[2] = {static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.n)};
         const uint64_t strides[1] = {row_bytes};
@@ -481,8 +532,8 @@ cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out
         return T < 0 || N < 0 ? cudaErrorInvalidValue : cudaSuccess;
     }
     const int64_t out_cols = fusion.output == Output::kSwiGlu ? N / 2 : N;
-    if (!skinny_mma_fits(T, N, K) || x_stride % 8 != 0 || x_stride < K ||
-        (fusion.output == Output::kSwiGlu && N % 2 != 0) || fusion.norm_weight != nullptr ||
+    if (!skinny_mma_fits(T, N, K, fusion.output) || x_stride % 8 != 0 || x_stride < K ||
+        fusion.norm_weight != nullptr ||
         out == nullptr || x == nullptr || w == nullptr || workspace == nullptr ||
         !aligned16(x) || !aligned16(w) || !aligned16(workspace) ||
         (T > 1 && out_stride < out_cols)) {

@@ -34,13 +34,13 @@ bool tma_supported() {
 bool encode_tensor_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims,
                        const uint64_t* strides, const uint32_t* box) {
     const auto encode = encoder();
-    if (encode == nullptr || rank < 2 || rank > 3 || box[0] * 2 != 128) {
+    if (encode == nullptr || rank < 2 || rank > 4 || box[0] * 2 != 128) {
         return false;
     }
-    cuuint64_t d[3];
-    cuuint64_t s[2];
-    cuuint32_t b[3];
-    cuuint32_t e[3] = {1, 1, 1};
+    cuuint64_t d[4];
+    cuuint64_t s[3];
+    cuuint32_t b[4];
+    cuuint32_t e[4] = {1, 1, 1, 1};
     for (int i = 0; i < rank; ++i) {
         d[i] = dims[i];
         b[i] = box[i];

@@ -21,7 +21,7 @@ namespace helexa::kernels {
 // Whether the current device has TMA (compute capability >= 9.0); cached per process.
 bool tma_supported();
 
-// A 2D or 3D tiled tensor map over bf16/f16 elements with 128-byte swizzle: dims and
+// A 2D, 3D or 4D tiled tensor map over bf16/f16 elements with 128-byte swizzle: dims and
 // byte strides innermost first (strides[i] is the step of dimension i + 1), box the tile copied
 // per instruction (box[0] * 2 must be 128: one swizzle row). Elements outside dims are
 // zero-filled. Returns false if the driver rejects it (alignment, sizes).
@@ -72,7 +72,7 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-// Starts the copy of the box at element coordinates (c0, c1[, c2]) into shared memory (1024-byte
+// Starts the copy of the box at element coordinates (c0, c1[, c2[, c3]]) into shared memory (1024-byte
 // aligned for the 128-byte swizzle); its bytes complete on `bar`.
 __device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, uint64_t* bar,
                                             int c0, int c1) {
@@ -91,6 +91,18 @@ __device__ __forceinline__ void tma_load_3d(void* smem, const CUtensorMap* map, 
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
         " [%0], [%1, {%3, %4, %5}], [%2];" ::"r"(smem_u32(smem)),
         "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "r"(c2)
+        : "memory");
+#endif
+}
+
+__device__ __forceinline__ void tma_load_4d(void* smem, const CUtensorMap* map, uint64_t* bar,
+                                            int c0, int c1, int c2, int c3) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%3, %4, %5, %6}], [%2];" ::"r"(smem_u32(smem)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "r"(c2),
+        "r"(c3)
         : "memory");
 #endif
 }

@@ -24,10 +24,11 @@ inline constexpr int64_t kSkinnyMmaMaxRows = 64;
 inline constexpr int64_t kSkinnyMmaMaxN = 4096 * 128;
 
 // The shapes the kernel takes: 1..kSkinnyMmaMaxRows rows, K a multiple of 64, N up to
-// kSkinnyMmaMaxN.
-inline bool skinny_mma_fits(int64_t T, int64_t N, int64_t K) {
+// kSkinnyMmaMaxN; for SwiGLU each half (N / 2) a multiple of 8 (a tile interleaves 8 gate rows
+// with their 8 up rows).
+inline bool skinny_mma_fits(int64_t T, int64_t N, int64_t K, SkinnyFusion::Output output) {
     return T >= 1 && T <= kSkinnyMmaMaxRows && K > 0 && K % 64 == 0 && N > 0 &&
-           N <= kSkinnyMmaMaxN;
+           N <= kSkinnyMmaMaxN && (output != SkinnyFusion::Output::kSwiGlu || N % 16 == 0);
 }
 
 // Whether the current device runs the kernel (compute capability 9.0 or later: it copies with
@@ -41,8 +42,8 @@ size_t skinny_mma_workspace_bytes();
 
 // x: [T, K] (row stride x_stride), w: [N, K] contiguous, bias: [N] or null, all of `type` (bf16
 // or f16); out: [T, N] (or [T, N/2] for kSwiGlu; row stride out_stride) of out_type (type or f32
-// for kStore). Requires skinny_mma_fits(T, N, K), x_stride % 8 == 0, 16-byte aligned x and w,
-// even N for kSwiGlu, fusion.norm_weight == null, a workspace as above. out must not alias x.
+// for kStore). Requires skinny_mma_fits(T, N, K, fusion.output), x_stride % 8 == 0, 16-byte
+// aligned x and w, fusion.norm_weight == null, a workspace as above. out must not alias x.
 // Each output is rounded once, as launch_skinny_matmul rounds it; the f32 sums differ from it
 // only in summation order, and are the same on every run of the same shape on the same card.
 cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
