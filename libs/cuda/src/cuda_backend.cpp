@@ -713,9 +713,10 @@ private:
         }
         // HELEXA_CUDA_MMA_MAX_ROWS=N sends up to N rows above the skinny path to the tensor-core
         // skinny matmul instead of cuBLASLt (clamped to kSkinnyMmaMaxRows). Off by default:
-        // measured (docs/perf/cuda-engine.md, run 10) it matches cuBLASLt on the large
-        // projections and trails it by 1.5-3 us on qkv / o_proj; Qwen3-8B at 32 / 64 streams
-        // 0.63 / 0.57 of the step ceiling with it against 0.68 / 0.66 without (H200).
+        // measured (docs/perf/cuda-engine.md, run 14, wgmma consumer) it trails cuBLASLt by 1-6
+        // us a projection at 8-64 rows (a fixed ramp and tail per launch); Qwen3-8B at 8 / 32
+        // / 64 streams 0.66 / 0.65 / 0.62 of the step ceiling with it against 0.72 / 0.73 /
+        // 0.72 without (H200).
         if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
