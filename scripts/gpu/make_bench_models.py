@@ -8,7 +8,18 @@ position's logits (f32, reference_logits.bin) and the greedy continuation (refer
 cuda_engine_bench --reference compares against (issue 8 "Correctness").
 
     python3 scripts/gpu/make_bench_models.py --out /tmp/models \
-        --models qwen3-0.6b,qwen3-8b,llama3.1-8b --reference qwen3-8b
+        --models qwen3-0.6b,qwen3-8b,llama3.1-8b --reference qwen3-8b [--reference-init scaled]
+
+--reference-init scaled builds the reference models with their residual writers (o_proj,
+down_proj) scaled by 1 / sqrt(2 x layers), the GPT-2 initialisation. Why: at transformers' plain
+init (every linear N(0, 0.02)) a 36-layer model amplifies bf16 rounding so much that
+transformers' own bf16 forward is only 0.99886 from its f32 one and agrees with it on 1 of 32
+greedy tokens (docs/perf/cuda-engine.md), so no bf16 engine can meet issue 8's bar (cosine >=
+0.999, the same 32 greedy tokens) against it. Scaled, each layer perturbs the residual stream as
+a trained model's does, not chaotically; the check stays a whole-model one. Only the models
+named in --reference get it; their greedy and matmul timings do not depend on the weights'
+values, their drawn-sampling timings may (the logits' spread), so runs that compare those keep
+the plain init.
 """
 import argparse
 import json
@@ -42,7 +53,16 @@ SHAPES = {
 }
 
 
-def build(name, out_dir, reference):
+def scale_residual_writers(model, factor):
+    """Multiplies every layer's o_proj and down_proj weights by factor (Qwen3 and Llama name
+    them alike)."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(factor)
+            layer.mlp.down_proj.weight.mul_(factor)
+
+
+def build(name, out_dir, reference, reference_init="plain"):
     spec = dict(SHAPES[name])
     model_type = spec.pop("model_type")
     config = transformers.AutoConfig.for_model(model_type, **spec)
@@ -54,6 +74,9 @@ def build(name, out_dir, reference):
     with torch.device("cuda"):
         model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
     model.eval()
+    init = reference_init if reference else "plain"
+    if init == "scaled":
+        scale_residual_writers(model, (2.0 * config.num_hidden_layers) ** -0.5)
     path = os.path.join(out_dir, name)
     model.save_pretrained(path, safe_serialization=True, max_shard_size="8GB")
     print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B params, "
@@ -80,11 +103,11 @@ def build(name, out_dir, reference):
         same = 0
         while same < len(greedy) and greedy[same] == greedy32[same]:
             same += 1
-        print(f"{name}: transformers bf16 vs f32: cosine {bf16_vs_f32:.6f}, greedy agree "
-              f"{same}/{len(greedy)}", flush=True)
+        print(f"{name} ({init} init): transformers bf16 vs f32: cosine {bf16_vs_f32:.6f}, "
+              f"greedy agree {same}/{len(greedy)}", flush=True)
         with open(os.path.join(path, "reference.json"), "w") as f:
             json.dump({"prompt": prompt[0].tolist(), "greedy": greedy, "greedy_f32": greedy32,
-                       "bf16_vs_f32_cosine": bf16_vs_f32,
+                       "bf16_vs_f32_cosine": bf16_vs_f32, "init": init,
                        "vocab_size": config.vocab_size,
                        "transformers": transformers.__version__,
                        "torch": torch.__version__}, f)
@@ -98,10 +121,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default="qwen3-0.6b,qwen3-8b,llama3.1-8b")
     ap.add_argument("--reference", default="qwen3-8b")
+    ap.add_argument("--reference-init", choices=["plain", "scaled"], default="plain",
+                    help="initialisation of the reference models (see the module docstring)")
     a = ap.parse_args()
     refs = set(a.reference.split(",")) if a.reference else set()
     for name in a.models.split(","):
-        build(name, a.out, name in refs)
+        build(name, a.out, name in refs, a.reference_init)
 
 
 if __name__ == "__main__":
