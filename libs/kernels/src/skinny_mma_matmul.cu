@@ -195,9 +195,8 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
         // (always valid) addresses into registers of their own: predicated loads sharing one
         // register made the compiler wait for each before the next (run 14, Nsight Compute: 32
         // dependent L2 round trips a thread at 64 rows, on the tile's critical path).
-        float resid[2][NT][2];
+        O resid[2][NT][2];
         if constexpr (OUT == Output::kAccumulate) {
-            O raw[2][NT][2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int64_t row = min(wt * kTileRows + g + 8 * h, p.n - 1);
@@ -206,17 +205,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
                         const int tok = min(8 * j + 2 * tq + e, p.t - 1);
-                        raw[h][j][e] = out[tok * p.out_stride + row];
-                    }
-                }
-            }
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        resid[h][j][e] = to_f32(raw[h][j][e]);
+                        resid[h][j][e] = out[tok * p.out_stride + row];
                     }
                 }
             }
@@ -236,7 +225,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
                     if (tok < p.t) {
                         float v = acc[j][2 * h + e] + b;
                         if constexpr (OUT == Output::kAccumulate) {
-                            v += resid[h][j][e];
+                            v += to_f32(resid[h][j][e]);
                         }
                         out[tok * p.out_stride + row] = from_f32<O>(v);
                     }

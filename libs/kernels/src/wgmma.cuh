@@ -65,139 +65,62 @@ __device__ __forceinline__ void wgmma_hold(float (&d)[NT][4]) {
 template <int NT>
 struct Wgmma;
 
-template <>
-struct Wgmma<1> {
-    template <typename T>
-    __device__ __forceinline__ static void mma(float (&d)[1][4], uint64_t a, uint64_t b) {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {"
-                "%0, %1, %2, %3"
-                "}, %4, %5, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        } else {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {"
-                "%0, %1, %2, %3"
-                "}, %4, %5, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        }
+// One wgmma of SHAPE on T's element type: REGS names d's registers (%0..%(4 NT - 1)), A / B / P
+// the operand numbers of a, b and the scale-d flag that follow them, the rest d's constraints.
+#define HELEXA_WGMMA_ASM(TY, SHAPE, REGS, A, B, P, ...)                                        \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                              \
+                 "wgmma.mma_async.sync.aligned." SHAPE ".f32." TY "." TY " {" REGS "}, %" A    \
+                 ", %" B ", p, 1, 1, 0, 0;\n}\n"                                                \
+                 : __VA_ARGS__                                                                \
+                 : "l"(a), "l"(b), "r"(1)                                                     \
+                 : "memory")
+#define HELEXA_WGMMA(NT, SHAPE, REGS, A, B, P, ...)                                            \
+    template <>                                                                               \
+    struct Wgmma<NT> {                                                                        \
+        template <typename T>                                                                 \
+        __device__ __forceinline__ static void mma(float (&d)[NT][4], uint64_t a, uint64_t b) { \
+            if constexpr (std::is_same_v<T, __nv_bfloat16>) {                                 \
+                HELEXA_WGMMA_ASM("bf16", SHAPE, REGS, A, B, P, __VA_ARGS__);                  \
+            } else {                                                                          \
+                HELEXA_WGMMA_ASM("f16", SHAPE, REGS, A, B, P, __VA_ARGS__);                   \
+            }                                                                                 \
+        }                                                                                     \
     }
-};
 
-template <>
-struct Wgmma<2> {
-    template <typename T>
-    __device__ __forceinline__ static void mma(float (&d)[2][4], uint64_t a, uint64_t b) {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7"
-                "}, %8, %9, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        } else {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7"
-                "}, %8, %9, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        }
-    }
-};
+HELEXA_WGMMA(1, "m64n8k16",
+             "%0, %1, %2, %3",
+             "4", "5", "6",
+             "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]));
+HELEXA_WGMMA(2, "m64n16k16",
+             "%0, %1, %2, %3, %4, %5, %6, %7",
+             "8", "9", "10",
+             "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+             "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]));
+HELEXA_WGMMA(4, "m64n32k16",
+             "%0, %1, %2, %3, %4, %5, %6, %7,"
+             "%8, %9, %10, %11, %12, %13, %14, %15",
+             "16", "17", "18",
+             "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+             "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+             "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+             "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]));
+HELEXA_WGMMA(8, "m64n64k16",
+             "%0, %1, %2, %3, %4, %5, %6, %7,"
+             "%8, %9, %10, %11, %12, %13, %14, %15,"
+             "%16, %17, %18, %19, %20, %21, %22, %23,"
+             "%24, %25, %26, %27, %28, %29, %30, %31",
+             "32", "33", "34",
+             "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+             "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+             "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+             "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+             "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+             "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+             "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+             "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]));
 
-template <>
-struct Wgmma<4> {
-    template <typename T>
-    __device__ __forceinline__ static void mma(float (&d)[4][4], uint64_t a, uint64_t b) {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7,"
-                "%8, %9, %10, %11, %12, %13, %14, %15"
-                "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                  "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        } else {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7,"
-                "%8, %9, %10, %11, %12, %13, %14, %15"
-                "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                  "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        }
-    }
-};
-
-template <>
-struct Wgmma<8> {
-    template <typename T>
-    __device__ __forceinline__ static void mma(float (&d)[8][4], uint64_t a, uint64_t b) {
-        if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7,"
-                "%8, %9, %10, %11, %12, %13, %14, %15,"
-                "%16, %17, %18, %19, %20, %21, %22, %23,"
-                "%24, %25, %26, %27, %28, %29, %30, %31"
-                "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                  "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-                  "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-                  "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-                  "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-                  "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        } else {
-            asm volatile(
-                "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
-                "%0, %1, %2, %3, %4, %5, %6, %7,"
-                "%8, %9, %10, %11, %12, %13, %14, %15,"
-                "%16, %17, %18, %19, %20, %21, %22, %23,"
-                "%24, %25, %26, %27, %28, %29, %30, %31"
-                "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-                  "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-                  "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                  "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-                  "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-                  "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-                  "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-                  "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-                : "l"(a), "l"(b), "r"(1)
-                : "memory");
-        }
-    }
-};
+#undef HELEXA_WGMMA
+#undef HELEXA_WGMMA_ASM
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
