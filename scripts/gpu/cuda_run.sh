@@ -10,8 +10,9 @@
 #   build/cuda/libs/cuda/cuda_engine_bench build/cuda/libs/cuda/linear_bench   (carry .device)
 #   MODELS=qwen3-0.6b,qwen3-8b,llama3.1-8b SKIP_TESTS=0 bash scripts/gpu/cuda_run.sh
 # KEEP_MODELS=1 leaves the generated models in /tmp/models (decode_breakdown.sh reuses them).
-# REFERENCE names the models compared with transformers (none: no comparison); REFERENCE_INIT=
-# scaled builds them with GPT-2's scaled residual init (make_bench_models.py says why).
+# REFERENCE names the models compared with transformers (none: no comparison); REFERENCE_INIT
+# (successor by default, or plain, scaled) and REFERENCE_EMBED_STD (4) say how they are
+# initialised (make_bench_models.py says why).
 # A/B runs beside the default (1 = on): PDL_AB (plain launches), MMA_AB (the tensor-core skinny
 # matmul instead of cuBLASLt at 3-64 rows; off by default until it wins), SAMPLED (the
 # concurrency runs again with every stream sampled, once per SAMPLING_MODES entry: by default
@@ -63,7 +64,8 @@ fi
 
 mkdir -p /tmp/models
 python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$models" \
-    --reference "${REFERENCE:-qwen3-8b}" --reference-init "${REFERENCE_INIT:-plain}" 2>&1 | grep -v Warning | tee "$out/models.log"
+    --reference "${REFERENCE:-qwen3-8b}" --reference-init "${REFERENCE_INIT:-successor}" \
+    --embed-std "${REFERENCE_EMBED_STD:-4}" 2>&1 | grep -v Warning | tee "$out/models.log"
 : > "$out/bench.jsonl"
 for m in ${models//,/ }; do
     ref=""
