@@ -57,11 +57,15 @@ int main(int argc, char** argv) {
     // (input norm, residual add, SwiGLU): the fused epilogues change the kernels' shapes (the
     // SwiGLU one reads two rows per warp) and prologues (the norm's reduction).
     using Out = helexa::engine::LinearFusion::Output;
+    // "mlp": the decoder's MLP block as the model runs it (fused_mlp: norm, gate_up + SwiGLU,
+    // down + residual; chained in one launch where the backend chains them), N and K gate_up's,
+    // F the intermediate size (down is [K, F]); its bytes are both matrices'.
     struct Shape {
         const char* name;
         int64_t N, K;
         bool norm;
         Out output;
+        int64_t F = 0;
     };
     const std::vector<Shape> shapes = {{"qkv", 6144, 4096, false, Out::kStore},
                                        {"o_proj", 4096, 4096, false, Out::kStore},
@@ -71,7 +75,8 @@ int main(int argc, char** argv) {
                                        {"qkv+norm", 6144, 4096, true, Out::kStore},
                                        {"o_proj+residual", 4096, 4096, false, Out::kAccumulate},
                                        {"gate_up+norm+swiglu", 24576, 4096, true, Out::kSwiGlu},
-                                       {"down+residual", 4096, 12288, false, Out::kAccumulate}};
+                                       {"down+residual", 4096, 12288, false, Out::kAccumulate},
+                                       {"mlp", 24576, 4096, true, Out::kSwiGlu, 12288}};
     int status = 0;
     exec->run([&] {
         auto& b = *backend;
@@ -94,29 +99,39 @@ int main(int argc, char** argv) {
                 continue;
             }
             std::vector<Tensor> ws;
+            std::vector<Tensor> downs;  // mlp only
             for (int i = 0; i < 4; ++i) {
                 ws.push_back(random_tensor(s.N, s.K));
+                if (s.F > 0) {
+                    downs.push_back(random_tensor(s.K, s.F));
+                }
             }
             for (int64_t T : rows) {
                 Tensor x = random_tensor(T, s.K);
                 const int64_t out_cols = s.output == Out::kSwiGlu ? s.N / 2 : s.N;
+                auto proj = b.alloc(DType::kBF16, T, s.K);
                 auto out = b.alloc(DType::kBF16, T, out_cols);
                 Tensor norm_w = s.norm ? random_tensor(1, s.K) : Tensor{};
                 auto normed = b.alloc(DType::kBF16, T, s.K);
                 auto product = b.alloc(DType::kBF16, T, s.N);
                 const helexa::engine::LinearFusion fusion{norm_w, 1e-6f, s.output};
                 const helexa::engine::LinearScratch scratch{*normed, *product};
-                auto call = [&](const Tensor& w) {
-                    return b.fused_linear(*out, x, w, Tensor{}, fusion, scratch);
+                // Copy i of the weights (the mlp: x is the residual it adds into).
+                auto call = [&](size_t i) {
+                    if (s.F > 0) {
+                        return b.fused_mlp(x, *out, ws[i], Tensor{}, downs[i], Tensor{}, norm_w,
+                                           1e-6f, scratch, {Tensor{}, *proj});
+                    }
+                    return b.fused_linear(*out, x, ws[i], Tensor{}, fusion, scratch);
                 };
                 // Eager once per weight (plans, tuning), then record 8 rounds over the 4 copies.
-                for (const auto& w : ws) {
-                    (void)call(w);
+                for (size_t i = 0; i < ws.size(); ++i) {
+                    (void)call(i);
                 }
                 auto graph = b.capture_graph([&]() -> helexa::Status {
                     for (int r = 0; r < 8; ++r) {
-                        for (const auto& w : ws) {
-                            HELEXA_TRY_STATUS(call(w));
+                        for (size_t i = 0; i < ws.size(); ++i) {
+                            HELEXA_TRY_STATUS(call(i));
                         }
                     }
                     return helexa::ok();
@@ -141,7 +156,8 @@ int main(int argc, char** argv) {
                 std::sort(times.begin(), times.end());
                 const double t = times[times.size() / 2];
                 const double bytes =
-                    static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * out_cols * 2);
+                    static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * out_cols * 2 +
+                                        s.K * s.F * 2);
                 const double gbps = bytes / t / 1e9;
                 std::printf("{\"kind\":\"linear\",\"label\":\"%s\",\"shape\":\"%s\",\"N\":%lld,"
                             "\"K\":%lld,\"T\":%lld,\"us\":%.2f,\"gb_per_s\":%.0f,\"ratio\":%.3f}\n",
@@ -153,11 +169,15 @@ int main(int argc, char** argv) {
                 b.free(*out);
                 b.free(*normed);
                 b.free(*product);
+                b.free(*proj);
                 if (s.norm) {
                     b.free(norm_w);
                 }
             }
             for (const auto& w : ws) {
+                b.free(w);
+            }
+            for (const auto& w : downs) {
                 b.free(w);
             }
             b.drop_graphs();

@@ -463,6 +463,41 @@ public:
         return ok();
     }
 
+    // Where both of the MLP's linears would take the tensor-core path (rows above the skinny
+    // limit, up to mma_max_rows_) and mlp_chain_ is on: the norm kernel into scratch, then
+    // gate_up and down chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as
+    // the two launches). Elsewhere the two fused_linear calls.
+    Status fused_mlp(const Tensor& residual, const Tensor& act, const Tensor& gate_up,
+                     const Tensor& gate_up_bias, const Tensor& down, const Tensor& down_bias,
+                     const Tensor& norm_weight, float eps, const LinearScratch& gate_up_scratch,
+                     const LinearScratch& down_scratch) override {
+        const int64_t T = residual.rows;
+        const int64_t D = residual.cols;
+        const int64_t F = act.cols;
+        const Tensor& normed = gate_up_scratch.normed;
+        const bool chain =
+            mlp_chain_ && T > skinny_max_rows_ && T <= mma_max_rows_ && !gate_up_bias &&
+            !down_bias && norm_weight && residual.dtype == act_ && act.dtype == act_ &&
+            gate_up.dtype == act_ && down.dtype == act_ && norm_weight.dtype == act_ &&
+            norm_weight.numel() == D && act.rows == T && gate_up.rows == 2 * F &&
+            gate_up.cols == D && down.rows == D && down.cols == F && gate_up.contiguous() &&
+            down.contiguous() && normed && normed.rows >= T && normed.cols == D &&
+            kernels::skinny_mma_mlp_fits(T, F, D) && kernels::skinny_mma_supported() &&
+            act.row_stride % 8 == 0 && normed.row_stride % 8 == 0 && aligned16(act.data) &&
+            aligned16(normed.data) && aligned16(gate_up.data) && aligned16(down.data);
+        if (!chain) {
+            return Backend::fused_mlp(residual, act, gate_up, gate_up_bias, down, down_bias,
+                                      norm_weight, eps, gate_up_scratch, down_scratch);
+        }
+        const Tensor in = normed.row_slice(0, T);
+        HELEXA_TRY_STATUS(rms_norm(in, residual, norm_weight, eps));
+        return check(kernels::launch_skinny_mma_mlp(residual.data, residual.row_stride, act.data,
+                                                    act.row_stride, in.data, in.row_stride,
+                                                    gate_up.data, down.data, T, F, D, elem(act_),
+                                                    mma_workspace_, stream_),
+                     "skinny_mma_mlp");
+    }
+
     Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
                           float eps) override {
         HELEXA_CUDA_REQUIRE(x.dtype == act_ && weight.dtype == act_ &&
@@ -720,6 +755,14 @@ private:
         if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
+        // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
+        // (fused_mlp) where both take the tensor-core path. Off by default: measured (run 15,
+        // H200, linear_bench "mlp") the chained launch is 11-16 us slower than the two apart at
+        // 1-64 rows, because each CTA's down range waits for the slowest of the ~30 CTAs whose
+        // gate_up tiles it reads, and the static stream-K ranges leave those 29-36% apart.
+        if (const char* v = std::getenv("HELEXA_CUDA_MLP_CHAIN"); v != nullptr) {
+            mlp_chain_ = std::string_view(v) == "1";
+        }
     }
 
     bool same_act(const Tensor& a, const Tensor& b, const Tensor& c) const {
@@ -820,6 +863,7 @@ private:
 
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
+    bool mlp_chain_ = false;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

@@ -1,6 +1,8 @@
 // Every CudaBackend operation against the CPU backend (reference numerics) on fresh random
 // bf16-representable inputs and awkward sizes; CUDA outputs are NaN-poisoned first, so an
 // unwritten element fails. bf16 activations: relative L2 error <= 1e-2 (METHOD.md).
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include "cuda_test_support.h"
 #include "helexa/engine/row_draw.h"
 #include "helexa/kernels/sampling.h"
+#include "helexa/kernels/skinny_mma_matmul.h"
 
 namespace helexa::cuda::testing {
 namespace {
@@ -239,6 +242,117 @@ protected:
 };
 
 TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
+
+// fused_mlp with the tensor-core path and the chain on (HELEXA_CUDA_MMA_MAX_ROWS=64,
+// HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up and down in one launch,
+// against the CPU backend's composition. Shapes: every n-tile count, grids smaller than the
+// card (3 x 128 x 128: four gate_up units and two down units), stages of different CTA counts,
+// and the Qwen3-8B MLP (192 gate_up tiles feeding 32 down tiles over one CTA per SM).
+class FusedMlpMma : public FusedLinear {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_MMA_MAX_ROWS", "64", 1);
+        setenv("HELEXA_CUDA_MLP_CHAIN", "1", 1);
+        FusedLinear::SetUp();
+        unsetenv("HELEXA_CUDA_MMA_MAX_ROWS");
+        unsetenv("HELEXA_CUDA_MLP_CHAIN");
+    }
+};
+
+struct MlpCase {
+    int64_t T, F, D;
+};
+const std::vector<MlpCase> kMlpCases = {{3, 128, 128},  {8, 512, 256},   {17, 1536, 1024},
+                                        {33, 768, 512}, {64, 2048, 1024}, {16, 12288, 4096}};
+
+TEST_F(FusedMlpMma, MatchesTheComposition) {
+    using engine::LinearScratch;
+    for (const auto& c : kMlpCases) {
+        auto residual = upload(random(static_cast<size_t>(c.T * c.D)), c.T, c.D);
+        auto nw = upload(random(static_cast<size_t>(c.D), 2.0f), 1, c.D);
+        auto gate_up = upload(random(static_cast<size_t>(2 * c.F * c.D), 0.05f), 2 * c.F, c.D);
+        auto down = upload(random(static_cast<size_t>(c.D * c.F), 0.05f), c.D, c.F);
+        auto act = output(c.T, c.F);
+        auto normed = output(c.T, c.D);
+        auto gu = output(c.T, 2 * c.F);
+        auto proj = output(c.T, c.D);
+        // One call: the CPU side keeps the residual in f32, the GPU side rounds it to bf16, so
+        // repeated calls would compare that rounding, not the MLP (the bit-exact test below
+        // makes repeated calls).
+        auto st = cpu_->fused_mlp(residual.cpu, act.cpu, gate_up.cpu, Tensor{}, down.cpu,
+                                  Tensor{}, nw.cpu, 1e-6f, LinearScratch{normed.cpu, gu.cpu},
+                                  LinearScratch{{}, proj.cpu});
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        on_gpu([&] {
+            auto g = gpu_->fused_mlp(residual.gpu, act.gpu, gate_up.gpu, Tensor{}, down.gpu,
+                                     Tensor{}, nw.gpu, 1e-6f, LinearScratch{normed.gpu, gu.gpu},
+                                     LinearScratch{{}, proj.gpu});
+            ASSERT_TRUE(g.has_value()) << g.error().full_message();
+        });
+        EXPECT_LE(rel_error(read_gpu(act.gpu), read_cpu(act.cpu)), kBf16Tol)
+            << "act T=" << c.T << " F=" << c.F << " D=" << c.D;
+        EXPECT_LE(rel_error(read_gpu(residual.gpu), read_cpu(residual.cpu)), kBf16Tol)
+            << "residual T=" << c.T << " F=" << c.F << " D=" << c.D;
+    }
+}
+
+// The chained kernel itself against the two launches it replaces (SwiGLU, then accumulate), bit
+// for bit, three calls in a row on each side, on the same inputs.
+TEST_F(FusedMlpMma, ChainedLaunchEqualsTheTwoLaunches) {
+    bool supported = false;
+    on_gpu([&] { supported = kernels::skinny_mma_supported(); });
+    if (!supported) {
+        GTEST_SKIP() << "the tensor-core skinny matmul needs compute capability 9.0";
+    }
+    void* workspace = nullptr;
+    on_gpu([&] {
+        const size_t bytes = kernels::skinny_mma_workspace_bytes();
+        ASSERT_EQ(cudaMalloc(&workspace, bytes), cudaSuccess);
+        ASSERT_EQ(cudaMemset(workspace, 0, bytes), cudaSuccess);
+    });
+    for (const auto& c : kMlpCases) {
+        const auto start = random(static_cast<size_t>(c.T * c.D));
+        auto x = upload(random(static_cast<size_t>(c.T * c.D)), c.T, c.D);
+        auto gate_up = upload(random(static_cast<size_t>(2 * c.F * c.D), 0.05f), 2 * c.F, c.D);
+        auto down = upload(random(static_cast<size_t>(c.D * c.F), 0.05f), c.D, c.F);
+        auto chained = upload(start, c.T, c.D);
+        auto apart = upload(start, c.T, c.D);
+        auto h_chained = output(c.T, c.F);
+        auto h_apart = output(c.T, c.F);
+        on_gpu([&] {
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            kernels::SkinnyFusion swiglu;
+            swiglu.output = kernels::SkinnyFusion::Output::kSwiGlu;
+            kernels::SkinnyFusion accumulate;
+            accumulate.output = kernels::SkinnyFusion::Output::kAccumulate;
+            for (int call = 0; call < 3; ++call) {
+                ASSERT_EQ(kernels::launch_skinny_mma_mlp(
+                              chained.gpu.data, c.D, h_chained.gpu.data, c.F, x.gpu.data, c.D,
+                              gate_up.gpu.data, down.gpu.data, c.T, c.F, c.D,
+                              kernels::ElemType::kBF16, workspace, nullptr),
+                          cudaSuccess);
+                ASSERT_EQ(kernels::launch_skinny_mma_matmul(
+                              h_apart.gpu.data, c.F, kernels::ElemType::kBF16, x.gpu.data, c.D,
+                              gate_up.gpu.data, nullptr, c.T, 2 * c.F, c.D,
+                              kernels::ElemType::kBF16, swiglu, workspace, nullptr),
+                          cudaSuccess);
+                ASSERT_EQ(kernels::launch_skinny_mma_matmul(
+                              apart.gpu.data, c.D, kernels::ElemType::kBF16, h_apart.gpu.data,
+                              c.F, down.gpu.data, nullptr, c.T, c.D, c.F,
+                              kernels::ElemType::kBF16, accumulate, workspace, nullptr),
+                          cudaSuccess);
+            }
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        });
+        EXPECT_EQ(read_gpu(h_chained.gpu), read_gpu(h_apart.gpu))
+            << "h T=" << c.T << " F=" << c.F << " D=" << c.D;
+        EXPECT_EQ(read_gpu(chained.gpu), read_gpu(apart.gpu))
+            << "residual T=" << c.T << " F=" << c.F << " D=" << c.D;
+        // Not the trivial agreement of two unwritten outputs: the chain changed the residual.
+        EXPECT_NE(read_gpu(chained.gpu), read_gpu(upload(start, c.T, c.D).gpu));
+    }
+    on_gpu([&] { EXPECT_EQ(cudaFree(workspace), cudaSuccess); });
+}
 
 TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {
     for (int64_t hd : {16, 64, 128}) {

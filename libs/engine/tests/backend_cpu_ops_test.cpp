@@ -330,6 +330,51 @@ TEST_F(CpuOps, FusedLinearMatchesNaive) {
     EXPECT_FALSE(backend_->fused_linear(act, x, w, b, {nw, eps, Output::kSwiGlu}, {}));
 }
 
+// fused_mlp: the MLP block (norm, gate_up + SwiGLU, down + residual) against a double-precision
+// evaluation of the same formula.
+TEST_F(CpuOps, FusedMlpIsTheMlpBlock) {
+    const int64_t T = 3;
+    const int64_t D = 16;
+    const int64_t F = 24;
+    const float eps = 1e-6f;
+    const auto rv = random(static_cast<size_t>(T * D));
+    const auto nv = random(static_cast<size_t>(D));
+    const auto guv = random(static_cast<size_t>(2 * F * D));
+    const auto dv = random(static_cast<size_t>(D * F));
+    std::vector<double> want(rv.begin(), rv.end());
+    for (int64_t t = 0; t < T; ++t) {
+        double ss = 0;
+        for (int64_t k = 0; k < D; ++k) {
+            ss += static_cast<double>(rv[t * D + k]) * rv[t * D + k];
+        }
+        const double inv = 1.0 / std::sqrt(ss / D + eps);
+        std::vector<double> a(static_cast<size_t>(F));
+        for (int64_t i = 0; i < F; ++i) {
+            double g = 0;
+            double u = 0;
+            for (int64_t k = 0; k < D; ++k) {
+                const double xn = rv[t * D + k] * inv * nv[k];
+                g += xn * guv[i * D + k];
+                u += xn * guv[(F + i) * D + k];
+            }
+            a[i] = g / (1.0 + std::exp(-g)) * u;
+        }
+        for (int64_t n = 0; n < D; ++n) {
+            for (int64_t i = 0; i < F; ++i) {
+                want[t * D + n] += a[i] * dv[n * F + i];
+            }
+        }
+    }
+    const Tensor residual = make(rv, T, D);
+    const Tensor act = make(std::vector<float>(T * F), T, F);
+    const LinearScratch gu_scratch{make(std::vector<float>(T * D), T, D),
+                                   make(std::vector<float>(T * 2 * F), T, 2 * F)};
+    const LinearScratch down_scratch{Tensor{}, make(std::vector<float>(T * D), T, D)};
+    ASSERT_TRUE(backend_->fused_mlp(residual, act, make(guv, 2 * F, D), Tensor{}, make(dv, D, F),
+                                    Tensor{}, make(nv, 1, D), eps, gu_scratch, down_scratch));
+    expect_near_all(read(residual), want, 1e-4, "mlp residual");
+}
+
 TEST_F(CpuOps, PagedAttentionMatchesNaive) {
     const int64_t nh = 6;
     const int64_t nkv = 2;

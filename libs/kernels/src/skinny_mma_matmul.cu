@@ -33,6 +33,14 @@
 // - Weights are asked for before grid_dependency_wait() (launch.cuh): under programmatic
 //   dependent launch the ring's first units of w stream while the previous kernel drains; their
 //   x slices follow the wait.
+// - Chained (launch_skinny_mma_mlp): the decoder's gate_up (+ SwiGLU) and down (+ residual) in
+//   one launch, their units back to back in one ring, so that down's weights stream while
+//   gate_up's last tiles are reduced instead of after a kernel boundary (the plan:
+//   docs/design/persistent-decode-layer.md, step 1). Down's unit at K chunk c reads 64 columns
+//   of h that gate_up's tile c wrote; the producer waits for that tile's ready flag (a
+//   generation number kept in the workspace, so graphs replay it unchanged) before its x slice.
+//   Each stage's ranges and summation order are those of its own launch: the chained result
+//   equals the two launches' bit for bit.
 // - Accumulation in f32; bias, the residual and SwiGLU in f32; each output rounded once (SwiGLU
 //   rounds g, u and silu(g) first, as the separate kernels store them), as skinny_matmul.cu does.
 #include <cuda_bf16.h>
@@ -86,22 +94,38 @@ constexpr int ring_smem_bytes() {
 
 using Output = SkinnyFusion::Output;
 
+// One matrix of a launch: its output, bias, shape and stream-K bookkeeping (the tensor maps
+// of its w and x travel as their own kernel parameters).
 template <typename W>
-struct MmaParams {
+struct Stage {
     void* out;  // [T, N] (SwiGLU: [T, N/2]), row stride out_stride
     int64_t out_stride;
-    const W* x;  // [T, K], row stride x_stride (multiple of 8), 16-byte aligned
-    int64_t x_stride;
-    const W* w;     // [N, K] contiguous, 16-byte aligned
     const W* bias;  // [N] or null
     int64_t n;
     int64_t k;
-    int t;
     int k_units;  // units per tile: K / kChunkK
     int units;    // tiles * k_units
-    int ctas;     // the grid: min(SMs, units)
-    int* counters;   // [kMaxTiles], zero between launches
+    int ctas;     // CTAs that take a range of this stage's units: min(grid, units)
+    int* counters;     // [kMaxTiles], zero between launches
     float4* partials;  // [ctas][2][kMaxNt][kThreads]
+};
+
+// What a chained launch's CTAs share across launches: which of stage 0's tiles are stored in
+// this launch (ready[tile] == generation + 1), the generation, and how many CTAs have finished
+// (the last one starts the next generation). Zero before the first launch.
+struct ChainSync {
+    unsigned generation;
+    unsigned exited;
+    unsigned pad[2];
+    unsigned ready[kMaxTiles];
+};
+
+template <typename W>
+struct MmaParams {
+    Stage<W> stage[2];  // stage[1] only in a chained launch
+    int t;
+    int ctas;           // the grid: min(SMs, the largest stage's units)
+    ChainSync* sync;    // chained launches only
 };
 
 // The first unit of CTA c's range, and the CTA whose range holds unit u (the inverse).
@@ -157,15 +181,15 @@ __device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
 }
 
 template <typename W>
-__device__ __forceinline__ float bias_at(const MmaParams<W>& p, int64_t row) {
+__device__ __forceinline__ float bias_at(const Stage<W>& p, int64_t row) {
     return p.bias != nullptr ? to_f32(p.bias[row]) : 0.0f;
 }
 
 // Stores a finished tile from the C fragments: acc[j][0..1] are rows g, acc[j][2..3] rows g + 8
 // of this warp's 16, columns (x rows) 8j + 2tq + {0, 1}.
 template <typename W, typename O, int NT, Output OUT>
-__device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int warp, int lane,
-                                           const float (&acc)[NT][4]) {
+__device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile, int warp,
+                                           int lane, const float (&acc)[NT][4]) {
     const int g = lane / 4;
     const int tq = lane % 4;
     const int64_t wt = static_cast<int64_t>(tile) * kWarps + warp;
@@ -182,7 +206,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int tok = 8 * j + 2 * tq + e;
-                if (tok < p.t) {
+                if (tok < rows) {
                     const float gate = round_to<W>(acc[j][e] + gb);
                     const float up = round_to<W>(acc[j][2 + e] + ub);
                     const float sg = round_to<W>(gate / (1.0f + expf(-gate)));
@@ -204,7 +228,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
                 for (int j = 0; j < NT; ++j) {
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
-                        const int tok = min(8 * j + 2 * tq + e, p.t - 1);
+                        const int tok = min(8 * j + 2 * tq + e, rows - 1);
                         resid[h][j][e] = out[tok * p.out_stride + row];
                     }
                 }
@@ -222,7 +246,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int tok = 8 * j + 2 * tq + e;
-                    if (tok < p.t) {
+                    if (tok < rows) {
                         float v = acc[j][2 * h + e] + b;
                         if constexpr (OUT == Output::kAccumulate) {
                             v += to_f32(resid[h][j][e]);
@@ -246,7 +270,7 @@ __device__ __forceinline__ void store_tile(const MmaParams<W>& p, int tile, int 
 // share in CTA order into acc and returns true (the caller then stores the tile). Called by the
 // consumer warps only (their named barrier).
 template <typename W, int NT>
-__device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_unit,
+__device__ bool share_tile(const Stage<W>& p, int ctas, int tile, int cta, int first_unit,
                            float (&acc)[NT][4]) {
     __shared__ int last_arrival;
     const int tid = static_cast<int>(threadIdx.x);
@@ -256,8 +280,8 @@ __device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_u
     for (int j = 0; j < NT; ++j) {
         __stcg(mine + j * kThreads + tid, make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]));
     }
-    const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
-    const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, p.ctas);
+    const int c_first = range_owner(tile * p.k_units, p.units, ctas);
+    const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, ctas);
     __threadfence();  // the shares are visible before the counter says so
     named_barrier_sync(kConsumerBarrier, kThreads);
     if (tid == 0) {
@@ -279,7 +303,7 @@ __device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_u
     // Unrolled so several shares' loads are in flight at once (the adds keep CTA order).
 #pragma unroll 4
     for (int c = c_first; c <= c_last; ++c) {
-        const int w = tile == range_begin(c, p.units, p.ctas) / p.k_units ? 0 : 1;
+        const int w = tile == range_begin(c, p.units, ctas) / p.k_units ? 0 : 1;
         const float4* share = partial_slot(p.partials, c, w);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
@@ -293,81 +317,50 @@ __device__ bool share_tile(const MmaParams<W>& p, int tile, int cta, int first_u
     return true;
 }
 
-// Grid: p.ctas CTAs, one contiguous range of units each; block: the consumer warps, then the
-// producer warp.
-template <typename W, typename O, int NT, Output OUT>
-__global__ void __launch_bounds__(kBlock, 1)
-    skinny_mma_kernel(const __grid_constant__ CUtensorMap w_map,
-                      const __grid_constant__ CUtensorMap x_map, const MmaParams<W> p) {
+// Memory-model helpers of the chained launch: a stage-0 tile's finisher publishes the tile
+// (release, after its stores); a producer polls the flags relaxed and, once it has seen every
+// one it needs, fences (acquire) before its TMA reads the tiles' outputs; the proxy fences
+// order the generic-proxy stores and loads with the TMA's async-proxy reads on either side.
+[[maybe_unused]] __device__ __forceinline__ unsigned load_relaxed(const unsigned* p) {
+    unsigned v = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+#else
+    v = *reinterpret_cast<const volatile unsigned*>(p);
+#endif
+    return v;
+}
+// After relaxed loads that saw release stores: makes them acquires (the fence pattern).
+[[maybe_unused]] __device__ __forceinline__ void fence_acq_rel_gpu() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+#endif
+}
+[[maybe_unused]] __device__ __forceinline__ void store_release(unsigned* p, unsigned v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+#else
+    *reinterpret_cast<volatile unsigned*>(p) = v;
+#endif
+}
+[[maybe_unused]] __device__ __forceinline__ void fence_proxy_async_global() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.proxy.async.global;" ::: "memory");
+#endif
+}
+
+// The consumer warps' side of one stage: its units are ring entries [first, first + n_units)
+// (a chained launch's stage 1 follows stage 0 in the same ring), unit u_begin onwards of the
+// stage's numbering. With `publish` (stage 0 of a chained launch) each stored tile is marked
+// ready for generation `generation`.
+template <typename W, typename O, int NT, Output OUT>
+__device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char* ring,
+                                              uint64_t* full, uint64_t* empty, int first,
+                                              int u_begin, int n_units, int warp, int lane,
+                                              unsigned* ready, unsigned generation) {
     constexpr int kStages = ring_stages<NT>();
     constexpr int kSlot = slot_bytes<NT>();
-    constexpr uint32_t kUnitBytes = static_cast<uint32_t>(kSlot);  // w rows + x rows
-    extern __shared__ char smem[];
-    // The 128-byte swizzle repeats every 1024 bytes: slots start on such a boundary.
-    char* ring = smem + ((1024 - smem_u32(smem) % 1024) % 1024);
-    __shared__ uint64_t full[kStages];   // slot's unit has landed (1 arrival + its bytes)
-    __shared__ uint64_t empty[kStages];  // slot's unit consumed (one arrival per consumer warp)
-    const int lane = static_cast<int>(threadIdx.x) % kWarp;
-    const int warp = static_cast<int>(threadIdx.x) / kWarp;
     const int cta = static_cast<int>(blockIdx.x);
-    const int u_begin = range_begin(cta, p.units, p.ctas);
-    const int n_units = range_begin(cta + 1, p.units, p.ctas) - u_begin;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < kStages; ++s) {
-            mbarrier_init(&full[s], 1);
-            mbarrier_init(&empty[s], kWarps);
-        }
-        mbarrier_init_fence();
-    }
-    __syncthreads();
-
-    if (warp == kWarps) {  // the producer
-        if (lane == 0) {
-            auto load_w = [&](int i) {
-                const int u = u_begin + i;
-                const int tile = u / p.k_units;
-                const int k0 = (u % p.k_units) * kChunkK;
-                char* slot = ring + (i % kStages) * kSlot;
-                if constexpr (OUT == Output::kSwiGlu) {
-                    tma_load_4d(slot, &w_map, &full[i % kStages], k0, 0, 0, tile * kWarps);
-                } else {
-                    tma_load_2d(slot, &w_map, &full[i % kStages], k0, tile * kCtaRows);
-                }
-            };
-            auto load_x = [&](int i) {
-                const int k0 = ((u_begin + i) % p.k_units) * kChunkK;
-                tma_load_2d(ring + (i % kStages) * kSlot + kWUnitBytes, &x_map,
-                            &full[i % kStages], k0, 0);
-            };
-            // The first slots' weights (nothing another kernel writes), then the wait, then
-            // their x slices; each slot's barrier expects both.
-            const int first = n_units < kStages ? n_units : kStages;
-            for (int i = 0; i < first; ++i) {
-                mbarrier_arrive_expect_tx(&full[i], kUnitBytes);
-                load_w(i);
-            }
-            grid_dependency_wait();
-            allow_dependent_launch();
-            for (int i = 0; i < first; ++i) {
-                load_x(i);
-            }
-            for (int i = first; i < n_units; ++i) {
-                const int s = i % kStages;
-                mbarrier_wait(&empty[s], ((i / kStages) - 1) & 1);
-                mbarrier_arrive_expect_tx(&full[s], kUnitBytes);
-                load_w(i);
-                load_x(i);
-            }
-        } else {
-            grid_dependency_wait();
-            allow_dependent_launch();
-        }
-        return;
-    }
-
-    grid_dependency_wait();
-    allow_dependent_launch();
     float acc[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
@@ -377,8 +370,9 @@ __global__ void __launch_bounds__(kBlock, 1)
     int kpos = u_begin % p.k_units;
     bool whole = kpos == 0;  // this CTA's segment of `tile` started at the tile's first unit
     for (int i = 0; i < n_units; ++i) {
-        const int s = i % kStages;
-        mbarrier_wait(&full[s], (i / kStages) & 1);
+        const int r = first + i;
+        const int s = r % kStages;
+        mbarrier_wait(&full[s], (r / kStages) & 1);
         unit_mma<W, NT>(ring + s * kSlot, warp, lane, acc);
         __syncwarp();
         if (lane == 0) {
@@ -387,8 +381,16 @@ __global__ void __launch_bounds__(kBlock, 1)
 
         const bool tile_done = kpos == p.k_units - 1;
         if (tile_done || i == n_units - 1) {
-            if ((tile_done && whole) || share_tile<W, NT>(p, tile, cta, u_begin, acc)) {
-                store_tile<W, O, NT, OUT>(p, tile, warp, lane, acc);
+            if ((tile_done && whole) || share_tile<W, NT>(p, p.ctas, tile, cta, u_begin, acc)) {
+                store_tile<W, O, NT, OUT>(p, rows, tile, warp, lane, acc);
+                if (ready != nullptr) {
+                    __threadfence();
+                    fence_proxy_async_global();
+                    named_barrier_sync(kConsumerBarrier, kThreads);
+                    if (threadIdx.x == 0) {
+                        store_release(&ready[tile], generation + 1);
+                    }
+                }
             }
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
@@ -401,69 +403,294 @@ __global__ void __launch_bounds__(kBlock, 1)
             ++kpos;
         }
     }
+}
+
+// Grid: p.ctas CTAs, one contiguous range of units of each stage each; block: the consumer warps,
+// then the producer warp. A chained launch (kChain) runs two stages: stage 0 (gate_up with
+// SwiGLU into h) then stage 1 (down with the residual add, x = h). Stage 1's weight units need
+// nothing and enter the ring as soon as slots free up; the x slice of its unit at K chunk c is
+// stage 0's tile c (64 SwiGLU outputs = 64 columns of h), which the producer waits for (ready
+// flag of this generation) before it issues that slice. Stage 0 never waits on stage 1, and a
+// producer issues a unit's x slice only after every earlier unit's, so a slot it waits on is
+// always released in time: no deadlock, as long as every CTA is resident (one per SM).
+template <typename W, typename O, int NT, Output OUT, bool kChain>
+__global__ void __launch_bounds__(kBlock, 1)
+    skinny_mma_kernel(const __grid_constant__ CUtensorMap w_map,
+                      const __grid_constant__ CUtensorMap x_map,
+                      const __grid_constant__ CUtensorMap w_map1,
+                      const __grid_constant__ CUtensorMap x_map1, const MmaParams<W> p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int kStages = ring_stages<NT>();
+    constexpr int kSlot = slot_bytes<NT>();
+    constexpr uint32_t kUnitBytes = static_cast<uint32_t>(kSlot);  // w rows + x rows
+    extern __shared__ char smem[];
+    // The 128-byte swizzle repeats every 1024 bytes: slots start on such a boundary.
+    char* ring = smem + ((1024 - smem_u32(smem) % 1024) % 1024);
+    __shared__ uint64_t full[kStages];   // slot's unit has landed (1 arrival + its bytes)
+    __shared__ uint64_t empty[kStages];  // slot's unit consumed (one arrival per consumer warp)
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    const int cta = static_cast<int>(blockIdx.x);
+    const Stage<W>& s0 = p.stage[0];
+    const Stage<W>& s1 = p.stage[1];
+    // Each stage's ranges are those of its own launch (its own CTA count), so its sums are too.
+    const int u0 = range_begin(cta, s0.units, s0.ctas);
+    const int n0 = cta < s0.ctas ? range_begin(cta + 1, s0.units, s0.ctas) - u0 : 0;
+    const int u1 = kChain ? range_begin(cta, s1.units, s1.ctas) : 0;
+    const int n1 = kChain && cta < s1.ctas ? range_begin(cta + 1, s1.units, s1.ctas) - u1 : 0;
+    const int total = n0 + n1;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < kStages; ++s) {
+            mbarrier_init(&full[s], 1);
+            mbarrier_init(&empty[s], kWarps);
+        }
+        mbarrier_init_fence();
+    }
+    __syncthreads();
+
+    if (warp == kWarps) {  // the producer
+        if (lane == 0) {
+            // Ring entry i: unit u0 + i of stage 0, then unit u1 + (i - n0) of stage 1.
+            auto load_w = [&](int i) {
+                char* slot = ring + (i % kStages) * kSlot;
+                uint64_t* bar = &full[i % kStages];
+                if (i < n0) {
+                    const int u = u0 + i;
+                    const int tile = u / s0.k_units;
+                    const int k0 = (u % s0.k_units) * kChunkK;
+                    if constexpr (OUT == Output::kSwiGlu) {
+                        tma_load_4d(slot, &w_map, bar, k0, 0, 0, tile * kWarps);
+                    } else {
+                        tma_load_2d(slot, &w_map, bar, k0, tile * kCtaRows);
+                    }
+                } else {
+                    const int u = u1 + i - n0;
+                    tma_load_2d(slot, &w_map1, bar, (u % s1.k_units) * kChunkK,
+                                (u / s1.k_units) * kCtaRows);
+                }
+            };
+            auto load_x = [&](int i) {
+                char* slot = ring + (i % kStages) * kSlot + kWUnitBytes;
+                if (i < n0) {
+                    tma_load_2d(slot, &x_map, &full[i % kStages],
+                                ((u0 + i) % s0.k_units) * kChunkK, 0);
+                } else {
+                    tma_load_2d(slot, &x_map1, &full[i % kStages],
+                                ((u1 + i - n0) % s1.k_units) * kChunkK, 0);
+                }
+            };
+            // The first slots' weights (nothing another kernel writes), then the wait, then
+            // their x slices; each slot's barrier expects both.
+            const int first = total < kStages ? total : kStages;
+            for (int i = 0; i < first; ++i) {
+                mbarrier_arrive_expect_tx(&full[i], kUnitBytes);
+                load_w(i);
+            }
+            grid_dependency_wait();
+            allow_dependent_launch();
+            unsigned generation = 0;
+            if constexpr (kChain) {
+                generation = *reinterpret_cast<const volatile unsigned*>(&p.sync->generation);
+            }
+            // Stage 1's x slices wait until every stage-0 tile this CTA's range reads is stored
+            // (its K chunks, in range order): polled eight flags a round trip, then one acquire
+            // fence for all of them. (A flag acquired per slice put a dependent L2 round trip
+            // before every x slice: the chained MLP ran 17 us slower than the two launches.)
+            const int needed = kChain ? min(n1, s1.k_units) : 0;
+            int seen = 0;  // of those, how many have been seen stored
+            bool chunks_ready = !kChain;
+            auto poll_chunks = [&]() {
+                while (seen < needed) {
+                    unsigned f[8];
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        const int q = min(seen + j, needed - 1);
+                        f[j] = load_relaxed(&p.sync->ready[(u1 + q) % s1.k_units]);
+                    }
+                    int stored = 0;
+                    while (stored < 8 && seen + stored < needed && f[stored] == generation + 1) {
+                        ++stored;
+                    }
+                    seen += stored;
+                    if (stored < 8 && seen < needed) {
+                        return false;
+                    }
+                }
+                fence_acq_rel_gpu();
+                fence_proxy_async_global();
+                return true;
+            };
+            int next_w = first;  // ring entries whose weights have been asked for
+            int next_x = 0;      // ... whose x slices have
+            while (next_x < total) {
+                bool x_ready = next_x < next_w;
+                if (x_ready && next_x >= n0 && !chunks_ready) {
+                    chunks_ready = poll_chunks();
+                    x_ready = chunks_ready;
+                }
+                if (x_ready) {
+                    load_x(next_x++);
+                } else if (next_w < total && next_w < next_x + kStages) {
+                    // Its slot's previous entry (next_w - kStages) has its x slice: the
+                    // consumers will release it.
+                    const int s = next_w % kStages;
+                    mbarrier_wait(&empty[s], ((next_w / kStages) - 1) & 1);
+                    mbarrier_arrive_expect_tx(&full[s], kUnitBytes);
+                    load_w(next_w++);
+                } else {
+                    __nanosleep(64);  // stage 0's tile for the next x slice is not stored yet
+                }
+            }
+        } else {
+            grid_dependency_wait();
+            allow_dependent_launch();
+        }
+        return;
+    }
+
+    grid_dependency_wait();
+    allow_dependent_launch();
+    unsigned generation = 0;
+    if constexpr (kChain) {
+        generation = *reinterpret_cast<const volatile unsigned*>(&p.sync->generation);
+    }
+    consume_stage<W, O, NT, OUT>(s0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
+                                 kChain ? p.sync->ready : nullptr, generation);
+    if constexpr (kChain) {
+        consume_stage<W, W, NT, Output::kAccumulate>(s1, p.t, ring, full, empty, n0, u1, n1,
+                                                     warp, lane, nullptr, 0);
+        // Every CTA has read the generation before it gets here (its producer read it before
+        // its last x slice, its consumers before their first unit): the last to finish starts
+        // the next one.
+        named_barrier_sync(kConsumerBarrier, kThreads);
+        if (threadIdx.x == 0) {
+            __threadfence();
+            if (atomicAdd(&p.sync->exited, 1u) == static_cast<unsigned>(p.ctas) - 1) {
+                p.sync->exited = 0;
+                __threadfence();
+                atomicAdd(&p.sync->generation, 1u);
+            }
+        }
+    }
 #endif
 }
 
-template <typename W, typename O, int NT, Output OUT>
-cudaError_t launch_nt(MmaParams<W> p, cudaStream_t stream) {
-    const int64_t outputs = OUT == Output::kSwiGlu ? p.n / 2 : p.n;
-    const int64_t per_tile = OUT == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
-    const int64_t tiles = (outputs + per_tile - 1) / per_tile;
-    if (tiles > kMaxTiles) {
-        return cudaErrorInvalidValue;
-    }
-    p.k_units = static_cast<int>(p.k / kChunkK);
-    p.units = static_cast<int>(tiles) * p.k_units;
-    p.ctas = std::min(device_sm_count(), p.units);
-    // w as [N, K] in tiles of 128 rows, or (SwiGLU) its two halves as [N/2 / 8 groups][2
-    // halves][8 rows][K], whose tiles of 8 groups put 8 gate rows before their 8 up rows, 64
-    // of each; x as [T, K] in slices of NT * 8 rows.
-    CUtensorMap w_map;
-    CUtensorMap x_map;
-    const uint64_t row_bytes = static_cast<uint64_t>(p.k) * 2;
+// The tensor maps of one stage: w as [N, K] in tiles of 128 rows, or (SwiGLU) its two halves
+// as [N/2 / 8 groups][2 halves][8 rows][K], whose tiles of 8 groups put 8 gate rows before
+// their 8 up rows, 64 of each; x as [T, K] in slices of NT * 8 rows.
+template <int NT>
+bool encode_stage_maps(CUtensorMap* w_map, CUtensorMap* x_map, const void* w, const void* x,
+                       int64_t x_stride, int64_t t, int64_t n, int64_t k, Output output) {
+    const uint64_t row_bytes = static_cast<uint64_t>(k) * 2;
     bool ok = false;
-    if constexpr (OUT == Output::kSwiGlu) {
-        const uint64_t half = static_cast<uint64_t>(p.n / 2);
-        const uint64_t dims[4] = {static_cast<uint64_t>(p.k), 8, 2, half / 8};
+    if (output == Output::kSwiGlu) {
+        const uint64_t half = static_cast<uint64_t>(n / 2);
+        const uint64_t dims[4] = {static_cast<uint64_t>(k), 8, 2, half / 8};
         const uint64_t strides[3] = {row_bytes, half * row_bytes, 8 * row_bytes};
         const uint32_t box[4] = {kChunkK, 8, 2, kWarps};
-        ok = encode_tensor_map(&w_map, p.w, 4, dims, strides, box);
+        ok = encode_tensor_map(w_map, w, 4, dims, strides, box);
     } else {
-        const uint64_t dims[2] = {static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.n)};
+        const uint64_t dims[2] = {static_cast<uint64_t>(k), static_cast<uint64_t>(n)};
         const uint64_t strides[1] = {row_bytes};
         const uint32_t box[2] = {kChunkK, kCtaRows};
-        ok = encode_tensor_map(&w_map, p.w, 2, dims, strides, box);
+        ok = encode_tensor_map(w_map, w, 2, dims, strides, box);
     }
-    const uint64_t x_dims[2] = {static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.t)};
-    const uint64_t x_strides[1] = {static_cast<uint64_t>(p.x_stride) * 2};
+    const uint64_t x_dims[2] = {static_cast<uint64_t>(k), static_cast<uint64_t>(t)};
+    const uint64_t x_strides[1] = {static_cast<uint64_t>(x_stride) * 2};
     const uint32_t x_box[2] = {kChunkK, NT * 8};
-    if (!ok || !encode_tensor_map(&x_map, p.x, 2, x_dims, x_strides, x_box)) {
+    return ok && encode_tensor_map(x_map, x, 2, x_dims, x_strides, x_box);
+}
+
+// Fills a stage's tile bookkeeping; false when it has more tiles than the counters cover.
+template <typename W>
+bool plan_stage(Stage<W>& s, Output output) {
+    const int64_t outputs = output == Output::kSwiGlu ? s.n / 2 : s.n;
+    const int64_t per_tile = output == Output::kSwiGlu ? kCtaRows / 2 : kCtaRows;
+    const int64_t tiles = (outputs + per_tile - 1) / per_tile;
+    if (tiles > kMaxTiles) {
+        return false;
+    }
+    s.k_units = static_cast<int>(s.k / kChunkK);
+    s.units = static_cast<int>(tiles) * s.k_units;
+    return true;
+}
+
+// One matrix (x0, w0: stage 0) or, with kChain, gate_up then down (x1, w1: stage 1).
+template <typename W, typename O, int NT, Output OUT, bool kChain>
+cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const void* w0,
+                      const void* x1, int64_t x1_stride, const void* w1, cudaStream_t stream) {
+    if (!plan_stage(p.stage[0], OUT) || (kChain && !plan_stage(p.stage[1], Output::kAccumulate))) {
         return cudaErrorInvalidValue;
+    }
+    p.ctas = std::min(device_sm_count(),
+                      kChain ? std::max(p.stage[0].units, p.stage[1].units) : p.stage[0].units);
+    p.stage[0].ctas = std::min(p.ctas, p.stage[0].units);
+    p.stage[1].ctas = kChain ? std::min(p.ctas, p.stage[1].units) : 0;
+    CUtensorMap maps[4];
+    if (!encode_stage_maps<NT>(&maps[0], &maps[1], w0, x0, x0_stride, p.t, p.stage[0].n,
+                               p.stage[0].k, OUT)) {
+        return cudaErrorInvalidValue;
+    }
+    if (kChain) {
+        if (!encode_stage_maps<NT>(&maps[2], &maps[3], w1, x1, x1_stride, p.t, p.stage[1].n,
+                                   p.stage[1].k, Output::kAccumulate)) {
+            return cudaErrorInvalidValue;
+        }
+    } else {
+        maps[2] = maps[0];
+        maps[3] = maps[1];
     }
     constexpr int kSmem = ring_smem_bytes<NT>();
     static std::atomic<uint64_t> smem_raised{0};
     if (const cudaError_t err =
-            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT>, kSmem, smem_raised);
+            ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT, kChain>, kSmem, smem_raised);
         err != cudaSuccess) {
         return err;
     }
-    return launch_kernel(skinny_mma_kernel<W, O, NT, OUT>, dim3(static_cast<unsigned>(p.ctas)),
-                         dim3(kBlock), kSmem, stream, w_map, x_map, p);
+    return launch_kernel(skinny_mma_kernel<W, O, NT, OUT, kChain>,
+                         dim3(static_cast<unsigned>(p.ctas)), dim3(kBlock), kSmem, stream,
+                         maps[0], maps[1], maps[2], maps[3], p);
+}
+
+// The workspace: stage 0's counters, stage 1's, the chain's sync block, then each stage's
+// partial sums (two shares of the largest tile per CTA of the largest grid).
+size_t partials_bytes() {
+    return static_cast<size_t>(device_sm_count()) * 2 * kMaxNt * kThreads * sizeof(float4);
+}
+constexpr size_t kCountersBytes = static_cast<size_t>(kMaxTiles) * 4;
+constexpr size_t kSyncBytes = (sizeof(ChainSync) + 15) / 16 * 16;
+
+template <typename W>
+MmaParams<W> workspace_params(void* workspace, int64_t t) {
+    MmaParams<W> p{};
+    char* base = static_cast<char*>(workspace);
+    p.stage[0].counters = reinterpret_cast<int*>(base);
+    p.stage[1].counters = reinterpret_cast<int*>(base + kCountersBytes);
+    p.sync = reinterpret_cast<ChainSync*>(base + 2 * kCountersBytes);
+    char* partials = base + 2 * kCountersBytes + kSyncBytes;
+    p.stage[0].partials = reinterpret_cast<float4*>(partials);
+    p.stage[1].partials = reinterpret_cast<float4*>(partials + partials_bytes());
+    p.t = static_cast<int>(t);
+    return p;
 }
 
 template <typename W, int NT>
-cudaError_t launch_output(const MmaParams<W>& p, ElemType out_type, Output output,
-                          cudaStream_t stream) {
+cudaError_t launch_output(const MmaParams<W>& p, ElemType out_type, Output output, const void* x,
+                          int64_t x_stride, const void* w, cudaStream_t stream) {
     switch (output) {
         case Output::kStore:
             if (out_type == ElemType::kF32) {
-                return launch_nt<W, float, NT, Output::kStore>(p, stream);
+                return launch_nt<W, float, NT, Output::kStore, false>(p, x, x_stride, w, nullptr,
+                                                                      0, nullptr, stream);
             }
-            return launch_nt<W, W, NT, Output::kStore>(p, stream);
+            return launch_nt<W, W, NT, Output::kStore, false>(p, x, x_stride, w, nullptr, 0,
+                                                              nullptr, stream);
         case Output::kAccumulate:
-            return launch_nt<W, W, NT, Output::kAccumulate>(p, stream);
+            return launch_nt<W, W, NT, Output::kAccumulate, false>(p, x, x_stride, w, nullptr, 0,
+                                                                   nullptr, stream);
         case Output::kSwiGlu:
-            return launch_nt<W, W, NT, Output::kSwiGlu>(p, stream);
+            return launch_nt<W, W, NT, Output::kSwiGlu, false>(p, x, x_stride, w, nullptr, 0,
+                                                               nullptr, stream);
     }
     return cudaErrorInvalidValue;
 }
@@ -472,28 +699,54 @@ template <typename W>
 cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const void* x,
                      int64_t x_stride, const void* w, const void* bias, int64_t t, int64_t n,
                      int64_t k, Output output, void* workspace, cudaStream_t stream) {
-    MmaParams<W> p{};
-    p.out = out;
-    p.out_stride = out_stride;
-    p.x = static_cast<const W*>(x);
-    p.x_stride = x_stride;
-    p.w = static_cast<const W*>(w);
-    p.bias = static_cast<const W*>(bias);
-    p.n = n;
-    p.k = k;
-    p.t = static_cast<int>(t);
-    p.counters = static_cast<int*>(workspace);
-    p.partials = reinterpret_cast<float4*>(static_cast<char*>(workspace) + kMaxTiles * 4);
+    MmaParams<W> p = workspace_params<W>(workspace, t);
+    Stage<W>& s = p.stage[0];
+    s.out = out;
+    s.out_stride = out_stride;
+    s.bias = static_cast<const W*>(bias);
+    s.n = n;
+    s.k = k;
     if (t <= 8) {
-        return launch_output<W, 1>(p, out_type, output, stream);
+        return launch_output<W, 1>(p, out_type, output, x, x_stride, w, stream);
     }
     if (t <= 16) {
-        return launch_output<W, 2>(p, out_type, output, stream);
+        return launch_output<W, 2>(p, out_type, output, x, x_stride, w, stream);
     }
     if (t <= 32) {
-        return launch_output<W, 4>(p, out_type, output, stream);
+        return launch_output<W, 4>(p, out_type, output, x, x_stride, w, stream);
     }
-    return launch_output<W, 8>(p, out_type, output, stream);
+    return launch_output<W, 8>(p, out_type, output, x, x_stride, w, stream);
+}
+
+template <typename W>
+cudaError_t launch_mlp_w(void* residual, int64_t residual_stride, void* h, int64_t h_stride,
+                         const void* x, int64_t x_stride, const void* w_gate_up,
+                         const void* w_down, int64_t t, int64_t f, int64_t d, void* workspace,
+                         cudaStream_t stream) {
+    MmaParams<W> p = workspace_params<W>(workspace, t);
+    p.stage[0].out = h;
+    p.stage[0].out_stride = h_stride;
+    p.stage[0].n = 2 * f;
+    p.stage[0].k = d;
+    p.stage[1].out = residual;
+    p.stage[1].out_stride = residual_stride;
+    p.stage[1].n = d;
+    p.stage[1].k = f;
+    constexpr Output kSwi = Output::kSwiGlu;
+    if (t <= 8) {
+        return launch_nt<W, W, 1, kSwi, true>(p, x, x_stride, w_gate_up, h, h_stride, w_down,
+                                              stream);
+    }
+    if (t <= 16) {
+        return launch_nt<W, W, 2, kSwi, true>(p, x, x_stride, w_gate_up, h, h_stride, w_down,
+                                              stream);
+    }
+    if (t <= 32) {
+        return launch_nt<W, W, 4, kSwi, true>(p, x, x_stride, w_gate_up, h, h_stride, w_down,
+                                              stream);
+    }
+    return launch_nt<W, W, 8, kSwi, true>(p, x, x_stride, w_gate_up, h, h_stride, w_down,
+                                          stream);
 }
 
 }  // namespace
@@ -501,9 +754,7 @@ cudaError_t launch_w(void* out, int64_t out_stride, ElemType out_type, const voi
 bool skinny_mma_supported() { return tma_supported(); }
 
 size_t skinny_mma_workspace_bytes() {
-    // The counters, then two shares of the largest tile per CTA of the largest grid.
-    return static_cast<size_t>(kMaxTiles) * 4 +
-           static_cast<size_t>(device_sm_count()) * 2 * kMaxNt * kThreads * sizeof(float4);
+    return 2 * kCountersBytes + kSyncBytes + 2 * partials_bytes();
 }
 
 cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out_type,
@@ -534,6 +785,35 @@ cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out
     }
     return launch_w<__half>(out, out_stride, out_type, x, x_stride, w, bias, T, N, K,
                             fusion.output, workspace, stream);
+}
+
+cudaError_t launch_skinny_mma_mlp(void* residual, int64_t residual_stride, void* h,
+                                  int64_t h_stride, const void* x, int64_t x_stride,
+                                  const void* w_gate_up, const void* w_down, int64_t T, int64_t F,
+                                  int64_t D, ElemType type, void* workspace,
+                                  cudaStream_t stream) {
+    if (type != ElemType::kBF16 && type != ElemType::kF16) {
+        return cudaErrorInvalidValue;
+    }
+    if (!tma_supported()) {
+        return cudaErrorNotSupported;
+    }
+    if (T == 0) {
+        return cudaSuccess;
+    }
+    if (!skinny_mma_mlp_fits(T, F, D) || x_stride % 8 != 0 || x_stride < D ||
+        h_stride % 8 != 0 || h_stride < F || (T > 1 && residual_stride < D) ||
+        residual == nullptr || h == nullptr || x == nullptr || w_gate_up == nullptr ||
+        w_down == nullptr || workspace == nullptr || !aligned16(x) || !aligned16(h) ||
+        !aligned16(w_gate_up) || !aligned16(w_down) || !aligned16(workspace)) {
+        return cudaErrorInvalidValue;
+    }
+    if (type == ElemType::kBF16) {
+        return launch_mlp_w<__nv_bfloat16>(residual, residual_stride, h, h_stride, x, x_stride,
+                                           w_gate_up, w_down, T, F, D, workspace, stream);
+    }
+    return launch_mlp_w<__half>(residual, residual_stride, h, h_stride, x, x_stride, w_gate_up,
+                                w_down, T, F, D, workspace, stream);
 }
 
 }  // namespace helexa::kernels

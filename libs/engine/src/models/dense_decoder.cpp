@@ -514,12 +514,18 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         HELEXA_TRY_STATUS(project(x, attn, L.o, L.o_bias,
                                   LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));
         HELEXA_TRY_STATUS(emit(p + "attn_proj", proj));
-        HELEXA_TRY_STATUS(project(act, x, L.gate_up, L.gate_up_bias,
-                                  LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}));
-        HELEXA_TRY_STATUS(emit(p + "post_norm", h));
-        HELEXA_TRY_STATUS(project(x, act, L.down, L.down_bias,
-                                  LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));
-        HELEXA_TRY_STATUS(emit(p + "mlp_out", proj));
+        if (hook_) {
+            HELEXA_TRY_STATUS(project(act, x, L.gate_up, L.gate_up_bias,
+                                      LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}));
+            HELEXA_TRY_STATUS(emit(p + "post_norm", h));
+            HELEXA_TRY_STATUS(project(x, act, L.down, L.down_bias,
+                                      LinearFusion{Tensor{}, 0.0f, Output::kAccumulate},
+                                      {{}, proj}));
+            HELEXA_TRY_STATUS(emit(p + "mlp_out", proj));
+        } else {
+            HELEXA_TRY_STATUS(b.fused_mlp(x, act, L.gate_up, L.gate_up_bias, L.down, L.down_bias,
+                                          L.post_norm, eps, {h, gu}, {{}, proj}));
+        }
         HELEXA_TRY_STATUS(emit(p + "out", x));
     }
     last = x;

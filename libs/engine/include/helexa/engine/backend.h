@@ -196,6 +196,17 @@ public:
     virtual Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
                                 const Tensor& bias, const LinearFusion& fusion,
                                 const LinearScratch& scratch);
+    // The pre-norm decoder's MLP block: act = SwiGLU(rms_norm(residual) * gate_up^T (+ bias)),
+    // then residual += act * down^T (+ bias): fused_linear with kSwiGlu (norm_weight, eps; its
+    // scratch gate_up_scratch), then with kAccumulate (down_scratch). The default is exactly
+    // those two calls; a device backend may chain them in one launch (CUDA: the tensor-core
+    // path streams down's weights while gate_up's last tiles are reduced), with the same
+    // numerics as its own two calls.
+    virtual Status fused_mlp(const Tensor& residual, const Tensor& act, const Tensor& gate_up,
+                             const Tensor& gate_up_bias, const Tensor& down,
+                             const Tensor& down_bias, const Tensor& norm_weight, float eps,
+                             const LinearScratch& gate_up_scratch,
+                             const LinearScratch& down_scratch);
     // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
     // weight [1, head_dim] (Qwen3's q_norm / k_norm).
     virtual Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,

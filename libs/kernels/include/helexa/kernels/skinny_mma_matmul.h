@@ -31,6 +31,14 @@ inline bool skinny_mma_fits(int64_t T, int64_t N, int64_t K, SkinnyFusion::Outpu
            N <= kSkinnyMmaMaxN && (output != SkinnyFusion::Output::kSwiGlu || N % 16 == 0);
 }
 
+// The shapes the chained MLP takes (launch_skinny_mma_mlp): T rows as above, hidden size D and
+// intermediate size F multiples of 64 (gate_up's SwiGLU tile c is down's K chunk c), each
+// matrix's tiles within the counters.
+inline bool skinny_mma_mlp_fits(int64_t T, int64_t F, int64_t D) {
+    return T >= 1 && T <= kSkinnyMmaMaxRows && F > 0 && F % 64 == 0 && D > 0 && D % 64 == 0 &&
+           F / 64 <= kSkinnyMmaMaxN / 128 && D <= kSkinnyMmaMaxN;
+}
+
 // Whether the current device runs the kernel (compute capability 9.0 or later: it copies with
 // the TMA); launches elsewhere answer cudaErrorNotSupported.
 bool skinny_mma_supported();
@@ -51,5 +59,19 @@ cudaError_t launch_skinny_mma_matmul(void* out, int64_t out_stride, ElemType out
                                      const void* bias, int64_t T, int64_t N, int64_t K,
                                      ElemType type, const SkinnyFusion& fusion, void* workspace,
                                      cudaStream_t stream);
+
+// The pre-norm decoder's MLP after its norm, in one launch: h = silu(x w_gate_up[:F]^T) *
+// (x w_gate_up[F:]^T) ([T, F], row stride h_stride), then residual += h w_down^T ([T, D]).
+// x: [T, D]; w_gate_up: [2F, D] (gate rows then up rows) and w_down: [D, F], contiguous; no
+// biases; all of `type`. Requires skinny_mma_mlp_fits(T, F, D), 16-byte aligned x, h and
+// weights, strides multiples of 8, the workspace above (not shared with a launch running at
+// the same time), and every CTA of its one-per-SM grid resident (no other kernel holding SMs
+// for good, as under MPS limits). The result equals launch_skinny_mma_matmul's SwiGLU launch
+// followed by its accumulate launch, bit for bit.
+cudaError_t launch_skinny_mma_mlp(void* residual, int64_t residual_stride, void* h,
+                                  int64_t h_stride, const void* x, int64_t x_stride,
+                                  const void* w_gate_up, const void* w_down, int64_t T, int64_t F,
+                                  int64_t D, ElemType type, void* workspace,
+                                  cudaStream_t stream);
 
 }  // namespace helexa::kernels
