@@ -6,6 +6,10 @@
 // above), with HELEXA_CUDA_SKINNY_MAX_ROWS=0 (cuBLASLt everywhere) and, for MMA_AB, with
 // HELEXA_CUDA_MMA_MAX_ROWS=64 (the tensor-core skinny matmul above 2 rows).
 //   linear_bench --copy-gbps 4230 [--label skinny] [--shapes qkv,o_proj] [--rows 1,8,32]
+//       [--trace 1]
+// --trace 1 then runs each (shape, rows) twice more eagerly with the tensor-core kernel's CTA trace
+// on (skinny_mma_set_trace) and prints, per launch, each CTA's SM, start, first unit landed and
+// end (microseconds from the first start): whether the same SMs finish last every time.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
 #include "helexa/cuda/cuda_backend.h"
+#include "helexa/kernels/skinny_mma_matmul.h"
 
 using helexa::engine::DType;
 using helexa::engine::Tensor;
@@ -26,6 +33,7 @@ int main(int argc, char** argv) {
     std::string label = "default";
     std::set<std::string> only_shapes;  // empty: all
     std::vector<int64_t> rows = {1, 2, 4, 8, 16, 32, 64};
+    bool trace = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         if (a == "--copy-gbps") {
@@ -37,6 +45,8 @@ int main(int argc, char** argv) {
             for (std::string item; std::getline(list, item, ',');) {
                 only_shapes.insert(item);
             }
+        } else if (a == "--trace") {
+            trace = std::string(argv[i + 1]) == "1";
         } else if (a == "--rows") {
             rows.clear();
             std::stringstream list(argv[i + 1]);
@@ -165,6 +175,44 @@ int main(int argc, char** argv) {
                             static_cast<long long>(s.K), static_cast<long long>(T), t * 1e6, gbps,
                             copy_gbps > 0 ? gbps / copy_gbps : 0.0);
                 std::fflush(stdout);
+                if (trace) {
+                    int sms = 0;
+                    (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+                    const size_t n = 4 * static_cast<size_t>(sms);
+                    unsigned long long* buf = nullptr;
+                    const size_t trace_bytes = n * sizeof(unsigned long long);
+                    if (cudaMalloc(reinterpret_cast<void**>(&buf), trace_bytes) != cudaSuccess) {
+                        status = 1;
+                        return;
+                    }
+                    helexa::kernels::skinny_mma_set_trace(buf);
+                    for (int launch = 0; launch < 2; ++launch) {
+                        (void)cudaMemset(buf, 0, trace_bytes);
+                        (void)cudaDeviceSynchronize();
+                        (void)call(0);
+                        (void)b.copy_to_host(&sink, out->row_slice(0, 1).col_slice(0, 1));
+                        (void)cudaDeviceSynchronize();
+                        std::vector<unsigned long long> h(n);
+                        (void)cudaMemcpy(h.data(), buf, trace_bytes, cudaMemcpyDeviceToHost);
+                        unsigned long long t0 = ~0ull;
+                        for (size_t c = 0; c < n / 4; ++c) {
+                            if (h[4 * c + 1] != 0) {
+                                t0 = std::min(t0, h[4 * c + 1]);
+                            }
+                        }
+                        std::printf("{\"kind\":\"trace\",\"label\":\"%s\",\"shape\":\"%s\","
+                                    "\"T\":%lld,\"launch\":%d,\"ctas\":[",
+                                    label.c_str(), s.name, static_cast<long long>(T), launch);
+                        for (size_t c = 0; c < n / 4 && h[4 * c + 1] != 0; ++c) {
+                            std::printf("%s[%llu,%.2f,%.2f,%.2f]", c ? "," : "", h[4 * c],
+                                        (h[4 * c + 1] - t0) / 1e3, (h[4 * c + 2] - t0) / 1e3,
+                                        (h[4 * c + 3] - t0) / 1e3);
+                        }
+                        std::printf("]}\n");
+                    }
+                    helexa::kernels::skinny_mma_set_trace(nullptr);
+                    (void)cudaFree(buf);
+                }
                 b.free(x);
                 b.free(*out);
                 b.free(*normed);

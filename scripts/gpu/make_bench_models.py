@@ -8,7 +8,8 @@ position's logits (f32, reference_logits.bin) and the greedy continuation (refer
 cuda_engine_bench --reference compares against (issue 8 "Correctness").
 
     python3 scripts/gpu/make_bench_models.py --out /tmp/models \
-        --models qwen3-0.6b,qwen3-8b,llama3.1-8b --reference qwen3-8b [--reference-init successor --embed-std 4]
+        --models qwen3-0.6b,qwen3-8b,llama3.1-8b --reference qwen3-8b \
+        [--reference-init successor --embed-std 4]
 
 --reference-init says how the reference models are initialised (the benchmark-only models
 always get transformers' plain init: every linear and the embedding N(0, 0.02)):

@@ -9,10 +9,12 @@
 //   Every CTA streams the same number of bytes (no partial wave: cuBLASLt's qkv / o_proj at
 //   0.6-0.76 of copy, and this kernel's earlier cluster-split version, lost there).
 // - A CTA's range runs through a few tiles. A tile it covers whole (all K) it finishes from its
-//   registers. A tile shared with its neighbours (at the ends of its range) it leaves as f32
-//   partial sums in the workspace; the last of the tile's CTAs to arrive (a counter per tile)
-//   sums the partials in CTA order, so the result is the same on every run, finishes the tile
-//   and zeroes the counter for the next launch. No CTA waits for another.
+//   registers. A tile shared with its neighbours (at the ends of its range) has one finisher,
+//   the CTA whose range holds its first unit (its part ends that range): the others leave their
+//   parts as f32 partial sums in the workspace, counted in at their range ends, and the
+//   finisher adds them to its own in CTA order at its range end, so the result is the same on
+//   every run (finish_shared_tile). Finishers wait for the others' counts, so every CTA must be
+//   resident at once: the grid is one CTA per SM.
 // - One producer warp feeds a ring of units through the TMA (tma.cuh): one instruction per unit
 //   for w and one for its x slice, rows swizzled so the ldmatrix reads are conflict-free, rows
 //   past N or T zero-filled, completion counted in bytes on the slot's mbarrier. The 8 consumer
@@ -75,6 +77,7 @@ constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
 constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
 // [[maybe_unused]] here and below: used only by the sm_90 code, compiled out for older targets.
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
+constexpr int kCounterStride = 32;  // ints: one shared-tile counter per 128-byte line
 
 // Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
 // (A 100 KiB ring, which would leave room for the next kernel's CTAs under PDL, streamed
@@ -106,7 +109,7 @@ struct Stage {
     int k_units;  // units per tile: K / kChunkK
     int units;    // tiles * k_units
     int ctas;     // CTAs that take a range of this stage's units: min(grid, units)
-    int* counters;     // [kMaxTiles], zero between launches
+    int* counters;     // [kMaxTiles * kCounterStride], zero between launches
     float4* partials;  // [ctas][2][kMaxNt][kThreads]
 };
 
@@ -126,7 +129,21 @@ struct MmaParams {
     int t;
     int ctas;           // the grid: min(SMs, the largest stage's units)
     ChainSync* sync;    // chained launches only
+    // Debugging (skinny_mma_set_trace): per CTA {SM id, consumer start, first unit landed,
+    // end} in globaltimer nanoseconds, or null.
+    unsigned long long* trace;
 };
+
+[[maybe_unused]] __device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t = 0;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+[[maybe_unused]] __device__ __forceinline__ unsigned sm_id() {
+    unsigned id = 0;
+    asm volatile("mov.u32 %0, %smid;" : "=r"(id));
+    return id;
+}
 
 // The first unit of CTA c's range, and the CTA whose range holds unit u (the inverse).
 [[maybe_unused]] __device__ __forceinline__ int range_begin(int c, int units, int ctas) {
@@ -266,61 +283,12 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
     return partials + static_cast<int64_t>(cta * 2 + which) * kMaxNt * kThreads;
 }
 
-// Leaves this CTA's share of `tile` and, if it is the tile's last CTA to arrive, sums every
-// share in CTA order into acc and returns true (the caller then stores the tile). Called by the
-// consumer warps only (their named barrier).
-template <typename W, int NT>
-__device__ bool share_tile(const Stage<W>& p, int ctas, int tile, int cta, int first_unit,
-                           float (&acc)[NT][4]) {
-    __shared__ int last_arrival;
-    const int tid = static_cast<int>(threadIdx.x);
-    const int which = tile == first_unit / p.k_units ? 0 : 1;
-    float4* mine = partial_slot(p.partials, cta, which);
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        __stcg(mine + j * kThreads + tid, make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]));
-    }
-    const int c_first = range_owner(tile * p.k_units, p.units, ctas);
-    const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, ctas);
-    __threadfence();  // the shares are visible before the counter says so
-    named_barrier_sync(kConsumerBarrier, kThreads);
-    if (tid == 0) {
-        const int arrived = atomicAdd(&p.counters[tile], 1);
-        last_arrival = arrived == c_last - c_first;
-        if (last_arrival) {
-            p.counters[tile] = 0;  // every share has arrived: ready for the next launch
-        }
-    }
-    named_barrier_sync(kConsumerBarrier, kThreads);
-    if (!last_arrival) {
-        return false;
-    }
-    __threadfence();
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    }
-    // Unrolled so several shares' loads are in flight at once (the adds keep CTA order).
-#pragma unroll 4
-    for (int c = c_first; c <= c_last; ++c) {
-        const int w = tile == range_begin(c, p.units, ctas) / p.k_units ? 0 : 1;
-        const float4* share = partial_slot(p.partials, c, w);
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            const float4 s = __ldcg(share + j * kThreads + tid);
-            acc[j][0] += s.x;
-            acc[j][1] += s.y;
-            acc[j][2] += s.z;
-            acc[j][3] += s.w;
-        }
-    }
-    return true;
-}
-
-// Memory-model helpers of the chained launch: a stage-0 tile's finisher publishes the tile
-// (release, after its stores); a producer polls the flags relaxed and, once it has seen every
-// one it needs, fences (acquire) before its TMA reads the tiles' outputs; the proxy fences
-// order the generic-proxy stores and loads with the TMA's async-proxy reads on either side.
+// Memory-model helpers. Shared tiles: the finisher polls the tile's counter relaxed and fences
+// (acquire) once it is complete. Chained launch: a
+// stage-0 tile's finisher publishes the tile (release, after its stores); a producer polls the
+// flags relaxed and, once it has seen every one it needs, fences (acquire) before its TMA reads
+// the tiles' outputs; the proxy fences order the generic-proxy stores and loads with the TMA's
+// async-proxy reads on either side.
 [[maybe_unused]] __device__ __forceinline__ unsigned load_relaxed(const unsigned* p) {
     unsigned v = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -349,6 +317,60 @@ __device__ bool share_tile(const Stage<W>& p, int ctas, int tile, int cta, int f
 #endif
 }
 
+// A tile shared by several CTAs (range ends fall inside it) has one finisher: the CTA whose range
+// holds the tile's first unit (its part of the tile ends its range). Every other CTA leaves its
+// part as f32 partial sums in the workspace as soon as it has them (leave_share: plain stores,
+// nothing to wait for) and counts them in at its own range end, once for all its parts (one
+// fence and an atomic per part: a fence or atomic mid-range stalled the CTA's stream 4-8 us
+// under the saturated memory system, and the CTAs whose ranges start inside a tile ran that
+// much longer than the rest: run 15's trace). The finisher, at its range end, waits for every
+// other part, adds them to its own in CTA order (finish_shared_tile; the same bits on every
+// run) and zeroes the counter for the next launch. Only finishers wait, and only for counts
+// that other CTAs give without waiting, so every CTA must be resident at once: the grid is one
+// CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the finishers' polling and
+// the others' atomics on different tiles do not queue at one L2 slice.
+template <int NT>
+__device__ __forceinline__ void leave_share(float4* partials, int cta, int which,
+                                            const float (&acc)[NT][4]) {
+    float4* mine = partial_slot(partials, cta, which);
+    const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        __stcg(mine + j * kThreads + tid, make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]));
+    }
+}
+
+template <typename W, int NT>
+__device__ void finish_shared_tile(const Stage<W>& p, int tile, int c_first, int c_last,
+                                   float (&acc)[NT][4]) {
+    const int tid = static_cast<int>(threadIdx.x);
+    if (tid == 0) {
+        unsigned* counter = reinterpret_cast<unsigned*>(&p.counters[tile * kCounterStride]);
+        const auto expected = static_cast<unsigned>(c_last - c_first);
+        while (load_relaxed(counter) != expected) {
+            __nanosleep(128);
+        }
+        fence_acq_rel_gpu();
+        *counter = 0;  // every other part is in: ready for the next launch
+    }
+    named_barrier_sync(kConsumerBarrier, kThreads);
+    __threadfence();
+    // Unrolled so several shares' loads are in flight at once (the adds keep CTA order).
+#pragma unroll 4
+    for (int c = c_first + 1; c <= c_last; ++c) {
+        const int w = tile == range_begin(c, p.units, p.ctas) / p.k_units ? 0 : 1;
+        const float4* share = partial_slot(p.partials, c, w);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const float4 v = __ldcg(share + j * kThreads + tid);
+            acc[j][0] += v.x;
+            acc[j][1] += v.y;
+            acc[j][2] += v.z;
+            acc[j][3] += v.w;
+        }
+    }
+}
+
 // The consumer warps' side of one stage: its units are ring entries [first, first + n_units)
 // (a chained launch's stage 1 follows stage 0 in the same ring), unit u_begin onwards of the
 // stage's numbering. With `publish` (stage 0 of a chained launch) each stored tile is marked
@@ -369,6 +391,9 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     int tile = u_begin / p.k_units;
     int kpos = u_begin % p.k_units;
     bool whole = kpos == 0;  // this CTA's segment of `tile` started at the tile's first unit
+    int left[2] = {-1, -1};  // tiles whose parts this CTA left as shares (counted in at the end)
+    int stored[2] = {-1, -1};  // tiles it stored whole (chained: marked ready at the end)
+    int finishes = -1;         // the shared tile whose part ends the range, if it finishes it
     for (int i = 0; i < n_units; ++i) {
         const int r = first + i;
         const int s = r % kStages;
@@ -380,27 +405,62 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
         }
 
         const bool tile_done = kpos == p.k_units - 1;
-        if (tile_done || i == n_units - 1) {
-            if ((tile_done && whole) || share_tile<W, NT>(p, p.ctas, tile, cta, u_begin, acc)) {
+        const bool last = i == n_units - 1;
+        if (tile_done || last) {
+            const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
+            if (tile_done && whole) {
                 store_tile<W, O, NT, OUT>(p, rows, tile, warp, lane, acc);
-                if (ready != nullptr) {
-                    __threadfence();
-                    fence_proxy_async_global();
-                    named_barrier_sync(kConsumerBarrier, kThreads);
-                    if (threadIdx.x == 0) {
-                        store_release(&ready[tile], generation + 1);
-                    }
-                }
+                stored[stored[0] < 0 ? 0 : 1] = tile;
+            } else if (cta != c_first) {
+                const int which = tile == u_begin / p.k_units ? 0 : 1;
+                leave_share<NT>(p.partials, cta, which, acc);
+                left[which] = tile;
+            } else {
+                finishes = tile;  // its part ends the range (last): kept in acc
             }
+            if (finishes < 0) {
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+                for (int j = 0; j < NT; ++j) {
+                    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+                }
             }
             ++tile;
             kpos = 0;
             whole = true;
         } else {
             ++kpos;
+        }
+    }
+    if (n_units == 0) {
+        return;
+    }
+    // The range's end: count in the parts left as shares, then finish the last tile if this CTA
+    // is its finisher, then (chained, stage 0) mark every tile it stored ready.
+    named_barrier_sync(kConsumerBarrier, kThreads);
+    if (threadIdx.x == 0 && (left[0] >= 0 || left[1] >= 0)) {
+        __threadfence();  // the shares are visible before the counters say so
+        for (const int t : left) {
+            if (t >= 0) {
+                atomicAdd(&p.counters[t * kCounterStride], 1);
+            }
+        }
+    }
+    if (finishes >= 0) {
+        const int c_last = range_owner((finishes + 1) * p.k_units - 1, p.units, p.ctas);
+        finish_shared_tile<W, NT>(p, finishes, cta, c_last, acc);
+        store_tile<W, O, NT, OUT>(p, rows, finishes, warp, lane, acc);
+        stored[stored[0] < 0 ? 0 : 1] = finishes;
+    }
+    if (ready != nullptr && (stored[0] >= 0 || stored[1] >= 0)) {
+        __threadfence();
+        fence_proxy_async_global();
+        named_barrier_sync(kConsumerBarrier, kThreads);
+        if (threadIdx.x == 0) {
+            for (const int t : stored) {
+                if (t >= 0) {
+                    store_release(&ready[t], generation + 1);
+                }
+            }
         }
     }
 }
@@ -554,11 +614,25 @@ __global__ void __launch_bounds__(kBlock, 1)
     if constexpr (kChain) {
         generation = *reinterpret_cast<const volatile unsigned*>(&p.sync->generation);
     }
+    if (p.trace != nullptr && threadIdx.x == 0) {
+        p.trace[4 * cta] = sm_id();
+        p.trace[4 * cta + 1] = global_ns();
+        mbarrier_wait(&full[0], 0);
+        p.trace[4 * cta + 2] = global_ns();
+    }
     consume_stage<W, O, NT, OUT>(s0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
                                  kChain ? p.sync->ready : nullptr, generation);
     if constexpr (kChain) {
         consume_stage<W, W, NT, Output::kAccumulate>(s1, p.t, ring, full, empty, n0, u1, n1,
                                                      warp, lane, nullptr, 0);
+    }
+    if (p.trace != nullptr) {
+        named_barrier_sync(kConsumerBarrier, kThreads);
+        if (threadIdx.x == 0) {
+            p.trace[4 * cta + 3] = global_ns();
+        }
+    }
+    if constexpr (kChain) {
         // Every CTA has read the generation before it gets here (its producer read it before
         // its last x slice, its consumers before their first unit): the last to finish starts
         // the next one.
@@ -615,6 +689,8 @@ bool plan_stage(Stage<W>& s, Output output) {
     return true;
 }
 
+std::atomic<unsigned long long*> g_trace{nullptr};
+
 // One matrix (x0, w0: stage 0) or, with kChain, gate_up then down (x1, w1: stage 1).
 template <typename W, typename O, int NT, Output OUT, bool kChain>
 cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const void* w0,
@@ -626,6 +702,7 @@ cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const v
                       kChain ? std::max(p.stage[0].units, p.stage[1].units) : p.stage[0].units);
     p.stage[0].ctas = std::min(p.ctas, p.stage[0].units);
     p.stage[1].ctas = kChain ? std::min(p.ctas, p.stage[1].units) : 0;
+    p.trace = g_trace.load(std::memory_order_relaxed);
     CUtensorMap maps[4];
     if (!encode_stage_maps<NT>(&maps[0], &maps[1], w0, x0, x0_stride, p.t, p.stage[0].n,
                                p.stage[0].k, OUT)) {
@@ -657,7 +734,7 @@ cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const v
 size_t partials_bytes() {
     return static_cast<size_t>(device_sm_count()) * 2 * kMaxNt * kThreads * sizeof(float4);
 }
-constexpr size_t kCountersBytes = static_cast<size_t>(kMaxTiles) * 4;
+constexpr size_t kCountersBytes = static_cast<size_t>(kMaxTiles) * kCounterStride * 4;
 constexpr size_t kSyncBytes = (sizeof(ChainSync) + 15) / 16 * 16;
 
 template <typename W>
@@ -752,6 +829,8 @@ cudaError_t launch_mlp_w(void* residual, int64_t residual_stride, void* h, int64
 }  // namespace
 
 bool skinny_mma_supported() { return tma_supported(); }
+
+void skinny_mma_set_trace(unsigned long long* device_buffer) { g_trace.store(device_buffer); }
 
 size_t skinny_mma_workspace_bytes() {
     return 2 * kCountersBytes + kSyncBytes + 2 * partials_bytes();

@@ -43,6 +43,12 @@ inline bool skinny_mma_mlp_fits(int64_t T, int64_t F, int64_t D) {
 // the TMA); launches elsewhere answer cudaErrorNotSupported.
 bool skinny_mma_supported();
 
+// Debugging: every later launch writes, per CTA c, {SM id, start, first unit landed, end}
+// (globaltimer nanoseconds; start after the grid dependency wait) to device_buffer[4c..4c+3];
+// null stops it. device_buffer needs 4 x SM count entries. linear_bench --trace uses it to
+// see how the CTAs' ranges finish (docs/perf/cuda-engine.md, run 15).
+void skinny_mma_set_trace(unsigned long long* device_buffer);
+
 // Device memory every launch on the current device needs as `workspace`: zeroed once before the
 // first launch, and left zeroed (its counters) by every launch that completes. One workspace
 // serves any number of launches that run one after another (one stream), not concurrent ones.
