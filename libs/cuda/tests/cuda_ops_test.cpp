@@ -247,7 +247,8 @@ TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
 // HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up and down in one launch,
 // against the CPU backend's composition. Shapes: every n-tile count, grids smaller than the
 // card (3 x 128 x 128: four gate_up units and two down units), stages of different CTA counts,
-// and the Qwen3-8B MLP (192 gate_up tiles feeding 32 down tiles over one CTA per SM).
+// the Qwen3-8B MLP (192 gate_up tiles feeding 32 down tiles over one CTA per SM), and gate_up
+// ranges that hold three or more whole tiles (4 x 32768 x 64: K of one unit).
 class FusedMlpMma : public FusedLinear {
 protected:
     void SetUp() override {
@@ -262,8 +263,9 @@ protected:
 struct MlpCase {
     int64_t T, F, D;
 };
-const std::vector<MlpCase> kMlpCases = {{3, 128, 128},  {8, 512, 256},   {17, 1536, 1024},
-                                        {33, 768, 512}, {64, 2048, 1024}, {16, 12288, 4096}};
+const std::vector<MlpCase> kMlpCases = {{3, 128, 128},    {8, 512, 256},    {17, 1536, 1024},
+                                        {33, 768, 512},   {64, 2048, 1024}, {16, 12288, 4096},
+                                        {4, 32768, 64}};
 
 TEST_F(FusedMlpMma, MatchesTheComposition) {
     using engine::LinearScratch;

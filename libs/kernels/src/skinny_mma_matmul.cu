@@ -392,7 +392,10 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     int kpos = u_begin % p.k_units;
     bool whole = kpos == 0;  // this CTA's segment of `tile` started at the tile's first unit
     int left[2] = {-1, -1};  // tiles whose parts this CTA left as shares (counted in at the end)
-    int stored[2] = {-1, -1};  // tiles it stored whole (chained: marked ready at the end)
+    // Tiles it stores: the whole ones inside the range, then the one it finishes, so always
+    // consecutive, [stored_lo, stored_hi] (chained: marked ready at the end).
+    int stored_lo = -1;
+    int stored_hi = -2;
     int finishes = -1;         // the shared tile whose part ends the range, if it finishes it
     for (int i = 0; i < n_units; ++i) {
         const int r = first + i;
@@ -410,7 +413,8 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
             const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
             if (tile_done && whole) {
                 store_tile<W, O, NT, OUT>(p, rows, tile, warp, lane, acc);
-                stored[stored[0] < 0 ? 0 : 1] = tile;
+                stored_lo = stored_lo < 0 ? tile : stored_lo;
+                stored_hi = tile;
             } else if (cta != c_first) {
                 const int which = tile == u_begin / p.k_units ? 0 : 1;
                 leave_share<NT>(p.partials, cta, which, acc);
@@ -449,17 +453,16 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
         const int c_last = range_owner((finishes + 1) * p.k_units - 1, p.units, p.ctas);
         finish_shared_tile<W, NT>(p, finishes, cta, c_last, acc);
         store_tile<W, O, NT, OUT>(p, rows, finishes, warp, lane, acc);
-        stored[stored[0] < 0 ? 0 : 1] = finishes;
+        stored_lo = stored_lo < 0 ? finishes : stored_lo;
+        stored_hi = finishes;
     }
-    if (ready != nullptr && (stored[0] >= 0 || stored[1] >= 0)) {
+    if (ready != nullptr && stored_lo >= 0) {
         __threadfence();
         fence_proxy_async_global();
         named_barrier_sync(kConsumerBarrier, kThreads);
         if (threadIdx.x == 0) {
-            for (const int t : stored) {
-                if (t >= 0) {
-                    store_release(&ready[t], generation + 1);
-                }
+            for (int t = stored_lo; t <= stored_hi; ++t) {
+                store_release(&ready[t], generation + 1);
             }
         }
     }
