@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -27,6 +28,49 @@
 
 using helexa::engine::DType;
 using helexa::engine::Tensor;
+
+// --trace: runs `run` (one eager call that returns once it has finished) twice with the
+// tensor-core kernel's CTA trace on, and prints each launch's CTAs as one JSON line: SM, start,
+// first unit landed, end (microseconds from the earliest start). False if the trace buffer could
+// not be had.
+bool print_cta_traces(const std::function<void()>& run, const std::string& label,
+                      const char* shape, int64_t T) {
+    int sms = 0;
+    (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const size_t n = 4 * static_cast<size_t>(sms);
+    const size_t trace_bytes = n * sizeof(unsigned long long);
+    unsigned long long* buf = nullptr;
+    if (cudaMalloc(reinterpret_cast<void**>(&buf), trace_bytes) != cudaSuccess) {
+        return false;
+    }
+    helexa::kernels::skinny_mma_set_trace(buf);
+    for (int launch = 0; launch < 2; ++launch) {
+        (void)cudaMemset(buf, 0, trace_bytes);
+        (void)cudaDeviceSynchronize();
+        run();
+        (void)cudaDeviceSynchronize();
+        std::vector<unsigned long long> h(n);
+        (void)cudaMemcpy(h.data(), buf, trace_bytes, cudaMemcpyDeviceToHost);
+        unsigned long long t0 = ~0ull;
+        for (size_t c = 0; c < n / 4; ++c) {
+            if (h[4 * c + 1] != 0) {
+                t0 = std::min(t0, h[4 * c + 1]);
+            }
+        }
+        std::printf("{\"kind\":\"trace\",\"label\":\"%s\",\"shape\":\"%s\",\"T\":%lld,"
+                    "\"launch\":%d,\"ctas\":[",
+                    label.c_str(), shape, static_cast<long long>(T), launch);
+        for (size_t c = 0; c < n / 4 && h[4 * c + 1] != 0; ++c) {
+            std::printf("%s[%llu,%.2f,%.2f,%.2f]", c ? "," : "", h[4 * c],
+                        (h[4 * c + 1] - t0) / 1e3, (h[4 * c + 2] - t0) / 1e3,
+                        (h[4 * c + 3] - t0) / 1e3);
+        }
+        std::printf("]}\n");
+    }
+    helexa::kernels::skinny_mma_set_trace(nullptr);
+    (void)cudaFree(buf);
+    return true;
+}
 
 int main(int argc, char** argv) {
     double copy_gbps = 0;
@@ -175,43 +219,13 @@ int main(int argc, char** argv) {
                             static_cast<long long>(s.K), static_cast<long long>(T), t * 1e6, gbps,
                             copy_gbps > 0 ? gbps / copy_gbps : 0.0);
                 std::fflush(stdout);
-                if (trace) {
-                    int sms = 0;
-                    (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-                    const size_t n = 4 * static_cast<size_t>(sms);
-                    unsigned long long* buf = nullptr;
-                    const size_t trace_bytes = n * sizeof(unsigned long long);
-                    if (cudaMalloc(reinterpret_cast<void**>(&buf), trace_bytes) != cudaSuccess) {
-                        status = 1;
-                        return;
-                    }
-                    helexa::kernels::skinny_mma_set_trace(buf);
-                    for (int launch = 0; launch < 2; ++launch) {
-                        (void)cudaMemset(buf, 0, trace_bytes);
-                        (void)cudaDeviceSynchronize();
-                        (void)call(0);
-                        (void)b.copy_to_host(&sink, out->row_slice(0, 1).col_slice(0, 1));
-                        (void)cudaDeviceSynchronize();
-                        std::vector<unsigned long long> h(n);
-                        (void)cudaMemcpy(h.data(), buf, trace_bytes, cudaMemcpyDeviceToHost);
-                        unsigned long long t0 = ~0ull;
-                        for (size_t c = 0; c < n / 4; ++c) {
-                            if (h[4 * c + 1] != 0) {
-                                t0 = std::min(t0, h[4 * c + 1]);
-                            }
-                        }
-                        std::printf("{\"kind\":\"trace\",\"label\":\"%s\",\"shape\":\"%s\","
-                                    "\"T\":%lld,\"launch\":%d,\"ctas\":[",
-                                    label.c_str(), s.name, static_cast<long long>(T), launch);
-                        for (size_t c = 0; c < n / 4 && h[4 * c + 1] != 0; ++c) {
-                            std::printf("%s[%llu,%.2f,%.2f,%.2f]", c ? "," : "", h[4 * c],
-                                        (h[4 * c + 1] - t0) / 1e3, (h[4 * c + 2] - t0) / 1e3,
-                                        (h[4 * c + 3] - t0) / 1e3);
-                        }
-                        std::printf("]}\n");
-                    }
-                    helexa::kernels::skinny_mma_set_trace(nullptr);
-                    (void)cudaFree(buf);
+                auto call_and_wait = [&] {
+                    (void)call(0);
+                    (void)b.copy_to_host(&sink, out->row_slice(0, 1).col_slice(0, 1));
+                };
+                if (trace && !print_cta_traces(call_and_wait, label, s.name, T)) {
+                    status = 1;
+                    return;
                 }
                 b.free(x);
                 b.free(*out);
