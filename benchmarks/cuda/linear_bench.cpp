@@ -24,6 +24,7 @@
 #include <cuda_runtime_api.h>
 
 #include "helexa/cuda/cuda_backend.h"
+#include "helexa/kernels/decode_chain.h"
 #include "helexa/kernels/skinny_mma_matmul.h"
 
 using helexa::engine::DType;
@@ -72,6 +73,77 @@ bool print_cta_traces(const std::function<void()>& run, const std::string& label
     return true;
 }
 
+// --trace for the chained shapes (the decode chain, decode_chain_set_trace): runs `run` twice
+// and prints per launch, for each link, the spread over CTAs (min / median / max microseconds
+// from the earliest consumer start) of when its x was ready, when the CTA's last unit of it was
+// done and when its barrier was passed, with the units each CTA took (min / max); then the
+// spread of the CTAs' starts, first copies and exits.
+bool print_chain_traces(const std::function<void()>& run, const std::string& label,
+                        const char* shape, int64_t T, int n_links) {
+    int sms = 0;
+    (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const size_t words = static_cast<size_t>(helexa::kernels::decode_chain_trace_words());
+    const size_t n = words * static_cast<size_t>(sms);
+    unsigned long long* buf = nullptr;
+    if (cudaMalloc(reinterpret_cast<void**>(&buf), n * sizeof(unsigned long long)) !=
+        cudaSuccess) {
+        return false;
+    }
+    helexa::kernels::decode_chain_set_trace(buf);
+    for (int launch = 0; launch < 2; ++launch) {
+        (void)cudaMemset(buf, 0, n * sizeof(unsigned long long));
+        (void)cudaDeviceSynchronize();
+        run();
+        (void)cudaDeviceSynchronize();
+        std::vector<unsigned long long> h(n);
+        (void)cudaMemcpy(h.data(), buf, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost);
+        unsigned long long t0 = ~0ull;
+        for (int c = 0; c < sms; ++c) {
+            if (h[c * words + 1] != 0) {
+                t0 = std::min(t0, h[c * words + 1]);
+            }
+        }
+        // min / median / max of word w over the CTAs that wrote it, in us from t0.
+        auto spread = [&](size_t w) {
+            std::vector<double> v;
+            for (int c = 0; c < sms; ++c) {
+                if (h[c * words + w] != 0) {
+                    v.push_back(static_cast<double>(h[c * words + w] - t0) / 1e3);
+                }
+            }
+            std::sort(v.begin(), v.end());
+            char out[96];
+            if (v.empty()) {
+                std::snprintf(out, sizeof out, "[]");
+            } else {
+                std::snprintf(out, sizeof out, "[%.2f,%.2f,%.2f]", v.front(), v[v.size() / 2],
+                              v.back());
+            }
+            return std::string(out);
+        };
+        std::printf("{\"kind\":\"chain_trace\",\"label\":\"%s\",\"shape\":\"%s\",\"T\":%lld,"
+                    "\"launch\":%d,\"start\":%s,\"first_copy\":%s,\"exit\":%s,\"links\":[",
+                    label.c_str(), shape, static_cast<long long>(T), launch, spread(1).c_str(),
+                    spread(2).c_str(), spread(3).c_str());
+        for (int i = 0; i < n_links; ++i) {
+            const size_t base = 8 + 4 * static_cast<size_t>(i);
+            unsigned long long umin = ~0ull;
+            unsigned long long umax = 0;
+            for (int c = 0; c < sms; ++c) {
+                umin = std::min(umin, h[c * words + base + 3]);
+                umax = std::max(umax, h[c * words + base + 3]);
+            }
+            std::printf("%s{\"x_ready\":%s,\"done\":%s,\"barrier\":%s,\"units\":[%llu,%llu]}",
+                        i ? "," : "", spread(base).c_str(), spread(base + 1).c_str(),
+                        spread(base + 2).c_str(), umin, umax);
+        }
+        std::printf("]}\n");
+    }
+    helexa::kernels::decode_chain_set_trace(nullptr);
+    (void)cudaFree(buf);
+    return true;
+}
+
 int main(int argc, char** argv) {
     double copy_gbps = 0;
     std::string label = "default";
@@ -111,15 +183,19 @@ int main(int argc, char** argv) {
     // (input norm, residual add, SwiGLU): the fused epilogues change the kernels' shapes (the
     // SwiGLU one reads two rows per warp) and prologues (the norm's reduction).
     using Out = helexa::engine::LinearFusion::Output;
-    // "mlp": the decoder's MLP block as the model runs it (fused_mlp: norm, gate_up + SwiGLU,
-    // down + residual; chained in one launch where the backend chains them), N and K gate_up's,
-    // F the intermediate size (down is [K, F]); its bytes are both matrices'.
+    // "mlp": the decoder's MLP block as the model runs it (fused_linear_chain: norm, gate_up +
+    // SwiGLU, down + residual; chained in one launch where the backend chains them), N and K
+    // gate_up's, F the intermediate size (down is [K, F]); its bytes are both matrices'.
+    // "layer": the chain the decoder runs between two attentions: o_proj + residual (A = the
+    // attention width), the MLP, the next layer's norm + q/k/v (Q rows); its bytes are all four.
     struct Shape {
         const char* name;
         int64_t N, K;
         bool norm;
         Out output;
         int64_t F = 0;
+        int64_t Q = 0;
+        int64_t A = 0;
     };
     const std::vector<Shape> shapes = {{"qkv", 6144, 4096, false, Out::kStore},
                                        {"o_proj", 4096, 4096, false, Out::kStore},
@@ -130,7 +206,9 @@ int main(int argc, char** argv) {
                                        {"o_proj+residual", 4096, 4096, false, Out::kAccumulate},
                                        {"gate_up+norm+swiglu", 24576, 4096, true, Out::kSwiGlu},
                                        {"down+residual", 4096, 12288, false, Out::kAccumulate},
-                                       {"mlp", 24576, 4096, true, Out::kSwiGlu, 12288}};
+                                       {"mlp", 24576, 4096, true, Out::kSwiGlu, 12288},
+                                       {"layer", 24576, 4096, true, Out::kSwiGlu, 12288, 6144,
+                                        4096}};
     int status = 0;
     exec->run([&] {
         auto& b = *backend;
@@ -153,11 +231,17 @@ int main(int argc, char** argv) {
                 continue;
             }
             std::vector<Tensor> ws;
-            std::vector<Tensor> downs;  // mlp only
+            std::vector<Tensor> downs;   // mlp and layer
+            std::vector<Tensor> os;      // layer only
+            std::vector<Tensor> qkvs;    // layer only
             for (int i = 0; i < 4; ++i) {
                 ws.push_back(random_tensor(s.N, s.K));
                 if (s.F > 0) {
                     downs.push_back(random_tensor(s.K, s.F));
+                }
+                if (s.Q > 0) {
+                    os.push_back(random_tensor(s.K, s.A));
+                    qkvs.push_back(random_tensor(s.Q, s.K));
                 }
             }
             for (int64_t T : rows) {
@@ -170,13 +254,28 @@ int main(int argc, char** argv) {
                 auto product = b.alloc(DType::kBF16, T, s.N);
                 const helexa::engine::LinearFusion fusion{norm_w, 1e-6f, s.output};
                 const helexa::engine::LinearScratch scratch{*normed, *product};
-                // Copy i of the weights (the mlp: x is the residual it adds into).
+                // layer: the attention output o_proj reads, and the q/k/v the chain ends in.
+                Tensor attn = s.Q > 0 ? random_tensor(T, s.A) : Tensor{};
+                auto qkv_out = b.alloc(DType::kBF16, T, std::max<int64_t>(s.Q, 1));
+                // Copy i of the weights (the mlp and the layer: x is the residual they add into).
                 auto call = [&](size_t i) {
-                    if (s.F > 0) {
-                        return b.fused_mlp(x, *out, ws[i], Tensor{}, downs[i], Tensor{}, norm_w,
-                                           1e-6f, scratch, {Tensor{}, *proj});
+                    using helexa::engine::LinearLink;
+                    if (s.F == 0) {
+                        return b.fused_linear(*out, x, ws[i], Tensor{}, fusion, scratch);
                     }
-                    return b.fused_linear(*out, x, ws[i], Tensor{}, fusion, scratch);
+                    std::vector<LinearLink> links;
+                    if (s.Q > 0) {
+                        links.push_back({x, attn, os[i], Tensor{}, {Tensor{}, 0.0f,
+                                         Out::kAccumulate}, {Tensor{}, *proj}});
+                    }
+                    links.push_back({*out, x, ws[i], Tensor{}, fusion, scratch});
+                    links.push_back({x, *out, downs[i], Tensor{}, {Tensor{}, 0.0f,
+                                     Out::kAccumulate}, {Tensor{}, *proj}});
+                    if (s.Q > 0) {
+                        links.push_back({*qkv_out, x, qkvs[i], Tensor{}, {norm_w, 1e-6f,
+                                         Out::kStore}, {*normed, Tensor{}}});
+                    }
+                    return b.fused_linear_chain(links);
                 };
                 // Eager once per weight (plans, tuning), then record 8 rounds over the 4 copies.
                 for (size_t i = 0; i < ws.size(); ++i) {
@@ -211,7 +310,7 @@ int main(int argc, char** argv) {
                 const double t = times[times.size() / 2];
                 const double bytes =
                     static_cast<double>(s.N * s.K * 2 + T * s.K * 2 + T * out_cols * 2 +
-                                        s.K * s.F * 2);
+                                        s.K * s.F * 2 + s.K * s.A * 2 + s.Q * s.K * 2);
                 const double gbps = bytes / t / 1e9;
                 std::printf("{\"kind\":\"linear\",\"label\":\"%s\",\"shape\":\"%s\",\"N\":%lld,"
                             "\"K\":%lld,\"T\":%lld,\"us\":%.2f,\"gb_per_s\":%.0f,\"ratio\":%.3f}\n",
@@ -223,7 +322,14 @@ int main(int argc, char** argv) {
                     (void)call(0);
                     (void)b.copy_to_host(&sink, out->row_slice(0, 1).col_slice(0, 1));
                 };
-                if (trace && !print_cta_traces(call_and_wait, label, s.name, T)) {
+                const int n_links = s.Q > 0 ? 4 : 2;
+                if (trace && s.F > 0 && T <= helexa::kernels::kDecodeChainMaxRows &&
+                    !print_chain_traces(call_and_wait, label, s.name, T, n_links)) {
+                    status = 1;
+                    return;
+                }
+                if (trace && !(s.F > 0 && T <= helexa::kernels::kDecodeChainMaxRows) &&
+                    !print_cta_traces(call_and_wait, label, s.name, T)) {
                     status = 1;
                     return;
                 }
@@ -232,6 +338,10 @@ int main(int argc, char** argv) {
                 b.free(*normed);
                 b.free(*product);
                 b.free(*proj);
+                b.free(*qkv_out);
+                if (s.Q > 0) {
+                    b.free(attn);
+                }
                 if (s.norm) {
                     b.free(norm_w);
                 }
@@ -239,8 +349,10 @@ int main(int argc, char** argv) {
             for (const auto& w : ws) {
                 b.free(w);
             }
-            for (const auto& w : downs) {
-                b.free(w);
+            for (const auto& group : {&downs, &os, &qkvs}) {
+                for (const auto& w : *group) {
+                    b.free(w);
+                }
             }
             b.drop_graphs();
         }

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <span>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@
 #include "device_worker.h"
 #include "helexa/engine/draw_rule.h"
 #include "helexa/kernels/attention.h"
+#include "helexa/kernels/decode_chain.h"
 #include "helexa/kernels/l2_cache.h"
 #include "helexa/kernels/norm.h"
 #include "helexa/kernels/paged_kv.h"
@@ -144,6 +146,12 @@ public:
         HELEXA_TRY_STATUS(
             cuda_status(cudaMalloc(&b->mma_workspace_, mma_bytes), "cudaMalloc"));
         HELEXA_TRY_STATUS(cuda_status(cudaMemset(b->mma_workspace_, 0, mma_bytes), "cudaMemset"));
+        // So do the decode chain's grid-barrier and work counters.
+        const size_t chain_bytes = kernels::decode_chain_workspace_bytes();
+        HELEXA_TRY_STATUS(cuda_status(cudaMalloc(&b->decode_chain_workspace_.device, chain_bytes),
+                                      "cudaMalloc"));
+        HELEXA_TRY_STATUS(cuda_status(
+            cudaMemset(b->decode_chain_workspace_.device, 0, chain_bytes), "cudaMemset"));
         return b;
     }
 
@@ -176,6 +184,9 @@ public:
         }
         if (mma_workspace_) {
             cudaFree(mma_workspace_);
+        }
+        if (decode_chain_workspace_.device) {
+            cudaFree(decode_chain_workspace_.device);
         }
         if (page_locked_) {
             cudaFreeHost(page_locked_);
@@ -463,38 +474,105 @@ public:
         return ok();
     }
 
-    // Where both of the MLP's linears would take the tensor-core path (rows above the skinny
-    // limit, up to mma_max_rows_) and mlp_chain_ is on: the norm kernel into scratch, then
-    // gate_up and down chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as
-    // the two launches). Elsewhere the two fused_linear calls.
-    Status fused_mlp(const Tensor& residual, const Tensor& act, const Tensor& gate_up,
-                     const Tensor& gate_up_bias, const Tensor& down, const Tensor& down_bias,
-                     const Tensor& norm_weight, float eps, const LinearScratch& gate_up_scratch,
-                     const LinearScratch& down_scratch) override {
+    // At 1-2 rows (where each link alone would be a skinny matmul) every link in one persistent
+    // launch (kernels::launch_decode_chain), when all of them fit it. Elsewhere each link alone,
+    // except the MLP's pair where both would take the tensor-core path and mlp_chain_ is on:
+    // chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as the two).
+    Status fused_linear_chain(std::span<const engine::LinearLink> links) override {
+        if (std::vector<kernels::DecodeChainLink> chain; decode_chain_links(links, chain)) {
+            return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()),
+                                                      links.front().x.rows, elem(act_),
+                                                      decode_chain_workspace_, stream_),
+                         "decode_chain");
+        }
+        for (size_t i = 0; i < links.size();) {
+            if (i + 1 < links.size() && mma_mlp_pair(links[i], links[i + 1])) {
+                HELEXA_TRY_STATUS(mma_mlp(links[i], links[i + 1]));
+                i += 2;
+                continue;
+            }
+            const engine::LinearLink& l = links[i];
+            HELEXA_TRY_STATUS(fused_linear(l.out, l.x, l.w, l.bias, l.fusion, l.scratch));
+            ++i;
+        }
+        return ok();
+    }
+
+    // The links as the persistent decode chain takes them, or false where it does not take them
+    // all (then each runs alone; their shapes are checked there).
+    bool decode_chain_links(std::span<const engine::LinearLink> links,
+                            std::vector<kernels::DecodeChainLink>& chain) const {
+        if (!decode_chain_ || decode_chain_workspace_.device == nullptr || links.empty() ||
+            static_cast<int64_t>(links.size()) > kernels::kDecodeChainMaxLinks ||
+            !kernels::decode_chain_supported()) {
+            return false;
+        }
+        const int64_t T = links.front().x.rows;
+        if (T < 1 || T > std::min(skinny_max_rows_, kernels::kDecodeChainMaxRows)) {
+            return false;
+        }
+        for (const engine::LinearLink& l : links) {
+            const bool swiglu = l.fusion.output == LinearFusion::Output::kSwiGlu;
+            const Tensor& nw = l.fusion.norm_weight;
+            if (l.x.rows != T || l.out.rows != T || l.x.dtype != act_ || l.w.dtype != act_ ||
+                l.out.dtype != act_ || !l.w.contiguous() || l.x.cols != l.w.cols ||
+                l.out.cols != (swiglu ? l.w.rows / 2 : l.w.rows) ||
+                (l.bias && (l.bias.dtype != act_ || l.bias.numel() != l.w.rows)) ||
+                (nw && (nw.dtype != act_ || nw.numel() != l.x.cols))) {
+                return false;
+            }
+            kernels::DecodeChainLink c;
+            c.out = l.out.data;
+            c.out_stride = l.out.row_stride;
+            c.x = l.x.data;
+            c.x_stride = l.x.row_stride;
+            c.w = l.w.data;
+            c.bias = l.bias ? l.bias.data : nullptr;
+            c.n = l.w.rows;
+            c.k = l.w.cols;
+            c.fusion.norm_weight = nw ? nw.data : nullptr;
+            c.fusion.eps = l.fusion.eps;
+            c.fusion.output = skinny_output(l.fusion.output);
+            chain.push_back(c);
+        }
+        return kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T);
+    }
+
+    // Whether links (a, b) are the MLP's gate_up (+ norm, SwiGLU) and down (+ residual) at rows
+    // where both would take the tensor-core path, and mlp_chain_ is on.
+    bool mma_mlp_pair(const engine::LinearLink& a, const engine::LinearLink& b) const {
+        const Tensor& residual = a.x;
+        const Tensor& act = a.out;
+        const Tensor& normed = a.scratch.normed;
+        const Tensor& norm_weight = a.fusion.norm_weight;
         const int64_t T = residual.rows;
         const int64_t D = residual.cols;
         const int64_t F = act.cols;
-        const Tensor& normed = gate_up_scratch.normed;
-        const bool chain =
-            mlp_chain_ && T > skinny_max_rows_ && T <= mma_max_rows_ && !gate_up_bias &&
-            !down_bias && norm_weight && residual.dtype == act_ && act.dtype == act_ &&
-            gate_up.dtype == act_ && down.dtype == act_ && norm_weight.dtype == act_ &&
-            norm_weight.numel() == D && act.rows == T && gate_up.rows == 2 * F &&
-            gate_up.cols == D && down.rows == D && down.cols == F && gate_up.contiguous() &&
-            down.contiguous() && normed && normed.rows >= T && normed.cols == D &&
-            kernels::skinny_mma_mlp_fits(T, F, D) && kernels::skinny_mma_supported() &&
-            act.row_stride % 8 == 0 && normed.row_stride % 8 == 0 && aligned16(act.data) &&
-            aligned16(normed.data) && aligned16(gate_up.data) && aligned16(down.data);
-        if (!chain) {
-            return Backend::fused_mlp(residual, act, gate_up, gate_up_bias, down, down_bias,
-                                      norm_weight, eps, gate_up_scratch, down_scratch);
-        }
-        const Tensor in = normed.row_slice(0, T);
-        HELEXA_TRY_STATUS(rms_norm(in, residual, norm_weight, eps));
-        return check(kernels::launch_skinny_mma_mlp(residual.data, residual.row_stride, act.data,
-                                                    act.row_stride, in.data, in.row_stride,
-                                                    gate_up.data, down.data, T, F, D, elem(act_),
-                                                    mma_workspace_, stream_),
+        return mlp_chain_ && a.fusion.output == LinearFusion::Output::kSwiGlu &&
+               b.fusion.output == LinearFusion::Output::kAccumulate && !b.fusion.norm_weight &&
+               b.x.data == act.data && b.out.data == residual.data &&
+               b.out.row_stride == residual.row_stride && b.x.row_stride == act.row_stride &&
+               T > skinny_max_rows_ && T <= mma_max_rows_ && !a.bias && !b.bias && norm_weight &&
+               residual.dtype == act_ && act.dtype == act_ && a.w.dtype == act_ &&
+               b.w.dtype == act_ && norm_weight.dtype == act_ && norm_weight.numel() == D &&
+               act.rows == T && a.w.rows == 2 * F && a.w.cols == D && b.w.rows == D &&
+               b.w.cols == F && a.w.contiguous() && b.w.contiguous() && normed &&
+               normed.rows >= T && normed.cols == D && kernels::skinny_mma_mlp_fits(T, F, D) &&
+               kernels::skinny_mma_supported() && act.row_stride % 8 == 0 &&
+               normed.row_stride % 8 == 0 && aligned16(act.data) && aligned16(normed.data) &&
+               aligned16(a.w.data) && aligned16(b.w.data);
+    }
+
+    // The pair mma_mlp_pair accepted: the norm kernel into scratch, then the chained launch.
+    Status mma_mlp(const engine::LinearLink& a, const engine::LinearLink& b) {
+        const Tensor& residual = a.x;
+        const int64_t T = residual.rows;
+        const Tensor in = a.scratch.normed.row_slice(0, T);
+        HELEXA_TRY_STATUS(rms_norm(in, residual, a.fusion.norm_weight, a.fusion.eps));
+        return check(kernels::launch_skinny_mma_mlp(
+                         residual.data, residual.row_stride, a.out.data, a.out.row_stride,
+                         in.data, in.row_stride, a.w.data, b.w.data, T, a.out.cols,
+                         residual.cols, elem(act_), mma_workspace_, stream_),
                      "skinny_mma_mlp");
     }
 
@@ -756,12 +834,17 @@ private:
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
         // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
-        // (fused_mlp) where both take the tensor-core path. Off by default: measured (run 15,
+        // (fused_linear_chain) where both take the tensor-core path. Off by default: measured (run 15,
         // H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two apart at
         // 1-64 rows: each CTA's down range waits for gate_up tiles whose finishers sum them
         // after every range has ended (docs/perf/cuda-engine.md, run 15).
         if (const char* v = std::getenv("HELEXA_CUDA_MLP_CHAIN"); v != nullptr) {
             mlp_chain_ = std::string_view(v) == "1";
+        }
+        // HELEXA_CUDA_DECODE_CHAIN=0 runs each projection of a 1-2 row step alone instead of the
+        // persistent chain launch (fused_linear_chain; A/B measurements).
+        if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
+            decode_chain_ = std::string_view(v) != "0";
         }
     }
 
@@ -864,11 +947,13 @@ private:
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
     bool mlp_chain_ = false;
+    bool decode_chain_ = true;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;
     void* cublas_workspace_ = nullptr;
     void* mma_workspace_ = nullptr;  // kernels::skinny_mma_workspace_bytes(), zeroed
+    kernels::DecodeChainWorkspace decode_chain_workspace_;  // decode_chain_workspace_bytes()
     std::unique_ptr<CublasLtMatmul> matmul_;
     void* attention_workspace_ = nullptr;
     size_t attention_workspace_bytes_ = 0;

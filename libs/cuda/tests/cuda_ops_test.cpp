@@ -13,6 +13,7 @@
 
 #include "cuda_test_support.h"
 #include "helexa/engine/row_draw.h"
+#include "helexa/kernels/decode_chain.h"
 #include "helexa/kernels/sampling.h"
 #include "helexa/kernels/skinny_mma_matmul.h"
 
@@ -243,7 +244,7 @@ protected:
 
 TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
 
-// fused_mlp with the tensor-core path and the chain on (HELEXA_CUDA_MMA_MAX_ROWS=64,
+// fused_linear_chain over the MLP's two links with the tensor-core path and the chain on (HELEXA_CUDA_MMA_MAX_ROWS=64,
 // HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up and down in one launch,
 // against the CPU backend's composition. Shapes: every n-tile count, grids smaller than the
 // card (3 x 128 x 128: four gate_up units and two down units), stages of different CTA counts,
@@ -281,14 +282,21 @@ TEST_F(FusedMlpMma, MatchesTheComposition) {
         // One call: the CPU side keeps the residual in f32, the GPU side rounds it to bf16, so
         // repeated calls would compare that rounding, not the MLP (the bit-exact test below
         // makes repeated calls).
-        auto st = cpu_->fused_mlp(residual.cpu, act.cpu, gate_up.cpu, Tensor{}, down.cpu,
-                                  Tensor{}, nw.cpu, 1e-6f, LinearScratch{normed.cpu, gu.cpu},
-                                  LinearScratch{{}, proj.cpu});
+        using Output = engine::LinearFusion::Output;
+        const engine::LinearLink cpu_links[] = {
+            {act.cpu, residual.cpu, gate_up.cpu, Tensor{}, {nw.cpu, 1e-6f, Output::kSwiGlu},
+             LinearScratch{normed.cpu, gu.cpu}},
+            {residual.cpu, act.cpu, down.cpu, Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
+             LinearScratch{{}, proj.cpu}}};
+        const engine::LinearLink gpu_links[] = {
+            {act.gpu, residual.gpu, gate_up.gpu, Tensor{}, {nw.gpu, 1e-6f, Output::kSwiGlu},
+             LinearScratch{normed.gpu, gu.gpu}},
+            {residual.gpu, act.gpu, down.gpu, Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
+             LinearScratch{{}, proj.gpu}}};
+        auto st = cpu_->fused_linear_chain(cpu_links);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         on_gpu([&] {
-            auto g = gpu_->fused_mlp(residual.gpu, act.gpu, gate_up.gpu, Tensor{}, down.gpu,
-                                     Tensor{}, nw.gpu, 1e-6f, LinearScratch{normed.gpu, gu.gpu},
-                                     LinearScratch{{}, proj.gpu});
+            auto g = gpu_->fused_linear_chain(gpu_links);
             ASSERT_TRUE(g.has_value()) << g.error().full_message();
         });
         EXPECT_LE(rel_error(read_gpu(act.gpu), read_cpu(act.cpu)), kBf16Tol)
@@ -354,6 +362,157 @@ TEST_F(FusedMlpMma, ChainedLaunchEqualsTheTwoLaunches) {
         EXPECT_NE(read_gpu(chained.gpu), read_gpu(upload(start, c.T, c.D).gpu));
     }
     on_gpu([&] { EXPECT_EQ(cudaFree(workspace), cudaSuccess); });
+}
+
+// The projections between two attentions as one chain (o_proj + residual, the MLP's gate_up
+// (+ norm, SwiGLU) and down (+ residual), the next layer's norm + q/k/v with a bias), which the
+// CUDA backend runs at 1-2 rows as one persistent launch (kernels::launch_decode_chain), against
+// the CPU backend's links in order. Shapes (T, hidden D, intermediate F, q/k/v width Q,
+// attention width A): tiny (most CTAs get no rows), K past one unit's 1024 columns with a tail
+// and N not a multiple of the 8-row groups, the Qwen3-8B layer.
+class DecodeChain : public CudaVsCpu {
+protected:
+    struct Case {
+        int64_t T, D, F, Q, A;
+    };
+    const std::vector<Case> cases_ = {{1, 64, 96, 40, 64},
+                                      {2, 1544, 3000, 777, 1536},
+                                      {1, 4096, 12288, 6144, 4096},
+                                      {2, 4096, 12288, 6144, 4096}};
+
+    // One case's tensors on both sides; links(side) is the chain over them.
+    struct Layer {
+        Pair residual, attn, o, post_norm, gate_up, down, input_norm, qkv, qkv_bias;
+        Pair act, q, normed, gu, proj;
+    };
+    Layer make_layer(const Case& c) {
+        Layer l;
+        l.residual = upload(random(static_cast<size_t>(c.T * c.D)), c.T, c.D);
+        l.attn = upload(random(static_cast<size_t>(c.T * c.A)), c.T, c.A);
+        l.o = upload(random(static_cast<size_t>(c.D * c.A), 0.05f), c.D, c.A);
+        l.post_norm = upload(random(static_cast<size_t>(c.D), 2.0f), 1, c.D);
+        l.gate_up = upload(random(static_cast<size_t>(2 * c.F * c.D), 0.05f), 2 * c.F, c.D);
+        l.down = upload(random(static_cast<size_t>(c.D * c.F), 0.05f), c.D, c.F);
+        l.input_norm = upload(random(static_cast<size_t>(c.D), 2.0f), 1, c.D);
+        l.qkv = upload(random(static_cast<size_t>(c.Q * c.D), 0.05f), c.Q, c.D);
+        l.qkv_bias = upload(random(static_cast<size_t>(c.Q)), 1, c.Q);
+        l.act = output(c.T, c.F);
+        l.q = output(c.T, c.Q);
+        l.normed = output(c.T, c.D);
+        l.gu = output(c.T, 2 * c.F);
+        l.proj = output(c.T, c.D);
+        return l;
+    }
+    static std::vector<engine::LinearLink> links(const Layer& l, Tensor Pair::*side) {
+        using Output = engine::LinearFusion::Output;
+        using engine::LinearScratch;
+        return {{l.residual.*side, l.attn.*side, l.o.*side, Tensor{},
+                 {Tensor{}, 0.0f, Output::kAccumulate}, LinearScratch{{}, l.proj.*side}},
+                {l.act.*side, l.residual.*side, l.gate_up.*side, Tensor{},
+                 {l.post_norm.*side, 1e-6f, Output::kSwiGlu},
+                 LinearScratch{l.normed.*side, l.gu.*side}},
+                {l.residual.*side, l.act.*side, l.down.*side, Tensor{},
+                 {Tensor{}, 0.0f, Output::kAccumulate}, LinearScratch{{}, l.proj.*side}},
+                {l.q.*side, l.residual.*side, l.qkv.*side, l.qkv_bias.*side,
+                 {l.input_norm.*side, 1e-6f, Output::kStore}, LinearScratch{l.normed.*side, {}}}};
+    }
+    void expect_close(const Layer& l, const Case& c, const std::string& label) {
+        const std::string at = label + " T=" + std::to_string(c.T) + " D=" + std::to_string(c.D);
+        EXPECT_LE(rel_error(read_gpu(l.residual.gpu), read_cpu(l.residual.cpu)), kBf16Tol)
+            << "residual " << at;
+        EXPECT_LE(rel_error(read_gpu(l.act.gpu), read_cpu(l.act.cpu)), kBf16Tol) << "act " << at;
+        EXPECT_LE(rel_error(read_gpu(l.q.gpu), read_cpu(l.q.cpu)), kBf16Tol) << "q " << at;
+    }
+};
+
+TEST_F(DecodeChain, BackendChainMatchesTheLinksInOrder) {
+    for (const auto& c : cases_) {
+        const Layer l = make_layer(c);
+        // One call: the CPU side keeps the residual in f32 between links, the GPU side rounds it
+        // to bf16 (as its separate launches would), so only one call's outputs are compared.
+        auto st = cpu_->fused_linear_chain(links(l, &Pair::cpu));
+        ASSERT_TRUE(st.has_value()) << st.error().full_message();
+        on_gpu([&] {
+            auto g = gpu_->fused_linear_chain(links(l, &Pair::gpu));
+            ASSERT_TRUE(g.has_value()) << g.error().full_message();
+        });
+        expect_close(l, c, "backend");
+    }
+}
+
+// The kernel itself: it takes these links (launch_decode_chain would refuse what it does not
+// fit), matches the CPU, gives the same bits on three launches from the same inputs (rows are
+// handed out dynamically, so a CTA-dependent order would show here), and leaves its workspace
+// zero for the next launch.
+TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero) {
+    bool supported = false;
+    on_gpu([&] { supported = kernels::decode_chain_supported(); });
+    if (!supported) {
+        GTEST_SKIP() << "the decode chain needs compute capability 9.0";
+    }
+    kernels::DecodeChainWorkspace ws;
+    const size_t ws_bytes = kernels::decode_chain_workspace_bytes();
+    on_gpu([&] {
+        ASSERT_EQ(cudaMalloc(&ws.device, ws_bytes), cudaSuccess);
+        ASSERT_EQ(cudaMemset(ws.device, 0, ws_bytes), cudaSuccess);
+    });
+    for (const auto& c : cases_) {
+        const Layer l = make_layer(c);
+        const auto start = read_gpu(l.residual.gpu);
+        ASSERT_TRUE(cpu_->fused_linear_chain(links(l, &Pair::cpu)).has_value());
+        std::vector<kernels::DecodeChainLink> chain;
+        for (const engine::LinearLink& g : links(l, &Pair::gpu)) {
+            kernels::DecodeChainLink k;
+            k.out = g.out.data;
+            k.out_stride = g.out.row_stride;
+            k.x = g.x.data;
+            k.x_stride = g.x.row_stride;
+            k.w = g.w.data;
+            k.bias = g.bias ? g.bias.data : nullptr;
+            k.n = g.w.rows;
+            k.k = g.w.cols;
+            k.fusion.norm_weight = g.fusion.norm_weight ? g.fusion.norm_weight.data : nullptr;
+            k.fusion.eps = g.fusion.eps;
+            k.fusion.output = g.fusion.output == engine::LinearFusion::Output::kStore
+                                  ? kernels::SkinnyFusion::Output::kStore
+                              : g.fusion.output == engine::LinearFusion::Output::kAccumulate
+                                  ? kernels::SkinnyFusion::Output::kAccumulate
+                                  : kernels::SkinnyFusion::Output::kSwiGlu;
+            chain.push_back(k);
+        }
+        std::vector<std::vector<float>> runs;
+        for (int call = 0; call < 3; ++call) {
+            const auto residual = upload(start, c.T, c.D);
+            on_gpu([&] {
+                ASSERT_EQ(cudaMemcpy(l.residual.gpu.data, residual.gpu.data,
+                                     static_cast<size_t>(c.T * c.D * 2), cudaMemcpyDefault),
+                          cudaSuccess);
+                ASSERT_EQ(kernels::launch_decode_chain(chain.data(),
+                                                       static_cast<int>(chain.size()), c.T,
+                                                       kernels::ElemType::kBF16, ws, nullptr),
+                          cudaSuccess);
+                ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            });
+            auto all = read_gpu(l.residual.gpu);
+            for (const Tensor* t : {&l.act.gpu, &l.q.gpu}) {
+                const auto v = read_gpu(*t);
+                all.insert(all.end(), v.begin(), v.end());
+            }
+            runs.push_back(std::move(all));
+        }
+        expect_close(l, c, "launch");
+        EXPECT_EQ(runs[1], runs[0]) << "second launch T=" << c.T << " D=" << c.D;
+        EXPECT_EQ(runs[2], runs[0]) << "third launch T=" << c.T << " D=" << c.D;
+        std::vector<unsigned> counters(ws_bytes / sizeof(unsigned), 1u);
+        on_gpu([&] {
+            ASSERT_EQ(cudaMemcpy(counters.data(), ws.device, ws_bytes, cudaMemcpyDefault),
+                      cudaSuccess);
+        });
+        EXPECT_EQ(std::count(counters.begin(), counters.end(), 0u),
+                  static_cast<std::ptrdiff_t>(counters.size()))
+            << "workspace after T=" << c.T << " D=" << c.D;
+    }
+    on_gpu([&] { EXPECT_EQ(cudaFree(ws.device), cudaSuccess); });
 }
 
 TEST_F(CudaOps, HeadNormRopeSiluOnStridedViews) {

@@ -330,32 +330,45 @@ TEST_F(CpuOps, FusedLinearMatchesNaive) {
     EXPECT_FALSE(backend_->fused_linear(act, x, w, b, {nw, eps, Output::kSwiGlu}, {}));
 }
 
-// fused_mlp: the MLP block (norm, gate_up + SwiGLU, down + residual) against a double-precision
-// evaluation of the same formula.
-TEST_F(CpuOps, FusedMlpIsTheMlpBlock) {
+// fused_linear_chain: the MLP block (norm, gate_up + SwiGLU, down + residual) and then a
+// normed projection of the new residual (the next layer's q/k/v), each link reading what the
+// one before it wrote, against a double-precision evaluation of the same formulas.
+TEST_F(CpuOps, FusedLinearChainRunsTheLinksInOrder) {
+    using Output = LinearFusion::Output;
     const int64_t T = 3;
     const int64_t D = 16;
     const int64_t F = 24;
+    const int64_t Q = 10;
     const float eps = 1e-6f;
     const auto rv = random(static_cast<size_t>(T * D));
     const auto nv = random(static_cast<size_t>(D));
     const auto guv = random(static_cast<size_t>(2 * F * D));
     const auto dv = random(static_cast<size_t>(D * F));
-    std::vector<double> want(rv.begin(), rv.end());
-    for (int64_t t = 0; t < T; ++t) {
+    const auto n2v = random(static_cast<size_t>(D));
+    const auto qv = random(static_cast<size_t>(Q * D));
+    auto normed = [&](const std::vector<double>& row, const std::vector<float>& w) {
         double ss = 0;
-        for (int64_t k = 0; k < D; ++k) {
-            ss += static_cast<double>(rv[t * D + k]) * rv[t * D + k];
+        for (const double v : row) {
+            ss += v * v;
         }
-        const double inv = 1.0 / std::sqrt(ss / D + eps);
+        const double inv = 1.0 / std::sqrt(ss / static_cast<double>(row.size()) + eps);
+        std::vector<double> out(row.size());
+        for (size_t k = 0; k < row.size(); ++k) {
+            out[k] = row[k] * inv * w[k];
+        }
+        return out;
+    };
+    std::vector<double> want(rv.begin(), rv.end());
+    std::vector<double> want_q(static_cast<size_t>(T * Q));
+    for (int64_t t = 0; t < T; ++t) {
+        const auto xn = normed({rv.begin() + t * D, rv.begin() + (t + 1) * D}, nv);
         std::vector<double> a(static_cast<size_t>(F));
         for (int64_t i = 0; i < F; ++i) {
             double g = 0;
             double u = 0;
             for (int64_t k = 0; k < D; ++k) {
-                const double xn = rv[t * D + k] * inv * nv[k];
-                g += xn * guv[i * D + k];
-                u += xn * guv[(F + i) * D + k];
+                g += xn[k] * guv[i * D + k];
+                u += xn[k] * guv[(F + i) * D + k];
             }
             a[i] = g / (1.0 + std::exp(-g)) * u;
         }
@@ -364,15 +377,27 @@ TEST_F(CpuOps, FusedMlpIsTheMlpBlock) {
                 want[t * D + n] += a[i] * dv[n * F + i];
             }
         }
+        const auto rn = normed({want.begin() + t * D, want.begin() + (t + 1) * D}, n2v);
+        for (int64_t n = 0; n < Q; ++n) {
+            for (int64_t k = 0; k < D; ++k) {
+                want_q[t * Q + n] += rn[k] * qv[n * D + k];
+            }
+        }
     }
     const Tensor residual = make(rv, T, D);
     const Tensor act = make(std::vector<float>(T * F), T, F);
-    const LinearScratch gu_scratch{make(std::vector<float>(T * D), T, D),
-                                   make(std::vector<float>(T * 2 * F), T, 2 * F)};
-    const LinearScratch down_scratch{Tensor{}, make(std::vector<float>(T * D), T, D)};
-    ASSERT_TRUE(backend_->fused_mlp(residual, act, make(guv, 2 * F, D), Tensor{}, make(dv, D, F),
-                                    Tensor{}, make(nv, 1, D), eps, gu_scratch, down_scratch));
-    expect_near_all(read(residual), want, 1e-4, "mlp residual");
+    const Tensor q = make(std::vector<float>(T * Q), T, Q);
+    const Tensor norm_scratch = make(std::vector<float>(T * D), T, D);
+    const LinearLink links[] = {
+        {act, residual, make(guv, 2 * F, D), Tensor{}, {make(nv, 1, D), eps, Output::kSwiGlu},
+         {norm_scratch, make(std::vector<float>(T * 2 * F), T, 2 * F)}},
+        {residual, act, make(dv, D, F), Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
+         {Tensor{}, make(std::vector<float>(T * D), T, D)}},
+        {q, residual, make(qv, Q, D), Tensor{}, {make(n2v, 1, D), eps, Output::kStore},
+         {norm_scratch, Tensor{}}}};
+    ASSERT_TRUE(backend_->fused_linear_chain(links));
+    expect_near_all(read(residual), want, 1e-4, "chain residual");
+    expect_near_all(read(q), want_q, 1e-4, "chain's last link");
 }
 
 TEST_F(CpuOps, PagedAttentionMatchesNaive) {

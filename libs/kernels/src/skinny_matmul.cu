@@ -78,40 +78,6 @@ struct SkinnyParams {
     int ks;              // warps sharing one row group's K range: 1, 2, 4 or 8
 };
 
-// Two packed 2-byte values -> two floats (element 2i in .x, 2i + 1 in .y).
-template <typename W>
-__device__ __forceinline__ float2 unpack2(uint32_t word);
-
-template <>
-__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t word) {
-    // bf16 is the top half of an f32: widening is a shift / mask, exact.
-    return make_float2(__uint_as_float(word << 16), __uint_as_float(word & 0xffff0000u));
-}
-
-template <>
-__device__ __forceinline__ float2 unpack2<__half>(uint32_t word) {
-    __half2 h;
-    static_assert(sizeof(h) == sizeof(word));
-    memcpy(&h, &word, sizeof(word));
-    return __half22float2(h);
-}
-
-template <typename W>
-__device__ __forceinline__ void unpack8(const uint4& p, float (&f)[kPackElems]) {
-    const float2 a = unpack2<W>(p.x);
-    const float2 b = unpack2<W>(p.y);
-    const float2 c = unpack2<W>(p.z);
-    const float2 d = unpack2<W>(p.w);
-    f[0] = a.x;
-    f[1] = a.y;
-    f[2] = b.x;
-    f[3] = b.y;
-    f[4] = c.x;
-    f[5] = c.y;
-    f[6] = d.x;
-    f[7] = d.y;
-}
-
 // Asks L2 for the weights of one tile without waiting for them (no registers held): issued
 // before the dependency wait, so the weight stream overlaps the previous kernel's tail and the
 // real loads below hit L2.

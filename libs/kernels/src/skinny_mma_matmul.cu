@@ -54,7 +54,9 @@
 #include <cstdint>
 
 #include "async_copy.cuh"
+#include "device_clock.cuh"
 #include "elem_access.cuh"
+#include "grid_sync.cuh"
 #include "helexa/kernels/skinny_mma_matmul.h"
 #include "launch.cuh"
 #include "mma.cuh"
@@ -133,17 +135,6 @@ struct MmaParams {
     // end} in globaltimer nanoseconds, or null.
     unsigned long long* trace;
 };
-
-[[maybe_unused]] __device__ __forceinline__ unsigned long long global_ns() {
-    unsigned long long t = 0;
-    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-    return t;
-}
-[[maybe_unused]] __device__ __forceinline__ unsigned sm_id() {
-    unsigned id = 0;
-    asm volatile("mov.u32 %0, %smid;" : "=r"(id));
-    return id;
-}
 
 // The first unit of CTA c's range, and the CTA whose range holds unit u (the inverse).
 [[maybe_unused]] __device__ __forceinline__ int range_begin(int c, int units, int ctas) {
@@ -283,34 +274,11 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
     return partials + static_cast<int64_t>(cta * 2 + which) * kMaxNt * kThreads;
 }
 
-// Memory-model helpers. Shared tiles: the finisher polls the tile's counter relaxed and fences
-// (acquire) once it is complete. Chained launch: a
-// stage-0 tile's finisher publishes the tile (release, after its stores); a producer polls the
-// flags relaxed and, once it has seen every one it needs, fences (acquire) before its TMA reads
-// the tiles' outputs; the proxy fences order the generic-proxy stores and loads with the TMA's
-// async-proxy reads on either side.
-[[maybe_unused]] __device__ __forceinline__ unsigned load_relaxed(const unsigned* p) {
-    unsigned v = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-#else
-    v = *reinterpret_cast<const volatile unsigned*>(p);
-#endif
-    return v;
-}
-// After relaxed loads that saw release stores: makes them acquires (the fence pattern).
-[[maybe_unused]] __device__ __forceinline__ void fence_acq_rel_gpu() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.acq_rel.gpu;" ::: "memory");
-#endif
-}
-[[maybe_unused]] __device__ __forceinline__ void store_release(unsigned* p, unsigned v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-#else
-    *reinterpret_cast<volatile unsigned*>(p) = v;
-#endif
-}
+// Memory-model use (grid_sync.cuh). Shared tiles: the finisher polls the tile's counter relaxed
+// and fences (acquire) once it is complete. Chained launch: a stage-0 tile's finisher publishes
+// the tile (release, after its stores); a producer polls the flags relaxed and, once it has seen
+// every one it needs, fences (acquire) before its TMA reads the tiles' outputs; the proxy fences
+// order the generic-proxy stores and loads with the TMA's async-proxy reads on either side.
 [[maybe_unused]] __device__ __forceinline__ void fence_proxy_async_global() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("fence.proxy.async.global;" ::: "memory");

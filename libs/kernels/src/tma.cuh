@@ -107,6 +107,29 @@ __device__ __forceinline__ void tma_load_4d(void* smem, const CUtensorMap* map, 
 #endif
 }
 
+// An L2 policy for data read once (streamed weights): its lines are the first evicted, so a
+// weight stream does not push the step's activations and KV entries out of L2.
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+    uint64_t policy = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+#endif
+    return policy;
+}
+
+// Starts a plain (1D) copy of `bytes` contiguous bytes global -> shared (both 16-byte aligned,
+// bytes a multiple of 16) under the L2 `policy`; its bytes complete on `bar`.
+__device__ __forceinline__ void bulk_load(void* smem, const void* gmem, uint32_t bytes,
+                                          uint64_t* bar, uint64_t policy) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+        " [%0], [%1], %2, [%3], %4;" ::"r"(smem_u32(smem)),
+        "l"(gmem), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
+        : "memory");
+#endif
+}
+
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads of the CTA.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");

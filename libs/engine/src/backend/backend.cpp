@@ -120,17 +120,11 @@ Status Backend::fused_linear(const Tensor& out, const Tensor& x, const Tensor& w
     return compose_fused_linear(*this, out, x, w, bias, fusion, scratch);
 }
 
-Status Backend::fused_mlp(const Tensor& residual, const Tensor& act, const Tensor& gate_up,
-                          const Tensor& gate_up_bias, const Tensor& down, const Tensor& down_bias,
-                          const Tensor& norm_weight, float eps,
-                          const LinearScratch& gate_up_scratch,
-                          const LinearScratch& down_scratch) {
-    using Output = LinearFusion::Output;
-    HELEXA_TRY_STATUS(fused_linear(act, residual, gate_up, gate_up_bias,
-                                   LinearFusion{norm_weight, eps, Output::kSwiGlu},
-                                   gate_up_scratch));
-    return fused_linear(residual, act, down, down_bias,
-                        LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, down_scratch);
+Status Backend::fused_linear_chain(std::span<const LinearLink> links) {
+    for (const LinearLink& l : links) {
+        HELEXA_TRY_STATUS(fused_linear(l.out, l.x, l.w, l.bias, l.fusion, l.scratch));
+    }
+    return ok();
 }
 
 namespace {

@@ -487,14 +487,35 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     using Output = LinearFusion::Output;
     // x is the residual stream: the o and down projections add into it, and the next
     // projection normalises it on the way in (fused into one kernel per projection on CUDA).
+    // The projections between two attentions (o_proj, the MLP's two, the next layer's q/k/v)
+    // go to the backend as one chain, which CUDA runs as one launch at 1-2 rows; while the
+    // activation hook wants their outputs, each runs alone (project) and is emitted.
+    std::vector<LinearLink> chain;
+    auto add_link = [&](const std::string& name, const Tensor& shown, LinearLink link) -> Status {
+        if (!hook_) {
+            chain.push_back(std::move(link));
+            return ok();
+        }
+        HELEXA_TRY_STATUS(project(link.out, link.x, link.w, link.bias, link.fusion, link.scratch));
+        return emit(name, shown);
+    };
+    auto run_chain = [&]() -> Status {
+        if (chain.empty()) {
+            return ok();
+        }
+        Status st = b.fused_linear_chain(chain);
+        chain.clear();
+        return st;
+    };
     HELEXA_TRY_STATUS(b.embedding(x, embed_, ids));
     HELEXA_TRY_STATUS(emit("embed", x));
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights& L = layers_[static_cast<size_t>(l)];
         const std::string p = "layers." + std::to_string(l) + ".";
-        HELEXA_TRY_STATUS(project(qkv, x, L.qkv, L.qkv_bias,
-                                  LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}));
-        HELEXA_TRY_STATUS(emit(p + "input_norm", h));
+        HELEXA_TRY_STATUS(add_link(p + "input_norm", h,
+                                   {qkv, x, L.qkv, L.qkv_bias,
+                                    LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}}));
+        HELEXA_TRY_STATUS(run_chain());
         // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write, attention: one op (one
         // kernel for CUDA decode steps), or two while the activation hook wants q, k and v.
         if (hook_) {
@@ -511,23 +532,18 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
                                               scale));
         }
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
-        HELEXA_TRY_STATUS(project(x, attn, L.o, L.o_bias,
-                                  LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}));
-        HELEXA_TRY_STATUS(emit(p + "attn_proj", proj));
-        if (hook_) {
-            HELEXA_TRY_STATUS(project(act, x, L.gate_up, L.gate_up_bias,
-                                      LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}));
-            HELEXA_TRY_STATUS(emit(p + "post_norm", h));
-            HELEXA_TRY_STATUS(project(x, act, L.down, L.down_bias,
-                                      LinearFusion{Tensor{}, 0.0f, Output::kAccumulate},
-                                      {{}, proj}));
-            HELEXA_TRY_STATUS(emit(p + "mlp_out", proj));
-        } else {
-            HELEXA_TRY_STATUS(b.fused_mlp(x, act, L.gate_up, L.gate_up_bias, L.down, L.down_bias,
-                                          L.post_norm, eps, {h, gu}, {{}, proj}));
-        }
+        HELEXA_TRY_STATUS(add_link(p + "attn_proj", proj,
+                                   {x, attn, L.o, L.o_bias,
+                                    LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}}));
+        HELEXA_TRY_STATUS(add_link(p + "post_norm", h,
+                                   {act, x, L.gate_up, L.gate_up_bias,
+                                    LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}}));
+        HELEXA_TRY_STATUS(add_link(p + "mlp_out", proj,
+                                   {x, act, L.down, L.down_bias,
+                                    LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}}));
         HELEXA_TRY_STATUS(emit(p + "out", x));
     }
+    HELEXA_TRY_STATUS(run_chain());
     last = x;
     return ok();
 }

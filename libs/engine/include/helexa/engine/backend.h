@@ -106,6 +106,16 @@ struct LinearScratch {
     Tensor product;
 };
 
+// One fused_linear call of a chain (Backend::fused_linear_chain).
+struct LinearLink {
+    Tensor out;
+    Tensor x;
+    Tensor w;
+    Tensor bias;
+    LinearFusion fusion;
+    LinearScratch scratch;
+};
+
 struct KvCacheShape {
     DType dtype = DType::kF32;  // the backend's activation dtype
     int64_t n_layers = 0;
@@ -196,17 +206,14 @@ public:
     virtual Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
                                 const Tensor& bias, const LinearFusion& fusion,
                                 const LinearScratch& scratch);
-    // The pre-norm decoder's MLP block: act = SwiGLU(rms_norm(residual) * gate_up^T (+ bias)),
-    // then residual += act * down^T (+ bias): fused_linear with kSwiGlu (norm_weight, eps; its
-    // scratch gate_up_scratch), then with kAccumulate (down_scratch). The default is exactly
-    // those two calls; a device backend may chain them in one launch (CUDA: the tensor-core
-    // path streams down's weights while gate_up's last tiles are reduced), with the same
-    // numerics as its own two calls.
-    virtual Status fused_mlp(const Tensor& residual, const Tensor& act, const Tensor& gate_up,
-                             const Tensor& gate_up_bias, const Tensor& down,
-                             const Tensor& down_bias, const Tensor& norm_weight, float eps,
-                             const LinearScratch& gate_up_scratch,
-                             const LinearScratch& down_scratch);
+    // Consecutive fused_linear calls, link i free to read what links before it wrote (the
+    // decoder's projections between two attentions: the output projection + residual, the MLP's
+    // gate_up + SwiGLU and down + residual, the next layer's norm + q/k/v). The default is
+    // exactly those calls in order; a device backend may run them as one launch (CUDA at 1-2
+    // rows: one persistent kernel that streams the next link's weights while the grid waits
+    // between links; at 3-64 rows with HELEXA_CUDA_MLP_CHAIN=1 the MLP's pair chained on the
+    // tensor-core path), with fused_linear's numerics up to the f32 summation order.
+    virtual Status fused_linear_chain(std::span<const LinearLink> links);
     // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
     // weight [1, head_dim] (Qwen3's q_norm / k_norm).
     virtual Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
