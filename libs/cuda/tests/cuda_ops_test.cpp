@@ -365,9 +365,10 @@ TEST_F(FusedMlpMma, ChainedLaunchEqualsTheTwoLaunches) {
 }
 
 // The projections between two attentions as one chain (o_proj + residual, the MLP's gate_up
-// (+ norm, SwiGLU) and down (+ residual), the next layer's norm + q/k/v with a bias), which the
-// CUDA backend runs at 1-2 rows as one persistent launch (kernels::launch_decode_chain), against
-// the CPU backend's links in order. Shapes (T, hidden D, intermediate F, q/k/v width Q,
+// (+ norm, SwiGLU) and down (+ residual), the next layer's norm + q/k/v with a bias), against
+// the CPU backend's links in order. The CUDA backend runs the Qwen3-8B cases as one persistent
+// launch (kernels::launch_decode_chain: 1-2 rows, every weight >= 16 MiB) and the smaller ones
+// link by link; the second test launches the kernel itself on every case. Shapes (T, hidden D, intermediate F, q/k/v width Q,
 // attention width A): tiny (most CTAs get no rows), K past one unit's 1024 columns with a tail
 // and N not a multiple of the 8-row groups, the Qwen3-8B layer.
 class DecodeChain : public CudaVsCpu {
