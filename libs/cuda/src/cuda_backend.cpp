@@ -504,16 +504,19 @@ public:
     // cost about what the kernel boundaries they replace do, and only long weight streams hide
     // them. Measured on an H200 (run 16): Qwen3-8B (links of 32-96 MiB) batch 1 0.78 -> 0.84
     // of the roofline, Qwen3-0.6B (4-12 MiB) 0.32 -> 0.29; sizes between are untested.
+    // HELEXA_CUDA_DECODE_CHAIN=1 drops the size bound (tests), =0 never chains (A/B).
     static constexpr int64_t kDecodeChainMinLinkBytes = 16 << 20;
     bool decode_chain_links(std::span<const engine::LinearLink> links,
                             std::vector<kernels::DecodeChainLink>& chain) const {
-        if (!decode_chain_ || decode_chain_workspace_.device == nullptr || links.size() < 2 ||
+        if (decode_chain_ == DecodeChain::kOff || decode_chain_workspace_.device == nullptr ||
+            links.size() < 2 ||
             static_cast<int64_t>(links.size()) > kernels::kDecodeChainMaxLinks ||
             !kernels::decode_chain_supported()) {
             return false;
         }
         for (const engine::LinearLink& l : links) {
-            if (l.w.numel() * engine::dtype_size(l.w.dtype) < kDecodeChainMinLinkBytes) {
+            if (decode_chain_ == DecodeChain::kLongLinks &&
+                l.w.numel() * engine::dtype_size(l.w.dtype) < kDecodeChainMinLinkBytes) {
                 return false;
             }
         }
@@ -852,9 +855,13 @@ private:
             mlp_chain_ = std::string_view(v) == "1";
         }
         // HELEXA_CUDA_DECODE_CHAIN=0 runs each projection of a 1-2 row step alone instead of the
-        // persistent chain launch (fused_linear_chain; A/B measurements).
+        // persistent chain launch (fused_linear_chain; A/B measurements); =1 chains whatever the
+        // weights' sizes (so the GPU tests' small models take it too).
         if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
-            decode_chain_ = std::string_view(v) != "0";
+            const std::string_view mode(v);
+            decode_chain_ = mode == "0"   ? DecodeChain::kOff
+                            : mode == "1" ? DecodeChain::kAlways
+                                          : DecodeChain::kLongLinks;
         }
     }
 
@@ -957,7 +964,9 @@ private:
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
     bool mlp_chain_ = false;
-    bool decode_chain_ = true;
+    // Where fused_linear_chain takes the decode chain (decode_chain_links).
+    enum class DecodeChain { kOff, kLongLinks, kAlways };
+    DecodeChain decode_chain_ = DecodeChain::kLongLinks;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

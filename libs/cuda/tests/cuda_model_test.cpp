@@ -154,6 +154,8 @@ protected:
         std::error_code ec;
         fs::remove_all(dir_, ec);
     }
+    void prefill_and_decode_match_cpu();
+    void batched_step_equals_single_steps();
     fs::path dir_;
 };
 
@@ -181,7 +183,11 @@ struct FourSequences {
     }
 };
 
-TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) {
+// The two checks below run as built and with the decode chain taking every 1-row step
+// (CudaRandomModelChained): the model's weights are far below the size the backend chains by
+// default, so only that variant sends its steps through kernels::launch_decode_chain, graphs
+// included.
+void CudaRandomModel::prefill_and_decode_match_cpu() {
     auto cpu = load(dir_, "cpu");
     auto gpu = load(dir_, "cuda");
     ASSERT_TRUE(cpu && gpu);
@@ -225,7 +231,7 @@ void expect_same_up_to_bf16(std::span<const float> batched, const std::vector<fl
         << what << " (bf16 noise vs f32: " << noise << ")";
 }
 
-TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
+void CudaRandomModel::batched_step_equals_single_steps() {
     auto gpu = load(dir_, "cuda", 256);
     auto cpu = load(dir_, "cpu", 256);
     ASSERT_TRUE(gpu && cpu);
@@ -278,6 +284,28 @@ TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) {
         expect_same_up_to_bf16({row, static_cast<size_t>(V)}, single, f32,
                                "decode sequence " + std::to_string(i));
     }
+}
+
+TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) { prefill_and_decode_match_cpu(); }
+TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) { batched_step_equals_single_steps(); }
+
+class CudaRandomModelChained : public CudaRandomModel {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_DECODE_CHAIN", "1", 1);
+        CudaRandomModel::SetUp();
+    }
+    void TearDown() override {
+        unsetenv("HELEXA_CUDA_DECODE_CHAIN");
+        CudaRandomModel::TearDown();
+    }
+};
+
+TEST_F(CudaRandomModelChained, PrefillAndDecodeMatchCpuBackend) {
+    prefill_and_decode_match_cpu();
+}
+TEST_F(CudaRandomModelChained, BatchedStepEqualsSingleSteps) {
+    batched_step_equals_single_steps();
 }
 
 // step_sample on the device: the same tokens as the host rule over step_in_place's rows of the

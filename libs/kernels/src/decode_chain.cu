@@ -63,12 +63,12 @@ constexpr int kConsumers = kConsumerWarps * kWarp;
 constexpr int kThreads = kConsumers + kWarp;  // + the producer warp
 constexpr int kPack = 8;                      // 2-byte elements per 16-byte pack
 constexpr int kSlotBytes = 64 * 1024;
-constexpr int kMaxSlots = 12;
 constexpr int kChains = 2;  // independent FMA chains per (row, x row)
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
 // The dynamic shared memory the ring and the x rows share: past half an SM's, so one CTA per
-// SM whatever the split, and as many slots as the x rows leave.
+// SM whatever the split, and as many slots as the x rows leave (3 at most).
 constexpr size_t kSmemBudget = 220 * 1024;
+constexpr int kMaxSlots = static_cast<int>(kSmemBudget / kSlotBytes);
 constexpr int kCounterStride = 32;  // unsigned per 128-byte line
 
 struct LinkParams {
