@@ -9,7 +9,10 @@
 //       [--trace 1]
 // --trace 1 then runs each (shape, rows) twice more eagerly with the tensor-core kernel's CTA trace
 // on (skinny_mma_set_trace) and prints, per launch, each CTA's SM, start, first unit landed and
-// end (microseconds from the first start): whether the same SMs finish last every time.
+// end (microseconds from the first start): whether the same SMs finish last every time. For the
+// chained shapes ("mlp", "layer") at 1-2 rows it prints the decode chain's trace instead
+// (decode_chain_set_trace: per link, when the CTAs had x, ended their units and passed the
+// barrier).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
