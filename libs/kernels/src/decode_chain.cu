@@ -357,8 +357,7 @@ __device__ __forceinline__ void store_output(const LinkParams& L, int j, int t,
             const float gate = round_to<W>(sums[0] + (bias != nullptr ? to_f32(bias[j]) : 0.0f));
             const float up =
                 round_to<W>(sums[1] + (bias != nullptr ? to_f32(bias[half + j]) : 0.0f));
-            const float s = round_to<W>(gate / (1.0f + expf(-gate)));
-            out[j] = from_f32<W>(s * up);
+            out[j] = from_f32<W>(silu_mul_of<W>(gate, up));
         }
     } else if (j < L.n) {
         float v = sums[0] + (bias != nullptr ? to_f32(bias[j]) : 0.0f);

@@ -38,6 +38,15 @@ __device__ __forceinline__ float round_to(float v) {
     return to_f32(from_f32<T>(v));
 }
 
+// SwiGLU's output from a gate and an up value as stored (already values of T): silu(gate),
+// rounded as launch_silu_mul's intermediate, times up, in f32 (the caller rounds it once). Every
+// kernel that fuses SwiGLU rounds through this one rule, so they agree with launch_silu_mul bit
+// for bit.
+template <typename T>
+__device__ __forceinline__ float silu_mul_of(float gate, float up) {
+    return round_to<T>(gate / (1.0f + expf(-gate))) * up;
+}
+
 // VEC elements moved as one access (16 bytes when VEC * sizeof(T) == 16).
 template <typename T, int VEC>
 struct alignas(sizeof(T) * VEC) Pack {

@@ -169,9 +169,7 @@ __global__ void __launch_bounds__(kThreads)
             Pack<T, VEC> o;
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                const float gf = to_f32(g.v[j]);
-                const float s = round_to<T>(gf / (1.0f + expf(-gf)));
-                o.v[j] = from_f32<T>(s * to_f32(u.v[j]));
+                o.v[j] = from_f32<T>(silu_mul_of<T>(to_f32(g.v[j]), to_f32(u.v[j])));
             }
             store_pack<T, VEC>(out + r * out_stride + c * VEC, o);
         }

@@ -164,8 +164,7 @@ __device__ __forceinline__ void store_group(const SkinnyParams<W>& p, int64_t g,
     if constexpr (OUT == Output::kSwiGlu) {
         const float gate = round_to<W>(sums[0] + bias_at(p, g));
         const float up = round_to<W>(sums[1] + bias_at(p, g + p.n / 2));
-        const float s = round_to<W>(gate / (1.0f + expf(-gate)));
-        out[g] = from_f32<O>(s * up);
+        out[g] = from_f32<O>(silu_mul_of<W>(gate, up));
     } else {
 #pragma unroll
         for (int r = 0; r < R; ++r) {

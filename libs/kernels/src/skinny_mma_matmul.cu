@@ -217,8 +217,7 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
                 if (tok < rows) {
                     const float gate = round_to<W>(acc[j][e] + gb);
                     const float up = round_to<W>(acc[j][2 + e] + ub);
-                    const float sg = round_to<W>(gate / (1.0f + expf(-gate)));
-                    out[tok * p.out_stride + f] = from_f32<O>(sg * up);
+                    out[tok * p.out_stride + f] = from_f32<O>(silu_mul_of<W>(gate, up));
                 }
             }
         }
