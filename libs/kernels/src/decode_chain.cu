@@ -50,6 +50,7 @@
 #include "grid_sync.cuh"
 #include "helexa/kernels/decode_chain.h"
 #include "launch.cuh"
+#include "rms_norm_order.cuh"
 #include "tma.cuh"
 
 namespace helexa::kernels {
@@ -70,6 +71,7 @@ constexpr int kChains = 2;  // independent FMA chains per (row, x row)
 constexpr size_t kSmemBudget = 220 * 1024;
 constexpr int kMaxSlots = static_cast<int>(kSmemBudget / kSlotBytes);
 constexpr int kCounterStride = 32;  // unsigned per 128-byte line
+constexpr int kMaxNormWarps = 1024 / kWarp;  // norm_reduce_threads' most, in warps
 
 struct LinkParams {
     void* out;
@@ -80,6 +82,7 @@ struct LinkParams {
     const void* bias;         // or null
     const void* norm_weight;  // or null
     float eps;
+    int norm_threads;         // launch_rms_norm's reduction threads for K (rms_norm_order.cuh)
     Output output;
     int rows_per_warp;  // 1; SwiGLU 2 (a gate row and its up row)
     int chunk_cols;     // columns of w per unit: kSlotBytes / (2 * kConsumerWarps * rows_per_warp)
@@ -237,47 +240,56 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
 }
 
 // Link L's T rows of x into shared memory ([T][K], packed), normalised when L has an input norm
-// (y = round(x * inv_rms), out = round(norm_weight * y), as launch_rms_norm stores it).
+// as launch_rms_norm normalises it: the squares summed in its order (rms_norm_order.cuh; the
+// consumer warps play its reduction warps w, w + 8, ...), y = round(x * inv_rms), out =
+// round(norm_weight * y). The same order as the unchained path's, so the single-row chain and
+// the batched kernels see the same normalised x (rms_norm_order.cuh says why that matters).
 template <typename W, int T>
 __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int warp, int lane) {
     const int k_packs = L.k / kPack;
     const auto* src = static_cast<const uint4*>(L.x);
     const int64_t stride_packs = L.x_stride / kPack;
     auto* dst = reinterpret_cast<uint4*>(xs);
-    const bool norm = L.norm_weight != nullptr;
-    float ss[T];
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        ss[t] = 0.0f;
-    }
 #pragma unroll 4
     for (int i = tid; i < k_packs; i += kConsumers) {
 #pragma unroll
         for (int t = 0; t < T; ++t) {
-            const uint4 v = __ldcg(src + t * stride_packs + i);
-            dst[t * k_packs + i] = v;
-            if (norm) {
-                float f[kPack];
-                unpack8<W>(v, f);
-#pragma unroll
-                for (int j = 0; j < kPack; ++j) {
-                    ss[t] = fmaf(f[j], f[j], ss[t]);
-                }
-            }
+            dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
         }
     }
-    if (!norm) {
-        named_barrier_sync(kConsumerBarrier, kConsumers);
+    named_barrier_sync(kConsumerBarrier, kConsumers);
+    if (L.norm_weight == nullptr) {
         return;
     }
+    const int norm_warps = L.norm_threads / kWarp;
+    for (int vw = warp; vw < norm_warps; vw += kConsumerWarps) {
+        float ss[T];
 #pragma unroll
-    for (int t = 0; t < T; ++t) {
-#pragma unroll
-        for (int off = kWarp / 2; off > 0; off >>= 1) {
-            ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
+        for (int t = 0; t < T; ++t) {
+            ss[t] = 0.0f;
         }
-        if (lane == 0) {
-            red[warp][t] = ss[t];
+        for (int i = vw * kWarp + lane; i < k_packs; i += L.norm_threads) {
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                float xf[kPack];
+                unpack8<W>(dst[t * k_packs + i], xf);
+                float pack = 0.0f;
+#pragma unroll
+                for (int j = 0; j < kPack; ++j) {
+                    pack = fmaf(xf[j], xf[j], pack);
+                }
+                ss[t] += pack;
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+#pragma unroll
+            for (int off = kWarp / 2; off > 0; off >>= 1) {
+                ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
+            }
+            if (lane == 0) {
+                red[vw][t] = ss[t];
+            }
         }
     }
     named_barrier_sync(kConsumerBarrier, kConsumers);
@@ -285,8 +297,7 @@ __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int
 #pragma unroll
     for (int t = 0; t < T; ++t) {
         float total = 0.0f;
-#pragma unroll
-        for (int q = 0; q < kConsumerWarps; ++q) {
+        for (int q = 0; q < norm_warps; ++q) {
             total += red[q][t];
         }
         inv[t] = rsqrtf(total / static_cast<float>(L.k) + L.eps);
@@ -415,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     __shared__ __align__(8) uint64_t full[kMaxSlots];
     __shared__ __align__(8) uint64_t empty[kMaxSlots];
     __shared__ int4 unit_of[kMaxSlots];
-    __shared__ float red[kConsumerWarps][T];
+    __shared__ float red[kMaxNormWarps][T];
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid / kWarp;
     const int lane = tid % kWarp;
@@ -556,6 +567,7 @@ bool plan_link(const DecodeChainLink& in, LinkParams& out) {
     out.bias = in.bias;
     out.norm_weight = in.fusion.norm_weight;
     out.eps = in.fusion.eps;
+    out.norm_threads = static_cast<int>(norm_reduce_threads(in.k, kPack));
     out.output = in.fusion.output;
     out.rows_per_warp = swiglu ? 2 : 1;
     out.n = static_cast<int>(in.n);
