@@ -847,10 +847,10 @@ private:
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
         // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
-        // (fused_linear_chain) where both take the tensor-core path. Off by default: measured (run 15,
-        // H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two apart at
-        // 1-64 rows: each CTA's down range waits for gate_up tiles whose finishers sum them
-        // after every range has ended (docs/perf/cuda-engine.md, run 15).
+        // (fused_linear_chain) where both take the tensor-core path. Off by default: measured
+        // (run 15, H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two
+        // apart at 1-64 rows: each CTA's down range waits for gate_up tiles whose finishers sum
+        // them after every range has ended (docs/perf/cuda-engine.md, run 15).
         if (const char* v = std::getenv("HELEXA_CUDA_MLP_CHAIN"); v != nullptr) {
             mlp_chain_ = std::string_view(v) == "1";
         }

@@ -244,12 +244,13 @@ protected:
 
 TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
 
-// fused_linear_chain over the MLP's two links with the tensor-core path and the chain on (HELEXA_CUDA_MMA_MAX_ROWS=64,
-// HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up and down in one launch,
-// against the CPU backend's composition. Shapes: every n-tile count, grids smaller than the
-// card (3 x 128 x 128: four gate_up units and two down units), stages of different CTA counts,
-// the Qwen3-8B MLP (192 gate_up tiles feeding 32 down tiles over one CTA per SM), and gate_up
-// ranges that hold three or more whole tiles (4 x 32768 x 64: K of one unit).
+// fused_linear_chain over the MLP's two links with the tensor-core path and the chain on
+// (HELEXA_CUDA_MMA_MAX_ROWS=64, HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up
+// and down in one launch, against the CPU backend's composition. Shapes: every n-tile count,
+// grids smaller than the card (3 x 128 x 128: four gate_up units and two down units), stages of
+// different CTA counts, the Qwen3-8B MLP (192 gate_up tiles feeding 32 down tiles over one CTA
+// per SM), and gate_up ranges that hold three or more whole tiles (4 x 32768 x 64: K of one
+// unit).
 class FusedMlpMma : public FusedLinear {
 protected:
     void SetUp() override {
@@ -368,16 +369,17 @@ TEST_F(FusedMlpMma, ChainedLaunchEqualsTheTwoLaunches) {
 // (+ norm, SwiGLU) and down (+ residual), the next layer's norm + q/k/v with a bias), against
 // the CPU backend's links in order. The CUDA backend runs the Qwen3-8B cases as one persistent
 // launch (kernels::launch_decode_chain: 1-2 rows, every weight >= 16 MiB) and the smaller ones
-// link by link; the second test launches the kernel itself on every case. Shapes (T, hidden D, intermediate F, q/k/v width Q,
-// attention width A): tiny (most CTAs get no rows), K past one unit's 1024 columns with a tail
-// and N not a multiple of the 8-row groups, the Qwen3-8B layer.
+// link by link; the second test launches the kernel itself on every case. Shapes (T, hidden D,
+// intermediate F, q/k/v width Q, attention width A): tiny (most CTAs get no rows), K past one
+// unit with a short last unit (down: 5000 columns in units of 4096; gate_up: 2600 in units of
+// 2048) and N not a multiple of the 8-row groups, the Qwen3-8B layer.
 class DecodeChain : public CudaVsCpu {
 protected:
     struct Case {
         int64_t T, D, F, Q, A;
     };
     const std::vector<Case> cases_ = {{1, 64, 96, 40, 64},
-                                      {2, 1544, 3000, 777, 1536},
+                                      {2, 2600, 5000, 777, 1536},
                                       {1, 4096, 12288, 6144, 4096},
                                       {2, 4096, 12288, 6144, 4096}};
 

@@ -491,7 +491,9 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     // go to the backend as one chain, which CUDA runs as one launch at 1-2 rows; while the
     // activation hook wants their outputs, each runs alone (project) and is emitted.
     std::vector<LinearLink> chain;
-    auto add_link = [&](const std::string& name, const Tensor& shown, LinearLink link) -> Status {
+    chain.reserve(4);
+    auto add_link = [&](const std::string& name, const Tensor& shown,
+                        LinearLink link) -> Status {
         if (!hook_) {
             chain.push_back(std::move(link));
             return ok();
@@ -532,15 +534,14 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
                                               scale));
         }
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
-        HELEXA_TRY_STATUS(add_link(p + "attn_proj", proj,
-                                   {x, attn, L.o, L.o_bias,
-                                    LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}}));
+        const LinearFusion accumulate{Tensor{}, 0.0f, Output::kAccumulate};
+        HELEXA_TRY_STATUS(
+            add_link(p + "attn_proj", proj, {x, attn, L.o, L.o_bias, accumulate, {{}, proj}}));
         HELEXA_TRY_STATUS(add_link(p + "post_norm", h,
                                    {act, x, L.gate_up, L.gate_up_bias,
                                     LinearFusion{L.post_norm, eps, Output::kSwiGlu}, {h, gu}}));
-        HELEXA_TRY_STATUS(add_link(p + "mlp_out", proj,
-                                   {x, act, L.down, L.down_bias,
-                                    LinearFusion{Tensor{}, 0.0f, Output::kAccumulate}, {{}, proj}}));
+        HELEXA_TRY_STATUS(
+            add_link(p + "mlp_out", proj, {x, act, L.down, L.down_bias, accumulate, {{}, proj}}));
         HELEXA_TRY_STATUS(emit(p + "out", x));
     }
     HELEXA_TRY_STATUS(run_chain());
