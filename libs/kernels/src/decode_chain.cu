@@ -50,7 +50,7 @@
 #include "grid_sync.cuh"
 #include "helexa/kernels/decode_chain.h"
 #include "launch.cuh"
-#include "rms_norm_order.cuh"
+#include "fused_rms_norm.cuh"
 #include "tma.cuh"
 
 namespace helexa::kernels {
@@ -264,29 +264,10 @@ __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int
     const int norm_warps = L.norm_threads / kWarp;
     for (int vw = warp; vw < norm_warps; vw += kConsumerWarps) {
         float ss[T];
+        norm_warp_sums<W, T>(vw, lane, k_packs, L.norm_threads,
+                             [&](int t, int64_t i) { return dst[t * k_packs + i]; }, ss);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
-            ss[t] = 0.0f;
-        }
-        for (int i = vw * kWarp + lane; i < k_packs; i += L.norm_threads) {
-#pragma unroll
-            for (int t = 0; t < T; ++t) {
-                float xf[kPack];
-                unpack8<W>(dst[t * k_packs + i], xf);
-                float pack = 0.0f;
-#pragma unroll
-                for (int j = 0; j < kPack; ++j) {
-                    pack = fmaf(xf[j], xf[j], pack);
-                }
-                ss[t] += pack;
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-#pragma unroll
-            for (int off = kWarp / 2; off > 0; off >>= 1) {
-                ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
-            }
             if (lane == 0) {
                 red[vw][t] = ss[t];
             }
@@ -309,14 +290,7 @@ __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int
         unpack8<W>(__ldg(norm_packs + i), nf);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
-            float xf[kPack];
-            unpack8<W>(dst[t * k_packs + i], xf);
-            __align__(16) W y[kPack];
-#pragma unroll
-            for (int j = 0; j < kPack; ++j) {
-                y[j] = from_f32<W>(nf[j] * round_to<W>(xf[j] * inv[t]));
-            }
-            dst[t * k_packs + i] = *reinterpret_cast<const uint4*>(y);
+            dst[t * k_packs + i] = normalised_pack<W>(dst[t * k_packs + i], nf, inv[t]);
         }
     }
     named_barrier_sync(kConsumerBarrier, kConsumers);

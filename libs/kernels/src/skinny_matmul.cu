@@ -34,7 +34,7 @@
 #include "helexa/kernels/skinny_matmul.h"
 #include "elem_access.cuh"
 #include "launch.cuh"
-#include "rms_norm_order.cuh"
+#include "fused_rms_norm.cuh"
 
 namespace helexa::kernels {
 namespace {
@@ -245,34 +245,14 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
         __shared__ float red[kMaxNormWarps][T];
         const int norm_warps = p.norm_threads / kWarp;
         for (int vw = warp; vw < norm_warps; vw += kWarps) {
+            // The loads of x are unrolled inside (one L2 round trip, not one per pack: this
+            // prologue sits between the dependency wait and the weight stream).
             float ss[T];
+            norm_warp_sums<W, T>(
+                vw, lane, k_packs, p.norm_threads,
+                [&](int t, int64_t i) { return __ldg(xbase + t * x_stride_packs + i); }, ss);
 #pragma unroll
             for (int t = 0; t < T; ++t) {
-                ss[t] = 0.0f;
-            }
-            // Unrolled so a lane's loads of x are in flight together (one L2 round trip, not one
-            // per pack: this prologue sits between the dependency wait and the weight stream);
-            // the sums keep their order.
-#pragma unroll 4
-            for (int64_t i = vw * kWarp + lane; i < k_packs; i += p.norm_threads) {
-#pragma unroll
-                for (int t = 0; t < T; ++t) {
-                    float xf[kPackElems];
-                    unpack8<W>(__ldg(xbase + t * x_stride_packs + i), xf);
-                    float pack = 0.0f;
-#pragma unroll
-                    for (int j = 0; j < kPackElems; ++j) {
-                        pack = fmaf(xf[j], xf[j], pack);
-                    }
-                    ss[t] += pack;
-                }
-            }
-#pragma unroll
-            for (int t = 0; t < T; ++t) {
-#pragma unroll
-                for (int off = kWarp / 2; off > 0; off >>= 1) {
-                    ss[t] += __shfl_xor_sync(0xffffffffu, ss[t], off);
-                }
                 if (lane == 0) {
                     red[vw][t] = ss[t];
                 }
@@ -298,14 +278,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(T))
             unpack8<W>(__ldg(norm_packs + i), nf);
 #pragma unroll
             for (int t = 0; t < T; ++t) {
-                float xf[kPackElems];
-                unpack8<W>(__ldg(xbase + t * x_stride_packs + i), xf);
-                __align__(16) W y[kPackElems];
-#pragma unroll
-                for (int j = 0; j < kPackElems; ++j) {
-                    y[j] = from_f32<W>(nf[j] * round_to<W>(xf[j] * inv_rms[t]));
-                }
-                x_normed[t * k_packs + i] = *reinterpret_cast<const uint4*>(y);
+                x_normed[t * k_packs + i] =
+                    normalised_pack<W>(__ldg(xbase + t * x_stride_packs + i), nf, inv_rms[t]);
             }
         }
         __syncthreads();
