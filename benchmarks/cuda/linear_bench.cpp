@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
     // (input norm, residual add, SwiGLU): the fused epilogues change the kernels' shapes (the
     // SwiGLU one reads two rows per warp) and prologues (the norm's reduction).
     using Out = helexa::engine::LinearFusion::Output;
-    // "mlp": the decoder's MLP block as the model runs it (fused_linear_chain: norm, gate_up +
+    // "mlp": the decoder's MLP block as the model runs it (run_chain: norm, gate_up +
     // SwiGLU, down + residual; chained in one launch where the backend chains them), N and K
     // gate_up's, F the intermediate size (down is [K, F]); its bytes are both matrices'.
     // "layer": the chain the decoder runs between two attentions: o_proj + residual (A = the
@@ -266,19 +266,19 @@ int main(int argc, char** argv) {
                     if (s.F == 0) {
                         return b.fused_linear(*out, x, ws[i], Tensor{}, fusion, scratch);
                     }
-                    std::vector<LinearLink> links;
+                    std::vector<helexa::engine::ChainLink> links;
                     if (s.Q > 0) {
-                        links.push_back({x, attn, os[i], Tensor{}, {Tensor{}, 0.0f,
-                                         Out::kAccumulate}, {Tensor{}, *proj}});
+                        links.push_back(LinearLink{x, attn, os[i], Tensor{}, {Tensor{}, 0.0f,
+                                                   Out::kAccumulate}, {Tensor{}, *proj}});
                     }
-                    links.push_back({*out, x, ws[i], Tensor{}, fusion, scratch});
-                    links.push_back({x, *out, downs[i], Tensor{}, {Tensor{}, 0.0f,
-                                     Out::kAccumulate}, {Tensor{}, *proj}});
+                    links.push_back(LinearLink{*out, x, ws[i], Tensor{}, fusion, scratch});
+                    links.push_back(LinearLink{x, *out, downs[i], Tensor{}, {Tensor{}, 0.0f,
+                                               Out::kAccumulate}, {Tensor{}, *proj}});
                     if (s.Q > 0) {
-                        links.push_back({*qkv_out, x, qkvs[i], Tensor{}, {norm_w, 1e-6f,
-                                         Out::kStore}, {*normed, Tensor{}}});
+                        links.push_back(LinearLink{*qkv_out, x, qkvs[i], Tensor{}, {norm_w, 1e-6f,
+                                                   Out::kStore}, {*normed, Tensor{}}});
                     }
-                    return b.fused_linear_chain(links);
+                    return b.run_chain(links);
                 };
                 // Eager once per weight (plans, tuning), then record 8 rounds over the 4 copies.
                 for (size_t i = 0; i < ws.size(); ++i) {

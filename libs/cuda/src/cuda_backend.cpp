@@ -14,6 +14,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "cublaslt_matmul.h"
@@ -474,16 +475,64 @@ public:
         return ok();
     }
 
-    // At 1-2 rows (where each link alone would be a skinny matmul) every link in one persistent
-    // launch (kernels::launch_decode_chain), when all of them fit it. Elsewhere each link alone,
-    // except the MLP's pair where both would take the tensor-core path and mlp_chain_ is on:
-    // chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as the two).
-    Status fused_linear_chain(std::span<const engine::LinearLink> links) override {
-        if (std::vector<kernels::DecodeChainLink> chain; decode_chain_links(links, chain)) {
-            return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()),
-                                                      links.front().x.rows, elem(act_),
-                                                      decode_chain_workspace_, stream_),
-                         "decode_chain");
+    // The decode attention with its q/k/v epilogue done by the attention kernel
+    // (kernels::FusedQkvEpilogue): its launch arguments, args.epilogue pointing at epilogue (so
+    // a FusedAttention is used where it was filled, not copied).
+    struct FusedAttention {
+        kernels::PagedAttentionArgs args;
+        kernels::FusedQkvEpilogue epilogue;
+    };
+    // At 1-2 rows (where each projection alone would be a skinny matmul) every link in one
+    // persistent launch (kernels::launch_decode_chain), the attention included, when all of
+    // them fit it. Otherwise each attention alone (qkv_attention) and the projections between
+    // them as linear_links runs them.
+    Status run_chain(std::span<const engine::ChainLink> links) override {
+        std::vector<kernels::DecodeChainLink> chain;
+        std::vector<FusedAttention> attention;
+        attention.reserve(links.size());  // the chain's links point into it
+        bool fits = false;
+        HELEXA_TRY_STATUS(decode_chain_links(links, chain, attention, fits));
+        if (fits) {
+            return launch_chain(chain, links);
+        }
+        for (size_t i = 0; i < links.size();) {
+            if (const auto* a = std::get_if<engine::AttentionLink>(&links[i])) {
+                HELEXA_TRY_STATUS(run_attention_link(*a));
+                ++i;
+                continue;
+            }
+            std::vector<engine::LinearLink> run;
+            for (; i < links.size() && std::holds_alternative<engine::LinearLink>(links[i]); ++i) {
+                run.push_back(std::get<engine::LinearLink>(links[i]));
+            }
+            HELEXA_TRY_STATUS(linear_links(run));
+        }
+        return ok();
+    }
+
+    Status launch_chain(const std::vector<kernels::DecodeChainLink>& chain,
+                        std::span<const engine::ChainLink> links) {
+        const auto* first = std::get_if<engine::LinearLink>(&links.front());
+        const int64_t T = first != nullptr
+                              ? first->x.rows
+                              : std::get<engine::AttentionLink>(links.front()).qkv.rows;
+        return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()), T,
+                                                  elem(act_), decode_chain_workspace_, stream_),
+                     "decode_chain");
+    }
+
+    // Consecutive projections: one decode chain launch when they fit it (decode_chain_links),
+    // else each alone, except the MLP's pair where both would take the tensor-core path and
+    // mlp_chain_ is on: chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as
+    // the two).
+    Status linear_links(std::span<const engine::LinearLink> links) {
+        std::vector<engine::ChainLink> as_chain(links.begin(), links.end());
+        std::vector<kernels::DecodeChainLink> chain;
+        std::vector<FusedAttention> none;
+        bool fits = false;
+        HELEXA_TRY_STATUS(decode_chain_links(as_chain, chain, none, fits));
+        if (fits) {
+            return launch_chain(chain, as_chain);
         }
         for (size_t i = 0; i < links.size();) {
             if (i + 1 < links.size() && mma_mlp_pair(links[i], links[i + 1])) {
@@ -498,33 +547,59 @@ public:
         return ok();
     }
 
-    // The links as the persistent decode chain takes them, or false where it does not take them
-    // all (then each runs alone; their shapes are checked there). Only chains of two or more
-    // links whose every weight is at least kDecodeChainMinLinkBytes: the chain's grid barriers
-    // cost about what the kernel boundaries they replace do, and only long weight streams hide
-    // them. Measured on an H200 (run 16): Qwen3-8B (links of 32-96 MiB) batch 1 0.78 -> 0.84
-    // of the roofline, Qwen3-0.6B (4-12 MiB) 0.32 -> 0.29; sizes between are untested.
-    // HELEXA_CUDA_DECODE_CHAIN=1 drops the size bound (tests), =0 never chains (A/B).
+    // The links as the persistent decode chain takes them, fits false where it does not take
+    // them all. Only chains of two or more links whose every projection weight is at least
+    // kDecodeChainMinLinkBytes: the chain's grid barriers cost about what the kernel boundaries
+    // they replace do, and only long weight streams hide them. Measured on an H200 (run 16):
+    // Qwen3-8B (links of 32-96 MiB) batch 1 0.78 -> 0.84 of the roofline, Qwen3-0.6B (4-12
+    // MiB) 0.32 -> 0.29; sizes between are untested. HELEXA_CUDA_DECODE_CHAIN=1 drops the size
+    // bound (tests), =0 never chains (A/B). An attention link goes in only as the fused decode
+    // attention (fused_attention) and with HELEXA_CUDA_CHAIN_ATTENTION=1; its launch arguments
+    // are kept in `attention`, which must not reallocate while chain is used.
     static constexpr int64_t kDecodeChainMinLinkBytes = 16 << 20;
-    bool decode_chain_links(std::span<const engine::LinearLink> links,
-                            std::vector<kernels::DecodeChainLink>& chain) const {
+    Status decode_chain_links(std::span<const engine::ChainLink> links,
+                              std::vector<kernels::DecodeChainLink>& chain,
+                              std::vector<FusedAttention>& attention, bool& fits) {
+        fits = false;
         if (decode_chain_ == DecodeChain::kOff || decode_chain_workspace_.device == nullptr ||
             links.size() < 2 ||
             static_cast<int64_t>(links.size()) > kernels::kDecodeChainMaxLinks ||
             !kernels::decode_chain_supported()) {
-            return false;
+            return ok();
         }
-        for (const engine::LinearLink& l : links) {
+        int64_t T = -1;
+        for (const engine::ChainLink& link : links) {
+            if (const auto* a = std::get_if<engine::AttentionLink>(&link)) {
+                T = T < 0 ? a->qkv.rows : T;
+                if (!chain_attention_ || a->qkv.rows != T) {
+                    return ok();
+                }
+                continue;
+            }
+            const auto& l = std::get<engine::LinearLink>(link);
+            T = T < 0 ? l.x.rows : T;
             if (decode_chain_ == DecodeChain::kLongLinks &&
                 l.w.numel() * engine::dtype_size(l.w.dtype) < kDecodeChainMinLinkBytes) {
-                return false;
+                return ok();
             }
         }
-        const int64_t T = links.front().x.rows;
         if (T < 1 || T > std::min(skinny_max_rows_, kernels::kDecodeChainMaxRows)) {
-            return false;
+            return ok();
         }
-        for (const engine::LinearLink& l : links) {
+        for (const engine::ChainLink& link : links) {
+            if (const auto* a = std::get_if<engine::AttentionLink>(&link)) {
+                FusedAttention& f = attention.emplace_back();
+                bool fused = false;
+                HELEXA_TRY_STATUS(fused_attention(*a, f, fused));
+                if (!fused) {
+                    return ok();
+                }
+                kernels::DecodeChainLink c;
+                c.attention = &f.args;
+                chain.push_back(c);
+                continue;
+            }
+            const auto& l = std::get<engine::LinearLink>(link);
             const bool swiglu = l.fusion.output == LinearFusion::Output::kSwiGlu;
             const Tensor& nw = l.fusion.norm_weight;
             if (l.x.rows != T || l.out.rows != T || l.x.dtype != act_ || l.w.dtype != act_ ||
@@ -532,7 +607,7 @@ public:
                 l.out.cols != (swiglu ? l.w.rows / 2 : l.w.rows) ||
                 (l.bias && (l.bias.dtype != act_ || l.bias.numel() != l.w.rows)) ||
                 (nw && (nw.dtype != act_ || nw.numel() != l.x.cols))) {
-                return false;
+                return ok();
             }
             kernels::DecodeChainLink c;
             c.out = l.out.data;
@@ -548,7 +623,8 @@ public:
             c.fusion.output = skinny_output(l.fusion.output);
             chain.push_back(c);
         }
-        return kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T);
+        fits = kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T);
+        return ok();
     }
 
     // Whether links (a, b) are the MLP's gate_up (+ norm, SwiGLU) and down (+ residual) at rows
@@ -687,60 +763,77 @@ public:
         return check(kernels::launch_paged_attention(*args, stream_), "attention");
     }
 
-    // One kernel for decode steps (kernels::FusedQkvEpilogue); otherwise, or with
-    // HELEXA_CUDA_FUSED_QKV_ATTENTION=0 (A/B measurements), the epilogue kernel then the
+    // One kernel for decode steps (fused_attention, where the grid is small enough:
+    // kernels::paged_attention_fuses_epilogue); otherwise the epilogue kernel then the
     // attention.
     Status qkv_attention(const Tensor& out, const Tensor& qkv, int64_t n_heads, int64_t n_kv_heads,
                          int64_t head_dim, const Tensor& q_norm, const Tensor& k_norm, float eps,
                          const Tensor& positions, const RopeTable& rope_table, KvCache& cache,
                          int64_t layer, const Tensor& slots, const AttentionBatch& batch,
                          float scale) override {
-        static const bool fuse = [] {
-            const char* v = std::getenv("HELEXA_CUDA_FUSED_QKV_ATTENTION");
-            return v == nullptr || std::string_view(v) != "0";
-        }();
-        auto& kv = static_cast<CudaKvCache&>(cache);
-        const auto& s = kv.shape();
-        const bool shapes_ok =
-            out.dtype == act_ && qkv.dtype == act_ &&
-            qkv.cols == (n_heads + 2 * n_kv_heads) * head_dim && out.rows == qkv.rows &&
-            out.cols == n_heads * head_dim && s.n_kv_heads == n_kv_heads &&
-            s.head_dim == head_dim && n_heads % n_kv_heads == 0 && positions.numel() == qkv.rows &&
-            slots.numel() == qkv.rows && layer >= 0 && layer < s.n_layers &&
-            static_cast<bool>(q_norm) == static_cast<bool>(k_norm) &&
-            (!q_norm || (q_norm.dtype == act_ && q_norm.numel() == head_dim &&
-                         k_norm.dtype == act_ && k_norm.numel() == head_dim)) &&
-            rope_table.inv_freq.dtype == DType::kF32 &&
-            rope_table.inv_freq.numel() == rope_table.rotary_dim / 2;
-        if (!fuse || !shapes_ok || qkv.rows == 0 || batch.max_query_len != 1) {
+        const engine::AttentionLink link{out,   qkv,   n_heads, n_kv_heads, head_dim,
+                                         q_norm, k_norm, eps,   positions,  &rope_table,
+                                         &cache, layer, slots,  &batch,     scale};
+        FusedAttention f;
+        bool fused = false;
+        HELEXA_TRY_STATUS(fused_attention(link, f, fused));
+        if (!fused || !kernels::paged_attention_fuses_epilogue(f.args)) {
             // The composition checks the shapes and names the failing op.
             return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
                                           eps, positions, rope_table, cache, layer, slots, batch,
                                           scale);
         }
-        auto args = attention_args(out, qkv.col_slice(0, n_heads * head_dim), kv, layer, batch,
-                                   n_heads, scale);
+        return check(kernels::launch_paged_attention(f.args, stream_), "qkv_attention");
+    }
+
+    // Fills f for link l, or leaves fused false where the fused form does not apply: not a
+    // decode step (one query row per sequence), shapes it does not take, or
+    // HELEXA_CUDA_FUSED_QKV_ATTENTION=0 (A/B measurements). May grow the attention workspace.
+    Status fused_attention(const engine::AttentionLink& l, FusedAttention& f, bool& fused) {
+        static const bool fuse = [] {
+            const char* v = std::getenv("HELEXA_CUDA_FUSED_QKV_ATTENTION");
+            return v == nullptr || std::string_view(v) != "0";
+        }();
+        fused = false;
+        auto& kv = static_cast<CudaKvCache&>(*l.cache);
+        const auto& s = kv.shape();
+        const Tensor& out = l.out;
+        const Tensor& qkv = l.qkv;
+        const int64_t hd = l.head_dim;
+        const RopeTable& rope = *l.rope;
+        const bool shapes_ok =
+            out.dtype == act_ && qkv.dtype == act_ &&
+            qkv.cols == (l.n_heads + 2 * l.n_kv_heads) * hd && out.rows == qkv.rows &&
+            out.cols == l.n_heads * hd && s.n_kv_heads == l.n_kv_heads && s.head_dim == hd &&
+            l.n_heads % l.n_kv_heads == 0 && l.positions.numel() == qkv.rows &&
+            l.slots.numel() == qkv.rows && l.layer >= 0 && l.layer < s.n_layers &&
+            static_cast<bool>(l.q_norm) == static_cast<bool>(l.k_norm) &&
+            (!l.q_norm || (l.q_norm.dtype == act_ && l.q_norm.numel() == hd &&
+                           l.k_norm.dtype == act_ && l.k_norm.numel() == hd)) &&
+            rope.inv_freq.dtype == DType::kF32 && rope.inv_freq.numel() == rope.rotary_dim / 2;
+        if (!fuse || !shapes_ok || qkv.rows == 0 || l.batch->max_query_len != 1) {
+            return ok();
+        }
+        auto args = attention_args(out, qkv.col_slice(0, l.n_heads * hd), kv, l.layer, *l.batch,
+                                   l.n_heads, l.scale);
         if (!args) {
             return tl::unexpected(std::move(args).error());
         }
-        kernels::FusedQkvEpilogue e;
-        e.q_norm_weight = q_norm ? q_norm.data : nullptr;
-        e.k_norm_weight = k_norm ? k_norm.data : nullptr;
-        e.eps = eps;
-        e.positions = static_cast<const int32_t*>(positions.data);
-        e.inv_freq = static_cast<const float*>(rope_table.inv_freq.data);
-        e.rotary_dim = rope_table.rotary_dim;
-        e.attention_scaling = rope_table.attention_scaling;
-        e.k_pool = kv.k_pool(layer);
-        e.v_pool = kv.v_pool(layer);
-        e.slots = static_cast<const int32_t*>(slots.data);
-        args->epilogue = &e;
-        if (!kernels::paged_attention_fuses_epilogue(*args)) {
-            return Backend::qkv_attention(out, qkv, n_heads, n_kv_heads, head_dim, q_norm, k_norm,
-                                          eps, positions, rope_table, cache, layer, slots, batch,
-                                          scale);
-        }
-        return check(kernels::launch_paged_attention(*args, stream_), "qkv_attention");
+        f.args = *args;
+        kernels::FusedQkvEpilogue& e = f.epilogue;
+        e.q_norm_weight = l.q_norm ? l.q_norm.data : nullptr;
+        e.k_norm_weight = l.k_norm ? l.k_norm.data : nullptr;
+        e.eps = l.eps;
+        e.positions = static_cast<const int32_t*>(l.positions.data);
+        e.inv_freq = static_cast<const float*>(rope.inv_freq.data);
+        e.rotary_dim = rope.rotary_dim;
+        e.attention_scaling = rope.attention_scaling;
+        e.k_pool = kv.k_pool(l.layer);
+        e.v_pool = kv.v_pool(l.layer);
+        e.slots = static_cast<const int32_t*>(l.slots.data);
+        f.args.epilogue = &e;
+        fused = true;
+        return ok();
     }
 
     Status gather_rows(const Tensor& out, const Tensor& x, const Tensor& rows) override {
@@ -847,7 +940,7 @@ private:
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
         // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
-        // (fused_linear_chain) where both take the tensor-core path. Off by default: measured
+        // (linear_links) where both take the tensor-core path. Off by default: measured
         // (run 15, H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two
         // apart at 1-64 rows: each CTA's down range waits for gate_up tiles whose finishers sum
         // them after every range has ended (docs/perf/cuda-engine.md, run 15).
@@ -855,8 +948,15 @@ private:
             mlp_chain_ = std::string_view(v) == "1";
         }
         // HELEXA_CUDA_DECODE_CHAIN=0 runs each projection of a 1-2 row step alone instead of the
-        // persistent chain launch (fused_linear_chain; A/B measurements); =1 chains whatever the
+        // persistent chain launch (run_chain; A/B measurements); =1 chains whatever the
         // weights' sizes (so the GPU tests' small models take it too).
+        // HELEXA_CUDA_CHAIN_ATTENTION=1 runs the attention inside the decode chain's launch.
+        // Off by default: measured (run 17, H200) the chain with the attention inside took ~148
+        // us a Qwen3-8B layer against ~117 us for the attention kernel then the chain
+        // (docs/perf/cuda-engine.md, run 17).
+        if (const char* v = std::getenv("HELEXA_CUDA_CHAIN_ATTENTION"); v != nullptr) {
+            chain_attention_ = std::string_view(v) == "1";
+        }
         if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
             const std::string_view mode(v);
             decode_chain_ = mode == "0"   ? DecodeChain::kOff
@@ -964,9 +1064,11 @@ private:
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
     bool mlp_chain_ = false;
-    // Where fused_linear_chain takes the decode chain (decode_chain_links).
+    // Where run_chain takes the decode chain (decode_chain_links), and whether the attention
+    // goes into it.
     enum class DecodeChain { kOff, kLongLinks, kAlways };
     DecodeChain decode_chain_ = DecodeChain::kLongLinks;
+    bool chain_attention_ = false;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

@@ -1,10 +1,15 @@
 // Paged attention and KV writes on CUDA against the CPU backend: mixed batches of prefill chunks
 // (with and without a cached prefix) and decode tokens, GQA, head dims 16/64/128, contexts long
 // enough for split-K, blocks scattered through the pool.
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "cuda_test_support.h"
+#include "helexa/kernels/decode_chain.h"
 
 namespace helexa::cuda::testing {
 namespace {
@@ -151,136 +156,162 @@ struct QkvAttnCase {
     std::vector<int64_t> ctx;  // per sequence, the new token included
 };
 
-class CudaQkvAttention : public CudaVsCpu, public ::testing::WithParamInterface<QkvAttnCase> {};
+class CudaQkvAttention : public CudaVsCpu, public ::testing::WithParamInterface<QkvAttnCase> {
+protected:
+    // One decode step's attention inputs for a QkvAttnCase: a CPU cache and n_gpu CUDA caches holding
+    // the same prefix (every key but the new one) in scattered blocks, the batch, positions, slots,
+    // rotary table, q/k norm weights and the step's qkv rows.
+    struct DecodeStepInputs {
+        int64_t n_seqs = 0;
+        int64_t layer = 1;
+        std::unique_ptr<engine::KvCache> kv_cpu;
+        std::vector<std::unique_ptr<engine::KvCache>> kv_gpu;
+        Pair qs, cs, ts, pos, slots, qn, kn;
+        engine::AttentionBatch bc, bg;
+        engine::RopeTable rc, rg;
+        std::vector<float> qkv_values;  // [n_seqs, (n_heads + 2 n_kv_heads) head_dim]
+    };
 
-TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
-    const QkvAttnCase& c = GetParam();
-    const int64_t hd = c.head_dim;
-    const int64_t nh = c.n_heads;
-    const int64_t nkv = c.n_kv_heads;
-    const int64_t bs = 16;
-    const auto n_seqs = static_cast<int64_t>(c.ctx.size());
-    int64_t n_blocks = 3;
-    int64_t max_ctx = 0;
-    for (int64_t n : c.ctx) {
-        n_blocks += (n + bs - 1) / bs;
-        max_ctx = std::max(max_ctx, n);
-    }
-    const int64_t max_blocks = (max_ctx + bs - 1) / bs;
-    const int64_t layer = 1;
-    // Three caches with the same prefix: CPU, CUDA fused, CUDA composed.
-    std::unique_ptr<engine::KvCache> kv_cpu;
-    std::unique_ptr<engine::KvCache> kv_fused;
-    std::unique_ptr<engine::KvCache> kv_composed;
-    {
+    void make_inputs(const QkvAttnCase& c, int n_gpu, DecodeStepInputs& in) {
+        const int64_t hd = c.head_dim;
+        const int64_t nkv = c.n_kv_heads;
+        const int64_t bs = 16;
+        in.n_seqs = static_cast<int64_t>(c.ctx.size());
+        const int64_t n_seqs = in.n_seqs;
+        const int64_t layer = in.layer;
+        int64_t n_blocks = 3;
+        int64_t max_ctx = 0;
+        for (int64_t n : c.ctx) {
+            n_blocks += (n + bs - 1) / bs;
+            max_ctx = std::max(max_ctx, n);
+        }
+        const int64_t max_blocks = (max_ctx + bs - 1) / bs;
         auto k = cpu_->alloc_kv_cache({DType::kF32, 2, nkv, hd, bs, n_blocks});
         ASSERT_TRUE(k.has_value());
-        kv_cpu = std::move(*k);
+        in.kv_cpu = std::move(*k);
         on_gpu([&] {
-            for (auto* kv : {&kv_fused, &kv_composed}) {
+            for (int i = 0; i < n_gpu; ++i) {
                 auto g = gpu_->alloc_kv_cache({DType::kBF16, 2, nkv, hd, bs, n_blocks});
                 ASSERT_TRUE(g.has_value()) << g.error().full_message();
-                *kv = std::move(*g);
+                in.kv_gpu.push_back(std::move(*g));
             }
         });
-    }
-    std::vector<int32_t> free_blocks(static_cast<size_t>(n_blocks));
-    std::iota(free_blocks.rbegin(), free_blocks.rend(), 0);  // scattered, reversed
-    size_t next = 0;
-    std::vector<int32_t> flat(static_cast<size_t>(n_seqs * max_blocks), 0);
-    std::vector<int32_t> qstart = {0};
-    std::vector<int32_t> ctx;
-    std::vector<int32_t> positions;
-    std::vector<int32_t> new_slots;
-    for (int64_t s = 0; s < n_seqs; ++s) {
-        const int64_t total = c.ctx[static_cast<size_t>(s)];
-        std::vector<int32_t> slots;
-        for (int64_t b = 0; b < (total + bs - 1) / bs; ++b) {
-            flat[static_cast<size_t>(s * max_blocks + b)] = free_blocks[next++];
+        std::vector<int32_t> free_blocks(static_cast<size_t>(n_blocks));
+        std::iota(free_blocks.rbegin(), free_blocks.rend(), 0);  // scattered, reversed
+        size_t next = 0;
+        std::vector<int32_t> flat(static_cast<size_t>(n_seqs * max_blocks), 0);
+        std::vector<int32_t> qstart = {0};
+        std::vector<int32_t> ctx;
+        std::vector<int32_t> positions;
+        std::vector<int32_t> new_slots;
+        for (int64_t s = 0; s < n_seqs; ++s) {
+            const int64_t total = c.ctx[static_cast<size_t>(s)];
+            std::vector<int32_t> slots;
+            for (int64_t b = 0; b < (total + bs - 1) / bs; ++b) {
+                flat[static_cast<size_t>(s * max_blocks + b)] = free_blocks[next++];
+            }
+            for (int64_t pos = 0; pos < total; ++pos) {
+                slots.push_back(flat[static_cast<size_t>(s * max_blocks + pos / bs)] * bs +
+                                static_cast<int32_t>(pos % bs));
+            }
+            // The prefix (every key but the new one), as earlier steps would have written it.
+            const int64_t prefix = total - 1;
+            if (prefix > 0) {
+                auto kp = upload(random(static_cast<size_t>(prefix * nkv * hd), 2.0f), prefix,
+                                 nkv * hd);
+                auto vp =
+                    upload(random(static_cast<size_t>(prefix * nkv * hd)), prefix, nkv * hd);
+                auto st = upload_i32({slots.begin(), slots.begin() + prefix});
+                ASSERT_TRUE(
+                    cpu_->kv_write(*in.kv_cpu, layer, kp.cpu, vp.cpu, st.cpu).has_value());
+                on_gpu([&] {
+                    for (auto& kv : in.kv_gpu) {
+                        ASSERT_TRUE(
+                            gpu_->kv_write(*kv, layer, kp.gpu, vp.gpu, st.gpu).has_value());
+                    }
+                });
+            }
+            qstart.push_back(qstart.back() + 1);
+            ctx.push_back(static_cast<int32_t>(total));
+            positions.push_back(static_cast<int32_t>(total - 1));
+            new_slots.push_back(slots.back());
         }
-        for (int64_t pos = 0; pos < total; ++pos) {
-            slots.push_back(flat[static_cast<size_t>(s * max_blocks + pos / bs)] * bs +
-                            static_cast<int32_t>(pos % bs));
-        }
-        // The prefix (every key but the new one), as earlier steps would have written it.
-        const int64_t prefix = total - 1;
-        if (prefix > 0) {
-            auto k = upload(random(static_cast<size_t>(prefix * nkv * hd), 2.0f), prefix,
-                            nkv * hd);
-            auto v = upload(random(static_cast<size_t>(prefix * nkv * hd)), prefix, nkv * hd);
-            auto st = upload_i32({slots.begin(), slots.begin() + prefix});
-            ASSERT_TRUE(cpu_->kv_write(*kv_cpu, layer, k.cpu, v.cpu, st.cpu).has_value());
-            on_gpu([&] {
-                for (auto* kv : {&kv_fused, &kv_composed}) {
-                    ASSERT_TRUE(gpu_->kv_write(**kv, layer, k.gpu, v.gpu, st.gpu).has_value());
-                }
-            });
-        }
-        qstart.push_back(qstart.back() + 1);
-        ctx.push_back(static_cast<int32_t>(total));
-        positions.push_back(static_cast<int32_t>(total - 1));
-        new_slots.push_back(slots.back());
-    }
-    auto qs = upload_i32(qstart);
-    auto cs = upload_i32(ctx);
-    auto ts = upload_i32(flat);
-    auto pos_t = upload_i32(positions);
-    auto slots_t = upload_i32(new_slots);
-    engine::AttentionBatch bc{n_seqs, max_blocks, max_ctx, 1, qs.cpu, cs.cpu,
-                              ts.cpu.reshaped(n_seqs, max_blocks)};
-    engine::AttentionBatch bg{n_seqs, max_blocks, max_ctx, 1, qs.gpu, cs.gpu,
-                              ts.gpu.reshaped(n_seqs, max_blocks)};
+        in.qs = upload_i32(qstart);
+        in.cs = upload_i32(ctx);
+        in.ts = upload_i32(flat);
+        in.pos = upload_i32(positions);
+        in.slots = upload_i32(new_slots);
+        in.bc = {n_seqs, max_blocks, max_ctx, 1, in.qs.cpu, in.cs.cpu,
+                 in.ts.cpu.reshaped(n_seqs, max_blocks)};
+        in.bg = {n_seqs, max_blocks, max_ctx, 1, in.qs.gpu, in.cs.gpu,
+                 in.ts.gpu.reshaped(n_seqs, max_blocks)};
 
-    std::vector<float> inv(static_cast<size_t>(c.rotary_dim / 2));
-    for (size_t i = 0; i < inv.size(); ++i) {
-        inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * static_cast<double>(i) /
-                                                         static_cast<double>(c.rotary_dim)));
-    }
-    engine::RopeTable rc{};
-    engine::RopeTable rg{};
-    {
+        std::vector<float> inv(static_cast<size_t>(c.rotary_dim / 2));
+        for (size_t i = 0; i < inv.size(); ++i) {
+            inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * static_cast<double>(i) /
+                                                             static_cast<double>(c.rotary_dim)));
+        }
         auto t = cpu_->alloc(DType::kF32, 1, std::max<int64_t>(1, c.rotary_dim / 2));
         ASSERT_TRUE(t.has_value());
         if (!inv.empty()) {
             ASSERT_TRUE(cpu_->copy_from_host(*t, inv.data()).has_value());
         }
-        rc = engine::RopeTable{t->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
+        in.rc = engine::RopeTable{t->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
         on_gpu([&] {
             auto g = gpu_->alloc(DType::kF32, 1, std::max<int64_t>(1, c.rotary_dim / 2));
             ASSERT_TRUE(g.has_value());
             if (!inv.empty()) {
                 ASSERT_TRUE(gpu_->copy_from_host(*g, inv.data()).has_value());
             }
-            rg = engine::RopeTable{g->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
+            in.rg = engine::RopeTable{g->reshaped(1, c.rotary_dim / 2), c.rotary_dim, 1.0f};
         });
+        if (c.qk_norm) {
+            in.qn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+            in.kn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+        }
+        in.qkv_values =
+            random(static_cast<size_t>(n_seqs * (c.n_heads + 2 * nkv) * hd), 2.0f);
     }
-    Pair qn{};
-    Pair kn{};
-    if (c.qk_norm) {
-        qn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
-        kn = upload(random(static_cast<size_t>(hd), 2.0f), 1, hd);
+    void release(DecodeStepInputs& in) {
+        on_gpu([&] { in.kv_gpu.clear(); });
     }
+};
+
+TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
+    const QkvAttnCase& c = GetParam();
+    const int64_t hd = c.head_dim;
+    const int64_t nh = c.n_heads;
+    const int64_t nkv = c.n_kv_heads;
+    // Three caches with the same prefix: CPU, CUDA fused, CUDA composed.
+    DecodeStepInputs in;
+    make_inputs(c, 2, in);
+    ASSERT_EQ(in.kv_gpu.size(), 2u);
+    const int64_t n_seqs = in.n_seqs;
+    const int64_t layer = in.layer;
+    engine::KvCache& kv_fused = *in.kv_gpu[0];
+    engine::KvCache& kv_composed = *in.kv_gpu[1];
 
     // Two copies of the step's qkv rows: the composition normalises and rotates its copy in place.
     const int64_t width = (nh + 2 * nkv) * hd;
-    const auto values = random(static_cast<size_t>(n_seqs * width), 2.0f);
-    auto qkv_fused = upload(values, n_seqs, width);
-    auto qkv_composed = upload(values, n_seqs, width);
+    auto qkv_fused = upload(in.qkv_values, n_seqs, width);
+    auto qkv_composed = upload(in.qkv_values, n_seqs, width);
     auto out_fused = output(n_seqs, nh * hd);
     auto out_composed = output(n_seqs, nh * hd);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float eps = 1e-6f;
-    ASSERT_TRUE(cpu_->qkv_attention(out_fused.cpu, qkv_fused.cpu, nh, nkv, hd, qn.cpu, kn.cpu, eps,
-                                    pos_t.cpu, rc, *kv_cpu, layer, slots_t.cpu, bc, scale)
+    ASSERT_TRUE(cpu_->qkv_attention(out_fused.cpu, qkv_fused.cpu, nh, nkv, hd, in.qn.cpu,
+                                    in.kn.cpu, eps, in.pos.cpu, in.rc, *in.kv_cpu, layer,
+                                    in.slots.cpu, in.bc, scale)
                     .has_value());
     on_gpu([&] {
-        auto st = gpu_->qkv_attention(out_fused.gpu, qkv_fused.gpu, nh, nkv, hd, qn.gpu, kn.gpu,
-                                      eps, pos_t.gpu, rg, *kv_fused, layer, slots_t.gpu, bg, scale);
+        auto st = gpu_->qkv_attention(out_fused.gpu, qkv_fused.gpu, nh, nkv, hd, in.qn.gpu,
+                                      in.kn.gpu, eps, in.pos.gpu, in.rg, kv_fused, layer,
+                                      in.slots.gpu, in.bg, scale);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         // The base class's composition: the epilogue kernel, then the attention.
-        st = gpu_->Backend::qkv_attention(out_composed.gpu, qkv_composed.gpu, nh, nkv, hd, qn.gpu,
-                                          kn.gpu, eps, pos_t.gpu, rg, *kv_composed, layer,
-                                          slots_t.gpu, bg, scale);
+        st = gpu_->Backend::qkv_attention(out_composed.gpu, qkv_composed.gpu, nh, nkv, hd,
+                                          in.qn.gpu, in.kn.gpu, eps, in.pos.gpu, in.rg,
+                                          kv_composed, layer, in.slots.gpu, in.bg, scale);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
     });
     const auto fused = read_gpu(out_fused.gpu);
@@ -292,16 +323,14 @@ TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
     auto again_fused = output(n_seqs, nh * hd);
     auto again_composed = output(n_seqs, nh * hd);
     on_gpu([&] {
-        ASSERT_TRUE(
-            gpu_->attention(again_fused.gpu, q2.gpu, *kv_fused, layer, bg, nh, scale).has_value());
-        ASSERT_TRUE(gpu_->attention(again_composed.gpu, q2.gpu, *kv_composed, layer, bg, nh, scale)
+        ASSERT_TRUE(gpu_->attention(again_fused.gpu, q2.gpu, kv_fused, layer, in.bg, nh, scale)
                         .has_value());
+        ASSERT_TRUE(
+            gpu_->attention(again_composed.gpu, q2.gpu, kv_composed, layer, in.bg, nh, scale)
+                .has_value());
     });
     EXPECT_EQ(read_gpu(again_fused.gpu), read_gpu(again_composed.gpu)) << "pool contents";
-    on_gpu([&] {
-        kv_fused.reset();
-        kv_composed.reset();
-    });
+    release(in);
 }
 
 // Every case but the last is sized to take the fused path (a decode grid of at most one CTA per
@@ -321,6 +350,161 @@ INSTANTIATE_TEST_SUITE_P(
         QkvAttnCase{64, 14, 2, false, 64, {900, 33}},
         // 256 CTAs: the epilogue kernel then the attention (the fallback must agree too).
         QkvAttnCase{128, 32, 8, true, 128, {640, 200, 3, 129}}));
+
+
+// The attention as the first link of the decode chain (chain_attention.cuh) with the output
+// projection after it, as the decoder chains them, the chain forced on
+// (HELEXA_CUDA_DECODE_CHAIN=1: the test weights are small; HELEXA_CUDA_CHAIN_ATTENTION=1):
+// against the CPU backend's chain,
+// with the new keys and values in the pool equal bit for bit to the fused attention kernel's (a
+// second attention over both caches), and the chain's trace showing that the attention ran
+// inside the launch. Contexts give one split and several merged through the workspace; Qwen3's
+// and Llama's blocks, groups 1, 2, 4 and 7, head dims 64, 128 and 256, partial rotary.
+class CudaChainAttention : public CudaQkvAttention {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_DECODE_CHAIN", "1", 1);
+        setenv("HELEXA_CUDA_CHAIN_ATTENTION", "1", 1);
+        CudaQkvAttention::SetUp();
+        unsetenv("HELEXA_CUDA_DECODE_CHAIN");
+        unsetenv("HELEXA_CUDA_CHAIN_ATTENTION");
+    }
+};
+
+// Debugging (HELEXA_PRINT_CHAIN_TRACE=1): the chain trace's attention and o_proj times, us from
+// the earliest CTA start, min / median / max over the CTAs that got there.
+void print_trace(const std::vector<unsigned long long>& trace) {
+    const auto words = static_cast<size_t>(kernels::decode_chain_trace_words());
+    const size_t ctas = trace.size() / words;
+    unsigned long long t0 = ~0ull;
+    for (size_t c = 0; c < ctas; ++c) {
+        if (trace[c * words + 1] != 0) {
+            t0 = std::min(t0, trace[c * words + 1]);
+        }
+    }
+    const char* names[] = {"attention start", "attention done", "attention barrier",
+                           "o_proj x ready", "o_proj last unit"};
+    const size_t at[] = {8, 9, 10, 12, 13};
+    for (size_t i = 0; i < 5; ++i) {
+        std::vector<double> us;
+        for (size_t c = 0; c < ctas; ++c) {
+            if (const unsigned long long v = trace[c * words + at[i]]; v != 0 && v >= t0) {
+                us.push_back(static_cast<double>(v - t0) / 1000.0);
+            }
+        }
+        if (us.empty()) {
+            continue;
+        }
+        std::sort(us.begin(), us.end());
+        std::printf("  %-18s %7.2f / %7.2f / %7.2f us (%zu CTAs)\n", names[i], us.front(),
+                    us[us.size() / 2], us.back(), us.size());
+    }
+}
+
+TEST_P(CudaChainAttention, MatchesCpuAndTheFusedKernelsPoolWrites) {
+    const QkvAttnCase& c = GetParam();
+    bool supported = false;
+    on_gpu([&] { supported = kernels::decode_chain_supported(); });
+    if (!supported) {
+        GTEST_SKIP() << "the decode chain needs compute capability 9.0";
+    }
+    const int64_t hd = c.head_dim;
+    const int64_t nh = c.n_heads;
+    const int64_t nkv = c.n_kv_heads;
+    const int64_t D = 4096;  // the residual's width: o_proj streams 32 MiB, as Qwen3-8B's does
+    DecodeStepInputs in;
+    make_inputs(c, 2, in);  // CUDA caches: [0] the chain's, [1] the fused kernel's
+    ASSERT_EQ(in.kv_gpu.size(), 2u);
+    const int64_t n_seqs = in.n_seqs;
+    const int64_t width = (nh + 2 * nkv) * hd;
+    auto qkv = upload(in.qkv_values, n_seqs, width);
+    auto qkv_alone = upload(in.qkv_values, n_seqs, width);
+    auto attn = output(n_seqs, nh * hd);
+    auto attn_alone = output(n_seqs, nh * hd);
+    auto o_w = upload(random(static_cast<size_t>(D * nh * hd), 0.05f), D, nh * hd);
+    auto residual = upload(random(static_cast<size_t>(n_seqs * D)), n_seqs, D);
+    auto proj = output(n_seqs, D);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float eps = 1e-6f;
+    using Output = engine::LinearFusion::Output;
+    auto links = [&](Tensor Pair::*side, const engine::RopeTable& rope, engine::KvCache& kv,
+                     const engine::AttentionBatch& batch) -> std::vector<engine::ChainLink> {
+        return {engine::AttentionLink{attn.*side, qkv.*side, nh, nkv, hd, in.qn.*side,
+                                      in.kn.*side, eps, in.pos.*side, &rope, &kv, in.layer,
+                                      in.slots.*side, &batch, scale},
+                engine::LinearLink{residual.*side, attn.*side, o_w.*side, Tensor{},
+                                   {Tensor{}, 0.0f, Output::kAccumulate},
+                                   engine::LinearScratch{{}, proj.*side}}};
+    };
+    auto st = cpu_->run_chain(links(&Pair::cpu, in.rc, *in.kv_cpu, in.bc));
+    ASSERT_TRUE(st.has_value()) << st.error().full_message();
+    std::vector<unsigned long long> trace;
+    on_gpu([&] {
+        int sms = 0;
+        ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+        const size_t words = static_cast<size_t>(sms) * kernels::decode_chain_trace_words();
+        void* mem = nullptr;
+        ASSERT_EQ(cudaMalloc(&mem, words * sizeof(unsigned long long)), cudaSuccess);
+        auto* buf = static_cast<unsigned long long*>(mem);
+        ASSERT_EQ(cudaMemset(buf, 0, words * sizeof(*buf)), cudaSuccess);
+        kernels::decode_chain_set_trace(buf);
+        auto g = gpu_->run_chain(links(&Pair::gpu, in.rg, *in.kv_gpu[0], in.bg));
+        EXPECT_TRUE(g.has_value()) << g.error().full_message();
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        kernels::decode_chain_set_trace(nullptr);
+        trace.resize(words);
+        EXPECT_EQ(cudaMemcpy(trace.data(), buf, words * sizeof(*buf), cudaMemcpyDeviceToHost),
+                  cudaSuccess);
+        EXPECT_EQ(cudaFree(buf), cudaSuccess);
+        // The fused attention kernel alone on the other cache.
+        g = gpu_->qkv_attention(attn_alone.gpu, qkv_alone.gpu, nh, nkv, hd, in.qn.gpu, in.kn.gpu,
+                                eps, in.pos.gpu, in.rg, *in.kv_gpu[1], in.layer, in.slots.gpu,
+                                in.bg, scale);
+        EXPECT_TRUE(g.has_value()) << g.error().full_message();
+    });
+    // Link 0's first trace word (the attention's start on CTA 0): set only by a chain launch
+    // that ran the attention.
+    ASSERT_GT(trace.size(), 8u);
+    EXPECT_NE(trace[8], 0u) << "the attention did not run inside the chain";
+    if (std::getenv("HELEXA_PRINT_CHAIN_TRACE") != nullptr) {
+        print_trace(trace);
+    }
+    EXPECT_LE(rel_error(read_gpu(attn.gpu), read_cpu(attn.cpu)), 1e-2) << "attention output";
+    EXPECT_LE(rel_error(read_gpu(attn.gpu), read_gpu(attn_alone.gpu)), 1e-2)
+        << "against the fused kernel";
+    EXPECT_LE(rel_error(read_gpu(residual.gpu), read_cpu(residual.cpu)), 1e-2) << "residual";
+
+    auto q2 = upload(random(static_cast<size_t>(n_seqs * nh * hd), 2.0f), n_seqs, nh * hd);
+    auto again_chain = output(n_seqs, nh * hd);
+    auto again_alone = output(n_seqs, nh * hd);
+    on_gpu([&] {
+        ASSERT_TRUE(gpu_->attention(again_chain.gpu, q2.gpu, *in.kv_gpu[0], in.layer, in.bg, nh,
+                                    scale)
+                        .has_value());
+        ASSERT_TRUE(gpu_->attention(again_alone.gpu, q2.gpu, *in.kv_gpu[1], in.layer, in.bg, nh,
+                                    scale)
+                        .has_value());
+    });
+    EXPECT_EQ(read_gpu(again_chain.gpu), read_gpu(again_alone.gpu)) << "pool contents";
+    release(in);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaChainAttention,
+    ::testing::Values(
+        // Qwen3-8B's block: the new key alone, one split, two, eight and many merged.
+        QkvAttnCase{128, 32, 8, true, 128, {1, 2}},
+        QkvAttnCase{128, 32, 8, true, 128, {100}},
+        QkvAttnCase{128, 32, 8, true, 128, {17, 200}},
+        QkvAttnCase{128, 32, 8, true, 128, {1000}},
+        QkvAttnCase{128, 32, 8, true, 128, {5000, 3}},
+        // Qwen3-0.6B's group of 2; Llama's block; group 1 with partial rotary; group 7 at
+        // head_dim 64; head_dim 256.
+        QkvAttnCase{128, 16, 8, true, 128, {300, 31}},
+        QkvAttnCase{128, 32, 8, false, 128, {257, 16}},
+        QkvAttnCase{128, 8, 8, true, 64, {99, 400}},
+        QkvAttnCase{64, 14, 2, false, 64, {900, 33}},
+        QkvAttnCase{256, 16, 4, true, 256, {70, 5}}));
 
 }  // namespace
 }  // namespace helexa::cuda::testing

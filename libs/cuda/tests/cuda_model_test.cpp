@@ -308,6 +308,26 @@ TEST_F(CudaRandomModelChained, BatchedStepEqualsSingleSteps) {
     batched_step_equals_single_steps();
 }
 
+// The same with the attention inside the chain's launch (HELEXA_CUDA_CHAIN_ATTENTION=1).
+class CudaRandomModelChainedAttention : public CudaRandomModelChained {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_CHAIN_ATTENTION", "1", 1);
+        CudaRandomModelChained::SetUp();
+    }
+    void TearDown() override {
+        unsetenv("HELEXA_CUDA_CHAIN_ATTENTION");
+        CudaRandomModelChained::TearDown();
+    }
+};
+
+TEST_F(CudaRandomModelChainedAttention, PrefillAndDecodeMatchCpuBackend) {
+    prefill_and_decode_match_cpu();
+}
+TEST_F(CudaRandomModelChainedAttention, BatchedStepEqualsSingleSteps) {
+    batched_step_equals_single_steps();
+}
+
 // step_sample on the device: the same tokens as the host rule over step_in_place's rows of the
 // same step (prefill, then a decode step that replays a graph), only ids copied when no row needs
 // the host, and a host row's logits returned beside the drawn rows' tokens.

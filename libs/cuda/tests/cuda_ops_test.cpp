@@ -244,7 +244,7 @@ protected:
 
 TEST_F(FusedLinearCublasLt, MatchesTheComposition) { check("cublaslt"); }
 
-// fused_linear_chain over the MLP's two links with the tensor-core path and the chain on
+// run_chain over the MLP's two links with the tensor-core path and the chain on
 // (HELEXA_CUDA_MMA_MAX_ROWS=64, HELEXA_CUDA_MLP_CHAIN=1), where the CUDA backend chains gate_up
 // and down in one launch, against the CPU backend's composition. Shapes: every n-tile count,
 // grids smaller than the card (3 x 128 x 128: four gate_up units and two down units), stages of
@@ -284,20 +284,22 @@ TEST_F(FusedMlpMma, MatchesTheComposition) {
         // repeated calls would compare that rounding, not the MLP (the bit-exact test below
         // makes repeated calls).
         using Output = engine::LinearFusion::Output;
-        const engine::LinearLink cpu_links[] = {
-            {act.cpu, residual.cpu, gate_up.cpu, Tensor{}, {nw.cpu, 1e-6f, Output::kSwiGlu},
+        const engine::ChainLink cpu_links[] = {
+            engine::LinearLink{act.cpu, residual.cpu, gate_up.cpu, Tensor{},
+                               {nw.cpu, 1e-6f, Output::kSwiGlu},
              LinearScratch{normed.cpu, gu.cpu}},
-            {residual.cpu, act.cpu, down.cpu, Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
-             LinearScratch{{}, proj.cpu}}};
-        const engine::LinearLink gpu_links[] = {
-            {act.gpu, residual.gpu, gate_up.gpu, Tensor{}, {nw.gpu, 1e-6f, Output::kSwiGlu},
+            engine::LinearLink{residual.cpu, act.cpu, down.cpu, Tensor{},
+                               {Tensor{}, 0.0f, Output::kAccumulate}, LinearScratch{{}, proj.cpu}}};
+        const engine::ChainLink gpu_links[] = {
+            engine::LinearLink{act.gpu, residual.gpu, gate_up.gpu, Tensor{},
+                               {nw.gpu, 1e-6f, Output::kSwiGlu},
              LinearScratch{normed.gpu, gu.gpu}},
-            {residual.gpu, act.gpu, down.gpu, Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
-             LinearScratch{{}, proj.gpu}}};
-        auto st = cpu_->fused_linear_chain(cpu_links);
+            engine::LinearLink{residual.gpu, act.gpu, down.gpu, Tensor{},
+                               {Tensor{}, 0.0f, Output::kAccumulate}, LinearScratch{{}, proj.gpu}}};
+        auto st = cpu_->run_chain(cpu_links);
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         on_gpu([&] {
-            auto g = gpu_->fused_linear_chain(gpu_links);
+            auto g = gpu_->run_chain(gpu_links);
             ASSERT_TRUE(g.has_value()) << g.error().full_message();
         });
         EXPECT_LE(rel_error(read_gpu(act.gpu), read_cpu(act.cpu)), kBf16Tol)
@@ -419,6 +421,9 @@ protected:
                 {l.q.*side, l.residual.*side, l.qkv.*side, l.qkv_bias.*side,
                  {l.input_norm.*side, 1e-6f, Output::kStore}, LinearScratch{l.normed.*side, {}}}};
     }
+    static std::vector<engine::ChainLink> chain_of(const std::vector<engine::LinearLink>& links) {
+        return {links.begin(), links.end()};
+    }
     void expect_close(const Layer& l, const Case& c, const std::string& label) {
         const std::string at = label + " T=" + std::to_string(c.T) + " D=" + std::to_string(c.D);
         EXPECT_LE(rel_error(read_gpu(l.residual.gpu), read_cpu(l.residual.cpu)), kBf16Tol)
@@ -433,10 +438,10 @@ TEST_F(DecodeChain, BackendChainMatchesTheLinksInOrder) {
         const Layer l = make_layer(c);
         // One call: the CPU side keeps the residual in f32 between links, the GPU side rounds it
         // to bf16 (as its separate launches would), so only one call's outputs are compared.
-        auto st = cpu_->fused_linear_chain(links(l, &Pair::cpu));
+        auto st = cpu_->run_chain(chain_of(links(l, &Pair::cpu)));
         ASSERT_TRUE(st.has_value()) << st.error().full_message();
         on_gpu([&] {
-            auto g = gpu_->fused_linear_chain(links(l, &Pair::gpu));
+            auto g = gpu_->run_chain(chain_of(links(l, &Pair::gpu)));
             ASSERT_TRUE(g.has_value()) << g.error().full_message();
         });
         expect_close(l, c, "backend");
@@ -462,7 +467,7 @@ TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero)
     for (const auto& c : cases_) {
         const Layer l = make_layer(c);
         const auto start = read_gpu(l.residual.gpu);
-        ASSERT_TRUE(cpu_->fused_linear_chain(links(l, &Pair::cpu)).has_value());
+        ASSERT_TRUE(cpu_->run_chain(chain_of(links(l, &Pair::cpu))).has_value());
         std::vector<kernels::DecodeChainLink> chain;
         for (const engine::LinearLink& g : links(l, &Pair::gpu)) {
             kernels::DecodeChainLink k;

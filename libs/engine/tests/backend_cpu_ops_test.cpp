@@ -330,7 +330,7 @@ TEST_F(CpuOps, FusedLinearMatchesNaive) {
     EXPECT_FALSE(backend_->fused_linear(act, x, w, b, {nw, eps, Output::kSwiGlu}, {}));
 }
 
-// fused_linear_chain: the MLP block (norm, gate_up + SwiGLU, down + residual) and then a
+// run_chain: the MLP block (norm, gate_up + SwiGLU, down + residual) and then a
 // normed projection of the new residual (the next layer's q/k/v), each link reading what the
 // one before it wrote, against a double-precision evaluation of the same formulas.
 TEST_F(CpuOps, FusedLinearChainRunsTheLinksInOrder) {
@@ -388,14 +388,16 @@ TEST_F(CpuOps, FusedLinearChainRunsTheLinksInOrder) {
     const Tensor act = make(std::vector<float>(T * F), T, F);
     const Tensor q = make(std::vector<float>(T * Q), T, Q);
     const Tensor norm_scratch = make(std::vector<float>(T * D), T, D);
-    const LinearLink links[] = {
-        {act, residual, make(guv, 2 * F, D), Tensor{}, {make(nv, 1, D), eps, Output::kSwiGlu},
-         {norm_scratch, make(std::vector<float>(T * 2 * F), T, 2 * F)}},
-        {residual, act, make(dv, D, F), Tensor{}, {Tensor{}, 0.0f, Output::kAccumulate},
-         {Tensor{}, make(std::vector<float>(T * D), T, D)}},
-        {q, residual, make(qv, Q, D), Tensor{}, {make(n2v, 1, D), eps, Output::kStore},
-         {norm_scratch, Tensor{}}}};
-    ASSERT_TRUE(backend_->fused_linear_chain(links));
+    const ChainLink links[] = {
+        LinearLink{act, residual, make(guv, 2 * F, D), Tensor{},
+                   {make(nv, 1, D), eps, Output::kSwiGlu},
+                   {norm_scratch, make(std::vector<float>(T * 2 * F), T, 2 * F)}},
+        LinearLink{residual, act, make(dv, D, F), Tensor{},
+                   {Tensor{}, 0.0f, Output::kAccumulate},
+                   {Tensor{}, make(std::vector<float>(T * D), T, D)}},
+        LinearLink{q, residual, make(qv, Q, D), Tensor{}, {make(n2v, 1, D), eps, Output::kStore},
+                   {norm_scratch, Tensor{}}}};
+    ASSERT_TRUE(backend_->run_chain(links));
     expect_near_all(read(residual), want, 1e-4, "chain residual");
     expect_near_all(read(q), want_q, 1e-4, "chain's last link");
 }

@@ -1,13 +1,15 @@
-// The decoder hands the backend the projections between two attentions as one chain
-// (Backend::fused_linear_chain): the first layer's q/k/v alone, then per layer o_proj + residual,
-// gate_up (+ norm, SwiGLU), down + residual and the next layer's norm + q/k/v, the last layer's
-// chain ending at down. A device backend runs such a chain as one launch (CUDA: the decode
-// chain), so its shape is what decides what can be fused; this pins it, link by link, and that
-// the logits stay the CPU backend's.
+// The decoder hands the backend its work from one attention to the next q/k/v projection as one
+// chain (Backend::run_chain): the first layer's q/k/v alone, then per layer the attention (with
+// its q/k/v epilogue), o_proj + residual, gate_up (+ norm, SwiGLU), down + residual and the next
+// layer's norm + q/k/v, the last layer's chain ending at down. A device backend runs such a
+// chain as one launch (CUDA: the decode chain), so its shape is what decides what can be fused;
+// this pins it, link by link, and that the logits stay the CPU backend's.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <numeric>
+#include <string>
+#include <variant>
 #include <vector>
 
 #include "forwarding_backend.h"
@@ -20,35 +22,63 @@ namespace {
 namespace fs = std::filesystem;
 using Output = LinearFusion::Output;
 
-// One recorded chain: each link's output kind, whether it has an input norm, and whether it
-// reads the previous link's output as its x (or adds into what the previous link read).
+// One recorded chain: each link's kind ("attention", or a projection's output kind), whether it
+// has an input norm, and whether it reads the previous link's output as its x (or adds into
+// what the previous link read).
 struct ChainRecord {
-    std::vector<Output> outputs;
+    std::vector<std::string> kinds;
     std::vector<bool> normed;
     std::vector<bool> reads_previous_out;
 };
+
+std::string kind_of(Output o) {
+    switch (o) {
+        case Output::kStore:
+            return "store";
+        case Output::kAccumulate:
+            return "accumulate";
+        case Output::kSwiGlu:
+            return "swiglu";
+    }
+    return "?";
+}
+
+// The tensor a link reads (a projection's x, the attention's qkv) and the one it writes.
+const Tensor& input_of(const ChainLink& l) {
+    if (const auto* a = std::get_if<AttentionLink>(&l)) {
+        return a->qkv;
+    }
+    return std::get<LinearLink>(l).x;
+}
+const Tensor& output_of(const ChainLink& l) {
+    if (const auto* a = std::get_if<AttentionLink>(&l)) {
+        return a->out;
+    }
+    return std::get<LinearLink>(l).out;
+}
 
 class ChainRecordingBackend final : public testing::ForwardingBackend {
 public:
     explicit ChainRecordingBackend(std::vector<ChainRecord>& log) : log_(log) {}
     std::string_view name() const override { return "chain-recording"; }
-    Status fused_linear_chain(std::span<const LinearLink> links) override {
+    Status run_chain(std::span<const ChainLink> links) override {
         ChainRecord r;
         for (size_t i = 0; i < links.size(); ++i) {
-            r.outputs.push_back(links[i].fusion.output);
-            r.normed.push_back(static_cast<bool>(links[i].fusion.norm_weight));
-            r.reads_previous_out.push_back(i > 0 &&
-                                           links[i].x.data == links[i - 1].out.data);
+            const auto* linear = std::get_if<LinearLink>(&links[i]);
+            r.kinds.push_back(linear != nullptr ? kind_of(linear->fusion.output) : "attention");
+            r.normed.push_back(linear != nullptr && static_cast<bool>(linear->fusion.norm_weight));
+            r.reads_previous_out.push_back(
+                i > 0 && input_of(links[i]).data == output_of(links[i - 1]).data);
         }
         log_.push_back(std::move(r));
-        return Backend::fused_linear_chain(links);
+        return Backend::run_chain(links);
     }
 
 private:
     std::vector<ChainRecord>& log_;
 };
 
-TEST(DecoderChain, ProjectionsBetweenAttentionsGoToTheBackendAsOneChain) {
+TEST(DecoderChain, WorkFromOneAttentionToTheNextQkvGoesToTheBackendAsOneChain) {
     const fs::path dir =
         fs::temp_directory_path() / ("helexa_decoder_chain_" + std::to_string(::getpid()));
     RandomModelSpec spec;
@@ -87,29 +117,26 @@ TEST(DecoderChain, ProjectionsBetweenAttentionsGoToTheBackendAsOneChain) {
     ASSERT_TRUE((*plain)->step(b, want).has_value());
     EXPECT_EQ(got, want) << "the default chain is the same calls in the same order";
 
-    // [qkv(0)], then [o, gate_up, down, qkv(l + 1)] per layer but the last, then [o, gate_up,
-    // down].
+    // [qkv(0)], then [attention, o, gate_up, down, qkv(l + 1)] per layer but the last, then
+    // [attention, o, gate_up, down].
     ASSERT_EQ(log.size(), static_cast<size_t>(spec.num_hidden_layers + 1));
-    EXPECT_EQ(log.front().outputs, std::vector<Output>{Output::kStore});
+    EXPECT_EQ(log.front().kinds, std::vector<std::string>{"store"});
     EXPECT_EQ(log.front().normed, std::vector<bool>{true});
-    const std::vector<Output> layer = {Output::kAccumulate, Output::kSwiGlu, Output::kAccumulate,
-                                       Output::kStore};
+    const std::vector<std::string> layer = {"attention", "accumulate", "swiglu", "accumulate",
+                                            "store"};
     for (size_t i = 1; i < log.size(); ++i) {
         SCOPED_TRACE("chain " + std::to_string(i));
         const bool last = i + 1 == log.size();
-        const std::vector<Output> want_outputs(layer.begin(), layer.end() - (last ? 1 : 0));
-        EXPECT_EQ(log[i].outputs, want_outputs);
-        std::vector<bool> want_normed = {false, true, false, true};
-        want_normed.resize(want_outputs.size());
+        const std::vector<std::string> want_kinds(layer.begin(), layer.end() - (last ? 1 : 0));
+        EXPECT_EQ(log[i].kinds, want_kinds);
+        std::vector<bool> want_normed = {false, false, true, false, true};
+        want_normed.resize(want_kinds.size());
         EXPECT_EQ(log[i].normed, want_normed);
-        // down reads gate_up's SwiGLU output; gate_up and the next q/k/v read the residual the
-        // link before them wrote into.
-        ASSERT_GE(log[i].reads_previous_out.size(), 3u);
-        EXPECT_TRUE(log[i].reads_previous_out[1]) << "gate_up reads o_proj's residual";
-        EXPECT_TRUE(log[i].reads_previous_out[2]) << "down reads gate_up's output";
-        if (!last) {
-            EXPECT_TRUE(log[i].reads_previous_out[3]) << "q/k/v reads down's residual";
-        }
+        // o_proj reads the attention's output, gate_up the residual o_proj added into, down
+        // gate_up's SwiGLU output, the next q/k/v the residual down added into.
+        std::vector<bool> want_reads = {false, true, true, true, true};
+        want_reads.resize(want_kinds.size());
+        EXPECT_EQ(log[i].reads_previous_out, want_reads);
     }
     std::error_code ec;
     fs::remove_all(dir, ec);

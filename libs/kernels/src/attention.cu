@@ -40,22 +40,6 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     return plan;
 }
 
-// Workspace layout: [arrival counters][(max, sum) per partial][O per partial]. The counters
-// come first and their region does not depend on the split count, so they stay where the zeroed
-// allocation put them whatever plan a later launch picks. There is one counter per (sequence,
-// KV head, row group), at most n_seqs * max_query_len * n_heads of them.
-size_t counter_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads) {
-    const auto n = static_cast<size_t>(n_seqs * max_query_len * n_heads);
-    return (n * sizeof(int32_t) + 15) / 16 * 16;
-}
-
-size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads, int64_t n_splits,
-                     int64_t head_dim) {
-    return counter_bytes(n_seqs, max_query_len, n_heads) +
-           static_cast<size_t>(n_seqs * max_query_len * n_heads * n_splits) *
-               static_cast<size_t>(head_dim + 2) * sizeof(float);
-}
-
 // The decode grids the cluster merge and the fused epilogue are kept to: both were measured to
 // pay only while no SM holds two of the grid's CTAs (numbers at their uses).
 bool at_most_one_cta_per_sm(int64_t n_ctas) { return n_ctas <= device_sm_count(); }
@@ -73,23 +57,13 @@ bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
 
 }  // namespace
 
-bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
+bool attn::epilogue_fusable(const PagedAttentionArgs& a) {
     const FusedQkvEpilogue* e = a.epilogue;
     if (e == nullptr || a.max_query_len != 1 || a.layout.n_kv_heads <= 0 || a.n_heads <= 0 ||
         a.n_heads % a.layout.n_kv_heads != 0 || a.n_heads / a.layout.n_kv_heads > 16) {
         return false;
     }
     const int64_t hd = a.layout.head_dim;
-    // Only while the decode grid is at most one CTA per SM. Measured on an H200 (Qwen3-8B
-    // shapes): batch 1 (32 CTAs) 4672 -> 4535 us per step; 8 and 32 streams (256 CTAs) slower
-    // fused than the epilogue kernel then the attention (5130 -> 5238, 5737 -> 5982 us).
-    // HELEXA_ATTN_FUSE_ANY_GRID=1 lifts the bound (A/B measurements).
-    static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
-    const int64_t units = a.n_seqs * a.layout.n_kv_heads;
-    if (!any_grid &&
-        !at_most_one_cta_per_sm(units * plan_splits(units, a.max_context_len, hd).n_splits)) {
-        return false;
-    }
     return supported_head_dim(hd) && aligned16(a.q) && a.q_stride % 8 == 0 &&
            a.q_stride >= (a.n_heads + 2 * a.layout.n_kv_heads) * hd &&
            (e->q_norm_weight == nullptr) == (e->k_norm_weight == nullptr) &&
@@ -98,6 +72,50 @@ bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
            (e->rotary_dim == 0 || (e->positions != nullptr && e->inv_freq != nullptr)) &&
            e->slots != nullptr && e->k_pool != nullptr && e->k_pool == a.k_pool &&
            e->v_pool == a.v_pool;
+}
+
+void attn::fuse_epilogue(const FusedQkvEpilogue& e, AttnParams& p) {
+    p.fused_epilogue = true;
+    p.q_norm_weight = e.q_norm_weight;
+    p.k_norm_weight = e.k_norm_weight;
+    p.norm_eps = e.eps;
+    p.positions = e.positions;
+    p.inv_freq = e.inv_freq;
+    p.rotary_half = static_cast<int32_t>(e.rotary_dim / 2);
+    p.attention_scaling = e.attention_scaling;
+    p.slots = e.slots;
+    p.bad_slot = e.bad_slot;
+    p.k_pool_out = e.k_pool;
+    p.v_pool_out = e.v_pool;
+}
+
+bool attn::place_split_workspace(const PagedAttentionArgs& a, int64_t n_splits, AttnParams& p) {
+    const size_t need = partial_bytes(a.n_seqs, a.max_query_len, a.n_heads, n_splits,
+                                      a.layout.head_dim);
+    if (a.workspace == nullptr || a.workspace_bytes < need ||
+        (reinterpret_cast<uintptr_t>(a.workspace) & 7u) != 0) {
+        return false;
+    }
+    const int64_t n_parts = a.n_seqs * a.max_query_len * a.n_heads * n_splits;
+    p.ws_count = static_cast<int32_t*>(a.workspace);
+    p.ws_ml = reinterpret_cast<float2*>(static_cast<std::byte*>(a.workspace) +
+                                        counter_bytes(a.n_seqs, a.max_query_len, a.n_heads));
+    p.ws_acc = reinterpret_cast<float*>(p.ws_ml + n_parts);
+    return true;
+}
+
+bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
+    if (!attn::epilogue_fusable(a)) {
+        return false;
+    }
+    // Only while the decode grid is at most one CTA per SM. Measured on an H200 (Qwen3-8B
+    // shapes): batch 1 (32 CTAs) 4672 -> 4535 us per step; 8 and 32 streams (256 CTAs) slower
+    // fused than the epilogue kernel then the attention (5130 -> 5238, 5737 -> 5982 us).
+    // HELEXA_ATTN_FUSE_ANY_GRID=1 lifts the bound (A/B measurements).
+    static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
+    const int64_t units = a.n_seqs * a.layout.n_kv_heads;
+    const int64_t splits = plan_splits(units, a.max_context_len, a.layout.head_dim).n_splits;
+    return any_grid || at_most_one_cta_per_sm(units * splits);
 }
 
 size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
@@ -113,17 +131,16 @@ size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
     if (bound <= 1) {
         return 0;
     }
-    return partial_bytes(n_seqs, max_query_len, n_heads, bound, head_dim);
+    return attn::partial_bytes(n_seqs, max_query_len, n_heads, bound, head_dim);
 }
 
-cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t stream) {
+// Checks the arguments (attention.h's rules, with at least one query row) and fills the
+// fields every kernel reads; the split plan and the epilogue are the caller's.
+cudaError_t attn::common_params(const PagedAttentionArgs& a, AttnParams& p) {
     constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
     const PagedKvLayout& lay = a.layout;
-    if (a.n_seqs < 0 || a.max_query_len < 0 || a.max_context_len < 0 || a.n_heads < 0) {
+    if (a.n_seqs <= 0 || a.max_query_len <= 0 || a.max_context_len <= 0 || a.n_heads <= 0) {
         return cudaErrorInvalidValue;
-    }
-    if (a.n_seqs == 0 || a.max_query_len == 0 || a.max_context_len == 0) {
-        return cudaSuccess;  // no query rows (every row has context_len >= its query count >= 1)
     }
     if (a.type != ElemType::kBF16 && a.type != ElemType::kF16) {
         return cudaErrorInvalidValue;
@@ -159,7 +176,6 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         return cudaErrorInvalidValue;
     }
 
-    attn::AttnParams p;
     p.out = a.out;
     p.out_stride = a.out_stride;
     p.q = a.q;
@@ -184,6 +200,22 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     p.scale_log2 = a.scale * attn::kLog2e;
     static const bool early_kv = env_on_unless_zero("HELEXA_ATTN_EARLY_KV");
     p.early_kv = early_kv;
+    return cudaSuccess;
+}
+
+cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t stream) {
+    if (a.n_seqs < 0 || a.max_query_len < 0 || a.max_context_len < 0 || a.n_heads < 0) {
+        return cudaErrorInvalidValue;
+    }
+    if (a.n_seqs == 0 || a.max_query_len == 0 || a.max_context_len == 0) {
+        return cudaSuccess;  // no query rows (every row has context_len >= its query count >= 1)
+    }
+    attn::AttnParams p;
+    if (const cudaError_t err = attn::common_params(a, p); err != cudaSuccess) {
+        return err;
+    }
+    const PagedKvLayout& lay = a.layout;
+    const int64_t hd = lay.head_dim;
     const bool bf16 = a.type == ElemType::kBF16;
 
     if (!use_decode(a.max_query_len)) {
@@ -207,32 +239,11 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         if (!paged_attention_fuses_epilogue(a)) {
             return cudaErrorInvalidValue;
         }
-        const FusedQkvEpilogue& e = *a.epilogue;
-        p.fused_epilogue = true;
-        p.q_norm_weight = e.q_norm_weight;
-        p.k_norm_weight = e.k_norm_weight;
-        p.norm_eps = e.eps;
-        p.positions = e.positions;
-        p.inv_freq = e.inv_freq;
-        p.rotary_half = static_cast<int32_t>(e.rotary_dim / 2);
-        p.attention_scaling = e.attention_scaling;
-        p.slots = e.slots;
-        p.bad_slot = e.bad_slot;
-        p.k_pool_out = e.k_pool;
-        p.v_pool_out = e.v_pool;
+        attn::fuse_epilogue(*a.epilogue, p);
     }
-    if (plan.n_splits > 1 && !p.cluster_merge) {
-        const size_t need =
-            partial_bytes(a.n_seqs, a.max_query_len, a.n_heads, plan.n_splits, hd);
-        if (a.workspace == nullptr || a.workspace_bytes < need ||
-            (reinterpret_cast<uintptr_t>(a.workspace) & 7u) != 0) {
-            return cudaErrorInvalidValue;
-        }
-        const int64_t n_parts = a.n_seqs * a.max_query_len * a.n_heads * plan.n_splits;
-        p.ws_count = static_cast<int32_t*>(a.workspace);
-        p.ws_ml = reinterpret_cast<float2*>(static_cast<std::byte*>(a.workspace) +
-                                            counter_bytes(a.n_seqs, a.max_query_len, a.n_heads));
-        p.ws_acc = reinterpret_cast<float*>(p.ws_ml + n_parts);
+    if (plan.n_splits > 1 && !p.cluster_merge &&
+        !attn::place_split_workspace(a, plan.n_splits, p)) {
+        return cudaErrorInvalidValue;
     }
     return attn::launch_attention_decode(p, static_cast<int>(hd), bf16, stream);
 }

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "async_copy.cuh"
+#include "helexa/kernels/attention.h"
 #include "launch.cuh"
 #include "mma.cuh"
 
@@ -125,6 +126,37 @@ inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
     want = want < cap ? want : cap;
     return want < 1 ? 1 : want;
 }
+
+// Workspace layout of the split decode: [arrival counters][(max, sum) per partial][O per
+// partial]. The counters come first and their region does not depend on the split count, so
+// they stay where the zeroed allocation put them whatever plan a later launch picks. There is
+// one counter per (sequence, KV head, row group), at most n_seqs * max_query_len * n_heads.
+inline size_t counter_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads) {
+    const auto n = static_cast<size_t>(n_seqs * max_query_len * n_heads);
+    return (n * sizeof(int32_t) + 15) / 16 * 16;
+}
+
+inline size_t partial_bytes(int64_t n_seqs, int64_t max_query_len, int64_t n_heads,
+                            int64_t n_splits, int64_t head_dim) {
+    return counter_bytes(n_seqs, max_query_len, n_heads) +
+           static_cast<size_t>(n_seqs * max_query_len * n_heads * n_splits) *
+               static_cast<size_t>(head_dim + 2) * sizeof(float);
+}
+
+// Host-side pieces of launch_paged_attention that the decode chain's attention link
+// (decode_chain.cu) shares (attention.cu):
+// - common_params: the argument checks (attention.h, at least one query row) and the fields
+//   every kernel reads; not the split plan, the workspace or the epilogue.
+// - epilogue_fusable: whether a.epilogue can be done by a decode kernel (one query row per
+//   sequence, groups of at most 16 heads, aligned q/k/v rows and norm weights, the epilogue's
+//   pools the args' ones), whatever the grid.
+// - fuse_epilogue: the epilogue's fields into p.
+// - place_split_workspace: p.ws_* for n_splits partials per (row, head) in a.workspace; false
+//   when it is too small or misaligned.
+cudaError_t common_params(const PagedAttentionArgs& a, AttnParams& p);
+bool epilogue_fusable(const PagedAttentionArgs& a);
+void fuse_epilogue(const FusedQkvEpilogue& e, AttnParams& p);
+bool place_split_workspace(const PagedAttentionArgs& a, int64_t n_splits, AttnParams& p);
 
 cudaError_t launch_attention_prefill(const AttnParams& p, int head_dim, bool bf16,
                                      cudaStream_t stream);

@@ -32,7 +32,7 @@
 // the epilogue's launch and its round trip through global memory on the step's critical path.
 #include "attention_common.cuh"
 #include "clusters.cuh"
-#include "qkv_head_ops.cuh"
+#include "group_head_prep.cuh"
 
 namespace helexa::kernels::attn {
 namespace {
@@ -61,9 +61,6 @@ struct DecodeCfg {
     static_assert(kCombineBytes % 16 == 0 && kCombineBytes + kPartialBytes <= kSmemBytes,
                   "the cluster partial must fit the shared memory");
     static_assert(HD % 16 == 0 && HD <= 256, "head_dim must be a multiple of 16, <= 256");
-    // Fused epilogue: a head is held by kGroupLanes lanes, one 16-byte pack (8 elements) each.
-    static constexpr int kGroupLanes = HD / 8 < 32 ? HD / 8 : 32;
-    static constexpr int kHeadsPerWarp = 32 / kGroupLanes;
 };
 
 // The output elements one thread of a decode CTA finishes: kPer consecutive columns of one of
@@ -327,7 +324,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     using HeadPack = Pack<T, 8>;
     HeadPack qw[1];
     HeadPack kw[1];
-    const int gl = lane % Cfg::kGroupLanes;  // this lane's pack of a head
+    const int gl = lane % attn::GroupHeadLanes<HD>::kGroupLanes;  // this lane's pack of a head
     if constexpr (kFused) {
         // (The table first: sincosf's slow path is a call, and nothing should be live across it.)
         if (p.rotary_half > 0) {
@@ -380,60 +377,13 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
     };
     if constexpr (kFused) {
-        // qkv_epilogue.h's work for this CTA, while the tiles above are in flight: its group's q
-        // heads normalised and rotated into the Q tile (rows past the group zeroed) and, when it
-        // holds the new key, that key and its value into new_kv and the pools. Tasks
-        // 0..group-1 are the q heads, then k, then v; a warp takes kHeadsPerWarp of them,
-        // kGroupLanes lanes each; a head's rotary exchange goes through its own destination row.
-        const int gi = lane / Cfg::kGroupLanes;
-        const bool has_norm = p.q_norm_weight != nullptr;
-        const T* row = q + static_cast<int64_t>(q_begin) * p.q_stride;
-        const int64_t slot = new_key >= 0 ? p.slots[q_begin] : -1;
-        const int64_t n_slots = p.n_blocks * p.block_size;
-        const bool slot_ok = slot >= 0 && slot < n_slots;
-        if (new_key >= 0 && !slot_ok && p.bad_slot != nullptr && tid == 0) {
-            *p.bad_slot = 1;
-        }
-        const int64_t blk = slot_ok ? slot / p.block_size : 0;
-        const int64_t pool_row =
-            ((blk * p.n_kv_heads + kvh) * p.block_size + (slot_ok ? slot - blk * p.block_size : 0)) *
-            HD;
-        const int n_tasks = p.group + (new_key >= 0 ? 2 : 0);
-        constexpr int kPerPass = kWarps * Cfg::kHeadsPerWarp;
-        for (int base = 0; base < n_tasks; base += kPerPass) {
-            const int task = base + warp * Cfg::kHeadsPerWarp + gi;
-            const bool is_q = task < p.group;
-            const bool is_k = task == p.group && task < n_tasks;
-            const bool is_v = task == p.group + 1 && task < n_tasks;
-            const bool is_qk = is_q || is_k;
-            const int head_col = is_q ? kvh * p.group + task
-                                      : (is_k ? p.n_heads + kvh : p.n_heads + p.n_kv_heads + kvh);
-            T* dst = is_q ? sq + task * kStride : new_kv + (is_k ? 0 : HD);
-            HeadPack v[1];
-            if (is_qk || is_v) {
-                v[0] = load_pack<T, 8>(row + static_cast<int64_t>(head_col) * HD + gl * 8);
-            }
-            if (has_norm) {
-                const float ss = qkv_head::sum_squares<T, 8, 1>(v, gl, Cfg::kGroupLanes, HD, is_qk);
-                qkv_head::apply_norm<T, 8, 1>(v, is_q ? qw : kw, ss, gl, Cfg::kGroupLanes, HD,
-                                              p.norm_eps, is_qk);
-            }
-            if (p.rotary_half > 0) {
-                if (base == 0) {
-                    __syncthreads();  // rot_cs is complete (uniform: every thread runs pass 0)
-                }
-                qkv_head::apply_rotary<T, 8, 1>(v, dst, rot_cs, gl, Cfg::kGroupLanes, HD,
-                                                p.rotary_half, is_qk);
-            }
-            if (is_qk || is_v) {
-                qkv_head::store_shared<T, 8>(dst + gl * 8, v[0]);
-            }
-            if ((is_k || is_v) && slot_ok) {
-                T* pool = static_cast<T*>(is_k ? p.k_pool_out : p.v_pool_out);
-                store_pack<T, 8>(pool + pool_row + gl * 8, v[0]);
-            }
-            __syncwarp();  // the next pass's heads are other rows
-        }
+        // qkv_epilogue.h's work for this CTA (group_head_prep.cuh), while the tiles above are in
+        // flight: its group's q heads normalised and rotated into the Q tile (rows past the
+        // group zeroed) and, when it holds the new key, that key and its value into new_kv and
+        // the pools.
+        attn::prepare_group_heads<T, HD, kWarps>(
+            p, q_begin, kvh, new_key >= 0, sq, kStride, new_kv, qw[0], kw[0], rot_cs, warp, lane,
+            [] { __syncthreads(); });
         for (int i = p.group * kChunks + tid; i < 16 * kChunks; i += kThreads) {
             *reinterpret_cast<uint4*>(sq + (i / kChunks) * kStride + (i % kChunks) * 8) =
                 make_uint4(0u, 0u, 0u, 0u);

@@ -1,4 +1,4 @@
-// A decode step's projections between two attentions in one persistent launch (decode_chain.h).
+// A decode step's layer work in one persistent launch (decode_chain.h).
 //
 // Design (why it is shaped this way):
 // - One CTA per SM, each a producer warp and 8 consumer warps around a ring of 64 KiB slots in
@@ -34,6 +34,10 @@
 //   producer takes groups before the grid dependency wait: a launch may start while the one
 //   before it still runs (the chain itself lets its dependents launch early), but never before
 //   the one before that has completed.
+// - An attention link (chain_attention.cuh) has no weights: the producer skips it, and the
+//   consumers run its items between the barriers around it, in the shared memory the x rows
+//   use otherwise (the previous link's x is dead after its barrier, the next one's not loaded
+//   before the attention's barrier).
 // - All CTAs wait for each other, so all must be resident at once: one CTA per SM (its shared
 //   memory alone rules out two), never on a device shared with another process's kernels that
 //   hold SMs indefinitely.
@@ -45,6 +49,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "chain_attention.cuh"
 #include "device_clock.cuh"
 #include "elem_access.cuh"
 #include "grid_sync.cuh"
@@ -94,6 +99,9 @@ struct LinkParams {
 
 struct ChainParams {
     LinkParams link[kDecodeChainMaxLinks];
+    attn::AttnParams attn;  // the attention link's (attn_link >= 0)
+    int attn_link;          // or -1
+    int head_dim;           // the attention link's
     unsigned* sync;  // the workspace's counters
     int n_links;
     int slots;
@@ -159,6 +167,9 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
     uint32_t phase = 0;
     bool first = true;
     for (int i = 0; i < p.n_links; ++i) {
+        if (i == p.attn_link) {
+            continue;  // no weights
+        }
         const LinkParams& L = p.link[i];
         const int copies = kConsumerWarps * L.rows_per_warp;
         // Groups are taken one ahead, so the unit that ends this CTA's share of the link is
@@ -392,7 +403,9 @@ __device__ __forceinline__ void finish_group(const LinkParams& L, int g, int war
     }
 }
 
-template <typename W, int T>
+// kAttention: the chain has an attention link (p.attn_link); without one the attention's code
+// is left out, so the chains of projections alone keep their registers.
+template <typename W, int T, bool kAttention>
 __global__ void __launch_bounds__(kThreads, 1)
     decode_chain_kernel(const __grid_constant__ ChainParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -417,6 +430,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         grid_dependency_wait();
         return;
     }
+    if constexpr (kAttention) {
+        chain_attn::prefetch_link<W>(p.attn, p.head_dim, tid);
+    }
     // x, the residual and the outputs are the previous kernels' (or earlier links').
     grid_dependency_wait();
     allow_dependent_launch();
@@ -427,7 +443,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         trace[0] = sm_id();
         trace[1] = global_ns();
     }
-    int units = 0;
     float acc[2][T][kChains];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -441,67 +456,70 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     int s = 0;
     uint32_t phase = 0;
-    int cur = -1;   // the link whose x is in shared memory
-    int ended = 0;  // links before it are over for this CTA: their barriers are passed
-    // The barriers of links [ended, upto) (none after the last link).
-    auto pass_barriers = [&](int upto) {
-        for (; ended < upto; ++ended) {
-            if (ended < p.n_links - 1) {
-                grid_barrier(p.sync, ended, tid);
+    for (int j = 0; j < p.n_links; ++j) {
+        if (kAttention && j == p.attn_link) {
+            if constexpr (kAttention) {
                 if (trace != nullptr && tid == 0) {
-                    trace[8 + 4 * ended + 2] = global_ns();
+                    trace[8 + 4 * j] = global_ns();
+                }
+                chain_attn::run_link<W>(p.attn, p.head_dim, reinterpret_cast<unsigned char*>(xs),
+                                        kConsumerBarrier, tid, warp, lane);
+                if (trace != nullptr && tid == 0) {
+                    trace[8 + 4 * j + 1] = global_ns();
                 }
             }
-        }
-    };
-    for (;;) {
-        mbarrier_wait(&full[s], phase);
-        const int4 u = unit_of[s];
-        if (u.x != cur) {
-            // Links this CTA took no rows of end here; then the new link's x.
-            pass_barriers(u.x);
-            if (u.x < p.n_links) {
-                load_x<W, T>(p.link[u.x], xs, red, tid, warp, lane);
-                if (trace != nullptr && tid == 0) {
-                    trace[8 + 4 * u.x] = global_ns();
-                }
-            }
-            cur = u.x;
-            units = 0;
-        }
-        if (cur == p.n_links) {
-            break;
-        }
-        const LinkParams& L = p.link[cur];
-        const unsigned char* slot = smem + s * kSlotBytes;
-        if (L.rows_per_warp == 2) {
-            consume_unit<W, T, 2>(L, slot, xs, u.z, warp, lane, acc);
         } else {
-            consume_unit<W, T, 1>(L, slot, xs, u.z, warp, lane, acc);
-        }
-        __syncwarp();
-        if (lane == 0) {
-            mbarrier_arrive(&empty[s]);
-        }
-        if (u.z == L.chunks - 1) {
-            if (L.rows_per_warp == 2) {
-                finish_group<W, T, 2>(L, u.y, warp, lane, acc);
-            } else {
-                finish_group<W, T, 1>(L, u.y, warp, lane, acc);
+            // The next unit: this link's first, or a later link's (or the end) when this CTA
+            // took no rows of it; then it stays in its slot for that link.
+            mbarrier_wait(&full[s], phase);
+            int4 u = unit_of[s];
+            if (u.x == j) {
+                const LinkParams& L = p.link[j];
+                load_x<W, T>(L, xs, red, tid, warp, lane);
+                if (trace != nullptr && tid == 0) {
+                    trace[8 + 4 * j] = global_ns();
+                }
+                int units = 0;
+                for (;;) {
+                    const unsigned char* slot = smem + s * kSlotBytes;
+                    if (L.rows_per_warp == 2) {
+                        consume_unit<W, T, 2>(L, slot, xs, u.z, warp, lane, acc);
+                    } else {
+                        consume_unit<W, T, 1>(L, slot, xs, u.z, warp, lane, acc);
+                    }
+                    __syncwarp();
+                    if (lane == 0) {
+                        mbarrier_arrive(&empty[s]);
+                    }
+                    if (u.z == L.chunks - 1) {
+                        if (L.rows_per_warp == 2) {
+                            finish_group<W, T, 2>(L, u.y, warp, lane, acc);
+                        } else {
+                            finish_group<W, T, 1>(L, u.y, warp, lane, acc);
+                        }
+                    }
+                    ++units;
+                    if (trace != nullptr && tid == 0) {
+                        trace[8 + 4 * j + 1] = global_ns();
+                        trace[8 + 4 * j + 3] = static_cast<unsigned long long>(units);
+                    }
+                    if (++s == p.slots) {
+                        s = 0;
+                        phase ^= 1u;
+                    }
+                    if (u.w != 0) {
+                        break;  // this CTA's last unit of the link: to the barrier now
+                    }
+                    mbarrier_wait(&full[s], phase);
+                    u = unit_of[s];
+                }
             }
         }
-        ++units;
-        if (trace != nullptr && tid == 0) {
-            trace[8 + 4 * cur + 1] = global_ns();
-            trace[8 + 4 * cur + 3] = static_cast<unsigned long long>(units);
-        }
-        if (u.w != 0) {
-            // This CTA's last unit of the link: to the barrier now.
-            pass_barriers(cur + 1);
-        }
-        if (++s == p.slots) {
-            s = 0;
-            phase ^= 1u;
+        if (j < p.n_links - 1) {
+            grid_barrier(p.sync, j, tid);
+            if (trace != nullptr && tid == 0) {
+                trace[8 + 4 * j + 2] = global_ns();
+            }
         }
     }
     // Every CTA has passed every barrier and taken its last group once all have exited: the
@@ -553,13 +571,55 @@ bool plan_link(const DecodeChainLink& in, LinkParams& out) {
     return true;
 }
 
-// Bytes of shared memory for T rows of the widest x, and the ring slots left beside them.
-size_t x_bytes(const DecodeChainLink* links, int n_links, int64_t T) {
-    int64_t k = 0;
-    for (int i = 0; i < n_links; ++i) {
-        k = std::max(k, links[i].k);
+// Keys an attention split takes at most: one or two passes of a warp per CTA item at batch 1
+// (HELEXA_CHAIN_ATTN_SPLIT_KEYS overrides it for A/B measurements; read once per process).
+int64_t chain_split_keys() {
+    static const auto keys =
+        static_cast<int64_t>(env_positive("HELEXA_CHAIN_ATTN_SPLIT_KEYS", 128));
+    return keys;
+}
+
+// The attention link's parameters (chain_attention.cuh): launch_paged_attention's checks and
+// fields, its epilogue, and the chain's own split plan: splits of at most chain_split_keys()
+// keys, no more than the attention workspace is sized for (paged_attention_workspace_bytes'
+// bound), partials merged through that workspace.
+bool plan_attention(const DecodeChainLink& in, int64_t T, attn::AttnParams& p, int& head_dim) {
+    const PagedAttentionArgs& a = *in.attention;
+    if (a.n_seqs != T || a.max_query_len != 1 || a.epilogue == nullptr ||
+        !attn::epilogue_fusable(a) || attn::common_params(a, p) != cudaSuccess ||
+        !chain_attn::takes(p.group, a.layout.head_dim)) {
+        return false;
     }
-    return static_cast<size_t>((T * k * 2 + 127) / 128 * 128);
+    attn::fuse_epilogue(*a.epilogue, p);
+    head_dim = static_cast<int>(a.layout.head_dim);
+    p.n_row_groups = 1;
+    p.cluster_merge = false;
+    const int64_t ctx = a.max_context_len;
+    const int64_t n_splits = std::min(attn::ceil_div(ctx, chain_split_keys()),
+                                      attn::decode_split_bound(a.n_seqs, ctx));
+    p.split_len = static_cast<int32_t>(attn::ceil_div(ctx, n_splits));
+    p.n_splits = static_cast<int32_t>(attn::ceil_div(ctx, p.split_len));
+    return p.n_splits == 1 || attn::place_split_workspace(a, p.n_splits, p);
+}
+
+// Bytes of shared memory beside the ring: T rows of the widest x, or the attention link's
+// scratch when larger.
+size_t x_bytes(const DecodeChainLink* links, int n_links, int64_t T) {
+    size_t bytes = 0;
+    for (int i = 0; i < n_links; ++i) {
+        const DecodeChainLink& l = links[i];
+        size_t b = 0;
+        if (l.attention != nullptr) {
+            const int64_t heads = l.attention->layout.n_kv_heads;
+            const int group = heads > 0 ? static_cast<int>(l.attention->n_heads / heads) : 1;
+            b = chain_attn::scratch_bytes(chain_attn::group_bucket(group),
+                                          static_cast<int>(l.attention->layout.head_dim));
+        } else {
+            b = static_cast<size_t>(T * l.k * 2);
+        }
+        bytes = std::max(bytes, b);
+    }
+    return (bytes + 127) / 128 * 128;
 }
 
 int ring_slots(size_t xb) {
@@ -570,9 +630,9 @@ int ring_slots(size_t xb) {
 
 std::atomic<unsigned long long*> g_trace{nullptr};
 
-template <typename W, int T>
+template <typename W, int T, bool kAttention>
 cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
-    auto* kernel = decode_chain_kernel<W, T>;
+    auto* kernel = decode_chain_kernel<W, T, kAttention>;
     static std::atomic<uint64_t> smem_raised{0};
     if (const cudaError_t err = ensure_dynamic_smem(kernel, kSmemBudget, smem_raised);
         err != cudaSuccess) {
@@ -592,6 +652,21 @@ cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
                          smem, stream, p);
 }
 
+template <typename W>
+cudaError_t launch_rows(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
+    if (p.attn_link >= 0) {
+        return T == 1 ? launch_t<W, 1, true>(p, smem, stream)
+                      : launch_t<W, 2, true>(p, smem, stream);
+    }
+    return T == 1 ? launch_t<W, 1, false>(p, smem, stream) : launch_t<W, 2, false>(p, smem, stream);
+}
+
+cudaError_t launch_typed(const ChainParams& p, ElemType type, int64_t T, size_t smem,
+                         cudaStream_t stream) {
+    return type == ElemType::kBF16 ? launch_rows<__nv_bfloat16>(p, T, smem, stream)
+                                   : launch_rows<__half>(p, T, smem, stream);
+}
+
 }  // namespace
 
 bool decode_chain_supported() {
@@ -606,7 +681,16 @@ bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T) {
         return false;
     }
     LinkParams scratch{};
+    attn::AttnParams attn_scratch;
+    int head_dim = 0;
+    int attention_links = 0;
     for (int i = 0; i < n_links; ++i) {
+        if (links[i].attention != nullptr) {
+            if (++attention_links > 1 || !plan_attention(links[i], T, attn_scratch, head_dim)) {
+                return false;
+            }
+            continue;
+        }
         if (!plan_link(links[i], scratch) ||
             (T > 1 && links[i].out_stride <
                           (links[i].fusion.output == Output::kSwiGlu ? links[i].n / 2
@@ -631,8 +715,14 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
         return cudaErrorInvalidValue;
     }
     ChainParams p{};
+    p.attn_link = -1;
     for (int i = 0; i < n_links; ++i) {
-        (void)plan_link(links[i], p.link[i]);
+        if (links[i].attention != nullptr) {
+            p.attn_link = i;
+            (void)plan_attention(links[i], T, p.attn, p.head_dim);
+        } else {
+            (void)plan_link(links[i], p.link[i]);
+        }
     }
     p.sync = reinterpret_cast<unsigned*>(static_cast<unsigned char*>(workspace.device) +
                                          workspace.next_set * kCounterSetBytes);
@@ -645,11 +735,7 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     p.static_groups = static_groups;
     p.trace = g_trace.load(std::memory_order_relaxed);
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
-    if (type == ElemType::kBF16) {
-        return T == 1 ? launch_t<__nv_bfloat16, 1>(p, smem, stream)
-                      : launch_t<__nv_bfloat16, 2>(p, smem, stream);
-    }
-    return T == 1 ? launch_t<__half, 1>(p, smem, stream) : launch_t<__half, 2>(p, smem, stream);
+    return launch_typed(p, type, T, smem, stream);
 }
 
 }  // namespace helexa::kernels

@@ -120,11 +120,21 @@ Status Backend::fused_linear(const Tensor& out, const Tensor& x, const Tensor& w
     return compose_fused_linear(*this, out, x, w, bias, fusion, scratch);
 }
 
-Status Backend::fused_linear_chain(std::span<const LinearLink> links) {
-    for (const LinearLink& l : links) {
-        HELEXA_TRY_STATUS(fused_linear(l.out, l.x, l.w, l.bias, l.fusion, l.scratch));
+Status Backend::run_chain(std::span<const ChainLink> links) {
+    for (const ChainLink& link : links) {
+        if (const auto* l = std::get_if<LinearLink>(&link)) {
+            HELEXA_TRY_STATUS(fused_linear(l->out, l->x, l->w, l->bias, l->fusion, l->scratch));
+        } else {
+            HELEXA_TRY_STATUS(run_attention_link(std::get<AttentionLink>(link)));
+        }
     }
     return ok();
+}
+
+Status Backend::run_attention_link(const AttentionLink& a) {
+    return qkv_attention(a.out, a.qkv, a.n_heads, a.n_kv_heads, a.head_dim, a.q_norm, a.k_norm,
+                         a.eps, a.positions, *a.rope, *a.cache, a.layer, a.slots, *a.batch,
+                         a.scale);
 }
 
 namespace {

@@ -487,15 +487,17 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
     using Output = LinearFusion::Output;
     // x is the residual stream: the o and down projections add into it, and the next
     // projection normalises it on the way in (fused into one kernel per projection on CUDA).
-    // The projections between two attentions (o_proj, the MLP's two, the next layer's q/k/v)
-    // go to the backend as one chain, which CUDA runs as one launch at 1-2 rows; while the
-    // activation hook wants their outputs, each runs alone (project) and is emitted.
-    std::vector<LinearLink> chain;
-    chain.reserve(4);
+    // The work from one attention to the next q/k/v projection (the attention, o_proj, the
+    // MLP's two, the next layer's q/k/v) goes to the backend as one chain, which CUDA runs as
+    // one launch at 1-2 rows (the attention inside it or, by default, as its own kernel before
+    // it); while the activation hook wants the outputs, each link runs alone and is emitted
+    // (the attention as its epilogue then the attention, to show q, k and v).
+    std::vector<ChainLink> chain;
+    chain.reserve(5);
     auto add_link = [&](const std::string& name, const Tensor& shown,
                         LinearLink link) -> Status {
         if (!hook_) {
-            chain.push_back(std::move(link));
+            chain.emplace_back(std::move(link));
             return ok();
         }
         HELEXA_TRY_STATUS(project(link.out, link.x, link.w, link.bias, link.fusion, link.scratch));
@@ -505,7 +507,7 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
         if (chain.empty()) {
             return ok();
         }
-        Status st = b.fused_linear_chain(chain);
+        Status st = b.run_chain(chain);
         chain.clear();
         return st;
     };
@@ -518,8 +520,9 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
                                    {qkv, x, L.qkv, L.qkv_bias,
                                     LinearFusion{L.input_norm, eps, Output::kStore}, {h, {}}}));
         HELEXA_TRY_STATUS(run_chain());
-        // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write, attention: one op (one
-        // kernel for CUDA decode steps), or two while the activation hook wants q, k and v.
+        // q/k norm (Qwen3: L.q_norm / L.k_norm set), rope, KV write, attention: one op (the
+        // next chain's first link: one kernel for CUDA decode steps, or inside the chain's
+        // launch), or two while the activation hook wants q, k and v.
         if (hook_) {
             HELEXA_TRY_STATUS(b.qkv_epilogue(qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
                                              positions, rope_, *kv_, l, slots));
@@ -529,9 +532,9 @@ Status DenseDecoder::run_layers(int64_t T, const AttentionBatch& attn_batch, con
             HELEXA_TRY_STATUS(emit(p + "v", qkv.col_slice((nh + nkv) * hd, nkv * hd)));
             HELEXA_TRY_STATUS(b.attention(attn, q, *kv_, l, attn_batch, nh, scale));
         } else {
-            HELEXA_TRY_STATUS(b.qkv_attention(attn, qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
-                                              positions, rope_, *kv_, l, slots, attn_batch,
-                                              scale));
+            chain.emplace_back(AttentionLink{attn, qkv, nh, nkv, hd, L.q_norm, L.k_norm, eps,
+                                             positions, &rope_, kv_.get(), l, slots, &attn_batch,
+                                             scale});
         }
         HELEXA_TRY_STATUS(emit(p + "attn_out", attn));
         const LinearFusion accumulate{Tensor{}, 0.0f, Output::kAccumulate};

@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "helexa/common/result.h"
 
@@ -106,7 +107,7 @@ struct LinearScratch {
     Tensor product;
 };
 
-// One fused_linear call of a chain (Backend::fused_linear_chain).
+// One fused_linear call of a chain (Backend::run_chain).
 struct LinearLink {
     Tensor out;
     Tensor x;
@@ -132,6 +133,28 @@ public:
     virtual const KvCacheShape& shape() const = 0;
     virtual int64_t bytes() const = 0;
 };
+
+// One qkv_attention call of a chain (Backend::run_chain); rope, cache and batch must outlive it.
+struct AttentionLink {
+    Tensor out;
+    Tensor qkv;
+    int64_t n_heads = 0;
+    int64_t n_kv_heads = 0;
+    int64_t head_dim = 0;
+    Tensor q_norm;
+    Tensor k_norm;
+    float eps = 0.0f;
+    Tensor positions;
+    const RopeTable* rope = nullptr;
+    KvCache* cache = nullptr;
+    int64_t layer = 0;
+    Tensor slots;
+    const AttentionBatch* batch = nullptr;
+    float scale = 1.0f;
+};
+
+// A link of Backend::run_chain: a projection or an attention block.
+using ChainLink = std::variant<LinearLink, AttentionLink>;
 
 struct BackendOptions {
     std::string kind = "cpu";  // "cpu", or "cuda" in a build whose app registered it
@@ -206,14 +229,17 @@ public:
     virtual Status fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
                                 const Tensor& bias, const LinearFusion& fusion,
                                 const LinearScratch& scratch);
-    // Consecutive fused_linear calls, link i free to read what links before it wrote (the
-    // decoder's projections between two attentions: the output projection + residual, the MLP's
-    // gate_up + SwiGLU and down + residual, the next layer's norm + q/k/v). The default is
-    // exactly those calls in order; a device backend may run them as one launch (CUDA at 1-2
-    // rows: one persistent kernel that streams the next link's weights while the grid waits
-    // between links; at 3-64 rows with HELEXA_CUDA_MLP_CHAIN=1 the MLP's pair chained on the
-    // tensor-core path), with fused_linear's numerics up to the f32 summation order.
-    virtual Status fused_linear_chain(std::span<const LinearLink> links);
+    // Consecutive fused_linear and qkv_attention calls, link i free to read what links before it
+    // wrote (the decoder's work from one attention to the next q/k/v projection: the attention,
+    // the output projection + residual, the MLP's gate_up + SwiGLU and down + residual, the next
+    // layer's norm + q/k/v). The default is exactly those calls in order; a device backend may
+    // run them as one launch (CUDA at 1-2 rows: one persistent kernel that streams the next
+    // link's weights while the grid waits between links, the attention run inside it; at 3-64
+    // rows with HELEXA_CUDA_MLP_CHAIN=1 the MLP's pair chained on the tensor-core path), with
+    // the calls' numerics up to the f32 summation order.
+    virtual Status run_chain(std::span<const ChainLink> links);
+    // qkv_attention with a link's arguments.
+    Status run_attention_link(const AttentionLink& a);
     // Per-head RMSNorm: x viewed as [T, n_heads, head_dim], normalised per head in place with
     // weight [1, head_dim] (Qwen3's q_norm / k_norm).
     virtual Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,

@@ -1,6 +1,7 @@
-// A decode step's projections between two attentions, streamed by one persistent launch: at 1-2
-// rows the output projection (+ residual), the MLP (norm, gate_up + SwiGLU, down + residual) and
-// the next layer's norm + q/k/v projection, each link reading what the earlier ones wrote.
+// A decode step's layer work streamed by one persistent launch: at 1-2 rows the attention (with
+// its q/k/v epilogue), the output projection (+ residual), the MLP (norm, gate_up + SwiGLU, down
+// + residual) and the next layer's norm + q/k/v projection, each link reading what the earlier
+// ones wrote.
 //
 // Why one launch: at batch 1 each projection is a weight stream that ends in a kernel boundary,
 // and every boundary left HBM idle for 3-5 us (the last CTAs' tail, the flush, the next grid's
@@ -10,9 +11,16 @@
 // latency only where the ring runs dry. Under programmatic dependent launch the ring also fills
 // with the output projection's weights while the attention before it still runs.
 //
-// Each link computes what launch_skinny_matmul computes for it (the same fusions and roundings);
-// only the f32 summation order differs. Rows are summed whole by one warp in a fixed order, so
-// the result does not depend on which CTA took which rows: every run gives the same bits.
+// The attention link (optional in the backend: HELEXA_CUDA_CHAIN_ATTENTION=1) runs between two
+// grid barriers on every CTA's consumer warps while the producers stream the next links'
+// weights: as a kernel of its own it adds ~11 us to each Qwen3-8B layer at batch 1
+// (chain_attention.cuh says how it is split up, and what it costs so far).
+//
+// Each projection link computes what launch_skinny_matmul computes for it (the same fusions and
+// roundings); only the f32 summation order differs. The attention link computes what
+// launch_paged_attention with its epilogue computes, up to the f32 summation order. Rows are
+// summed whole by one warp in a fixed order, so the result does not depend on which CTA took
+// which rows: every run gives the same bits.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,17 +28,21 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "helexa/kernels/attention.h"
 #include "helexa/kernels/elem_type.h"
 #include "helexa/kernels/skinny_matmul.h"
 
 namespace helexa::kernels {
 
-inline constexpr int kDecodeChainMaxLinks = 4;
+inline constexpr int kDecodeChainMaxLinks = 5;
 inline constexpr int64_t kDecodeChainMaxRows = 2;
 
 // One projection of the chain, as launch_skinny_matmul takes it: out[T, N] (SwiGLU: [T, N/2]) =
-// x[T, K] * w[N, K]^T (+ bias) with the fusion; out in the chain's element type.
+// x[T, K] * w[N, K]^T (+ bias) with the fusion; out in the chain's element type. Or, with
+// `attention` set, the decode attention launch_paged_attention would run for those args (with
+// their epilogue: T sequences of one query row each); the other fields are then unused.
 struct DecodeChainLink {
+    const PagedAttentionArgs* attention = nullptr;
     void* out = nullptr;
     int64_t out_stride = 0;
     const void* x = nullptr;
@@ -47,9 +59,12 @@ struct DecodeChainLink {
 bool decode_chain_supported();
 
 // Whether launch_decode_chain takes these links at T rows: 1 <= T <= kDecodeChainMaxRows,
-// 1..kDecodeChainMaxLinks links, each with K % 8 == 0, x_stride % 8 == 0, x_stride >= K,
-// 16-byte aligned x, w and norm weight, even N for SwiGLU, and T rows of the widest x fitting
-// next to a ring of at least two slots in shared memory.
+// 1..kDecodeChainMaxLinks links, each projection with K % 8 == 0, x_stride % 8 == 0,
+// x_stride >= K, 16-byte aligned x, w and norm weight, even N for SwiGLU; at most one attention
+// link, valid for launch_paged_attention with a fusable epilogue (attention.h), T sequences,
+// head_dim 64, 128 or 256, at most 8 q heads per KV head, and its workspace large enough for the
+// chain's splits (paged_attention_workspace_bytes is); T rows of the widest x (or the
+// attention's scratch) fitting next to a ring of at least two slots in shared memory.
 bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T);
 
 // The workspace of the chain launches on one stream: decode_chain_workspace_bytes() of zeroed
@@ -70,8 +85,9 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
                                 cudaStream_t stream);
 
 // Debugging: every later launch writes, per CTA, decode_chain_trace_words() words to
-// device_buffer (SM, start, first copy, exit, then per link: x ready, last unit done, barrier
-// passed, units; globaltimer nanoseconds); null stops it. linear_bench --trace prints them.
+// device_buffer (SM, start, first copy, exit, then per link: x ready (attention: start), last
+// unit done (attention: done), barrier passed, units (attention: 0); globaltimer nanoseconds);
+// null stops it. linear_bench --trace prints them.
 void decode_chain_set_trace(unsigned long long* device_buffer);
 int decode_chain_trace_words();
 
