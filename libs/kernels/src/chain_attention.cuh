@@ -6,13 +6,18 @@
 // - At batch 1 the attention is a few hundred keys per KV head: its cost is latency, not bytes.
 //   As a kernel of its own (attention_decode.cu) it added ~11 us to each Qwen3-8B layer (run 17
 //   trace): the chain's end, the attention grid's start and end, and the next chain's CTAs that
-//   could only start on the attention's SMs once it left. Inside the chain it costs a grid
-//   barrier and one pass of loads, while every CTA's producer keeps streaming the next links'
-//   weights.
+//   could only start on the attention's SMs once it left. Inside the chain it should cost a
+//   grid barrier and a pass or two of loads while every CTA's producer keeps streaming the next
+//   links' weights. Measured so far (run 17, H200) it does not: the attention phase took ~30 us
+//   on the CTAs with items (the chain's trace), so the backend keeps it off by default
+//   (HELEXA_CUDA_CHAIN_ATTENTION=1). Suspects: register spills (a call, or a group of 8, spilled
+//   to L2 past the small L1 beside the ring; now inlined, groups of at most 4), and the latency
+//   of each dependent load while every producer saturates HBM with the weight stream.
 // - Work items are (sequence, KV head, split of the context); item i runs on CTA i mod grid.
 //   A CTA's 8 warps take passes of the split's keys in turn. In a pass each lane holds one
-//   16-byte pack of kRows keys' K and V rows (kKeyLanes lanes a row), so all of a pass's loads
-//   are in flight at once; scores are reduced across a row's lanes by shuffles, and each warp
+//   16-byte pack of kRowsPerPass keys' K and V rows (kKeyLanes lanes a row), so all of a pass's
+//   loads are in flight at once (their K/V rows prefetched into L2 before the grid dependency
+//   wait: prefetch_link); scores are reduced across a row's lanes by shuffles, and each warp
 //   keeps an online softmax (max, sum, O) per q head of the group, its max shared by the whole
 //   warp so the lanes' sums add up at the end.
 // - The warps meet through shared memory; with one split the CTA writes the output, otherwise
@@ -32,11 +37,8 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxHeadDim = 256;
 
-// K and V rows one lane loads per pass (registers: 2 * kRows 16-byte packs).
-template <int G>
-constexpr int rows_per_pass() {
-    return G <= 4 ? 4 : 2;
-}
+// K and V rows one lane loads per pass (registers: 2 * kRowsPerPass 16-byte packs).
+constexpr int kRowsPerPass = 4;
 
 // The shared memory of one CTA's items, in bytes: the rotary table f32[kMaxHeadDim], the group's
 // q rows T[G][hd] and the new k / v rows T[2][hd] (2-byte T), each warp's partial O
@@ -57,6 +59,22 @@ __device__ __forceinline__ void store_quad(T* dst, const float4& o, float sum) {
         any ? attn::pack2<T>(o.z / sum, o.w / sum) : attn::pack2<T>(0.0f, 0.0f);
 }
 
+// This lane's 8-column share of a q . k dot product, from two packs.
+template <typename T>
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+    const uint32_t aw[4] = {a.x, a.y, a.z, a.w};
+    const uint32_t bw[4] = {b.x, b.y, b.z, b.w};
+    float d = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 x = unpack2<T>(aw[i]);
+        const float2 y = unpack2<T>(bw[i]);
+        d = fmaf(x.x, y.x, d);
+        d = fmaf(x.y, y.y, d);
+    }
+    return d;
+}
+
 // One item: query row of sequence s against keys [split * split_len, ...) of KV head kvh, for
 // the G (rounded-up) q heads of its group; the output, or the split's partial and, for the last
 // split to arrive, the merge. Called by all kThreads consumer threads of the CTA.
@@ -66,7 +84,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
                                          int lane) {
     constexpr int kKeyLanes = HD / 8;          // lanes of one K / V row
     constexpr int kKeysPerLoad = 32 / kKeyLanes;
-    constexpr int kRows = rows_per_pass<G>();
+    constexpr int kRows = kRowsPerPass;
     constexpr int kKeysPerPass = kRows * kKeysPerLoad;
     auto* cs = reinterpret_cast<float*>(scratch);
     T* qs = reinterpret_cast<T*>(scratch + kMaxHeadDim * 4);  // [G][HD]
@@ -115,6 +133,12 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
 
     const int sub = lane / kKeyLanes;  // which key of a load this lane's row is
     const int d0 = (lane % kKeyLanes) * 8;
+    // This lane's 8 columns of each q head, packed (4 registers a head).
+    uint4 q[G];
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+        q[h] = *reinterpret_cast<const uint4*>(qs + h * HD + d0);
+    }
     float m[G];
     float l[G];
     float o[G][8];
@@ -136,48 +160,46 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
         const int key0 = k_begin + pass * kKeysPerPass + sub;
         // Block ids first, then every K and V load of the pass: one round trip each.
         int32_t blk[kRows];
-        int in_block[kRows];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
             const int key = key0 + r * kKeysPerLoad;
-            const bool live = key < k_end && key != new_key;
             const int b = p.block_shift >= 0 ? key >> p.block_shift : key / p.block_size;
-            in_block[r] = key - b * p.block_size;
-            blk[r] = live ? __ldg(table + b) : -1;
+            blk[r] = key < k_end && key != new_key ? __ldg(table + b) : -1;
         }
         uint4 kr[kRows];
         uint4 vr[kRows];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
             // Keys past the split and block ids outside the pool (bad metadata) read zeros.
+            const int key = key0 + r * kKeysPerLoad;
+            const int b = p.block_shift >= 0 ? key >> p.block_shift : key / p.block_size;
             const bool valid = blk[r] >= 0 && blk[r] < p.n_blocks;
-            const int64_t off =
-                valid ? static_cast<int64_t>(blk[r]) * block_elems + in_block[r] * HD + head_off
-                      : 0;
+            const int64_t off = valid ? static_cast<int64_t>(blk[r]) * block_elems +
+                                            (key - b * p.block_size) * HD + head_off
+                                      : 0;
             kr[r] = valid ? __ldcg(reinterpret_cast<const uint4*>(k_pool + off))
                           : make_uint4(0u, 0u, 0u, 0u);
             vr[r] = valid ? __ldcg(reinterpret_cast<const uint4*>(v_pool + off))
                           : make_uint4(0u, 0u, 0u, 0u);
-            if (key0 + r * kKeysPerLoad == new_key) {
+            if (key == new_key) {
                 kr[r] = *reinterpret_cast<const uint4*>(kv + d0);
                 vr[r] = *reinterpret_cast<const uint4*>(kv + HD + d0);
             }
         }
-        // (q is read from shared memory per use: in registers it would crowd out the loads.)
+        // Scores (exp2 domain), reduced over a row's lanes; -inf past the split.
         float sc[kRows][G];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-            float kf[8];
-            unpack8<T>(kr[r], kf);
 #pragma unroll
             for (int h = 0; h < G; ++h) {
-                float qf[8];
-                unpack8<T>(*reinterpret_cast<const uint4*>(qs + h * HD + d0), qf);
-                float d = 0.0f;
+                sc[r][h] = dot8<T>(q[h], kr[r]);
+            }
+        }
 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    d = fmaf(qf[j], kf[j], d);
-                }
+        for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+            for (int h = 0; h < G; ++h) {
+                float d = sc[r][h];
 #pragma unroll
                 for (int off = kKeyLanes / 2; off > 0; off >>= 1) {
                     d += __shfl_xor_sync(0xffffffffu, d, off);
@@ -185,6 +207,8 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
                 sc[r][h] = key0 + r * kKeysPerLoad < k_end ? d * p.scale_log2 : -INFINITY;
             }
         }
+        // The online softmax per head, its max shared by the whole warp.
+        float m_use[G];
 #pragma unroll
         for (int h = 0; h < G; ++h) {
             float mx = sc[0][h];
@@ -197,21 +221,24 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
             }
             const float m_new = fmaxf(m[h], mx);
-            const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-            const float alpha = attn::fast_exp2(m[h] - m_use);
+            m_use[h] = m_new == -INFINITY ? 0.0f : m_new;
+            const float alpha = attn::fast_exp2(m[h] - m_use[h]);
             m[h] = m_new;
             l[h] *= alpha;
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
                 o[h][j] *= alpha;
             }
+        }
 #pragma unroll
-            for (int r = 0; r < kRows; ++r) {
-                const float e = attn::fast_exp2(sc[r][h] - m_use);
+        for (int r = 0; r < kRows; ++r) {
+            float vf[8];
+            unpack8<T>(vr[r], vf);
+#pragma unroll
+            for (int h = 0; h < G; ++h) {
+                const float e = attn::fast_exp2(sc[r][h] - m_use[h]);
                 l[h] += e;
                 const float pr = round_to<T>(e);
-                float vf[8];
-                unpack8<T>(vr[r], vf);
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
                     o[h][j] = fmaf(pr, vf[j], o[h][j]);
@@ -327,11 +354,10 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
 }
 
 // Every item of the link this CTA takes (items blockIdx.x, blockIdx.x + gridDim.x, ...), by all
-// kThreads consumer threads (named barrier `barrier`). Not inlined and p by value: the caller's
-// chain loop keeps its registers and reads its own parameters from the parameter space (the
-// attention inlined, or given the address of the kernel's parameter, cost that loop ~25%).
+// kThreads consumer threads (named barrier `barrier`). Inlined: as a call it spilled (the call
+// convention takes registers), and its spills left for L2 past the small L1 beside the ring.
 template <typename T, int HD, int G>
-__device__ __noinline__ void run_items(const attn::AttnParams p, unsigned char* scratch,
+__device__ __forceinline__ void run_items(const attn::AttnParams& p, unsigned char* scratch,
                                        int barrier, int tid, int warp, int lane) {
     const int per_seq = p.n_kv_heads * p.n_splits;
     const int n_items = p.n_seqs * per_seq;
@@ -349,10 +375,8 @@ __device__ __forceinline__ void run_items_hd(const attn::AttnParams& p, unsigned
         run_items<T, HD, 1>(p, scratch, barrier, tid, warp, lane);
     } else if (p.group <= 2) {
         run_items<T, HD, 2>(p, scratch, barrier, tid, warp, lane);
-    } else if (p.group <= 4) {
-        run_items<T, HD, 4>(p, scratch, barrier, tid, warp, lane);
     } else {
-        run_items<T, HD, 8>(p, scratch, barrier, tid, warp, lane);
+        run_items<T, HD, 4>(p, scratch, barrier, tid, warp, lane);
     }
 }
 
@@ -395,7 +419,7 @@ __device__ __forceinline__ void prefetch_link(const attn::AttnParams& p, int hea
     }
 }
 
-// run_items for the link's head_dim (64, 128 or 256) and its group rounded up to 1, 2, 4 or 8.
+// run_items for the link's head_dim (64, 128 or 256) and its group rounded up to 1, 2 or 4.
 template <typename T>
 __device__ __forceinline__ void run_link(const attn::AttnParams& p, int head_dim,
                                          unsigned char* scratch, int barrier, int tid, int warp,
@@ -409,10 +433,12 @@ __device__ __forceinline__ void run_link(const attn::AttnParams& p, int head_dim
     }
 }
 
-// The group sizes run_link takes rounded up to a power of two, and head dims it takes.
-inline int group_bucket(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8; }
+// The group sizes run_link takes rounded up to a power of two, and the shapes it takes: groups
+// of at most 4 q heads (a group of 8 held in registers spilled next to the chain's other
+// variants), head_dim 64, 128 or 256.
+inline int group_bucket(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : 4; }
 inline bool takes(int group, int64_t head_dim) {
-    return group >= 1 && group <= 8 && (head_dim == 64 || head_dim == 128 || head_dim == 256);
+    return group >= 1 && group <= 4 && (head_dim == 64 || head_dim == 128 || head_dim == 256);
 }
 
 }  // namespace helexa::kernels::chain_attn

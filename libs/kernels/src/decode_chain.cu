@@ -106,6 +106,9 @@ struct ChainParams {
     int n_links;
     int slots;
     bool static_groups;  // CTA c takes groups c, c + G, ... instead of from the counter
+    // The producer streams nothing past the attention link until the grid has passed its
+    // barrier (HELEXA_CHAIN_ATTN_HOLD=1: an A/B of streaming weights under the attention).
+    bool hold_for_attention;
     unsigned long long* trace;  // decode_chain_set_trace, or null
 };
 
@@ -161,13 +164,16 @@ __device__ __forceinline__ float load_cg(const W* p) {
 // The producer warp: every unit of every link this CTA takes, in order, then an empty
 // end-of-chain unit. unit_of[s] = (link, group, chunk) of the unit in slot s.
 __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* full,
-                        uint64_t* empty, int4* unit_of, int lane) {
+                        uint64_t* empty, int4* unit_of, const volatile int* attention_over,
+                        int lane) {
     const uint64_t policy = l2_evict_first_policy();
     int s = 0;
     uint32_t phase = 0;
     bool first = true;
     for (int i = 0; i < p.n_links; ++i) {
         if (i == p.attn_link) {
+            while (p.hold_for_attention && *attention_over == 0) {
+            }
             continue;  // no weights
         }
         const LinkParams& L = p.link[i];
@@ -414,10 +420,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     __shared__ __align__(8) uint64_t empty[kMaxSlots];
     __shared__ int4 unit_of[kMaxSlots];
     __shared__ float red[kMaxNormWarps][T];
+    __shared__ volatile int attention_over;  // p.hold_for_attention
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid / kWarp;
     const int lane = tid % kWarp;
     if (tid == 0) {
+        attention_over = 0;
         for (int s = 0; s < p.slots; ++s) {
             mbarrier_init(&full[s], 1);
             mbarrier_init(&empty[s], kConsumerWarps);
@@ -426,7 +434,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     __syncthreads();
     if (warp == kConsumerWarps) {
-        produce(p, smem, full, empty, unit_of, lane);
+        produce(p, smem, full, empty, unit_of, &attention_over, lane);
         grid_dependency_wait();
         return;
     }
@@ -520,6 +528,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (trace != nullptr && tid == 0) {
                 trace[8 + 4 * j + 2] = global_ns();
             }
+        }
+        if (j == p.attn_link && tid == 0) {
+            attention_over = 1;
         }
     }
     // Every CTA has passed every barrier and taken its last group once all have exited: the
@@ -733,6 +744,8 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     // HELEXA_CHAIN_DYNAMIC=0: each CTA takes the same groups every launch (A/B measurements).
     static const bool static_groups = !env_on_unless_zero("HELEXA_CHAIN_DYNAMIC");
     p.static_groups = static_groups;
+    static const bool hold = env_positive("HELEXA_CHAIN_ATTN_HOLD", 0) == 1;
+    p.hold_for_attention = hold;
     p.trace = g_trace.load(std::memory_order_relaxed);
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
     return launch_typed(p, type, T, smem, stream);
