@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <numeric>
 
 #include "cuda_test_support.h"
@@ -371,8 +372,9 @@ protected:
     }
 };
 
-// Debugging (HELEXA_PRINT_CHAIN_TRACE=1): the chain trace's attention and o_proj times, us from
-// the earliest CTA start, min / median / max over the CTAs that got there.
+// Debugging (HELEXA_PRINT_CHAIN_TRACE=1): the chain trace's attention (with its first item's
+// phases) and o_proj times, us from the earliest CTA start, min / median / max over the CTAs
+// that got there.
 void print_trace(const std::vector<unsigned long long>& trace) {
     const auto words = static_cast<size_t>(kernels::decode_chain_trace_words());
     const size_t ctas = trace.size() / words;
@@ -382,10 +384,11 @@ void print_trace(const std::vector<unsigned long long>& trace) {
             t0 = std::min(t0, trace[c * words + 1]);
         }
     }
-    const char* names[] = {"attention start", "attention done", "attention barrier",
-                           "o_proj x ready", "o_proj last unit"};
-    const size_t at[] = {8, 9, 10, 12, 13};
-    for (size_t i = 0; i < 5; ++i) {
+    const char* names[] = {"attention start",   "item epilogue done", "item passes done",
+                           "item merge done",   "attention done",     "attention barrier",
+                           "o_proj x ready",    "o_proj last unit"};
+    const size_t at[] = {8, 4, 5, 6, 9, 10, 12, 13};
+    for (size_t i = 0; i < std::size(at); ++i) {
         std::vector<double> us;
         for (size_t c = 0; c < ctas; ++c) {
             if (const unsigned long long v = trace[c * words + at[i]]; v != 0 && v >= t0) {

@@ -28,6 +28,7 @@
 //   tensor-core kernel's fragments are, sums and O in f32, one rounding of O / sum.
 #pragma once
 
+#include "device_clock.cuh"
 #include "group_head_prep.cuh"
 #include "tma.cuh"
 
@@ -36,6 +37,18 @@ namespace helexa::kernels::chain_attn {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxHeadDim = 256;
+
+// Where the link runs: the consumer thread (tid, warp, lane) of its CTA, the shared memory it
+// may use (scratch_bytes()), the named barrier of the consumer warps, and the CTA's chain trace
+// words (decode_chain_set_trace) or null.
+struct Where {
+    unsigned char* scratch;
+    int barrier;
+    int tid;
+    int warp;
+    int lane;
+    unsigned long long* trace;
+};
 
 // K and V rows one lane loads per pass (registers: 2 * kRowsPerPass 16-byte packs).
 constexpr int kRowsPerPass = 4;
@@ -80,8 +93,19 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
 // split to arrive, the merge. Called by all kThreads consumer threads of the CTA.
 template <typename T, int HD, int G>
 __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int kvh, int split,
-                                         unsigned char* scratch, int barrier, int tid, int warp,
-                                         int lane) {
+                                         const Where& at, bool first_item) {
+    unsigned char* scratch = at.scratch;
+    const int tid = at.tid;
+    const int warp = at.warp;
+    const int lane = at.lane;
+    const int barrier = at.barrier;
+    // Debugging: the first item's end of the epilogue, of the passes and of the merge
+    // (decode_chain.h's trace words 4-6).
+    auto mark = [&](int word) {
+        if (first_item && at.trace != nullptr && tid == 0) {
+            at.trace[word] = global_ns();
+        }
+    };
     constexpr int kKeyLanes = HD / 8;          // lanes of one K / V row
     constexpr int kKeysPerLoad = 32 / kKeyLanes;
     constexpr int kRows = kRowsPerPass;
@@ -130,6 +154,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
         reinterpret_cast<uint4*>(qs)[i] = make_uint4(0u, 0u, 0u, 0u);
     }
     sync();  // q rows and the new key / value are final
+    mark(4);
 
     const int sub = lane / kKeyLanes;  // which key of a load this lane's row is
     const int d0 = (lane % kKeyLanes) * 8;
@@ -268,6 +293,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
         }
     }
     sync();
+    mark(5);
 
     // The warps' partials merged: each thread finishes groups of 4 outputs of the group's heads.
     const bool direct = n_used == 1;
@@ -307,6 +333,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
     }
     if (direct) {
         sync();  // the scratch is the next item's
+        mark(6);
         return;
     }
     // The last split of the (sequence, KV head) to arrive merges them all (publish, fence,
@@ -351,32 +378,31 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
         }
     }
     sync();  // the scratch and the flag are the next item's
+    mark(6);
 }
 
 // Every item of the link this CTA takes (items blockIdx.x, blockIdx.x + gridDim.x, ...), by all
-// kThreads consumer threads (named barrier `barrier`). Inlined: as a call it spilled (the call
+// kThreads consumer threads. Inlined: as a call it spilled (the call
 // convention takes registers), and its spills left for L2 past the small L1 beside the ring.
 template <typename T, int HD, int G>
-__device__ __forceinline__ void run_items(const attn::AttnParams& p, unsigned char* scratch,
-                                       int barrier, int tid, int warp, int lane) {
+__device__ __forceinline__ void run_items(const attn::AttnParams& p, const Where& at) {
     const int per_seq = p.n_kv_heads * p.n_splits;
     const int n_items = p.n_seqs * per_seq;
     for (int item = static_cast<int>(blockIdx.x); item < n_items;
          item += static_cast<int>(gridDim.x)) {
         run_item<T, HD, G>(p, item / per_seq, (item % per_seq) / p.n_splits, item % p.n_splits,
-                           scratch, barrier, tid, warp, lane);
+                           at, item == static_cast<int>(blockIdx.x));
     }
 }
 
 template <typename T, int HD>
-__device__ __forceinline__ void run_items_hd(const attn::AttnParams& p, unsigned char* scratch,
-                                             int barrier, int tid, int warp, int lane) {
+__device__ __forceinline__ void run_items_hd(const attn::AttnParams& p, const Where& at) {
     if (p.group <= 1) {
-        run_items<T, HD, 1>(p, scratch, barrier, tid, warp, lane);
+        run_items<T, HD, 1>(p, at);
     } else if (p.group <= 2) {
-        run_items<T, HD, 2>(p, scratch, barrier, tid, warp, lane);
+        run_items<T, HD, 2>(p, at);
     } else {
-        run_items<T, HD, 4>(p, scratch, barrier, tid, warp, lane);
+        run_items<T, HD, 4>(p, at);
     }
 }
 
@@ -422,14 +448,13 @@ __device__ __forceinline__ void prefetch_link(const attn::AttnParams& p, int hea
 // run_items for the link's head_dim (64, 128 or 256) and its group rounded up to 1, 2 or 4.
 template <typename T>
 __device__ __forceinline__ void run_link(const attn::AttnParams& p, int head_dim,
-                                         unsigned char* scratch, int barrier, int tid, int warp,
-                                         int lane) {
+                                         const Where& at) {
     if (head_dim == 64) {
-        run_items_hd<T, 64>(p, scratch, barrier, tid, warp, lane);
+        run_items_hd<T, 64>(p, at);
     } else if (head_dim == 128) {
-        run_items_hd<T, 128>(p, scratch, barrier, tid, warp, lane);
+        run_items_hd<T, 128>(p, at);
     } else {
-        run_items_hd<T, 256>(p, scratch, barrier, tid, warp, lane);
+        run_items_hd<T, 256>(p, at);
     }
 }
 

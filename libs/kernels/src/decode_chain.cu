@@ -113,9 +113,9 @@ struct ChainParams {
 };
 
 // Debugging (decode_chain_set_trace): per CTA kTraceWords words: {SM id, consumer start (after
-// the dependency wait), producer's first copy issued, exit, 0 x 4}, then per link {x ready,
-// last unit done, barrier passed, units consumed} (globaltimer nanoseconds; zero where a CTA
-// never got there).
+// the dependency wait), producer's first copy issued, exit, the attention's first item's end of
+// epilogue, of passes and of merge, 0}, then per link {x ready, last unit done, barrier passed,
+// units consumed} (globaltimer nanoseconds; zero where a CTA never got there).
 constexpr int kTraceWords = 8 + 4 * kDecodeChainMaxLinks;
 
 // One launch's counters; the workspace holds two such sets.
@@ -470,8 +470,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                 if (trace != nullptr && tid == 0) {
                     trace[8 + 4 * j] = global_ns();
                 }
-                chain_attn::run_link<W>(p.attn, p.head_dim, reinterpret_cast<unsigned char*>(xs),
-                                        kConsumerBarrier, tid, warp, lane);
+                const chain_attn::Where at{reinterpret_cast<unsigned char*>(xs),
+                                           kConsumerBarrier, tid, warp, lane, trace};
+                chain_attn::run_link<W>(p.attn, p.head_dim, at);
                 if (trace != nullptr && tid == 0) {
                     trace[8 + 4 * j + 1] = global_ns();
                 }
