@@ -8,11 +8,13 @@
 //   trace): the chain's end, the attention grid's start and end, and the next chain's CTAs that
 //   could only start on the attention's SMs once it left. Inside the chain it should cost a
 //   grid barrier and a pass or two of loads while every CTA's producer keeps streaming the next
-//   links' weights. Measured so far (run 17, H200) it does not: the attention phase took ~30 us
-//   on the CTAs with items (the chain's trace), so the backend keeps it off by default
-//   (HELEXA_CUDA_CHAIN_ATTENTION=1). Suspects: register spills (a call, or a group of 8, spilled
-//   to L2 past the small L1 beside the ring; now inlined, groups of at most 4), and the latency
-//   of each dependent load while every producer saturates HBM with the weight stream.
+//   links' weights. Measured so far (run 17, H200) it does not: the attention phase took 14-30
+//   us on the CTAs with items (the chain's trace), so the backend keeps it off by default
+//   (HELEXA_CUDA_CHAIN_ATTENTION=1). Suspects: register spills (a call, a group of 8, or all
+//   shapes in one kernel spilled to L2 past the small L1 beside the ring; now inlined, groups
+//   of at most 4, one kernel per shape), the latency of each dependent load while every
+//   producer saturates HBM with the weight stream, and 8-11 dependent round trips (the rotary
+//   table now before the grid dependency wait, block ids a pass ahead).
 // - Work items are (sequence, KV head, split of the context); item i runs on CTA i mod grid.
 //   A CTA's 8 warps take passes of the split's keys in turn. In a pass each lane holds one
 //   16-byte pack of kRowsPerPass keys' K and V rows (kKeyLanes lanes a row), so all of a pass's
@@ -36,7 +38,7 @@ namespace helexa::kernels::chain_attn {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxHeadDim = 128;
 
 // Where the link runs: the consumer thread (tid, warp, lane) of its CTA, the shared memory it
 // may use (scratch_bytes()), the named barrier of the consumer warps, and the CTA's chain trace
@@ -48,6 +50,7 @@ struct Where {
     int warp;
     int lane;
     unsigned long long* trace;
+    bool rotary_ready;  // the CTA's first item's rotary table is in scratch (early_rotary)
 };
 
 // K and V rows one lane loads per pass (registers: 2 * kRowsPerPass 16-byte packs).
@@ -106,6 +109,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
             at.trace[word] = global_ns();
         }
     };
+    static_assert(HD % 8 == 0 && HD <= kMaxHeadDim, "head_dim the scratch is laid out for");
     constexpr int kKeyLanes = HD / 8;          // lanes of one K / V row
     constexpr int kKeysPerLoad = 32 / kKeyLanes;
     constexpr int kRows = kRowsPerPass;
@@ -137,7 +141,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
     const int new_key = split == n_used - 1 ? ctx - 1 : -1;
 
     // The epilogue: the group's q heads (rows past the group zeroed) and the new key and value.
-    if (p.rotary_half > 0) {
+    if (p.rotary_half > 0 && !(first_item && at.rotary_ready)) {
         qkv_head::rotary_table<T>(cs, p.positions[row], p.inv_freq, p.rotary_half,
                                   p.attention_scaling, tid, kThreads);
     }
@@ -181,15 +185,25 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
     const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks_per_seq;
     const int32_t block_elems = p.n_kv_heads * p.block_size * HD;
     const int32_t head_off = kvh * p.block_size * HD + d0;
-    for (int pass = warp; k_begin + pass * kKeysPerPass < k_end; pass += kWarps) {
-        const int key0 = k_begin + pass * kKeysPerPass + sub;
-        // Block ids first, then every K and V load of the pass: one round trip each.
-        int32_t blk[kRows];
+    // Block ids of a pass's rows (-1 past the split, and for the new key, computed here).
+    auto block_ids = [&](int key0, int32_t (&blk)[kRows]) {
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
             const int key = key0 + r * kKeysPerLoad;
             const int b = p.block_shift >= 0 ? key >> p.block_shift : key / p.block_size;
             blk[r] = key < k_end && key != new_key ? __ldg(table + b) : -1;
+        }
+    };
+    // The next pass's block ids are asked for while this pass's K and V are in flight, so a
+    // pass after the first costs one round trip, not two.
+    int32_t blk_next[kRows];
+    block_ids(k_begin + warp * kKeysPerPass + sub, blk_next);
+    for (int pass = warp; k_begin + pass * kKeysPerPass < k_end; pass += kWarps) {
+        const int key0 = k_begin + pass * kKeysPerPass + sub;
+        int32_t blk[kRows];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+            blk[r] = blk_next[r];
         }
         uint4 kr[kRows];
         uint4 vr[kRows];
@@ -211,6 +225,7 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
                 vr[r] = *reinterpret_cast<const uint4*>(kv + HD + d0);
             }
         }
+        block_ids(key0 + kWarps * kKeysPerPass, blk_next);
         // Scores (exp2 domain), reduced over a row's lanes; -inf past the split.
         float sc[kRows][G];
 #pragma unroll
@@ -382,8 +397,8 @@ __device__ __forceinline__ void run_item(const attn::AttnParams& p, int s, int k
 }
 
 // Every item of the link this CTA takes (items blockIdx.x, blockIdx.x + gridDim.x, ...), by all
-// kThreads consumer threads. Inlined: as a call it spilled (the call
-// convention takes registers), and its spills left for L2 past the small L1 beside the ring.
+// kThreads consumer threads. Inlined: as a call it spilled (the call convention takes
+// registers), and its spills left for L2 past the small L1 beside the ring.
 template <typename T, int HD, int G>
 __device__ __forceinline__ void run_items(const attn::AttnParams& p, const Where& at) {
     const int per_seq = p.n_kv_heads * p.n_splits;
@@ -395,25 +410,15 @@ __device__ __forceinline__ void run_items(const attn::AttnParams& p, const Where
     }
 }
 
-template <typename T, int HD>
-__device__ __forceinline__ void run_items_hd(const attn::AttnParams& p, const Where& at) {
-    if (p.group <= 1) {
-        run_items<T, HD, 1>(p, at);
-    } else if (p.group <= 2) {
-        run_items<T, HD, 2>(p, at);
-    } else {
-        run_items<T, HD, 4>(p, at);
-    }
-}
-
 // L2 prefetches of the K and V rows of the keys older than the step (they do not depend on the
 // running step: earlier steps wrote them, and blocks a sequence reads are never rewritten while
 // it holds them) for the items this CTA will run, so the attention's passes find them in L2
 // while the links before it still stream. Reads only the step's metadata (context lengths and
 // block tables, copied in before the step's first kernel): callable before the grid dependency
 // wait. By all kThreads consumer threads; nothing to wait for.
-template <typename T>
-__device__ __forceinline__ void prefetch_link(const attn::AttnParams& p, int head_dim, int tid) {
+template <typename T, int HD>
+__device__ __forceinline__ void prefetch_link(const attn::AttnParams& p, int tid) {
+    constexpr int head_dim = HD;
     const int lines = head_dim * 2 / 128;  // 128-byte lines of one K (or V) row
     const int per_seq = p.n_kv_heads * p.n_splits;
     const int n_items = p.n_seqs * per_seq;
@@ -445,25 +450,31 @@ __device__ __forceinline__ void prefetch_link(const attn::AttnParams& p, int hea
     }
 }
 
-// run_items for the link's head_dim (64, 128 or 256) and its group rounded up to 1, 2 or 4.
+// The rotary table of the CTA's first item into scratch, before the grid dependency wait (the
+// position and inv_freq are the step's metadata and weights): two dependent round trips and the
+// sincos off the attention's critical path. Only while the scratch is free then (the attention
+// is the chain's first link). Returns whether it wrote the table (Where::rotary_ready).
 template <typename T>
-__device__ __forceinline__ void run_link(const attn::AttnParams& p, int head_dim,
-                                         const Where& at) {
-    if (head_dim == 64) {
-        run_items_hd<T, 64>(p, at);
-    } else if (head_dim == 128) {
-        run_items_hd<T, 128>(p, at);
-    } else {
-        run_items_hd<T, 256>(p, at);
+__device__ __forceinline__ bool early_rotary(const attn::AttnParams& p, unsigned char* scratch,
+                                             int tid) {
+    const int per_seq = p.n_kv_heads * p.n_splits;
+    const int item = static_cast<int>(blockIdx.x);
+    if (p.rotary_half <= 0 || item >= p.n_seqs * per_seq) {
+        return false;
     }
+    const int row = p.query_start[item / per_seq];
+    qkv_head::rotary_table<T>(reinterpret_cast<float*>(scratch), p.positions[row], p.inv_freq,
+                              p.rotary_half, p.attention_scaling, tid, kThreads);
+    return true;
 }
 
-// The group sizes run_link takes rounded up to a power of two, and the shapes it takes: groups
-// of at most 4 q heads (a group of 8 held in registers spilled next to the chain's other
-// variants), head_dim 64, 128 or 256.
+// The group sizes the chain's kernels are built for, a group rounded up to a power of two, and
+// the shapes the link takes: groups of at most 4 q heads, head_dim 64 or 128. Each (head_dim,
+// group) is a kernel of its own (decode_chain.cu): all of them inlined into one spilled ~150-550
+// bytes a thread next to the projections' code, each alone spills nothing.
 inline int group_bucket(int group) { return group <= 1 ? 1 : group <= 2 ? 2 : 4; }
 inline bool takes(int group, int64_t head_dim) {
-    return group >= 1 && group <= 4 && (head_dim == 64 || head_dim == 128 || head_dim == 256);
+    return group >= 1 && group <= 4 && (head_dim == 64 || head_dim == 128);
 }
 
 }  // namespace helexa::kernels::chain_attn

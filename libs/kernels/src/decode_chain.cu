@@ -409,11 +409,14 @@ __device__ __forceinline__ void finish_group(const LinkParams& L, int g, int war
     }
 }
 
-// kAttention: the chain has an attention link (p.attn_link); without one the attention's code
-// is left out, so the chains of projections alone keep their registers.
-template <typename W, int T, bool kAttention>
+// kAttnHd > 0: the chain has an attention link (p.attn_link) of that head_dim and a group of at
+// most kAttnGroup q heads; 0: none, and the attention's code is left out. One kernel per
+// attention shape, so each keeps its registers: the projections' loop alone takes 63-72, the
+// attention ~165 of the 168 a 9-warp CTA gets (chain_attention.cuh).
+template <typename W, int T, int kAttnHd, int kAttnGroup>
 __global__ void __launch_bounds__(kThreads, 1)
     decode_chain_kernel(const __grid_constant__ ChainParams p) {
+    constexpr bool kAttention = kAttnHd > 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ __align__(8) uint64_t full[kMaxSlots];
@@ -438,13 +441,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         grid_dependency_wait();
         return;
     }
+    W* xs = reinterpret_cast<W*>(smem + p.slots * kSlotBytes);
+    bool rotary_ready = false;
     if constexpr (kAttention) {
-        chain_attn::prefetch_link<W>(p.attn, p.head_dim, tid);
+        chain_attn::prefetch_link<W, kAttnHd>(p.attn, tid);
+        if (p.attn_link == 0) {
+            rotary_ready =
+                chain_attn::early_rotary<W>(p.attn, reinterpret_cast<unsigned char*>(xs), tid);
+        }
     }
     // x, the residual and the outputs are the previous kernels' (or earlier links').
     grid_dependency_wait();
     allow_dependent_launch();
-    W* xs = reinterpret_cast<W*>(smem + p.slots * kSlotBytes);
     unsigned long long* trace =
         p.trace != nullptr ? p.trace + blockIdx.x * kTraceWords : nullptr;
     if (trace != nullptr && tid == 0) {
@@ -471,8 +479,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                     trace[8 + 4 * j] = global_ns();
                 }
                 const chain_attn::Where at{reinterpret_cast<unsigned char*>(xs),
-                                           kConsumerBarrier, tid, warp, lane, trace};
-                chain_attn::run_link<W>(p.attn, p.head_dim, at);
+                                           kConsumerBarrier, tid, warp, lane, trace,
+                                           rotary_ready};
+                chain_attn::run_items<W, kAttnHd, kAttnGroup>(p.attn, at);
                 if (trace != nullptr && tid == 0) {
                     trace[8 + 4 * j + 1] = global_ns();
                 }
@@ -583,11 +592,13 @@ bool plan_link(const DecodeChainLink& in, LinkParams& out) {
     return true;
 }
 
-// Keys an attention split takes at most: one or two passes of a warp per CTA item at batch 1
-// (HELEXA_CHAIN_ATTN_SPLIT_KEYS overrides it for A/B measurements; read once per process).
+// Keys an attention split takes at most: 64, one pass of each warp (4 rows of 2 keys at head_dim
+// 128). Of 64, 128 and 256, 64 was best in run 17 (Qwen3-8B batch 1, H200: 0.670 / 0.66 /
+// 0.638 and 0.636 / 0.627 / 0.613 in two calls). HELEXA_CHAIN_ATTN_SPLIT_KEYS overrides it
+// (A/B measurements; read once per process).
 int64_t chain_split_keys() {
     static const auto keys =
-        static_cast<int64_t>(env_positive("HELEXA_CHAIN_ATTN_SPLIT_KEYS", 128));
+        static_cast<int64_t>(env_positive("HELEXA_CHAIN_ATTN_SPLIT_KEYS", 64));
     return keys;
 }
 
@@ -642,9 +653,9 @@ int ring_slots(size_t xb) {
 
 std::atomic<unsigned long long*> g_trace{nullptr};
 
-template <typename W, int T, bool kAttention>
+template <typename W, int T, int kAttnHd, int kAttnGroup>
 cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
-    auto* kernel = decode_chain_kernel<W, T, kAttention>;
+    auto* kernel = decode_chain_kernel<W, T, kAttnHd, kAttnGroup>;
     static std::atomic<uint64_t> smem_raised{0};
     if (const cudaError_t err = ensure_dynamic_smem(kernel, kSmemBudget, smem_raised);
         err != cudaSuccess) {
@@ -664,19 +675,38 @@ cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
                          smem, stream, p);
 }
 
-template <typename W>
+// The kernel for the chain's attention shape (none, or head_dim x group), then T.
+template <typename W, int kAttnHd, int kAttnGroup>
 cudaError_t launch_rows(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
-    if (p.attn_link >= 0) {
-        return T == 1 ? launch_t<W, 1, true>(p, smem, stream)
-                      : launch_t<W, 2, true>(p, smem, stream);
+    return T == 1 ? launch_t<W, 1, kAttnHd, kAttnGroup>(p, smem, stream)
+                  : launch_t<W, 2, kAttnHd, kAttnGroup>(p, smem, stream);
+}
+
+template <typename W, int kAttnHd>
+cudaError_t launch_group(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
+    switch (chain_attn::group_bucket(p.attn.group)) {
+        case 1:
+            return launch_rows<W, kAttnHd, 1>(p, T, smem, stream);
+        case 2:
+            return launch_rows<W, kAttnHd, 2>(p, T, smem, stream);
+        default:
+            return launch_rows<W, kAttnHd, 4>(p, T, smem, stream);
     }
-    return T == 1 ? launch_t<W, 1, false>(p, smem, stream) : launch_t<W, 2, false>(p, smem, stream);
+}
+
+template <typename W>
+cudaError_t launch_shape(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
+    if (p.attn_link < 0) {
+        return launch_rows<W, 0, 0>(p, T, smem, stream);
+    }
+    return p.head_dim == 64 ? launch_group<W, 64>(p, T, smem, stream)
+                            : launch_group<W, 128>(p, T, smem, stream);
 }
 
 cudaError_t launch_typed(const ChainParams& p, ElemType type, int64_t T, size_t smem,
                          cudaStream_t stream) {
-    return type == ElemType::kBF16 ? launch_rows<__nv_bfloat16>(p, T, smem, stream)
-                                   : launch_rows<__half>(p, T, smem, stream);
+    return type == ElemType::kBF16 ? launch_shape<__nv_bfloat16>(p, T, smem, stream)
+                                   : launch_shape<__half>(p, T, smem, stream);
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ bool decode_chain_supported();
 // 1..kDecodeChainMaxLinks links, each projection with K % 8 == 0, x_stride % 8 == 0,
 // x_stride >= K, 16-byte aligned x, w and norm weight, even N for SwiGLU; at most one attention
 // link, valid for launch_paged_attention with a fusable epilogue (attention.h), T sequences,
-// head_dim 64, 128 or 256, at most 4 q heads per KV head, and its workspace large enough for the
+// head_dim 64 or 128, at most 4 q heads per KV head, and its workspace large enough for the
 // chain's splits (paged_attention_workspace_bytes is); T rows of the widest x (or the
 // attention's scratch) fitting next to a ring of at least two slots in shared memory.
 bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T);
