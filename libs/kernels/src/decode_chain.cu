@@ -67,6 +67,7 @@ constexpr int kWarp = 32;
 constexpr int kConsumerWarps = 8;
 constexpr int kConsumers = kConsumerWarps * kWarp;
 constexpr int kThreads = kConsumers + kWarp;  // + the producer warp
+static_assert(chain_attn::kThreads == kConsumers, "the attention link runs on the consumer warps");
 constexpr int kPack = 8;                      // 2-byte elements per 16-byte pack
 constexpr int kSlotBytes = 64 * 1024;
 constexpr int kChains = 2;  // independent FMA chains per (row, x row)
