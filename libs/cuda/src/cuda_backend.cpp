@@ -484,16 +484,15 @@ public:
     };
     // At 1-2 rows (where each projection alone would be a skinny matmul) every link in one
     // persistent launch (kernels::launch_decode_chain), the attention included, when all of
-    // them fit it. Otherwise each attention alone (qkv_attention) and the projections between
-    // them as linear_links runs them.
+    // them fit it. Otherwise each attention alone (qkv_attention) and each run of projections
+    // between them as one decode chain when it fits, else each projection alone, except the
+    // MLP's pair where both would take the tensor-core path and mlp_chain_ is on: chained in one
+    // launch (kernels::launch_skinny_mma_mlp, the same bits as the two).
     Status run_chain(std::span<const engine::ChainLink> links) override {
-        std::vector<kernels::DecodeChainLink> chain;
-        std::vector<FusedAttention> attention;
-        attention.reserve(links.size());  // the chain's links point into it
-        bool fits = false;
-        HELEXA_TRY_STATUS(decode_chain_links(links, chain, attention, fits));
-        if (fits) {
-            return launch_chain(chain, links);
+        bool launched = false;
+        HELEXA_TRY_STATUS(try_decode_chain(links, launched));
+        if (launched) {
+            return ok();
         }
         for (size_t i = 0; i < links.size();) {
             if (const auto* a = std::get_if<engine::AttentionLink>(&links[i])) {
@@ -501,53 +500,48 @@ public:
                 ++i;
                 continue;
             }
-            std::vector<engine::LinearLink> run;
-            for (; i < links.size() && std::holds_alternative<engine::LinearLink>(links[i]); ++i) {
-                run.push_back(std::get<engine::LinearLink>(links[i]));
+            size_t end = i;
+            while (end < links.size() && std::holds_alternative<engine::LinearLink>(links[end])) {
+                ++end;
             }
-            HELEXA_TRY_STATUS(linear_links(run));
+            if (end - i < links.size()) {  // (the whole chain was tried above)
+                HELEXA_TRY_STATUS(try_decode_chain(links.subspan(i, end - i), launched));
+            }
+            for (; !launched && i < end;) {
+                const auto& l = std::get<engine::LinearLink>(links[i]);
+                if (i + 1 < end &&
+                    mma_mlp_pair(l, std::get<engine::LinearLink>(links[i + 1]))) {
+                    HELEXA_TRY_STATUS(mma_mlp(l, std::get<engine::LinearLink>(links[i + 1])));
+                    i += 2;
+                    continue;
+                }
+                HELEXA_TRY_STATUS(fused_linear(l.out, l.x, l.w, l.bias, l.fusion, l.scratch));
+                ++i;
+            }
+            i = end;
         }
         return ok();
     }
 
-    Status launch_chain(const std::vector<kernels::DecodeChainLink>& chain,
-                        std::span<const engine::ChainLink> links) {
-        const auto* first = std::get_if<engine::LinearLink>(&links.front());
-        const int64_t T = first != nullptr
-                              ? first->x.rows
-                              : std::get<engine::AttentionLink>(links.front()).qkv.rows;
+    // The links as one decode chain launch, launched true, where they all fit it
+    // (decode_chain_links).
+    Status try_decode_chain(std::span<const engine::ChainLink> links, bool& launched) {
+        launched = false;
+        std::vector<kernels::DecodeChainLink> chain;
+        std::vector<FusedAttention> attention;
+        attention.reserve(links.size());  // the chain's links point into it
+        int64_t T = 0;
+        HELEXA_TRY_STATUS(decode_chain_links(links, chain, attention, T));
+        if (T == 0) {
+            return ok();
+        }
+        launched = true;
         return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()), T,
                                                   elem(act_), decode_chain_workspace_, stream_),
                      "decode_chain");
     }
 
-    // Consecutive projections: one decode chain launch when they fit it (decode_chain_links),
-    // else each alone, except the MLP's pair where both would take the tensor-core path and
-    // mlp_chain_ is on: chained in one launch (kernels::launch_skinny_mma_mlp, the same bits as
-    // the two).
-    Status linear_links(std::span<const engine::LinearLink> links) {
-        std::vector<engine::ChainLink> as_chain(links.begin(), links.end());
-        std::vector<kernels::DecodeChainLink> chain;
-        std::vector<FusedAttention> none;
-        bool fits = false;
-        HELEXA_TRY_STATUS(decode_chain_links(as_chain, chain, none, fits));
-        if (fits) {
-            return launch_chain(chain, as_chain);
-        }
-        for (size_t i = 0; i < links.size();) {
-            if (i + 1 < links.size() && mma_mlp_pair(links[i], links[i + 1])) {
-                HELEXA_TRY_STATUS(mma_mlp(links[i], links[i + 1]));
-                i += 2;
-                continue;
-            }
-            const engine::LinearLink& l = links[i];
-            HELEXA_TRY_STATUS(fused_linear(l.out, l.x, l.w, l.bias, l.fusion, l.scratch));
-            ++i;
-        }
-        return ok();
-    }
-
-    // The links as the persistent decode chain takes them, fits false where it does not take
+    // The links as the persistent decode chain takes them at T rows, T 0 where it does not take
     // them all. Only chains of two or more links whose every projection weight is at least
     // kDecodeChainMinLinkBytes: the chain's grid barriers cost about what the kernel boundaries
     // they replace do, and only long weight streams hide them. Measured on an H200 (run 16):
@@ -559,8 +553,8 @@ public:
     static constexpr int64_t kDecodeChainMinLinkBytes = 16 << 20;
     Status decode_chain_links(std::span<const engine::ChainLink> links,
                               std::vector<kernels::DecodeChainLink>& chain,
-                              std::vector<FusedAttention>& attention, bool& fits) {
-        fits = false;
+                              std::vector<FusedAttention>& attention, int64_t& rows) {
+        rows = 0;
         if (decode_chain_ == DecodeChain::kOff || decode_chain_workspace_.device == nullptr ||
             links.size() < 2 ||
             static_cast<int64_t>(links.size()) > kernels::kDecodeChainMaxLinks ||
@@ -623,7 +617,9 @@ public:
             c.fusion.output = skinny_output(l.fusion.output);
             chain.push_back(c);
         }
-        fits = kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T);
+        if (kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T)) {
+            rows = T;
+        }
         return ok();
     }
 
@@ -940,7 +936,7 @@ private:
             mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
         }
         // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
-        // (linear_links) where both take the tensor-core path. Off by default: measured
+        // (run_chain) where both take the tensor-core path. Off by default: measured
         // (run 15, H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two
         // apart at 1-64 rows: each CTA's down range waits for gate_up tiles whose finishers sum
         // them after every range has ended (docs/perf/cuda-engine.md, run 15).
