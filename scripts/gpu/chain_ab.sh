@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The decode chain's opt-in settings against its default, one call on the GPU host: the GPU suite
+# (which runs each setting's tests), the attention link's phase marks (HELEXA_CUDA_CHAIN_ATTENTION:
+# the chain trace of CudaChainAttention per split size, producers streaming or held), the chained
+# linear_bench shapes ("mlp", "layer" at 1-2 rows) under each setting, and MODEL batch-1 decode
+# under each setting against the copy bandwidth measured in the same call. Settings:
+#   x-by-chunk    HELEXA_CUDA_CHAIN_X_BY_CHUNK=1 (down waits per K chunk, not at a grid barrier)
+#   l2-next       HELEXA_CHAIN_L2_NEXT=1 (a full ring asks L2 for the unit it waits to copy)
+#   l2-next-late  HELEXA_CHAIN_L2_NEXT=2 (the same, once the consumers have started)
+#   chain-attention HELEXA_CUDA_CHAIN_ATTENTION=1
+# Needs the cuda bundle in .device (cuda_run.sh's header says how to make it). Writes logs under
+# $OUT; prints the tests' summary, the traces and the tables last.
+#   [SPLITS=32,64,128] [MODEL=qwen3-8b] [COPY_GBPS=] bash scripts/gpu/chain_ab.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+out="${OUT:-/tmp/helexa-out}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export HELEXA_SOURCE_DIR="$PWD"
+bin=.device/bundle/bin
+model="${MODEL:-qwen3-8b}"
+splits="${SPLITS:-32,64,128}"
+status=0
+settings=(
+    "default="
+    "x-by-chunk=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
+    "l2-next=HELEXA_CHAIN_L2_NEXT=1"
+    "l2-next-late=HELEXA_CHAIN_L2_NEXT=2"
+    "x-by-chunk+l2-next=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=1"
+    "chain-attention=HELEXA_CUDA_CHAIN_ATTENTION=1"
+    "chain-attention+x-by-chunk=HELEXA_CUDA_CHAIN_ATTENTION=1,HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
+)
+
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
+timeout 300 "$bin/cuda_backend_tests" --gtest_brief=1 --gtest_filter='-CudaDeviceFault.*' \
+    > "$out/tests.log" 2>&1 || status=1
+grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests.log" | head -20
+# The chain's own tests again under the producer's L2 setting (it changes no data).
+HELEXA_CHAIN_L2_NEXT=1 timeout 120 "$bin/cuda_backend_tests" --gtest_brief=1 \
+    --gtest_filter='DecodeChain.*:CudaRandomModelChained*' > "$out/tests_l2next.log" 2>&1 ||
+    status=1
+grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests_l2next.log" | sed 's/^/l2-next: /' | head -10
+
+# The attention phase's marks per split size, producers streaming (hold 0) or held (hold 1): a
+# context of 100 keys (case 1) and of 1000 (case 3).
+for keys in ${splits//,/ }; do
+    for hold in 0 1; do
+        echo "split keys $keys, hold $hold"
+        HELEXA_CHAIN_ATTN_SPLIT_KEYS="$keys" HELEXA_CHAIN_ATTN_HOLD="$hold" \
+            HELEXA_PRINT_CHAIN_TRACE=1 timeout 60 "$bin/cuda_backend_tests" \
+            --gtest_filter='Shapes/CudaChainAttention.*/1:Shapes/CudaChainAttention.*/3' 2>&1 |
+            grep -E '^\[ RUN|us \(|FAILED' | sed -e 's/MatchesCpuAndTheFusedKernelsPoolWrites//' |
+            tee -a "$out/traces.log"
+    done
+done
+
+"$bin/gpu_ceilings" > "$out/ceilings.txt"
+copy="${COPY_GBPS:-$(grep '^{' "$out/ceilings.txt" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')}"
+
+# The chained linear_bench shapes under each setting but the attention ones (no attention there).
+linear_settings=()
+for s in "${settings[@]}"; do
+    [[ "$s" == chain-attention* ]] || linear_settings+=("$s")
+done
+OUT="$out" COPY_GBPS="$copy" SHAPES=mlp,layer ROWS=1,2 bash scripts/gpu/linear_ab.sh \
+    "${linear_settings[@]}" > "$out/linear_table.md" || status=1
+
+mkdir -p /tmp/models
+[ -f "/tmp/models/$model/config.json" ] ||
+    python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
+        > "$out/models.log" 2>&1
+: > "$out/bench.jsonl"
+bench() {
+    local label=$1 vars=$2
+    env ${vars//,/ } timeout 120 "$bin/cuda_engine_bench" --model "/tmp/models/$model" \
+        --label "$label" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency 1 \
+        2>> "$out/bench.err" >> "$out/bench.jsonl" || { echo "bench $label failed"; status=1; }
+}
+for s in "${settings[@]}"; do
+    bench "${s%%=*}" "${s#*=}"
+done
+bench default-again ""
+
+echo
+cat "$out/linear_table.md"
+python3 - "$out/bench.jsonl" "$copy" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print(f"\n{'setting':32} {'decode b1 tok/s':>16} {'ratio':>7} {'1 stream ratio':>15}  (copy {sys.argv[2]} GB/s)")
+by = {}
+for r in rows:
+    by.setdefault(r["label"], {})[r["kind"]] = r
+for label, kinds in by.items():
+    d = kinds.get("decode", {})
+    c = kinds.get("concurrent", {})
+    print(f"{label:32} {d.get('tokens_per_s', float('nan')):16.1f} {d.get('ratio', float('nan')):7.3f}"
+          f" {c.get('ratio', float('nan')):15.3f}")
+PY
+exit $status
