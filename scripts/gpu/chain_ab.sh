@@ -5,8 +5,10 @@
 # linear_bench shapes ("mlp", "layer" at 1-2 rows) under each setting, and MODEL batch-1 decode
 # under each setting against the copy bandwidth measured in the same call. Settings:
 #   x-by-chunk    HELEXA_CUDA_CHAIN_X_BY_CHUNK=1 (down waits per K chunk, not at a grid barrier)
-#   l2-next       HELEXA_CHAIN_L2_NEXT=1 (a full ring asks L2 for the unit it waits to copy)
-#   l2-next-late  HELEXA_CHAIN_L2_NEXT=2 (the same, once the consumers have started)
+#   l2-next       HELEXA_CHAIN_L2_NEXT=1 (a full ring asks L2 for the unit it waits to copy,
+#                 once the consumers have started)
+#   l2-next-2     HELEXA_CHAIN_L2_NEXT=2 (that unit and the one after it)
+#   l2-next-early HELEXA_CHAIN_L2_NEXT=1 HELEXA_CHAIN_L2_EARLY=1 (also under the kernel before)
 #   chain-attention HELEXA_CUDA_CHAIN_ATTENTION=1
 # Needs the cuda bundle in .device (cuda_run.sh's header says how to make it). Writes logs under
 # $OUT; prints the tests' summary, the traces and the tables last.
@@ -25,7 +27,8 @@ settings=(
     "default="
     "x-by-chunk=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
     "l2-next=HELEXA_CHAIN_L2_NEXT=1"
-    "l2-next-late=HELEXA_CHAIN_L2_NEXT=2"
+    "l2-next-2=HELEXA_CHAIN_L2_NEXT=2"
+    "l2-next-early=HELEXA_CHAIN_L2_NEXT=1,HELEXA_CHAIN_L2_EARLY=1"
     "x-by-chunk+l2-next=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=1"
     "chain-attention=HELEXA_CUDA_CHAIN_ATTENTION=1"
     "chain-attention+x-by-chunk=HELEXA_CUDA_CHAIN_ATTENTION=1,HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
@@ -35,8 +38,8 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/car
 timeout 300 "$bin/cuda_backend_tests" --gtest_brief=1 --gtest_filter='-CudaDeviceFault.*' \
     > "$out/tests.log" 2>&1 || status=1
 grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests.log" | head -20
-# The chain's own tests again under the producer's L2 setting (it changes no data).
-HELEXA_CHAIN_L2_NEXT=1 timeout 120 "$bin/cuda_backend_tests" --gtest_brief=1 \
+# The chain's own tests again under the producer's L2 settings (they change no data).
+HELEXA_CHAIN_L2_NEXT=2 HELEXA_CHAIN_L2_EARLY=1 timeout 120 "$bin/cuda_backend_tests" --gtest_brief=1 \
     --gtest_filter='DecodeChain.*:CudaRandomModelChained*' > "$out/tests_l2next.log" 2>&1 ||
     status=1
 grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests_l2next.log" | sed 's/^/l2-next: /' | head -10

@@ -116,10 +116,12 @@ struct ChainParams {
     // The producer streams nothing past the attention link until the grid has passed its
     // barrier (HELEXA_CHAIN_ATTN_HOLD=1: an A/B of streaming weights under the attention).
     bool hold_for_attention;
-    // The producer asks L2 for the unit it is about to copy when it finds that unit's slot still
-    // full (HELEXA_CHAIN_L2_NEXT, an A/B): 1 always, 2 only once the consumers have started (not
-    // under the kernel before the chain), 0 never.
+    // When the producer finds the slot for its next unit still full, it asks L2 for that unit
+    // and, at 2, the one after it (HELEXA_CHAIN_L2_NEXT: 0 never), once the consumers have
+    // started or, with l2_early (HELEXA_CHAIN_L2_EARLY=1), also before (under the kernel before
+    // the chain). A/B knobs.
     int l2_next;
+    bool l2_early;
     unsigned long long* trace;  // decode_chain_set_trace, or null
 };
 
@@ -191,7 +193,7 @@ __device__ __forceinline__ float load_cg(const W* p) {
 
 // The producer warp: every unit of every link this CTA takes, in order, then an empty
 // end-of-chain unit. unit_of[s] = (link, group, chunk) of the unit in slot s. consumers_started:
-// set once the consumers have passed the grid dependency wait (p.l2_next == 2).
+// set once the consumers have passed the grid dependency wait (p.l2_next).
 __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* full,
                         uint64_t* empty, int4* unit_of, const volatile int* attention_over,
                         const volatile int* consumers_started, int lane) {
@@ -232,30 +234,43 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
                 break;
             }
             next = take();
+            // This lane's copy of unit (group, chunk): slot segment q = warp * rows_per_warp + r
+            // holds that warp's row r.
+            auto unit_src = [&](int group, int chunk) {
+                return static_cast<const unsigned char*>(L.w) +
+                       (weight_row(L, row_slot(group, lane / L.rows_per_warp),
+                                   lane % L.rows_per_warp) *
+                            L.k +
+                        segment(L, chunk).x) *
+                           2;
+            };
             for (int c = 0; c < L.chunks; ++c) {
-                const int2 seg = segment(L, c);
-                const auto bytes = static_cast<uint32_t>(seg.y * 2);
-                // Slot segment q = warp * rows_per_warp + r holds that warp's row r.
-                const unsigned char* src =
-                    lane < copies
-                        ? static_cast<const unsigned char*>(L.w) +
-                              (weight_row(L, row_slot(g, lane / L.rows_per_warp),
-                                          lane % L.rows_per_warp) *
-                                   L.k +
-                               seg.x) *
-                                  2
-                        : nullptr;
+                const auto bytes = static_cast<uint32_t>(segment(L, c).y * 2);
+                const unsigned char* src = lane < copies ? unit_src(g, c) : nullptr;
                 // The ring is full (the consumers wait at a barrier, or for x): ask L2 for this
-                // unit now, so HBM keeps streaming while they wait and the copy that follows
-                // their release lands at L2 latency.
-                if (p.l2_next != 0) {
+                // unit (and the next) now, so HBM keeps streaming while they wait and the copy
+                // after their release lands at L2 latency.
+                if (p.l2_next > 0) {
                     int full_ring = 0;
                     if (lane == 0) {
-                        full_ring = (p.l2_next == 1 || *consumers_started != 0) &&
+                        full_ring = (p.l2_early || *consumers_started != 0) &&
                                     !mbarrier_test(&empty[s], phase ^ 1u);
                     }
-                    if (__shfl_sync(0xffffffffu, full_ring, 0) != 0 && lane < copies) {
-                        bulk_prefetch_l2(src, bytes);
+                    if (__shfl_sync(0xffffffffu, full_ring, 0) != 0) {
+                        // The unit after this one: this group's next chunk, or the next
+                        // group's first (when this CTA holds one: lane 0 took it).
+                        const int after = c + 1 < L.chunks
+                                              ? g
+                                              : static_cast<int>(
+                                                    __shfl_sync(0xffffffffu, next, 0));
+                        if (lane < copies) {
+                            bulk_prefetch_l2(src, bytes);
+                            if (p.l2_next > 1 && after < L.groups) {
+                                const int c_after = c + 1 < L.chunks ? c + 1 : 0;
+                                bulk_prefetch_l2(unit_src(after, c_after),
+                                                 static_cast<uint32_t>(segment(L, c_after).y * 2));
+                            }
+                        }
                     }
                 }
                 if (lane == 0) {
@@ -530,7 +545,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     __shared__ int4 unit_of[kMaxSlots];
     __shared__ float red[kMaxNormWarps][T];
     __shared__ volatile int attention_over;     // p.hold_for_attention
-    __shared__ volatile int consumers_started;  // p.l2_next == 2
+    __shared__ volatile int consumers_started;  // p.l2_next
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid / kWarp;
     const int lane = tid % kWarp;
@@ -936,8 +951,11 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     p.static_groups = static_groups;
     static const bool hold = env_positive("HELEXA_CHAIN_ATTN_HOLD", 0) == 1;
     p.hold_for_attention = hold;
-    static const int l2_next = static_cast<int>(env_positive("HELEXA_CHAIN_L2_NEXT", 0));
+    static const int l2_next =
+        std::min(2, static_cast<int>(env_positive("HELEXA_CHAIN_L2_NEXT", 0)));
     p.l2_next = l2_next;
+    static const bool l2_early = env_positive("HELEXA_CHAIN_L2_EARLY", 0) == 1;
+    p.l2_early = l2_early;
     p.trace = g_trace.load(std::memory_order_relaxed);
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
     return launch_typed(p, type, T, smem, stream);

@@ -98,7 +98,8 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
 // Debugging: every later launch writes, per CTA, decode_chain_trace_words() words to
 // device_buffer (SM, start, first copy, exit, the attention's first item's end of epilogue, of
 // passes and of merge, 0, then per link: x ready (attention: start), last unit done (attention:
-// done), barrier passed, units (attention: 0); globaltimer nanoseconds); null stops it. linear_bench --trace prints them.
+// done), barrier passed, units (attention: 0); globaltimer nanoseconds); null stops it.
+// linear_bench --trace prints them.
 void decode_chain_set_trace(unsigned long long* device_buffer);
 int decode_chain_trace_words();
 
