@@ -5,6 +5,9 @@ JOBS ?= $(shell nproc)
 # cache): hash paths relative to the checkout, not the checkout's own location.
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
+# A bounded cache: CI machines have had only a few GiB of disk free, and the debug build itself
+# takes ~2.3 GiB (one build's objects fit in this with room for the CUDA ones).
+export CCACHE_MAXSIZE ?= 3G
 
 .PHONY: all build daemons bootstrap run test debug cuda cuda-check fuzz clean
 
