@@ -8,7 +8,8 @@
 #   l2-next       HELEXA_CHAIN_L2_NEXT=1 (a full ring asks L2 for the unit it waits to copy,
 #                 once the consumers have started)
 #   l2-next-2     HELEXA_CHAIN_L2_NEXT=2 (that unit and the one after it)
-#   l2-next-early HELEXA_CHAIN_L2_NEXT=1 HELEXA_CHAIN_L2_EARLY=1 (also under the kernel before)
+#   ...-early     HELEXA_CHAIN_L2_EARLY=1 (also before the consumers start: under the kernel
+#                 before the chain)
 #   chain-attention HELEXA_CUDA_CHAIN_ATTENTION=1
 # Needs the cuda bundle in .device (cuda_run.sh's header says how to make it). Writes logs under
 # $OUT; prints the tests' summary, the traces and the tables last.
@@ -28,13 +29,24 @@ settings=(
     "x-by-chunk=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
     "l2-next=HELEXA_CHAIN_L2_NEXT=1"
     "l2-next-2=HELEXA_CHAIN_L2_NEXT=2"
-    "l2-next-early=HELEXA_CHAIN_L2_NEXT=1,HELEXA_CHAIN_L2_EARLY=1"
-    "x-by-chunk+l2-next=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=1"
+    "l2-next-2-early=HELEXA_CHAIN_L2_NEXT=2,HELEXA_CHAIN_L2_EARLY=1"
+    "x-by-chunk+l2-next-2=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=2"
+    "x-by-chunk+l2-next-2-early=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=2,HELEXA_CHAIN_L2_EARLY=1"
     "chain-attention=HELEXA_CUDA_CHAIN_ATTENTION=1"
-    "chain-attention+x-by-chunk=HELEXA_CUDA_CHAIN_ATTENTION=1,HELEXA_CUDA_CHAIN_X_BY_CHUNK=1"
 )
 
+stamp() { echo "[$(date +%T)] $*" >> "$out/phases.log"; }
+stamp start
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
+# The benchmark model is written (on the GPU, by transformers) while the tests run; the traces
+# and everything timed wait for it.
+mkdir -p /tmp/models
+gen=""
+if [ ! -f "/tmp/models/$model/config.json" ]; then
+    python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" \
+        --reference none > "$out/models.log" 2>&1 &
+    gen=$!
+fi
 timeout 300 "$bin/cuda_backend_tests" --gtest_brief=1 --gtest_filter='-CudaDeviceFault.*' \
     > "$out/tests.log" 2>&1 || status=1
 grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests.log" | head -20
@@ -44,6 +56,9 @@ HELEXA_CHAIN_L2_NEXT=2 HELEXA_CHAIN_L2_EARLY=1 timeout 120 "$bin/cuda_backend_te
     status=1
 grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests_l2next.log" | sed 's/^/l2-next: /' | head -10
 
+stamp suite done
+[ -z "$gen" ] || wait "$gen" || { echo "model generation failed (models.log)"; status=1; }
+stamp models done
 # The attention phase's marks per split size, producers streaming (hold 0) or held (hold 1): a
 # context of 100 keys (case 1) and of 1000 (case 3).
 for keys in ${splits//,/ }; do
@@ -57,6 +72,7 @@ for keys in ${splits//,/ }; do
     done
 done
 
+stamp traces done
 "$bin/gpu_ceilings" > "$out/ceilings.txt"
 copy="${COPY_GBPS:-$(grep '^{' "$out/ceilings.txt" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')}"
@@ -69,10 +85,7 @@ done
 OUT="$out" COPY_GBPS="$copy" SHAPES=mlp,layer ROWS=1,2 bash scripts/gpu/linear_ab.sh \
     "${linear_settings[@]}" > "$out/linear_table.md" || status=1
 
-mkdir -p /tmp/models
-[ -f "/tmp/models/$model/config.json" ] ||
-    python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
-        > "$out/models.log" 2>&1
+stamp linear done
 : > "$out/bench.jsonl"
 bench() {
     local label=$1 vars=$2
@@ -84,6 +97,7 @@ for s in "${settings[@]}"; do
     bench "${s%%=*}" "${s#*=}"
 done
 bench default-again ""
+stamp benches done
 
 echo
 cat "$out/linear_table.md"
