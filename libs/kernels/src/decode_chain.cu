@@ -318,6 +318,24 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
     named_barrier_sync(kConsumerBarrier, kConsumers);
 }
 
+// Packs [begin, end) of link L's T rows of x into shared memory ([T][K] packs), through L2 (other
+// CTAs wrote them), by the consumer threads.
+template <typename W, int T>
+__device__ __forceinline__ void copy_x_packs(const LinkParams& L, W* xs, int begin, int end,
+                                             int tid) {
+    const int k_packs = L.k / kPack;
+    const auto* src = static_cast<const uint4*>(L.x);
+    const int64_t stride_packs = L.x_stride / kPack;
+    auto* dst = reinterpret_cast<uint4*>(xs);
+#pragma unroll 4
+    for (int i = begin + tid; i < end; i += kConsumers) {
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
+        }
+    }
+}
+
 // Link L's T rows of x into shared memory ([T][K], packed), normalised when L has an input norm
 // as launch_rms_norm normalises it: the squares summed in its order (rms_norm_order.cuh; the
 // consumer warps play its reduction warps w, w + 8, ...), y = round(x * inv_rms), out =
@@ -326,16 +344,8 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
 template <typename W, int T>
 __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int warp, int lane) {
     const int k_packs = L.k / kPack;
-    const auto* src = static_cast<const uint4*>(L.x);
-    const int64_t stride_packs = L.x_stride / kPack;
     auto* dst = reinterpret_cast<uint4*>(xs);
-#pragma unroll 4
-    for (int i = tid; i < k_packs; i += kConsumers) {
-#pragma unroll
-        for (int t = 0; t < T; ++t) {
-            dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
-        }
-    }
+    copy_x_packs<W, T>(L, xs, 0, k_packs, tid);
     named_barrier_sync(kConsumerBarrier, kConsumers);
     if (L.norm_weight == nullptr) {
         return;
@@ -497,36 +507,7 @@ __device__ void load_x_chunk(const LinkParams& L, unsigned* sync, int link, int 
         }
     }
     named_barrier_sync(kConsumerBarrier, kConsumers);
-    const int k_packs = L.k / kPack;
-    const auto* src = static_cast<const uint4*>(L.x);
-    const int64_t stride_packs = L.x_stride / kPack;
-    auto* dst = reinterpret_cast<uint4*>(xs);
-    const int end = (seg.x + seg.y) / kPack;
-    // Two packs a thread in flight at once (a 4096-column chunk is two), not a loop unrolled
-    // by the compiler: that kept its registers across the whole kernel.
-    constexpr int kInFlight = 2;
-#pragma unroll 1
-    for (int i0 = seg.x / kPack + tid; i0 < end; i0 += kInFlight * kConsumers) {
-        uint4 v[kInFlight][T];
-#pragma unroll
-        for (int b = 0; b < kInFlight; ++b) {
-            const int i = min(i0 + b * kConsumers, end - 1);
-#pragma unroll
-            for (int t = 0; t < T; ++t) {
-                v[b][t] = __ldcg(src + t * stride_packs + i);
-            }
-        }
-#pragma unroll
-        for (int b = 0; b < kInFlight; ++b) {
-            const int i = i0 + b * kConsumers;
-#pragma unroll
-            for (int t = 0; t < T; ++t) {
-                if (i < end) {
-                    dst[t * k_packs + i] = v[b][t];
-                }
-            }
-        }
-    }
+    copy_x_packs<W, T>(L, xs, seg.x / kPack, (seg.x + seg.y) / kPack, tid);
     named_barrier_sync(kConsumerBarrier, kConsumers);
 }
 
