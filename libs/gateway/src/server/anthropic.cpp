@@ -157,6 +157,9 @@ asio::awaitable<net::Response> handle_messages(GatewayState& state, net::Request
     stream_options.show_thinking = translated->show_thinking;
     stream_options.stop_sequences = translated->stop_sequences;
     stream_options.input_tokens_hint = estimate_prompt_tokens(body);
+    // message_start leaves before the upstream's first chunk could name the message, so the id
+    // is the request's own (unique, and the one its log lines carry).
+    stream_options.message_id = "msg_" + rlog.id();
     wire::AnthropicStreamTranslator translator(stream_options);
     net::SseWriter sse(writer);
     auto send_events = [&](std::vector<wire::SseEvent> events) -> asio::awaitable<bool> {

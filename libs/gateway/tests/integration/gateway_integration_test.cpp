@@ -414,6 +414,37 @@ TEST(GatewayIntegration, AnthropicStreamingTranslatesOddChunks) {
     EXPECT_EQ(names.back(), "message_stop");
 }
 
+// A streamed message's id is its own: message_start goes out before the upstream's first chunk
+// (which would name it), and clients such as Claude Code group content blocks by message id, so
+// two answers must never share one.
+TEST(GatewayIntegration, AnthropicStreamedMessagesHaveDistinctIds) {
+    MockNeuron a;
+    a.set_models(json::array({model_info("m")}));
+    a.set_script(sse_script({"Hi"}, 5));
+    Cortex cortex({&a});
+    TestClient client;
+    json req = {{"model", "m"},
+                {"max_tokens", 100},
+                {"stream", true},
+                {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    std::vector<std::string> ids;
+    for (int i = 0; i < 2; ++i) {
+        auto res = client.post(cortex.url("/v1/messages"), req);
+        ASSERT_TRUE(res) << res.error().message();
+        ASSERT_EQ(res->status, 200);
+        net::SseParser parser;
+        auto events = parser.feed(res->body);
+        ASSERT_FALSE(events.empty());
+        ASSERT_EQ(events.front().event, "message_start");
+        ids.push_back(json::parse(events.front().data)["message"].value("id", ""));
+    }
+    for (const auto& id : ids) {
+        EXPECT_EQ(id.rfind("msg_", 0), 0u) << id;
+        EXPECT_GT(id.size(), 4u + 8u) << id;
+    }
+    EXPECT_NE(ids[0], ids[1]);
+}
+
 TEST(GatewayIntegration, CountTokensUsesNeuronThenEstimate) {
     MockNeuron a;
     a.set_models(json::array({model_info("m")}));
