@@ -55,6 +55,26 @@ TEST(SchedulerLifecycle, EosStopsWithoutEmittingIt) {
                             script.begin(), script.begin() + static_cast<std::ptrdiff_t>(k))));
 }
 
+// ignore_eos (vLLM's extension, for benchmarks that need fixed output lengths): the EOS token is
+// generated and decoded like any other, and the sequence runs on to max_tokens.
+TEST(SchedulerLifecycle, IgnoreEosRunsToMaxTokens) {
+    const auto prompt = make_prompt(6, 3, kVocab);
+    const auto script = expected_greedy(prompt, 20, kVocab);
+    GenerationDefaults gen;
+    gen.eos_token_ids = {script[3]};
+    ScriptedRunner runner(kVocab, 4, 64);
+    auto s = make_scheduler(runner, gen);
+    Collector c;
+    auto r = greedy_request(prompt, 20);
+    r.sampling.ignore_eos = true;
+    ASSERT_TRUE(s->submit(std::move(r), c.sink()));
+    run_until_idle(*s);
+    ASSERT_TRUE(c.done());
+    EXPECT_EQ(c.terminal().finish_reason, FinishReason::kLength);
+    EXPECT_EQ(c.terminal().usage.completion_tokens, 20);
+    EXPECT_EQ(c.text(), pieces_text(script));
+}
+
 TEST(SchedulerLifecycle, StopStringSplitAcrossTokensIsNeverEmitted) {
     const auto prompt = make_prompt(4, 8, kVocab);
     const auto script = expected_greedy(prompt, 12, kVocab);

@@ -1,5 +1,6 @@
 #include "helexa/node/chat_request.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -242,6 +243,11 @@ Result<engine::SamplingParams> parse_sampling(const json& body) {
             s.logit_bias[static_cast<int32_t>(id)] = value.get<float>();
         }
     }
+    auto ignore_eos = get_optional_bool(body, "ignore_eos");
+    if (!ignore_eos) {
+        return tl::unexpected(ignore_eos.error());
+    }
+    s.ignore_eos = ignore_eos->value_or(false);
     auto n = get_optional_int(body, "n");
     if (!n) {
         return tl::unexpected(n.error());
@@ -332,12 +338,25 @@ Result<CompletionPlan> parse_completion_request(const json& body) {
     if (it == body.end() || it->is_null()) {
         return fail(field_error("prompt", "missing field 'prompt'"));
     }
+    // [[ids]] is one prompt of token ids, as [ids] is.
+    const json& one = it->is_array() && it->size() == 1 && (*it)[0].is_array() ? (*it)[0] : *it;
     if (it->is_string()) {
         plan.prompt = it->get<std::string>();
     } else if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
         plan.prompt = (*it)[0].get<std::string>();
+    } else if (one.is_array() && !one.empty() &&
+               std::all_of(one.begin(), one.end(), [](const json& v) {
+                   return v.is_number_integer() && v.get<int64_t>() >= 0 &&
+                          v.get<int64_t>() <= std::numeric_limits<int32_t>::max();
+               })) {
+        plan.prompt_tokens.emplace();
+        plan.prompt_tokens->reserve(one.size());
+        for (const auto& v : one) {
+            plan.prompt_tokens->push_back(static_cast<int32_t>(v.get<int64_t>()));
+        }
     } else {
-        return fail(field_error("prompt", "'prompt' must be a string (or an array of one string)"));
+        return fail(field_error("prompt", "'prompt' must be a string, an array of one string, or "
+                                          "a non-empty array of token ids"));
     }
     auto sampling = parse_sampling(body);
     if (!sampling) {

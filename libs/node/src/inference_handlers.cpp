@@ -406,10 +406,16 @@ void add_inference_routes(net::Router& router, std::shared_ptr<State> state) {
                         co_return net::Response::error(h.error());
                     }
                     auto model = h->model;
-                    auto text = plan->prompt;
-                    auto job = [model, text] { return model->encode(text, true); };
-                    auto tokens = co_await run_blocking(
-                        *state->cpu_pool, state->io->context().get_executor(), std::move(job));
+                    Result<std::vector<int32_t>> tokens = std::vector<int32_t>{};
+                    if (plan->prompt_tokens) {
+                        tokens = std::move(*plan->prompt_tokens);  // ids checked at submit
+                    } else {
+                        auto text = plan->prompt;
+                        auto job = [model, text] { return model->encode(text, true); };
+                        tokens = co_await run_blocking(*state->cpu_pool,
+                                                       state->io->context().get_executor(),
+                                                       std::move(job));
+                    }
                     if (!tokens) {
                         co_return net::Response::error(tokens.error());
                     }

@@ -520,6 +520,32 @@ TEST_F(NeuronServerTest, ResponsesAndCompletions) {
     EXPECT_EQ(parse_sse(cs.body).back().data, "[DONE]");
 }
 
+// A completion prompt of token ids goes to the engine as those ids (no tokenizer pass), and
+// ignore_eos with it: what a benchmark sends for exact prompt and output lengths.
+TEST_F(NeuronServerTest, CompletionWithTokenIdsAndIgnoreEos) {
+    auto engine = std::make_shared<FakeEngine>();
+    start(engine);
+    load_tiny(*engine);
+    auto c = post("/v1/completions", json{{"model", "Qwen/Tiny"},
+                                          {"prompt", json::array({7, 3, 9, 3})},
+                                          {"max_tokens", 5},
+                                          {"ignore_eos", true}});
+    ASSERT_EQ(c.status, 200) << c.body;
+    EXPECT_EQ(json::parse(c.body)["usage"]["prompt_tokens"], 4);
+    {
+        std::lock_guard lock(engine->controls->mutex);
+        ASSERT_FALSE(engine->controls->submits.empty());
+        const auto& sub = engine->controls->submits.back();
+        EXPECT_EQ(sub.prompt_tokens, (std::vector<int32_t>{7, 3, 9, 3}));
+        EXPECT_TRUE(sub.sampling.ignore_eos);
+        EXPECT_EQ(*sub.sampling.max_tokens, 5);
+    }
+    auto bad = post("/v1/completions", json{{"model", "Qwen/Tiny"},
+                                            {"prompt", json::array({1, -2})}});
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(json::parse(bad.body)["error"]["param"], "prompt");
+}
+
 TEST_F(NeuronServerTest, TokenizeAndDetokenize) {
     auto engine = std::make_shared<FakeEngine>();
     start(engine);

@@ -290,8 +290,35 @@ TEST(CompletionRequest, PromptForms) {
     EXPECT_EQ(a->prompt, "hi");
     EXPECT_EQ(*a->sampling.max_tokens, 3);
     EXPECT_TRUE(parse_completion_request(json::parse(R"({"model":"m","prompt":["x"]})")));
+    EXPECT_FALSE(a->prompt_tokens);
     EXPECT_FALSE(parse_completion_request(json::parse(R"({"model":"m","prompt":["x","y"]})")));
     EXPECT_FALSE(parse_completion_request(json::parse(R"({"model":"m"})")));
+    // Token ids, flat or as the one prompt of a list: used as given.
+    for (const char* text : {R"({"model":"m","prompt":[5,0,2147483647]})",
+                             R"({"model":"m","prompt":[[5,0,2147483647]]})"}) {
+        auto ids = parse_completion_request(json::parse(text));
+        ASSERT_TRUE(ids) << text;
+        ASSERT_TRUE(ids->prompt_tokens) << text;
+        EXPECT_EQ(*ids->prompt_tokens, (std::vector<int32_t>{5, 0, 2147483647})) << text;
+    }
+    for (const char* bad :
+         {R"({"model":"m","prompt":[]})", R"({"model":"m","prompt":[1,-1]})",
+          R"({"model":"m","prompt":[1,2147483648]})", R"({"model":"m","prompt":[1,"x"]})",
+          R"({"model":"m","prompt":[1,2.5]})", R"({"model":"m","prompt":[[1],[2]]})",
+          R"({"model":"m","prompt":[[]]})"}) {
+        auto r = parse_completion_request(json::parse(bad));
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().param(), std::optional<std::string>("prompt")) << bad;
+    }
+}
+
+TEST(SamplingRequest, IgnoreEosIsABooleanOffByDefault) {
+    EXPECT_FALSE(parse_sampling(json::parse(R"({})"))->ignore_eos);
+    EXPECT_TRUE(parse_sampling(json::parse(R"({"ignore_eos":true})"))->ignore_eos);
+    EXPECT_FALSE(parse_sampling(json::parse(R"({"ignore_eos":null})"))->ignore_eos);
+    auto r = parse_sampling(json::parse(R"({"ignore_eos":"yes"})"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().param(), std::optional<std::string>("ignore_eos"));
 }
 
 TEST(Headers, Truthy) {

@@ -555,7 +555,7 @@ void Scheduler::accept_token(Sequence& s, int32_t token) {
     ++s.n_generated;
 
     const auto& eos = model_.generation.eos_token_ids;
-    if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+    if (!s.cfg.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
         finish(s, FinishReason::kStop);
         return;
     }

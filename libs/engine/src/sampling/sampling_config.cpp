@@ -178,6 +178,7 @@ Result<SamplingConfig> resolve_sampling(const SamplingParams& request,
         max_tokens = *defaults.max_new_tokens;
     }
     cfg.max_tokens = std::min(max_tokens, context_left);
+    cfg.ignore_eos = request.ignore_eos;
 
     for (const auto& s : request.stop) {
         if (!s.empty()) {

@@ -58,6 +58,7 @@ struct SamplingConfig {
     std::map<int32_t, float> logit_bias;
     int64_t max_tokens = kDefaultMaxTokens;  // already clipped to the context left
     std::vector<std::string> stop;           // non-empty strings only
+    bool ignore_eos = false;                 // SamplingParams::ignore_eos
 
     bool greedy() const { return temperature < kGreedyTemperature || top_k == 1; }
 };

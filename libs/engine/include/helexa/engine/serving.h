@@ -60,6 +60,9 @@ struct SamplingParams {
     std::map<int32_t, float> logit_bias;
     std::optional<int64_t> max_tokens;
     std::vector<std::string> stop;  // stop strings; never emitted to the client
+    // vLLM's extension: an EOS token does not end the sequence (it goes on to max_tokens or a
+    // stop string), so benchmarks get the output lengths they ask for.
+    bool ignore_eos = false;
 };
 
 struct GenerateRequest {

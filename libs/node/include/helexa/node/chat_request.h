@@ -13,9 +13,11 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,10 +50,14 @@ struct CompletionPlan {
     std::string model;
     bool stream = false;
     std::string prompt;
+    // The prompt given as token ids (OpenAI's other prompt form), used as they are: no
+    // tokenizer pass (benchmarks send prompts of an exact length this way).
+    std::optional<std::vector<int32_t>> prompt_tokens;
     engine::SamplingParams sampling;
 };
 
-// `prompt` must be a string or an array of exactly one string.
+// `prompt` must be a string, an array of exactly one string, a non-empty array of token ids
+// (integers in [0, 2^31)) or an array of exactly one such array.
 Result<CompletionPlan> parse_completion_request(const nlohmann::json& body);
 
 }  // namespace helexa::node
