@@ -126,10 +126,12 @@ NeuronConfig load_neuron_config(const ConfigReader& reader, const Environment& e
     }
 
     auto adm = candle.table("admission");
-    cfg.admission.max_in_flight = adm.get<int64_t>("max_in_flight", 1);
-    cfg.admission.max_queue_depth = adm.get<int64_t>("max_queue_depth", 8);
-    cfg.admission.max_wait_secs = adm.get<int64_t>("max_wait_secs", 30);
-    cfg.admission.max_per_principal = adm.get<int64_t>("max_per_principal", 2);
+    const AdmissionConfig defaults;
+    cfg.admission.max_in_flight = adm.get<int64_t>("max_in_flight", defaults.max_in_flight);
+    cfg.admission.max_queue_depth = adm.get<int64_t>("max_queue_depth", defaults.max_queue_depth);
+    cfg.admission.max_wait_secs = adm.get<int64_t>("max_wait_secs", defaults.max_wait_secs);
+    cfg.admission.max_per_principal =
+        adm.get<int64_t>("max_per_principal", defaults.max_per_principal);
     check_positive(adm, "max_in_flight", cfg.admission.max_in_flight, 1);
     check_positive(adm, "max_queue_depth", cfg.admission.max_queue_depth, 0);
     check_positive(adm, "max_wait_secs", cfg.admission.max_wait_secs, 0);

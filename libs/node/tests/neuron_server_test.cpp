@@ -597,6 +597,37 @@ TEST_F(NeuronServerTest, AdmissionOverHttp) {
     EXPECT_EQ(held.get().status, 200);
 }
 
+// With the default admission, requests run together (the engine batches them into each step):
+// an agent fanning out 16 streams under one key gets all 16 running at once, none refused or
+// queued behind the first.
+TEST_F(NeuronServerTest, DefaultAdmissionRunsAFanOutTogether) {
+    config_.admission = AdmissionConfig{};
+    auto engine = std::make_shared<FakeEngine>();
+    engine->controls->hold = true;
+    start(engine);
+    load_tiny(*engine);
+    constexpr int kStreams = 16;
+    std::vector<std::future<net::ClientResponse>> streams;
+    for (int i = 0; i < kStreams; ++i) {
+        streams.push_back(std::async(std::launch::async, [&] {
+            return post("/v1/chat/completions", chat(true), {{"x-helexa-account-id", "agent"}});
+        }));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (engine->controls->running.load() < kStreams &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+    }
+    EXPECT_EQ(engine->controls->running.load(), kStreams);
+    auto health = json::parse(get("/health").body);
+    EXPECT_EQ(health["models"][0]["in_flight"], kStreams);
+    EXPECT_EQ(health["models"][0]["queue_depth"], 0);
+    engine->controls->release();
+    for (auto& s : streams) {
+        EXPECT_EQ(s.get().status, 200);
+    }
+}
+
 TEST_F(NeuronServerTest, ClientDisconnectCancelsTheEngineRequest) {
     auto engine = std::make_shared<FakeEngine>();
     engine->controls->hold = true;

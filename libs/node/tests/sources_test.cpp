@@ -102,10 +102,10 @@ TEST(NeuronConfig, DefaultsWithoutAFile) {
     EXPECT_EQ(cfg.default_source, "huggingface");
     EXPECT_EQ(cfg.sources.at("huggingface").cache_dir, "/home/n/.cache/huggingface/hub");
     EXPECT_EQ(cfg.sources.at("huggingface").endpoint, "https://huggingface.co");
-    EXPECT_EQ(cfg.admission.max_in_flight, 1);
-    EXPECT_EQ(cfg.admission.max_queue_depth, 8);
+    EXPECT_EQ(cfg.admission.max_in_flight, 64);
+    EXPECT_EQ(cfg.admission.max_queue_depth, 256);
     EXPECT_EQ(cfg.admission.max_wait_secs, 30);
-    EXPECT_EQ(cfg.admission.max_per_principal, 2);
+    EXPECT_EQ(cfg.admission.max_per_principal, 32);
     EXPECT_EQ(cfg.knobs.prefill_chunk_tokens, 512);
     EXPECT_FALSE(cfg.knobs.max_prompt_tokens);
     EXPECT_FALSE(cfg.knobs.debug_device_lost);
@@ -183,7 +183,7 @@ TEST(NeuronConfig, ExampleFileLoadsWithNoUnknownKeys) {
                                           "NEURON_", {});
     auto cfg = load_neuron_config(reader, {});
     EXPECT_EQ(cfg.listen.port, 13131);
-    EXPECT_EQ(cfg.admission.max_queue_depth, 8);
+    EXPECT_EQ(cfg.admission.max_queue_depth, 256);
     EXPECT_TRUE(reader.unknown_keys().empty());
 }
 

@@ -34,12 +34,16 @@ struct SourceConfig {
     std::string cache_dir;                // resolved HF-layout cache root ("<dir>/models--o--n")
 };
 
-// `[harness.candle.admission]`: per-model bounded scheduler (features §5.11).
+// `[harness.candle.admission]`: per-model bounded scheduler (features §5.11). The original
+// served one request at a time (max_in_flight 1, 8 queued, 2 per principal); this engine batches
+// every running request into each step (continuous batching), so by default up to 64 run at once
+// (the decode graph buckets' range), 256 wait, and one principal (an agent fanning out) may hold
+// half the running slots. The keys are the original's; a file that sets them keeps its values.
 struct AdmissionConfig {
-    int64_t max_in_flight = 1;
-    int64_t max_queue_depth = 8;
+    int64_t max_in_flight = 64;
+    int64_t max_queue_depth = 256;
     int64_t max_wait_secs = 30;
-    int64_t max_per_principal = 2;  // 0 disables the per-principal cap
+    int64_t max_per_principal = 32;  // 0 disables the per-principal cap
 };
 
 // `[harness.candle.prefix_cache]` (D15); handed to the engine by main.
