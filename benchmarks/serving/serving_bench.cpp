@@ -4,9 +4,11 @@
 // shares nothing) and exactly N output tokens (`ignore_eos`, greedy), and one JSON line is
 // printed with what the clients saw:
 //   tokens_per_s         all completion tokens over the wave's wall time (prefill included)
-//   decode_tokens_per_s  the sum over streams of (tokens - 1) / (last token - first token): the
-//                        aggregate decode rate while the streams run together, the figure that
-//                        compares with cuda_engine_bench's concurrent decode (same P and N)
+//   decode_tokens_per_s  tokens arriving while every stream is decoding (from the last stream's
+//                        first token to the first stream's last) over that window: the aggregate
+//                        decode rate of the batch, the figure that compares with
+//                        cuda_engine_bench's concurrent decode (same P and N; there every prompt
+//                        is prefilled first, here the prompts' chunks share the first steps)
 //   ttft_ms_p50 / max, itl_ms_p50 / p99 (gaps between a stream's chunks)
 // A wave whose every stream did not get exactly N tokens with status 200 prints "ok":false and
 // makes the exit code 1. Before the first wave, a warm-up wave of short requests (the serving
@@ -62,7 +64,7 @@ struct StreamResult {
     double last = -1;   // last chunk with a choice
     double done = -1;   // the response's end
     int64_t tokens = 0;  // usage.completion_tokens
-    std::vector<double> gaps;
+    std::vector<double> arrivals;  // each chunk with a choice (about one token each)
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -205,10 +207,9 @@ asio::awaitable<void> run_stream(net::Client& client, const Options& o, std::str
             if (auto c = chunk.find("choices"); c != chunk.end() && c->is_array() && !c->empty()) {
                 if (out.first < 0) {
                     out.first = now;
-                } else {
-                    out.gaps.push_back(now - out.last);
                 }
                 out.last = now;
+                out.arrivals.push_back(now);
             }
         }
     }
@@ -276,10 +277,11 @@ int main(int argc, char** argv) {
         }
         int64_t tokens = 0;
         int64_t errors = 0;
-        double decode = 0;
         std::vector<double> ttft;
         std::vector<double> gaps;
         std::string first_error;
+        double all_decoding = 0;    // the last stream's first token
+        double one_finished = 1e30;  // the first stream's last token
         for (const auto& r : results) {
             if (!r.error.empty() || r.tokens != o.output_tokens) {
                 ++errors;
@@ -292,11 +294,27 @@ int main(int argc, char** argv) {
             }
             tokens += r.tokens;
             ttft.push_back(r.first);
-            gaps.insert(gaps.end(), r.gaps.begin(), r.gaps.end());
-            if (r.last > r.first) {
-                decode += static_cast<double>(r.tokens - 1) / (r.last - r.first);
+            for (size_t i = 1; i < r.arrivals.size(); ++i) {
+                gaps.push_back(r.arrivals[i] - r.arrivals[i - 1]);
             }
+            all_decoding = std::max(all_decoding, r.first);
+            one_finished = std::min(one_finished, r.last);
         }
+        // Tokens in the window, each stream's chunks scaled to its tokens (a chunk is one token
+        // unless the detokeniser held a piece back).
+        double in_window = 0;
+        for (const auto& r : results) {
+            if (!r.error.empty() || r.tokens != o.output_tokens || r.arrivals.empty()) {
+                continue;
+            }
+            const auto n = std::count_if(r.arrivals.begin(), r.arrivals.end(), [&](double t) {
+                return t > all_decoding && t <= one_finished;
+            });
+            in_window += static_cast<double>(n) * static_cast<double>(r.tokens) /
+                         static_cast<double>(r.arrivals.size());
+        }
+        const double window = one_finished - all_decoding;
+        const double decode = window > 0 ? in_window / window : 0.0;
         const bool ok = errors == 0;
         status = ok ? status : 1;
         json line = {{"kind", "serving"},
@@ -310,6 +328,7 @@ int main(int argc, char** argv) {
                      {"wall_s", wall},
                      {"tokens_per_s", wall > 0 ? static_cast<double>(tokens) / wall : 0.0},
                      {"decode_tokens_per_s", decode},
+                     {"decode_window_s", std::max(window, 0.0)},
                      {"ttft_ms_p50", 1e3 * percentile(ttft, 0.5)},
                      {"ttft_ms_max", 1e3 * percentile(ttft, 1.0)},
                      {"itl_ms_p50", 1e3 * percentile(gaps, 0.5)},
