@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -48,6 +49,18 @@ uint64_t content_bytes(const nlohmann::json& content, int depth = 0) {
     return total;
 }
 
+// The tokens of a completions prompt given as ids ([ids] or [[ids]]), else nullopt.
+std::optional<int64_t> token_id_count(const nlohmann::json& prompt) {
+    const nlohmann::json& ids =
+        prompt.is_array() && prompt.size() == 1 && prompt[0].is_array() ? prompt[0] : prompt;
+    if (!ids.is_array() || ids.empty() ||
+        !std::all_of(ids.begin(), ids.end(),
+                     [](const nlohmann::json& v) { return v.is_number_integer(); })) {
+        return std::nullopt;
+    }
+    return static_cast<int64_t>(ids.size());
+}
+
 std::string lower(std::string_view s) {
     std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(),
@@ -81,6 +94,7 @@ int64_t estimate_prompt_tokens(const nlohmann::json& body) {
         return 0;
     }
     uint64_t bytes = 0;
+    int64_t ids = 0;
     if (auto m = body.find("messages"); m != body.end() && m->is_array()) {
         for (const auto& message : *m) {
             if (message.is_object()) {
@@ -91,7 +105,11 @@ int64_t estimate_prompt_tokens(const nlohmann::json& body) {
         }
     }
     if (auto p = body.find("prompt"); p != body.end()) {
-        bytes += content_bytes(*p);
+        if (const auto n = token_id_count(*p)) {
+            ids += *n;
+        } else {
+            bytes += content_bytes(*p);
+        }
     }
     if (auto i = body.find("instructions"); i != body.end()) {
         bytes += content_bytes(*i);
@@ -99,7 +117,7 @@ int64_t estimate_prompt_tokens(const nlohmann::json& body) {
     if (auto in = body.find("input"); in != body.end()) {
         bytes += content_bytes(*in);
     }
-    return ceil_tokens(bytes);
+    return ceil_tokens(bytes) + ids;
 }
 
 Status check_context(const nlohmann::json& body, const std::optional<ModelLimit>& limit) {

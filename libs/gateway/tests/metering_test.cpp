@@ -47,6 +47,9 @@ TEST(EstimatePromptTokens, MessageTextOnly) {
                                                            {"text", "efgh"}}}}}}}}),
               2);
     EXPECT_EQ(estimate_prompt_tokens(json{{"input", "12345678"}}), 2);
+    // Token ids count exactly, flat or as the one prompt of a list.
+    EXPECT_EQ(estimate_prompt_tokens(json{{"prompt", json::array({101, 102, 103, 104, 105})}}), 5);
+    EXPECT_EQ(estimate_prompt_tokens(json{{"prompt", json::array({json::array({7, 8, 9})})}}), 3);
     EXPECT_EQ(estimate_prompt_tokens(json("str")), 0);
 }
 

@@ -33,7 +33,9 @@ int64_t reservation_estimate(const nlohmann::json& body, size_t body_bytes,
                              std::optional<int64_t> advertised_output);
 
 // ~4 bytes/token over message text: chat `messages[].content` (strings and text parts),
-// completions `prompt`, Responses `instructions` and `input` (string or items' text).
+// completions `prompt`, Responses `instructions` and `input` (string or items' text). A
+// completions prompt of token ids (an array of integers, or one such array in an array) counts
+// exactly: one token an id.
 int64_t estimate_prompt_tokens(const nlohmann::json& body);
 
 // 400 context_length_exceeded (extras prompt_len, max) when the estimate exceeds
