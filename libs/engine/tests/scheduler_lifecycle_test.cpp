@@ -75,6 +75,22 @@ TEST(SchedulerLifecycle, IgnoreEosRunsToMaxTokens) {
     EXPECT_EQ(c.text(), pieces_text(script));
 }
 
+// Prompt ids come from clients as they are (completions prompts of token ids): one outside the
+// vocabulary is refused at submit, naming the prompt, before it reaches the embedding.
+TEST(SchedulerLifecycle, PromptIdOutsideTheVocabularyIsRefused) {
+    ScriptedRunner runner(kVocab, 4, 64);
+    auto s = make_scheduler(runner);
+    for (int32_t bad : {static_cast<int32_t>(kVocab), -1}) {
+        Collector c;
+        auto prompt = make_prompt(6, 3, kVocab);
+        prompt[2] = bad;
+        auto r = s->submit(greedy_request(prompt, 4), c.sink());
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code(), ErrorCode::kInvalidRequest);
+        EXPECT_EQ(r.error().param(), std::optional<std::string>("prompt"));
+    }
+}
+
 TEST(SchedulerLifecycle, StopStringSplitAcrossTokensIsNeverEmitted) {
     const auto prompt = make_prompt(4, 8, kVocab);
     const auto script = expected_greedy(prompt, 12, kVocab);

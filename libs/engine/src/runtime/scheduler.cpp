@@ -120,8 +120,11 @@ Result<uint64_t> Scheduler::submit(GenerateRequest request, EventSink sink) {
     }
     for (int32_t id : request.prompt_tokens) {
         if (id < 0 || id >= vocab_size_) {
-            return fail(ErrorCode::kInvalidRequest,
-                        "prompt token id " + std::to_string(id) + " is outside the vocabulary");
+            return tl::unexpected<Error>(
+                Error(ErrorCode::kInvalidRequest,
+                      "prompt token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                          std::to_string(vocab_size_) + ")")
+                    .with_param("prompt"));
         }
     }
     if (prompt_len >= context_limit_) {
