@@ -85,6 +85,15 @@ done
 OUT="$out" COPY_GBPS="$copy" SHAPES=mlp,layer ROWS=1,2 bash scripts/gpu/linear_ab.sh \
     "${linear_settings[@]}" > "$out/linear_table.md" || status=1
 
+# Where each boundary's time goes at one row (linear_bench --trace: per link, min / median / max
+# over CTAs of x ready, last unit done and barrier passed, us from the first CTA's start), as
+# built and with both levers.
+for s in "default=" "x-by-chunk+l2-next-2=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_CHAIN_L2_NEXT=2"; do
+    vars="${s#*=}"
+    env ${vars//,/ } timeout 60 "$bin/linear_bench" --copy-gbps "$copy" --label "${s%%=*}" \
+        --shapes layer --rows 1 --trace 1 2>> "$out/linear_trace.err" |
+        grep chain_trace >> "$out/chain_traces.jsonl" || status=1
+done
 stamp linear done
 : > "$out/bench.jsonl"
 bench() {
@@ -100,6 +109,16 @@ bench default-again ""
 stamp benches done
 
 echo
+echo "chain traces (layer, 1 row): $out/chain_traces.jsonl"
+python3 - "$out/chain_traces.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    links = t.get("links", [])
+    cells = ["x %s done %s barrier %s" % (l.get("x_ready"), l.get("done"), l.get("barrier"))
+             for l in links]
+    print(t.get("label"), "launch", t.get("launch"), " | ".join(cells))
+PY
 cat "$out/linear_table.md"
 python3 - "$out/bench.jsonl" "$copy" <<'PY'
 import json, sys
