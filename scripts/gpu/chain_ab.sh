@@ -38,8 +38,10 @@ settings=(
 stamp() { echo "[$(date +%T)] $*" >> "$out/phases.log"; }
 stamp start
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/card.txt"
-# The benchmark model is written (on the GPU, by transformers) while the tests run; the traces
-# and everything timed wait for it.
+# The benchmark model is written (on the GPU, by transformers) while the tests run; everything
+# timed waits for it. The order after the tests is the order of what decides: batch 1 under each
+# setting, the linear_bench tables, the chain traces, the attention phase's marks (a call cut
+# short by its time limit still brings back what it wrote under $OUT).
 mkdir -p /tmp/models
 gen=""
 if [ ! -f "/tmp/models/$model/config.json" ]; then
@@ -59,23 +61,24 @@ grep -E '^\[  (PASSED|FAILED) |Failure' "$out/tests_l2next.log" | sed 's/^/l2-ne
 stamp suite done
 [ -z "$gen" ] || wait "$gen" || { echo "model generation failed (models.log)"; status=1; }
 stamp models done
-# The attention phase's marks per split size, producers streaming (hold 0) or held (hold 1): a
-# context of 100 keys (case 1) and of 1000 (case 3).
-for keys in ${splits//,/ }; do
-    for hold in 0 1; do
-        echo "split keys $keys, hold $hold"
-        HELEXA_CHAIN_ATTN_SPLIT_KEYS="$keys" HELEXA_CHAIN_ATTN_HOLD="$hold" \
-            HELEXA_PRINT_CHAIN_TRACE=1 timeout 60 "$bin/cuda_backend_tests" \
-            --gtest_filter='Shapes/CudaChainAttention.*/1:Shapes/CudaChainAttention.*/3' 2>&1 |
-            grep -E '^\[ RUN|us \(|FAILED' | sed -e 's/MatchesCpuAndTheFusedKernelsPoolWrites//' |
-            tee -a "$out/traces.log"
-    done
-done
-
-stamp traces done
 "$bin/gpu_ceilings" > "$out/ceilings.txt"
 copy="${COPY_GBPS:-$(grep '^{' "$out/ceilings.txt" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')}"
+
+# The numbers that decide first: MODEL batch 1 under each setting (one line each as it lands).
+: > "$out/bench.jsonl"
+bench() {
+    local label=$1 vars=$2
+    env ${vars//,/ } timeout 120 "$bin/cuda_engine_bench" --model "/tmp/models/$model" \
+        --label "$label" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency 1 \
+        2>> "$out/bench.err" >> "$out/bench.jsonl" || { echo "bench $label failed"; status=1; }
+    tail -n 2 "$out/bench.jsonl" | grep '"decode"' | cut -c1-160
+}
+for s in "${settings[@]}"; do
+    bench "${s%%=*}" "${s#*=}"
+done
+bench default-again ""
+stamp benches done
 
 # The chained linear_bench shapes under each setting but the attention ones (no attention there).
 linear_settings=()
@@ -95,18 +98,21 @@ for s in "default=" "x-by-chunk+l2-next-2=HELEXA_CUDA_CHAIN_X_BY_CHUNK=1,HELEXA_
         grep chain_trace >> "$out/chain_traces.jsonl" || status=1
 done
 stamp linear done
-: > "$out/bench.jsonl"
-bench() {
-    local label=$1 vars=$2
-    env ${vars//,/ } timeout 120 "$bin/cuda_engine_bench" --model "/tmp/models/$model" \
-        --label "$label" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency 1 \
-        2>> "$out/bench.err" >> "$out/bench.jsonl" || { echo "bench $label failed"; status=1; }
-}
-for s in "${settings[@]}"; do
-    bench "${s%%=*}" "${s#*=}"
+
+# The attention phase's marks per split size, producers streaming (hold 0) or held (hold 1): a
+# context of 100 keys (case 1) and of 1000 (case 3).
+for keys in ${splits//,/ }; do
+    for hold in 0 1; do
+        echo "split keys $keys, hold $hold"
+        HELEXA_CHAIN_ATTN_SPLIT_KEYS="$keys" HELEXA_CHAIN_ATTN_HOLD="$hold" \
+            HELEXA_PRINT_CHAIN_TRACE=1 timeout 60 "$bin/cuda_backend_tests" \
+            --gtest_filter='Shapes/CudaChainAttention.*/1:Shapes/CudaChainAttention.*/3' 2>&1 |
+            grep -E '^\[ RUN|us \(|FAILED' | sed -e 's/MatchesCpuAndTheFusedKernelsPoolWrites//' |
+            tee -a "$out/traces.log"
+    done
 done
-bench default-again ""
-stamp benches done
+
+stamp traces done
 
 echo
 echo "chain traces (layer, 1 row): $out/chain_traces.jsonl"
