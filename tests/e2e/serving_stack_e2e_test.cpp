@@ -62,7 +62,6 @@ protected:
                    "listen = \"127.0.0.1:" + std::to_string(neuron_port_) + "\"\n"
                    "[[harnesses]]\nname = \"candle\"\n"
                    "[harness.candle]\nhf_cache = \"" + (dir_ / "hf-cache").string() + "\"\n"
-                   "[harness.candle.admission]\nmax_in_flight = 4\n"
                    "[[default_models]]\nmodel_id = \"" + std::string(kModel) + "\"\n");
         write_file(dir_ / "models.toml", "[[models]]\nid = \"" + std::string(kModel) +
                                               "\"\nharness = \"candle\"\nvram_mb = 0\n");
@@ -396,6 +395,30 @@ TEST_F(ServingStack, ResponsesApiAnswersThroughCortex) {
     EXPECT_EQ(c["status"], "incomplete");
     EXPECT_EQ(c["incomplete_details"]["reason"], "max_output_tokens") << cut.body;
     EXPECT_EQ(c["usage"]["output_tokens"].get<int64_t>(), 3);
+}
+
+// What a load test sends (serving_bench): a completions prompt of token ids and ignore_eos, so the
+// prompt and the output have exactly the lengths asked for, through cortex to the real engine;
+// and an id outside the vocabulary refused, naming the prompt.
+TEST_F(ServingStack, TokenIdPromptWithIgnoreEosGivesExactLengths) {
+    json ids = json::array();
+    for (int i = 0; i < 37; ++i) {
+        ids.push_back(1000 + 97 * i);
+    }
+    auto r = post(cortex_url("/v1/completions"), {{"model", kModel},
+                                                 {"prompt", ids},
+                                                 {"max_tokens", 48},
+                                                 {"ignore_eos", true},
+                                                 {"temperature", 0}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], 37);
+    EXPECT_EQ(j["usage"]["completion_tokens"], 48);
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+    auto bad = post(neuron_url("/v1/completions"),
+                    {{"model", kModel}, {"prompt", json::array({5, 999999999})}, {"max_tokens", 2}});
+    EXPECT_EQ(bad.status, 400) << bad.body;
+    EXPECT_EQ(json::parse(bad.body)["error"]["param"], "prompt");
 }
 
 TEST_F(ServingStack, UnknownModelIsA404EnvelopeFromCortex) {
