@@ -415,8 +415,9 @@ TEST_F(ServingStack, TokenIdPromptWithIgnoreEosGivesExactLengths) {
     EXPECT_EQ(j["usage"]["prompt_tokens"], 37);
     EXPECT_EQ(j["usage"]["completion_tokens"], 48);
     EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
-    auto bad = post(neuron_url("/v1/completions"),
-                    {{"model", kModel}, {"prompt", json::array({5, 999999999})}, {"max_tokens", 2}});
+    auto bad = post(neuron_url("/v1/completions"), {{"model", kModel},
+                                                     {"prompt", json::array({5, 999999999})},
+                                                     {"max_tokens", 2}});
     EXPECT_EQ(bad.status, 400) << bad.body;
     EXPECT_EQ(json::parse(bad.body)["error"]["param"], "prompt");
 }
