@@ -615,7 +615,6 @@ public:
             c.fusion.norm_weight = nw ? nw.data : nullptr;
             c.fusion.eps = l.fusion.eps;
             c.fusion.output = skinny_output(l.fusion.output);
-            c.x_by_chunk = chain_x_by_chunk_;  // where the kernel can (DecodeChainLink)
             chain.push_back(c);
         }
         if (kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T)) {
@@ -954,12 +953,6 @@ private:
         if (const char* v = std::getenv("HELEXA_CUDA_CHAIN_ATTENTION"); v != nullptr) {
             chain_attention_ = std::string_view(v) == "1";
         }
-        // HELEXA_CUDA_CHAIN_X_BY_CHUNK=1: a chain link whose x is the previous link's output
-        // (the MLP's down after gate_up + SwiGLU) waits per K chunk for the rows that wrote it
-        // instead of at a grid barrier (DecodeChainLink::x_by_chunk). Off until measured.
-        if (const char* v = std::getenv("HELEXA_CUDA_CHAIN_X_BY_CHUNK"); v != nullptr) {
-            chain_x_by_chunk_ = std::string_view(v) == "1";
-        }
         if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
             const std::string_view mode(v);
             decode_chain_ = mode == "0"   ? DecodeChain::kOff
@@ -1072,7 +1065,6 @@ private:
     enum class DecodeChain { kOff, kLongLinks, kAlways };
     DecodeChain decode_chain_ = DecodeChain::kLongLinks;
     bool chain_attention_ = false;
-    bool chain_x_by_chunk_ = false;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

@@ -328,27 +328,6 @@ TEST_F(CudaRandomModelChainedAttention, BatchedStepEqualsSingleSteps) {
     batched_step_equals_single_steps();
 }
 
-// The same with the MLP's down taking its x by chunk (HELEXA_CUDA_CHAIN_X_BY_CHUNK=1): no grid
-// barrier between gate_up and down, in graph-replayed decode steps.
-class CudaRandomModelChainedByChunk : public CudaRandomModelChained {
-protected:
-    void SetUp() override {
-        setenv("HELEXA_CUDA_CHAIN_X_BY_CHUNK", "1", 1);
-        CudaRandomModelChained::SetUp();
-    }
-    void TearDown() override {
-        unsetenv("HELEXA_CUDA_CHAIN_X_BY_CHUNK");
-        CudaRandomModelChained::TearDown();
-    }
-};
-
-TEST_F(CudaRandomModelChainedByChunk, PrefillAndDecodeMatchCpuBackend) {
-    prefill_and_decode_match_cpu();
-}
-TEST_F(CudaRandomModelChainedByChunk, BatchedStepEqualsSingleSteps) {
-    batched_step_equals_single_steps();
-}
-
 // step_sample on the device: the same tokens as the host rule over step_in_place's rows of the
 // same step (prefill, then a decode step that replays a graph), only ids copied when no row needs
 // the host, and a host row's logits returned beside the drawn rows' tokens.

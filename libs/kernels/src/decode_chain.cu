@@ -27,7 +27,10 @@
 //   link's grid counter (release) and polls it (acquire) until every CTA has (grid_sync.cuh),
 //   then loads the next link's x (T rows, through L2) into shared
 //   memory, normalising it when the link has an input norm (rounded as launch_rms_norm stores
-//   it). A CTA with no rows of a link still passes its barrier.
+//   it). A CTA with no rows of a link still passes its barrier. NOTE: two ways around the
+//   barrier lost on the H200 (run 18, Qwen3-8B batch 1, ratio to roofline 0.838 as built): down
+//   waiting per K chunk for the gate_up rows that wrote it (0.792), and a producer whose ring is
+//   full asking L2 for the unit it waits to copy (0.809; with the unit after it too, 0.764).
 // - The workspace holds two sets of counters (one 128-byte line each: a group counter and a
 //   barrier counter per link, an exit counter), used by alternate launches; the last CTA to exit
 //   zeroes its set, so recorded graphs replay the launches unchanged. Two sets, because the
@@ -96,12 +99,6 @@ struct LinkParams {
     int n;
     int k;
     int groups;  // row groups of kConsumerWarps rows (SwiGLU: pairs)
-    // This link's x comes by chunk (DecodeChainLink::x_by_chunk): its units wait on the ready
-    // counters of their chunk instead of a grid barrier before the link.
-    bool x_by_chunk;
-    // The next link's chunk_cols where it takes this link's out by chunk (each stored output
-    // column is then counted on the ready counter of the next link's chunk holding it), else 0.
-    int publish_cols;
 };
 
 struct ChainParams {
@@ -116,12 +113,6 @@ struct ChainParams {
     // The producer streams nothing past the attention link until the grid has passed its
     // barrier (HELEXA_CHAIN_ATTN_HOLD=1: an A/B of streaming weights under the attention).
     bool hold_for_attention;
-    // When the producer finds the slot for its next unit still full, it asks L2 for that unit
-    // and, at 2, the one after it (HELEXA_CHAIN_L2_NEXT: 0 never), once the consumers have
-    // started or, with l2_early (HELEXA_CHAIN_L2_EARLY=1), also before (under the kernel before
-    // the chain). A/B knobs.
-    int l2_next;
-    bool l2_early;
     unsigned long long* trace;  // decode_chain_set_trace, or null
 };
 
@@ -132,13 +123,9 @@ struct ChainParams {
 constexpr int kTraceWords = 8 + 4 * kDecodeChainMaxLinks;
 
 // One launch's counters, each on its own 128-byte line: per link a group counter and a barrier
-// counter, the exit counter, then per link kDecodeChainMaxChunks ready counters and an x-read
-// counter (x_by_chunk). The workspace holds two such sets.
-constexpr int kChunkCountersPerLink = kDecodeChainMaxChunks + 1;
-constexpr int kCounterLines = 2 * kDecodeChainMaxLinks + 1 +
-                              kDecodeChainMaxLinks * kChunkCountersPerLink;
+// counter, then the exit counter. The workspace holds two such sets.
 constexpr size_t kCounterSetBytes =
-    static_cast<size_t>(kCounterLines) * kCounterStride * sizeof(unsigned);
+    static_cast<size_t>(2 * kDecodeChainMaxLinks + 1) * kCounterStride * sizeof(unsigned);
 
 [[maybe_unused]] __device__ __forceinline__ unsigned* group_counter(unsigned* sync, int link) {
     return sync + link * kCounterStride;
@@ -148,18 +135,6 @@ constexpr size_t kCounterSetBytes =
 }
 [[maybe_unused]] __device__ __forceinline__ unsigned* exit_counter(unsigned* sync) {
     return sync + 2 * kDecodeChainMaxLinks * kCounterStride;
-}
-// Link `link`'s x columns of chunk `chunk` stored by the previous link, counted once per stored
-// (column, x row): the chunk is ready at its columns times T.
-[[maybe_unused]] __device__ __forceinline__ unsigned* ready_counter(unsigned* sync, int link,
-                                                                    int chunk) {
-    return sync +
-           (2 * kDecodeChainMaxLinks + 1 + link * kChunkCountersPerLink + chunk) * kCounterStride;
-}
-// CTAs done reading the previous link's x (into shared memory, or with no rows of it): link
-// `link`'s stores may overwrite it once all have.
-[[maybe_unused]] __device__ __forceinline__ unsigned* x_read_counter(unsigned* sync, int link) {
-    return ready_counter(sync, link, kDecodeChainMaxChunks);
 }
 
 // Group g's row slot of consumer warp `warp` (SwiGLU: its pair), and the row of w it reads as
@@ -192,11 +167,10 @@ __device__ __forceinline__ float load_cg(const W* p) {
 }
 
 // The producer warp: every unit of every link this CTA takes, in order, then an empty
-// end-of-chain unit. unit_of[s] = (link, group, chunk) of the unit in slot s. consumers_started:
-// set once the consumers have passed the grid dependency wait (p.l2_next).
+// end-of-chain unit. unit_of[s] = (link, group, chunk) of the unit in slot s.
 __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* full,
                         uint64_t* empty, int4* unit_of, const volatile int* attention_over,
-                        const volatile int* consumers_started, int lane) {
+                        int lane) {
     const uint64_t policy = l2_evict_first_policy();
     int s = 0;
     uint32_t phase = 0;
@@ -234,45 +208,9 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
                 break;
             }
             next = take();
-            // This lane's copy of unit (group, chunk): slot segment q = warp * rows_per_warp + r
-            // holds that warp's row r.
-            auto unit_src = [&](int group, int chunk) {
-                return static_cast<const unsigned char*>(L.w) +
-                       (weight_row(L, row_slot(group, lane / L.rows_per_warp),
-                                   lane % L.rows_per_warp) *
-                            L.k +
-                        segment(L, chunk).x) *
-                           2;
-            };
             for (int c = 0; c < L.chunks; ++c) {
-                const auto bytes = static_cast<uint32_t>(segment(L, c).y * 2);
-                const unsigned char* src = lane < copies ? unit_src(g, c) : nullptr;
-                // The ring is full (the consumers wait at a barrier, or for x): ask L2 for this
-                // unit (and the next) now, so HBM keeps streaming while they wait and the copy
-                // after their release lands at L2 latency.
-                if (p.l2_next > 0) {
-                    int full_ring = 0;
-                    if (lane == 0) {
-                        full_ring = (p.l2_early || *consumers_started != 0) &&
-                                    !mbarrier_test(&empty[s], phase ^ 1u);
-                    }
-                    if (__shfl_sync(0xffffffffu, full_ring, 0) != 0) {
-                        // The unit after this one: this group's next chunk, or the next
-                        // group's first (when this CTA holds one: lane 0 took it).
-                        const int after = c + 1 < L.chunks
-                                              ? g
-                                              : static_cast<int>(
-                                                    __shfl_sync(0xffffffffu, next, 0));
-                        if (lane < copies) {
-                            bulk_prefetch_l2(src, bytes);
-                            if (p.l2_next > 1 && after < L.groups) {
-                                const int c_after = c + 1 < L.chunks ? c + 1 : 0;
-                                bulk_prefetch_l2(unit_src(after, c_after),
-                                                 static_cast<uint32_t>(segment(L, c_after).y * 2));
-                            }
-                        }
-                    }
-                }
+                const int2 seg = segment(L, c);
+                const auto bytes = static_cast<uint32_t>(seg.y * 2);
                 if (lane == 0) {
                     mbarrier_wait(&empty[s], phase ^ 1u);
                     const bool ends = c == L.chunks - 1 && static_cast<int>(next) >= L.groups;
@@ -281,6 +219,11 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
                 }
                 __syncwarp();
                 if (lane < copies) {
+                    // Slot segment q = warp * rows_per_warp + r holds that warp's row r.
+                    const int64_t row = weight_row(L, row_slot(g, lane / L.rows_per_warp),
+                                                   lane % L.rows_per_warp);
+                    const auto* src =
+                        static_cast<const unsigned char*>(L.w) + (row * L.k + seg.x) * 2;
                     bulk_load(ring + s * kSlotBytes + lane * L.chunk_cols * 2, src, bytes,
                               &full[s], policy);
                 }
@@ -318,34 +261,25 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
     named_barrier_sync(kConsumerBarrier, kConsumers);
 }
 
-// Packs [begin, end) of link L's T rows of x into shared memory ([T][K] packs), through L2 (other
-// CTAs wrote them), by the consumer threads.
+// Link L's T rows of x into shared memory ([T][K], packed), through L2 (other CTAs wrote them),
+// normalised when L has an input norm as launch_rms_norm normalises it: the squares summed in
+// its order (rms_norm_order.cuh; the consumer warps play its reduction warps w, w + 8, ...),
+// y = round(x * inv_rms), out = round(norm_weight * y). The same order as the unchained path's,
+// so the single-row chain and the batched kernels see the same normalised x (rms_norm_order.cuh
+// says why that matters).
 template <typename W, int T>
-__device__ __forceinline__ void copy_x_packs(const LinkParams& L, W* xs, int begin, int end,
-                                             int tid) {
+__device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int warp, int lane) {
     const int k_packs = L.k / kPack;
     const auto* src = static_cast<const uint4*>(L.x);
     const int64_t stride_packs = L.x_stride / kPack;
     auto* dst = reinterpret_cast<uint4*>(xs);
 #pragma unroll 4
-    for (int i = begin + tid; i < end; i += kConsumers) {
+    for (int i = tid; i < k_packs; i += kConsumers) {
 #pragma unroll
         for (int t = 0; t < T; ++t) {
             dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
         }
     }
-}
-
-// Link L's T rows of x into shared memory ([T][K], packed), normalised when L has an input norm
-// as launch_rms_norm normalises it: the squares summed in its order (rms_norm_order.cuh; the
-// consumer warps play its reduction warps w, w + 8, ...), y = round(x * inv_rms), out =
-// round(norm_weight * y). The same order as the unchained path's, so the single-row chain and
-// the batched kernels see the same normalised x (rms_norm_order.cuh says why that matters).
-template <typename W, int T>
-__device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int warp, int lane) {
-    const int k_packs = L.k / kPack;
-    auto* dst = reinterpret_cast<uint4*>(xs);
-    copy_x_packs<W, T>(L, xs, 0, k_packs, tid);
     named_barrier_sync(kConsumerBarrier, kConsumers);
     if (L.norm_weight == nullptr) {
         return;
@@ -421,7 +355,7 @@ __device__ __forceinline__ void consume_unit(const LinkParams& L, const unsigned
 // Row slot j's output for x row t from its R row sums, with the link's epilogue
 // (skinny_matmul.cu's store_group).
 template <typename W, int R>
-__device__ __forceinline__ bool store_output(const LinkParams& L, int j, int t,
+__device__ __forceinline__ void store_output(const LinkParams& L, int j, int t,
                                              const float (&sums)[R]) {
     const auto* bias = static_cast<const W*>(L.bias);
     W* out = static_cast<W*>(L.out) + t * L.out_stride;
@@ -432,7 +366,6 @@ __device__ __forceinline__ bool store_output(const LinkParams& L, int j, int t,
             const float up =
                 round_to<W>(sums[1] + (bias != nullptr ? to_f32(bias[half + j]) : 0.0f));
             out[j] = from_f32<W>(silu_mul_of<W>(gate, up));
-            return true;
         }
     } else if (j < L.n) {
         float v = sums[0] + (bias != nullptr ? to_f32(bias[j]) : 0.0f);
@@ -440,18 +373,14 @@ __device__ __forceinline__ bool store_output(const LinkParams& L, int j, int t,
             v += load_cg(out + j);
         }
         out[j] = from_f32<W>(v);
-        return true;
     }
-    return false;
 }
 
 // The end of a row group: each warp's row sums (xor butterfly), then lane t stores x row t's
-// output of the warp's row and, where the next link takes this one's out by chunk, counts it
-// on that chunk's ready counter (`ready`: the next link's first; release, so the store is
-// visible to whoever acquires the count). Zeroes acc.
+// output of the warp's row. Zeroes acc.
 template <typename W, int T, int R>
 __device__ __forceinline__ void finish_group(const LinkParams& L, int g, int warp, int lane,
-                                             unsigned* ready, float (&acc)[2][T][kChains]) {
+                                             float (&acc)[2][T][kChains]) {
     float sum[R][T];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -473,8 +402,6 @@ __device__ __forceinline__ void finish_group(const LinkParams& L, int g, int war
             }
         }
     }
-    const int j = row_slot(g, warp);
-    bool stored = false;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
         if (lane == t) {
@@ -483,32 +410,9 @@ __device__ __forceinline__ void finish_group(const LinkParams& L, int g, int war
             for (int r = 0; r < R; ++r) {
                 sums[r] = sum[r][t];
             }
-            stored = store_output<W, R>(L, j, t, sums);
+            store_output<W, R>(L, row_slot(g, warp), t, sums);
         }
     }
-    if (ready != nullptr && stored) {
-        add_release(ready + (j / L.publish_cols) * kCounterStride, 1u);
-    }
-}
-
-// Chunk `chunk` of link `link`'s x (L.x_by_chunk) into shared memory once the previous link has
-// stored all of it and every CTA has read the previous link's x (which this link may overwrite):
-// one thread waits (acquire), the CTA's consumers then load the chunk's columns of the T rows
-// through L2.
-template <typename W, int T>
-__device__ void load_x_chunk(const LinkParams& L, unsigned* sync, int link, int chunk, W* xs,
-                             int tid) {
-    const int2 seg = segment(L, chunk);
-    if (tid == 0) {
-        const auto want = static_cast<unsigned>(seg.y * T);
-        while (load_acquire(ready_counter(sync, link, chunk)) < want) {
-        }
-        while (load_acquire(x_read_counter(sync, link)) < gridDim.x) {
-        }
-    }
-    named_barrier_sync(kConsumerBarrier, kConsumers);
-    copy_x_packs<W, T>(L, xs, seg.x / kPack, (seg.x + seg.y) / kPack, tid);
-    named_barrier_sync(kConsumerBarrier, kConsumers);
 }
 
 // kAttnHd > 0: the chain has an attention link (p.attn_link) of that head_dim and a group of at
@@ -525,14 +429,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     __shared__ __align__(8) uint64_t empty[kMaxSlots];
     __shared__ int4 unit_of[kMaxSlots];
     __shared__ float red[kMaxNormWarps][T];
-    __shared__ volatile int attention_over;     // p.hold_for_attention
-    __shared__ volatile int consumers_started;  // p.l2_next
+    __shared__ volatile int attention_over;  // p.hold_for_attention
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid / kWarp;
     const int lane = tid % kWarp;
     if (tid == 0) {
         attention_over = 0;
-        consumers_started = 0;
         for (int s = 0; s < p.slots; ++s) {
             mbarrier_init(&full[s], 1);
             mbarrier_init(&empty[s], kConsumerWarps);
@@ -541,7 +443,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     __syncthreads();
     if (warp == kConsumerWarps) {
-        produce(p, smem, full, empty, unit_of, &attention_over, &consumers_started, lane);
+        produce(p, smem, full, empty, unit_of, &attention_over, lane);
         grid_dependency_wait();
         return;
     }
@@ -559,12 +461,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     allow_dependent_launch();
     unsigned long long* trace =
         p.trace != nullptr ? p.trace + blockIdx.x * kTraceWords : nullptr;
-    if (tid == 0) {
-        consumers_started = 1;
-        if (trace != nullptr) {
-            trace[0] = sm_id();
-            trace[1] = global_ns();
-        }
+    if (trace != nullptr && tid == 0) {
+        trace[0] = sm_id();
+        trace[1] = global_ns();
     }
     float acc[2][T][kChains];
 #pragma unroll
@@ -594,39 +493,18 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         } else {
-            const LinkParams& L = p.link[j];
-            // The next link takes this one's out by chunk: no grid barrier between the two;
-            // this link's stores are counted on its ready counters, and its x read counted
-            // (then the next link may overwrite it).
-            const bool next_by_chunk = j + 1 < p.n_links && p.link[j + 1].x_by_chunk;
-            unsigned* ready = next_by_chunk ? ready_counter(p.sync, j + 1, 0) : nullptr;
             // The next unit: this link's first, or a later link's (or the end) when this CTA
             // took no rows of it; then it stays in its slot for that link.
             mbarrier_wait(&full[s], phase);
             int4 u = unit_of[s];
-            if (u.x != j && next_by_chunk && tid == 0) {
-                add_release(x_read_counter(p.sync, j + 1), 1u);
-            }
             if (u.x == j) {
-                unsigned chunks_loaded = 0;  // L.x_by_chunk: the chunks of x in shared memory
-                if (!L.x_by_chunk) {
-                    load_x<W, T>(L, xs, red, tid, warp, lane);
-                    if (next_by_chunk && tid == 0) {
-                        add_release(x_read_counter(p.sync, j + 1), 1u);
-                    }
-                    if (trace != nullptr && tid == 0) {
-                        trace[8 + 4 * j] = global_ns();
-                    }
+                const LinkParams& L = p.link[j];
+                load_x<W, T>(L, xs, red, tid, warp, lane);
+                if (trace != nullptr && tid == 0) {
+                    trace[8 + 4 * j] = global_ns();
                 }
                 int units = 0;
                 for (;;) {
-                    if (L.x_by_chunk && ((chunks_loaded >> u.z) & 1u) == 0) {
-                        load_x_chunk<W, T>(L, p.sync, j, u.z, xs, tid);
-                        if (trace != nullptr && tid == 0 && chunks_loaded == 0) {
-                            trace[8 + 4 * j] = global_ns();
-                        }
-                        chunks_loaded |= 1u << u.z;
-                    }
                     const unsigned char* slot = smem + s * kSlotBytes;
                     if (L.rows_per_warp == 2) {
                         consume_unit<W, T, 2>(L, slot, xs, u.z, warp, lane, acc);
@@ -639,9 +517,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                     }
                     if (u.z == L.chunks - 1) {
                         if (L.rows_per_warp == 2) {
-                            finish_group<W, T, 2>(L, u.y, warp, lane, ready, acc);
+                            finish_group<W, T, 2>(L, u.y, warp, lane, acc);
                         } else {
-                            finish_group<W, T, 1>(L, u.y, warp, lane, ready, acc);
+                            finish_group<W, T, 1>(L, u.y, warp, lane, acc);
                         }
                     }
                     ++units;
@@ -661,7 +539,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         }
-        if (j < p.n_links - 1 && !p.link[j + 1].x_by_chunk) {
+        if (j < p.n_links - 1) {
             grid_barrier(p.sync, j, tid);
             if (trace != nullptr && tid == 0) {
                 trace[8 + 4 * j + 2] = global_ns();
@@ -684,9 +562,6 @@ __global__ void __launch_bounds__(kThreads, 1)
             for (int i = 0; i < kDecodeChainMaxLinks; ++i) {
                 *group_counter(p.sync, i) = 0;
                 *barrier_counter(p.sync, i) = 0;
-                for (int c = 0; c < kChunkCountersPerLink; ++c) {
-                    *ready_counter(p.sync, i, c) = 0;
-                }
             }
             *exit_counter(p.sync) = 0;
         }
@@ -720,29 +595,12 @@ bool plan_link(const DecodeChainLink& in, LinkParams& out) {
     out.chunks = (out.k + out.chunk_cols - 1) / out.chunk_cols;
     const int rows = swiglu ? out.n / 2 : out.n;
     out.groups = (rows + kConsumerWarps - 1) / kConsumerWarps;
-    out.x_by_chunk = false;  // launch_decode_chain decides (takes_x_by_chunk)
-    out.publish_cols = 0;
     return true;
 }
 
 // The columns a projection link stores per x row.
 int64_t out_width(const DecodeChainLink& l) {
     return l.fusion.output == Output::kSwiGlu ? l.n / 2 : l.n;
-}
-
-// Whether links[i] can take its x by chunk (DecodeChainLink::x_by_chunk): it follows a
-// projection that does not itself take x by chunk, its x is that link's out as stored, it has no
-// input norm (which needs whole rows), and its row groups have few enough chunks for the ready
-// counters.
-bool takes_x_by_chunk(const DecodeChainLink* links, int i, const LinkParams* planned) {
-    if (i < 1 || !links[i].x_by_chunk) {
-        return false;
-    }
-    const DecodeChainLink& prev = links[i - 1];
-    const DecodeChainLink& l = links[i];
-    return prev.attention == nullptr && !planned[i - 1].x_by_chunk && l.x == prev.out &&
-           l.x_stride == prev.out_stride && l.k == out_width(prev) &&
-           l.fusion.norm_weight == nullptr && planned[i].chunks <= kDecodeChainMaxChunks;
 }
 
 // Keys an attention split takes at most: 64, one pass of each warp (4 rows of 2 keys at head_dim
@@ -915,10 +773,6 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
             (void)plan_attention(links[i], T, p.attn, p.head_dim);
         } else {
             (void)plan_link(links[i], p.link[i]);
-            p.link[i].x_by_chunk = takes_x_by_chunk(links, i, p.link);
-            if (p.link[i].x_by_chunk) {
-                p.link[i - 1].publish_cols = p.link[i].chunk_cols;
-            }
         }
     }
     p.sync = reinterpret_cast<unsigned*>(static_cast<unsigned char*>(workspace.device) +
@@ -932,11 +786,6 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     p.static_groups = static_groups;
     static const bool hold = env_positive("HELEXA_CHAIN_ATTN_HOLD", 0) == 1;
     p.hold_for_attention = hold;
-    static const int l2_next =
-        std::min(2, static_cast<int>(env_positive("HELEXA_CHAIN_L2_NEXT", 0)));
-    p.l2_next = l2_next;
-    static const bool l2_early = env_positive("HELEXA_CHAIN_L2_EARLY", 0) == 1;
-    p.l2_early = l2_early;
     p.trace = g_trace.load(std::memory_order_relaxed);
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
     return launch_typed(p, type, T, smem, stream);

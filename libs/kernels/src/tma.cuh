@@ -72,23 +72,6 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-// Whether the barrier's phase with the given parity has completed, without waiting.
-__device__ __forceinline__ bool mbarrier_test(uint64_t* bar, uint32_t parity) {
-    uint32_t done = 1;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
-#endif
-    return done != 0;
-}
-
 // Starts the copy of the box at element coordinates (c0, c1[, c2[, c3]]) into shared memory (1024-byte
 // aligned for the 128-byte swizzle); its bytes complete on `bar`.
 __device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, uint64_t* bar,
@@ -144,14 +127,6 @@ __device__ __forceinline__ void bulk_load(void* smem, const void* gmem, uint32_t
         " [%0], [%1], %2, [%3], %4;" ::"r"(smem_u32(smem)),
         "l"(gmem), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
         : "memory");
-#endif
-}
-
-// Asks L2 for `bytes` contiguous bytes (16-byte aligned, a multiple of 16) without waiting for
-// them, so a later copy of them finds them there (default L2 priority: kept until that copy).
-__device__ __forceinline__ void bulk_prefetch_l2(const void* gmem, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(gmem), "r"(bytes) : "memory");
 #endif
 }
 

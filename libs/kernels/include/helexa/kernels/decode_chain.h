@@ -36,8 +36,6 @@ namespace helexa::kernels {
 
 inline constexpr int kDecodeChainMaxLinks = 5;
 inline constexpr int64_t kDecodeChainMaxRows = 2;
-// Most K chunks (units of a row group) of a link that takes x by chunk: K up to 16 x 4096.
-inline constexpr int kDecodeChainMaxChunks = 16;
 
 // One projection of the chain, as launch_skinny_matmul takes it: out[T, N] (SwiGLU: [T, N/2]) =
 // x[T, K] * w[N, K]^T (+ bias) with the fusion; out in the chain's element type. Or, with
@@ -54,15 +52,6 @@ struct DecodeChainLink {
     int64_t n = 0;
     int64_t k = 0;
     SkinnyFusion fusion;
-    // Where x is the previous projection link's out as it stores it (same buffer and stride, k
-    // its output width) and this link has no input norm (which needs whole rows): instead of a
-    // grid barrier between the two, each unit of this link waits only for the rows of the
-    // previous link that wrote its K chunk (and for every CTA to have read the previous link's
-    // x, which this link's out may overwrite). A CTA that ends the previous link early then goes
-    // on consuming instead of waiting for the last CTA (the MLP's down after gate_up + SwiGLU).
-    // Elsewhere (or after a link that takes its own x by chunk, or past kDecodeChainMaxChunks
-    // units a row group) the link waits at the barrier as without. The same bits either way.
-    bool x_by_chunk = false;
 };
 
 // Whether the current device can run the chain (compute capability >= 9.0: bulk copies and
