@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct CublasLtMatmul::Plan {
     cublasLtMatmulAlgo_t algo{};
     bool has_bias = false;
     bool accumulate = false;  // beta = 1 into out
+    // The fastest candidate's time over its three timed runs (tune()); +inf until timed.
+    float best_ms = std::numeric_limits<float>::infinity();
     // Heuristic candidates still to be timed on the first call (tune()); empty afterwards.
     std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
@@ -96,7 +99,7 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
     if (auto it = plans_.find(key); it != plans_.end()) {
         return it->second.get();
     }
-    const auto [T, N, K, x_stride, out_stride, operand, out, has_bias, accumulate] = key;
+    const auto [T, N, K, x_stride, out_stride, operand, out, has_bias, accumulate, splits] = key;
     auto p = std::make_unique<Plan>();
     p->has_bias = has_bias;
     p->accumulate = accumulate;
@@ -126,18 +129,39 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
                                            &bias_type, sizeof(bias_type)),
             "bias type"));
     }
+    // A K split is a strided batch: batch s reads the s-th slice of K columns of w and x (the
+    // same leading dimensions, the pointers moved by s K/S elements) and writes its own [T, N]
+    // slab of out.
+    const int64_t k_rows = splits > 0 ? K / splits : K;
     HELEXA_TRY_STATUS(cublas_status(
-        cublasLtMatrixLayoutCreate(&p->a, operand_type, static_cast<uint64_t>(K),
+        cublasLtMatrixLayoutCreate(&p->a, operand_type, static_cast<uint64_t>(k_rows),
                                    static_cast<uint64_t>(N), K),
         "layout w"));
     HELEXA_TRY_STATUS(cublas_status(
-        cublasLtMatrixLayoutCreate(&p->b, operand_type, static_cast<uint64_t>(K),
+        cublasLtMatrixLayoutCreate(&p->b, operand_type, static_cast<uint64_t>(k_rows),
                                    static_cast<uint64_t>(T), x_stride),
         "layout x"));
     HELEXA_TRY_STATUS(cublas_status(
         cublasLtMatrixLayoutCreate(&p->d, out_type, static_cast<uint64_t>(N),
                                    static_cast<uint64_t>(T), out_stride),
         "layout out"));
+    if (splits > 0) {
+        const auto batch = static_cast<int32_t>(splits);
+        const int64_t slice = k_rows;
+        const int64_t slab = T * out_stride;
+        for (auto [layout, offset] : {std::pair{p->a, slice}, std::pair{p->b, slice},
+                                      std::pair{p->d, slab}}) {
+            HELEXA_TRY_STATUS(cublas_status(
+                cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                 &batch, sizeof(batch)),
+                "batch count"));
+            HELEXA_TRY_STATUS(cublas_status(
+                cublasLtMatrixLayoutSetAttribute(layout,
+                                                 CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                 &offset, sizeof(offset)),
+                "batch offset"));
+        }
+    }
     cublasLtMatmulPreference_t pref = nullptr;
     HELEXA_TRY_STATUS(cublas_status(cublasLtMatmulPreferenceCreate(&pref), "preference"));
     const uint64_t ws = workspace_bytes_;
@@ -171,8 +195,8 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
 // graph capture (a shape is always run eagerly first). An accumulating plan is timed into a
 // temporary buffer (beta = 0): timing into out would add the product to it several times.
 Status CublasLtMatmul::tune(Plan& plan, void* out, int64_t out_bytes, const void* x,
-                            const void* w, cudaStream_t stream) {
-    if (plan.candidates.size() <= 1) {
+                            const void* w, cudaStream_t stream, bool time_single) {
+    if (plan.candidates.empty() || (plan.candidates.size() == 1 && !time_single)) {
         plan.candidates.clear();
         return ok();
     }
@@ -244,9 +268,33 @@ Status CublasLtMatmul::time_candidates(Plan& plan, void* out, const void* x, con
             plan.algo = c.algo;
         }
     }
+    plan.best_ms = best_ms;
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
     return st;
+}
+
+// A plan's algorithm on its first call: the tuning class's winner where cuBLASLt takes it for
+// this shape, else the plan's candidates timed (its winner then serves the class).
+Status CublasLtMatmul::settle(Plan& plan, int64_t T, const Key& tuning_class, void* out,
+                              int64_t out_bytes, const void* x, const void* w,
+                              cudaStream_t stream) {
+    if (!plan.candidates.empty() && T > tune_max_rows()) {
+        plan.candidates.clear();  // the heuristic's first choice
+    }
+    if (plan.candidates.empty()) {
+        return ok();
+    }
+    const auto known = class_algos_.find(tuning_class);
+    if (known != class_algos_.end() && algo_fits(plan, known->second)) {
+        plan.algo = known->second;
+        plan.candidates.clear();
+        return ok();
+    }
+    HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
+    ++tuned_shapes_;
+    class_algos_.emplace(tuning_class, plan.algo);
+    return ok();
 }
 
 Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_type, const void* x,
@@ -254,7 +302,7 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
                            int64_t N, int64_t K, cudaDataType_t operand_type, bool accumulate,
                            cudaStream_t stream) {
     auto p = plan(Key{T, N, K, x_stride, out_stride, static_cast<int>(operand_type),
-                      static_cast<int>(out_type), bias != nullptr, accumulate});
+                      static_cast<int>(out_type), bias != nullptr, accumulate, 0});
     if (!p) {
         return tl::unexpected(std::move(p).error());
     }
@@ -265,31 +313,79 @@ Status CublasLtMatmul::run(void* out, int64_t out_stride, cudaDataType_t out_typ
                                            sizeof(bias)),
             "bias pointer"));
     }
-    if (!plan.candidates.empty() && T > tune_max_rows()) {
-        plan.candidates.clear();  // the heuristic's first choice
-    }
-    if (!plan.candidates.empty()) {
-        const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
-                               static_cast<int>(operand_type), static_cast<int>(out_type),
-                               bias != nullptr, accumulate};
-        const auto known = class_algos_.find(tuning_class);
-        if (known != class_algos_.end() && algo_fits(plan, known->second)) {
-            plan.algo = known->second;
-            plan.candidates.clear();
-        } else {
-            const int64_t out_bytes =
-                ((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
-            HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
-            ++tuned_shapes_;
-            class_algos_.emplace(tuning_class, plan.algo);
-        }
-    }
+    const Key tuning_class{tuning_rows(T), N, K, x_stride, out_stride,
+                           static_cast<int>(operand_type), static_cast<int>(out_type),
+                           bias != nullptr, accumulate, 0};
+    const int64_t out_bytes = ((T - 1) * out_stride + N) * (out_type == CUDA_R_32F ? 4 : 2);
+    HELEXA_TRY_STATUS(settle(plan, T, tuning_class, out, out_bytes, x, w, stream));
     const float alpha = 1.0f;
     const float beta = plan.accumulate ? 1.0f : 0.0f;
     return cublas_status(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta,
                                         out, plan.d, out, plan.d, &plan.algo, workspace_,
                                         workspace_bytes_, stream),
                          "cublasLtMatmul");
+}
+
+std::vector<int64_t> CublasLtMatmul::k_split_counts(int64_t K, int64_t max_splits) {
+    std::vector<int64_t> counts{1};
+    for (int64_t s = 2; s <= max_splits; ++s) {
+        if (K % (s * 64) == 0) {
+            counts.push_back(s);
+        }
+    }
+    return counts;
+}
+
+Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits, const void* x,
+                                            int64_t x_stride, const void* w, int64_t T,
+                                            int64_t N, int64_t K, cudaDataType_t operand_type,
+                                            cudaStream_t stream) {
+    if (max_splits < 1 || T < 1) {
+        return fail(ErrorCode::kInternal, "run_k_split: no room for a partial");
+    }
+    auto key = [&](int64_t rows, int64_t splits) {
+        return Key{rows, N, K, x_stride, N, static_cast<int>(operand_type),
+                   static_cast<int>(CUDA_R_32F), false, false, splits};
+    };
+    const int64_t class_rows = tuning_rows(T);
+    const Key split_class = key(class_rows, 0);
+    int64_t splits = 1;
+    if (const auto known = class_splits_.find(split_class);
+        known != class_splits_.end() && known->second <= max_splits) {
+        splits = known->second;
+    } else if (T <= tune_max_rows()) {
+        // The first shape of its class: every count's plan tuned on this shape, the fastest
+        // count kept (each count's winner also serves the class's later shapes).
+        float best_ms = std::numeric_limits<float>::infinity();
+        for (const int64_t s : k_split_counts(K, max_splits)) {
+            auto p = plan(key(T, s));
+            if (!p) {
+                continue;  // no algorithm for this count's batch: the others may have one
+            }
+            Plan& candidate = **p;
+            HELEXA_TRY_STATUS(tune(candidate, partials, 0, x, w, stream, /*time_single=*/true));
+            class_algos_.emplace(key(class_rows, s), candidate.algo);
+            if (candidate.best_ms < best_ms) {
+                best_ms = candidate.best_ms;
+                splits = s;
+            }
+        }
+        ++tuned_shapes_;
+        class_splits_.insert_or_assign(split_class, splits);
+    }
+    auto p = plan(key(T, splits));
+    if (!p) {
+        return tl::unexpected(std::move(p).error());
+    }
+    Plan& plan = **p;
+    HELEXA_TRY_STATUS(settle(plan, T, key(class_rows, splits), partials, 0, x, w, stream));
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    HELEXA_TRY_STATUS(cublas_status(
+        cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, partials, plan.d,
+                       partials, plan.d, &plan.algo, workspace_, workspace_bytes_, stream),
+        "cublasLtMatmul (K split)"));
+    return splits;
 }
 
 }  // namespace helexa::cuda

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "helexa/common/result.h"
 
@@ -38,6 +39,22 @@ public:
                int64_t x_stride, const void* w, const void* bias, int64_t T, int64_t N,
                int64_t K, cudaDataType_t operand_type, bool accumulate, cudaStream_t stream);
 
+    // The product split over K into f32 partials, for a consumer that sums them itself (the
+    // residual add + RMSNorm after o_proj and down at decode sizes: kernels::
+    // launch_add_partials_rms_norm, where cuBLASLt would otherwise split K inside and add the
+    // parts in a reduce kernel of its own):
+    //   partials + s * T * N = x[:, s K/S, (s + 1) K/S) * w[:, same)^T, f32 [T, N] (row stride
+    //   N), s < S.
+    // S is chosen once per tuning class: among the counts up to max_splits that cut K into
+    // slices of whole 64-column groups (1 included: cuBLASLt's own split inside one GEMM), the
+    // one whose batched GEMM runs fastest from a cold L2. Returns S; partials must hold
+    // max_splits * T * N floats.
+    Result<int64_t> run_k_split(float* partials, int64_t max_splits, const void* x,
+                                int64_t x_stride, const void* w, int64_t T, int64_t N, int64_t K,
+                                cudaDataType_t operand_type, cudaStream_t stream);
+    // The split counts run_k_split may choose for K (ascending, 1 first).
+    static std::vector<int64_t> k_split_counts(int64_t K, int64_t max_splits);
+
     // The row count a shape is tuned at: every count up to 8, then steps of 8 up to 64 (the
     // decode graph buckets, step_plan.h), then powers of two.
     static int64_t tuning_rows(int64_t T);
@@ -49,12 +66,21 @@ public:
 
 private:
     struct Plan;
-    using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool>;
+    // (T, N, K, x_stride, out_stride, operand type, out type, bias, accumulate, K splits: 0 for
+    // one GEMM, S for run_k_split's batched one).
+    using Key =
+        std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool, int64_t>;
     CublasLtMatmul(cublasLtHandle_t handle, void* workspace, size_t workspace_bytes,
                    int64_t l2_bytes);
     Result<Plan*> plan(const Key& key);
+    // Times the plan's candidates (keeping the fastest in plan.algo, its time in plan.best_ms);
+    // with one candidate only when `time_single` (run_k_split compares plans by their times).
     Status tune(Plan& plan, void* out, int64_t out_bytes, const void* x, const void* w,
-                cudaStream_t stream);
+                cudaStream_t stream, bool time_single = false);
+    // A plan's algorithm on its first call at T rows: its tuning class's winner where cuBLASLt
+    // takes it for this shape, else its candidates timed.
+    Status settle(Plan& plan, int64_t T, const Key& tuning_class, void* out, int64_t out_bytes,
+                  const void* x, const void* w, cudaStream_t stream);
     // Whether cuBLASLt runs `algo` for this plan's shape within our workspace.
     bool algo_fits(const Plan& plan, const cublasLtMatmulAlgo_t& algo) const;
     Status time_candidates(Plan& plan, void* out, const void* x, const void* w,
@@ -67,6 +93,8 @@ private:
     std::map<Key, std::unique_ptr<Plan>> plans_;
     // The tuned algorithm per tuning class (a Key whose T is tuning_rows(T)).
     std::map<Key, cublasLtMatmulAlgo_t> class_algos_;
+    // run_k_split's chosen split count per tuning class (a Key with splits 0).
+    std::map<Key, int64_t> class_splits_;
     int64_t tuned_shapes_ = 0;
 };
 

@@ -20,6 +20,7 @@
 #include "cublaslt_matmul.h"
 #include "cuda_status.h"
 #include "device_worker.h"
+#include "grown_buffer.h"
 #include "helexa/engine/draw_rule.h"
 #include "helexa/kernels/attention.h"
 #include "helexa/kernels/decode_chain.h"
@@ -174,12 +175,8 @@ public:
         for (const auto& [ptr, bytes] : allocations_) {
             cudaFree(ptr);
         }
-        if (attention_workspace_) {
-            cudaFree(attention_workspace_);
-        }
-        for (void* old : retired_attention_workspaces_) {
-            cudaFree(old);
-        }
+        attention_workspace_.release();
+        k_split_partials_.release();
         if (cublas_workspace_) {
             cudaFree(cublas_workspace_);
         }
@@ -487,7 +484,9 @@ public:
     // them fit it. Otherwise each attention alone (qkv_attention) and each run of projections
     // between them as one decode chain when it fits, else each projection alone, except the
     // MLP's pair where both would take the tensor-core path and mlp_chain_ is on: chained in one
-    // launch (kernels::launch_skinny_mma_mlp, the same bits as the two).
+    // launch (kernels::launch_skinny_mma_mlp, the same bits as the two), and each residual add
+    // followed by a normalised projection at 3-64 rows (k_split_pair): the add's matmul split
+    // over K, its parts summed into the residual by the norm kernel (k_split_then_norm).
     Status run_chain(std::span<const engine::ChainLink> links) override {
         bool launched = false;
         HELEXA_TRY_STATUS(try_decode_chain(links, launched));
@@ -509,9 +508,15 @@ public:
             }
             for (; !launched && i < end;) {
                 const auto& l = std::get<engine::LinearLink>(links[i]);
-                if (i + 1 < end &&
-                    mma_mlp_pair(l, std::get<engine::LinearLink>(links[i + 1]))) {
-                    HELEXA_TRY_STATUS(mma_mlp(l, std::get<engine::LinearLink>(links[i + 1])));
+                const engine::LinearLink* next =
+                    i + 1 < end ? &std::get<engine::LinearLink>(links[i + 1]) : nullptr;
+                if (next != nullptr && mma_mlp_pair(l, *next)) {
+                    HELEXA_TRY_STATUS(mma_mlp(l, *next));
+                    i += 2;
+                    continue;
+                }
+                if (next != nullptr && k_split_pair(l, *next)) {
+                    HELEXA_TRY_STATUS(k_split_then_norm(l, *next));
                     i += 2;
                     continue;
                 }
@@ -659,6 +664,63 @@ public:
                          in.data, in.row_stride, a.w.data, b.w.data, T, a.out.cols,
                          residual.cols, elem(act_), mma_workspace_, stream_),
                      "skinny_mma_mlp");
+    }
+
+    // Whether a (residual add, normalised projection of that residual) pair takes
+    // k_split_then_norm: o_proj then the MLP's gate_up, down then the next layer's q/k/v, at
+    // 3-64 rows on the cuBLASLt path. There, cuBLASLt splits the add's matmul over K and sums
+    // the parts in a reduce kernel of its own, then the norm kernel runs: two small kernels
+    // between the weight streams, where one does the same work.
+    static constexpr int64_t kKSplitMaxRows = 64;
+    static constexpr int64_t kKSplitMaxParts = 8;
+    bool k_split_pair(const engine::LinearLink& a, const engine::LinearLink& b) const {
+        const int64_t T = a.x.rows;
+        const int64_t D = a.out.cols;
+        const Tensor& norm_weight = b.fusion.norm_weight;
+        const Tensor& normed = b.scratch.normed;
+        return k_split_ && act_ != DType::kF32 &&
+               a.fusion.output == LinearFusion::Output::kAccumulate && !a.fusion.norm_weight &&
+               !a.bias && T > std::max(skinny_max_rows_, mma_max_rows_) && T <= kKSplitMaxRows &&
+               a.x.dtype == act_ && a.w.dtype == act_ && a.out.dtype == act_ &&
+               a.w.contiguous() && a.x.cols == a.w.cols && a.out.rows == T && D == a.w.rows &&
+               norm_weight && norm_weight.dtype == act_ && norm_weight.numel() == D &&
+               b.x.data == a.out.data && b.x.row_stride == a.out.row_stride && b.x.rows == T &&
+               b.x.cols == D && normed && normed.dtype == act_ && normed.rows >= T &&
+               normed.cols == D && D % 8 == 0 && a.out.row_stride % 8 == 0 &&
+               normed.row_stride % 8 == 0 && a.x.row_stride % 8 == 0 && aligned16(a.x.data) &&
+               aligned16(a.w.data) && aligned16(a.out.data) && aligned16(normed.data) &&
+               aligned16(norm_weight.data);
+    }
+
+    // The pair k_split_pair accepted: a's matmul as cuBLASLt's batched GEMM over K slices into
+    // f32 partials (CublasLtMatmul::run_k_split), one kernel that adds their sum to the residual
+    // and normalises it for b (kernels::launch_add_partials_rms_norm), then b's matmul on the
+    // normalised rows. The residual is rounded once, as cuBLASLt's beta = 1 add rounds it.
+    Status k_split_then_norm(const engine::LinearLink& a, const engine::LinearLink& b) {
+        const int64_t T = a.x.rows;
+        const int64_t D = a.out.cols;
+        const int64_t K = a.w.cols;
+        // Sized for the tuning class's rows: a decode graph of the class records after its first
+        // (eager) step, and must not need a larger buffer than that step made.
+        const auto need = static_cast<size_t>(kKSplitMaxParts * CublasLtMatmul::tuning_rows(T) *
+                                              D * static_cast<int64_t>(sizeof(float)));
+        HELEXA_TRY_STATUS(
+            check(k_split_partials_.grow(need, /*zeroed=*/false, stream_), "K-split partials"));
+        auto* partials = static_cast<float*>(k_split_partials_.ptr);
+        auto parts = matmul_->run_k_split(partials, kKSplitMaxParts, a.x.data, a.x.row_stride,
+                                          a.w.data, T, D, K, cuda_type(act_), stream_);
+        if (!parts) {
+            return note(tl::unexpected(std::move(parts).error()));
+        }
+        const Tensor normed = b.scratch.normed.row_slice(0, T);
+        HELEXA_TRY_STATUS(check(kernels::launch_add_partials_rms_norm(
+                                    normed.data, normed.row_stride, a.out.data,
+                                    a.out.row_stride, partials, *parts, T * D, D,
+                                    b.fusion.norm_weight.data, T, D, b.fusion.eps, elem(act_),
+                                    stream_),
+                                "add_partials_rms_norm"));
+        return fused_linear(b.out, normed, b.w, b.bias,
+                            LinearFusion{Tensor{}, 0.0f, b.fusion.output}, b.scratch);
     }
 
     Status rms_norm_heads(const Tensor& x, int64_t n_heads, const Tensor& weight,
@@ -953,6 +1015,11 @@ private:
         if (const char* v = std::getenv("HELEXA_CUDA_CHAIN_ATTENTION"); v != nullptr) {
             chain_attention_ = std::string_view(v) == "1";
         }
+        // HELEXA_CUDA_K_SPLIT=0 keeps cuBLASLt's own split-K reduce and the norm kernel after
+        // o_proj and down at 3-64 rows instead of k_split_then_norm (A/B measurements).
+        if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {
+            k_split_ = std::string_view(v) != "0";
+        }
         if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
             const std::string_view mode(v);
             decode_chain_ = mode == "0"   ? DecodeChain::kOff
@@ -1019,21 +1086,9 @@ private:
         const auto& s = kv.shape();
         const size_t need = kernels::paged_attention_workspace_bytes(
             batch.n_seqs, batch.max_query_len, batch.max_context_len, n_heads, s.head_dim);
-        if (need > attention_workspace_bytes_) {
-            // Grows when a step of a new shape first runs (more sequences, longer contexts):
-            // graphs recorded earlier still hold the old buffer (their launches fit it), so it
-            // stays allocated until the backend goes rather than leaving them a freed pointer.
-            if (attention_workspace_) {
-                retired_attention_workspaces_.push_back(attention_workspace_);
-                attention_workspace_ = nullptr;
-                attention_workspace_bytes_ = 0;
-            }
-            HELEXA_TRY_STATUS(check(cudaMalloc(&attention_workspace_, need), "attention workspace"));
-            attention_workspace_bytes_ = need;
-            // The split counters in it start at zero; every launch leaves them zero.
-            HELEXA_TRY_STATUS(check(cudaMemsetAsync(attention_workspace_, 0, need, stream_),
-                                    "attention workspace"));
-        }
+        // The split counters in it start at zero; every launch leaves them zero.
+        HELEXA_TRY_STATUS(check(attention_workspace_.grow(need, /*zeroed=*/true, stream_),
+                                "attention workspace"));
         kernels::PagedAttentionArgs a;
         a.out = out.data;
         a.out_stride = out.row_stride;
@@ -1052,8 +1107,8 @@ private:
         a.n_heads = n_heads;
         a.scale = scale;
         a.type = elem(act_);
-        a.workspace = attention_workspace_;
-        a.workspace_bytes = attention_workspace_bytes_;
+        a.workspace = attention_workspace_.ptr;
+        a.workspace_bytes = attention_workspace_.bytes;
         return a;
     }
 
@@ -1065,6 +1120,7 @@ private:
     enum class DecodeChain { kOff, kLongLinks, kAlways };
     DecodeChain decode_chain_ = DecodeChain::kLongLinks;
     bool chain_attention_ = false;
+    bool k_split_ = true;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;
@@ -1072,9 +1128,8 @@ private:
     void* mma_workspace_ = nullptr;  // kernels::skinny_mma_workspace_bytes(), zeroed
     kernels::DecodeChainWorkspace decode_chain_workspace_;  // decode_chain_workspace_bytes()
     std::unique_ptr<CublasLtMatmul> matmul_;
-    void* attention_workspace_ = nullptr;
-    size_t attention_workspace_bytes_ = 0;
-    std::vector<void*> retired_attention_workspaces_;  // outgrown, still named by old graphs
+    GrownBuffer attention_workspace_;  // paged_attention_workspace_bytes() of the largest step
+    GrownBuffer k_split_partials_;     // k_split_then_norm's f32 partials
     void* page_locked_ = nullptr;  // page_locked_floats()
     size_t page_locked_bytes_ = 0;
     std::unordered_map<void*, int64_t> allocations_;

@@ -1,4 +1,5 @@
-// RMSNorm kernels: plain, fused residual-add, and per-head (Qwen3 q_norm / k_norm).
+// RMSNorm kernels: plain, fused residual-add (of a tensor, or of the f32 partials of a matmul split
+// over K), and per-head (Qwen3 q_norm / k_norm).
 //
 // One "segment" is the run of elements normalised together: a whole row for rms_norm and
 // add_rms_norm, one head of a row for rms_norm_heads. Short segments (<= kWarpMaxCols) get one
@@ -27,8 +28,13 @@ constexpr int kWarp = 32;
 constexpr int64_t kWarpMaxCols = kNormWarpMaxCols;  // segments up to this length get one warp
 constexpr int kWarpKernelThreads = 128;  // 4 segments per CTA in the warp kernel
 
+// What a norm kernel normalises: x itself, residual + x (rounded, written back to residual), or
+// residual + the sum of a split matmul's f32 partials (the same, with x the parts' sum).
+enum class NormSource { kX, kAddX, kAddPartials };
+
 // Everything a norm kernel needs, passed by value. For the plain norm residual is null and the
-// source is x; for the fused add the source is residual + x (rounded), written back to residual.
+// source is x; for the fused adds the source is residual + x or + the partials' sum (rounded),
+// written back to residual.
 template <typename T>
 struct NormParams {
     T* out;             // [rows, segs_per_row * seg_len], row stride out_stride
@@ -42,40 +48,99 @@ struct NormParams {
     int64_t segs_per_row;
     int64_t seg_len;
     float eps;
+    // kAddPartials: n_parts f32 slabs [rows, cols], slab s at partials + s * part_stride, row
+    // stride part_row_stride.
+    const float* partials = nullptr;
+    int64_t n_parts = 0;
+    int64_t part_stride = 0;
+    int64_t part_row_stride = 0;
 };
 
-// Pass 1 for the elements [i * VEC, i * VEC + VEC) of one segment: returns their sum of squares.
-// With ADD it also stores the rounded residual sum, which pass 2 then reads back (the same thread
-// touches the same elements in both passes, so no barrier is needed between them).
-template <typename T, int VEC, bool ADD>
-__device__ __forceinline__ float load_square(const NormParams<T>& p, int64_t row, int64_t col) {
-    Pack<T, VEC> xv = *reinterpret_cast<const Pack<T, VEC>*>(p.x + row * p.x_stride + col);
-    float ss = 0.0f;
-    if constexpr (ADD) {
-        T* rp = p.residual + row * p.residual_stride + col;
-        Pack<T, VEC> rv = *reinterpret_cast<const Pack<T, VEC>*>(rp);
+// The sum over the parts of elements [col, col + VEC) of a row, part 0 first (the order
+// launch_add_partials_rms_norm promises).
+template <typename T, int VEC>
+__device__ __forceinline__ void sum_parts(const NormParams<T>& p, int64_t row, int64_t col,
+                                          float (&sum)[VEC]) {
+    const float* src = p.partials + row * p.part_row_stride + col;
+    if constexpr (VEC % 4 == 0) {
+#pragma unroll
+        for (int j = 0; j < VEC; j += 4) {
+            const float4 v = *reinterpret_cast<const float4*>(src + j);
+            sum[j] = v.x;
+            sum[j + 1] = v.y;
+            sum[j + 2] = v.z;
+            sum[j + 3] = v.w;
+        }
+        for (int64_t s = 1; s < p.n_parts; ++s) {
+            const float* part = src + s * p.part_stride;
+#pragma unroll
+            for (int j = 0; j < VEC; j += 4) {
+                const float4 v = *reinterpret_cast<const float4*>(part + j);
+                sum[j] += v.x;
+                sum[j + 1] += v.y;
+                sum[j + 2] += v.z;
+                sum[j + 3] += v.w;
+            }
+        }
+    } else {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-            rv.v[j] = from_f32<T>(to_f32(rv.v[j]) + to_f32(xv.v[j]));
-            const float f = to_f32(rv.v[j]);
-            ss = fmaf(f, f, ss);
+            sum[j] = src[j];
         }
-        *reinterpret_cast<Pack<T, VEC>*>(rp) = rv;
-    } else {
+        for (int64_t s = 1; s < p.n_parts; ++s) {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                sum[j] += src[s * p.part_stride + j];
+            }
+        }
+    }
+}
+
+// Pass 1 for the elements [i * VEC, i * VEC + VEC) of one segment: returns their sum of squares.
+// With an add it also stores the rounded residual sum, which pass 2 then reads back (the same
+// thread touches the same elements in both passes, so no barrier is needed between them).
+template <typename T, int VEC, NormSource SRC>
+__device__ __forceinline__ float load_square(const NormParams<T>& p, int64_t row, int64_t col) {
+    float ss = 0.0f;
+    if constexpr (SRC == NormSource::kX) {
+        const Pack<T, VEC> xv =
+            *reinterpret_cast<const Pack<T, VEC>*>(p.x + row * p.x_stride + col);
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
             const float f = to_f32(xv.v[j]);
             ss = fmaf(f, f, ss);
         }
+    } else {
+        float add[VEC];
+        if constexpr (SRC == NormSource::kAddX) {
+            const Pack<T, VEC> xv =
+                *reinterpret_cast<const Pack<T, VEC>*>(p.x + row * p.x_stride + col);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                add[j] = to_f32(xv.v[j]);
+            }
+        } else {
+            sum_parts<T, VEC>(p, row, col, add);
+        }
+        T* rp = p.residual + row * p.residual_stride + col;
+        Pack<T, VEC> rv = *reinterpret_cast<const Pack<T, VEC>*>(rp);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+            rv.v[j] = from_f32<T>(to_f32(rv.v[j]) + add[j]);
+            const float f = to_f32(rv.v[j]);
+            ss = fmaf(f, f, ss);
+        }
+        *reinterpret_cast<Pack<T, VEC>*>(rp) = rv;
     }
     return ss;
 }
 
 // Pass 2: out = to_act(weight * to_act(src * inv)).
-template <typename T, int VEC, bool ADD>
+template <typename T, int VEC, NormSource SRC>
 __device__ __forceinline__ void scale_store(const NormParams<T>& p, int64_t row, int64_t col,
                                             int64_t wcol, float inv) {
-    const T* src = ADD ? p.residual + row * p.residual_stride + col : p.x + row * p.x_stride + col;
+    const T* src = SRC != NormSource::kX ? p.residual + row * p.residual_stride + col
+                                         : p.x + row * p.x_stride + col;
     const Pack<T, VEC> sv = *reinterpret_cast<const Pack<T, VEC>*>(src);
     const Pack<T, VEC> wv = *reinterpret_cast<const Pack<T, VEC>*>(p.weight + wcol);
     Pack<T, VEC> ov;
@@ -96,7 +161,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // One warp per segment; blockDim.x == kWarpKernelThreads.
-template <typename T, int VEC, bool ADD>
+template <typename T, int VEC, NormSource SRC>
 __global__ void __launch_bounds__(kWarpKernelThreads)
     rms_norm_warp_kernel(const NormParams<T> p) {
     // Nothing before this reads or writes what other kernels touch (launch.cuh).
@@ -112,17 +177,17 @@ __global__ void __launch_bounds__(kWarpKernelThreads)
     const int64_t base = (seg % p.segs_per_row) * p.seg_len;
     float ss = 0.0f;
     for (int64_t c = static_cast<int64_t>(lane) * VEC; c < p.seg_len; c += kWarp * VEC) {
-        ss += load_square<T, VEC, ADD>(p, row, base + c);
+        ss += load_square<T, VEC, SRC>(p, row, base + c);
     }
     ss = warp_sum(ss);
     const float inv = rsqrtf(ss / static_cast<float>(p.seg_len) + p.eps);
     for (int64_t c = static_cast<int64_t>(lane) * VEC; c < p.seg_len; c += kWarp * VEC) {
-        scale_store<T, VEC, ADD>(p, row, base + c, c, inv);
+        scale_store<T, VEC, SRC>(p, row, base + c, c, inv);
     }
 }
 
 // One CTA per row (segs_per_row == 1); rows beyond gridDim.y are covered by a grid-stride loop.
-template <typename T, int VEC, bool ADD>
+template <typename T, int VEC, NormSource SRC>
 __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T> p) {
     // Nothing before this reads or writes what other kernels touch (launch.cuh).
     grid_dependency_wait();
@@ -135,7 +200,7 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T
     for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
         float ss = 0.0f;
         for (int64_t c = static_cast<int64_t>(threadIdx.x) * VEC; c < p.seg_len; c += step) {
-            ss += load_square<T, VEC, ADD>(p, row, c);
+            ss += load_square<T, VEC, SRC>(p, row, c);
         }
         ss = warp_sum(ss);
         if (lane == 0) {
@@ -149,12 +214,12 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T
         __syncthreads();  // partial is reused by the next row
         const float inv = rsqrtf(total / static_cast<float>(p.seg_len) + p.eps);
         for (int64_t c = static_cast<int64_t>(threadIdx.x) * VEC; c < p.seg_len; c += step) {
-            scale_store<T, VEC, ADD>(p, row, c, c, inv);
+            scale_store<T, VEC, SRC>(p, row, c, c, inv);
         }
     }
 }
 
-template <typename T, int VEC, bool ADD>
+template <typename T, int VEC, NormSource SRC>
 cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
     if (p.seg_len <= kWarpMaxCols) {
         const int64_t per_cta = kWarpKernelThreads / kWarp;
@@ -163,7 +228,7 @@ cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
             return cudaErrorInvalidValue;
         }
         if (const cudaError_t launched = launch_kernel(
-                rms_norm_warp_kernel<T, VEC, ADD>, static_cast<unsigned>(blocks),
+                rms_norm_warp_kernel<T, VEC, SRC>, static_cast<unsigned>(blocks),
                 kWarpKernelThreads, 0, stream, p);
             launched != cudaSuccess) {
             return launched;
@@ -173,7 +238,7 @@ cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
         const int64_t threads = norm_reduce_threads(p.seg_len, VEC);
         const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
         if (const cudaError_t launched = launch_kernel(
-                rms_norm_block_kernel<T, VEC, ADD>, static_cast<unsigned>(blocks),
+                rms_norm_block_kernel<T, VEC, SRC>, static_cast<unsigned>(blocks),
                 static_cast<unsigned>(threads), 0, stream, p);
             launched != cudaSuccess) {
             return launched;
@@ -182,42 +247,54 @@ cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
     return cudaGetLastError();
 }
 
-// Picks the 16-byte path when every row start and the weight are 16-byte aligned.
-template <typename T, bool ADD>
+// Picks the 16-byte path when every row start and the weight are 16-byte aligned (and, for the
+// partials, every slab row too).
+template <typename T, NormSource SRC>
 cudaError_t launch_norm_typed(const NormParams<T>& p, cudaStream_t stream) {
     constexpr int kVec = 16 / static_cast<int>(sizeof(T));
     bool vec = p.seg_len % kVec == 0 && p.x_stride % kVec == 0 && p.out_stride % kVec == 0 &&
                aligned16(p.x) && aligned16(p.out) && aligned16(p.weight);
-    if constexpr (ADD) {
+    if constexpr (SRC != NormSource::kX) {
         vec = vec && p.residual_stride % kVec == 0 && aligned16(p.residual);
     }
-    if (vec) {
-        return launch_norm_vec<T, kVec, ADD>(p, stream);
+    if constexpr (SRC == NormSource::kAddPartials) {
+        vec = vec && p.part_stride % 4 == 0 && p.part_row_stride % 4 == 0 &&
+              aligned16(p.partials);
     }
-    return launch_norm_vec<T, 1, ADD>(p, stream);
+    if (vec) {
+        return launch_norm_vec<T, kVec, SRC>(p, stream);
+    }
+    return launch_norm_vec<T, 1, SRC>(p, stream);
 }
 
-template <bool ADD>
+// x is only read for kAddX; for kAddPartials the partials' fields of `parts` are used (x is
+// ignored but must be a valid pointer for the 16-byte check: pass residual).
+template <NormSource SRC>
 cudaError_t dispatch_norm(void* out, int64_t out_stride, void* residual, int64_t residual_stride,
                           const void* x, int64_t x_stride, const void* weight, int64_t rows,
                           int64_t segs_per_row, int64_t seg_len, float eps, ElemType type,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const NormParams<float>& parts = {}) {
     auto make = [&](auto tag) {
         using T = decltype(tag);
-        return NormParams<T>{static_cast<T*>(out),       out_stride,
-                             static_cast<T*>(residual),  residual_stride,
-                             static_cast<const T*>(x),   x_stride,
-                             static_cast<const T*>(weight), rows * segs_per_row,
-                             segs_per_row,               seg_len,
-                             eps};
+        NormParams<T> p{static_cast<T*>(out),          out_stride,
+                        static_cast<T*>(residual),     residual_stride,
+                        static_cast<const T*>(x),      x_stride,
+                        static_cast<const T*>(weight), rows * segs_per_row,
+                        segs_per_row,                  seg_len,
+                        eps};
+        p.partials = parts.partials;
+        p.n_parts = parts.n_parts;
+        p.part_stride = parts.part_stride;
+        p.part_row_stride = parts.part_row_stride;
+        return p;
     };
     switch (type) {
         case ElemType::kF32:
-            return launch_norm_typed<float, ADD>(make(float{}), stream);
+            return launch_norm_typed<float, SRC>(make(float{}), stream);
         case ElemType::kF16:
-            return launch_norm_typed<__half, ADD>(make(__half{}), stream);
+            return launch_norm_typed<__half, SRC>(make(__half{}), stream);
         case ElemType::kBF16:
-            return launch_norm_typed<__nv_bfloat16, ADD>(make(__nv_bfloat16{}), stream);
+            return launch_norm_typed<__nv_bfloat16, SRC>(make(__nv_bfloat16{}), stream);
     }
     return cudaErrorInvalidValue;
 }
@@ -240,8 +317,8 @@ cudaError_t launch_rms_norm(void* out, int64_t out_stride, const void* x, int64_
     if (out == nullptr || x == nullptr || weight == nullptr) {
         return cudaErrorInvalidValue;
     }
-    return dispatch_norm<false>(out, out_stride, nullptr, 0, x, x_stride, weight, rows, 1, cols,
-                                eps, type, stream);
+    return dispatch_norm<NormSource::kX>(out, out_stride, nullptr, 0, x, x_stride, weight, rows,
+                                         1, cols, eps, type, stream);
 }
 
 cudaError_t launch_add_rms_norm(void* out, int64_t out_stride, void* residual,
@@ -259,8 +336,36 @@ cudaError_t launch_add_rms_norm(void* out, int64_t out_stride, void* residual,
         out == residual) {
         return cudaErrorInvalidValue;
     }
-    return dispatch_norm<true>(out, out_stride, residual, residual_stride, x, x_stride, weight,
-                               rows, 1, cols, eps, type, stream);
+    return dispatch_norm<NormSource::kAddX>(out, out_stride, residual, residual_stride, x,
+                                            x_stride, weight, rows, 1, cols, eps, type, stream);
+}
+
+cudaError_t launch_add_partials_rms_norm(void* out, int64_t out_stride, void* residual,
+                                         int64_t residual_stride, const float* partials,
+                                         int64_t n_parts, int64_t part_stride,
+                                         int64_t part_row_stride, const void* weight,
+                                         int64_t rows, int64_t cols, float eps, ElemType type,
+                                         cudaStream_t stream) {
+    if (rows < 0 || cols <= 0 || n_parts <= 0 || !valid_type(type) || out_stride < cols ||
+        residual_stride < cols || part_row_stride < cols ||
+        (n_parts > 1 && part_stride < rows * part_row_stride)) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (out == nullptr || residual == nullptr || partials == nullptr || weight == nullptr ||
+        out == residual) {
+        return cudaErrorInvalidValue;
+    }
+    NormParams<float> parts{};
+    parts.partials = partials;
+    parts.n_parts = n_parts;
+    parts.part_stride = part_stride;
+    parts.part_row_stride = part_row_stride;
+    return dispatch_norm<NormSource::kAddPartials>(out, out_stride, residual, residual_stride,
+                                                   residual, residual_stride, weight, rows, 1,
+                                                   cols, eps, type, stream, parts);
 }
 
 cudaError_t launch_rms_norm_heads(void* x, int64_t x_stride, const void* weight, int64_t rows,
@@ -280,8 +385,8 @@ cudaError_t launch_rms_norm_heads(void* x, int64_t x_stride, const void* weight,
         // The block kernel normalises whole rows only; per-head norms this wide do not occur.
         return cudaErrorInvalidValue;
     }
-    return dispatch_norm<false>(x, x_stride, nullptr, 0, x, x_stride, weight, rows, n_heads,
-                                head_dim, eps, type, stream);
+    return dispatch_norm<NormSource::kX>(x, x_stride, nullptr, 0, x, x_stride, weight, rows,
+                                         n_heads, head_dim, eps, type, stream);
 }
 
 }  // namespace helexa::kernels
