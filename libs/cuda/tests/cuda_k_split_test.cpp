@@ -56,9 +56,10 @@ std::vector<uint16_t> random_bf16(size_t n, std::mt19937& rng, float scale = 1.0
 
 bool have_device() { return cudaSetDevice(0) == cudaSuccess; }
 
-// Rows of one (T, D) shape in parts: the warp kernel (D <= 1024) and the CTA kernel, the 16-byte
-// path and the element path (D not a multiple of 8), one part (cuBLASLt splitting inside one
-// GEMM) up to eight.
+// Rows of one (T, D) shape in parts, through each of the kernel's paths: all loads first (rows of
+// one warp's 4 packs a lane, D <= 1024; rows of up to 512 threads' 2 packs), the generic walk on
+// the 16-byte path (D = 12288: more threads than that) and on the element path (D not a multiple
+// of 8); one part (cuBLASLt splitting inside one GEMM) up to eight.
 TEST(KSplitNorm, TheResidualTakesThePartsSumInOrderAndItsNormIsTheNormKernels) {
     if (!have_device()) {
         GTEST_SKIP() << "no CUDA device";
@@ -66,8 +67,8 @@ TEST(KSplitNorm, TheResidualTakesThePartsSumInOrderAndItsNormIsTheNormKernels) {
     struct Case {
         int64_t T, D, parts;
     };
-    const std::vector<Case> cases = {{3, 1024, 1}, {5, 1000, 3}, {32, 4096, 4},
-                                     {64, 4096, 8}, {7, 1004, 2}, {9, 5000, 6}};
+    const std::vector<Case> cases = {{3, 1024, 1},  {5, 1000, 3}, {32, 4096, 4}, {64, 4096, 8},
+                                     {9, 5000, 6},  {7, 1004, 2}, {4, 12288, 3}, {32, 8192, 2}};
     std::mt19937 rng(7);
     for (const Case& c : cases) {
         const std::string at = "T=" + std::to_string(c.T) + " D=" + std::to_string(c.D) +

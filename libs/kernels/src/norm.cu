@@ -219,6 +219,107 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T
     }
 }
 
+// kAddPartials on the 16-byte path, one CTA of V = norm_reduce_threads threads a row (V <= 512):
+// thread v owns packs v, v + V, ... (at most kMaxPacks; rms_norm_order.cuh) and issues every
+// load of them, the residual's and each part's, before it uses any, then keeps the rounded
+// residual in registers for the scale pass. The generic kernels walk their packs load -> store
+// -> next load (the residual store may alias the next load), a round trip through L2 per pack
+// and part: at decode sizes (32 rows, 2-4 packs a thread) that made the sum and norm ~2x the
+// plain norm's time (run 18). Same sums in the same order, so the same bits as the generic path.
+constexpr int kPartialsNormMaxThreads = 512;  // (rows up to 8192 bf16 elements; room for registers)
+
+template <typename T, int VEC, int kMaxPacks>
+__global__ void __launch_bounds__(kPartialsNormMaxThreads)
+    add_partials_norm_kernel(const NormParams<T> p) {
+    // Nothing before this reads or writes what other kernels touch (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
+    __shared__ float warp_sums[kPartialsNormMaxThreads / kWarp];
+    const int v = static_cast<int>(threadIdx.x);
+    const int n_threads = static_cast<int>(blockDim.x);
+    const int n_warps = n_threads / kWarp;
+    for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
+        T* res_row = p.residual + row * p.residual_stride;
+        const float* part_row = p.partials + row * p.part_row_stride;
+        Pack<T, VEC> rv[kMaxPacks];
+        float add[kMaxPacks][VEC];
+#pragma unroll
+        for (int i = 0; i < kMaxPacks; ++i) {
+            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
+            if (col < p.seg_len) {
+                rv[i] = load_pack<T, VEC>(res_row + col);
+#pragma unroll
+                for (int j = 0; j < VEC; j += 4) {
+                    const float4 f = *reinterpret_cast<const float4*>(part_row + col + j);
+                    add[i][j] = f.x;
+                    add[i][j + 1] = f.y;
+                    add[i][j + 2] = f.z;
+                    add[i][j + 3] = f.w;
+                }
+            }
+        }
+        for (int64_t s = 1; s < p.n_parts; ++s) {
+            const float* part = part_row + s * p.part_stride;
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+                const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
+                if (col < p.seg_len) {
+#pragma unroll
+                    for (int j = 0; j < VEC; j += 4) {
+                        const float4 f = *reinterpret_cast<const float4*>(part + col + j);
+                        add[i][j] += f.x;
+                        add[i][j + 1] += f.y;
+                        add[i][j + 2] += f.z;
+                        add[i][j + 3] += f.w;
+                    }
+                }
+            }
+        }
+        float ss = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kMaxPacks; ++i) {
+            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
+            if (col < p.seg_len) {
+                float pack_ss = 0.0f;
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) {
+                    rv[i].v[j] = from_f32<T>(to_f32(rv[i].v[j]) + add[i][j]);
+                    const float f = to_f32(rv[i].v[j]);
+                    pack_ss = fmaf(f, f, pack_ss);
+                }
+                ss += pack_ss;
+                store_pack<T, VEC>(res_row + col, rv[i]);
+            }
+        }
+        ss = warp_sum(ss);
+        if (v % kWarp == 0) {
+            warp_sums[v / kWarp] = ss;
+        }
+        __syncthreads();
+        float total = 0.0f;
+        for (int w = 0; w < n_warps; ++w) {
+            total += warp_sums[w];  // every thread sums in the same order: identical inv
+        }
+        __syncthreads();  // warp_sums is reused by the next row
+        const float inv = rsqrtf(total / static_cast<float>(p.seg_len) + p.eps);
+        T* out_row = p.out + row * p.out_stride;
+#pragma unroll
+        for (int i = 0; i < kMaxPacks; ++i) {
+            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
+            if (col < p.seg_len) {
+                const Pack<T, VEC> wv = load_pack<T, VEC>(p.weight + col);
+                Pack<T, VEC> ov;
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) {
+                    const float y = round_to<T>(to_f32(rv[i].v[j]) * inv);
+                    ov.v[j] = from_f32<T>(to_f32(wv.v[j]) * y);
+                }
+                store_pack<T, VEC>(out_row + col, ov);
+            }
+        }
+    }
+}
+
 template <typename T, int VEC, NormSource SRC>
 cudaError_t launch_norm_vec(const NormParams<T>& p, cudaStream_t stream) {
     if (p.seg_len <= kWarpMaxCols) {
@@ -260,6 +361,22 @@ cudaError_t launch_norm_typed(const NormParams<T>& p, cudaStream_t stream) {
     if constexpr (SRC == NormSource::kAddPartials) {
         vec = vec && p.part_stride % 4 == 0 && p.part_row_stride % 4 == 0 &&
               aligned16(p.partials);
+    }
+    // (16-bit activations only: the f32 form is not used, and would spill.)
+    if constexpr (SRC == NormSource::kAddPartials && sizeof(T) == 2) {
+        constexpr int kMaxPacks = 4;
+        const int64_t threads = norm_reduce_threads(p.seg_len, kVec);
+        if (vec && p.segs_per_row == 1 && threads <= kPartialsNormMaxThreads &&
+            p.seg_len <= threads * kVec * kMaxPacks) {
+            const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
+            if (const cudaError_t launched = launch_kernel(
+                    add_partials_norm_kernel<T, kVec, kMaxPacks>, static_cast<unsigned>(blocks),
+                    static_cast<unsigned>(threads), 0, stream, p);
+                launched != cudaSuccess) {
+                return launched;
+            }
+            return cudaGetLastError();
+        }
     }
     if (vec) {
         return launch_norm_vec<T, kVec, SRC>(p, stream);
