@@ -231,13 +231,22 @@ constexpr int kPartialsNormMaxThreads = 512;  // (rows up to 8192 bf16 elements;
 template <typename T, int VEC, int kMaxPacks>
 __global__ void __launch_bounds__(kPartialsNormMaxThreads)
     add_partials_norm_kernel(const NormParams<T> p) {
-    // Nothing before this reads or writes what other kernels touch (launch.cuh).
-    grid_dependency_wait();
-    allow_dependent_launch();
     __shared__ float warp_sums[kPartialsNormMaxThreads / kWarp];
     const int v = static_cast<int>(threadIdx.x);
     const int n_threads = static_cast<int>(blockDim.x);
     const int n_warps = n_threads / kWarp;
+    // The norm weight is no kernel's output (launch.cuh's contract): its packs are loaded before
+    // the wait, off the round trips that follow it.
+    Pack<T, VEC> wv[kMaxPacks];
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; ++i) {
+        const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
+        if (col < p.seg_len) {
+            wv[i] = load_pack<T, VEC>(p.weight + col);
+        }
+    }
+    grid_dependency_wait();
+    allow_dependent_launch();
     for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
         T* res_row = p.residual + row * p.residual_stride;
         const float* part_row = p.partials + row * p.part_row_stride;
@@ -307,12 +316,11 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
         for (int i = 0; i < kMaxPacks; ++i) {
             const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
             if (col < p.seg_len) {
-                const Pack<T, VEC> wv = load_pack<T, VEC>(p.weight + col);
                 Pack<T, VEC> ov;
 #pragma unroll
                 for (int j = 0; j < VEC; ++j) {
                     const float y = round_to<T>(to_f32(rv[i].v[j]) * inv);
-                    ov.v[j] = from_f32<T>(to_f32(wv.v[j]) * y);
+                    ov.v[j] = from_f32<T>(to_f32(wv[i].v[j]) * y);
                 }
                 store_pack<T, VEC>(out_row + col, ov);
             }
@@ -364,18 +372,19 @@ cudaError_t launch_norm_typed(const NormParams<T>& p, cudaStream_t stream) {
     }
     // (16-bit activations only: the f32 form is not used, and would spill.)
     if constexpr (SRC == NormSource::kAddPartials && sizeof(T) == 2) {
-        constexpr int kMaxPacks = 4;
+        // Packs a thread: up to 2 on rows of many threads, up to 4 on one warp's rows (<= 1024).
         const int64_t threads = norm_reduce_threads(p.seg_len, kVec);
-        if (vec && p.segs_per_row == 1 && threads <= kPartialsNormMaxThreads &&
-            p.seg_len <= threads * kVec * kMaxPacks) {
+        const int64_t packs = (p.seg_len / kVec + threads - 1) / threads;
+        if (vec && p.segs_per_row == 1 && threads <= kPartialsNormMaxThreads && packs <= 4) {
             const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
-            if (const cudaError_t launched = launch_kernel(
-                    add_partials_norm_kernel<T, kVec, kMaxPacks>, static_cast<unsigned>(blocks),
-                    static_cast<unsigned>(threads), 0, stream, p);
-                launched != cudaSuccess) {
-                return launched;
-            }
-            return cudaGetLastError();
+            const cudaError_t launched =
+                packs <= 2 ? launch_kernel(add_partials_norm_kernel<T, kVec, 2>,
+                                           static_cast<unsigned>(blocks),
+                                           static_cast<unsigned>(threads), 0, stream, p)
+                           : launch_kernel(add_partials_norm_kernel<T, kVec, 4>,
+                                           static_cast<unsigned>(blocks),
+                                           static_cast<unsigned>(threads), 0, stream, p);
+            return launched != cudaSuccess ? launched : cudaGetLastError();
         }
     }
     if (vec) {

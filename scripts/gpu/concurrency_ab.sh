@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# MODEL's runner-level concurrency (cuda_engine_bench: 8 / 32 / 64 greedy streams, 512-token
+# prompts' contexts, decode tok/s against the step ceiling) under each environment setting, in
+# turn and then in turn again, against the copy bandwidth measured in the same call: an A/B of
+# knobs that act at 3-64 rows, with each setting measured twice so a drift of the card shows.
+# Settings are "label=NAME=VALUE,NAME=VALUE" ("label=" for as built). Needs the cuda bundle in
+# .device (cuda_run.sh's header says how). Logs under $OUT; one table printed last.
+#   [MODEL=qwen3-8b] [CONCURRENCY=8,32,64] bash scripts/gpu/concurrency_ab.sh \
+#       "as-built=" "k-split-off=HELEXA_CUDA_K_SPLIT=0"
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+out="${OUT:-/tmp/helexa-out}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+bin=.device/bundle/bin
+model="${MODEL:-qwen3-8b}"
+conc="${CONCURRENCY:-8,32,64}"
+[ "$#" -gt 0 ] || { echo "usage: concurrency_ab.sh \"label=VARS\" ..." >&2; exit 2; }
+status=0
+mkdir -p /tmp/models
+[ -f "/tmp/models/$model/config.json" ] ||
+    python3 scripts/gpu/make_bench_models.py --out /tmp/models --models "$model" --reference none \
+        > "$out/models.log" 2>&1 || { echo "model generation failed (models.log)"; exit 1; }
+"$bin/gpu_ceilings" > "$out/ceilings.txt"
+copy=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')
+: > "$out/concurrency_ab.jsonl"
+for round in 1 2; do
+    for s in "$@"; do
+        label="${s%%=*}"
+        vars="${s#*=}"
+        env ${vars//,/ } timeout 180 "$bin/cuda_engine_bench" --model "/tmp/models/$model" \
+            --label "$label#$round" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" \
+            --concurrency "$conc" 2>> "$out/concurrency_ab.err" >> "$out/concurrency_ab.jsonl" ||
+            { echo "bench $label failed"; status=1; }
+    done
+done
+python3 - "$out/concurrency_ab.jsonl" "$copy" "$model" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+runs = [r for r in rows if r.get("kind") == "concurrent"]
+batches = sorted({r["batch"] for r in runs})
+labels = list(dict.fromkeys(r["label"] for r in runs))
+print(f"\n{sys.argv[3]}, copy {sys.argv[2]} GB/s: decode tok/s (ratio to the step ceiling; median step ms)")
+print("| setting | " + " | ".join(f"{b} streams" for b in batches) + " |")
+print("|---|" + "---:|" * len(batches))
+for label in labels:
+    cells = []
+    for b in batches:
+        r = next((r for r in runs if r["label"] == label and r["batch"] == b), None)
+        cells.append("" if r is None else
+                     f"{r['tokens_per_s']:.0f} ({r['ratio']:.3f}; {r['median_step_us'] / 1e3:.2f})")
+    print(f"| {label} | " + " | ".join(cells) + " |")
+PY
+exit $status
