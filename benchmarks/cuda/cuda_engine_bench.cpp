@@ -45,6 +45,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "helexa/common/logging.h"
 #include "helexa/cuda/cuda_backend.h"
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/model_runner.h"
@@ -219,6 +220,9 @@ void sampled_step_or_die(CausalLmRunner& r, const StepBatch& b, const std::vecto
 }  // namespace
 
 int main(int argc, char** argv) {
+    // HELEXA_LOG / RUST_LOG as neuron takes them (e.g. neuron::cuda=debug: the matmul tuner's
+    // choices).
+    helexa::init_logging(helexa::log_directives_from_env());
     if (trace_path() != nullptr && !helexa::bench::KernelTrace::enable()) {
         return 1;
     }

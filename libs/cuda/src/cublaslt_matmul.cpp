@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda_status.h"
+#include "helexa/common/logging.h"
 #include "helexa/kernels/l2_cache.h"
 
 namespace helexa::cuda {
@@ -294,6 +295,13 @@ Status CublasLtMatmul::settle(Plan& plan, int64_t T, const Key& tuning_class, vo
     HELEXA_TRY_STATUS(tune(plan, out, out_bytes, x, w, stream));
     ++tuned_shapes_;
     class_algos_.emplace(tuning_class, plan.algo);
+    static const auto kLog = log::get("neuron::cuda::matmul");
+    kLog->debug("tuned {}x{}x{}{} (class of {} rows): {:.1f}us", T, std::get<1>(tuning_class),
+                std::get<2>(tuning_class),
+                std::get<9>(tuning_class) > 0
+                    ? fmt::format(" in {} parts", std::get<9>(tuning_class))
+                    : std::string(),
+                std::get<0>(tuning_class), plan.best_ms / 3 * 1000);
     return ok();
 }
 
@@ -357,6 +365,7 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
         // The first shape of its class: every count's plan tuned on this shape, the fastest
         // count kept (each count's winner also serves the class's later shapes).
         float best_ms = std::numeric_limits<float>::infinity();
+        std::string timings;  // for the debug log: each count's best time
         for (const int64_t s : k_split_counts(K, max_splits)) {
             auto p = plan(key(T, s));
             if (!p) {
@@ -365,6 +374,7 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
             Plan& candidate = **p;
             HELEXA_TRY_STATUS(tune(candidate, partials, 0, x, w, stream, /*time_single=*/true));
             class_algos_.emplace(key(class_rows, s), candidate.algo);
+            timings += fmt::format(" {}:{:.1f}us", s, candidate.best_ms / 3 * 1000);
             if (candidate.best_ms < best_ms) {
                 best_ms = candidate.best_ms;
                 splits = s;
@@ -372,6 +382,9 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
         }
         ++tuned_shapes_;
         class_splits_.insert_or_assign(split_class, splits);
+        static const auto kLog = log::get("neuron::cuda::matmul");
+        kLog->debug("K split of {}x{}x{} (class of {} rows): {} parts; parts:time{}", T, N, K,
+                    class_rows, splits, timings);
     }
     auto p = plan(key(T, splits));
     if (!p) {
