@@ -485,7 +485,7 @@ public:
     // between them as one decode chain when it fits, else each projection alone, except the
     // MLP's pair where both would take the tensor-core path and mlp_chain_ is on: chained in one
     // launch (kernels::launch_skinny_mma_mlp, the same bits as the two), and each residual add
-    // followed by a normalised projection at 3-64 rows (k_split_pair): the add's matmul split
+    // followed by a normalised projection at 9-64 rows (k_split_pair): the add's matmul split
     // over K, its parts summed into the residual by the norm kernel (k_split_then_norm).
     Status run_chain(std::span<const engine::ChainLink> links) override {
         bool launched = false;
@@ -668,9 +668,13 @@ public:
 
     // Whether a (residual add, normalised projection of that residual) pair takes
     // k_split_then_norm: o_proj then the MLP's gate_up, down then the next layer's q/k/v, at
-    // 3-64 rows on the cuBLASLt path. There, cuBLASLt splits the add's matmul over K and sums
+    // 9-64 rows on the cuBLASLt path. There, cuBLASLt splits the add's matmul over K and sums
     // the parts in a reduce kernel of its own, then the norm kernel runs: two small kernels
-    // between the weight streams, where one does the same work.
+    // between the weight streams, where one does the same work. Measured on H200s (run 18,
+    // Qwen3-8B, four A/Bs in separate calls): 32 streams +0.5 to +3.8%, 64 flat, 8 streams -0.4 to
+    // -2.6% (the tuner picks 4-8 parts there, which its timing does not charge for the sum's
+    // reads on a grid of 8 rows), so 8 rows and fewer keep cuBLASLt's reduce.
+    static constexpr int64_t kKSplitMinRows = 9;
     static constexpr int64_t kKSplitMaxRows = 64;
     static constexpr int64_t kKSplitMaxParts = 8;
     bool k_split_pair(const engine::LinearLink& a, const engine::LinearLink& b) const {
@@ -680,8 +684,9 @@ public:
         const Tensor& normed = b.scratch.normed;
         return k_split_ && act_ != DType::kF32 &&
                a.fusion.output == LinearFusion::Output::kAccumulate && !a.fusion.norm_weight &&
-               !a.bias && T > std::max(skinny_max_rows_, mma_max_rows_) && T <= kKSplitMaxRows &&
-               a.x.dtype == act_ && a.w.dtype == act_ && a.out.dtype == act_ &&
+               !a.bias && T >= kKSplitMinRows && T <= kKSplitMaxRows &&
+               T > std::max(skinny_max_rows_, mma_max_rows_) && a.x.dtype == act_ &&
+               a.w.dtype == act_ && a.out.dtype == act_ &&
                a.w.contiguous() && a.x.cols == a.w.cols && a.out.rows == T && D == a.w.rows &&
                norm_weight && norm_weight.dtype == act_ && norm_weight.numel() == D &&
                b.x.data == a.out.data && b.x.row_stride == a.out.row_stride && b.x.rows == T &&
@@ -1016,7 +1021,7 @@ private:
             chain_attention_ = std::string_view(v) == "1";
         }
         // HELEXA_CUDA_K_SPLIT=0 keeps cuBLASLt's own split-K reduce and the norm kernel after
-        // o_proj and down at 3-64 rows instead of k_split_then_norm (A/B measurements).
+        // o_proj and down at 9-64 rows instead of k_split_then_norm (A/B measurements).
         if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {
             k_split_ = std::string_view(v) != "0";
         }
