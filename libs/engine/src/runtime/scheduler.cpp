@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "helexa/common/logging.h"
 #include "helexa/engine/cpu_backend.h"
 #include "helexa/engine/row_draw.h"
 #include "helexa/engine/stop_strings.h"
@@ -302,6 +303,7 @@ void Scheduler::apply_cancellations() {
 }
 
 bool Scheduler::step_once() {
+    const auto start = std::chrono::steady_clock::now();
     drain_inbox();
     apply_cancellations();
     auto entries = schedule();
@@ -313,7 +315,29 @@ bool Scheduler::step_once() {
     remove_finished();
     steps_.fetch_add(1);
     publish_stats();
+    timing_.round_s +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++timing_.rounds;
+    timing_.sequences += static_cast<int64_t>(entries.size());
+    log_step_timing();
     return true;
+}
+
+// Every 256 steps, at debug (neuron::engine::scheduler): where the stepping thread's time went,
+// so a serving run can tell a slow device step from host work between steps (which adds to
+// every step: nothing overlaps it).
+void Scheduler::log_step_timing() {
+    constexpr int64_t kWindow = 256;
+    if (timing_.rounds < kWindow) {
+        return;
+    }
+    static const auto kLog = log::get("neuron::engine::scheduler");
+    const double n = static_cast<double>(timing_.rounds);
+    kLog->debug("{} steps, {:.1f} sequences a step: {:.0f} us a step in the runner, {:.0f} us of "
+                "host work between steps",
+                timing_.rounds, static_cast<double>(timing_.sequences) / n,
+                timing_.runner_s / n * 1e6, (timing_.round_s - timing_.runner_s) / n * 1e6);
+    timing_ = StepTiming{};
 }
 
 bool Scheduler::preempt_newest() {
@@ -453,6 +477,7 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
         }
     }
     Status status = ok();
+    const auto runner_start = std::chrono::steady_clock::now();
     if (argmax_only) {
         status = runner_.step_argmax(batch, argmax_);
         if (status && static_cast<int64_t>(argmax_.size()) != n_rows) {
@@ -478,6 +503,8 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
                                       " logits for " + std::to_string(n_rows) + " rows");
         }
     }
+    timing_.runner_s +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - runner_start).count();
     if (!status) {
         Error err = std::move(status).error();
         err.add_context("model step over " + std::to_string(entries.size()) + " sequences");

@@ -189,6 +189,17 @@ private:
     std::vector<int32_t> argmax_;  // the step's tokens (step_argmax, or step_sample's drawn rows)
     DrawBatch draws_;              // the step's draws (step_sample)
     std::vector<EngineEvent> events_scratch_;
+    // The stepping thread's time since its last debug line (log_step_timing): in the runner's
+    // step calls, and in whole rounds that ran a step. Their difference is the host's work
+    // between device steps, which no device step overlaps.
+    struct StepTiming {
+        int64_t rounds = 0;
+        int64_t sequences = 0;
+        double runner_s = 0;
+        double round_s = 0;
+    };
+    StepTiming timing_;
+    void log_step_timing();
 
     // Shared with submitters.
     mutable std::mutex mu_;
