@@ -16,24 +16,6 @@
 namespace helexa::cuda::testing {
 namespace {
 
-struct DeviceBuffer {
-    void* p = nullptr;
-    explicit DeviceBuffer(size_t bytes) { EXPECT_EQ(cudaMalloc(&p, bytes), cudaSuccess); }
-    ~DeviceBuffer() { cudaFree(p); }
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-std::vector<uint16_t> random_bf16(size_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    std::vector<uint16_t> v(n);
-    for (auto& e : v) {
-        e = to_bf16_bits(u(rng));
-    }
-    return v;
-}
-
 TEST(CublasLtTuning, TunesOncePerClassAndTheReusedAlgorithmIsRight) {
     if (cudaSetDevice(0) != cudaSuccess) {
         GTEST_SKIP() << "no CUDA device";
@@ -48,8 +30,10 @@ TEST(CublasLtTuning, TunesOncePerClassAndTheReusedAlgorithmIsRight) {
     cudaStream_t stream = nullptr;
     ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
 
-    const auto x_host = random_bf16(static_cast<size_t>(kMaxT * K), 1);
-    const auto w_host = random_bf16(static_cast<size_t>(N * K), 2);
+    std::mt19937 x_rng(1);
+    std::mt19937 w_rng(2);
+    const auto x_host = random_bf16(static_cast<size_t>(kMaxT * K), x_rng);
+    const auto w_host = random_bf16(static_cast<size_t>(N * K), w_rng);
     DeviceBuffer x(x_host.size() * 2);
     DeviceBuffer w(w_host.size() * 2);
     DeviceBuffer out(static_cast<size_t>(kMaxT * N) * 4);

@@ -22,16 +22,6 @@
 namespace helexa::cuda::testing {
 namespace {
 
-constexpr double kBf16Tol = 1e-2;  // METHOD.md's relative L2 bound for bf16
-
-struct DeviceBuffer {
-    void* p = nullptr;
-    explicit DeviceBuffer(size_t bytes) { EXPECT_EQ(cudaMalloc(&p, bytes), cudaSuccess); }
-    ~DeviceBuffer() { cudaFree(p); }
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
 template <typename T>
 void upload_to(DeviceBuffer& d, const std::vector<T>& host) {
     ASSERT_EQ(cudaMemcpy(d.p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice),
@@ -43,15 +33,6 @@ std::vector<T> download(const DeviceBuffer& d, size_t n) {
     std::vector<T> host(n);
     EXPECT_EQ(cudaMemcpy(host.data(), d.p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
     return host;
-}
-
-std::vector<uint16_t> random_bf16(size_t n, std::mt19937& rng, float scale = 1.0f) {
-    std::uniform_real_distribution<float> u(-scale, scale);
-    std::vector<uint16_t> v(n);
-    for (auto& e : v) {
-        e = to_bf16_bits(u(rng));
-    }
-    return v;
 }
 
 bool have_device() { return cudaSetDevice(0) == cudaSuccess; }

@@ -20,8 +20,6 @@
 namespace helexa::cuda::testing {
 namespace {
 
-constexpr double kBf16Tol = 1e-2;
-
 class CudaOps : public CudaVsCpu {};
 
 TEST_F(CudaOps, EmbeddingAndGatherRows) {

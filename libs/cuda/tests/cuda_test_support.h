@@ -3,6 +3,7 @@
 // METHOD.md (||got - want|| / ||want||, NaN never passes).
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,6 +35,28 @@ inline float from_bf16_bits(uint16_t b) {
     std::memcpy(&f, &u, 4);
     return f;
 }
+
+// n bf16 values uniform in [-scale, scale], for tests that drive a kernel or cuBLASLt directly.
+inline std::vector<uint16_t> random_bf16(size_t n, std::mt19937& rng, float scale = 1.0f) {
+    std::uniform_real_distribution<float> u(-scale, scale);
+    std::vector<uint16_t> v(n);
+    for (auto& e : v) {
+        e = to_bf16_bits(u(rng));
+    }
+    return v;
+}
+
+// Device memory for the life of a test scope (tests that bypass the backend's allocator).
+struct DeviceBuffer {
+    void* p = nullptr;
+    explicit DeviceBuffer(size_t bytes) { EXPECT_EQ(cudaMalloc(&p, bytes), cudaSuccess); }
+    ~DeviceBuffer() { cudaFree(p); }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// METHOD.md's bound on the relative L2 error of a bf16 result against the CPU backend's.
+inline constexpr double kBf16Tol = 1e-2;
 
 // ||got - want|| / ||want||; +inf when got has a NaN/inf or the sizes differ.
 inline double rel_error(const std::vector<float>& got, const std::vector<float>& want) {

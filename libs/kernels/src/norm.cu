@@ -56,43 +56,37 @@ struct NormParams {
     int64_t part_row_stride = 0;
 };
 
-// The sum over the parts of elements [col, col + VEC) of a row, part 0 first (the order
-// launch_add_partials_rms_norm promises).
-template <typename T, int VEC>
-__device__ __forceinline__ void sum_parts(const NormParams<T>& p, int64_t row, int64_t col,
-                                          float (&sum)[VEC]) {
-    const float* src = p.partials + row * p.part_row_stride + col;
+// One part's elements [0, VEC) of src into acc (kFirst: acc = src, else acc += src), by 16-byte
+// loads where VEC allows: the one place the parts are added, so both partials kernels add them in
+// the same order (launch_add_partials_rms_norm's: part 0 first).
+template <int VEC, bool kFirst>
+__device__ __forceinline__ void take_part(const float* src, float (&acc)[VEC]) {
     if constexpr (VEC % 4 == 0) {
 #pragma unroll
         for (int j = 0; j < VEC; j += 4) {
             const float4 v = *reinterpret_cast<const float4*>(src + j);
-            sum[j] = v.x;
-            sum[j + 1] = v.y;
-            sum[j + 2] = v.z;
-            sum[j + 3] = v.w;
-        }
-        for (int64_t s = 1; s < p.n_parts; ++s) {
-            const float* part = src + s * p.part_stride;
+            const float f[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-            for (int j = 0; j < VEC; j += 4) {
-                const float4 v = *reinterpret_cast<const float4*>(part + j);
-                sum[j] += v.x;
-                sum[j + 1] += v.y;
-                sum[j + 2] += v.z;
-                sum[j + 3] += v.w;
+            for (int e = 0; e < 4; ++e) {
+                acc[j + e] = kFirst ? f[e] : acc[j + e] + f[e];
             }
         }
     } else {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-            sum[j] = src[j];
+            acc[j] = kFirst ? src[j] : acc[j] + src[j];
         }
-        for (int64_t s = 1; s < p.n_parts; ++s) {
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                sum[j] += src[s * p.part_stride + j];
-            }
-        }
+    }
+}
+
+// The sum over the parts of elements [col, col + VEC) of a row.
+template <typename T, int VEC>
+__device__ __forceinline__ void sum_parts(const NormParams<T>& p, int64_t row, int64_t col,
+                                          float (&sum)[VEC]) {
+    const float* src = p.partials + row * p.part_row_stride + col;
+    take_part<VEC, true>(src, sum);
+    for (int64_t s = 1; s < p.n_parts; ++s) {
+        take_part<VEC, false>(src + s * p.part_stride, sum);
     }
 }
 
@@ -257,14 +251,7 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
             const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
             if (col < p.seg_len) {
                 rv[i] = load_pack<T, VEC>(res_row + col);
-#pragma unroll
-                for (int j = 0; j < VEC; j += 4) {
-                    const float4 f = *reinterpret_cast<const float4*>(part_row + col + j);
-                    add[i][j] = f.x;
-                    add[i][j + 1] = f.y;
-                    add[i][j + 2] = f.z;
-                    add[i][j + 3] = f.w;
-                }
+                take_part<VEC, true>(part_row + col, add[i]);
             }
         }
         for (int64_t s = 1; s < p.n_parts; ++s) {
@@ -273,14 +260,7 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
             for (int i = 0; i < kMaxPacks; ++i) {
                 const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
                 if (col < p.seg_len) {
-#pragma unroll
-                    for (int j = 0; j < VEC; j += 4) {
-                        const float4 f = *reinterpret_cast<const float4*>(part + col + j);
-                        add[i][j] += f.x;
-                        add[i][j + 1] += f.y;
-                        add[i][j + 2] += f.z;
-                        add[i][j + 3] += f.w;
-                    }
+                    take_part<VEC, false>(part + col, add[i]);
                 }
             }
         }
