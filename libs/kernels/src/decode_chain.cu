@@ -211,6 +211,15 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
             for (int c = 0; c < L.chunks; ++c) {
                 const int2 seg = segment(L, c);
                 const auto bytes = static_cast<uint32_t>(seg.y * 2);
+                // This lane's source before the wait for the slot: the copy issues as soon as
+                // the consumers free it (slot segment q = warp * rows_per_warp + r holds that
+                // warp's row r).
+                const unsigned char* src = nullptr;
+                if (lane < copies) {
+                    const int64_t row = weight_row(L, row_slot(g, lane / L.rows_per_warp),
+                                                   lane % L.rows_per_warp);
+                    src = static_cast<const unsigned char*>(L.w) + (row * L.k + seg.x) * 2;
+                }
                 if (lane == 0) {
                     mbarrier_wait(&empty[s], phase ^ 1u);
                     const bool ends = c == L.chunks - 1 && static_cast<int>(next) >= L.groups;
@@ -219,11 +228,6 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
                 }
                 __syncwarp();
                 if (lane < copies) {
-                    // Slot segment q = warp * rows_per_warp + r holds that warp's row r.
-                    const int64_t row = weight_row(L, row_slot(g, lane / L.rows_per_warp),
-                                                   lane % L.rows_per_warp);
-                    const auto* src =
-                        static_cast<const unsigned char*>(L.w) + (row * L.k + seg.x) * 2;
                     bulk_load(ring + s * kSlotBytes + lane * L.chunk_cols * 2, src, bytes,
                               &full[s], policy);
                 }
