@@ -13,6 +13,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "helexa/kernels/attention.h"
@@ -335,6 +336,12 @@ int main() {
               8 * 2.0 * 640 * 8 * 128 * 2);
     time_case("decode 32 seqs ctx 640, 32/8 heads", 128, 32, 8, 32, 1, 640, 0,
               32 * 2.0 * 640 * 8 * 128 * 2);
+    // The 32-stream decode over context lengths (HELEXA_ATTN_BENCH_ONLY=scan): time against K/V
+    // bytes splits a fixed cost (start, ramp, tail) from the streaming rate.
+    for (const int ctx : {128, 256, 512, 1024, 2048, 4096}) {
+        const std::string scan = "scan: decode 32 seqs ctx " + std::to_string(ctx);
+        time_case(scan.c_str(), 128, 32, 8, 32, 1, ctx, 0, 32 * 2.0 * ctx * 8 * 128 * 2);
+    }
     // The same with the q/k/v epilogue fused in (the engine's decode steps).
     time_case("fused: decode 1 seq ctx 256", 128, 32, 8, 1, 1, 256, 0, 2.0 * 256 * 8 * 128 * 2,
               Fused::kNormRope);

@@ -3,10 +3,13 @@
 # prompts' contexts, decode tok/s against the step ceiling) under each environment setting, in
 # turn and then in turn again, against the copy bandwidth measured in the same call: an A/B of
 # knobs that act at 3-64 rows, with each setting measured twice so a drift of the card shows.
-# Settings are "label=NAME=VALUE,NAME=VALUE" ("label=" for as built). Needs the cuda bundle in
-# .device (cuda_run.sh's header says how). Logs under $OUT; one table printed last.
+# Settings are "label=NAME=VALUE,NAME=VALUE" ("label=" for as built); BENCH_BIN=NAME among them
+# runs that bundle binary instead of cuda_engine_bench (an A/B of two builds: bundle the other
+# build's cuda_engine_bench under another name). Each run also measures batch-1 decode (the
+# "b1" column). Needs the cuda bundle in .device (cuda_run.sh's header says how). Logs under
+# $OUT; one table printed last.
 #   [MODEL=qwen3-8b] [CONCURRENCY=8,32,64] bash scripts/gpu/concurrency_ab.sh \
-#       "as-built=" "k-split-off=HELEXA_CUDA_K_SPLIT=0"
+#       "as-built=" "k-split-off=HELEXA_CUDA_K_SPLIT=0" "other-build=BENCH_BIN=cuda_engine_bench_b"
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 out="${OUT:-/tmp/helexa-out}"
@@ -28,7 +31,8 @@ for round in 1 2; do
     for s in "$@"; do
         label="${s%%=*}"
         vars="${s#*=}"
-        env ${vars//,/ } timeout 180 "$bin/cuda_engine_bench" --model "/tmp/models/$model" \
+        exe=$(tr ',' '\n' <<< "$vars" | sed -n 's/^BENCH_BIN=//p')
+        env ${vars//,/ } timeout 180 "$bin/${exe:-cuda_engine_bench}" --model "/tmp/models/$model" \
             --label "$label#$round" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" \
             --concurrency "$conc" 2>> "$out/concurrency_ab.err" >> "$out/concurrency_ab.jsonl" ||
             { echo "bench $label failed"; status=1; }
@@ -41,10 +45,11 @@ runs = [r for r in rows if r.get("kind") == "concurrent"]
 batches = sorted({r["batch"] for r in runs})
 labels = list(dict.fromkeys(r["label"] for r in runs))
 print(f"\n{sys.argv[3]}, copy {sys.argv[2]} GB/s: decode tok/s (ratio to the step ceiling; median step ms)")
-print("| setting | " + " | ".join(f"{b} streams" for b in batches) + " |")
-print("|---|" + "---:|" * len(batches))
+print("| setting | b1 | " + " | ".join(f"{b} streams" for b in batches) + " |")
+print("|---|---:|" + "---:|" * len(batches))
 for label in labels:
-    cells = []
+    d = next((r for r in rows if r.get("kind") == "decode" and r["label"] == label), None)
+    cells = ["" if d is None else f"{d['tokens_per_s']:.1f} ({d['ratio']:.3f})"]
     for b in batches:
         r = next((r for r in runs if r["label"] == label and r["batch"] == b), None)
         cells.append("" if r is None else
