@@ -8,7 +8,7 @@
 # build's cuda_engine_bench under another name). Each run also measures batch-1 decode (the
 # "b1" column). Needs the cuda bundle in .device (cuda_run.sh's header says how). Logs under
 # $OUT; one table printed last.
-#   [MODEL=qwen3-8b] [CONCURRENCY=8,32,64] bash scripts/gpu/concurrency_ab.sh \
+#   [MODEL=qwen3-8b] [CONCURRENCY=8,32,64 (empty: batch 1 only)] bash scripts/gpu/concurrency_ab.sh \
 #       "as-built=" "k-split-off=HELEXA_CUDA_K_SPLIT=0" "other-build=BENCH_BIN=cuda_engine_bench_b"
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -17,7 +17,7 @@ mkdir -p "$out"
 export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin=.device/bundle/bin
 model="${MODEL:-qwen3-8b}"
-conc="${CONCURRENCY:-8,32,64}"
+conc="${CONCURRENCY-8,32,64}"  # empty: batch-1 decode only
 [ "$#" -gt 0 ] || { echo "usage: concurrency_ab.sh \"label=VARS\" ..." >&2; exit 2; }
 status=0
 mkdir -p /tmp/models
