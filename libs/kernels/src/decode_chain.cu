@@ -686,8 +686,17 @@ cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
     if (!one_per_sm) {
         return cudaErrorInvalidConfiguration;
     }
-    return launch_kernel(kernel, dim3(static_cast<unsigned>(device_sm_count())), dim3(kThreads),
-                         smem, stream, p);
+    // HELEXA_CHAIN_CTAS=N (A/B measurements, not yet measured): the chain on N CTAs, leaving the
+    // other SMs free, so that the attention kernel after it (launched early by programmatic
+    // dependent launch) is already resident and past its early loads when the chain ends, and
+    // the chain after that one can start all of its CTAs while the attention runs. By default
+    // the chain holds every SM and the attention's CTAs (32 at batch 1) find room only as its
+    // CTAs exit, then keep the next chain's CTAs off their SMs until they exit in turn.
+    static const long want = env_positive("HELEXA_CHAIN_CTAS", 0);
+    const int sms = device_sm_count();
+    const int ctas = want > 0 && want < sms ? static_cast<int>(want) : sms;
+    return launch_kernel(kernel, dim3(static_cast<unsigned>(ctas)), dim3(kThreads), smem, stream,
+                         p);
 }
 
 // The kernel for the chain's attention shape (none, or head_dim x group), then T.
