@@ -448,9 +448,10 @@ TEST_F(DecodeChain, BackendChainMatchesTheLinksInOrder) {
 
 // The kernel itself: it takes these links (launch_decode_chain would refuse what it does not
 // fit), matches the CPU, gives the same bits on three launches from the same inputs (rows are
-// handed out dynamically, so a CTA-dependent order would show here), and leaves its workspace
-// zero for the next launch.
-TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero) {
+// handed out dynamically, so a CTA-dependent order would show here) and on fewer CTAs than SMs
+// (DecodeChainWorkspace::ctas: 16 SMs left free, and 5 CTAs), and leaves its workspace zero for
+// the next launch.
+TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyOnAnyCtaCountAndLeavesTheWorkspaceZero) {
     bool supported = false;
     on_gpu([&] { supported = kernels::decode_chain_supported(); });
     if (!supported) {
@@ -462,6 +463,14 @@ TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero)
         ASSERT_EQ(cudaMalloc(&ws.device, ws_bytes), cudaSuccess);
         ASSERT_EQ(cudaMemset(ws.device, 0, ws_bytes), cudaSuccess);
     });
+    int sms = 0;
+    on_gpu([&] {
+        int device = 0;
+        ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+        ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                  cudaSuccess);
+    });
+    const int cta_counts[] = {0, 0, 0, std::max(1, sms - 16), 5};
     for (const auto& c : cases_) {
         const Layer l = make_layer(c);
         const auto start = read_gpu(l.residual.gpu);
@@ -488,7 +497,8 @@ TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero)
         }
         const std::string at = " T=" + std::to_string(c.T) + " D=" + std::to_string(c.D);
         std::vector<std::vector<float>> runs;
-        for (int call = 0; call < 3; ++call) {
+        for (const int ctas : cta_counts) {
+            ws.ctas = ctas;
             const auto residual = upload(start, c.T, c.D);
             on_gpu([&] {
                 ASSERT_EQ(cudaMemcpy(l.residual.gpu.data, residual.gpu.data,
@@ -508,8 +518,10 @@ TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyAndLeavesTheWorkspaceZero)
             runs.push_back(std::move(all));
         }
         expect_close(l, c, "launch");
-        EXPECT_EQ(runs[1], runs[0]) << "second launch" << at;
-        EXPECT_EQ(runs[2], runs[0]) << "third launch" << at;
+        for (size_t i = 1; i < runs.size(); ++i) {
+            EXPECT_EQ(runs[i], runs[0])
+                << "launch " << i << " on " << cta_counts[i] << " CTAs (0: one per SM)" << at;
+        }
         std::vector<unsigned> counters(ws_bytes / sizeof(unsigned), 1u);
         on_gpu([&] {
             ASSERT_EQ(cudaMemcpy(counters.data(), ws.device, ws_bytes, cudaMemcpyDefault),

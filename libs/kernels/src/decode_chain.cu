@@ -669,7 +669,7 @@ int ring_slots(size_t xb) {
 std::atomic<unsigned long long*> g_trace{nullptr};
 
 template <typename W, int T, int kAttnHd, int kAttnGroup>
-cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
+cudaError_t launch_t(const ChainParams& p, size_t smem, int ctas, cudaStream_t stream) {
     auto* kernel = decode_chain_kernel<W, T, kAttnHd, kAttnGroup>;
     static std::atomic<uint64_t> smem_raised{0};
     if (const cudaError_t err = ensure_dynamic_smem(kernel, kSmemBudget, smem_raised);
@@ -686,51 +686,53 @@ cudaError_t launch_t(const ChainParams& p, size_t smem, cudaStream_t stream) {
     if (!one_per_sm) {
         return cudaErrorInvalidConfiguration;
     }
-    // HELEXA_CHAIN_CTAS=N (A/B measurements, not yet measured): the chain on N CTAs, leaving the
-    // other SMs free, so that the attention kernel after it (launched early by programmatic
-    // dependent launch) is already resident and past its early loads when the chain ends, and
-    // the chain after that one can start all of its CTAs while the attention runs. By default
-    // the chain holds every SM and the attention's CTAs (32 at batch 1) find room only as its
-    // CTAs exit, then keep the next chain's CTAs off their SMs until they exit in turn.
-    static const long want = env_positive("HELEXA_CHAIN_CTAS", 0);
+    // Fewer CTAs than SMs (DecodeChainWorkspace::ctas, not yet measured) leave SMs free, so the
+    // attention kernel after the chain (launched early by programmatic dependent launch) is
+    // resident and past its early loads when the chain ends, and the chain after it can start
+    // all of its CTAs while the attention runs. With one CTA per SM the attention's CTAs (32 at
+    // batch 1) find room only as the chain's exit, then keep the next chain's CTAs off their SMs
+    // until they exit in turn.
     const int sms = device_sm_count();
-    const int ctas = want > 0 && want < sms ? static_cast<int>(want) : sms;
-    return launch_kernel(kernel, dim3(static_cast<unsigned>(ctas)), dim3(kThreads), smem, stream,
+    const int grid = ctas > 0 && ctas < sms ? ctas : sms;
+    return launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kThreads), smem, stream,
                          p);
 }
 
 // The kernel for the chain's attention shape (none, or head_dim x group), then T.
 template <typename W, int kAttnHd, int kAttnGroup>
-cudaError_t launch_rows(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
-    return T == 1 ? launch_t<W, 1, kAttnHd, kAttnGroup>(p, smem, stream)
-                  : launch_t<W, 2, kAttnHd, kAttnGroup>(p, smem, stream);
+cudaError_t launch_rows(const ChainParams& p, int64_t T, size_t smem, int ctas,
+                        cudaStream_t stream) {
+    return T == 1 ? launch_t<W, 1, kAttnHd, kAttnGroup>(p, smem, ctas, stream)
+                  : launch_t<W, 2, kAttnHd, kAttnGroup>(p, smem, ctas, stream);
 }
 
 template <typename W, int kAttnHd>
-cudaError_t launch_group(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
+cudaError_t launch_group(const ChainParams& p, int64_t T, size_t smem, int ctas,
+                         cudaStream_t stream) {
     switch (chain_attn::group_bucket(p.attn.group)) {
         case 1:
-            return launch_rows<W, kAttnHd, 1>(p, T, smem, stream);
+            return launch_rows<W, kAttnHd, 1>(p, T, smem, ctas, stream);
         case 2:
-            return launch_rows<W, kAttnHd, 2>(p, T, smem, stream);
+            return launch_rows<W, kAttnHd, 2>(p, T, smem, ctas, stream);
         default:
-            return launch_rows<W, kAttnHd, 4>(p, T, smem, stream);
+            return launch_rows<W, kAttnHd, 4>(p, T, smem, ctas, stream);
     }
 }
 
 template <typename W>
-cudaError_t launch_shape(const ChainParams& p, int64_t T, size_t smem, cudaStream_t stream) {
+cudaError_t launch_shape(const ChainParams& p, int64_t T, size_t smem, int ctas,
+                         cudaStream_t stream) {
     if (p.attn_link < 0) {
-        return launch_rows<W, 0, 0>(p, T, smem, stream);
+        return launch_rows<W, 0, 0>(p, T, smem, ctas, stream);
     }
-    return p.head_dim == 64 ? launch_group<W, 64>(p, T, smem, stream)
-                            : launch_group<W, 128>(p, T, smem, stream);
+    return p.head_dim == 64 ? launch_group<W, 64>(p, T, smem, ctas, stream)
+                            : launch_group<W, 128>(p, T, smem, ctas, stream);
 }
 
-cudaError_t launch_typed(const ChainParams& p, ElemType type, int64_t T, size_t smem,
+cudaError_t launch_typed(const ChainParams& p, ElemType type, int64_t T, size_t smem, int ctas,
                          cudaStream_t stream) {
-    return type == ElemType::kBF16 ? launch_shape<__nv_bfloat16>(p, T, smem, stream)
-                                   : launch_shape<__half>(p, T, smem, stream);
+    return type == ElemType::kBF16 ? launch_shape<__nv_bfloat16>(p, T, smem, ctas, stream)
+                                   : launch_shape<__half>(p, T, smem, ctas, stream);
 }
 
 }  // namespace
@@ -801,7 +803,7 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     p.hold_for_attention = hold;
     p.trace = g_trace.load(std::memory_order_relaxed);
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
-    return launch_typed(p, type, T, smem, stream);
+    return launch_typed(p, type, T, smem, workspace.ctas, stream);
 }
 
 }  // namespace helexa::kernels
