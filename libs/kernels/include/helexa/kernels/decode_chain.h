@@ -70,20 +70,20 @@ bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T);
 // The workspace of the chain launches on one stream: decode_chain_workspace_bytes() of zeroed
 // device memory (grid barrier and work counters, two sets that alternate launches use; every
 // launch leaves its set zero again) and which set the next launch takes.
-// ctas: the CTAs of each launch, 0 for one per SM; fewer leave SMs to the kernels before and
-// after the chain (HELEXA_CHAIN_CTAS in the CUDA backend, an A/B setting). The rows are handed
-// out the same way on any count, so the outputs' bits do not depend on it.
 size_t decode_chain_workspace_bytes();
 struct DecodeChainWorkspace {
     void* device = nullptr;
     unsigned next_set = 0;
+    // The CTAs of each launch, 0 for one per SM; fewer leave SMs to the kernels before and after
+    // the chain (HELEXA_CHAIN_CTAS in the CUDA backend, an A/B setting). Rows are handed out the
+    // same way on any count, so the outputs' bits do not depend on it.
     int ctas = 0;
 };
 
-// Runs the links in order in one launch of one CTA per SM, or workspace.ctas of them when that
-// is fewer (every CTA must be resident at once: the CTAs wait for each other between links). A link may read what earlier links wrote; no
-// link's out may alias its own x. type: bf16 or f16. Every launch on the stream goes through
-// the same workspace (it flips next_set).
+// Runs the links in order in one launch of one CTA per SM, or of workspace.ctas CTAs when that
+// is fewer (every CTA must be resident at once: the CTAs wait for each other between links). A
+// link may read what earlier links wrote; no link's out may alias its own x. type: bf16 or f16.
+// Every launch on the stream goes through the same workspace (it flips next_set).
 cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64_t T,
                                 ElemType type, DecodeChainWorkspace& workspace,
                                 cudaStream_t stream);
