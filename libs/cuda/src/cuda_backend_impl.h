@@ -109,6 +109,36 @@ private:
     uint64_t generation_;
 };
 
+inline kernels::SkinnyFusion::Output skinny_output(LinearFusion::Output o) {
+    switch (o) {
+        case LinearFusion::Output::kStore:
+            return kernels::SkinnyFusion::Output::kStore;
+        case LinearFusion::Output::kAccumulate:
+            return kernels::SkinnyFusion::Output::kAccumulate;
+        case LinearFusion::Output::kSwiGlu:
+            return kernels::SkinnyFusion::Output::kSwiGlu;
+    }
+    return kernels::SkinnyFusion::Output::kStore;
+}
+
+// A projection link as the decode chain's kernel takes it (no checks: decode_chain_links and
+// decode_chain_fits make them).
+inline kernels::DecodeChainLink decode_chain_link(const engine::LinearLink& l) {
+    kernels::DecodeChainLink c;
+    c.out = l.out.data;
+    c.out_stride = l.out.row_stride;
+    c.x = l.x.data;
+    c.x_stride = l.x.row_stride;
+    c.w = l.w.data;
+    c.bias = l.bias ? l.bias.data : nullptr;
+    c.n = l.w.rows;
+    c.k = l.w.cols;
+    c.fusion.norm_weight = l.fusion.norm_weight ? l.fusion.norm_weight.data : nullptr;
+    c.fusion.eps = l.fusion.eps;
+    c.fusion.output = skinny_output(l.fusion.output);
+    return c;
+}
+
 #define HELEXA_CUDA_REQUIRE(cond, op, what)                                                 \
     do {                                                                                    \
         if (!(cond)) {                                                                      \
@@ -205,7 +235,6 @@ private:
         kernels::PagedAttentionArgs args;
         kernels::FusedQkvEpilogue epilogue;
     };
-    static kernels::SkinnyFusion::Output skinny_output(LinearFusion::Output o);
     Status try_decode_chain(std::span<const engine::ChainLink> links, bool& launched);
     // The links as the persistent decode chain takes them at T rows, T 0 where it does not take
     // them all. Only chains of two or more links whose every projection weight is at least

@@ -22,18 +22,6 @@ Status CudaBackend::linear(const Tensor& out, const Tensor& x, const Tensor& w,
     return fused_linear(out, x, w, bias, LinearFusion{}, LinearScratch{});
 }
 
-kernels::SkinnyFusion::Output CudaBackend::skinny_output(LinearFusion::Output o) {
-    switch (o) {
-        case LinearFusion::Output::kStore:
-            return kernels::SkinnyFusion::Output::kStore;
-        case LinearFusion::Output::kAccumulate:
-            return kernels::SkinnyFusion::Output::kAccumulate;
-        case LinearFusion::Output::kSwiGlu:
-            return kernels::SkinnyFusion::Output::kSwiGlu;
-    }
-    return kernels::SkinnyFusion::Output::kStore;
-}
-
 // Up to skinny_max_rows_ rows: one skinny-matmul kernel with the norm, residual add or
 // SwiGLU fused in. Up to mma_max_rows_: the norm kernel into scratch, then the tensor-core
 // skinny matmul with the residual add or SwiGLU fused in. Above: the norm kernel, cuBLASLt
@@ -237,19 +225,7 @@ Status CudaBackend::decode_chain_links(std::span<const engine::ChainLink> links,
             (nw && (nw.dtype != act_ || nw.numel() != l.x.cols))) {
             return ok();
         }
-        kernels::DecodeChainLink c;
-        c.out = l.out.data;
-        c.out_stride = l.out.row_stride;
-        c.x = l.x.data;
-        c.x_stride = l.x.row_stride;
-        c.w = l.w.data;
-        c.bias = l.bias ? l.bias.data : nullptr;
-        c.n = l.w.rows;
-        c.k = l.w.cols;
-        c.fusion.norm_weight = nw ? nw.data : nullptr;
-        c.fusion.eps = l.fusion.eps;
-        c.fusion.output = skinny_output(l.fusion.output);
-        chain.push_back(c);
+        chain.push_back(decode_chain_link(l));
     }
     if (kernels::decode_chain_fits(chain.data(), static_cast<int>(chain.size()), T)) {
         rows = T;

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <string>
 
+#include "cuda_backend_impl.h"
 #include "cuda_test_support.h"
 #include "helexa/engine/row_draw.h"
 #include "helexa/kernels/decode_chain.h"
@@ -477,23 +478,7 @@ TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyOnAnyCtaCountAndLeavesTheW
         ASSERT_TRUE(cpu_->run_chain(chain_of(links(l, &Pair::cpu))).has_value());
         std::vector<kernels::DecodeChainLink> chain;
         for (const engine::LinearLink& g : links(l, &Pair::gpu)) {
-            kernels::DecodeChainLink k;
-            k.out = g.out.data;
-            k.out_stride = g.out.row_stride;
-            k.x = g.x.data;
-            k.x_stride = g.x.row_stride;
-            k.w = g.w.data;
-            k.bias = g.bias ? g.bias.data : nullptr;
-            k.n = g.w.rows;
-            k.k = g.w.cols;
-            k.fusion.norm_weight = g.fusion.norm_weight ? g.fusion.norm_weight.data : nullptr;
-            k.fusion.eps = g.fusion.eps;
-            k.fusion.output = g.fusion.output == engine::LinearFusion::Output::kStore
-                                  ? kernels::SkinnyFusion::Output::kStore
-                              : g.fusion.output == engine::LinearFusion::Output::kAccumulate
-                                  ? kernels::SkinnyFusion::Output::kAccumulate
-                                  : kernels::SkinnyFusion::Output::kSwiGlu;
-            chain.push_back(k);
+            chain.push_back(cuda::backend_impl::decode_chain_link(g));
         }
         const std::string at = " T=" + std::to_string(c.T) + " D=" + std::to_string(c.D);
         std::vector<std::vector<float>> runs;
