@@ -43,7 +43,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 runs = [r for r in rows if r.get("kind") == "concurrent"]
 batches = sorted({r["batch"] for r in runs})
-labels = list(dict.fromkeys(r["label"] for r in runs))
+labels = list(dict.fromkeys(r["label"] for r in rows if "label" in r))
 print(f"\n{sys.argv[3]}, copy {sys.argv[2]} GB/s: decode tok/s (ratio to the step ceiling; median step ms)")
 print("| setting | b1 | " + " | ".join(f"{b} streams" for b in batches) + " |")
 print("|---|---:|" + "---:|" * len(batches))
