@@ -271,21 +271,69 @@ __device__ void produce(const ChainParams& p, unsigned char* ring, uint64_t* ful
 // y = round(x * inv_rms), out = round(norm_weight * y). The same order as the unchained path's,
 // so the single-row chain and the batched kernels see the same normalised x (rms_norm_order.cuh
 // says why that matters).
-template <typename W, int T>
+//
+// Every load is on the critical path (the ring holds the link's first weights already), so a
+// thread issues its norm-weight packs (up to kNormHeld of them: K <= kNormHeld * 2048) with its x
+// loads, and its x packs kXAtOnce at a time (over the rows) before storing any: one L2 round trip
+// where the x copy took one per 4 packs (down's 12288 columns: 6 packs a thread) and the weights
+// one more after the reduction. The kernels with the attention link, whose registers the
+// attention holds, keep the copy loop and the weights loaded in the normalising pass
+// (kXAtOnce 0, kNormHeld 0): held loads there spill.
+template <typename W, int T, int kXAtOnce, int kNormHeld>
 __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int warp, int lane) {
     const int k_packs = L.k / kPack;
     const auto* src = static_cast<const uint4*>(L.x);
     const int64_t stride_packs = L.x_stride / kPack;
     auto* dst = reinterpret_cast<uint4*>(xs);
-#pragma unroll 4
-    for (int i = tid; i < k_packs; i += kConsumers) {
+    const auto* norm_packs = static_cast<const uint4*>(L.norm_weight);
+    const bool norm_held =
+        kNormHeld > 0 && norm_packs != nullptr && k_packs <= kNormHeld * kConsumers;
+    uint4 nw[kNormHeld > 0 ? kNormHeld : 1];
+    if (norm_held) {
 #pragma unroll
-        for (int t = 0; t < T; ++t) {
-            dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
+        for (int j = 0; j < kNormHeld; ++j) {
+            const int i = tid + j * kConsumers;
+            if (i < k_packs) {
+                nw[j] = __ldg(norm_packs + i);
+            }
+        }
+    }
+    if constexpr (kXAtOnce == 0) {
+#pragma unroll 4
+        for (int i = tid; i < k_packs; i += kConsumers) {
+#pragma unroll
+            for (int t = 0; t < T; ++t) {
+                dst[t * k_packs + i] = __ldcg(src + t * stride_packs + i);
+            }
+        }
+    } else {
+        constexpr int kAtOnce = kXAtOnce / T > 0 ? kXAtOnce / T : 1;
+        for (int i0 = tid; i0 < k_packs; i0 += kAtOnce * kConsumers) {
+            uint4 v[kAtOnce][T];
+#pragma unroll
+            for (int j = 0; j < kAtOnce; ++j) {
+                const int i = i0 + j * kConsumers;
+                if (i < k_packs) {
+#pragma unroll
+                    for (int t = 0; t < T; ++t) {
+                        v[j][t] = __ldcg(src + t * stride_packs + i);
+                    }
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < kAtOnce; ++j) {
+                const int i = i0 + j * kConsumers;
+                if (i < k_packs) {
+#pragma unroll
+                    for (int t = 0; t < T; ++t) {
+                        dst[t * k_packs + i] = v[j][t];
+                    }
+                }
+            }
         }
     }
     named_barrier_sync(kConsumerBarrier, kConsumers);
-    if (L.norm_weight == nullptr) {
+    if (norm_packs == nullptr) {
         return;
     }
     const int norm_warps = L.norm_threads / kWarp;
@@ -310,14 +358,26 @@ __device__ void load_x(const LinkParams& L, W* xs, float (*red)[T], int tid, int
         }
         inv[t] = rsqrtf(total / static_cast<float>(L.k) + L.eps);
     }
-    const auto* norm_packs = static_cast<const uint4*>(L.norm_weight);
-#pragma unroll 2
-    for (int i = tid; i < k_packs; i += kConsumers) {
+    auto normalise = [&](int i, const uint4& w) {
         float nf[kPack];
-        unpack8<W>(__ldg(norm_packs + i), nf);
+        unpack8<W>(w, nf);
 #pragma unroll
         for (int t = 0; t < T; ++t) {
             dst[t * k_packs + i] = normalised_pack<W>(dst[t * k_packs + i], nf, inv[t]);
+        }
+    };
+    if (norm_held) {
+#pragma unroll
+        for (int j = 0; j < kNormHeld; ++j) {
+            const int i = tid + j * kConsumers;
+            if (i < k_packs) {
+                normalise(i, nw[j]);
+            }
+        }
+    } else {
+#pragma unroll 2
+        for (int i = tid; i < k_packs; i += kConsumers) {
+            normalise(i, __ldg(norm_packs + i));
         }
     }
     named_barrier_sync(kConsumerBarrier, kConsumers);
@@ -503,7 +563,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             int4 u = unit_of[s];
             if (u.x == j) {
                 const LinkParams& L = p.link[j];
-                load_x<W, T>(L, xs, red, tid, warp, lane);
+                load_x<W, T, kAttention ? 0 : 8, kAttention ? 0 : 4>(L, xs, red, tid, warp,
+                                                                     lane);
                 if (trace != nullptr && tid == 0) {
                     trace[8 + 4 * j] = global_ns();
                 }
