@@ -509,5 +509,135 @@ INSTANTIATE_TEST_SUITE_P(
         QkvAttnCase{64, 6, 2, false, 64, {900, 33}},
         QkvAttnCase{64, 4, 4, true, 64, {70, 5}}));
 
+// The decode attention handing off to the chain after it (attention_then_chain: the chain's
+// consumers start on the attention's done signal instead of its grid's end): the attention,
+// o_proj (+ residual) and the MLP's gate_up (+ norm, SwiGLU) as the backend runs them with
+// the handoff and, on another backend, without it (HELEXA_CUDA_ATTN_HANDOFF=0): the chain's
+// trace shows which launch started on the signal, the two give the same bits, both match the
+// CPU backend, and the handoff leaves the chain's workspace (signal included) zero, so the
+// next layer's handoff waits for its own attention.
+class CudaAttentionHandoff : public CudaQkvAttention {
+protected:
+    void SetUp() override {
+        setenv("HELEXA_CUDA_DECODE_CHAIN", "1", 1);  // the small projections chain too
+        CudaQkvAttention::SetUp();
+    }
+    void TearDown() override {
+        CudaQkvAttention::TearDown();
+        unsetenv("HELEXA_CUDA_DECODE_CHAIN");
+    }
+};
+
+TEST_P(CudaAttentionHandoff, ChainStartsOnTheSignalWithTheBitsOfTheGridWait) {
+    const QkvAttnCase& c = GetParam();
+    bool supported = false;
+    on_gpu([&] { supported = kernels::decode_chain_supported(); });
+    if (!supported) {
+        GTEST_SKIP() << "the decode chain needs compute capability 9.0";
+    }
+    setenv("HELEXA_CUDA_ATTN_HANDOFF", "0", 1);
+    auto made = engine::make_backend({.kind = "cuda"});
+    unsetenv("HELEXA_CUDA_ATTN_HANDOFF");
+    ASSERT_TRUE(made.has_value()) << made.error().full_message();
+    std::unique_ptr<engine::Backend> waits = std::move(*made);
+
+    const int64_t hd = c.head_dim;
+    const int64_t nh = c.n_heads;
+    const int64_t nkv = c.n_kv_heads;
+    const int64_t D = 1024;  // the residual's width
+    const int64_t F = 1536;  // the MLP's
+    DecodeStepInputs in;
+    make_inputs(c, 2, in);  // CUDA caches: [0] the handoff's, [1] the grid wait's
+    ASSERT_EQ(in.kv_gpu.size(), 2u);
+    const int64_t n_seqs = in.n_seqs;
+    const int64_t width = (nh + 2 * nkv) * hd;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float eps = 1e-6f;
+    const auto start = random(static_cast<size_t>(n_seqs * D));
+    struct Side {
+        Pair qkv, attn, residual, act, proj, normed, gu;
+    };
+    auto make_side = [&] {
+        return Side{upload(in.qkv_values, n_seqs, width), output(n_seqs, nh * hd),
+                    upload(start, n_seqs, D),           output(n_seqs, F),
+                    output(n_seqs, D),                  output(n_seqs, D),
+                    output(n_seqs, 2 * F)};
+    };
+    const Side handoff = make_side();
+    const Side grid_wait = make_side();
+    auto o_w = upload(random(static_cast<size_t>(D * nh * hd), 0.05f), D, nh * hd);
+    auto post_norm = upload(random(static_cast<size_t>(D), 2.0f), 1, D);
+    auto gate_up = upload(random(static_cast<size_t>(2 * F * D), 0.05f), 2 * F, D);
+    using Output = engine::LinearFusion::Output;
+    auto links = [&](const Side& x, Tensor Pair::*side, const engine::RopeTable& rope,
+                     engine::KvCache& kv,
+                     const engine::AttentionBatch& batch) -> std::vector<engine::ChainLink> {
+        return {engine::AttentionLink{x.attn.*side, x.qkv.*side, nh, nkv, hd, in.qn.*side,
+                                      in.kn.*side, eps, in.pos.*side, &rope, &kv, in.layer,
+                                      in.slots.*side, &batch, scale},
+                engine::LinearLink{x.residual.*side, x.attn.*side, o_w.*side, Tensor{},
+                                   {Tensor{}, 0.0f, Output::kAccumulate},
+                                   engine::LinearScratch{{}, x.proj.*side}},
+                engine::LinearLink{x.act.*side, x.residual.*side, gate_up.*side, Tensor{},
+                                   {post_norm.*side, eps, Output::kSwiGlu},
+                                   engine::LinearScratch{x.normed.*side, x.gu.*side}}};
+    };
+    auto st = cpu_->run_chain(links(handoff, &Pair::cpu, in.rc, *in.kv_cpu, in.bc));
+    ASSERT_TRUE(st.has_value()) << st.error().full_message();
+
+    int sms = 0;
+    std::vector<unsigned long long> signalled[2];
+    on_gpu([&] {
+        ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+        const size_t words = static_cast<size_t>(sms) * kernels::decode_chain_trace_words();
+        void* mem = nullptr;
+        ASSERT_EQ(cudaMalloc(&mem, words * sizeof(unsigned long long)), cudaSuccess);
+        auto* buf = static_cast<unsigned long long*>(mem);
+        kernels::decode_chain_set_trace(buf);
+        engine::Backend* backends[2] = {gpu_.get(), waits.get()};
+        const Side* sides[2] = {&handoff, &grid_wait};
+        for (int b = 0; b < 2; ++b) {
+            ASSERT_EQ(cudaMemset(buf, 0, words * sizeof(*buf)), cudaSuccess);
+            auto g = backends[b]->run_chain(
+                links(*sides[b], &Pair::gpu, in.rg, *in.kv_gpu[static_cast<size_t>(b)], in.bg));
+            EXPECT_TRUE(g.has_value()) << g.error().full_message();
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<unsigned long long> trace(words);
+            ASSERT_EQ(cudaMemcpy(trace.data(), buf, words * sizeof(*buf), cudaMemcpyDeviceToHost),
+                      cudaSuccess);
+            for (size_t cta = 0; cta < static_cast<size_t>(sms); ++cta) {
+                signalled[b].push_back(trace[cta * kernels::decode_chain_trace_words() + 7]);
+            }
+        }
+        kernels::decode_chain_set_trace(nullptr);
+        EXPECT_EQ(cudaFree(buf), cudaSuccess);
+    });
+    // Every CTA of the handoff's chain started on the signal; none of the other's did.
+    EXPECT_EQ(std::count(signalled[0].begin(), signalled[0].end(), 1ull), sms);
+    EXPECT_EQ(std::count(signalled[1].begin(), signalled[1].end(), 0ull), sms);
+    for (Pair Side::*t : {&Side::attn, &Side::residual, &Side::act}) {
+        EXPECT_EQ(read_gpu((handoff.*t).gpu), read_gpu((grid_wait.*t).gpu));
+    }
+    EXPECT_LE(rel_error(read_gpu(handoff.attn.gpu), read_cpu(handoff.attn.cpu)), 1e-2)
+        << "attention output";
+    EXPECT_LE(rel_error(read_gpu(handoff.residual.gpu), read_cpu(handoff.residual.cpu)), 1e-2)
+        << "residual";
+    EXPECT_LE(rel_error(read_gpu(handoff.act.gpu), read_cpu(handoff.act.cpu)), 1e-2) << "act";
+    on_gpu([&] { waits.reset(); });
+    release(in);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionHandoff,
+    ::testing::Values(
+        // Qwen3-8B's block at batch 1: the new key alone, splits merged through the cluster,
+        // through the workspace; two sequences; Llama's block; head_dim 64.
+        QkvAttnCase{128, 32, 8, true, 128, {1}},
+        QkvAttnCase{128, 32, 8, true, 128, {200}},
+        QkvAttnCase{128, 32, 8, true, 128, {5000}},
+        QkvAttnCase{128, 32, 8, true, 128, {17, 300}},
+        QkvAttnCase{128, 32, 8, false, 128, {257}},
+        QkvAttnCase{64, 4, 4, true, 64, {70}}));
+
 }  // namespace
 }  // namespace helexa::cuda::testing
