@@ -415,9 +415,6 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
     if (const char* v = std::getenv("HELEXA_CUDA_CHAIN_ATTENTION"); v != nullptr) {
         chain_attention_ = std::string_view(v) == "1";
     }
-    if (const char* v = std::getenv("HELEXA_CUDA_ATTN_HANDOFF"); v != nullptr) {
-        attention_handoff_ = std::string_view(v) != "0";
-    }
     // HELEXA_CUDA_K_SPLIT=0 keeps cuBLASLt's own split-K reduce and the norm kernel after
     // o_proj and down at 9-64 rows instead of k_split_then_norm (A/B measurements).
     if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {

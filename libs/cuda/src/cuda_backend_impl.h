@@ -236,12 +236,6 @@ private:
         kernels::FusedQkvEpilogue epilogue;
     };
     Status try_decode_chain(std::span<const engine::ChainLink> links, bool& launched);
-    // A decode attention and the projections after it up to the next attention, where both
-    // take their one-kernel forms: the chain starts on the attention's done signal instead of
-    // its grid's end (one kernel boundary's latency a layer at batch 1). HELEXA_CUDA_ATTN_HANDOFF=0
-    // waits for the grid instead (A/B measurements).
-    Status attention_then_chain(const engine::AttentionLink& a,
-                                std::span<const engine::ChainLink> rest, bool& launched);
     // The links as the persistent decode chain takes them at T rows, T 0 where it does not take
     // them all. Only chains of two or more links whose every projection weight is at least
     // kDecodeChainMinLinkBytes: the chain's grid barriers cost about what the kernel boundaries
@@ -288,7 +282,6 @@ private:
     enum class DecodeChain { kOff, kLongLinks, kAlways };
     DecodeChain decode_chain_ = DecodeChain::kLongLinks;
     bool chain_attention_ = false;
-    bool attention_handoff_ = true;  // attention_then_chain
     bool k_split_ = true;
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;

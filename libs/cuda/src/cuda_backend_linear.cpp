@@ -109,8 +109,7 @@ Status CudaBackend::fused_linear(const Tensor& out, const Tensor& x, const Tenso
 // At 1-2 rows (where each projection alone would be a skinny matmul) every link in one
 // persistent launch (kernels::launch_decode_chain), the attention included, when all of
 // them fit it. Otherwise each attention alone (qkv_attention) and each run of projections
-// between them as one decode chain when it fits (starting on the attention's signal where
-// one comes before it: attention_then_chain), else each projection alone, except the
+// between them as one decode chain when it fits, else each projection alone, except the
 // MLP's pair where both would take the tensor-core path and mlp_chain_ is on: chained in one
 // launch (kernels::launch_skinny_mma_mlp, the same bits as the two), and each residual add
 // followed by a normalised projection at 9-64 rows (k_split_pair): the add's matmul split
@@ -121,27 +120,16 @@ Status CudaBackend::run_chain(std::span<const engine::ChainLink> links) {
     if (launched) {
         return ok();
     }
-    // The end of the run of projections from `from` (the next attention link, or the end).
-    auto projections_end = [&](size_t from) {
-        while (from < links.size() && std::holds_alternative<engine::LinearLink>(links[from])) {
-            ++from;
-        }
-        return from;
-    };
     for (size_t i = 0; i < links.size();) {
         if (const auto* a = std::get_if<engine::AttentionLink>(&links[i])) {
-            const size_t end = projections_end(i + 1);
-            HELEXA_TRY_STATUS(attention_then_chain(*a, links.subspan(i + 1, end - i - 1),
-                                                   launched));
-            if (launched) {
-                i = end;
-                continue;
-            }
             HELEXA_TRY_STATUS(run_attention_link(*a));
             ++i;
             continue;
         }
-        const size_t end = projections_end(i);
+        size_t end = i;
+        while (end < links.size() && std::holds_alternative<engine::LinearLink>(links[end])) {
+            ++end;
+        }
         if (end - i < links.size()) {  // (the whole chain was tried above)
             HELEXA_TRY_STATUS(try_decode_chain(links.subspan(i, end - i), launched));
         }
@@ -182,41 +170,6 @@ Status CudaBackend::try_decode_chain(std::span<const engine::ChainLink> links, b
     launched = true;
     return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()), T,
                                               elem(act_), decode_chain_workspace_, stream_),
-                 "decode_chain");
-}
-
-// The fused decode attention, then `rest` as one decode chain that starts on the attention's
-// signal (launch_decode_chain's after_attention), launched true; nothing launched where either
-// does not apply or attention_handoff_ is off.
-Status CudaBackend::attention_then_chain(const engine::AttentionLink& a,
-                                         std::span<const engine::ChainLink> rest,
-                                         bool& launched) {
-    launched = false;
-    if (!attention_handoff_ || rest.empty()) {
-        return ok();
-    }
-    FusedAttention f;
-    bool fused = false;
-    HELEXA_TRY_STATUS(fused_attention(a, f, fused));
-    if (!fused || !kernels::paged_attention_fuses_epilogue(f.args)) {
-        return ok();
-    }
-    std::vector<kernels::DecodeChainLink> chain;
-    std::vector<FusedAttention> inner;
-    inner.reserve(rest.size());
-    int64_t T = 0;
-    HELEXA_TRY_STATUS(decode_chain_links(rest, chain, inner, T));
-    if (T == 0 || !inner.empty()) {
-        return ok();
-    }
-    f.args.done_signal = kernels::decode_chain_attention_signal(decode_chain_workspace_);
-    // From here both launch or the step fails: a chain after a failed attention would wait for
-    // a signal that never comes, so it is not launched.
-    launched = true;
-    HELEXA_TRY_STATUS(check(kernels::launch_paged_attention(f.args, stream_), "qkv_attention"));
-    return check(kernels::launch_decode_chain(chain.data(), static_cast<int>(chain.size()), T,
-                                              elem(act_), decode_chain_workspace_, stream_,
-                                              /*after_attention=*/true),
                  "decode_chain");
 }
 

@@ -219,7 +219,7 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     const bool bf16 = a.type == ElemType::kBF16;
 
     if (!use_decode(a.max_query_len)) {
-        if (a.epilogue != nullptr || a.done_signal != nullptr) {
+        if (a.epilogue != nullptr) {
             return cudaErrorInvalidValue;  // decode steps only (paged_attention_fuses_epilogue)
         }
         return attn::launch_attention_prefill(p, static_cast<int>(hd), bf16, stream);
@@ -241,7 +241,6 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         }
         attn::fuse_epilogue(*a.epilogue, p);
     }
-    p.done_signal = a.done_signal;
     if (plan.n_splits > 1 && !p.cluster_merge &&
         !attn::place_split_workspace(a, plan.n_splits, p)) {
         return cudaErrorInvalidValue;

@@ -85,7 +85,6 @@ struct AttnParams {
     int32_t* bad_slot = nullptr;     // set to 1 when a slot lies outside the pool; may be null
     void* k_pool_out = nullptr;      // k_pool / v_pool, writable
     void* v_pool_out = nullptr;
-    unsigned* done_signal = nullptr;  // PagedAttentionArgs::done_signal (decode kernel only)
 };
 
 // The largest decode split count merged through a cluster (the portable cluster size).

@@ -32,7 +32,6 @@
 // the epilogue's launch and its round trip through global memory on the step's critical path.
 #include "attention_common.cuh"
 #include "clusters.cuh"
-#include "grid_sync.cuh"
 #include "group_head_prep.cuh"
 
 namespace helexa::kernels::attn {
@@ -210,9 +209,9 @@ __device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, 
     }
 }
 
-// The decode kernel's work (attention_decode_kernel adds the done signal after it).
 template <typename T, int HD, int kWarps, int kStages, bool kFused>
-__device__ __forceinline__ void decode_attention(const AttnParams& p) {
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_decode_kernel(const AttnParams p) {
     // Before grid_dependency_wait() (launch.cuh) this kernel reads only what no kernel of the
     // running step writes: the step's metadata (query_start, context_len, block tables,
     // positions, slots: copied in before the step's first kernel), weights (the q/k norm
@@ -624,31 +623,6 @@ __device__ __forceinline__ void decode_attention(const AttnParams& p) {
     }
     __threadfence();
     merge_splits<T, HD, kThreads>(p, s, q_begin, n_used, row_info, tid);
-}
-
-// AttnParams::done_signal: this CTA's outputs are stored (each thread's fence, then the
-// barrier) and counted; the last CTA of the grid to count itself out acquires every CTA's
-// (the fence after its count) and publishes them with the flag's release.
-__device__ __forceinline__ void signal_done(unsigned* signal) {
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const unsigned ctas = gridDim.x * gridDim.y * gridDim.z;
-        if (atomicAdd(signal, 1u) == ctas - 1) {
-            __threadfence();
-            signal[0] = 0;
-            store_release(signal + 1, 1u);
-        }
-    }
-}
-
-template <typename T, int HD, int kWarps, int kStages, bool kFused>
-__global__ void __launch_bounds__(kWarps * 32)
-    attention_decode_kernel(const AttnParams p) {
-    decode_attention<T, HD, kWarps, kStages, kFused>(p);
-    if (p.done_signal != nullptr) {
-        signal_done(p.done_signal);
-    }
 }
 
 template <typename T, int HD, int kWarps, int kStages, bool kFused>

@@ -114,17 +114,12 @@ struct ChainParams {
     // barrier (HELEXA_CHAIN_ATTN_HOLD=1: an A/B of streaming weights under the attention).
     bool hold_for_attention;
     unsigned long long* trace;  // decode_chain_set_trace, or null
-    // launch_decode_chain's after_attention: the attention kernel before this launch signals
-    // here (PagedAttentionArgs::done_signal) when its outputs are stored; the consumers wait
-    // for that instead of for its grid's end, and the last CTA out resets it. Else null.
-    unsigned* attention_signal;
 };
 
 // Debugging (decode_chain_set_trace): per CTA kTraceWords words: {SM id, consumer start (after
 // the dependency wait), producer's first copy issued, exit, the attention's first item's end of
-// epilogue, of passes and of merge, 1 where it started on an attention's signal}, then per link
-// {x ready, last unit done, barrier passed, units consumed} (globaltimer nanoseconds; zero
-// where a CTA never got there).
+// epilogue, of passes and of merge, 0}, then per link {x ready, last unit done, barrier passed,
+// units consumed} (globaltimer nanoseconds; zero where a CTA never got there).
 constexpr int kTraceWords = 8 + 4 * kDecodeChainMaxLinks;
 
 // One launch's counters, each on its own 128-byte line: per link a group counter and a barrier
@@ -525,23 +520,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                 chain_attn::early_rotary<W>(p.attn, reinterpret_cast<unsigned char*>(xs), tid);
         }
     }
-    // x, the residual and the outputs are the previous kernels' (or earlier links'). After a
-    // signalling attention its flag is enough: the attention itself waited for every kernel
-    // before it, and its release is cumulative over what it saw (the producer still waits for
-    // its grid at the end, so this grid ends after it).
-    if (p.attention_signal != nullptr) {
-        if (tid == 0) {
-            while (load_relaxed(p.attention_signal + 1) == 0) {
-            }
-            fence_acq_rel_gpu();
-            if (p.trace != nullptr) {
-                p.trace[blockIdx.x * kTraceWords + 7] = 1;
-            }
-        }
-        named_barrier_sync(kConsumerBarrier, kConsumers);
-    } else {
-        grid_dependency_wait();
-    }
+    // x, the residual and the outputs are the previous kernels' (or earlier links').
+    grid_dependency_wait();
     allow_dependent_launch();
     unsigned long long* trace =
         p.trace != nullptr ? p.trace + blockIdx.x * kTraceWords : nullptr;
@@ -649,9 +629,6 @@ __global__ void __launch_bounds__(kThreads, 1)
                 *barrier_counter(p.sync, i) = 0;
             }
             *exit_counter(p.sync) = 0;
-            if (p.attention_signal != nullptr) {
-                p.attention_signal[1] = 0;  // every CTA has seen it
-            }
         }
     }
 #endif
@@ -851,17 +828,7 @@ bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T) {
     return ring_slots(x_bytes(links, n_links, T)) >= 2;
 }
 
-// Two counter sets, then the attention signal's two words (one line).
-size_t decode_chain_workspace_bytes() {
-    return 2 * kCounterSetBytes + kCounterStride * sizeof(unsigned);
-}
-
-unsigned* decode_chain_attention_signal(const DecodeChainWorkspace& workspace) {
-    return workspace.device == nullptr
-               ? nullptr
-               : reinterpret_cast<unsigned*>(static_cast<unsigned char*>(workspace.device) +
-                                             2 * kCounterSetBytes);
-}
+size_t decode_chain_workspace_bytes() { return 2 * kCounterSetBytes; }
 
 void decode_chain_set_trace(unsigned long long* device_buffer) { g_trace.store(device_buffer); }
 
@@ -869,7 +836,7 @@ int decode_chain_trace_words() { return kTraceWords; }
 
 cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64_t T,
                                 ElemType type, DecodeChainWorkspace& workspace,
-                                cudaStream_t stream, bool after_attention) {
+                                cudaStream_t stream) {
     if ((type != ElemType::kBF16 && type != ElemType::kF16) || workspace.device == nullptr ||
         !decode_chain_fits(links, n_links, T)) {
         return cudaErrorInvalidValue;
@@ -896,7 +863,6 @@ cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64
     static const bool hold = env_positive("HELEXA_CHAIN_ATTN_HOLD", 0) == 1;
     p.hold_for_attention = hold;
     p.trace = g_trace.load(std::memory_order_relaxed);
-    p.attention_signal = after_attention ? decode_chain_attention_signal(workspace) : nullptr;
     const size_t smem = static_cast<size_t>(p.slots) * kSlotBytes + xb;
     return launch_typed(p, type, T, smem, workspace.ctas, stream);
 }

@@ -75,13 +75,6 @@ struct PagedAttentionArgs {
     size_t workspace_bytes = 0;
     // Optional: the q/k/v epilogue fused in (see FusedQkvEpilogue).
     const FusedQkvEpilogue* epilogue = nullptr;
-    // Optional, decode launches only (max_query_len 1): two words, [0] zero, through which the
-    // launch tells a kernel polling [1] that every output is stored. Each CTA counts itself
-    // out on [0] after its stores; the last puts [0] back to zero and sets [1] to 1 with
-    // release semantics. The waiter resets [1] (launch_decode_chain's after_attention does):
-    // the next kernel after this one starts on the outputs without waiting for this grid to
-    // complete and flush.
-    unsigned* done_signal = nullptr;
 };
 
 // Whether launch_paged_attention takes `args` with args.epilogue set: decode steps (one query

@@ -68,9 +68,8 @@ bool decode_chain_supported();
 bool decode_chain_fits(const DecodeChainLink* links, int n_links, int64_t T);
 
 // The workspace of the chain launches on one stream: decode_chain_workspace_bytes() of zeroed
-// device memory (grid barrier and work counters, two sets that alternate launches use, and the
-// attention signal; every launch leaves what it used zero again) and which set the next launch
-// takes.
+// device memory (grid barrier and work counters, two sets that alternate launches use; every
+// launch leaves its set zero again) and which set the next launch takes.
 size_t decode_chain_workspace_bytes();
 struct DecodeChainWorkspace {
     void* device = nullptr;
@@ -85,24 +84,15 @@ struct DecodeChainWorkspace {
 // is fewer (every CTA must be resident at once: the CTAs wait for each other between links). A
 // link may read what earlier links wrote; no link's out may alias its own x. type: bf16 or f16.
 // Every launch on the stream goes through the same workspace (it flips next_set).
-// after_attention: the kernel launched just before this one on the stream is a decode
-// attention given decode_chain_attention_signal(workspace) as its done_signal; the chain
-// starts on its outputs once it signals, not once its grid has ended and flushed (one kernel
-// boundary's latency at batch 1), and resets the signal. Without a signalling attention
-// before it, such a launch waits forever.
 cudaError_t launch_decode_chain(const DecodeChainLink* links, int n_links, int64_t T,
                                 ElemType type, DecodeChainWorkspace& workspace,
-                                cudaStream_t stream, bool after_attention = false);
-
-// The workspace's attention signal (PagedAttentionArgs::done_signal) for launch_decode_chain's
-// after_attention; null without a workspace.
-unsigned* decode_chain_attention_signal(const DecodeChainWorkspace& workspace);
+                                cudaStream_t stream);
 
 // Debugging: every later launch writes, per CTA, decode_chain_trace_words() words to
 // device_buffer (SM, start, first copy, exit, the attention's first item's end of epilogue, of
-// passes and of merge, 1 where it started on an attention's signal (after_attention), then per
-// link: x ready (attention: start), last unit done (attention: done), barrier passed, units
-// (attention: 0); globaltimer nanoseconds); null stops it. linear_bench --trace prints them.
+// passes and of merge, 0, then per link: x ready (attention: start), last unit done (attention:
+// done), barrier passed, units (attention: 0); globaltimer nanoseconds); null stops it.
+// linear_bench --trace prints them.
 void decode_chain_set_trace(unsigned long long* device_buffer);
 int decode_chain_trace_words();
 
