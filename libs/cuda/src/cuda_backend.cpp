@@ -420,12 +420,6 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
     if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {
         k_split_ = std::string_view(v) != "0";
     }
-    // HELEXA_CHAIN_CTAS=n runs the decode chain on n CTAs instead of one per SM, leaving the
-    // other SMs to the attention kernel around it (A/B measurements, not yet measured; the
-    // same bits either way: DecodeChain.LaunchMatchesReplaysBitIdenticallyOnAnyCtaCount...).
-    if (const char* v = std::getenv("HELEXA_CHAIN_CTAS"); v != nullptr) {
-        decode_chain_workspace_.ctas = std::max(0, std::atoi(v));
-    }
     if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
         const std::string_view mode(v);
         decode_chain_ = mode == "0"   ? DecodeChain::kOff

@@ -450,8 +450,8 @@ TEST_F(DecodeChain, BackendChainMatchesTheLinksInOrder) {
 // The kernel itself: it takes these links (launch_decode_chain would refuse what it does not
 // fit), matches the CPU, gives the same bits on three launches from the same inputs (rows are
 // handed out dynamically, so a CTA-dependent order would show here) and on fewer CTAs than SMs
-// (DecodeChainWorkspace::ctas: 16 SMs left free, and 5 CTAs), and leaves its workspace zero for
-// the next launch.
+// (DecodeChainWorkspace::ctas: the grids of devices with 16 fewer SMs and with 5), and leaves
+// its workspace zero for the next launch.
 TEST_F(DecodeChain, LaunchMatchesReplaysBitIdenticallyOnAnyCtaCountAndLeavesTheWorkspaceZero) {
     bool supported = false;
     on_gpu([&] { supported = kernels::decode_chain_supported(); });

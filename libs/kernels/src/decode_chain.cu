@@ -747,12 +747,7 @@ cudaError_t launch_t(const ChainParams& p, size_t smem, int ctas, cudaStream_t s
     if (!one_per_sm) {
         return cudaErrorInvalidConfiguration;
     }
-    // Fewer CTAs than SMs (DecodeChainWorkspace::ctas, not yet measured) leave SMs free, so the
-    // attention kernel after the chain (launched early by programmatic dependent launch) is
-    // resident and past its early loads when the chain ends, and the chain after it can start
-    // all of its CTAs while the attention runs. With one CTA per SM the attention's CTAs (32 at
-    // batch 1) find room only as the chain's CTAs exit, then keep the next chain's CTAs off
-    // their SMs until they exit in turn.
+    // One CTA per SM unless DecodeChainWorkspace::ctas asks for fewer (a smaller device's grid).
     const int sms = device_sm_count();
     const int grid = ctas > 0 && ctas < sms ? ctas : sms;
     return launch_kernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(kThreads), smem, stream,

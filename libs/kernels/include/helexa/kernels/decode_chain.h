@@ -74,9 +74,10 @@ size_t decode_chain_workspace_bytes();
 struct DecodeChainWorkspace {
     void* device = nullptr;
     unsigned next_set = 0;
-    // The CTAs of each launch, 0 for one per SM; fewer leave SMs to the kernels before and after
-    // the chain (HELEXA_CHAIN_CTAS in the CUDA backend, an A/B setting). Rows are handed out the
-    // same way on any count, so the outputs' bits do not depend on it.
+    // The CTAs of each launch, 0 for one per SM (the backend's choice). Fewer run the grid a
+    // device with fewer SMs would, as the kernel test does: rows are handed out the same way on
+    // any count, so the outputs' bits do not depend on it. (Fewer on an H200, leaving SMs to the
+    // attention kernel around the chain, measured slower: docs/perf/cuda-engine.md, run 20.)
     int ctas = 0;
 };
 
