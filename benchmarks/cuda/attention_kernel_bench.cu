@@ -342,6 +342,13 @@ int main() {
         const std::string scan = "scan: decode 32 seqs ctx " + std::to_string(ctx);
         time_case(scan.c_str(), 128, 32, 8, 32, 1, ctx, 0, 32 * 2.0 * ctx * 8 * 128 * 2);
     }
+    // One stream's fused decode over context lengths (HELEXA_ATTN_BENCH_ONLY=scan1): where the
+    // splits go from a cluster merge (<= 8) to the workspace's.
+    for (const int ctx : {256, 512, 640, 768, 1024, 2048, 4096, 8192}) {
+        const std::string scan = "scan1: fused decode 1 seq ctx " + std::to_string(ctx);
+        time_case(scan.c_str(), 128, 32, 8, 1, 1, ctx, 0, 2.0 * ctx * 8 * 128 * 2,
+                  Fused::kNormRope);
+    }
     // The same with the q/k/v epilogue fused in (the engine's decode steps).
     time_case("fused: decode 1 seq ctx 256", 128, 32, 8, 1, 1, 256, 0, 2.0 * 256 * 8 * 128 * 2,
               Fused::kNormRope);
