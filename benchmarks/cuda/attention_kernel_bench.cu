@@ -301,6 +301,9 @@ int main() {
         {"hd128 decode 1 seq 5000 (splits)", 128, 32, 8, 16, {1}, {5000}},
         {"hd128 decode bound>ctx (graph)", 128, 32, 8, 16, {1, 1}, {700, 3}, 9000},
         {"hd128 decode 1 seq 200 (short splits)", 128, 32, 8, 16, {1}, {200}},
+        // 8 long splits merged in a cluster where the bound would give 16 or 32 short ones.
+        {"hd128 decode 1 seq 1000 (long cluster splits)", 128, 32, 8, 16, {1}, {1000}},
+        {"hd128 decode 1 seq 3900 (long cluster splits)", 128, 32, 8, 16, {1}, {3900}},
         // 8 splits merged in a cluster, only 2 of them with keys (graph bound past the context).
         {"hd128 decode cluster bound>ctx", 128, 32, 8, 16, {1}, {100}, 412},
         {"hd64 spec decode nq<=4 cluster", 64, 8, 2, 16, {4, 2}, {300, 90}},

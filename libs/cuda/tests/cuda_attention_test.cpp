@@ -340,10 +340,14 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaQkvAttention,
     ::testing::Values(
         // Qwen3-8B's block (32 q heads over 8 KV heads, q/k norm): short contexts (one or two
-        // splits), 8 splits merged through the cluster, 16 merged through the workspace.
+        // splits), 8 splits of 64 keys merged through the cluster, 8 of 128 and of 512 (longer
+        // splits where 16 or 32 would have been merged through the workspace), and 66 splits
+        // over 2 KV heads merged through the workspace.
         QkvAttnCase{128, 32, 8, true, 128, {1, 2, 17, 64, 65}},
         QkvAttnCase{128, 32, 8, true, 128, {500}},
         QkvAttnCase{128, 32, 8, true, 128, {1000}},
+        QkvAttnCase{128, 32, 8, true, 128, {4096}},
+        QkvAttnCase{64, 4, 2, true, 64, {4200}},
         // Qwen3-0.6B's group of 2; Llama's block (no q/k norm); partial rotary; groups 1 and 7.
         QkvAttnCase{128, 16, 8, true, 128, {300, 31}},
         QkvAttnCase{128, 32, 8, false, 128, {257, 100, 16}},

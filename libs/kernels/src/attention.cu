@@ -5,8 +5,10 @@
 // 16-byte aligned with strides a multiple of 8 elements (16-byte vector loads); the workspace
 // 8-byte aligned; max_context_len <= 2^30 and the other bounds below 2^31. block_size may be any
 // positive value.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <limits>
 
 #include "attention_common.cuh"
@@ -21,25 +23,6 @@ bool supported_head_dim(int64_t d) {
 
 bool use_decode(int64_t max_query_len) { return max_query_len <= attn::kDecodeMaxQuery; }
 
-// The split plan of one decode launch: the split count for these sizes, then the keys per
-// split rounded up to whole tiles, then the count that actually covers max_context_len.
-struct SplitPlan {
-    int64_t n_splits = 1;
-    int64_t split_len = 0;
-};
-
-SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim) {
-    const int64_t tile = 16 * attn::decode_warps(head_dim);
-    const int64_t want = attn::decode_split_bound(n_units, max_context_len);
-    SplitPlan plan;
-    plan.split_len = attn::ceil_div(attn::ceil_div(max_context_len, want), tile) * tile;
-    plan.n_splits = attn::ceil_div(max_context_len, plan.split_len);
-    if (plan.n_splits < 1) {
-        plan.n_splits = 1;
-    }
-    return plan;
-}
-
 // The decode grids the cluster merge and the fused epilogue are kept to: both were measured to
 // pay only while no SM holds two of the grid's CTAs (numbers at their uses).
 bool at_most_one_cta_per_sm(int64_t n_ctas) { return n_ctas <= device_sm_count(); }
@@ -53,6 +36,49 @@ bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
     static const bool enabled = env_on_unless_zero("HELEXA_ATTN_CLUSTER_MERGE");
     return enabled && n_splits > 1 && n_splits <= attn::kMaxClusterSplits &&
            at_most_one_cta_per_sm(n_ctas) && clusters_supported();
+}
+
+// The split plan of one decode launch: the split count for these sizes, then the keys per
+// split rounded up to whole tiles, then the count that actually covers max_context_len.
+struct SplitPlan {
+    int64_t n_splits = 1;
+    int64_t split_len = 0;
+};
+
+// The most keys a split takes when fewer, longer splits are merged through a cluster instead of
+// more merged through the workspace (plan_splits); HELEXA_ATTN_CLUSTER_SPLIT_KEYS overrides it,
+// 0 never (A/B measurements; read once per process).
+int64_t cluster_split_keys() {
+    static const auto keys = [] {
+        const char* v = std::getenv("HELEXA_ATTN_CLUSTER_SPLIT_KEYS");
+        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : int64_t{512};
+    }();
+    return keys;
+}
+
+SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim) {
+    const int64_t tile = 16 * attn::decode_warps(head_dim);
+    int64_t want = attn::decode_split_bound(n_units, max_context_len);
+    // Where more splits than a cluster holds would each take a tile or two, a cluster's worth
+    // of longer ones (at most cluster_split_keys() keys: 8 tiles, three in flight at a time)
+    // merged in shared memory is faster than the workspace's store, count and reload, and
+    // keeps one stream's grid small enough for the fused q/k/v epilogue (one CTA an SM). One
+    // stream on an H200 (attention_kernel_bench scan1, fused, run 20): 640-1024 keys 11-12 ->
+    // 9 us, 2048 keys 17 (+ the epilogue's own kernel) -> 13 us, 4096 19 (+ epilogue) -> 20 us,
+    // 8192 23 -> 36 us (so not there); Qwen3-8B at 512-768 keys 227 -> 231 tok/s. Only fewer
+    // splits than the bound, so the workspace bound still covers the plan.
+    if (want > attn::kMaxClusterSplits &&
+        attn::ceil_div(max_context_len, attn::kMaxClusterSplits) <= cluster_split_keys() &&
+        use_cluster_merge(attn::kMaxClusterSplits, n_units * attn::kMaxClusterSplits)) {
+        want = attn::kMaxClusterSplits;
+    }
+    SplitPlan plan;
+    plan.split_len = attn::ceil_div(attn::ceil_div(max_context_len, want), tile) * tile;
+    plan.n_splits = attn::ceil_div(max_context_len, plan.split_len);
+    if (plan.n_splits < 1) {
+        plan.n_splits = 1;
+    }
+    return plan;
 }
 
 }  // namespace

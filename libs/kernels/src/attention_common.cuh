@@ -117,19 +117,12 @@ inline int64_t decode_min_split_keys() {
 // us per layer against 10.1 us unsplit. The merge now runs in the last split's CTA.)
 // Non-increasing in n_units, so the workspace bound (computed with n_units = n_seqs) covers
 // every launch with the same sizes.
-// HELEXA_ATTN_MAX_SPLITS=n caps the split count (A/B measurements of longer splits merged
-// through a cluster against more splits merged through the workspace; read once per process).
-inline int64_t decode_max_splits() {
-    static const auto splits = static_cast<int64_t>(env_positive("HELEXA_ATTN_MAX_SPLITS", 128));
-    return splits;
-}
-
 inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
     constexpr int64_t kWaveCtas = 264;
-    const int64_t max_splits = decode_max_splits();
+    constexpr int64_t kMaxSplits = 128;
     int64_t want = kWaveCtas / (n_units < 1 ? 1 : n_units);
     int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, decode_min_split_keys());
-    cap = cap < max_splits ? cap : max_splits;
+    cap = cap < kMaxSplits ? cap : kMaxSplits;
     want = want < cap ? want : cap;
     return want < 1 ? 1 : want;
 }
