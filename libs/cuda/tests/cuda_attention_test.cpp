@@ -340,9 +340,10 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaQkvAttention,
     ::testing::Values(
         // Qwen3-8B's block (32 q heads over 8 KV heads, q/k norm): short contexts (one or two
-        // splits), 8 splits of 64 keys merged through the cluster, 8 of 128 and of 512 (longer
-        // splits where 16 or 32 would have been merged through the workspace), and 66 splits
-        // over 2 KV heads merged through the workspace.
+        // splits), 8 splits merged through the cluster, 16 merged through the workspace, 4096
+        // keys (past one CTA an SM: not fused), and 66 splits over 2 KV heads merged through
+        // the workspace. Under HELEXA_ATTN_CLUSTER_SPLIT_KEYS=512 the 1000 and 4096 key cases
+        // are 8 long splits merged through the cluster (fused).
         QkvAttnCase{128, 32, 8, true, 128, {1, 2, 17, 64, 65}},
         QkvAttnCase{128, 32, 8, true, 128, {500}},
         QkvAttnCase{128, 32, 8, true, 128, {1000}},

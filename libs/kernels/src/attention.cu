@@ -46,12 +46,14 @@ struct SplitPlan {
 };
 
 // The most keys a split takes when fewer, longer splits are merged through a cluster instead of
-// more merged through the workspace (plan_splits); HELEXA_ATTN_CLUSTER_SPLIT_KEYS overrides it,
-// 0 never (A/B measurements; read once per process).
+// more merged through the workspace (plan_splits): HELEXA_ATTN_CLUSTER_SPLIT_KEYS=n (512 is
+// what run 20 measured); 0, the default, never. Off until the GPU suite has run with it: the
+// fused q/k/v epilogue then meets splits of several tiles, with the new key past the first
+// tile, which no launch before reached (read once per process).
 int64_t cluster_split_keys() {
     static const auto keys = [] {
         const char* v = std::getenv("HELEXA_ATTN_CLUSTER_SPLIT_KEYS");
-        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : int64_t{512};
+        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : int64_t{0};
     }();
     return keys;
 }
@@ -63,10 +65,11 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     // of longer ones (at most cluster_split_keys() keys: 8 tiles, three in flight at a time)
     // merged in shared memory is faster than the workspace's store, count and reload, and
     // keeps one stream's grid small enough for the fused q/k/v epilogue (one CTA an SM). One
-    // stream on an H200 (attention_kernel_bench scan1, fused, run 20): 640-1024 keys 11-12 ->
-    // 9 us, 2048 keys 17 (+ the epilogue's own kernel) -> 13 us, 4096 19 (+ epilogue) -> 20 us,
-    // 8192 23 -> 36 us (so not there); Qwen3-8B at 512-768 keys 227 -> 231 tok/s. Only fewer
-    // splits than the bound, so the workspace bound still covers the plan.
+    // stream on an H200 (attention_kernel_bench scan1, fused, at most 8 splits against the
+    // bound's, run 20): 640-1024 keys 11-12 -> 9 us, 2048 keys 17 (+ the epilogue's own
+    // kernel) -> 13 us, 4096 19 (+ epilogue) -> 20 us, 8192 23 -> 36 us (so not there);
+    // Qwen3-8B at 512-768 keys 227 -> 231 tok/s. Only fewer splits than the bound, so the
+    // workspace bound still covers the plan.
     if (want > attn::kMaxClusterSplits &&
         attn::ceil_div(max_context_len, attn::kMaxClusterSplits) <= cluster_split_keys() &&
         use_cluster_merge(attn::kMaxClusterSplits, n_units * attn::kMaxClusterSplits)) {
