@@ -334,8 +334,8 @@ TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
     release(in);
 }
 
-// Every case but the last is sized to take the fused path (a decode grid of at most one CTA per
-// SM: sequences x KV heads x splits <= 132).
+// Every case but 4096 keys over 8 KV heads and the last is sized to take the fused path (a
+// decode grid of at most one CTA per SM: sequences x KV heads x splits <= 132).
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaQkvAttention,
     ::testing::Values(
