@@ -89,6 +89,14 @@ CudaBackend::~CudaBackend() {
     if (page_locked_) {
         cudaFreeHost(page_locked_);
     }
+    for (IdsRead& r : ids_reads_) {
+        if (r.host != nullptr) {
+            cudaFreeHost(r.host);
+        }
+        if (r.done != nullptr) {
+            cudaEventDestroy(r.done);
+        }
+    }
     if (stream_) {
         cudaStreamDestroy(stream_);
     }
@@ -193,6 +201,48 @@ Result<float*> CudaBackend::page_locked_floats(int64_t n) {
         page_locked_bytes_ = bytes;
     }
     return static_cast<float*>(page_locked_);
+}
+
+Status CudaBackend::start_read_ids(int slot, const Tensor& src) {
+    HELEXA_TRY_STATUS(healthy());
+    HELEXA_CUDA_REQUIRE(slot >= 0 && slot < 2 && src.dtype == DType::kI32 && src.rows == 1,
+                        "start_read_ids", "bad slot or tensor");
+    IdsRead& r = ids_reads_[slot];
+    if (src.cols > r.capacity) {
+        if (r.host != nullptr) {
+            // (The slot's last copy has been read: launch_argmax finishes a step before it
+            // reuses its slot; the wait only makes that certain.)
+            HELEXA_TRY_STATUS(check(cudaEventSynchronize(r.done), "step"));
+            HELEXA_TRY_STATUS(check(cudaFreeHost(r.host), "page-locked ids"));
+            r.host = nullptr;
+            r.capacity = 0;
+        }
+        void* p = nullptr;
+        HELEXA_TRY_STATUS(check(cudaMallocHost(&p, static_cast<size_t>(src.cols) * 4),
+                                "page-locked ids"));
+        r.host = static_cast<int32_t*>(p);
+        r.capacity = src.cols;
+    }
+    if (r.done == nullptr) {
+        HELEXA_TRY_STATUS(
+            check(cudaEventCreateWithFlags(&r.done, cudaEventDisableTiming), "ids event"));
+    }
+    r.count = src.cols;
+    if (src.cols > 0) {
+        HELEXA_TRY_STATUS(check(cudaMemcpyAsync(r.host, src.data, static_cast<size_t>(src.cols) * 4,
+                                                cudaMemcpyDeviceToHost, stream_),
+                                "start_read_ids"));
+    }
+    return check(cudaEventRecord(r.done, stream_), "start_read_ids");
+}
+
+Result<std::span<const int32_t>> CudaBackend::finish_read_ids(int slot) {
+    HELEXA_TRY_STATUS(healthy());
+    HELEXA_CUDA_REQUIRE(slot >= 0 && slot < 2 && ids_reads_[slot].done != nullptr,
+                        "finish_read_ids", "no read started in this slot");
+    IdsRead& r = ids_reads_[slot];
+    HELEXA_TRY_STATUS(check(cudaEventSynchronize(r.done), "step"));
+    return std::span<const int32_t>(r.host, static_cast<size_t>(r.count));
 }
 
 Status CudaBackend::copy_to_host(void* host, const Tensor& src) {
@@ -308,6 +358,18 @@ Status CudaBackend::gather_rows(const Tensor& out, const Tensor& x, const Tensor
                                              static_cast<const int32_t*>(rows.data), out.rows,
                                              x.cols, elem(x.dtype), stream_),
                  "gather_rows");
+}
+
+Status CudaBackend::feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map) {
+    HELEXA_CUDA_REQUIRE(ids.dtype == DType::kI32 && prev.dtype == DType::kI32 &&
+                            map.dtype == DType::kI32 && ids.rows == 1 && prev.rows == 1 &&
+                            map.rows == 1 && map.cols == ids.cols,
+                        "feed_ids", "shape mismatch");
+    return check(kernels::launch_feed_ids(static_cast<int32_t*>(ids.data),
+                                          static_cast<const int32_t*>(prev.data),
+                                          static_cast<const int32_t*>(map.data), ids.cols,
+                                          stream_),
+                 "feed_ids");
 }
 
 Status CudaBackend::argmax_rows(const Tensor& out, const Tensor& logits) {

@@ -187,6 +187,11 @@ public:
     // bits as the host rule: CudaOps.DrawRowsMatchTheHostRuleBitForBit).
     bool draws_whole_vocab_top_p() const override { return true; }
     Status draw_rows(const Tensor& out, const Tensor& logits, const Tensor& draws) override;
+    // Overlapped steps: the feed as a kernel, the ids' reads into page-locked memory behind an
+    // event each (so finish_read_ids waits for that copy, not for the stream's later work).
+    Status feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map) override;
+    Status start_read_ids(int slot, const Tensor& src) override;
+    Result<std::span<const int32_t>> finish_read_ids(int slot) override;
 
     // ---- projections and chains (cuda_backend_linear.cpp) -----------------------------------
     Status linear(const Tensor& out, const Tensor& x, const Tensor& w,
@@ -294,6 +299,14 @@ private:
     GrownBuffer k_split_partials_;     // k_split_then_norm's f32 partials
     void* page_locked_ = nullptr;  // page_locked_floats()
     size_t page_locked_bytes_ = 0;
+    // start_read_ids' slots: page-locked ids, their count, and the event after their copy.
+    struct IdsRead {
+        int32_t* host = nullptr;
+        int64_t capacity = 0;
+        int64_t count = 0;
+        cudaEvent_t done = nullptr;
+    };
+    IdsRead ids_reads_[2];
     std::unordered_map<void*, int64_t> allocations_;
     int64_t allocated_bytes_ = 0;
     bool poisoned_ = false;

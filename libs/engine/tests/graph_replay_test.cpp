@@ -342,5 +342,180 @@ TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
     fs::remove_all(dir, ec);
 }
 
+// Overlapped greedy steps (ModelRunner::launch_argmax / finish_argmax): each round is launched
+// before the previous round's tokens are read, its sequences that were in that round fed their
+// input id from its argmax where the step left it (the host's placeholder id is wrong on
+// purpose), the others given the host's. The tokens must be step_argmax's, round by round, on
+// the graphed runner (replaying, the feed outside the graph) and on the CPU backend.
+TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("helexa_graph_overlap_" + std::to_string(::getpid()));
+    GraphLog log;
+    auto [graphed, plain] = load_graphed_and_plain(9, dir, log, "recording-overlap-test", 256);
+    ASSERT_TRUE(graphed && plain);
+    const int64_t V = plain->vocab_size();
+    const int n = 5;
+    const std::vector<int> rounds = {5, 5, 3, 3, 5, 1, 1, 5, 2, 5};
+
+    // Each runner's own state: the tokens so far and the position of the next one.
+    struct Seqs {
+        std::vector<std::vector<int32_t>> tokens;
+        std::vector<std::vector<int32_t>> tables;
+        std::vector<int64_t> pos;
+    };
+    auto prefill = [&](CausalLmRunner& r, Seqs& s) {
+        s.tokens.assign(n, {});
+        s.tables.assign(n, {});
+        s.pos.assign(n, 0);
+        for (int i = 0; i < n; ++i) {
+            const auto u = static_cast<size_t>(i);
+            s.tables[u].resize(16);
+            std::iota(s.tables[u].begin(), s.tables[u].end(), 16 * i);
+            for (int t = 0; t < 2 + 3 * i; ++t) {
+                s.tokens[u].push_back((t * 29 + i * 7) % static_cast<int>(V));
+            }
+            StepBatch b;
+            b.seqs.push_back({u, s.tokens[u], 0, s.tables[u], true});
+            std::vector<int32_t> next;
+            ASSERT_TRUE(r.step_argmax(b, next).has_value());
+            s.pos[u] = static_cast<int64_t>(s.tokens[u].size());
+            s.tokens[u].push_back(next[0]);
+        }
+    };
+
+    // The reference: one step_argmax per round on the CPU backend.
+    Seqs want;
+    prefill(*plain, want);
+    for (const int size : rounds) {
+        StepBatch b;
+        for (int i = 0; i < size; ++i) {
+            const auto u = static_cast<size_t>(i);
+            b.seqs.push_back({u, std::span<const int32_t>(want.tokens[u]).last(1), want.pos[u],
+                              want.tables[u], true});
+        }
+        std::vector<int32_t> next;
+        ASSERT_TRUE(plain->step_argmax(b, next).has_value());
+        for (int i = 0; i < size; ++i) {
+            const auto u = static_cast<size_t>(i);
+            want.pos[u] += 1;
+            want.tokens[u].push_back(next[u]);
+        }
+    }
+
+    for (CausalLmRunner* r : {graphed.get(), plain.get()}) {
+        Seqs got;
+        prefill(*r, got);
+        const std::vector<int32_t> placeholder = {0};
+        std::vector<int> finished_size;  // the rounds launched and not yet finished, by size
+        auto finish = [&] {
+            std::vector<int32_t> next;
+            auto st = r->finish_argmax(next);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            ASSERT_EQ(static_cast<int>(next.size()), finished_size.front());
+            for (size_t i = 0; i < next.size(); ++i) {
+                got.tokens[i].push_back(next[i]);
+            }
+            finished_size.erase(finished_size.begin());
+        };
+        for (size_t k = 0; k < rounds.size(); ++k) {
+            StepBatch b;
+            for (int i = 0; i < rounds[k]; ++i) {
+                const auto u = static_cast<size_t>(i);
+                SequenceSlice slice{u, std::span<const int32_t>(got.tokens[u]).last(1),
+                                    got.pos[u], got.tables[u], true};
+                if (k > 0 && i < rounds[k - 1]) {
+                    slice.tokens = placeholder;  // its token is still on its way
+                    slice.fed_row = i;
+                }
+                b.seqs.push_back(slice);
+                got.pos[u] += 1;
+            }
+            auto st = r->launch_argmax(b);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            finished_size.push_back(rounds[k]);
+            if (k > 0) {
+                finish();
+            }
+        }
+        finish();
+        EXPECT_EQ(got.tokens, want.tokens) << (r == plain.get() ? "cpu" : "graphed");
+    }
+    // Misuse: a fed row the last launched step did not have, and a plain step while a launched
+    // one is outstanding.
+    StepBatch past;
+    const std::vector<int32_t> placeholder = {0};
+    past.seqs.push_back({0, placeholder, want.pos[0], want.tables[0], true, 5});
+    auto bad = plain->launch_argmax(past);
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidRequest);
+    past.seqs[0].fed_row = -1;
+    ASSERT_TRUE(plain->launch_argmax(past).has_value());
+    std::vector<int32_t> ids;
+    auto busy = plain->step_argmax(past, ids);
+    ASSERT_FALSE(busy.has_value());
+    EXPECT_EQ(busy.error().code(), ErrorCode::kInvalidRequest);
+    ASSERT_TRUE(plain->finish_argmax(ids).has_value());
+    EXPECT_EQ(ids.size(), 1u);
+    EXPECT_GT(log.replays, 2);
+    EXPECT_EQ(log.illegal_during_capture, 0);
+    graphed.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
+// A runner whose next token is its input token + 1 (mod 16), for ModelRunner's default
+// launch_argmax / finish_argmax (each step runs at its finish, fed rows taken from the step
+// finished before it).
+class SuccessorRunner final : public ModelRunner {
+public:
+    int64_t vocab_size() const override { return 16; }
+    const KvLayout& kv_layout() const override { return layout_; }
+    Status step(const StepBatch& batch, std::vector<float>& logits) override {
+        logits.clear();
+        for (const SequenceSlice& s : batch.seqs) {
+            std::vector<float> row(16, 0.0f);
+            row[static_cast<size_t>((s.tokens.back() + 1) % 16)] = 1.0f;
+            logits.insert(logits.end(), row.begin(), row.end());
+        }
+        return ok();
+    }
+
+private:
+    KvLayout layout_{1, 1, 1, 16, 4};
+};
+
+TEST(OverlappedSteps, TheDefaultRunsEachStepAtItsFinishWithFedRowsAndRefusesMisuse) {
+    SuccessorRunner r;
+    const std::vector<int32_t> table = {0};
+    const std::vector<int32_t> start = {3, 9};
+    const std::vector<int32_t> placeholder = {0};
+    StepBatch first;
+    first.seqs.push_back({0, std::span<const int32_t>(start).first(1), 0, table, true});
+    first.seqs.push_back({1, std::span<const int32_t>(start).last(1), 0, table, true});
+    ASSERT_TRUE(r.launch_argmax(first).has_value());
+    StepBatch fed;  // the rows swapped: sequence 0 is fed row 1 and sequence 1 row 0
+    fed.seqs.push_back({0, placeholder, 1, table, true, 1});
+    fed.seqs.push_back({1, placeholder, 1, table, true, 0});
+    ASSERT_TRUE(r.launch_argmax(fed).has_value());
+    auto third = r.launch_argmax(fed);
+    ASSERT_FALSE(third.has_value());
+    EXPECT_EQ(third.error().code(), ErrorCode::kInvalidRequest);
+    std::vector<int32_t> tokens;
+    ASSERT_TRUE(r.finish_argmax(tokens).has_value());
+    EXPECT_EQ(tokens, (std::vector<int32_t>{4, 10}));
+    ASSERT_TRUE(r.finish_argmax(tokens).has_value());
+    EXPECT_EQ(tokens, (std::vector<int32_t>{11, 5}));
+    auto none = r.finish_argmax(tokens);
+    ASSERT_FALSE(none.has_value());
+    EXPECT_EQ(none.error().code(), ErrorCode::kInvalidRequest);
+    // A fed row the step before did not have.
+    StepBatch past;
+    past.seqs.push_back({0, placeholder, 2, table, true, 2});
+    ASSERT_TRUE(r.launch_argmax(past).has_value());
+    auto bad = r.finish_argmax(tokens);
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidRequest);
+}
+
 }  // namespace
 }  // namespace helexa::engine

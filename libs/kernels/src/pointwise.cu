@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "helexa/kernels/pointwise.h"
@@ -277,6 +278,36 @@ cudaError_t launch_gather_rows(void* out, int64_t out_stride, const void* x, int
     // The caller guarantees rows[r] < the source's row count (not passed); negatives write zeros.
     return launch_copy_rows(out, out_stride, x, x_stride, rows, n_rows, -1, cols, nullptr, type,
                             stream);
+}
+
+__global__ void __launch_bounds__(kThreads)
+    feed_ids_kernel(int32_t* ids, const int32_t* prev, const int32_t* map, int64_t n) {
+    // prev is the previous step's argmax and ids its successor's metadata copy: both are
+    // earlier work on the stream (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
+    for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n;
+         i += int64_t{gridDim.x} * kThreads) {
+        if (const int32_t from = map[i]; from >= 0) {
+            ids[i] = prev[from];
+        }
+    }
+}
+
+cudaError_t launch_feed_ids(int32_t* ids, const int32_t* prev, const int32_t* map, int64_t n,
+                            cudaStream_t stream) {
+    if (n < 0) {
+        return cudaErrorInvalidValue;
+    }
+    if (n == 0) {
+        return cudaSuccess;
+    }
+    if (ids == nullptr || prev == nullptr || map == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1024));
+    return launch_kernel(feed_ids_kernel, dim3(blocks), dim3(kThreads), 0, stream, ids, prev, map,
+                         n);
 }
 
 cudaError_t launch_add(void* out, int64_t out_stride, const void* x, int64_t x_stride,

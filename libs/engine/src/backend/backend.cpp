@@ -131,6 +131,44 @@ Status Backend::run_chain(std::span<const ChainLink> links) {
     return ok();
 }
 
+Status Backend::feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map) {
+    if (ids.dtype != DType::kI32 || prev.dtype != DType::kI32 || map.dtype != DType::kI32 ||
+        ids.rows != 1 || prev.rows != 1 || map.rows != 1 || map.cols != ids.cols) {
+        return fail(ErrorCode::kInternal, "feed_ids: shape mismatch");
+    }
+    std::vector<int32_t> out(static_cast<size_t>(ids.cols));
+    std::vector<int32_t> from(static_cast<size_t>(prev.cols));
+    std::vector<int32_t> where(static_cast<size_t>(map.cols));
+    HELEXA_TRY_STATUS(copy_to_host(out.data(), ids));
+    HELEXA_TRY_STATUS(copy_to_host(from.data(), prev));
+    HELEXA_TRY_STATUS(copy_to_host(where.data(), map));
+    for (size_t i = 0; i < out.size(); ++i) {
+        if (where[i] >= 0) {
+            if (static_cast<size_t>(where[i]) >= from.size()) {
+                return fail(ErrorCode::kInternal, "feed_ids: index past the previous step's ids");
+            }
+            out[i] = from[static_cast<size_t>(where[i])];
+        }
+    }
+    return copy_from_host(ids, out.data());
+}
+
+Status Backend::start_read_ids(int slot, const Tensor& src) {
+    if (slot < 0 || slot > 1 || src.dtype != DType::kI32 || src.rows != 1) {
+        return fail(ErrorCode::kInternal, "start_read_ids: bad slot or tensor");
+    }
+    auto& dst = read_ids_[slot];
+    dst.resize(static_cast<size_t>(src.cols));
+    return src.cols > 0 ? copy_to_host(dst.data(), src) : ok();
+}
+
+Result<std::span<const int32_t>> Backend::finish_read_ids(int slot) {
+    if (slot < 0 || slot > 1) {
+        return fail(ErrorCode::kInternal, "finish_read_ids: bad slot");
+    }
+    return std::span<const int32_t>(read_ids_[slot]);
+}
+
 Status Backend::run_attention_link(const AttentionLink& a) {
     return qkv_attention(a.out, a.qkv, a.n_heads, a.n_kv_heads, a.head_dim, a.q_norm, a.k_norm,
                          a.eps, a.positions, *a.rope, *a.cache, a.layer, a.slots, *a.batch,

@@ -91,6 +91,8 @@ public:
     Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
         return run_step(batch, StepOutput{.tokens = &tokens});
     }
+    Status launch_argmax(const StepBatch& batch) override;
+    Status finish_argmax(std::vector<int32_t>& tokens) override;
     Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
         return run_step(batch, StepOutput{.rows = &rows});
     }
@@ -134,6 +136,10 @@ private:
         std::span<float>* rows = nullptr;        // step_in_place(): the runner's memory
         std::vector<int32_t>* tokens = nullptr;  // step_argmax(): the argmax of each row
         const DrawBatch* draws = nullptr;  // step_sample(): tokens drawn, rows for host rows
+        // launch_argmax(): per input token, the previous step's row it is fed from or -1
+        // (empty: none), and the read slot the argmax goes to instead of `tokens`.
+        const std::vector<int32_t>* feed = nullptr;
+        int read_slot = -1;
     };
     Status run_step(const StepBatch& batch, const StepOutput& out);
     // ModelRunnerOptions::warm_up_max_seqs: an argmax decode step of every graph bucket that
@@ -188,6 +194,15 @@ private:
     bool graphs_enabled_ = true;
     // A KV block outside the scheduler's pool that graph padding sequences write into.
     int32_t trash_block_ = -1;
+    // launch_argmax's steps not yet finished: the read slot and real rows of each, oldest
+    // first; the rows of the last launched step (what fed rows index; -1 before any).
+    struct Launched {
+        int slot;
+        int64_t rows;
+    };
+    std::deque<Launched> launched_;
+    int64_t last_launched_rows_ = -1;
+    int next_read_slot_ = 0;
 };
 
 Result<Tensor> DenseDecoder::upload(const TensorInfo& info, int64_t rows, int64_t cols) {
@@ -456,6 +471,7 @@ enum Slot : size_t {
     kArgmax,
     kDraws,
     kMeta,
+    kFeed,
 };
 
 #define HELEXA_BUF(var, slot, dtype, rows, cols)           \
@@ -604,6 +620,10 @@ Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, StepEnd e
 }
 
 Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
+    if (out.read_slot < 0 && !launched_.empty()) {
+        // Its scratch (and the argmax a later launch feeds from) belongs to those steps.
+        return fail(ErrorCode::kInvalidRequest, "step: launched steps are not finished");
+    }
     // Decode steps replay a CUDA graph per (sequence bucket, block-table width) when the backend
     // has graphs: hundreds of small launches per step become one. Not while dumping activations
     // (the hook copies to the host mid-step).
@@ -616,9 +636,9 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         return tl::unexpected(std::move(planned).error());
     }
     const StepPlan& plan = *planned;
-    const StepEnd end = out.draws != nullptr    ? StepEnd::kDraw
-                        : out.tokens != nullptr ? StepEnd::kArgmax
-                                                : StepEnd::kLogits;
+    const StepEnd end = out.draws != nullptr                            ? StepEnd::kDraw
+                        : out.tokens != nullptr || out.read_slot >= 0 ? StepEnd::kArgmax
+                                                                        : StepEnd::kLogits;
     if (plan.n_tokens == 0) {
         if (out.logits) {
             out.logits->clear();
@@ -634,6 +654,21 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     // All of the step's metadata in one copy.
     HELEXA_BUF(meta, kMeta, DType::kI32, 1, static_cast<int64_t>(plan.packed.size()));
     HELEXA_TRY_STATUS(backend_->copy_from_host(meta, plan.packed.data()));
+    if (out.feed != nullptr && !out.feed->empty()) {
+        // Fed ids from the previous step's argmax, before this step's own can overwrite it
+        // (kArgmax holds at least that step's rows: buf() does not move it here).
+        // Padding tokens of a graph bucket (after the batch's own) are the host's.
+        std::vector<int32_t> map(*out.feed);
+        map.resize(static_cast<size_t>(plan.n_tokens), -1);
+        HELEXA_BUF(feed, kFeed, DType::kI32, 1, plan.n_tokens);
+        HELEXA_TRY_STATUS(backend_->copy_from_host(feed, map.data()));
+        HELEXA_BUF(prev, kArgmax, DType::kI32, 1, last_launched_rows_);
+        Tensor ids = meta;
+        ids.data = static_cast<std::byte*>(meta.data) + plan.ids * 4;
+        ids.cols = plan.n_tokens;
+        ids.row_stride = plan.n_tokens;
+        HELEXA_TRY_STATUS(backend_->feed_ids(ids, prev, feed));
+    }
     if (end == StepEnd::kDraw) {
         if (static_cast<int64_t>(out.draws->rows.size()) != plan.n_real_rows) {
             return fail(ErrorCode::kInternal,
@@ -683,6 +718,9 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         return copy_rows_out(out, plan.n_rows, R);
     }
     HELEXA_BUF(ids, kArgmax, DType::kI32, 1, plan.n_rows);
+    if (out.read_slot >= 0) {
+        return backend_->start_read_ids(out.read_slot, ids.col_slice(0, R));
+    }
     out.tokens->assign(static_cast<size_t>(R), -1);
     if (R > 0) {
         HELEXA_TRY_STATUS(backend_->copy_to_host(out.tokens->data(), ids.col_slice(0, R)));
@@ -693,6 +731,74 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
             return copy_rows_out(out, plan.n_rows, R);
         }
     }
+    return ok();
+}
+
+Status DenseDecoder::launch_argmax(const StepBatch& batch) {
+    if (launched_.size() >= 2) {
+        return fail(ErrorCode::kInvalidRequest,
+                    "launch_argmax: two steps are outstanding already (finish one first)");
+    }
+    // The feed: per input token (in plan_step's order: each slice's tokens in batch order),
+    // the previous launched step's row it takes, or -1.
+    std::vector<int32_t> feed;
+    int64_t rows = 0;
+    for (const SequenceSlice& s : batch.seqs) {
+        rows += s.need_logits ? 1 : 0;
+        if (s.fed_row < 0) {
+            continue;
+        }
+        if (s.tokens.size() != 1 || s.fed_row >= last_launched_rows_) {
+            return fail(ErrorCode::kInvalidRequest,
+                        "launch_argmax: sequence " + std::to_string(s.seq_id) + " is fed row " +
+                            std::to_string(s.fed_row) + " of a step with " +
+                            std::to_string(std::max<int64_t>(last_launched_rows_, 0)) +
+                            " rows");
+        }
+    }
+    const bool fed = std::any_of(batch.seqs.begin(), batch.seqs.end(),
+                                 [](const SequenceSlice& s) { return s.fed_row >= 0; });
+    for (const SequenceSlice& s : batch.seqs) {
+        if (!fed) {
+            break;
+        }
+        if (s.fed_row >= 0) {
+            feed.push_back(s.fed_row);
+        } else {
+            feed.insert(feed.end(), s.tokens.size(), -1);
+        }
+    }
+    const int slot = next_read_slot_;
+    const Status st = run_step(batch, StepOutput{.feed = &feed, .read_slot = slot});
+    if (!st) {
+        last_launched_rows_ = -1;  // its argmax may be half written: nothing feeds from it
+        return st;
+    }
+    next_read_slot_ ^= 1;
+    launched_.push_back({slot, rows});
+    last_launched_rows_ = rows;
+    return ok();
+}
+
+Status DenseDecoder::finish_argmax(std::vector<int32_t>& tokens) {
+    if (launched_.empty()) {
+        return fail(ErrorCode::kInvalidRequest, "finish_argmax: no step was launched");
+    }
+    const Launched l = launched_.front();
+    launched_.pop_front();
+    tokens.assign(static_cast<size_t>(l.rows), -1);
+    if (l.rows == 0) {
+        return ok();
+    }
+    auto read = backend_->finish_read_ids(l.slot);
+    if (!read) {
+        return tl::unexpected(std::move(read).error());
+    }
+    if (static_cast<int64_t>(read->size()) != l.rows) {
+        return fail(ErrorCode::kInternal, "finish_argmax: " + std::to_string(read->size()) +
+                                              " tokens for " + std::to_string(l.rows) + " rows");
+    }
+    std::copy(read->begin(), read->end(), tokens.begin());
     return ok();
 }
 

@@ -28,6 +28,16 @@ public:
         executor_->run([&] { result = inner_->step_argmax(batch, tokens); });
         return result;
     }
+    Status launch_argmax(const StepBatch& batch) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->launch_argmax(batch); });
+        return result;
+    }
+    Status finish_argmax(std::vector<int32_t>& tokens) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->finish_argmax(tokens); });
+        return result;
+    }
     Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
         Status result = ok();
         executor_->run([&] { result = inner_->step_in_place(batch, rows); });

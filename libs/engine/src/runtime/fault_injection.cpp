@@ -31,6 +31,15 @@ public:
         }
         return inner_->step_argmax(batch, tokens);
     }
+    Status launch_argmax(const StepBatch& batch) override { return inner_->launch_argmax(batch); }
+    // The injected fault comes with the step's result, as a real one would.
+    Status finish_argmax(std::vector<int32_t>& tokens) override {
+        const Status st = inner_->finish_argmax(tokens);
+        if (armed_->exchange(false)) {
+            return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
+        }
+        return st;
+    }
     Status step_sample(const StepBatch& batch, const DrawBatch& draws,
                        std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
         if (armed_->exchange(false)) {

@@ -57,4 +57,52 @@ Status ModelRunner::step_sample(const StepBatch& batch, const DrawBatch& draws,
     return ok();
 }
 
+Status ModelRunner::launch_argmax(const StepBatch& batch) {
+    if (pending_.size() >= 2) {
+        return fail(ErrorCode::kInvalidRequest,
+                    "launch_argmax: two steps are outstanding already (finish one first)");
+    }
+    PendingStep& p = pending_.emplace_back();
+    for (const SequenceSlice& s : batch.seqs) {
+        p.tokens.emplace_back(s.tokens.begin(), s.tokens.end());
+        p.tables.emplace_back(s.block_table.begin(), s.block_table.end());
+    }
+    p.batch = batch;
+    for (size_t i = 0; i < batch.seqs.size(); ++i) {
+        p.batch.seqs[i].tokens = p.tokens[i];
+        p.batch.seqs[i].block_table = p.tables[i];
+    }
+    return ok();
+}
+
+Status ModelRunner::finish_argmax(std::vector<int32_t>& tokens) {
+    if (pending_.empty()) {
+        return fail(ErrorCode::kInvalidRequest, "finish_argmax: no step was launched");
+    }
+    PendingStep p = std::move(pending_.front());
+    pending_.pop_front();
+    for (size_t i = 0; i < p.batch.seqs.size(); ++i) {
+        const int32_t row = p.batch.seqs[i].fed_row;
+        if (row < 0) {
+            continue;
+        }
+        if (p.tokens[i].size() != 1 || static_cast<size_t>(row) >= last_tokens_.size()) {
+            last_tokens_.clear();
+            return fail(ErrorCode::kInvalidRequest,
+                        "launch_argmax: sequence " + std::to_string(p.batch.seqs[i].seq_id) +
+                            " is fed row " + std::to_string(row) + " of a step with " +
+                            std::to_string(last_tokens_.size()) + " rows");
+        }
+        p.tokens[i][0] = last_tokens_[static_cast<size_t>(row)];
+        p.batch.seqs[i].tokens = p.tokens[i];
+    }
+    const Status st = step_argmax(p.batch, tokens);
+    if (!st) {
+        last_tokens_.clear();
+        return st;
+    }
+    last_tokens_ = tokens;
+    return ok();
+}
+
 }  // namespace helexa::engine

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "helexa/common/result.h"
 
@@ -302,6 +303,19 @@ public:
         return nullptr;
     }
 
+    // ---- overlapped steps (ModelRunner::launch_argmax) ---------------------------------------
+    // ids[0, i] = prev[0, map[0, i]] where map[0, i] >= 0, else left as it is (i32 rows of one
+    // length for ids and map; every index below prev's length): the step's input ids that are
+    // the previous step's tokens, still where that step left them. The default goes through
+    // host memory.
+    virtual Status feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map);
+    // A copy of src (i32, one row) into host memory the backend owns, begun now and ended by
+    // finish_read_ids(slot) (slot 0 or 1: one step's tokens may be on their way while the
+    // previous step's are read); the span is valid until the slot's next start. The default
+    // copies at once.
+    virtual Status start_read_ids(int slot, const Tensor& src);
+    virtual Result<std::span<const int32_t>> finish_read_ids(int slot);
+
     // ---- graphs (device backends): record a fixed sequence of operations once, replay it
     // with new contents in the same tensors. Operations recorded must not allocate or copy
     // from the host; tensors they touch must outlive the graph.
@@ -316,6 +330,9 @@ public:
         return fail(ErrorCode::kInternal, std::string(name()) + " backend has no graphs");
     }
     virtual void drop_graphs() {}
+
+private:
+    std::vector<int32_t> read_ids_[2];  // the default start_read_ids' copies
 };
 
 // fused_linear as separate operations of `backend`, materialising the intermediates in scratch

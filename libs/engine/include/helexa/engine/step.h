@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct SequenceSlice {
     int64_t start_pos = 0;                 // position of tokens[0]; K/V for [0, start_pos) cached
     std::span<const int32_t> block_table;  // block ids covering [0, start_pos + tokens.size())
     bool need_logits = false;              // return logits for the last token of this slice
+    // launch_argmax only: >= 0 when this slice's one token is the previous launched step's
+    // token of that row (its argmax, on the device); tokens[0], any id of the vocabulary, is
+    // replaced.
+    int32_t fed_row = -1;
 };
 
 struct StepBatch {
@@ -74,10 +79,33 @@ public:
     // the Sampler's ~0.15 (draw_rule_bench), and the default draws on the host.
     virtual bool draws_whole_vocab_top_p() const { return false; }
 
+    // Overlapped greedy decoding (docs/design/overlapped-decode.md): launch_argmax starts
+    // step_argmax's work for `batch` and may return before it ends, so the caller can launch
+    // the next step before it reads this one's tokens; finish_argmax waits for the oldest
+    // launched step and gives its tokens as step_argmax would. A slice with fed_row >= 0 holds
+    // one token whose id is the previous launched step's token of row fed_row. At most two
+    // steps are outstanding (launch, launch, finish, launch, finish, ..., finish), and no other
+    // step call is made while one is. The default runs each step at its finish_argmax.
+    // Errors: step_argmax's, and kInvalidRequest for a fed row the previous step lacks or a
+    // third outstanding launch; a failed step's error comes from its finish_argmax.
+    virtual Status launch_argmax(const StepBatch& batch);
+    virtual Status finish_argmax(std::vector<int32_t>& tokens);
+
 protected:
     // step_in_place's rows where the runner has no better place for them (the default; a device
     // runner on a backend without page-locked memory).
     std::vector<float> in_place_rows_;
+
+private:
+    // The default launch_argmax's steps not yet finished (copies: the caller's spans may move)
+    // and the last finished step's tokens, which fed rows take.
+    struct PendingStep {
+        std::vector<std::vector<int32_t>> tokens;
+        std::vector<std::vector<int32_t>> tables;
+        StepBatch batch;
+    };
+    std::deque<PendingStep> pending_;
+    std::vector<int32_t> last_tokens_;
 };
 
 // The host argmax step_argmax's default uses (same rules), over rows of `vocab` logits.

@@ -23,6 +23,12 @@ cudaError_t launch_gather_rows(void* out, int64_t out_stride, const void* x, int
                                const int32_t* rows, int64_t n_rows, int64_t cols, ElemType type,
                                cudaStream_t stream);
 
+// ids[i] = prev[map[i]] where map[i] >= 0, else left as it is (int32, n entries; the caller
+// keeps every index below prev's length): a step's input ids fed from the previous step's
+// argmax on the device (engine::Backend::feed_ids).
+cudaError_t launch_feed_ids(int32_t* ids, const int32_t* prev, const int32_t* map, int64_t n,
+                            cudaStream_t stream);
+
 // out = x + y over [rows, cols] (each strided; out may alias x or y).
 cudaError_t launch_add(void* out, int64_t out_stride, const void* x, int64_t x_stride,
                        const void* y, int64_t y_stride, int64_t rows, int64_t cols,
