@@ -286,6 +286,77 @@ void CudaRandomModel::batched_step_equals_single_steps() {
     }
 }
 
+// Overlapped greedy steps (launch_argmax / finish_argmax): each round launched before the last
+// round's tokens are read, its input ids fed on the device from that round's argmax (the host's
+// placeholder is wrong on purpose), give step_argmax's tokens on the same runner, graphs
+// replaying. Two sequences, rounds of both and of one (an unfed sequence takes the host's id).
+TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
+    auto gpu = load(dir_, "cuda", 256);
+    ASSERT_TRUE(gpu);
+    const std::vector<int> rounds = {2, 2, 2, 1, 1, 2, 2, 1, 2, 2, 2, 2};
+    // run 0: step_argmax (blocks 0..63), run 1: overlapped (blocks 64..127): the same prompts.
+    std::vector<std::vector<int32_t>> results[2];
+    for (int run = 0; run < 2; ++run) {
+        std::vector<std::vector<int32_t>> tokens = {prompt(40, 1), prompt(70, 2)};
+        std::vector<std::vector<int32_t>> tables(2, std::vector<int32_t>(32));
+        std::vector<int64_t> pos(2, 0);
+        for (size_t i = 0; i < 2; ++i) {
+            std::iota(tables[i].begin(), tables[i].end(), static_cast<int32_t>(64 * run + 32 * i));
+            StepBatch b;
+            b.seqs.push_back({i, tokens[i], 0, tables[i], true});
+            std::vector<int32_t> next;
+            ASSERT_TRUE(gpu->step_argmax(b, next).has_value());
+            pos[i] = static_cast<int64_t>(tokens[i].size());
+            tokens[i].push_back(next[0]);
+        }
+        const std::vector<int32_t> placeholder = {0};
+        std::vector<int> outstanding;
+        auto finish = [&] {
+            std::vector<int32_t> next;
+            auto st = gpu->finish_argmax(next);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            ASSERT_EQ(static_cast<int>(next.size()), outstanding.front());
+            for (size_t i = 0; i < next.size(); ++i) {
+                tokens[i].push_back(next[i]);
+            }
+            outstanding.erase(outstanding.begin());
+        };
+        for (size_t k = 0; k < rounds.size(); ++k) {
+            StepBatch b;
+            for (int i = 0; i < rounds[k]; ++i) {
+                const auto u = static_cast<size_t>(i);
+                engine::SequenceSlice slice{u, std::span<const int32_t>(tokens[u]).last(1),
+                                            pos[u], tables[u], true};
+                if (run == 1 && k > 0 && i < rounds[k - 1]) {
+                    slice.tokens = placeholder;
+                    slice.fed_row = i;
+                }
+                b.seqs.push_back(slice);
+                pos[u] += 1;
+            }
+            if (run == 0) {
+                std::vector<int32_t> next;
+                ASSERT_TRUE(gpu->step_argmax(b, next).has_value());
+                for (size_t i = 0; i < next.size(); ++i) {
+                    tokens[i].push_back(next[i]);
+                }
+                continue;
+            }
+            auto st = gpu->launch_argmax(b);
+            ASSERT_TRUE(st.has_value()) << st.error().full_message();
+            outstanding.push_back(rounds[k]);
+            if (k > 0) {
+                finish();
+            }
+        }
+        if (run == 1) {
+            finish();
+        }
+        results[run] = tokens;
+    }
+    EXPECT_EQ(results[1], results[0]);
+}
+
 TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) { prefill_and_decode_match_cpu(); }
 TEST_F(CudaRandomModel, BatchedStepEqualsSingleSteps) { batched_step_equals_single_steps(); }
 
