@@ -45,11 +45,13 @@ runs = [r for r in rows if r.get("kind") == "concurrent"]
 batches = sorted({r["batch"] for r in runs})
 labels = list(dict.fromkeys(r["label"] for r in rows if "label" in r))
 print(f"\n{sys.argv[3]}, copy {sys.argv[2]} GB/s: decode tok/s (ratio to the step ceiling; median step ms)")
-print("| setting | b1 | " + " | ".join(f"{b} streams" for b in batches) + " |")
-print("|---|---:|" + "---:|" * len(batches))
+print("| setting | b1 | b1 overlapped | " + " | ".join(f"{b} streams" for b in batches) + " |")
+print("|---|---:|---:|" + "---:|" * len(batches))
 for label in labels:
-    d = next((r for r in rows if r.get("kind") == "decode" and r["label"] == label), None)
-    cells = ["" if d is None else f"{d['tokens_per_s']:.1f} ({d['ratio']:.3f})"]
+    cells = []
+    for kind in ("decode", "decode_overlapped"):
+        d = next((r for r in rows if r.get("kind") == kind and r["label"] == label), None)
+        cells.append("" if d is None else f"{d['tokens_per_s']:.1f} ({d['ratio']:.3f})")
     for b in batches:
         r = next((r for r in runs if r["label"] == label and r["batch"] == b), None)
         cells.append("" if r is None else

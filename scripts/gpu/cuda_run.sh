@@ -120,8 +120,9 @@ for r in rows:
     if k == "reference":
         print(f"| {r['label']} | vs transformers bf16 | cos {r['cosine']:.5f}, greedy {r['greedy_match']}/{r['greedy_len']} | | |")
         print(f"| {r['label']} | vs transformers f32 | cos {r.get('cosine_f32', 0):.5f}, greedy {r.get('greedy_match_f32', 0)}/{r['greedy_len']} (their bf16 vs f32: cos {r.get('transformers_bf16_vs_f32', 0):.5f}) | | |")
-    elif k == "decode":
-        print(f"| {r['label']} | decode b1 tok/s | {r['tokens_per_s']:.1f} | {r['roofline_tokens_per_s']:.1f} | {r['ratio']:.2f} |")
+    elif k in ("decode", "decode_overlapped"):
+        what = "decode b1 tok/s" if k == "decode" else "decode b1 overlapped tok/s"
+        print(f"| {r['label']} | {what} | {r['tokens_per_s']:.1f} | {r['roofline_tokens_per_s']:.1f} | {r['ratio']:.2f} |")
     elif k == "prefill":
         first = f", first {r['first_ttft_ms']:.1f}" if "first_ttft_ms" in r else ""
         print(f"| {r['label']} | prefill {r['tokens']} TTFT ms | {r['ttft_ms']:.1f} ({r['tflops']:.0f} TFLOP/s{first}) | {sys.argv[3]} | {r['ratio']:.2f} |")
