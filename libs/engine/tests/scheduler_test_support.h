@@ -155,6 +155,21 @@ public:
         }
         return ModelRunner::step_argmax(batch, tokens);
     }
+    // Counts the slices launched ahead with their token fed from the step before (the default
+    // runs each launched step at its finish_argmax, through step_argmax above).
+    Status launch_argmax(const StepBatch& batch) override {
+        {
+            std::lock_guard lock(mu_);
+            for (const auto& s : batch.seqs) {
+                fed_slices_ += s.fed_row >= 0 ? 1 : 0;
+            }
+        }
+        return ModelRunner::launch_argmax(batch);
+    }
+    int fed_slices() const {
+        std::lock_guard lock(mu_);
+        return fed_slices_;
+    }
     // Records how many rows each sampled step left to the host (kDrawHost).
     Status step_sample(const StepBatch& batch, const DrawBatch& draws,
                        std::vector<int32_t>& tokens, std::span<float>& host_rows) override {
@@ -200,6 +215,7 @@ private:
     mutable std::mutex mu_;
     std::vector<std::vector<SliceRecord>> steps_;
     int argmax_steps_ = 0;
+    int fed_slices_ = 0;
     std::vector<int> host_rows_per_sample_step_;
     std::function<void()> on_step;
 };

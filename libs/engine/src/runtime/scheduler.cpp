@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -70,6 +71,16 @@ Result<SchedulerOptions> SchedulerOptions::from_env(
                                             "integer, got '" + std::string(text) + "'");
         }
         options.prefill_chunk_tokens = value;
+    }
+    const char* overlap =
+        getenv ? getenv("NEURON_OVERLAP_DECODE") : std::getenv("NEURON_OVERLAP_DECODE");
+    if (overlap != nullptr && *overlap != '\0') {
+        const std::string_view text(overlap);
+        if (text != "0" && text != "1") {
+            return fail(ErrorCode::kConfig,
+                        "NEURON_OVERLAP_DECODE must be 0 or 1, got '" + std::string(text) + "'");
+        }
+        options.overlap_decode = text == "1";
     }
     return options;
 }
@@ -254,7 +265,13 @@ void Scheduler::shutdown() {
     if (thread_.joinable()) {
         thread_.join();
     }
-    // The stepping thread is gone: finish everything left on this thread.
+    // The stepping thread is gone: finish everything left on this thread, the step in flight
+    // first (its tokens go nowhere; the runner must not be left with a launch outstanding).
+    if (ahead_) {
+        std::vector<int32_t> unread;
+        (void)runner_.finish_argmax(unread);
+        ahead_.reset();
+    }
     drain_inbox();
     {
         std::lock_guard lock(mu_);
@@ -306,21 +323,166 @@ bool Scheduler::step_once() {
     const auto start = std::chrono::steady_clock::now();
     drain_inbox();
     apply_cancellations();
+    auto count_round = [&](size_t sequences) {
+        steps_.fetch_add(1);
+        publish_stats();
+        timing_.round_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ++timing_.rounds;
+        timing_.sequences += static_cast<int64_t>(sequences);
+        log_step_timing();
+    };
+    bool finished_ahead = false;
+    if (ahead_) {
+        const size_t n = ahead_->size();
+        if (continue_ahead()) {
+            remove_finished();
+            count_round(n);
+            return true;
+        }
+        finish_ahead();
+        remove_finished();
+        finished_ahead = true;
+    }
     auto entries = schedule();
     if (entries.empty()) {
         publish_stats();
+        return finished_ahead;
+    }
+    if (launchable_ahead(entries)) {
+        launch_ahead(entries);
+    } else {
+        run_step(entries);
+    }
+    remove_finished();
+    count_round(entries.size());
+    return true;
+}
+
+bool Scheduler::launchable_ahead(const std::vector<Entry>& entries) const {
+    if (!options_.overlap_decode || entries.empty()) {
         return false;
     }
-    run_step(entries);
-    remove_finished();
-    steps_.fetch_add(1);
-    publish_stats();
-    timing_.round_s +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++timing_.rounds;
-    timing_.sequences += static_cast<int64_t>(entries.size());
-    log_step_timing();
+    return std::all_of(entries.begin(), entries.end(), [](const Entry& e) {
+        return e.n_tokens == 1 && e.need_logits &&
+               e.seq->n_computed + 1 == static_cast<int64_t>(e.seq->tokens.size()) &&
+               takes_plain_argmax(e.seq->cfg);
+    });
+}
+
+void Scheduler::launch_ahead(const std::vector<Entry>& entries) {
+    StepBatch batch;
+    std::vector<Sequence*> seqs;
+    for (const auto& e : entries) {
+        Sequence& s = *e.seq;
+        batch.seqs.push_back({s.id, std::span<const int32_t>(s.tokens).last(1), s.n_computed,
+                              kv_.block_table(s.id), true});
+        seqs.push_back(&s);
+    }
+    const auto runner_start = std::chrono::steady_clock::now();
+    Status st = runner_.launch_argmax(batch);
+    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                      runner_start)
+                            .count();
+    if (!st) {
+        step_failed(std::move(st).error(), seqs);
+        return;
+    }
+    ahead_ = std::move(seqs);
+}
+
+bool Scheduler::continue_ahead() {
+    const std::vector<Sequence*>& current = *ahead_;
+    // Nothing else to schedule: no live sequence waiting, none running outside the step.
+    const auto live = [](const auto& list) {
+        return std::count_if(list.begin(), list.end(),
+                             [](const std::unique_ptr<Sequence>& s) { return !s->done; });
+    };
+    if (live(waiting_) != 0 || live(running_) != static_cast<std::ptrdiff_t>(current.size())) {
+        return false;
+    }
+    // Every sequence wants a token after the one in flight, and has room for it.
+    for (Sequence* s : current) {
+        if (s->done || s->n_generated + 2 > s->cfg.max_tokens ||
+            static_cast<int64_t>(s->tokens.size()) + 2 > context_limit_ ||
+            !kv_.reserve(s->id, s->n_computed + 2)) {
+            return false;
+        }
+    }
+    // The next step: each sequence's token of the step in flight, fed where the runner left it
+    // (its last known token stands in on the host).
+    StepBatch next;
+    for (size_t i = 0; i < current.size(); ++i) {
+        const Sequence& s = *current[i];
+        SequenceSlice slice{s.id, std::span<const int32_t>(s.tokens).last(1), s.n_computed + 1,
+                            kv_.block_table(s.id), true};
+        slice.fed_row = static_cast<int32_t>(i);
+        next.seqs.push_back(slice);
+    }
+    const std::vector<Sequence*> seqs = current;
+    const auto runner_start = std::chrono::steady_clock::now();
+    Status launched = runner_.launch_argmax(next);
+    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                      runner_start)
+                            .count();
+    finish_ahead();
+    if (!launched) {
+        std::vector<Sequence*> live_seqs;
+        std::copy_if(seqs.begin(), seqs.end(), std::back_inserter(live_seqs),
+                     [](const Sequence* s) { return !s->done; });
+        step_failed(std::move(launched).error(), live_seqs);
+        return true;
+    }
+    ahead_ = seqs;
     return true;
+}
+
+void Scheduler::finish_ahead() {
+    const std::vector<Sequence*> seqs = std::move(*ahead_);
+    ahead_.reset();
+    const auto runner_start = std::chrono::steady_clock::now();
+    Status st = runner_.finish_argmax(argmax_);
+    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                      runner_start)
+                            .count();
+    if (st && argmax_.size() != seqs.size()) {
+        st = helexa::fail(ErrorCode::kInternal,
+                          "model step returned " + std::to_string(argmax_.size()) +
+                              " tokens for " + std::to_string(seqs.size()) + " rows");
+    }
+    if (!st) {
+        std::vector<Sequence*> live_seqs;
+        std::copy_if(seqs.begin(), seqs.end(), std::back_inserter(live_seqs),
+                     [](const Sequence* s) { return !s->done; });
+        step_failed(std::move(st).error(), live_seqs);
+        return;
+    }
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        Sequence& s = *seqs[i];
+        if (s.done) {
+            continue;  // it ended (a stop, a cancellation) after this step was launched
+        }
+        s.n_computed += 1;
+        kv_.commit(s.id, s.tokens, s.n_computed);
+        if (argmax_[i] < 0) {
+            fail_sequence(s, Error(ErrorCode::kInternal,
+                                   "sampling failed: no usable logit (nan or +inf)"));
+            continue;
+        }
+        accept_token(s, argmax_[i]);
+    }
+}
+
+void Scheduler::step_failed(Error err, const std::vector<Sequence*>& seqs) {
+    err.add_context("model step over " + std::to_string(seqs.size()) + " sequences");
+    if (err.code() == ErrorCode::kModelRecovering) {
+        // The device context is gone: nothing else of this model can run on it.
+        poison(std::move(err));
+        return;
+    }
+    for (Sequence* s : seqs) {
+        fail_sequence(*s, err);
+    }
 }
 
 // Every 256 steps, at debug (neuron::engine::scheduler): where the stepping thread's time went,
@@ -506,16 +668,11 @@ void Scheduler::run_step(std::vector<Entry>& entries) {
     timing_.runner_s +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - runner_start).count();
     if (!status) {
-        Error err = std::move(status).error();
-        err.add_context("model step over " + std::to_string(entries.size()) + " sequences");
-        if (err.code() == ErrorCode::kModelRecovering) {
-            // The device context is gone: nothing else of this model can run on it.
-            poison(std::move(err));
-            return;
+        std::vector<Sequence*> seqs;
+        for (const auto& e : entries) {
+            seqs.push_back(e.seq);
         }
-        for (auto& e : entries) {
-            fail_sequence(*e.seq, err);
-        }
+        step_failed(std::move(status).error(), seqs);
         return;
     }
 
@@ -709,7 +866,13 @@ void Scheduler::emit(Sequence& s, EngineEvent ev) {
 }
 
 void Scheduler::remove_finished() {
-    std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
+    // A finished sequence of the step in flight stays until that step's tokens are read.
+    const auto in_flight = [this](const Sequence* s) {
+        return ahead_ && std::find(ahead_->begin(), ahead_->end(), s) != ahead_->end();
+    };
+    std::erase_if(running_, [&](const std::unique_ptr<Sequence>& s) {
+        return s->done && !in_flight(s.get());
+    });
     std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
 }
 

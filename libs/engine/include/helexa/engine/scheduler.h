@@ -71,6 +71,14 @@ struct SchedulerOptions {
     // Sampling a 150k vocabulary costs ~0.3 ms a row: one thread would add ~10 ms to every
     // step of 32 sampled streams.
     int sampling_threads = 0;
+    // Overlapped decoding (docs/design/overlapped-decode.md): while every running sequence
+    // decodes greedily (plain argmax) and nothing waits, each step is launched before the
+    // previous one's tokens are read (ModelRunner::launch_argmax, its ids fed from that step's
+    // argmax where the runner left them), so the host's work between steps runs under the
+    // device's. A sequence that stops at a token has computed one more that nobody sees; any
+    // other state (a new request, a prefill, a cancellation, a draw, a length limit one step
+    // away) runs the step in flight out first. NEURON_OVERLAP_DECODE=1 turns it on.
+    bool overlap_decode = false;
     // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
     // requests that carry no seed.
     std::function<std::chrono::steady_clock::time_point()> now;
@@ -153,6 +161,22 @@ private:
     std::vector<Entry> schedule();
     bool preempt_newest();
     void run_step(std::vector<Entry>& entries);
+    // Overlapped decoding: whether entries can be launched ahead (every one a greedy decode
+    // token), launching them so, and the round that keeps the pipeline going (the next step
+    // launched fed from the one in flight, then the one in flight finished) when every
+    // sequence of the step in flight can take one more; false when the round should run the
+    // step in flight out instead (finish_ahead) and schedule as usual.
+    bool launchable_ahead(const std::vector<Entry>& entries) const;
+    void launch_ahead(const std::vector<Entry>& entries);
+    bool continue_ahead();
+    // Reads the step in flight's tokens and accepts them (its rows of sequences that ended
+    // since it was launched are dropped).
+    void finish_ahead();
+    // A failed step's error, for its sequences: the model poisoned (kModelRecovering), else
+    // each sequence failed.
+    void step_failed(Error err, const std::vector<Sequence*>& seqs);
+    // The step in flight (launched, tokens not read): its sequences in row order.
+    std::optional<std::vector<Sequence*>> ahead_;
     // Samples the rows the draw rule left to the host (kDrawHost in draws_), several at a time
     // on sampling_pool_; sampled_ has one entry per logits row, in row order (set for those).
     void sample_rows(const std::vector<Entry>& entries);
