@@ -249,36 +249,17 @@ TEST(SchedulerLifecycle, ShutdownCancelsEverythingAndRefusesNewWork) {
 }
 
 TEST(SchedulerLifecycle, OptionsFromEnvironment) {
-    // An environment holding `value` for `name` only.
-    auto env = [](std::string name, const char* value) {
-        return [name, value](const char* asked) -> const char* {
-            return name == asked ? value : nullptr;
-        };
-    };
     auto unset = SchedulerOptions::from_env([](const char*) -> const char* { return nullptr; });
     ASSERT_TRUE(unset);
     EXPECT_EQ(unset->prefill_chunk_tokens, 512);
-    EXPECT_FALSE(unset->overlap_decode);
-    auto set = SchedulerOptions::from_env(env("NEURON_PREFILL_CHUNK_TOKENS", "128"));
+    auto set = SchedulerOptions::from_env([](const char*) -> const char* { return "128"; });
     ASSERT_TRUE(set);
     EXPECT_EQ(set->prefill_chunk_tokens, 128);
     for (const char* bad : {"0", "-4", "12x", "many"}) {
-        auto r = SchedulerOptions::from_env(env("NEURON_PREFILL_CHUNK_TOKENS", bad));
+        auto r = SchedulerOptions::from_env([bad](const char*) -> const char* { return bad; });
         ASSERT_FALSE(r) << bad;
         EXPECT_EQ(r.error().code(), ErrorCode::kConfig);
         EXPECT_NE(r.error().message().find("NEURON_PREFILL_CHUNK_TOKENS"), std::string::npos);
-    }
-    auto overlap = SchedulerOptions::from_env(env("NEURON_OVERLAP_DECODE", "1"));
-    ASSERT_TRUE(overlap);
-    EXPECT_TRUE(overlap->overlap_decode);
-    auto off = SchedulerOptions::from_env(env("NEURON_OVERLAP_DECODE", "0"));
-    ASSERT_TRUE(off);
-    EXPECT_FALSE(off->overlap_decode);
-    for (const char* bad : {"2", "yes", "true"}) {
-        auto r = SchedulerOptions::from_env(env("NEURON_OVERLAP_DECODE", bad));
-        ASSERT_FALSE(r) << bad;
-        EXPECT_EQ(r.error().code(), ErrorCode::kConfig);
-        EXPECT_NE(r.error().message().find("NEURON_OVERLAP_DECODE"), std::string::npos);
     }
 }
 

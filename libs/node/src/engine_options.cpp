@@ -10,6 +10,7 @@ engine::LocalEngineOptions local_engine_options(const NeuronConfig& config) {
     engine::LocalEngineOptions options;
     options.scheduler.prefill_chunk_tokens = config.knobs.prefill_chunk_tokens;
     options.scheduler.sampling_threads = static_cast<int>(config.sampling_threads);
+    options.scheduler.overlap_decode = config.knobs.overlap_decode;
     options.scheduler.prefix_cache.enabled = config.prefix_cache.enabled;
     if (config.prefix_cache.max_entries) {
         options.scheduler.prefix_cache.max_entries = *config.prefix_cache.max_entries;

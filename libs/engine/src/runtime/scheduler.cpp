@@ -72,16 +72,6 @@ Result<SchedulerOptions> SchedulerOptions::from_env(
         }
         options.prefill_chunk_tokens = value;
     }
-    const char* overlap =
-        getenv ? getenv("NEURON_OVERLAP_DECODE") : std::getenv("NEURON_OVERLAP_DECODE");
-    if (overlap != nullptr && *overlap != '\0') {
-        const std::string_view text(overlap);
-        if (text != "0" && text != "1") {
-            return fail(ErrorCode::kConfig,
-                        "NEURON_OVERLAP_DECODE must be 0 or 1, got '" + std::string(text) + "'");
-        }
-        options.overlap_decode = text == "1";
-    }
     return options;
 }
 

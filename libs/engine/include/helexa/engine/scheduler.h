@@ -77,7 +77,7 @@ struct SchedulerOptions {
     // argmax where the runner left them), so the host's work between steps runs under the
     // device's. A sequence that stops at a token has computed one more that nobody sees; any
     // other state (a new request, a prefill, a cancellation, a draw, a length limit one step
-    // away) runs the step in flight out first. NEURON_OVERLAP_DECODE=1 turns it on.
+    // away) runs the step in flight out first. neuron: `overlap_decode` (NEURON_OVERLAP_DECODE).
     bool overlap_decode = false;
     // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
     // requests that carry no seed.

@@ -74,6 +74,9 @@ struct EngineKnobs {
     int64_t tp_step_timeout_s = 120;
     std::optional<std::string> debug_poison;
     bool debug_device_lost = false;  // with debug_poison: the reload fails as a lost device
+    // helexa's: each greedy decode step launched before the last one's tokens are read
+    // (engine::SchedulerOptions::overlap_decode).
+    bool overlap_decode = false;
 };
 
 struct NeuronConfig {
