@@ -47,6 +47,7 @@ struct Controls {
     bool hold_reload = false;
     bool fail_reload = false;
     std::optional<int64_t> free_bytes;
+    int fed_slices = 0;  // decode tokens launched ahead, fed from the step before
 
     void release() {
         std::lock_guard lock(mu);
@@ -63,6 +64,18 @@ public:
     const engine::KvLayout& kv_layout() const override { return inner_->kv_layout(); }
     Status step(const engine::StepBatch& b, std::vector<float>& logits) override {
         return inner_->step(b, logits);
+    }
+    Status launch_argmax(const engine::StepBatch& b) override {
+        {
+            std::lock_guard lock(c_->mu);
+            for (const auto& s : b.seqs) {
+                c_->fed_slices += s.fed_row >= 0 ? 1 : 0;
+            }
+        }
+        return inner_->launch_argmax(b);
+    }
+    Status finish_argmax(std::vector<int32_t>& tokens) override {
+        return inner_->finish_argmax(tokens);
     }
     const engine::ModelConfig& config() const override { return inner_->config(); }
     const engine::GenerationDefaults& generation_defaults() const override {
@@ -288,6 +301,32 @@ TEST_F(FaultRecoveryHttpTest, BadMinFreeVramIsAConfigError) {
     Environment env{{"NEURON_MIN_FREE_VRAM_MB", "-1"}};
     auto reader = ConfigReader::empty("test", "NEURON_", env);
     EXPECT_THROW(load_neuron_config(reader, env), ConfigError);
+}
+
+// The same harness, for overlapped decoding (overlap_decode / NEURON_OVERLAP_DECODE): a greedy
+// completion served with each decode step launched before the last one's token is read gives
+// the text, finish reason and usage the daemon gives without it.
+class OverlappedDecodeHttpTest : public FaultRecoveryHttpTest {};
+
+TEST_F(OverlappedDecodeHttpTest, AGreedyCompletionIsTheSameWithDecodingOverlapped) {
+    const json request{{"model", "Qwen/Tiny"},       {"prompt", "Hello there"},
+                       {"max_tokens", 24},           {"temperature", 0},
+                       {"repetition_penalty", 1.0}};
+    start({});
+    auto plain = post("/v1/completions", request);
+    ASSERT_EQ(plain.status, 200) << plain.body;
+    EXPECT_EQ(controls_->fed_slices, 0);
+    server_.reset();
+    start({{"NEURON_OVERLAP_DECODE", "true"}});
+    auto overlapped = post("/v1/completions", request);
+    ASSERT_EQ(overlapped.status, 200) << overlapped.body;
+    EXPECT_GT(controls_->fed_slices, 10);
+    const json a = json::parse(plain.body);
+    const json b = json::parse(overlapped.body);
+    EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
+    EXPECT_EQ(b["choices"][0]["finish_reason"], a["choices"][0]["finish_reason"]);
+    EXPECT_EQ(b["usage"], a["usage"]);
+    EXPECT_FALSE(a["choices"][0]["text"].get<std::string>().empty());
 }
 
 }  // namespace
