@@ -305,7 +305,8 @@ cudaError_t launch_feed_ids(int32_t* ids, const int32_t* prev, const int32_t* ma
     if (ids == nullptr || prev == nullptr || map == nullptr) {
         return cudaErrorInvalidValue;
     }
-    const auto blocks = static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1024));
+    const auto blocks =
+        static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1024));
     return launch_kernel(feed_ids_kernel, dim3(blocks), dim3(kThreads), 0, stream, ids, prev, map,
                          n);
 }
