@@ -27,6 +27,9 @@
 // step_call_us (the runner call: the device's work plus the runner's own host time; the host
 // sampler's too with --sampling host) and step_us (the whole step); a CUPTI trace of the same
 // step (HELEXA_KERNEL_TRACE) gives the device's share.
+// Overlapped decoding (docs/design/overlapped-decode.md): batch-1 decode is also measured with
+// each step launched before the last one's token is read (a decode_overlapped line), and
+// HELEXA_BENCH_OVERLAP=1 runs the argmax concurrency that way ("sampling":"argmax-overlapped").
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,6 +42,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <cuda_profiler_api.h>
@@ -590,6 +594,15 @@ int main(int argc, char** argv) {
         }
         helexa::engine::DrawBatch draws;
         double plan_seconds = 0;  // host time planning the draws (on the step's critical path)
+        // HELEXA_BENCH_OVERLAP=1: argmax steps overlapped (each launched before the last one's
+        // tokens are read, as the scheduler's overlap_decode runs them; an A/B of the same
+        // binary through concurrency_ab.sh). The time of a step is then from one finish to
+        // the next.
+        static const bool overlap_env = [] {
+            const char* v = std::getenv("HELEXA_BENCH_OVERLAP");
+            return v != nullptr && std::string_view(v) == "1";
+        }();
+        const bool overlapped = overlap_env && sampling_mode.empty();
         // The step call itself (the runner, or the runner and the host sampler): the rest of a
         // step's wall time is this loop's own bookkeeping.
         double runner_seconds = 0;
@@ -639,6 +652,20 @@ int main(int argc, char** argv) {
                 plan_seconds += seconds_since(plan_start);
                 runner_start = Clock::now();
                 drawn_step_or_die(r, b, draws, next);
+            } else if (overlapped) {
+                // This step launched fed from the one in flight, then that one's tokens read.
+                if (step > 0) {
+                    for (size_t i = 0; i < b.seqs.size(); ++i) {
+                        b.seqs[i].fed_row = static_cast<int32_t>(i);
+                    }
+                }
+                if (auto st = r.launch_argmax(b); !st) {
+                    die(st.error().full_message());
+                }
+                next.clear();
+                if (step > 0 && !r.finish_argmax(next)) {
+                    die("overlapped step failed");
+                }
             } else {
                 argmax_step_or_die(r, b, next);
             }
@@ -649,10 +676,15 @@ int main(int argc, char** argv) {
             per_step.push_back(seconds_since(step_start));
             for (size_t i = 0; i < seqs.size(); ++i) {
                 seqs[i].pos += 1;
-                seqs[i].tokens.push_back(next[i]);
+                if (!next.empty()) {  // (overlapped: the step before this one's tokens)
+                    seqs[i].tokens.push_back(next[i]);
+                }
             }
         }
         const double total = seconds_since(t0);
+        if (overlapped && !r.finish_argmax(next)) {  // the last step's tokens, untimed
+            die("overlapped step failed");
+        }
         const int64_t timed_steps = conc_output - 1;
         const double tok_s = static_cast<double>(B * timed_steps) / total;
         std::nth_element(per_step.begin(), per_step.begin() + per_step.size() / 2, per_step.end());
@@ -668,7 +700,8 @@ int main(int argc, char** argv) {
                     "\"step_call_us\":%.1f,\"step_us\":%.1f,\"median_step_us\":%.1f,"
                     "\"first_step_us\":%.1f}\n",
                     label.c_str(), static_cast<long long>(B),
-                    sampling_mode.empty() ? "argmax" : sampling_mode.c_str(),
+                    sampling_mode.empty() ? (overlapped ? "argmax-overlapped" : "argmax")
+                                          : sampling_mode.c_str(),
                     sampling ? sampling->pool.size() : 0, tok_s, ceiling_tok_s,
                     tok_s / ceiling_tok_s,
                     1e6 * plan_seconds / static_cast<double>(timed_steps),
