@@ -11,6 +11,7 @@ namespace helexa::engine {
 namespace {
 
 using testing::Collector;
+using testing::expect_finished;
 using testing::expected_greedy;
 using testing::greedy_request;
 using testing::make_prompt;
@@ -45,13 +46,6 @@ struct Harness {
     ScriptedRunner runner;
     std::unique_ptr<Scheduler> scheduler;
 };
-
-void expect_finished(const Collector& c, FinishReason reason) {
-    ASSERT_TRUE(c.done());
-    const auto ev = c.terminal();
-    ASSERT_EQ(ev.kind, EngineEvent::Kind::kFinish) << (ev.error ? ev.error->message() : "");
-    EXPECT_EQ(ev.finish_reason, reason);
-}
 
 TEST(SchedulerBatching, SingleRequestGreedyMatchesScript) {
     Harness h(4, 64, 512);

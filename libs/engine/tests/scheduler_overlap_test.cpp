@@ -13,6 +13,7 @@ namespace helexa::engine {
 namespace {
 
 using testing::Collector;
+using testing::expect_finished;
 using testing::expected_greedy;
 using testing::make_prompt;
 using testing::pieces_text;
@@ -49,13 +50,6 @@ GenerateRequest plain_greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
     r.sampling.repetition_penalty = 1.0F;
     r.sampling.max_tokens = max_tokens;
     return r;
-}
-
-void expect_finished(const Collector& c, FinishReason reason) {
-    ASSERT_TRUE(c.done());
-    const auto ev = c.terminal();
-    ASSERT_EQ(ev.kind, EngineEvent::Kind::kFinish) << (ev.error ? ev.error->message() : "");
-    EXPECT_EQ(ev.finish_reason, reason);
 }
 
 // Staggered arrivals (each one runs the pipeline out: a prefill is scheduled), different

@@ -5,6 +5,8 @@
 // cache that shares the wrong blocks or a chunk that skips positions change the output.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -245,6 +247,14 @@ inline int64_t run_until_idle(Scheduler& s, int64_t max_steps = 100000) {
         ++n;
     }
     return n;
+}
+
+// The stream ended with a finish event of `reason` (not an error).
+inline void expect_finished(const Collector& c, FinishReason reason) {
+    ASSERT_TRUE(c.done());
+    const auto ev = c.terminal();
+    ASSERT_EQ(ev.kind, EngineEvent::Kind::kFinish) << (ev.error ? ev.error->message() : "");
+    EXPECT_EQ(ev.finish_reason, reason);
 }
 
 inline GenerateRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens) {

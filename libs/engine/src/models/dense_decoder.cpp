@@ -656,8 +656,8 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     HELEXA_TRY_STATUS(backend_->copy_from_host(meta, plan.packed.data()));
     if (out.feed != nullptr && !out.feed->empty()) {
         // Fed ids from the previous step's argmax, before this step's own can overwrite it
-        // (kArgmax holds at least that step's rows: buf() does not move it here).
-        // Padding tokens of a graph bucket (after the batch's own) are the host's.
+        // (kArgmax holds at least that step's rows: buf() does not move it here). A graph
+        // bucket's padding tokens, after the batch's own, keep the host's ids.
         std::vector<int32_t> map(*out.feed);
         map.resize(static_cast<size_t>(plan.n_tokens), -1);
         HELEXA_BUF(feed, kFeed, DType::kI32, 1, plan.n_tokens);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <iterator>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -56,6 +55,17 @@ struct Scheduler::Sequence {
         return u;
     }
 };
+
+namespace {
+
+// Sequences of a list that have not ended (ended ones stay until remove_finished).
+template <typename List>
+int64_t live_count(const List& list) {
+    return static_cast<int64_t>(std::count_if(
+        list.begin(), list.end(), [](const auto& s) { return !s->done; }));
+}
+
+}  // namespace
 
 Result<SchedulerOptions> SchedulerOptions::from_env(
     const std::function<const char*(const char*)>& getenv) {
@@ -369,11 +379,7 @@ void Scheduler::launch_ahead(const std::vector<Entry>& entries) {
                               kv_.block_table(s.id), true});
         seqs.push_back(&s);
     }
-    const auto runner_start = std::chrono::steady_clock::now();
-    Status st = runner_.launch_argmax(batch);
-    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                      runner_start)
-                            .count();
+    Status st = timed_runner_call([&] { return runner_.launch_argmax(batch); });
     if (!st) {
         step_failed(std::move(st).error(), seqs);
         return;
@@ -384,11 +390,8 @@ void Scheduler::launch_ahead(const std::vector<Entry>& entries) {
 bool Scheduler::continue_ahead() {
     const std::vector<Sequence*>& current = *ahead_;
     // Nothing else to schedule: no live sequence waiting, none running outside the step.
-    const auto live = [](const auto& list) {
-        return std::count_if(list.begin(), list.end(),
-                             [](const std::unique_ptr<Sequence>& s) { return !s->done; });
-    };
-    if (live(waiting_) != 0 || live(running_) != static_cast<std::ptrdiff_t>(current.size())) {
+    if (live_count(waiting_) != 0 ||
+        live_count(running_) != static_cast<int64_t>(current.size())) {
         return false;
     }
     // Every sequence wants a token after the one in flight, and has room for it.
@@ -410,17 +413,10 @@ bool Scheduler::continue_ahead() {
         next.seqs.push_back(slice);
     }
     const std::vector<Sequence*> seqs = current;
-    const auto runner_start = std::chrono::steady_clock::now();
-    Status launched = runner_.launch_argmax(next);
-    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                      runner_start)
-                            .count();
+    Status launched = timed_runner_call([&] { return runner_.launch_argmax(next); });
     finish_ahead();
     if (!launched) {
-        std::vector<Sequence*> live_seqs;
-        std::copy_if(seqs.begin(), seqs.end(), std::back_inserter(live_seqs),
-                     [](const Sequence* s) { return !s->done; });
-        step_failed(std::move(launched).error(), live_seqs);
+        step_failed(std::move(launched).error(), seqs);
         return true;
     }
     ahead_ = seqs;
@@ -430,21 +426,14 @@ bool Scheduler::continue_ahead() {
 void Scheduler::finish_ahead() {
     const std::vector<Sequence*> seqs = std::move(*ahead_);
     ahead_.reset();
-    const auto runner_start = std::chrono::steady_clock::now();
-    Status st = runner_.finish_argmax(argmax_);
-    timing_.runner_s += std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                      runner_start)
-                            .count();
+    Status st = timed_runner_call([&] { return runner_.finish_argmax(argmax_); });
     if (st && argmax_.size() != seqs.size()) {
         st = helexa::fail(ErrorCode::kInternal,
                           "model step returned " + std::to_string(argmax_.size()) +
                               " tokens for " + std::to_string(seqs.size()) + " rows");
     }
     if (!st) {
-        std::vector<Sequence*> live_seqs;
-        std::copy_if(seqs.begin(), seqs.end(), std::back_inserter(live_seqs),
-                     [](const Sequence* s) { return !s->done; });
-        step_failed(std::move(st).error(), live_seqs);
+        step_failed(std::move(st).error(), seqs);
         return;
     }
     for (size_t i = 0; i < seqs.size(); ++i) {
@@ -471,7 +460,9 @@ void Scheduler::step_failed(Error err, const std::vector<Sequence*>& seqs) {
         return;
     }
     for (Sequence* s : seqs) {
-        fail_sequence(*s, err);
+        if (!s->done) {  // (one of a step in flight may have ended since its launch)
+            fail_sequence(*s, err);
+        }
     }
 }
 
@@ -868,12 +859,8 @@ void Scheduler::remove_finished() {
 
 void Scheduler::publish_stats() {
     // Finished sequences stay in the lists until remove_finished; they no longer count.
-    auto live = [](const auto& list) {
-        return static_cast<int64_t>(std::count_if(
-            list.begin(), list.end(), [](const std::unique_ptr<Sequence>& s) { return !s->done; }));
-    };
-    in_flight_.store(live(running_));
-    queued_.store(live(waiting_));
+    in_flight_.store(live_count(running_));
+    queued_.store(live_count(waiting_));
     available_blocks_.store(kv_.n_available_blocks());
     int64_t oldest = 0;
     for (const auto& s : waiting_) {

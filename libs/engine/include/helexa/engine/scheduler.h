@@ -173,7 +173,7 @@ private:
     // since it was launched are dropped).
     void finish_ahead();
     // A failed step's error, for its sequences: the model poisoned (kModelRecovering), else
-    // each sequence failed.
+    // each sequence not ended already failed.
     void step_failed(Error err, const std::vector<Sequence*>& seqs);
     // The step in flight (launched, tokens not read): its sequences in row order.
     std::optional<std::vector<Sequence*>> ahead_;
@@ -224,6 +224,15 @@ private:
     };
     StepTiming timing_;
     void log_step_timing();
+    // A runner call, its time added to timing_.runner_s.
+    template <typename Call>
+    Status timed_runner_call(Call&& call) {
+        const auto start = std::chrono::steady_clock::now();
+        Status st = call();
+        timing_.runner_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return st;
+    }
 
     // Shared with submitters.
     mutable std::mutex mu_;
