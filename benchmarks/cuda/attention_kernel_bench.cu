@@ -301,8 +301,8 @@ int main() {
         {"hd128 decode 1 seq 5000 (splits)", 128, 32, 8, 16, {1}, {5000}},
         {"hd128 decode bound>ctx (graph)", 128, 32, 8, 16, {1, 1}, {700, 3}, 9000},
         {"hd128 decode 1 seq 200 (short splits)", 128, 32, 8, 16, {1}, {200}},
-        // Under HELEXA_ATTN_CLUSTER_SPLIT_KEYS=512: 8 long splits merged in a cluster where the
-        // bound gives 16 or 33 short ones.
+        // 8 long splits merged in a cluster where the bound gives 16 or 33 short ones (the
+        // default cluster split keys, 512; HELEXA_ATTN_CLUSTER_SPLIT_KEYS=0 takes the short ones).
         {"hd128 decode 1 seq 1000 (long cluster splits)", 128, 32, 8, 16, {1}, {1000}},
         {"hd128 decode 1 seq 3900 (long cluster splits)", 128, 32, 8, 16, {1}, {3900}},
         // 8 splits merged in a cluster, only 2 of them with keys (graph bound past the context).

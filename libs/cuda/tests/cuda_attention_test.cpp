@@ -334,16 +334,17 @@ TEST_P(CudaQkvAttention, FusedEqualsEpilogueThenAttention) {
     release(in);
 }
 
-// Every case but 4096 keys over 8 KV heads and the last is sized to take the fused path (a
-// decode grid of at most one CTA per SM: sequences x KV heads x splits <= 132).
+// Every case but the last is sized to take the fused path (a decode grid of at most one CTA per
+// SM: sequences x KV heads x splits <= 132).
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaQkvAttention,
     ::testing::Values(
         // Qwen3-8B's block (32 q heads over 8 KV heads, q/k norm): short contexts (one or two
-        // splits), 8 splits merged through the cluster, 16 merged through the workspace, 4096
-        // keys (past one CTA an SM: not fused), and 66 splits over 2 KV heads merged through
-        // the workspace. Under HELEXA_ATTN_CLUSTER_SPLIT_KEYS=512 the 1000 and 4096 key cases
-        // are 8 long splits merged through the cluster (fused).
+        // splits), 500 keys in 8 one-tile splits merged through the cluster, 1000 and 4096 keys
+        // in 8 splits of several tiles merged through the cluster (the default cluster split
+        // keys, 512), and 66 splits over 2 KV heads merged through the workspace. Under
+        // HELEXA_ATTN_CLUSTER_SPLIT_KEYS=0 the 1000 and 4096 key cases take 16 and 64 short
+        // splits through the workspace (4096: past one CTA an SM, so not fused).
         QkvAttnCase{128, 32, 8, true, 128, {1, 2, 17, 64, 65}},
         QkvAttnCase{128, 32, 8, true, 128, {500}},
         QkvAttnCase{128, 32, 8, true, 128, {1000}},

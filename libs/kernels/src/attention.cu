@@ -46,14 +46,13 @@ struct SplitPlan {
 };
 
 // The most keys a split takes when fewer, longer splits are merged through a cluster instead of
-// more merged through the workspace (plan_splits): HELEXA_ATTN_CLUSTER_SPLIT_KEYS=n (512 is
-// what run 20 measured); 0, the default, never. Off until the GPU suite has run with it: the
-// fused q/k/v epilogue then meets splits of several tiles, with the new key past the first
-// tile, which no launch before reached (read once per process).
+// more merged through the workspace (plan_splits): 512, what runs 20 and 21 measured faster
+// at 512-4096 keys; HELEXA_ATTN_CLUSTER_SPLIT_KEYS=n overrides it, 0 never (read once per
+// process).
 int64_t cluster_split_keys() {
     static const auto keys = [] {
         const char* v = std::getenv("HELEXA_ATTN_CLUSTER_SPLIT_KEYS");
-        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : int64_t{0};
+        return v != nullptr ? std::max<int64_t>(std::atoll(v), 0) : int64_t{512};
     }();
     return keys;
 }
