@@ -29,7 +29,8 @@
 // step (HELEXA_KERNEL_TRACE) gives the device's share.
 // Overlapped decoding (docs/design/overlapped-decode.md): batch-1 decode is also measured with
 // each step launched before the last one's token is read (a decode_overlapped line), and
-// HELEXA_BENCH_OVERLAP=1 runs the argmax concurrency that way ("sampling":"argmax-overlapped").
+// HELEXA_BENCH_OVERLAP=1 runs the argmax and device-drawn concurrency that way ("sampling":
+// "argmax-overlapped", "drawn-overlapped", ...).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -481,7 +482,7 @@ int main(int argc, char** argv) {
         };
         auto finish = [&] {
             std::vector<int32_t> t;
-            if (auto st = r.finish_argmax(t); !st) {
+            if (auto st = r.finish_launched(t); !st) {
                 die(st.error().full_message());
             }
             if (t.size() != 1 || t[0] < 0) {
@@ -594,15 +595,15 @@ int main(int argc, char** argv) {
         }
         helexa::engine::DrawBatch draws;
         double plan_seconds = 0;  // host time planning the draws (on the step's critical path)
-        // HELEXA_BENCH_OVERLAP=1: argmax steps overlapped (each launched before the last one's
-        // tokens are read, as the scheduler's overlap_decode runs them; an A/B of the same
-        // binary through concurrency_ab.sh). The time of a step is then from one finish to
-        // the next.
+        // HELEXA_BENCH_OVERLAP=1: argmax and device-drawn steps overlapped (each launched
+        // before the last one's tokens are read, a drawn row planned with its token in flight,
+        // as the scheduler's overlap_decode runs them; an A/B of the same binary through
+        // concurrency_ab.sh). The time of a step is then from one finish to the next.
         static const bool overlap_env = [] {
             const char* v = std::getenv("HELEXA_BENCH_OVERLAP");
             return v != nullptr && std::string_view(v) == "1";
         }();
-        const bool overlapped = overlap_env && sampling_mode.empty();
+        const bool overlapped = overlap_env && !sampling;
         // The step call itself (the runner, or the runner and the host sampler): the rest of a
         // step's wall time is this loop's own bookkeeping.
         double runner_seconds = 0;
@@ -637,9 +638,8 @@ int main(int argc, char** argv) {
             }
             const auto step_start = Clock::now();
             auto runner_start = Clock::now();
-            if (sampling) {
-                sampled_step_or_die(r, b, seqs, conc_prompt, *sampling, next);
-            } else if (!sampling_mode.empty()) {
+            const bool drawn = !sampling && !sampling_mode.empty();
+            if (drawn) {
                 const auto plan_start = Clock::now();
                 draws.clear();
                 for (size_t i = 0; i < seqs.size(); ++i) {
@@ -647,11 +647,13 @@ int main(int argc, char** argv) {
                         draw_cfg,
                         std::span<const int32_t>(seqs[i].tokens)
                             .subspan(static_cast<size_t>(conc_prompt)),
-                        1000 + i, V, true, draws);
+                        1000 + i, V, true, draws, overlapped && step > 0);
                 }
                 plan_seconds += seconds_since(plan_start);
                 runner_start = Clock::now();
-                drawn_step_or_die(r, b, draws, next);
+            }
+            if (sampling) {
+                sampled_step_or_die(r, b, seqs, conc_prompt, *sampling, next);
             } else if (overlapped) {
                 // This step launched fed from the one in flight, then that one's tokens read.
                 if (step > 0) {
@@ -659,13 +661,15 @@ int main(int argc, char** argv) {
                         b.seqs[i].fed_row = static_cast<int32_t>(i);
                     }
                 }
-                if (auto st = r.launch_argmax(b); !st) {
+                if (auto st = drawn ? r.launch_sample(b, draws) : r.launch_argmax(b); !st) {
                     die(st.error().full_message());
                 }
                 next.clear();
-                if (step > 0 && !r.finish_argmax(next)) {
+                if (step > 0 && !r.finish_launched(next)) {
                     die("overlapped step failed");
                 }
+            } else if (drawn) {
+                drawn_step_or_die(r, b, draws, next);
             } else {
                 argmax_step_or_die(r, b, next);
             }
@@ -682,7 +686,7 @@ int main(int argc, char** argv) {
             }
         }
         const double total = seconds_since(t0);
-        if (overlapped && !r.finish_argmax(next)) {  // the last step's tokens, untimed
+        if (overlapped && !r.finish_launched(next)) {  // the last step's tokens, untimed
             die("overlapped step failed");
         }
         const int64_t timed_steps = conc_output - 1;
@@ -700,8 +704,9 @@ int main(int argc, char** argv) {
                     "\"step_call_us\":%.1f,\"step_us\":%.1f,\"median_step_us\":%.1f,"
                     "\"first_step_us\":%.1f}\n",
                     label.c_str(), static_cast<long long>(B),
-                    sampling_mode.empty() ? (overlapped ? "argmax-overlapped" : "argmax")
-                                          : sampling_mode.c_str(),
+                    ((sampling_mode.empty() ? std::string("argmax") : sampling_mode) +
+                     (overlapped ? "-overlapped" : ""))
+                        .c_str(),
                     sampling ? sampling->pool.size() : 0, tok_s, ceiling_tok_s,
                     tok_s / ceiling_tok_s,
                     1e6 * plan_seconds / static_cast<double>(timed_steps),

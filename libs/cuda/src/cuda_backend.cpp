@@ -372,6 +372,19 @@ Status CudaBackend::feed_ids(const Tensor& ids, const Tensor& prev, const Tensor
                  "feed_ids");
 }
 
+Status CudaBackend::feed_draws(const Tensor& draws, int64_t n_rows, const Tensor& prev,
+                               const Tensor& map) {
+    HELEXA_CUDA_REQUIRE(draws.dtype == DType::kI32 && prev.dtype == DType::kI32 &&
+                            map.dtype == DType::kI32 && draws.rows == 1 && prev.rows == 1 &&
+                            map.rows == 1 && map.cols == n_rows &&
+                            draws.cols >= n_rows * static_cast<int64_t>(sizeof(draw::RowDraw) / 4),
+                        "feed_draws", "shape mismatch");
+    return check(kernels::launch_feed_draws(draws.data, n_rows,
+                                            static_cast<const int32_t*>(prev.data),
+                                            static_cast<const int32_t*>(map.data), stream_),
+                 "feed_draws");
+}
+
 Status CudaBackend::argmax_rows(const Tensor& out, const Tensor& logits) {
     HELEXA_CUDA_REQUIRE(out.dtype == DType::kI32 && logits.dtype == DType::kF32 &&
                             logits.contiguous() && out.numel() == logits.rows,

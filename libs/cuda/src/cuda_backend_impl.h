@@ -190,6 +190,8 @@ public:
     // Overlapped steps: the feed as a kernel, the ids' reads into page-locked memory behind an
     // event each (so finish_read_ids waits for that copy, not for the stream's later work).
     Status feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map) override;
+    Status feed_draws(const Tensor& draws, int64_t n_rows, const Tensor& prev,
+                      const Tensor& map) override;
     Status start_read_ids(int slot, const Tensor& src) override;
     Result<std::span<const int32_t>> finish_read_ids(int slot) override;
 

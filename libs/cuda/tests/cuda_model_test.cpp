@@ -286,18 +286,23 @@ void CudaRandomModel::batched_step_equals_single_steps() {
     }
 }
 
-// Overlapped greedy steps (launch_argmax / finish_argmax): each round launched before the last
+// Overlapped greedy steps (launch_argmax / finish_launched): each round launched before the last
 // round's tokens are read, its input ids fed on the device from that round's argmax (the host's
 // placeholder is wrong on purpose), give step_argmax's tokens on the same runner, graphs
 // replaying. Two sequences, rounds of both and of one (an unfed sequence takes the host's id).
-TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
-    auto gpu = load(dir_, "cuda", 256);
-    ASSERT_TRUE(gpu);
+// Overlapped steps on the device (launch_argmax / launch_sample, fed ids and, for drawn rows,
+// the fed token completing the repetition penalty on the device) give the tokens of the same
+// steps taken one at a time (step_argmax / step_sample with every token known). cfg null:
+// argmax.
+void expect_overlapped_steps_match(CausalLmRunner& gpu, const engine::SamplingConfig* cfg) {
+    const int64_t V = gpu.vocab_size();
     const std::vector<int> rounds = {2, 2, 2, 1, 1, 2, 2, 1, 2, 2, 2, 2};
-    // run 0: step_argmax (blocks 0..63), run 1: overlapped (blocks 64..127): the same prompts.
+    // run 0: one step at a time (blocks 0..63), run 1: overlapped (blocks 64..127): the same
+    // prompts.
     std::vector<std::vector<int32_t>> results[2];
     for (int run = 0; run < 2; ++run) {
         std::vector<std::vector<int32_t>> tokens = {prompt(40, 1), prompt(70, 2)};
+        const std::vector<size_t> prompt_len = {tokens[0].size(), tokens[1].size()};
         std::vector<std::vector<int32_t>> tables(2, std::vector<int32_t>(32));
         std::vector<int64_t> pos(2, 0);
         for (size_t i = 0; i < 2; ++i) {
@@ -305,15 +310,18 @@ TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
             StepBatch b;
             b.seqs.push_back({i, tokens[i], 0, tables[i], true});
             std::vector<int32_t> next;
-            ASSERT_TRUE(gpu->step_argmax(b, next).has_value());
+            ASSERT_TRUE(gpu.step_argmax(b, next).has_value());
             pos[i] = static_cast<int64_t>(tokens[i].size());
             tokens[i].push_back(next[0]);
         }
+        auto generated = [&](size_t u) {
+            return std::span<const int32_t>(tokens[u]).subspan(prompt_len[u]);
+        };
         const std::vector<int32_t> placeholder = {0};
         std::vector<int> outstanding;
         auto finish = [&] {
             std::vector<int32_t> next;
-            auto st = gpu->finish_argmax(next);
+            auto st = gpu.finish_launched(next);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             ASSERT_EQ(static_cast<int>(next.size()), outstanding.front());
             for (size_t i = 0; i < next.size(); ++i) {
@@ -323,26 +331,34 @@ TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
         };
         for (size_t k = 0; k < rounds.size(); ++k) {
             StepBatch b;
+            engine::DrawBatch draws;
             for (int i = 0; i < rounds[k]; ++i) {
                 const auto u = static_cast<size_t>(i);
                 engine::SequenceSlice slice{u, std::span<const int32_t>(tokens[u]).last(1),
                                             pos[u], tables[u], true};
-                if (run == 1 && k > 0 && i < rounds[k - 1]) {
+                const bool fed = run == 1 && k > 0 && i < rounds[k - 1];
+                if (fed) {
                     slice.tokens = placeholder;
                     slice.fed_row = i;
+                }
+                if (cfg != nullptr) {
+                    engine::plan_row_draw(*cfg, generated(u), 300 + u, V, true, draws, fed);
                 }
                 b.seqs.push_back(slice);
                 pos[u] += 1;
             }
             if (run == 0) {
                 std::vector<int32_t> next;
-                ASSERT_TRUE(gpu->step_argmax(b, next).has_value());
+                std::span<float> host_rows;
+                ASSERT_TRUE((cfg != nullptr ? gpu.step_sample(b, draws, next, host_rows)
+                                            : gpu.step_argmax(b, next))
+                                .has_value());
                 for (size_t i = 0; i < next.size(); ++i) {
                     tokens[i].push_back(next[i]);
                 }
                 continue;
             }
-            auto st = gpu->launch_argmax(b);
+            auto st = cfg != nullptr ? gpu.launch_sample(b, draws) : gpu.launch_argmax(b);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             outstanding.push_back(rounds[k]);
             if (k > 0) {
@@ -355,6 +371,35 @@ TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
         results[run] = tokens;
     }
     EXPECT_EQ(results[1], results[0]);
+}
+
+TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
+    auto gpu = load(dir_, "cuda", 256);
+    ASSERT_TRUE(gpu);
+    expect_overlapped_steps_match(*gpu, nullptr);
+}
+
+// The default request's draw (greedy, repetition penalty 1.1 over 64 tokens) and a sampled
+// one whose penalty and bias move its draws, overlapped.
+TEST_F(CudaRandomModel, OverlappedDrawnStepsGiveStepSamplesTokens) {
+    auto gpu = load(dir_, "cuda", 256);
+    ASSERT_TRUE(gpu);
+    engine::SamplingConfig by_default;
+    by_default.temperature = 0.0F;
+    {
+        SCOPED_TRACE("greedy with the default penalty");
+        expect_overlapped_steps_match(*gpu, &by_default);
+    }
+    engine::SamplingConfig sampled;
+    sampled.temperature = 1.0F;
+    sampled.top_k = 40;
+    sampled.repetition_penalty = 3.0F;
+    sampled.repetition_window = 4;
+    sampled.logit_bias = {{5, 1.0F}, {9, 2.5F}};
+    {
+        SCOPED_TRACE("sampled with a strong penalty and a bias");
+        expect_overlapped_steps_match(*gpu, &sampled);
+    }
 }
 
 TEST_F(CudaRandomModel, PrefillAndDecodeMatchCpuBackend) { prefill_and_decode_match_cpu(); }

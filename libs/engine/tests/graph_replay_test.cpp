@@ -342,31 +342,35 @@ TEST(GraphReplay, LoadWarmsEveryDecodeBucketSoFirstStepsReplay) {
     fs::remove_all(dir, ec);
 }
 
-// Overlapped greedy steps (ModelRunner::launch_argmax / finish_argmax): each round is launched
-// before the previous round's tokens are read, its sequences that were in that round fed their
-// input id from its argmax where the step left it (the host's placeholder id is wrong on
-// purpose), the others given the host's. The tokens must be step_argmax's, round by round, on
-// the graphed runner (replaying, the feed outside the graph) and on the CPU backend.
-TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
-    const fs::path dir =
-        fs::temp_directory_path() / ("helexa_graph_overlap_" + std::to_string(::getpid()));
-    GraphLog log;
-    auto [graphed, plain] = load_graphed_and_plain(9, dir, log, "recording-overlap-test", 256);
-    ASSERT_TRUE(graphed && plain);
-    const int64_t V = plain->vocab_size();
+// Overlapped steps (ModelRunner::launch_argmax / launch_sample / finish_launched): each round
+// is launched before the previous round's tokens are read, its sequences that were in that
+// round fed their input id from that round's tokens where the step left them (the host's
+// placeholder id is wrong on purpose), the others given the host's. Drawn rounds (cfg set) plan
+// a fed row's draw with its token in flight, which the runner's feed completes. The tokens
+// must be step_argmax's (step_sample's with each row planned knowing every token), round by
+// round, on the graphed runner (replaying, the feed outside the graph) and on the CPU backend.
+void expect_overlapped_rounds_match(CausalLmRunner& graphed, CausalLmRunner& plain,
+                                    const SamplingConfig* cfg) {
+    const int64_t V = plain.vocab_size();
     const int n = 5;
-    const std::vector<int> rounds = {5, 5, 3, 3, 5, 1, 1, 5, 2, 5};
+    const std::vector<int> rounds = {5, 5, 3, 3, 5, 1, 1, 5, 2, 5, 5, 5};
 
-    // Each runner's own state: the tokens so far and the position of the next one.
+    // Each runner's own state: the tokens so far, the position of the next one, and where the
+    // generated ones begin (the prefill's token is the first).
     struct Seqs {
         std::vector<std::vector<int32_t>> tokens;
         std::vector<std::vector<int32_t>> tables;
         std::vector<int64_t> pos;
+        std::vector<size_t> prompt;
+        std::span<const int32_t> generated(size_t u) const {
+            return std::span<const int32_t>(tokens[u]).subspan(prompt[u]);
+        }
     };
     auto prefill = [&](CausalLmRunner& r, Seqs& s) {
         s.tokens.assign(n, {});
         s.tables.assign(n, {});
         s.pos.assign(n, 0);
+        s.prompt.assign(n, 0);
         for (int i = 0; i < n; ++i) {
             const auto u = static_cast<size_t>(i);
             s.tables[u].resize(16);
@@ -379,22 +383,31 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
             std::vector<int32_t> next;
             ASSERT_TRUE(r.step_argmax(b, next).has_value());
             s.pos[u] = static_cast<int64_t>(s.tokens[u].size());
+            s.prompt[u] = s.tokens[u].size();
             s.tokens[u].push_back(next[0]);
         }
     };
+    auto seed_of = [](size_t u) { return uint64_t{100} + u; };
 
-    // The reference: one step_argmax per round on the CPU backend.
+    // The reference: one step per round on the CPU backend.
     Seqs want;
-    prefill(*plain, want);
+    prefill(plain, want);
     for (const int size : rounds) {
         StepBatch b;
+        DrawBatch draws;
         for (int i = 0; i < size; ++i) {
             const auto u = static_cast<size_t>(i);
             b.seqs.push_back({u, std::span<const int32_t>(want.tokens[u]).last(1), want.pos[u],
                               want.tables[u], true});
+            if (cfg != nullptr) {
+                plan_row_draw(*cfg, want.generated(u), seed_of(u), V, true, draws);
+            }
         }
         std::vector<int32_t> next;
-        ASSERT_TRUE(plain->step_argmax(b, next).has_value());
+        std::span<float> host_rows;
+        ASSERT_TRUE((cfg != nullptr ? plain.step_sample(b, draws, next, host_rows)
+                                    : plain.step_argmax(b, next))
+                        .has_value());
         for (int i = 0; i < size; ++i) {
             const auto u = static_cast<size_t>(i);
             want.pos[u] += 1;
@@ -402,14 +415,14 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
         }
     }
 
-    for (CausalLmRunner* r : {graphed.get(), plain.get()}) {
+    for (CausalLmRunner* r : {&graphed, &plain}) {
         Seqs got;
         prefill(*r, got);
         const std::vector<int32_t> placeholder = {0};
         std::vector<int> finished_size;  // the rounds launched and not yet finished, by size
         auto finish = [&] {
             std::vector<int32_t> next;
-            auto st = r->finish_argmax(next);
+            auto st = r->finish_launched(next);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             ASSERT_EQ(static_cast<int>(next.size()), finished_size.front());
             for (size_t i = 0; i < next.size(); ++i) {
@@ -419,18 +432,23 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
         };
         for (size_t k = 0; k < rounds.size(); ++k) {
             StepBatch b;
+            DrawBatch draws;
             for (int i = 0; i < rounds[k]; ++i) {
                 const auto u = static_cast<size_t>(i);
                 SequenceSlice slice{u, std::span<const int32_t>(got.tokens[u]).last(1),
                                     got.pos[u], got.tables[u], true};
-                if (k > 0 && i < rounds[k - 1]) {
+                const bool fed = k > 0 && i < rounds[k - 1];
+                if (fed) {
                     slice.tokens = placeholder;  // its token is still on its way
                     slice.fed_row = i;
+                }
+                if (cfg != nullptr) {
+                    plan_row_draw(*cfg, got.generated(u), seed_of(u), V, true, draws, fed);
                 }
                 b.seqs.push_back(slice);
                 got.pos[u] += 1;
             }
-            auto st = r->launch_argmax(b);
+            auto st = cfg != nullptr ? r->launch_sample(b, draws) : r->launch_argmax(b);
             ASSERT_TRUE(st.has_value()) << st.error().full_message();
             finished_size.push_back(rounds[k]);
             if (k > 0) {
@@ -438,13 +456,23 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
             }
         }
         finish();
-        EXPECT_EQ(got.tokens, want.tokens) << (r == plain.get() ? "cpu" : "graphed");
+        EXPECT_EQ(got.tokens, want.tokens) << (r == &plain ? "cpu" : "graphed");
     }
+}
+
+TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("helexa_graph_overlap_" + std::to_string(::getpid()));
+    GraphLog log;
+    auto [graphed, plain] = load_graphed_and_plain(9, dir, log, "recording-overlap-test", 256);
+    ASSERT_TRUE(graphed && plain);
+    expect_overlapped_rounds_match(*graphed, *plain, nullptr);
     // Misuse: a fed row the last launched step did not have, and a plain step while a launched
     // one is outstanding.
+    const std::vector<int32_t> table(16, 0);
     StepBatch past;
     const std::vector<int32_t> placeholder = {0};
-    past.seqs.push_back({0, placeholder, want.pos[0], want.tables[0], true, 5});
+    past.seqs.push_back({0, placeholder, 40, table, true, 5});
     auto bad = plain->launch_argmax(past);
     ASSERT_FALSE(bad.has_value());
     EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidRequest);
@@ -454,7 +482,7 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
     auto busy = plain->step_argmax(past, ids);
     ASSERT_FALSE(busy.has_value());
     EXPECT_EQ(busy.error().code(), ErrorCode::kInvalidRequest);
-    ASSERT_TRUE(plain->finish_argmax(ids).has_value());
+    ASSERT_TRUE(plain->finish_launched(ids).has_value());
     EXPECT_EQ(ids.size(), 1u);
     EXPECT_GT(log.replays, 2);
     EXPECT_EQ(log.illegal_during_capture, 0);
@@ -463,8 +491,49 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
     fs::remove_all(dir, ec);
 }
 
+// The default request's draw (greedy, repetition penalty 1.1) and a sampled one with a strong
+// penalty and a bias, overlapped; a row left to the host Sampler cannot be launched ahead.
+TEST(GraphReplay, OverlappedDrawnStepsCompleteTheirPenaltiesWithTheFedToken) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("helexa_graph_overlap_draw_" + std::to_string(::getpid()));
+    GraphLog log;
+    auto [graphed, plain] =
+        load_graphed_and_plain(12, dir, log, "recording-overlap-draw-test", 256);
+    ASSERT_TRUE(graphed && plain);
+    SamplingConfig by_default;
+    by_default.temperature = 0.0F;  // the repetition penalty's default: 1.1 over 64 tokens
+    {
+        SCOPED_TRACE("greedy with the default penalty");
+        expect_overlapped_rounds_match(*graphed, *plain, &by_default);
+    }
+    SamplingConfig sampled;
+    sampled.temperature = 1.0F;
+    sampled.repetition_penalty = 4.0F;
+    sampled.repetition_window = 3;
+    sampled.logit_bias = {{1, 1.0F}, {7, 2.0F}};
+    {
+        SCOPED_TRACE("sampled with a strong penalty and a bias");
+        expect_overlapped_rounds_match(*graphed, *plain, &sampled);
+    }
+    SamplingConfig wide = sampled;
+    wide.top_k = draw::kMaxTopK + 1;  // beyond the rule: the host Sampler's
+    DrawBatch host;
+    plan_row_draw(wide, {}, 1, plain->vocab_size(), true, host);
+    const std::vector<int32_t> table(16, 0);
+    const std::vector<int32_t> token = {1};
+    StepBatch b;
+    b.seqs.push_back({0, token, 0, table, true});
+    auto refused = plain->launch_sample(b, host);
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidRequest);
+    EXPECT_EQ(log.illegal_during_capture, 0);
+    graphed.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
 // A runner whose next token is its input token + 1 (mod 16), for ModelRunner's default
-// launch_argmax / finish_argmax (each step runs at its finish, fed rows taken from the step
+// launch_argmax / finish_launched (each step runs at its finish, fed rows taken from the step
 // finished before it).
 class SuccessorRunner final : public ModelRunner {
 public:
@@ -501,18 +570,18 @@ TEST(OverlappedSteps, TheDefaultRunsEachStepAtItsFinishWithFedRowsAndRefusesMisu
     ASSERT_FALSE(third.has_value());
     EXPECT_EQ(third.error().code(), ErrorCode::kInvalidRequest);
     std::vector<int32_t> tokens;
-    ASSERT_TRUE(r.finish_argmax(tokens).has_value());
+    ASSERT_TRUE(r.finish_launched(tokens).has_value());
     EXPECT_EQ(tokens, (std::vector<int32_t>{4, 10}));
-    ASSERT_TRUE(r.finish_argmax(tokens).has_value());
+    ASSERT_TRUE(r.finish_launched(tokens).has_value());
     EXPECT_EQ(tokens, (std::vector<int32_t>{11, 5}));
-    auto none = r.finish_argmax(tokens);
+    auto none = r.finish_launched(tokens);
     ASSERT_FALSE(none.has_value());
     EXPECT_EQ(none.error().code(), ErrorCode::kInvalidRequest);
     // A fed row the step before did not have.
     StepBatch past;
     past.seqs.push_back({0, placeholder, 2, table, true, 2});
     ASSERT_TRUE(r.launch_argmax(past).has_value());
-    auto bad = r.finish_argmax(tokens);
+    auto bad = r.finish_launched(tokens);
     ASSERT_FALSE(bad.has_value());
     EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidRequest);
 }

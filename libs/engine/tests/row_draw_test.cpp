@@ -166,6 +166,98 @@ TEST(RowDraw, PenaltiesAreTheSamplersBitForBit) {
     }
 }
 
+// Overlapped decoding: a row planned while its last token t is still on the device, then
+// completed with t (draw::feed_in_flight, what the device's feed runs), penalises every logit
+// bit for bit as the row planned with t known, and draws the same token at the same position:
+// t new or already in the window, t the token a full window pushes the oldest out for, t
+// biased, windows of one and of the default length, greedy and sampled. Counted penalties are
+// not planned in flight (kDrawHost), and rows with no repetition window reserve nothing.
+TEST(RowDraw, ARowPlannedWithItsTokenInFlightIsTheRowPlannedWithItKnown) {
+    std::mt19937 gen(11);
+    std::normal_distribution<float> normal(0.0F, 2.0F);
+    std::vector<float> logits(300);
+    for (float& l : logits) {
+        l = normal(gen);
+    }
+    const auto vocab = static_cast<int64_t>(logits.size());
+    const std::vector<int32_t> generated = {3, 9, 9, 40, 3, 77, 9, 40, 120, 9, 5};
+    std::vector<SamplingConfig> configs;
+    for (const float temperature : {0.0F, 0.9F}) {
+        for (const int64_t window : {int64_t{1}, int64_t{4}, int64_t{64}}) {
+            SamplingConfig cfg = plain(temperature);
+            cfg.repetition_penalty = 1.6F;
+            cfg.repetition_window = window;
+            configs.push_back(cfg);
+            cfg.logit_bias = {{3, 1.5F}, {200, -2.0F}, {77, 0.5F}};
+            configs.push_back(cfg);
+            cfg.top_k = 20;
+            cfg.top_p = 0.9F;
+            configs.push_back(cfg);
+        }
+    }
+    // t: in the window (9, 120); 40, the id a window of 4 (40 120 9 5) loses to t, coming
+    // back; biased and new (3 at windows 1 and 4, 200); new (150).
+    const std::vector<int32_t> in_flight = {9, 120, 40, 3, 200, 150};
+    for (size_t c = 0; c < configs.size(); ++c) {
+        for (const int32_t t : in_flight) {
+            SCOPED_TRACE("config " + std::to_string(c) + " t " + std::to_string(t));
+            std::vector<int32_t> known = generated;
+            known.push_back(t);
+            const DrawBatch want = planned(configs[c], known, 77, vocab);
+            DrawBatch got;
+            plan_row_draw(configs[c], generated, 77, vocab, true, got, true);
+            ASSERT_EQ(got.rows.size(), 1U);
+            EXPECT_EQ(got.rows[0].in_flight_entry, 1U);
+            EXPECT_EQ(got.rows[0].position, want.rows[0].position);
+            // Before the feed the reserved entry is a no-op: id -1, no flags.
+            ASSERT_GE(got.entries.size(), 1U);
+            EXPECT_EQ(got.entries.back().id, -1);
+            EXPECT_EQ(got.entries.back().flags, 0U);
+            draw::feed_in_flight(got.rows[0], got.entries.data(), t);
+            std::vector<float> by_known = logits;
+            std::vector<float> by_fed = logits;
+            const int32_t want_token = draw_row(by_known, want.rows[0], want.entries);
+            const int32_t got_token = draw_row(by_fed, got.rows[0], got.entries);
+            EXPECT_EQ(got_token, want_token);
+            if (configs[c].greedy()) {  // greedy leaves the penalised row behind
+                for (size_t i = 0; i < logits.size(); ++i) {
+                    ASSERT_EQ(std::bit_cast<uint32_t>(by_fed[i]),
+                              std::bit_cast<uint32_t>(by_known[i]))
+                        << "logit " << i;
+                }
+            }
+        }
+    }
+    // The feed is what makes it exact: unfed, a repeated t keeps its logit.
+    SamplingConfig greedy = plain(0.0F);
+    greedy.repetition_penalty = 100.0F;
+    greedy.repetition_window = 2;
+    std::vector<float> peaked(10, 1.0F);
+    peaked[6] = 5.0F;  // 0.05 once penalised: below every other id
+    DrawBatch unfed;
+    plan_row_draw(greedy, std::vector<int32_t>{1}, 1, 10, true, unfed, true);
+    std::vector<float> row = peaked;
+    EXPECT_EQ(draw_row(row, unfed.rows[0], unfed.entries), 6);
+    draw::feed_in_flight(unfed.rows[0], unfed.entries.data(), 6);
+    row = peaked;
+    EXPECT_NE(draw_row(row, unfed.rows[0], unfed.entries), 6);
+
+    // No repetition window: nothing reserved, nothing to feed.
+    DrawBatch none;
+    plan_row_draw(plain(0.7F), generated, 1, vocab, true, none, true);
+    EXPECT_EQ(none.rows[0].in_flight_entry, 0U);
+    EXPECT_TRUE(none.entries.empty());
+    EXPECT_EQ(none.rows[0].position, generated.size() + 1);
+    // Counted penalties stay with the host when a token is in flight.
+    SamplingConfig counted = plain(0.7F);
+    counted.presence_penalty = 0.3F;
+    EXPECT_TRUE(drawable(counted, vocab, true));
+    EXPECT_FALSE(drawable_in_flight(counted, vocab, true));
+    DrawBatch host;
+    plan_row_draw(counted, generated, 1, vocab, true, host, true);
+    EXPECT_EQ(host.rows[0].mode, draw::kDrawHost);
+}
+
 TEST(RowDraw, GreedyTakesTheLowestIdOfTheMaximum) {
     EXPECT_EQ(draw_at({0.5F, 3.0F, -1.0F, 3.0F}, plain(0.0F), 1, 0), 1);
     SamplingConfig top1 = plain(2.0F);

@@ -23,14 +23,15 @@ using testing::ScriptedRunner;
 constexpr int64_t kVocab = 64;
 
 struct Harness {
-    Harness(int64_t n_blocks, GenerationDefaults gen = {}) : runner(kVocab, 4, n_blocks) {
+    Harness(int64_t n_blocks, GenerationDefaults gen = {}, bool overlap = true)
+        : runner(kVocab, 4, n_blocks) {
         SchedulerModel model;
         model.generation = std::move(gen);
         model.text_decoder = testing::table_decoder_factory();
         SchedulerOptions options;
         options.prefill_chunk_tokens = 16;
         options.seed_source = [] { return uint64_t{7}; };
-        options.overlap_decode = true;
+        options.overlap_decode = overlap;
         scheduler = std::make_unique<Scheduler>(runner, std::move(model), std::move(options));
     }
     uint64_t submit(GenerateRequest r, Collector& c) {
@@ -143,28 +144,86 @@ TEST(SchedulerOverlap, CancellingDuringTheStepInFlightFreesEverything) {
     EXPECT_EQ(after.text(), pieces_text(expected_greedy(prompt, 9, kVocab)));
 }
 
-// A sampled request joining greedy ones runs the pipeline out and steps synchronously (its
-// draw is not fed ahead); the greedy text is unchanged.
-TEST(SchedulerOverlap, ASampledRequestStepsWithoutRunningAhead) {
+// Drawn requests run ahead too (their draws planned with the token in flight, which the
+// runner's feed completes): seeded sampling, the default request (greedy with a repetition
+// penalty), a penalty strong enough to flip the greedy token, a bias and top-k. The runner
+// raises each step's fed token nearly to the script's target, so the penalty on the token in
+// flight decides most draws. Each stream's tokens must be exactly those of the same requests
+// stepped synchronously.
+TEST(SchedulerOverlap, DrawnRequestsRunAheadWithTheTokensOfSteppingSynchronously) {
+    auto requests = [] {
+        std::vector<GenerateRequest> out;
+        GenerateRequest sampled = plain_greedy(make_prompt(5, 1, kVocab), 40);
+        sampled.sampling.temperature = 1.0F;
+        sampled.sampling.seed = 11;
+        sampled.sampling.repetition_penalty = 3.0F;
+        out.push_back(sampled);
+        GenerateRequest by_default = plain_greedy(make_prompt(7, 2, kVocab), 30);
+        by_default.sampling.repetition_penalty.reset();  // the engine's default (1.1)
+        out.push_back(by_default);
+        GenerateRequest flipped = plain_greedy(make_prompt(3, 3, kVocab), 35);
+        flipped.sampling.repetition_penalty = 10.0F;  // a repeated target drops below the rest
+        out.push_back(flipped);
+        GenerateRequest biased = plain_greedy(make_prompt(9, 4, kVocab), 40);
+        biased.sampling.temperature = 0.8F;
+        biased.sampling.seed = 5;
+        biased.sampling.top_k = 6;
+        biased.sampling.repetition_penalty = 2.0F;
+        biased.sampling.logit_bias = {{3, 2.0F}, {10, 1.5F}, {17, -1.0F}};
+        out.push_back(biased);
+        return out;
+    };
+    std::vector<std::string> texts[2];
+    for (const bool overlap : {false, true}) {
+        Harness h(256, {}, overlap);
+        h.runner.echo_last = 4.6F;
+        std::vector<std::unique_ptr<Collector>> collectors;
+        for (auto& r : requests()) {
+            collectors.push_back(std::make_unique<Collector>());
+            h.submit(std::move(r), *collectors.back());
+        }
+        run_until_idle(*h.scheduler);
+        for (const auto& c : collectors) {
+            expect_finished(*c, FinishReason::kLength);
+            texts[overlap ? 1 : 0].push_back(c->text());
+        }
+        if (overlap) {
+            EXPECT_GT(h.runner.fed_drawn_slices(), 80);
+        } else {
+            EXPECT_EQ(h.runner.fed_slices(), 0);
+        }
+        EXPECT_EQ(h.scheduler->stats().available_blocks, 256);
+    }
+    EXPECT_EQ(texts[1], texts[0]);
+    // The penalty mattered: the flipped stream is not the plain greedy script.
+    EXPECT_NE(texts[0][2], pieces_text(expected_greedy(make_prompt(3, 3, kVocab), 35, kVocab)));
+}
+
+// A request with a counted penalty (presence) joining greedy ones runs the pipeline out and
+// steps synchronously (its draw cannot be completed on the device); the greedy text is
+// unchanged.
+TEST(SchedulerOverlap, ACountedPenaltyStepsWithoutRunningAhead) {
     Harness h(128);
     Collector greedy;
-    Collector sampled;
+    Collector counted;
     const auto prompt = make_prompt(4, 9, kVocab);
     h.submit(plain_greedy(prompt, 20), greedy);
     for (int s = 0; s < 5; ++s) {
         h.scheduler->step_once();
     }
     const int fed_before = h.runner.fed_slices();
+    EXPECT_GT(fed_before, 0);
     GenerateRequest r = plain_greedy(make_prompt(5, 4, kVocab), 10);
     r.sampling.temperature = 1.0F;
-    h.submit(std::move(r), sampled);
+    r.sampling.presence_penalty = 0.5F;
+    h.submit(std::move(r), counted);
     for (int s = 0; s < 8; ++s) {
         h.scheduler->step_once();
     }
-    EXPECT_EQ(h.runner.fed_slices(), fed_before);  // none while the sampled one runs
+    EXPECT_EQ(h.runner.fed_slices(), fed_before);  // none while the counted one runs
     run_until_idle(*h.scheduler);
     expect_finished(greedy, FinishReason::kLength);
-    expect_finished(sampled, FinishReason::kLength);
+    expect_finished(counted, FinishReason::kLength);
     EXPECT_EQ(greedy.text(), pieces_text(expected_greedy(prompt, 20, kVocab)));
 }
 

@@ -141,8 +141,9 @@ public:
                     }
                     ctx.push_back(t);
                 }
-                scripted_logits(scripted_next_token(ctx, vocab_), vocab_,
-                                logits.data() + row * vocab_);
+                float* out = logits.data() + row * vocab_;
+                scripted_logits(scripted_next_token(ctx, vocab_), vocab_, out);
+                out[ctx.back()] += echo_last;
                 ++row;
             }
         }
@@ -157,20 +158,24 @@ public:
         }
         return ModelRunner::step_argmax(batch, tokens);
     }
-    // Counts the slices launched ahead with their token fed from the step before (the default
-    // runs each launched step at its finish_argmax, through step_argmax above).
+    // Count the slices launched ahead with their token fed from the step before, argmax and
+    // drawn (the default runs each launched step at its finish_launched, through step_argmax
+    // above or step_sample below).
     Status launch_argmax(const StepBatch& batch) override {
-        {
-            std::lock_guard lock(mu_);
-            for (const auto& s : batch.seqs) {
-                fed_slices_ += s.fed_row >= 0 ? 1 : 0;
-            }
-        }
+        count_fed(batch, false);
         return ModelRunner::launch_argmax(batch);
+    }
+    Status launch_sample(const StepBatch& batch, const DrawBatch& draws) override {
+        count_fed(batch, true);
+        return ModelRunner::launch_sample(batch, draws);
     }
     int fed_slices() const {
         std::lock_guard lock(mu_);
         return fed_slices_;
+    }
+    int fed_drawn_slices() const {
+        std::lock_guard lock(mu_);
+        return fed_drawn_slices_;
     }
     // Records how many rows each sampled step left to the host (kDrawHost).
     Status step_sample(const StepBatch& batch, const DrawBatch& draws,
@@ -205,12 +210,23 @@ public:
     }
 
     bool fail_next_step = false;  // set before the step, from the stepping thread
+    // Added to the logit of the context's last token (the one this step was fed), so that a
+    // repetition penalty on the token just generated decides the draw (set before stepping).
+    float echo_last = 0.0F;
     // What draws_whole_vocab_top_p answers (true: the drawn path; false leaves top-p-only rows to
     // the host Sampler, as real runners do until their device draws them).
     bool whole_vocab_top_p = true;
     bool draws_whole_vocab_top_p() const override { return whole_vocab_top_p; }
 
 private:
+    void count_fed(const StepBatch& batch, bool drawn) {
+        std::lock_guard lock(mu_);
+        for (const auto& s : batch.seqs) {
+            fed_slices_ += s.fed_row >= 0 ? 1 : 0;
+            fed_drawn_slices_ += s.fed_row >= 0 && drawn ? 1 : 0;
+        }
+    }
+
     int64_t vocab_;
     KvLayout layout_;
     std::vector<int32_t> kv_;
@@ -218,6 +234,7 @@ private:
     std::vector<std::vector<SliceRecord>> steps_;
     int argmax_steps_ = 0;
     int fed_slices_ = 0;
+    int fed_drawn_slices_ = 0;
     std::vector<int> host_rows_per_sample_step_;
     std::function<void()> on_step;
 };

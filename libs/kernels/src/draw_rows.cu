@@ -31,6 +31,7 @@
 #include <cooperative_groups/reduce.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "helexa/engine/draw_rule.h"
@@ -759,6 +760,44 @@ cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const v
             break;
     }
     return e != cudaSuccess ? e : cudaGetLastError();
+}
+
+namespace {
+
+// One thread a row: a fed row scans its few dozen entries once (its window's distinct ids and
+// biased ids), far below the step's other launches.
+__global__ void __launch_bounds__(128)
+    feed_draws_kernel(draw::RowDraw* rows, int64_t n_rows, const int32_t* prev,
+                      const int32_t* map) {
+    // prev is the previous step's tokens and rows this step's draws, copied in just before:
+    // both are earlier work on the stream (launch.cuh).
+    grid_dependency_wait();
+    allow_dependent_launch();
+    auto* entries = reinterpret_cast<draw::PenaltyEntry*>(rows + n_rows);
+    for (int64_t r = blockIdx.x * int64_t{128} + threadIdx.x; r < n_rows;
+         r += int64_t{gridDim.x} * 128) {
+        if (const int32_t from = map[r]; from >= 0) {
+            draw::feed_in_flight(rows[r], entries, prev[from]);
+        }
+    }
+}
+
+}  // namespace
+
+cudaError_t launch_feed_draws(void* draws, int64_t rows, const int32_t* prev, const int32_t* map,
+                              cudaStream_t stream) {
+    if (rows < 0) {
+        return cudaErrorInvalidValue;
+    }
+    if (rows == 0) {
+        return cudaSuccess;
+    }
+    if (draws == nullptr || prev == nullptr || map == nullptr) {
+        return cudaErrorInvalidValue;
+    }
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((rows + 127) / 128, 64));
+    return launch_kernel(feed_draws_kernel, dim3(blocks), dim3(128), 0, stream,
+                         static_cast<draw::RowDraw*>(draws), rows, prev, map);
 }
 
 int draw_rows_max_clusters(int cluster) {

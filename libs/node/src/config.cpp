@@ -166,7 +166,7 @@ NeuronConfig load_neuron_config(const ConfigReader& reader, const Environment& e
     k.tp_step_timeout_s = reader.get<int64_t>("tp_step_timeout_s", 120);
     k.debug_poison = reader.get_optional<std::string>("debug_poison");
     k.debug_device_lost = reader.get<bool>("debug_device_lost", false);
-    k.overlap_decode = reader.get<bool>("overlap_decode", false);
+    k.overlap_decode = reader.get<bool>("overlap_decode", true);
 
     for (const auto& m : reader.table_array("default_models")) {
         cfg.default_models.push_back(read_model_spec(m));

@@ -66,16 +66,15 @@ public:
         return inner_->step(b, logits);
     }
     Status launch_argmax(const engine::StepBatch& b) override {
-        {
-            std::lock_guard lock(c_->mu);
-            for (const auto& s : b.seqs) {
-                c_->fed_slices += s.fed_row >= 0 ? 1 : 0;
-            }
-        }
+        count_fed(b);
         return inner_->launch_argmax(b);
     }
-    Status finish_argmax(std::vector<int32_t>& tokens) override {
-        return inner_->finish_argmax(tokens);
+    Status launch_sample(const engine::StepBatch& b, const engine::DrawBatch& draws) override {
+        count_fed(b);
+        return inner_->launch_sample(b, draws);
+    }
+    Status finish_launched(std::vector<int32_t>& tokens) override {
+        return inner_->finish_launched(tokens);
     }
     const engine::ModelConfig& config() const override { return inner_->config(); }
     const engine::GenerationDefaults& generation_defaults() const override {
@@ -97,6 +96,13 @@ public:
     }
 
 private:
+    void count_fed(const engine::StepBatch& b) {
+        std::lock_guard lock(c_->mu);
+        for (const auto& s : b.seqs) {
+            c_->fed_slices += s.fed_row >= 0 ? 1 : 0;
+        }
+    }
+
     std::unique_ptr<engine::CausalLmRunner> inner_;
     std::shared_ptr<Controls> c_;
 };
@@ -303,30 +309,45 @@ TEST_F(FaultRecoveryHttpTest, BadMinFreeVramIsAConfigError) {
     EXPECT_THROW(load_neuron_config(reader, env), ConfigError);
 }
 
-// The same harness, for overlapped decoding (overlap_decode / NEURON_OVERLAP_DECODE): a greedy
-// completion served with each decode step launched before the last one's token is read gives
-// the text, finish reason and usage the daemon gives without it.
+// The same harness, for overlapped decoding (overlap_decode / NEURON_OVERLAP_DECODE, on by
+// default): a greedy completion served with each decode step launched before the last one's
+// token is read gives the text, finish reason and usage the daemon gives without it.
 class OverlappedDecodeHttpTest : public FaultRecoveryHttpTest {};
 
-TEST_F(OverlappedDecodeHttpTest, AGreedyCompletionIsTheSameWithDecodingOverlapped) {
-    const json request{{"model", "Qwen/Tiny"},       {"prompt", "Hello there"},
-                       {"max_tokens", 24},           {"temperature", 0},
-                       {"repetition_penalty", 1.0}};
-    start({});
-    auto plain = post("/v1/completions", request);
-    ASSERT_EQ(plain.status, 200) << plain.body;
+TEST_F(OverlappedDecodeHttpTest, CompletionsAreTheSameWithDecodingOverlapped) {
+    // Plain greedy, the default request (greedy with the engine's repetition penalty, drawn
+    // with its token in flight), and a seeded sampled one.
+    const std::vector<json> requests = {
+        {{"model", "Qwen/Tiny"}, {"prompt", "Hello there"}, {"max_tokens", 24},
+         {"temperature", 0}, {"repetition_penalty", 1.0}},
+        {{"model", "Qwen/Tiny"}, {"prompt", "Once upon"}, {"max_tokens", 24},
+         {"temperature", 0}},
+        {{"model", "Qwen/Tiny"}, {"prompt", "A seeded"}, {"max_tokens", 24},
+         {"temperature", 0.9}, {"seed", 42}, {"repetition_penalty", 1.5}},
+    };
+    std::vector<json> plain;
+    start({{"NEURON_OVERLAP_DECODE", "false"}});
+    for (const json& r : requests) {
+        auto res = post("/v1/completions", r);
+        ASSERT_EQ(res.status, 200) << res.body;
+        plain.push_back(json::parse(res.body));
+    }
     EXPECT_EQ(controls_->fed_slices, 0);
     server_.reset();
-    start({{"NEURON_OVERLAP_DECODE", "true"}});
-    auto overlapped = post("/v1/completions", request);
-    ASSERT_EQ(overlapped.status, 200) << overlapped.body;
-    EXPECT_GT(controls_->fed_slices, 10);
-    const json a = json::parse(plain.body);
-    const json b = json::parse(overlapped.body);
-    EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
-    EXPECT_EQ(b["choices"][0]["finish_reason"], a["choices"][0]["finish_reason"]);
-    EXPECT_EQ(b["usage"], a["usage"]);
-    EXPECT_FALSE(a["choices"][0]["text"].get<std::string>().empty());
+    start({});  // overlapped by default
+    for (size_t i = 0; i < requests.size(); ++i) {
+        SCOPED_TRACE(requests[i].dump());
+        const int fed_before = controls_->fed_slices;
+        auto res = post("/v1/completions", requests[i]);
+        ASSERT_EQ(res.status, 200) << res.body;
+        EXPECT_GT(controls_->fed_slices - fed_before, 10);
+        const json b = json::parse(res.body);
+        const json& a = plain[i];
+        EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
+        EXPECT_EQ(b["choices"][0]["finish_reason"], a["choices"][0]["finish_reason"]);
+        EXPECT_EQ(b["usage"], a["usage"]);
+        EXPECT_FALSE(a["choices"][0]["text"].get<std::string>().empty());
+    }
 }
 
 }  // namespace

@@ -109,8 +109,8 @@ TEST(NeuronConfig, DefaultsWithoutAFile) {
     EXPECT_EQ(cfg.knobs.prefill_chunk_tokens, 512);
     EXPECT_FALSE(cfg.knobs.max_prompt_tokens);
     EXPECT_FALSE(cfg.knobs.debug_device_lost);
-    EXPECT_FALSE(cfg.knobs.overlap_decode);
-    EXPECT_FALSE(local_engine_options(cfg).scheduler.overlap_decode);
+    EXPECT_TRUE(cfg.knobs.overlap_decode);
+    EXPECT_TRUE(local_engine_options(cfg).scheduler.overlap_decode);
     EXPECT_EQ(cfg.sampling_threads, 0);
     EXPECT_EQ(local_engine_options(cfg).scheduler.sampling_threads, 0);  // the scheduler's default
 }
@@ -155,7 +155,7 @@ devices = [0, 1]
                     {"NEURON_USE_CHAT_TEMPLATE", "false"},
                     {"NEURON_DEBUG_DEVICE_LOST", "true"},
                     {"NEURON_SAMPLING_THREADS", "12"},
-                    {"NEURON_OVERLAP_DECODE", "true"}};
+                    {"NEURON_OVERLAP_DECODE", "false"}};
     auto reader = ConfigReader::from_string(toml, "neuron.toml", "NEURON_", env);
     auto cfg = load_neuron_config(reader, env);
     EXPECT_TRUE(reader.unknown_keys().empty());
@@ -174,8 +174,8 @@ devices = [0, 1]
     EXPECT_EQ(cfg.knobs.max_prompt_tokens, std::optional<int64_t>(16384));
     EXPECT_FALSE(cfg.knobs.use_chat_template);
     EXPECT_TRUE(cfg.knobs.debug_device_lost);
-    EXPECT_TRUE(cfg.knobs.overlap_decode);
-    EXPECT_TRUE(local_engine_options(cfg).scheduler.overlap_decode);
+    EXPECT_FALSE(cfg.knobs.overlap_decode);
+    EXPECT_FALSE(local_engine_options(cfg).scheduler.overlap_decode);
     EXPECT_EQ(cfg.sampling_threads, 12);
     EXPECT_EQ(local_engine_options(cfg).scheduler.sampling_threads, 12);
 

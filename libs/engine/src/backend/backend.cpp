@@ -1,10 +1,12 @@
 // Tensor view helpers, dtype names and the backend factory.
 #include "helexa/engine/backend.h"
 
+#include <cstring>
 #include <map>
 #include <mutex>
 
 #include "helexa/engine/cpu_backend.h"
+#include "helexa/engine/row_draw.h"
 
 namespace helexa::engine {
 
@@ -151,6 +153,43 @@ Status Backend::feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& ma
         }
     }
     return copy_from_host(ids, out.data());
+}
+
+Status Backend::feed_draws(const Tensor& draws, int64_t n_rows, const Tensor& prev,
+                           const Tensor& map) {
+    if (draws.dtype != DType::kI32 || prev.dtype != DType::kI32 || map.dtype != DType::kI32 ||
+        draws.rows != 1 || prev.rows != 1 || map.rows != 1 || map.cols != n_rows ||
+        draws.cols < n_rows * kRowDrawWords) {
+        return fail(ErrorCode::kInternal, "feed_draws: shape mismatch");
+    }
+    std::vector<int32_t> words(static_cast<size_t>(draws.cols));
+    std::vector<int32_t> from(static_cast<size_t>(prev.cols));
+    std::vector<int32_t> where(static_cast<size_t>(map.cols));
+    HELEXA_TRY_STATUS(copy_to_host(words.data(), draws));
+    HELEXA_TRY_STATUS(copy_to_host(from.data(), prev));
+    HELEXA_TRY_STATUS(copy_to_host(where.data(), map));
+    // Copied out and back (not cast in place): the words are only int32s.
+    constexpr auto kEntryWords = static_cast<int64_t>(sizeof(draw::PenaltyEntry) / sizeof(int32_t));
+    std::vector<draw::RowDraw> rows(static_cast<size_t>(n_rows));
+    std::vector<draw::PenaltyEntry> entries(
+        static_cast<size_t>((draws.cols - n_rows * kRowDrawWords) / kEntryWords));
+    std::byte* packed = reinterpret_cast<std::byte*>(words.data());
+    const size_t row_bytes = rows.size() * sizeof(draw::RowDraw);
+    std::memcpy(rows.data(), packed, row_bytes);
+    std::memcpy(entries.data(), packed + row_bytes, entries.size() * sizeof(draw::PenaltyEntry));
+    for (size_t r = 0; r < where.size(); ++r) {
+        if (where[r] < 0) {
+            continue;
+        }
+        if (static_cast<size_t>(where[r]) >= from.size() ||
+            rows[r].first_entry + rows[r].n_entries > entries.size()) {
+            return fail(ErrorCode::kInternal, "feed_draws: index past the previous step's ids "
+                                              "or the step's entries");
+        }
+        draw::feed_in_flight(rows[r], entries.data(), from[static_cast<size_t>(where[r])]);
+    }
+    std::memcpy(packed + row_bytes, entries.data(), entries.size() * sizeof(draw::PenaltyEntry));
+    return copy_from_host(draws, words.data());
 }
 
 Status Backend::start_read_ids(int slot, const Tensor& src) {

@@ -91,8 +91,9 @@ public:
     Status step_argmax(const StepBatch& batch, std::vector<int32_t>& tokens) override {
         return run_step(batch, StepOutput{.tokens = &tokens});
     }
-    Status launch_argmax(const StepBatch& batch) override;
-    Status finish_argmax(std::vector<int32_t>& tokens) override;
+    Status launch_argmax(const StepBatch& batch) override { return launch(batch, nullptr); }
+    Status launch_sample(const StepBatch& batch, const DrawBatch& draws) override;
+    Status finish_launched(std::vector<int32_t>& tokens) override;
     Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {
         return run_step(batch, StepOutput{.rows = &rows});
     }
@@ -136,12 +137,16 @@ private:
         std::span<float>* rows = nullptr;        // step_in_place(): the runner's memory
         std::vector<int32_t>* tokens = nullptr;  // step_argmax(): the argmax of each row
         const DrawBatch* draws = nullptr;  // step_sample(): tokens drawn, rows for host rows
-        // launch_argmax(): per input token, the previous step's row it is fed from or -1
-        // (empty: none), and the read slot the argmax goes to instead of `tokens`.
+        // launch(): per input token, the previous step's row it is fed from or -1 (empty:
+        // none); per logits row, the same for the row's draw (launch_sample: its in-flight
+        // entry, draw::feed_in_flight); and the read slot the tokens go to instead of `tokens`.
         const std::vector<int32_t>* feed = nullptr;
+        const std::vector<int32_t>* row_feed = nullptr;
         int read_slot = -1;
     };
     Status run_step(const StepBatch& batch, const StepOutput& out);
+    // launch_argmax (draws null) and launch_sample.
+    Status launch(const StepBatch& batch, const DrawBatch* draws);
     // ModelRunnerOptions::warm_up_max_seqs: an argmax decode step of every graph bucket that
     // batches of 1..max_seqs sequences pad to, each sequence one token at position 0 of pool
     // block 0 (nothing lives in the pool at load, and a sequence writes each slot before it
@@ -194,7 +199,7 @@ private:
     bool graphs_enabled_ = true;
     // A KV block outside the scheduler's pool that graph padding sequences write into.
     int32_t trash_block_ = -1;
-    // launch_argmax's steps not yet finished: the read slot and real rows of each, oldest
+    // Launched steps not yet finished: the read slot and real rows of each, oldest
     // first; the rows of the last launched step (what fed rows index; -1 before any).
     struct Launched {
         int slot;
@@ -472,6 +477,7 @@ enum Slot : size_t {
     kDraws,
     kMeta,
     kFeed,
+    kRowFeed,
 };
 
 #define HELEXA_BUF(var, slot, dtype, rows, cols)           \
@@ -683,6 +689,16 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         HELEXA_BUF(draws, kDraws, DType::kI32, 1,
                    std::max(n_words, plan.n_rows * (kRowDrawWords + 4 * kDrawEntriesPerRow)));
         HELEXA_TRY_STATUS(backend_->copy_from_host(draws.reshaped(1, n_words), packed.data()));
+        if (out.row_feed != nullptr && !out.row_feed->empty()) {
+            // The fed rows' draws take their token in flight where the feed above found it.
+            std::vector<int32_t> map(*out.row_feed);
+            map.resize(static_cast<size_t>(plan.n_rows), -1);
+            HELEXA_BUF(row_feed, kRowFeed, DType::kI32, 1, plan.n_rows);
+            HELEXA_TRY_STATUS(backend_->copy_from_host(row_feed, map.data()));
+            HELEXA_BUF(prev, kArgmax, DType::kI32, 1, last_launched_rows_);
+            HELEXA_TRY_STATUS(
+                backend_->feed_draws(draws.reshaped(1, n_words), plan.n_rows, prev, row_feed));
+        }
     }
 
     if (bucket) {
@@ -734,14 +750,23 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     return ok();
 }
 
-Status DenseDecoder::launch_argmax(const StepBatch& batch) {
+Status DenseDecoder::launch_sample(const StepBatch& batch, const DrawBatch& draws) {
+    if (draws.any_host_row()) {
+        return fail(ErrorCode::kInvalidRequest,
+                    "launch_sample: a row left to the host sampler cannot be launched ahead");
+    }
+    return launch(batch, &draws);
+}
+
+Status DenseDecoder::launch(const StepBatch& batch, const DrawBatch* draws) {
     if (launched_.size() >= 2) {
         return fail(ErrorCode::kInvalidRequest,
-                    "launch_argmax: two steps are outstanding already (finish one first)");
+                    "launch: two steps are outstanding already (finish one first)");
     }
     // The feed: per input token (in plan_step's order: each slice's tokens in batch order),
-    // the previous launched step's row it takes, or -1.
+    // the previous launched step's row it takes, or -1; and the same per logits row.
     std::vector<int32_t> feed;
+    std::vector<int32_t> row_feed;
     int64_t rows = 0;
     for (const SequenceSlice& s : batch.seqs) {
         rows += s.need_logits ? 1 : 0;
@@ -767,11 +792,15 @@ Status DenseDecoder::launch_argmax(const StepBatch& batch) {
         } else {
             feed.insert(feed.end(), s.tokens.size(), -1);
         }
+        if (draws != nullptr && s.need_logits) {
+            row_feed.push_back(s.fed_row);
+        }
     }
     const int slot = next_read_slot_;
-    const Status st = run_step(batch, StepOutput{.feed = &feed, .read_slot = slot});
+    const Status st = run_step(
+        batch, StepOutput{.draws = draws, .feed = &feed, .row_feed = &row_feed, .read_slot = slot});
     if (!st) {
-        last_launched_rows_ = -1;  // its argmax may be half written: nothing feeds from it
+        last_launched_rows_ = -1;  // its tokens may be half written: nothing feeds from them
         return st;
     }
     next_read_slot_ ^= 1;
@@ -780,9 +809,9 @@ Status DenseDecoder::launch_argmax(const StepBatch& batch) {
     return ok();
 }
 
-Status DenseDecoder::finish_argmax(std::vector<int32_t>& tokens) {
+Status DenseDecoder::finish_launched(std::vector<int32_t>& tokens) {
     if (launched_.empty()) {
-        return fail(ErrorCode::kInvalidRequest, "finish_argmax: no step was launched");
+        return fail(ErrorCode::kInvalidRequest, "finish_launched: no step was launched");
     }
     const Launched l = launched_.front();
     launched_.pop_front();
@@ -795,7 +824,7 @@ Status DenseDecoder::finish_argmax(std::vector<int32_t>& tokens) {
         return tl::unexpected(std::move(read).error());
     }
     if (static_cast<int64_t>(read->size()) != l.rows) {
-        return fail(ErrorCode::kInternal, "finish_argmax: " + std::to_string(read->size()) +
+        return fail(ErrorCode::kInternal, "finish_launched: " + std::to_string(read->size()) +
                                               " tokens for " + std::to_string(l.rows) + " rows");
     }
     std::copy(read->begin(), read->end(), tokens.begin());

@@ -33,9 +33,14 @@ public:
         executor_->run([&] { result = inner_->launch_argmax(batch); });
         return result;
     }
-    Status finish_argmax(std::vector<int32_t>& tokens) override {
+    Status launch_sample(const StepBatch& batch, const DrawBatch& draws) override {
         Status result = ok();
-        executor_->run([&] { result = inner_->finish_argmax(tokens); });
+        executor_->run([&] { result = inner_->launch_sample(batch, draws); });
+        return result;
+    }
+    Status finish_launched(std::vector<int32_t>& tokens) override {
+        Status result = ok();
+        executor_->run([&] { result = inner_->finish_launched(tokens); });
         return result;
     }
     Status step_in_place(const StepBatch& batch, std::span<float>& rows) override {

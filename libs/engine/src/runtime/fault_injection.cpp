@@ -32,9 +32,12 @@ public:
         return inner_->step_argmax(batch, tokens);
     }
     Status launch_argmax(const StepBatch& batch) override { return inner_->launch_argmax(batch); }
+    Status launch_sample(const StepBatch& batch, const DrawBatch& draws) override {
+        return inner_->launch_sample(batch, draws);
+    }
     // The injected fault comes with the step's result, as a real one would.
-    Status finish_argmax(std::vector<int32_t>& tokens) override {
-        const Status st = inner_->finish_argmax(tokens);
+    Status finish_launched(std::vector<int32_t>& tokens) override {
+        const Status st = inner_->finish_launched(tokens);
         if (armed_->exchange(false)) {
             return fail(ErrorCode::kModelRecovering, kInjectedFaultMessage);
         }

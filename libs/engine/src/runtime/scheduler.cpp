@@ -269,7 +269,7 @@ void Scheduler::shutdown() {
     // first (its tokens go nowhere; the runner must not be left with a launch outstanding).
     if (ahead_) {
         std::vector<int32_t> unread;
-        (void)runner_.finish_argmax(unread);
+        (void)runner_.finish_launched(unread);
         ahead_.reset();
     }
     drain_inbox();
@@ -363,11 +363,29 @@ bool Scheduler::launchable_ahead(const std::vector<Entry>& entries) const {
     if (!options_.overlap_decode || entries.empty()) {
         return false;
     }
-    return std::all_of(entries.begin(), entries.end(), [](const Entry& e) {
+    const bool whole_vocab_top_p = runner_.draws_whole_vocab_top_p();
+    return std::all_of(entries.begin(), entries.end(), [&](const Entry& e) {
         return e.n_tokens == 1 && e.need_logits &&
                e.seq->n_computed + 1 == static_cast<int64_t>(e.seq->tokens.size()) &&
-               takes_plain_argmax(e.seq->cfg);
+               (takes_plain_argmax(e.seq->cfg) ||
+                drawable_in_flight(e.seq->cfg, vocab_size_, whole_vocab_top_p));
     });
+}
+
+Status Scheduler::launch_rows(const StepBatch& batch, const std::vector<Sequence*>& seqs,
+                              bool in_flight) {
+    const bool argmax_only = std::all_of(seqs.begin(), seqs.end(), [](const Sequence* s) {
+        return takes_plain_argmax(s->cfg);
+    });
+    if (argmax_only) {
+        return timed_runner_call([&] { return runner_.launch_argmax(batch); });
+    }
+    draws_.clear();
+    for (const Sequence* s : seqs) {
+        plan_row_draw(s->cfg, s->generated(), s->seed, vocab_size_,
+                      runner_.draws_whole_vocab_top_p(), draws_, in_flight);
+    }
+    return timed_runner_call([&] { return runner_.launch_sample(batch, draws_); });
 }
 
 void Scheduler::launch_ahead(const std::vector<Entry>& entries) {
@@ -379,7 +397,7 @@ void Scheduler::launch_ahead(const std::vector<Entry>& entries) {
                               kv_.block_table(s.id), true});
         seqs.push_back(&s);
     }
-    Status st = timed_runner_call([&] { return runner_.launch_argmax(batch); });
+    Status st = launch_rows(batch, seqs, false);
     if (!st) {
         step_failed(std::move(st).error(), seqs);
         return;
@@ -413,7 +431,7 @@ bool Scheduler::continue_ahead() {
         next.seqs.push_back(slice);
     }
     const std::vector<Sequence*> seqs = current;
-    Status launched = timed_runner_call([&] { return runner_.launch_argmax(next); });
+    Status launched = launch_rows(next, seqs, true);
     finish_ahead();
     if (!launched) {
         step_failed(std::move(launched).error(), seqs);
@@ -426,7 +444,7 @@ bool Scheduler::continue_ahead() {
 void Scheduler::finish_ahead() {
     const std::vector<Sequence*> seqs = std::move(*ahead_);
     ahead_.reset();
-    Status st = timed_runner_call([&] { return runner_.finish_argmax(argmax_); });
+    Status st = timed_runner_call([&] { return runner_.finish_launched(argmax_); });
     if (st && argmax_.size() != seqs.size()) {
         st = helexa::fail(ErrorCode::kInternal,
                           "model step returned " + std::to_string(argmax_.size()) +

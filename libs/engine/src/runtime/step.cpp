@@ -57,10 +57,20 @@ Status ModelRunner::step_sample(const StepBatch& batch, const DrawBatch& draws,
     return ok();
 }
 
-Status ModelRunner::launch_argmax(const StepBatch& batch) {
+Status ModelRunner::launch_argmax(const StepBatch& batch) { return launch(batch, nullptr); }
+
+Status ModelRunner::launch_sample(const StepBatch& batch, const DrawBatch& draws) {
+    if (draws.any_host_row()) {
+        return fail(ErrorCode::kInvalidRequest,
+                    "launch_sample: a row left to the host sampler cannot be launched ahead");
+    }
+    return launch(batch, &draws);
+}
+
+Status ModelRunner::launch(const StepBatch& batch, const DrawBatch* draws) {
     if (pending_.size() >= 2) {
         return fail(ErrorCode::kInvalidRequest,
-                    "launch_argmax: two steps are outstanding already (finish one first)");
+                    "launch: two steps are outstanding already (finish one first)");
     }
     PendingStep& p = pending_.emplace_back();
     for (const SequenceSlice& s : batch.seqs) {
@@ -72,31 +82,50 @@ Status ModelRunner::launch_argmax(const StepBatch& batch) {
         p.batch.seqs[i].tokens = p.tokens[i];
         p.batch.seqs[i].block_table = p.tables[i];
     }
+    if (draws != nullptr) {
+        p.sampled = true;
+        p.draw_rows = draws->rows;
+        p.draw_entries = draws->entries;
+    }
     return ok();
 }
 
-Status ModelRunner::finish_argmax(std::vector<int32_t>& tokens) {
+Status ModelRunner::finish_launched(std::vector<int32_t>& tokens) {
     if (pending_.empty()) {
-        return fail(ErrorCode::kInvalidRequest, "finish_argmax: no step was launched");
+        return fail(ErrorCode::kInvalidRequest, "finish_launched: no step was launched");
     }
     PendingStep p = std::move(pending_.front());
     pending_.pop_front();
+    DrawBatch draws{std::move(p.draw_rows), std::move(p.draw_entries)};
+    size_t row = 0;  // the logits row of slice i (slices with need_logits, in batch order)
     for (size_t i = 0; i < p.batch.seqs.size(); ++i) {
-        const int32_t row = p.batch.seqs[i].fed_row;
-        if (row < 0) {
+        const int32_t fed = p.batch.seqs[i].fed_row;
+        const size_t own_row = row;
+        row += p.batch.seqs[i].need_logits ? 1 : 0;
+        if (fed < 0) {
             continue;
         }
-        if (p.tokens[i].size() != 1 || static_cast<size_t>(row) >= last_tokens_.size()) {
+        if (p.tokens[i].size() != 1 || static_cast<size_t>(fed) >= last_tokens_.size()) {
             last_tokens_.clear();
             return fail(ErrorCode::kInvalidRequest,
                         "launch_argmax: sequence " + std::to_string(p.batch.seqs[i].seq_id) +
-                            " is fed row " + std::to_string(row) + " of a step with " +
+                            " is fed row " + std::to_string(fed) + " of a step with " +
                             std::to_string(last_tokens_.size()) + " rows");
         }
-        p.tokens[i][0] = last_tokens_[static_cast<size_t>(row)];
+        const int32_t t = last_tokens_[static_cast<size_t>(fed)];
+        p.tokens[i][0] = t;
         p.batch.seqs[i].tokens = p.tokens[i];
+        if (p.sampled && p.batch.seqs[i].need_logits && own_row < draws.rows.size()) {
+            draw::feed_in_flight(draws.rows[own_row], draws.entries.data(), t);
+        }
     }
-    const Status st = step_argmax(p.batch, tokens);
+    Status st = ok();
+    if (p.sampled) {
+        std::span<float> host_rows;
+        st = step_sample(p.batch, draws, tokens, host_rows);
+    } else {
+        st = step_argmax(p.batch, tokens);
+    }
     if (!st) {
         last_tokens_.clear();
         return st;

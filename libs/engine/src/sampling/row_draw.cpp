@@ -127,9 +127,15 @@ std::span<const Candidate> top_k_of(std::span<const float> row, size_t k) {
     return heap;
 }
 
-// The row's RowDraw, its entries [first_entry, end) of batch.entries already appended.
+// The row's RowDraw, its entries [first_entry, end) of batch.entries already appended (with a
+// token in flight and a repetition window, the reserved entry is appended here, last).
 void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
-                int64_t vocab, size_t first_entry, DrawBatch& batch) {
+                int64_t vocab, size_t first_entry, bool token_in_flight, DrawBatch& batch) {
+    const bool reserve = token_in_flight && cfg.repetition_penalty != 1.0F &&
+                         cfg.repetition_window > 0;
+    if (reserve) {
+        batch.entries.push_back(PenaltyEntry{-1, 0, 0.0F, 0.0F});
+    }
     RowDraw d{};
     d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
     d.top_k = cfg.top_k > 0 && cfg.top_k < vocab && !cfg.greedy() ? cfg.top_k : 0;
@@ -142,9 +148,10 @@ void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, u
     d.repetition_penalty = cfg.repetition_penalty;
     d.seed_lo = static_cast<uint32_t>(seed);
     d.seed_hi = static_cast<uint32_t>(seed >> 32);
-    d.position = static_cast<uint32_t>(generated.size());
+    d.position = static_cast<uint32_t>(generated.size() + (token_in_flight ? 1 : 0));
     d.first_entry = static_cast<uint32_t>(first_entry);
     d.n_entries = static_cast<uint32_t>(batch.entries.size() - first_entry);
+    d.in_flight_entry = reserve ? 1 : 0;
     batch.rows.push_back(d);
 }
 
@@ -184,9 +191,16 @@ bool drawable(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p) 
     return cfg.top_p >= 1.0F || whole_vocab_top_p;
 }
 
+bool drawable_in_flight(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p) {
+    return drawable(cfg, vocab, whole_vocab_top_p) && cfg.presence_penalty == 0.0F &&
+           cfg.frequency_penalty == 0.0F;
+}
+
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
-                   int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch) {
-    if (!drawable(cfg, vocab, whole_vocab_top_p)) {
+                   int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch,
+                   bool token_in_flight) {
+    if (token_in_flight ? !drawable_in_flight(cfg, vocab, whole_vocab_top_p)
+                        : !drawable(cfg, vocab, whole_vocab_top_p)) {
         RowDraw d{};
         d.mode = draw::kDrawHost;
         batch.rows.push_back(d);
@@ -201,8 +215,11 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
     const bool counts = cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F;
     thread_local std::vector<int32_t> window;
     window.clear();
+    // The window's tokens this plan knows: with one in flight, it takes the window's last slot.
+    const size_t window_known = static_cast<size_t>(std::max<int64_t>(cfg.repetition_window, 0)) -
+                                (token_in_flight && cfg.repetition_window > 0 ? 1 : 0);
     if (cfg.repetition_penalty != 1.0F && cfg.repetition_window > 0 && !generated.empty()) {
-        const size_t n = std::min(generated.size(), static_cast<size_t>(cfg.repetition_window));
+        const size_t n = std::min(generated.size(), window_known);
         const auto recent = generated.subspan(generated.size() - n);
         if (cfg.logit_bias.empty() && !counts) {
             // The default settings: the window's distinct ids are the only entries, in any
@@ -230,7 +247,7 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
                     batch.entries.push_back(PenaltyEntry{id, draw::kRepeated, 0.0F, 0.0F});
                 }
             }
-            finish_row(cfg, generated, seed, vocab, first, batch);
+            finish_row(cfg, generated, seed, vocab, first, token_in_flight, batch);
             return;
         }
         for (int32_t id : recent) {
@@ -288,7 +305,7 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
         }
         batch.entries.push_back(e);
     }
-    finish_row(cfg, generated, seed, vocab, first_entry, batch);
+    finish_row(cfg, generated, seed, vocab, first_entry, token_in_flight, batch);
 }
 
 float nucleus_floor(std::span<const float> row, float max_l, const RowDraw& d) {

@@ -309,6 +309,12 @@ public:
     // the previous step's tokens, still where that step left them. The default goes through
     // host memory.
     virtual Status feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& map);
+    // The same for drawn rows (ModelRunner::launch_sample): `draws` is a step's packed draws
+    // (DrawBatch::packed(n_rows), i32, one row), and each row r < n_rows with map[0, r] >= 0
+    // gets draw::feed_in_flight(row, entries, prev[0, map[0, r]]) (map: n_rows i32; every
+    // index below prev's length). The default goes through host memory.
+    virtual Status feed_draws(const Tensor& draws, int64_t n_rows, const Tensor& prev,
+                              const Tensor& map);
     // A copy of src (i32, one row) into host memory the backend owns, begun now and ended by
     // finish_read_ids(slot) (slot 0 or 1: one step's tokens may be on their way while the
     // previous step's are read); the span is valid until the slot's next start. The default

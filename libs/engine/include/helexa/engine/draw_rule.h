@@ -74,7 +74,11 @@ struct RowDraw {
     uint32_t position;     // tokens the request generated before this one: the draw's counter
     uint32_t first_entry;  // into the step's PenaltyEntry array
     uint32_t n_entries;
-    uint32_t reserved;  // keeps the struct at 12 words
+    // 1 when the row was planned with its last token still on the device (overlapped decoding:
+    // plan_row_draw's token_in_flight) and a repetition window: its last entry is reserved for
+    // that token (id -1, no flags: a no-op) until feed_in_flight fills it. Keeps the struct at
+    // 12 words.
+    uint32_t in_flight_entry;
 };
 static_assert(sizeof(RowDraw) == 48 && sizeof(PenaltyEntry) == 16, "packed as 32-bit words");
 
@@ -139,6 +143,28 @@ HELEXA_DRAW_FN float apply_penalty(float l, const PenaltyEntry& e, float repetit
         l = sub(l, e.subtract);
     }
     return l;
+}
+
+// Completes a row planned with its last token t still on the device, once t is known (the
+// host's default runner, and the device's feed before the step): t joins the repetition window
+// as plan_row_draw would have put it there. An entry for t already (t in the window, or
+// biased) gains kRepeated; otherwise the reserved entry becomes t's. Exact against the row
+// planned with t known, since entries touch distinct ids in any order and a known plan's entry
+// for t has exactly these flags and bias (counted penalties are never planned in flight: their
+// subtract is one host expression). A row without a reserved entry is left as it is.
+HELEXA_DRAW_FN void feed_in_flight(const RowDraw& d, PenaltyEntry* entries, int32_t t) {
+    if (d.in_flight_entry == 0 || d.n_entries == 0) {
+        return;
+    }
+    PenaltyEntry* row = entries + d.first_entry;
+    const uint32_t reserved = d.n_entries - 1;
+    for (uint32_t i = 0; i < reserved; ++i) {
+        if (row[i].id == t) {
+            row[i].flags |= kRepeated;
+            return;
+        }
+    }
+    row[reserved] = PenaltyEntry{t, kRepeated, 0.0F, 0.0F};
 }
 
 // log_positive's constants (host vector lanes use them too): the series' coefficients 2/(2n+1)

@@ -78,7 +78,9 @@ struct SchedulerOptions {
     // device's. A sequence that stops at a token has computed one more that nobody sees; any
     // other state (a new request, a prefill, a cancellation, a draw, a length limit one step
     // away) runs the step in flight out first. neuron: `overlap_decode` (NEURON_OVERLAP_DECODE).
-    bool overlap_decode = false;
+    // On by default: run 21 measured it +0.4% at one Qwen3-8B stream and +2-3% at 8-64 over
+    // HTTP on an H200, with the same tokens.
+    bool overlap_decode = true;
     // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
     // requests that carry no seed.
     std::function<std::chrono::steady_clock::time_point()> now;
@@ -161,14 +163,20 @@ private:
     std::vector<Entry> schedule();
     bool preempt_newest();
     void run_step(std::vector<Entry>& entries);
-    // Overlapped decoding: whether entries can be launched ahead (every one a greedy decode
-    // token), launching them so, and the round that keeps the pipeline going (the next step
-    // launched fed from the one in flight, then the one in flight finished) when every
-    // sequence of the step in flight can take one more; false when the round should run the
-    // step in flight out instead (finish_ahead) and schedule as usual.
+    // Overlapped decoding: whether entries can be launched ahead (every one a decode token
+    // whose draw can be planned with its last token in flight: plain argmax, or
+    // drawable_in_flight), launching them so, and the round that keeps the pipeline going (the
+    // next step launched fed from the one in flight, then the one in flight finished) when
+    // every sequence of the step in flight can take one more; false when the round should run
+    // the step in flight out instead (finish_ahead) and schedule as usual.
     bool launchable_ahead(const std::vector<Entry>& entries) const;
     void launch_ahead(const std::vector<Entry>& entries);
     bool continue_ahead();
+    // Launches one step ahead over seqs (in row order): launch_argmax when every row is plain
+    // argmax, else launch_sample with each row's draw (planned with its last token in flight
+    // when `in_flight`: the rows fed from the step before).
+    Status launch_rows(const StepBatch& batch, const std::vector<Sequence*>& seqs,
+                       bool in_flight);
     // Reads the step in flight's tokens and accepts them (its rows of sequences that ended
     // since it was launched are dropped).
     void finish_ahead();

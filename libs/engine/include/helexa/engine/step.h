@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "helexa/common/result.h"
+#include "helexa/engine/draw_rule.h"
 
 namespace helexa::engine {
 
@@ -79,17 +80,22 @@ public:
     // the Sampler's ~0.15 (draw_rule_bench), and the default draws on the host.
     virtual bool draws_whole_vocab_top_p() const { return false; }
 
-    // Overlapped greedy decoding (docs/design/overlapped-decode.md): launch_argmax starts
+    // Overlapped decoding (docs/design/overlapped-decode.md): launch_argmax starts
     // step_argmax's work for `batch` and may return before it ends, so the caller can launch
-    // the next step before it reads this one's tokens; finish_argmax waits for the oldest
+    // the next step before it reads this one's tokens; finish_launched waits for the oldest
     // launched step and gives its tokens as step_argmax would. A slice with fed_row >= 0 holds
     // one token whose id is the previous launched step's token of row fed_row. At most two
     // steps are outstanding (launch, launch, finish, launch, finish, ..., finish), and no other
-    // step call is made while one is. The default runs each step at its finish_argmax.
+    // step call is made while one is. The default runs each step at its finish_launched.
     // Errors: step_argmax's, and kInvalidRequest for a fed row the previous step lacks or a
-    // third outstanding launch; a failed step's error comes from its finish_argmax.
+    // third outstanding launch; a failed step's error comes from its finish_launched.
     virtual Status launch_argmax(const StepBatch& batch);
-    virtual Status finish_argmax(std::vector<int32_t>& tokens);
+    // launch_argmax for drawn rows: step_sample's work, its tokens given by finish_launched.
+    // `draws` has no kDrawHost row (kInvalidRequest), and a fed row's draw may have been
+    // planned with its token in flight (plan_row_draw): that token completes it
+    // (draw::feed_in_flight) where the runner has it.
+    virtual Status launch_sample(const StepBatch& batch, const DrawBatch& draws);
+    virtual Status finish_launched(std::vector<int32_t>& tokens);
 
 protected:
     // step_in_place's rows where the runner has no better place for them (the default; a device
@@ -97,13 +103,18 @@ protected:
     std::vector<float> in_place_rows_;
 
 private:
-    // The default launch_argmax's steps not yet finished (copies: the caller's spans may move)
-    // and the last finished step's tokens, which fed rows take.
+    // The default launches' steps not yet finished (copies: the caller's spans may move) and
+    // the last finished step's tokens, which fed rows take.
     struct PendingStep {
         std::vector<std::vector<int32_t>> tokens;
         std::vector<std::vector<int32_t>> tables;
         StepBatch batch;
+        // launch_sample's draws (a DrawBatch's parts: row_draw.h stays out of this header).
+        bool sampled = false;
+        std::vector<draw::RowDraw> draw_rows;
+        std::vector<draw::PenaltyEntry> draw_entries;
     };
+    Status launch(const StepBatch& batch, const DrawBatch* draws);
     std::deque<PendingStep> pending_;
     std::vector<int32_t> last_tokens_;
 };

@@ -32,6 +32,13 @@ cudaError_t launch_argmax_rows(const float* logits, int64_t rows, int64_t vocab,
 cudaError_t launch_draw_rows(float* logits, int64_t rows, int64_t vocab, const void* draws,
                              int32_t* out_ids, int cluster, cudaStream_t stream);
 
+// Overlapped decoding's feed of drawn rows (engine::Backend::feed_draws): for each row r < rows
+// with map[r] >= 0, draw::feed_in_flight(row r, its entries, prev[map[r]]) in place. draws:
+// device memory as launch_draw_rows takes it; prev: the previous step's tokens (every map[r]
+// indexes it); map: int32 [rows].
+cudaError_t launch_feed_draws(void* draws, int64_t rows, const int32_t* prev, const int32_t* map,
+                              cudaStream_t stream);
+
 // The fastest cluster size for `rows` rows: 8 CTAs while every row's cluster of 8 fits the card
 // at once (a row's latency first), then 4, then 2 (more rows at once); 1 on devices without
 // thread-block clusters. HELEXA_DRAW_CLUSTER=1|2|4|8 forces one, for A/B measurements.

@@ -76,7 +76,7 @@ struct EngineKnobs {
     bool debug_device_lost = false;  // with debug_poison: the reload fails as a lost device
     // helexa's: each greedy decode step launched before the last one's tokens are read
     // (engine::SchedulerOptions::overlap_decode).
-    bool overlap_decode = false;
+    bool overlap_decode = true;
 };
 
 struct NeuronConfig {
