@@ -1,5 +1,6 @@
 #include "cublaslt_matmul.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <limits>
@@ -344,6 +345,19 @@ std::vector<int64_t> CublasLtMatmul::k_split_counts(int64_t K, int64_t max_split
     return counts;
 }
 
+int64_t CublasLtMatmul::choose_k_split(std::span<const std::pair<int64_t, float>> timed) {
+    float best = std::numeric_limits<float>::infinity();
+    for (const auto& [count, ms] : timed) {
+        best = std::min(best, ms);
+    }
+    for (const auto& [count, ms] : timed) {
+        if (ms <= best * (1.0F + kKSplitTimeMargin)) {
+            return count;
+        }
+    }
+    return 0;
+}
+
 Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits, const void* x,
                                             int64_t x_stride, const void* w, int64_t T,
                                             int64_t N, int64_t K, cudaDataType_t operand_type,
@@ -364,7 +378,7 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
     } else if (T <= tune_max_rows()) {
         // The first shape of its class: every count's plan tuned on this shape, the fastest
         // count kept (each count's winner also serves the class's later shapes).
-        float best_ms = std::numeric_limits<float>::infinity();
+        std::vector<std::pair<int64_t, float>> timed;
         std::string timings;  // for the debug log: each count's best time
         for (const int64_t s : k_split_counts(K, max_splits)) {
             auto p = plan(key(T, s));
@@ -375,11 +389,9 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
             HELEXA_TRY_STATUS(tune(candidate, partials, 0, x, w, stream, /*time_single=*/true));
             class_algos_.emplace(key(class_rows, s), candidate.algo);
             timings += fmt::format(" {}:{:.1f}us", s, candidate.best_ms / 3 * 1000);
-            if (candidate.best_ms < best_ms) {
-                best_ms = candidate.best_ms;
-                splits = s;
-            }
+            timed.emplace_back(s, candidate.best_ms);
         }
+        splits = std::max<int64_t>(choose_k_split(timed), 1);
         ++tuned_shapes_;
         class_splits_.insert_or_assign(split_class, splits);
         static const auto kLog = log::get("neuron::cuda::matmul");

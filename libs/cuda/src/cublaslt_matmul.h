@@ -17,7 +17,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "helexa/common/result.h"
@@ -47,13 +49,20 @@ public:
     //   N), s < S.
     // S is chosen once per tuning class: among the counts up to max_splits that cut K into
     // slices of whole 64-column groups (1 included: cuBLASLt's own split inside one GEMM), the
-    // one whose batched GEMM runs fastest from a cold L2. Returns S; partials must hold
-    // max_splits * T * N floats.
+    // fewest whose batched GEMM runs within a margin of the fastest from a cold L2
+    // (choose_k_split). Returns S; partials must hold max_splits * T * N floats.
     Result<int64_t> run_k_split(float* partials, int64_t max_splits, const void* x,
                                 int64_t x_stride, const void* w, int64_t T, int64_t N, int64_t K,
                                 cudaDataType_t operand_type, cudaStream_t stream);
     // The split counts run_k_split may choose for K (ascending, 1 first).
     static std::vector<int64_t> k_split_counts(int64_t K, int64_t max_splits);
+    // The count run_k_split keeps of (count, best time) pairs in ascending count order: the
+    // fewest parts within kKSplitTimeMargin of the fastest. The counts' single-call times from
+    // a cold L2 sit within noise of each other (28.2-30.5 us at 32 x 4096 x 12288 on an H200),
+    // while in the model more parts cost the norm kernel their reads and ran slower: 8 parts,
+    // chosen by 0.2 us, took 35.6 us a layer against 27.7 for 2 (run 21). 0 when empty.
+    static int64_t choose_k_split(std::span<const std::pair<int64_t, float>> timed);
+    static constexpr float kKSplitTimeMargin = 0.03F;
 
     // The row count a shape is tuned at: every count up to 8, then steps of 8 up to 64 (the
     // decode graph buckets, step_plan.h), then powers of two.

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cublaslt_matmul.h"
@@ -36,6 +37,22 @@ std::vector<T> download(const DeviceBuffer& d, size_t n) {
 }
 
 bool have_device() { return cudaSetDevice(0) == cudaSuccess; }
+
+// The part count kept from the tuner's timings: the fewest within the margin of the fastest, so
+// noise between counts that time alike (run 21's three processes at 32 x 4096 x 12288) keeps
+// one choice, and more parts are taken only for a clear win.
+TEST(KSplitChoice, TheFewestPartsWithinTheMarginOfTheFastest) {
+    using Timed = std::vector<std::pair<int64_t, float>>;
+    const Timed first = {{1, 30.3F}, {2, 28.6F}, {3, 30.3F}, {4, 28.9F}, {6, 29.5F}, {8, 29.5F}};
+    const Timed second = {{1, 30.5F}, {2, 29.0F}, {3, 30.1F}, {4, 28.8F}, {6, 29.3F}, {8, 28.8F}};
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(first), 2);
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(second), 2);  // 8 is 0.7% faster: within the margin
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(Timed{{1, 40.0F}, {2, 35.0F}, {8, 28.0F}}), 8);
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(Timed{{1, 10.25F}, {4, 10.0F}}), 1);  // 2.5%
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(Timed{{1, 10.35F}, {4, 10.0F}}), 4);  // 3.5%
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(Timed{{3, 5.0F}}), 3);
+    EXPECT_EQ(CublasLtMatmul::choose_k_split(Timed{}), 0);
+}
 
 // Rows of one (T, D) shape in parts, through each of the kernel's paths: all loads first (rows of
 // one warp's 4 packs a lane, D <= 1024; rows of up to 512 threads' 2 packs), the generic walk on
