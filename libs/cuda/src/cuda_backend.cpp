@@ -495,12 +495,6 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
     if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {
         k_split_ = std::string_view(v) != "0";
     }
-    // HELEXA_CUDA_K_SPLIT_MAX_K=n: only matmuls of K <= n take it (4096 on Qwen3-8B: o_proj
-    // and not down, whose batched slices ran 35 us a layer at 32 rows in the model against 29
-    // for cuBLASLt's own down in isolation, run 21; an A/B knob).
-    if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT_MAX_K"); v != nullptr) {
-        k_split_max_k_ = std::max<int64_t>(std::atoll(v), 0);
-    }
     if (const char* v = std::getenv("HELEXA_CUDA_DECODE_CHAIN"); v != nullptr) {
         const std::string_view mode(v);
         decode_chain_ = mode == "0"   ? DecodeChain::kOff

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -291,7 +290,6 @@ private:
     DecodeChain decode_chain_ = DecodeChain::kLongLinks;
     bool chain_attention_ = false;
     bool k_split_ = true;
-    int64_t k_split_max_k_ = std::numeric_limits<int64_t>::max();  // HELEXA_CUDA_K_SPLIT_MAX_K
     std::shared_ptr<DeviceWorker> worker_;
     uint64_t generation_;
     cudaStream_t stream_ = nullptr;

@@ -276,7 +276,7 @@ bool CudaBackend::k_split_pair(const engine::LinearLink& a, const engine::Linear
     const int64_t D = a.out.cols;
     const Tensor& norm_weight = b.fusion.norm_weight;
     const Tensor& normed = b.scratch.normed;
-    return k_split_ && a.w.cols <= k_split_max_k_ && act_ != DType::kF32 &&
+    return k_split_ && act_ != DType::kF32 &&
            a.fusion.output == LinearFusion::Output::kAccumulate && !a.fusion.norm_weight &&
            !a.bias && T >= kKSplitMinRows && T <= kKSplitMaxRows &&
            T > std::max(skinny_max_rows_, mma_max_rows_) && a.x.dtype == act_ &&

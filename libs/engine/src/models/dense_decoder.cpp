@@ -775,7 +775,7 @@ Status DenseDecoder::launch(const StepBatch& batch, const DrawBatch* draws) {
         }
         if (s.tokens.size() != 1 || s.fed_row >= last_launched_rows_) {
             return fail(ErrorCode::kInvalidRequest,
-                        "launch_argmax: sequence " + std::to_string(s.seq_id) + " is fed row " +
+                        "launch: sequence " + std::to_string(s.seq_id) + " is fed row " +
                             std::to_string(s.fed_row) + " of a step with " +
                             std::to_string(std::max<int64_t>(last_launched_rows_, 0)) +
                             " rows");

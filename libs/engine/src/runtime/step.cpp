@@ -108,7 +108,7 @@ Status ModelRunner::finish_launched(std::vector<int32_t>& tokens) {
         if (p.tokens[i].size() != 1 || static_cast<size_t>(fed) >= last_tokens_.size()) {
             last_tokens_.clear();
             return fail(ErrorCode::kInvalidRequest,
-                        "launch_argmax: sequence " + std::to_string(p.batch.seqs[i].seq_id) +
+                        "launch: sequence " + std::to_string(p.batch.seqs[i].seq_id) +
                             " is fed row " + std::to_string(fed) + " of a step with " +
                             std::to_string(last_tokens_.size()) + " rows");
         }
