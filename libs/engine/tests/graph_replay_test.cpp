@@ -534,7 +534,8 @@ TEST(GraphReplay, OverlappedDrawnStepsCompleteTheirPenaltiesWithTheFedToken) {
 
 // A runner whose next token is its input token + 1 (mod 16), for ModelRunner's default
 // launch_argmax / finish_launched (each step runs at its finish, fed rows taken from the step
-// finished before it).
+// finished before it). Input 7 gives a broken row (NaN: argmax -1); an id outside the
+// vocabulary fails the step, as the CPU backend's embedding does.
 class SuccessorRunner final : public ModelRunner {
 public:
     int64_t vocab_size() const override { return 16; }
@@ -542,8 +543,12 @@ public:
     Status step(const StepBatch& batch, std::vector<float>& logits) override {
         logits.clear();
         for (const SequenceSlice& s : batch.seqs) {
-            std::vector<float> row(16, 0.0f);
-            row[static_cast<size_t>((s.tokens.back() + 1) % 16)] = 1.0f;
+            const int32_t in = s.tokens.back();
+            if (in < 0 || in >= 16) {
+                return fail(ErrorCode::kInvalidRequest, "token id outside the vocabulary");
+            }
+            std::vector<float> row(16, in == 7 ? std::nanf("") : 0.0f);
+            row[static_cast<size_t>((in + 1) % 16)] = in == 7 ? std::nanf("") : 1.0f;
             logits.insert(logits.end(), row.begin(), row.end());
         }
         return ok();
@@ -584,6 +589,72 @@ TEST(OverlappedSteps, TheDefaultRunsEachStepAtItsFinishWithFedRowsAndRefusesMisu
     auto bad = r.finish_launched(tokens);
     ASSERT_FALSE(bad.has_value());
     EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidRequest);
+}
+
+// A broken row (-1) fed into the next launched step steps as a placeholder id: its neighbour's
+// token still comes, and the broken sequence's own result is the caller's to drop.
+TEST(OverlappedSteps, ABrokenRowsTokenDoesNotFailTheStepItIsFedInto) {
+    SuccessorRunner r;
+    const std::vector<int32_t> table = {0};
+    const std::vector<int32_t> start = {7, 2};
+    const std::vector<int32_t> placeholder = {0};
+    StepBatch first;
+    first.seqs.push_back({0, std::span<const int32_t>(start).first(1), 0, table, true});
+    first.seqs.push_back({1, std::span<const int32_t>(start).last(1), 0, table, true});
+    ASSERT_TRUE(r.launch_argmax(first).has_value());
+    StepBatch fed;
+    fed.seqs.push_back({0, placeholder, 1, table, true, 0});
+    fed.seqs.push_back({1, placeholder, 1, table, true, 1});
+    ASSERT_TRUE(r.launch_argmax(fed).has_value());
+    std::vector<int32_t> tokens;
+    ASSERT_TRUE(r.finish_launched(tokens).has_value());
+    EXPECT_EQ(tokens, (std::vector<int32_t>{-1, 3}));
+    auto st = r.finish_launched(tokens);
+    ASSERT_TRUE(st.has_value()) << st.error().full_message();
+    EXPECT_EQ(tokens[1], 4);
+}
+
+// The host's feeds (Backend::feed_ids / feed_draws' defaults, what the CPU backend runs): ids
+// and draws take the previous step's tokens where mapped, a broken row's -1 as id 0.
+TEST(OverlappedSteps, TheHostFeedsTakeThePreviousTokensAndABrokenRowAsIdZero) {
+    auto backend = make_backend(BackendOptions{"cpu", 1});
+    ASSERT_TRUE(backend.has_value());
+    Backend& b = **backend;
+    auto upload = [&](const std::vector<int32_t>& host) {
+        auto t = b.alloc(DType::kI32, 1, static_cast<int64_t>(host.size()));
+        EXPECT_TRUE(t.has_value());
+        EXPECT_TRUE(b.copy_from_host(*t, host.data()).has_value());
+        return *t;
+    };
+    auto read = [&](const Tensor& t) {
+        std::vector<int32_t> host(static_cast<size_t>(t.numel()));
+        EXPECT_TRUE(b.copy_to_host(host.data(), t).has_value());
+        return host;
+    };
+    const Tensor prev = upload({-1, 5, 9});
+    const Tensor ids = upload({11, 12, 13, 14});
+    ASSERT_TRUE(b.feed_ids(ids, prev, upload({2, -1, 0, 1})).has_value());
+    EXPECT_EQ(read(ids), (std::vector<int32_t>{9, 12, 0, 5}));
+    EXPECT_FALSE(b.feed_ids(ids, prev, upload({3, -1, -1, -1})).has_value());
+
+    // Two rows planned with their token in flight (repetition penalty, window 4): row 0 fed
+    // prev[1] = 5, already in its window; row 1 fed prev[2] = 9, new to it.
+    SamplingConfig cfg;
+    cfg.temperature = 0.0F;
+    cfg.repetition_penalty = 1.5F;
+    cfg.repetition_window = 4;
+    DrawBatch draws;
+    plan_row_draw(cfg, std::vector<int32_t>{5, 6}, 1, 16, true, draws, true);
+    plan_row_draw(cfg, std::vector<int32_t>{3}, 2, 16, true, draws, true);
+    const std::vector<int32_t> words = draws.packed(2);
+    const Tensor packed = upload(words);
+    ASSERT_TRUE(b.feed_draws(packed, 2, prev, upload({1, 2})).has_value());
+    std::vector<int32_t> fed_words = read(packed);
+    DrawBatch want = draws;
+    draw::feed_in_flight(want.rows[0], want.entries.data(), 5);
+    draw::feed_in_flight(want.rows[1], want.entries.data(), 9);
+    EXPECT_EQ(fed_words, want.packed(2));
+    EXPECT_NE(fed_words, words);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tensor view helpers, dtype names and the backend factory.
 #include "helexa/engine/backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -149,7 +150,10 @@ Status Backend::feed_ids(const Tensor& ids, const Tensor& prev, const Tensor& ma
             if (static_cast<size_t>(where[i]) >= from.size()) {
                 return fail(ErrorCode::kInternal, "feed_ids: index past the previous step's ids");
             }
-            out[i] = from[static_cast<size_t>(where[i])];
+            // A broken row's -1 (its sequence fails when its tokens are read) feeds id 0, so
+            // the step its neighbours share still runs (the device's embedding writes zeros
+            // for it instead, and the row's result is dropped either way).
+            out[i] = std::max(from[static_cast<size_t>(where[i])], 0);
         }
     }
     return copy_from_host(ids, out.data());

@@ -1,5 +1,6 @@
 #include "helexa/engine/step.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -113,7 +114,9 @@ Status ModelRunner::finish_launched(std::vector<int32_t>& tokens) {
                             std::to_string(last_tokens_.size()) + " rows");
         }
         const int32_t t = last_tokens_[static_cast<size_t>(fed)];
-        p.tokens[i][0] = t;
+        // A broken row's -1 (its sequence fails at its own finish) steps as id 0, so the
+        // neighbours it shares this step with are not failed by an id outside the vocabulary.
+        p.tokens[i][0] = std::max(t, 0);
         p.batch.seqs[i].tokens = p.tokens[i];
         if (p.sampled && p.batch.seqs[i].need_logits && own_row < draws.rows.size()) {
             draw::feed_in_flight(draws.rows[own_row], draws.entries.data(), t);
