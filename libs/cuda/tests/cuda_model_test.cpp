@@ -380,7 +380,7 @@ TEST_F(CudaRandomModel, OverlappedStepsGiveStepArgmaxsTokens) {
 }
 
 // The default request's draw (greedy, repetition penalty 1.1 over 64 tokens) and a sampled
-// one whose penalty and bias move its draws, overlapped.
+// one whose penalties (repetition, presence, frequency) and bias move its draws, overlapped.
 TEST_F(CudaRandomModel, OverlappedDrawnStepsGiveStepSamplesTokens) {
     auto gpu = load(dir_, "cuda", 256);
     ASSERT_TRUE(gpu);
@@ -395,9 +395,11 @@ TEST_F(CudaRandomModel, OverlappedDrawnStepsGiveStepSamplesTokens) {
     sampled.top_k = 40;
     sampled.repetition_penalty = 3.0F;
     sampled.repetition_window = 4;
+    sampled.presence_penalty = 0.6F;
+    sampled.frequency_penalty = 0.4F;
     sampled.logit_bias = {{5, 1.0F}, {9, 2.5F}};
     {
-        SCOPED_TRACE("sampled with a strong penalty and a bias");
+        SCOPED_TRACE("sampled with strong penalties and a bias");
         expect_overlapped_steps_match(*gpu, &sampled);
     }
 }

@@ -491,8 +491,9 @@ TEST(GraphReplay, OverlappedStepsFeedTheLastStepsTokensAndMatchStepArgmax) {
     fs::remove_all(dir, ec);
 }
 
-// The default request's draw (greedy, repetition penalty 1.1) and a sampled one with a strong
-// penalty and a bias, overlapped; a row left to the host Sampler cannot be launched ahead.
+// The default request's draw (greedy, repetition penalty 1.1) and a sampled one with strong
+// repetition, presence and frequency penalties and a bias, overlapped; a row left to the host
+// Sampler cannot be launched ahead.
 TEST(GraphReplay, OverlappedDrawnStepsCompleteTheirPenaltiesWithTheFedToken) {
     const fs::path dir =
         fs::temp_directory_path() / ("helexa_graph_overlap_draw_" + std::to_string(::getpid()));
@@ -510,9 +511,11 @@ TEST(GraphReplay, OverlappedDrawnStepsCompleteTheirPenaltiesWithTheFedToken) {
     sampled.temperature = 1.0F;
     sampled.repetition_penalty = 4.0F;
     sampled.repetition_window = 3;
+    sampled.presence_penalty = 0.5F;
+    sampled.frequency_penalty = 0.7F;
     sampled.logit_bias = {{1, 1.0F}, {7, 2.0F}};
     {
-        SCOPED_TRACE("sampled with a strong penalty and a bias");
+        SCOPED_TRACE("sampled with strong penalties and a bias");
         expect_overlapped_rounds_match(*graphed, *plain, &sampled);
     }
     SamplingConfig wide = sampled;

@@ -167,11 +167,12 @@ TEST(RowDraw, PenaltiesAreTheSamplersBitForBit) {
 }
 
 // Overlapped decoding: a row planned while its last token t is still on the device, then
-// completed with t (draw::feed_in_flight, what the device's feed runs), penalises every logit
-// bit for bit as the row planned with t known, and draws the same token at the same position:
-// t new or already in the window, t the token a full window pushes the oldest out for, t
-// biased, windows of one and of the default length, greedy and sampled. Counted penalties are
-// not planned in flight (kDrawHost), and rows with no repetition window reserve nothing.
+// completed with t (feed_row_draw, draw::feed_in_flight: what the device's feed runs),
+// penalises every logit bit for bit as the row planned with t known, and draws the same token
+// at the same position: t new, already in the window, already counted, the token a full
+// window pushes the oldest out for, biased; windows of one and of the default length;
+// presence and frequency penalties (the count recomputed); greedy and sampled. Rows whose
+// tokens take no penalty reserve nothing.
 TEST(RowDraw, ARowPlannedWithItsTokenInFlightIsTheRowPlannedWithItKnown) {
     std::mt19937 gen(11);
     std::normal_distribution<float> normal(0.0F, 2.0F);
@@ -193,10 +194,20 @@ TEST(RowDraw, ARowPlannedWithItsTokenInFlightIsTheRowPlannedWithItKnown) {
             cfg.top_k = 20;
             cfg.top_p = 0.9F;
             configs.push_back(cfg);
+            cfg.presence_penalty = 0.4F;
+            cfg.frequency_penalty = 0.3F;
+            configs.push_back(cfg);
         }
+        SamplingConfig counted_only = plain(temperature);  // no repetition window
+        counted_only.presence_penalty = 0.7F;
+        counted_only.frequency_penalty = 0.11F;
+        configs.push_back(counted_only);
+        counted_only.frequency_penalty = 0.0F;
+        configs.push_back(counted_only);
     }
-    // t: in the window (9, 120); 40, the id a window of 4 (40 120 9 5) loses to t, coming
-    // back; biased and new (3 at windows 1 and 4, 200); new (150).
+    // t: in the window and counted four times (9); in the window (120); 40, the id a window of
+    // 4 (40 120 9 5) loses to t, coming back; biased and counted (3); biased and new (200); new
+    // (150).
     const std::vector<int32_t> in_flight = {9, 120, 40, 3, 200, 150};
     for (size_t c = 0; c < configs.size(); ++c) {
         for (const int32_t t : in_flight) {
@@ -207,13 +218,14 @@ TEST(RowDraw, ARowPlannedWithItsTokenInFlightIsTheRowPlannedWithItKnown) {
             DrawBatch got;
             plan_row_draw(configs[c], generated, 77, vocab, true, got, true);
             ASSERT_EQ(got.rows.size(), 1U);
-            EXPECT_EQ(got.rows[0].in_flight_entry, 1U);
+            ASSERT_NE(got.rows[0].mode, draw::kDrawHost);
+            EXPECT_NE(got.rows[0].in_flight_flags, 0U);
             EXPECT_EQ(got.rows[0].position, want.rows[0].position);
             // Before the feed the reserved entry is a no-op: id -1, no flags.
             ASSERT_GE(got.entries.size(), 1U);
             EXPECT_EQ(got.entries.back().id, -1);
             EXPECT_EQ(got.entries.back().flags, 0U);
-            draw::feed_in_flight(got.rows[0], got.entries.data(), t);
+            feed_row_draw(got.rows[0], got.entries, t);
             std::vector<float> by_known = logits;
             std::vector<float> by_fed = logits;
             const int32_t want_token = draw_row(by_known, want.rows[0], want.entries);
@@ -238,24 +250,27 @@ TEST(RowDraw, ARowPlannedWithItsTokenInFlightIsTheRowPlannedWithItKnown) {
     plan_row_draw(greedy, std::vector<int32_t>{1}, 1, 10, true, unfed, true);
     std::vector<float> row = peaked;
     EXPECT_EQ(draw_row(row, unfed.rows[0], unfed.entries), 6);
-    draw::feed_in_flight(unfed.rows[0], unfed.entries.data(), 6);
+    feed_row_draw(unfed.rows[0], unfed.entries, 6);
     row = peaked;
     EXPECT_NE(draw_row(row, unfed.rows[0], unfed.entries), 6);
+    // A counted t: the count and subtract follow it (9 generated twice, then once in flight).
+    SamplingConfig counted = plain(0.0F);
+    counted.presence_penalty = 0.5F;
+    counted.frequency_penalty = 0.25F;
+    DrawBatch twice;
+    plan_row_draw(counted, std::vector<int32_t>{9, 4, 9}, 1, 10, true, twice, true);
+    EXPECT_EQ(twice.rows[0].in_flight_flags, draw::kCounted);
+    feed_row_draw(twice.rows[0], twice.entries, 9);
+    ASSERT_EQ(twice.entries[1].id, 9);
+    EXPECT_EQ(twice.entries[1].flags >> draw::kCountShift, 3U);
+    EXPECT_EQ(twice.entries[1].subtract, 0.5F + 0.25F * 3.0F);
 
-    // No repetition window: nothing reserved, nothing to feed.
+    // Nothing penalises a new token: nothing reserved, nothing to feed.
     DrawBatch none;
     plan_row_draw(plain(0.7F), generated, 1, vocab, true, none, true);
-    EXPECT_EQ(none.rows[0].in_flight_entry, 0U);
+    EXPECT_EQ(none.rows[0].in_flight_flags, 0U);
     EXPECT_TRUE(none.entries.empty());
     EXPECT_EQ(none.rows[0].position, generated.size() + 1);
-    // Counted penalties stay with the host when a token is in flight.
-    SamplingConfig counted = plain(0.7F);
-    counted.presence_penalty = 0.3F;
-    EXPECT_TRUE(drawable(counted, vocab, true));
-    EXPECT_FALSE(drawable_in_flight(counted, vocab, true));
-    DrawBatch host;
-    plan_row_draw(counted, generated, 1, vocab, true, host, true);
-    EXPECT_EQ(host.rows[0].mode, draw::kDrawHost);
 }
 
 TEST(RowDraw, GreedyTakesTheLowestIdOfTheMaximum) {

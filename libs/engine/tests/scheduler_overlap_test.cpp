@@ -146,7 +146,8 @@ TEST(SchedulerOverlap, CancellingDuringTheStepInFlightFreesEverything) {
 
 // Drawn requests run ahead too (their draws planned with the token in flight, which the
 // runner's feed completes): seeded sampling, the default request (greedy with a repetition
-// penalty), a penalty strong enough to flip the greedy token, a bias and top-k. The runner
+// penalty), a penalty strong enough to flip the greedy token, a bias and top-k, presence and
+// frequency penalties. The runner
 // raises each step's fed token nearly to the script's target, so the penalty on the token in
 // flight decides most draws. Each stream's tokens must be exactly those of the same requests
 // stepped synchronously.
@@ -171,6 +172,10 @@ TEST(SchedulerOverlap, DrawnRequestsRunAheadWithTheTokensOfSteppingSynchronously
         biased.sampling.repetition_penalty = 2.0F;
         biased.sampling.logit_bias = {{3, 2.0F}, {10, 1.5F}, {17, -1.0F}};
         out.push_back(biased);
+        GenerateRequest counted = plain_greedy(make_prompt(6, 5, kVocab), 40);
+        counted.sampling.presence_penalty = 1.5F;  // greedy: the token just generated drops
+        counted.sampling.frequency_penalty = 0.5F;
+        out.push_back(counted);
         return out;
     };
     std::vector<std::string> texts[2];
@@ -188,7 +193,7 @@ TEST(SchedulerOverlap, DrawnRequestsRunAheadWithTheTokensOfSteppingSynchronously
             texts[overlap ? 1 : 0].push_back(c->text());
         }
         if (overlap) {
-            EXPECT_GT(h.runner.fed_drawn_slices(), 80);
+            EXPECT_GT(h.runner.fed_drawn_slices(), 100);
         } else {
             EXPECT_EQ(h.runner.fed_slices(), 0);
         }
@@ -199,13 +204,14 @@ TEST(SchedulerOverlap, DrawnRequestsRunAheadWithTheTokensOfSteppingSynchronously
     EXPECT_NE(texts[0][2], pieces_text(expected_greedy(make_prompt(3, 3, kVocab), 35, kVocab)));
 }
 
-// A request with a counted penalty (presence) joining greedy ones runs the pipeline out and
-// steps synchronously (its draw cannot be completed on the device); the greedy text is
-// unchanged.
-TEST(SchedulerOverlap, ACountedPenaltyStepsWithoutRunningAhead) {
+// A request left to the host Sampler (top-p over the whole vocabulary, on a runner that does
+// not draw it) joining greedy ones runs the pipeline out and steps synchronously (its logits
+// go to the host); the greedy text is unchanged.
+TEST(SchedulerOverlap, ARowForTheHostSamplerStepsWithoutRunningAhead) {
     Harness h(128);
+    h.runner.whole_vocab_top_p = false;
     Collector greedy;
-    Collector counted;
+    Collector host;
     const auto prompt = make_prompt(4, 9, kVocab);
     h.submit(plain_greedy(prompt, 20), greedy);
     for (int s = 0; s < 5; ++s) {
@@ -215,15 +221,15 @@ TEST(SchedulerOverlap, ACountedPenaltyStepsWithoutRunningAhead) {
     EXPECT_GT(fed_before, 0);
     GenerateRequest r = plain_greedy(make_prompt(5, 4, kVocab), 10);
     r.sampling.temperature = 1.0F;
-    r.sampling.presence_penalty = 0.5F;
-    h.submit(std::move(r), counted);
+    r.sampling.top_p = 0.9F;
+    h.submit(std::move(r), host);
     for (int s = 0; s < 8; ++s) {
         h.scheduler->step_once();
     }
-    EXPECT_EQ(h.runner.fed_slices(), fed_before);  // none while the counted one runs
+    EXPECT_EQ(h.runner.fed_slices(), fed_before);  // none while the host's row runs
     run_until_idle(*h.scheduler);
     expect_finished(greedy, FinishReason::kLength);
-    expect_finished(counted, FinishReason::kLength);
+    expect_finished(host, FinishReason::kLength);
     EXPECT_EQ(greedy.text(), pieces_text(expected_greedy(prompt, 20, kVocab)));
 }
 

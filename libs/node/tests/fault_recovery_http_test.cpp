@@ -316,14 +316,15 @@ class OverlappedDecodeHttpTest : public FaultRecoveryHttpTest {};
 
 TEST_F(OverlappedDecodeHttpTest, CompletionsAreTheSameWithDecodingOverlapped) {
     // Plain greedy, the default request (greedy with the engine's repetition penalty, drawn
-    // with its token in flight), and a seeded sampled one.
+    // with its token in flight), and a seeded sampled one with every penalty.
     const std::vector<json> requests = {
         {{"model", "Qwen/Tiny"}, {"prompt", "Hello there"}, {"max_tokens", 24},
          {"temperature", 0}, {"repetition_penalty", 1.0}},
         {{"model", "Qwen/Tiny"}, {"prompt", "Once upon"}, {"max_tokens", 24},
          {"temperature", 0}},
         {{"model", "Qwen/Tiny"}, {"prompt", "A seeded"}, {"max_tokens", 24},
-         {"temperature", 0.9}, {"seed", 42}, {"repetition_penalty", 1.5}},
+         {"temperature", 0.9}, {"seed", 42}, {"repetition_penalty", 1.5},
+         {"presence_penalty", 0.5}, {"frequency_penalty", 0.3}},
     };
     std::vector<json> plain;
     start({{"NEURON_OVERLAP_DECODE", "false"}});

@@ -190,7 +190,7 @@ Status Backend::feed_draws(const Tensor& draws, int64_t n_rows, const Tensor& pr
             return fail(ErrorCode::kInternal, "feed_draws: index past the previous step's ids "
                                               "or the step's entries");
         }
-        draw::feed_in_flight(rows[r], entries.data(), from[static_cast<size_t>(where[r])]);
+        feed_row_draw(rows[r], entries, from[static_cast<size_t>(where[r])]);
     }
     std::memcpy(packed + row_bytes, entries.data(), entries.size() * sizeof(draw::PenaltyEntry));
     return copy_from_host(draws, words.data());

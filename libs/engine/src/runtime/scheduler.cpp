@@ -368,7 +368,7 @@ bool Scheduler::launchable_ahead(const std::vector<Entry>& entries) const {
         return e.n_tokens == 1 && e.need_logits &&
                e.seq->n_computed + 1 == static_cast<int64_t>(e.seq->tokens.size()) &&
                (takes_plain_argmax(e.seq->cfg) ||
-                drawable_in_flight(e.seq->cfg, vocab_size_, whole_vocab_top_p));
+                drawable(e.seq->cfg, vocab_size_, whole_vocab_top_p));
     });
 }
 

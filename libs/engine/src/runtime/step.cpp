@@ -119,7 +119,7 @@ Status ModelRunner::finish_launched(std::vector<int32_t>& tokens) {
         p.tokens[i][0] = std::max(t, 0);
         p.batch.seqs[i].tokens = p.tokens[i];
         if (p.sampled && p.batch.seqs[i].need_logits && own_row < draws.rows.size()) {
-            draw::feed_in_flight(draws.rows[own_row], draws.entries.data(), t);
+            feed_row_draw(draws.rows[own_row], draws.entries, t);
         }
     }
     Status st = ok();

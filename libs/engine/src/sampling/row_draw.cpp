@@ -127,14 +127,23 @@ std::span<const Candidate> top_k_of(std::span<const float> row, size_t k) {
     return heap;
 }
 
+// The penalty flags a token generated now takes in this request's row: kRepeated with a
+// repetition window, kCounted with presence or frequency penalties.
+uint32_t flags_of_a_new_token(const SamplingConfig& cfg) {
+    const bool repetition = cfg.repetition_penalty != 1.0F && cfg.repetition_window > 0;
+    const bool counts = cfg.presence_penalty != 0.0F || cfg.frequency_penalty != 0.0F;
+    return (repetition ? draw::kRepeated : 0U) | (counts ? draw::kCounted : 0U);
+}
+
 // The row's RowDraw, its entries [first_entry, end) of batch.entries already appended (with a
-// token in flight and a repetition window, the reserved entry is appended here, last).
+// token in flight that takes penalty flags, the reserved entry is appended here, last: no
+// flags, the presence and frequency penalties in its bias and subtract for the feed).
 void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
                 int64_t vocab, size_t first_entry, bool token_in_flight, DrawBatch& batch) {
-    const bool reserve = token_in_flight && cfg.repetition_penalty != 1.0F &&
-                         cfg.repetition_window > 0;
-    if (reserve) {
-        batch.entries.push_back(PenaltyEntry{-1, 0, 0.0F, 0.0F});
+    const uint32_t in_flight_flags = token_in_flight ? flags_of_a_new_token(cfg) : 0U;
+    if (in_flight_flags != 0) {
+        batch.entries.push_back(
+            PenaltyEntry{-1, 0, cfg.presence_penalty, cfg.frequency_penalty});
     }
     RowDraw d{};
     d.mode = cfg.greedy() ? draw::kDrawGreedy : draw::kDrawSample;
@@ -151,7 +160,7 @@ void finish_row(const SamplingConfig& cfg, std::span<const int32_t> generated, u
     d.position = static_cast<uint32_t>(generated.size() + (token_in_flight ? 1 : 0));
     d.first_entry = static_cast<uint32_t>(first_entry);
     d.n_entries = static_cast<uint32_t>(batch.entries.size() - first_entry);
-    d.in_flight_entry = reserve ? 1 : 0;
+    d.in_flight_flags = in_flight_flags;
     batch.rows.push_back(d);
 }
 
@@ -191,16 +200,14 @@ bool drawable(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p) 
     return cfg.top_p >= 1.0F || whole_vocab_top_p;
 }
 
-bool drawable_in_flight(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p) {
-    return drawable(cfg, vocab, whole_vocab_top_p) && cfg.presence_penalty == 0.0F &&
-           cfg.frequency_penalty == 0.0F;
+void feed_row_draw(const RowDraw& d, std::span<PenaltyEntry> entries, int32_t t) {
+    draw::feed_in_flight(d, entries.data(), t);
 }
 
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
                    int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch,
                    bool token_in_flight) {
-    if (token_in_flight ? !drawable_in_flight(cfg, vocab, whole_vocab_top_p)
-                        : !drawable(cfg, vocab, whole_vocab_top_p)) {
+    if (!drawable(cfg, vocab, whole_vocab_top_p)) {
         RowDraw d{};
         d.mode = draw::kDrawHost;
         batch.rows.push_back(d);
@@ -298,7 +305,9 @@ void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated
             while (end < counted.size() && counted[end] == id) {
                 ++end;
             }
-            e.flags |= draw::kCounted;
+            // The count rides in the flags' high bits: a feed of the token in flight adds one
+            // and recomputes subtract in this same expression (draw::feed_in_flight).
+            e.flags |= draw::kCounted | (static_cast<uint32_t>(end - c) << draw::kCountShift);
             e.subtract = cfg.presence_penalty +
                          cfg.frequency_penalty * static_cast<float>(end - c);
             c = end;

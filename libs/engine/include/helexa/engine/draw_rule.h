@@ -52,6 +52,10 @@ enum PenaltyFlags : uint32_t {
     kRepeated = 2,  // in the repetition window: l > 0 ? l / p : l * p
     kCounted = 4,   // l -= subtract (presence + frequency * count)
 };
+// A kCounted entry's count sits in its flags' bits from kCountShift up (the rule reads only the
+// low bits; feed_in_flight recomputes subtract from it).
+inline constexpr uint32_t kFlagBits = 7;
+inline constexpr int kCountShift = 8;
 
 // One distinct id a row's penalties or bias touch; applied in the order of the flags above.
 struct PenaltyEntry {
@@ -74,11 +78,12 @@ struct RowDraw {
     uint32_t position;     // tokens the request generated before this one: the draw's counter
     uint32_t first_entry;  // into the step's PenaltyEntry array
     uint32_t n_entries;
-    // 1 when the row was planned with its last token still on the device (overlapped decoding:
-    // plan_row_draw's token_in_flight) and a repetition window: its last entry is reserved for
-    // that token (id -1, no flags: a no-op) until feed_in_flight fills it. Keeps the struct at
-    // 12 words.
-    uint32_t in_flight_entry;
+    // The penalty flags the row's last token takes when it was planned with that token still
+    // on the device (overlapped decoding: plan_row_draw's token_in_flight): kRepeated with a
+    // repetition window, kCounted with presence or frequency penalties. Non-zero: its last
+    // entry is reserved for that token (id -1, no flags: a no-op; bias and subtract holding the
+    // presence and frequency penalties) until feed_in_flight fills it. 0: nothing to feed.
+    uint32_t in_flight_flags;
 };
 static_assert(sizeof(RowDraw) == 48 && sizeof(PenaltyEntry) == 16, "packed as 32-bit words");
 
@@ -146,25 +151,37 @@ HELEXA_DRAW_FN float apply_penalty(float l, const PenaltyEntry& e, float repetit
 }
 
 // Completes a row planned with its last token t still on the device, once t is known (the
-// host's default runner, and the device's feed before the step): t joins the repetition window
-// as plan_row_draw would have put it there. An entry for t already (t in the window, or
-// biased) gains kRepeated; otherwise the reserved entry becomes t's. Exact against the row
-// planned with t known, since entries touch distinct ids in any order and a known plan's entry
-// for t has exactly these flags and bias (counted penalties are never planned in flight: their
-// subtract is one host expression). A row without a reserved entry is left as it is.
+// host's default runner, and the device's feed before the step): t's entry takes the flags the
+// row's plan left for it, as plan_row_draw would have planned it with t known. t's existing
+// entry (in the window, counted, or biased) gains them, else the reserved entry becomes t's; a
+// counted entry's count goes up by one and its subtract is recomputed from it in plan_row_draw's
+// one expression (presence + frequency * count, each operation rounded), so the result is bit
+// for bit the known plan's. Entries touch distinct ids in any order. Host callers go through
+// feed_row_draw (row_draw.h), whose translation unit rounds every operation.
 HELEXA_DRAW_FN void feed_in_flight(const RowDraw& d, PenaltyEntry* entries, int32_t t) {
-    if (d.in_flight_entry == 0 || d.n_entries == 0) {
+    if (d.in_flight_flags == 0 || d.n_entries == 0) {
         return;
     }
     PenaltyEntry* row = entries + d.first_entry;
     const uint32_t reserved = d.n_entries - 1;
+    const float presence = row[reserved].bias;
+    const float frequency = row[reserved].subtract;
+    PenaltyEntry* e = row + reserved;
     for (uint32_t i = 0; i < reserved; ++i) {
         if (row[i].id == t) {
-            row[i].flags |= kRepeated;
-            return;
+            e = row + i;
+            break;
         }
     }
-    row[reserved] = PenaltyEntry{t, kRepeated, 0.0F, 0.0F};
+    if (e == row + reserved) {
+        *e = PenaltyEntry{t, 0, 0.0F, 0.0F};
+    }
+    e->flags |= d.in_flight_flags & kRepeated;
+    if ((d.in_flight_flags & kCounted) != 0) {
+        const uint32_t count = ((e->flags & kCounted) != 0 ? e->flags >> kCountShift : 0) + 1;
+        e->flags = (e->flags & kFlagBits) | kCounted | (count << kCountShift);
+        e->subtract = add(presence, mul(frequency, static_cast<float>(count)));
+    }
 }
 
 // log_positive's constants (host vector lanes use them too): the series' coefficients 2/(2n+1)

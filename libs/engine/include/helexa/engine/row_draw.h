@@ -39,23 +39,21 @@ inline constexpr int64_t kRowDrawWords = sizeof(draw::RowDraw) / sizeof(int32_t)
 // (`whole_vocab_top_p`: ModelRunner::draws_whole_vocab_top_p).
 bool drawable(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p);
 
-// True when a row with these settings can be planned while its last token is still on the
-// device (plan_row_draw's token_in_flight): drawable, and no presence or frequency penalty
-// (a counted entry's subtract is one host expression over the count, which the device's feed
-// cannot extend bit for bit).
-bool drawable_in_flight(const SamplingConfig& cfg, int64_t vocab, bool whole_vocab_top_p);
-
 // Appends the row for one request to `batch`: its penalties and bias as entries (generated: the
 // tokens it generated so far, oldest first), `seed` and `position` (= generated.size()) as the
 // draw's counter. A request the rule does not cover (drawable) gets a kDrawHost row.
 // token_in_flight (overlapped decoding, docs/design/overlapped-decode.md): one more token was
 // generated after `generated` and is not known yet. The row is planned as if it were appended
-// (position generated.size() + 1, the repetition window one token shorter), and with a
-// repetition window its last entry is reserved for that token (RowDraw::in_flight_entry), for
-// draw::feed_in_flight to fill. A request not drawable_in_flight gets a kDrawHost row then.
+// (position generated.size() + 1, the repetition window one token shorter), with its last
+// entry reserved for that token and the flags it takes (RowDraw::in_flight_flags), for
+// feed_row_draw / draw::feed_in_flight to fill.
 void plan_row_draw(const SamplingConfig& cfg, std::span<const int32_t> generated, uint64_t seed,
                    int64_t vocab, bool whole_vocab_top_p, DrawBatch& batch,
                    bool token_in_flight = false);
+
+// draw::feed_in_flight on the host, from this translation unit (built with every operation
+// rounded on its own, as the device's are), for the runner's and the backend's host feeds.
+void feed_row_draw(const draw::RowDraw& d, std::span<draw::PenaltyEntry> entries, int32_t t);
 
 // The nucleus floor of draw_rule.h step 4 for a row without top-k: the largest z whose finite
 // logits at or above it hold draw::nucleus_target of the row's mass (max_l: the row's maximum).

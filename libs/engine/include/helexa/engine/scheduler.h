@@ -72,16 +72,15 @@ struct SchedulerOptions {
     // step of 32 sampled streams.
     int sampling_threads = 0;
     // Overlapped decoding (docs/design/overlapped-decode.md): while every running sequence
-    // decodes a token whose draw the device completes (plain argmax, or drawable_in_flight:
-    // no presence or frequency penalty, nothing left to the host Sampler) and nothing waits,
-    // each step is launched before the previous one's tokens are read (ModelRunner::
-    // launch_argmax / launch_sample, its ids fed from that step's tokens where the runner left
-    // them), so the host's work between steps runs under the device's. A sequence that stops
-    // at a token has computed one more that nobody sees; any other state (a new request, a
-    // prefill, a cancellation, a counted penalty, a length limit one step away) runs the step
-    // in flight out first. neuron: `overlap_decode` (NEURON_OVERLAP_DECODE). On by default:
-    // run 21 measured +0.4% at one Qwen3-8B stream and +2-4% at 8-64 over HTTP on an H200,
-    // with the same tokens.
+    // decodes a token the runner draws (plain argmax, or `drawable`: nothing left to the host
+    // Sampler) and nothing waits, each step is launched before the previous one's tokens are
+    // read (ModelRunner::launch_argmax / launch_sample, its ids fed from that step's tokens
+    // where the runner left them), so the host's work between steps runs under the device's.
+    // A sequence that stops at a token has computed one more that nobody sees; any other state
+    // (a new request, a prefill, a cancellation, a row for the host Sampler, a length limit one
+    // step away) runs the step in flight out first. neuron: `overlap_decode`
+    // (NEURON_OVERLAP_DECODE). On by default: run 21 measured +0.4% at one Qwen3-8B stream and
+    // +2-4% at 8-64 over HTTP on an H200, with the same tokens.
     bool overlap_decode = true;
     // Injected time and randomness (tests pass fixed ones). `seed_source` seeds the RNG of
     // requests that carry no seed.
@@ -166,8 +165,7 @@ private:
     bool preempt_newest();
     void run_step(std::vector<Entry>& entries);
     // Overlapped decoding: whether entries can be launched ahead (every one a decode token
-    // whose draw can be planned with its last token in flight: plain argmax, or
-    // drawable_in_flight), launching them so, and the round that keeps the pipeline going (the
+    // the runner draws: plain argmax, or `drawable`), launching them so, and the round that keeps the pipeline going (the
     // next step launched fed from the one in flight, then the one in flight finished) when
     // every sequence of the step in flight can take one more; false when the round should run
     // the step in flight out instead (finish_ahead) and schedule as usual.
