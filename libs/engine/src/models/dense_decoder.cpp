@@ -477,7 +477,6 @@ enum Slot : size_t {
     kDraws,
     kMeta,
     kFeed,
-    kRowFeed,
 };
 
 #define HELEXA_BUF(var, slot, dtype, rows, cols)           \
@@ -660,20 +659,32 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     // All of the step's metadata in one copy.
     HELEXA_BUF(meta, kMeta, DType::kI32, 1, static_cast<int64_t>(plan.packed.size()));
     HELEXA_TRY_STATUS(backend_->copy_from_host(meta, plan.packed.data()));
-    if (out.feed != nullptr && !out.feed->empty()) {
-        // Fed ids from the previous step's argmax, before this step's own can overwrite it
+    // The feed's maps in one copy: per token, then (drawn rows) per logits row.
+    const bool fed = out.feed != nullptr && !out.feed->empty();
+    const bool rows_fed = fed && out.row_feed != nullptr && !out.row_feed->empty();
+    Tensor token_map;
+    Tensor row_map;
+    if (fed) {
+        // Fed ids from the previous step's tokens, before this step's own can overwrite them
         // (kArgmax holds at least that step's rows: buf() does not move it here). A graph
-        // bucket's padding tokens, after the batch's own, keep the host's ids.
-        std::vector<int32_t> map(*out.feed);
-        map.resize(static_cast<size_t>(plan.n_tokens), -1);
-        HELEXA_BUF(feed, kFeed, DType::kI32, 1, plan.n_tokens);
-        HELEXA_TRY_STATUS(backend_->copy_from_host(feed, map.data()));
+        // bucket's padding tokens and rows, after the batch's own, keep what the host gave.
+        const int64_t row_cols = rows_fed ? plan.n_rows : 0;
+        std::vector<int32_t> maps(*out.feed);
+        maps.resize(static_cast<size_t>(plan.n_tokens), -1);
+        if (rows_fed) {
+            maps.insert(maps.end(), out.row_feed->begin(), out.row_feed->end());
+            maps.resize(static_cast<size_t>(plan.n_tokens + row_cols), -1);
+        }
+        HELEXA_BUF(feed, kFeed, DType::kI32, 1, plan.n_tokens + row_cols);
+        HELEXA_TRY_STATUS(backend_->copy_from_host(feed, maps.data()));
+        token_map = feed.col_slice(0, plan.n_tokens);
+        row_map = feed.col_slice(plan.n_tokens, row_cols);
         HELEXA_BUF(prev, kArgmax, DType::kI32, 1, last_launched_rows_);
         Tensor ids = meta;
         ids.data = static_cast<std::byte*>(meta.data) + plan.ids * 4;
         ids.cols = plan.n_tokens;
         ids.row_stride = plan.n_tokens;
-        HELEXA_TRY_STATUS(backend_->feed_ids(ids, prev, feed));
+        HELEXA_TRY_STATUS(backend_->feed_ids(ids, prev, token_map));
     }
     if (end == StepEnd::kDraw) {
         if (static_cast<int64_t>(out.draws->rows.size()) != plan.n_real_rows) {
@@ -689,15 +700,11 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
         HELEXA_BUF(draws, kDraws, DType::kI32, 1,
                    std::max(n_words, plan.n_rows * (kRowDrawWords + 4 * kDrawEntriesPerRow)));
         HELEXA_TRY_STATUS(backend_->copy_from_host(draws.reshaped(1, n_words), packed.data()));
-        if (out.row_feed != nullptr && !out.row_feed->empty()) {
+        if (rows_fed) {
             // The fed rows' draws take their token in flight where the feed above found it.
-            std::vector<int32_t> map(*out.row_feed);
-            map.resize(static_cast<size_t>(plan.n_rows), -1);
-            HELEXA_BUF(row_feed, kRowFeed, DType::kI32, 1, plan.n_rows);
-            HELEXA_TRY_STATUS(backend_->copy_from_host(row_feed, map.data()));
             HELEXA_BUF(prev, kArgmax, DType::kI32, 1, last_launched_rows_);
             HELEXA_TRY_STATUS(
-                backend_->feed_draws(draws.reshaped(1, n_words), plan.n_rows, prev, row_feed));
+                backend_->feed_draws(draws.reshaped(1, n_words), plan.n_rows, prev, row_map));
         }
     }
 
