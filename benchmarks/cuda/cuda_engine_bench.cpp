@@ -6,7 +6,7 @@
 //
 //   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
 //       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
-//       [--sampling host|drawn|drawn-topk|drawn-topp [--sampling-threads N]]
+//       [--sampling host|drawn|drawn-greedy|drawn-topk|drawn-topp [--sampling-threads N]]
 // --sampling: the concurrency runs sample every row instead of taking the argmax.
 //   host: at a default request's settings (temperature 1, repetition penalty 1.1 over the last
 //     64 tokens: SamplingConfig's defaults) by the host Sampler, as the scheduler serves settings
@@ -15,6 +15,8 @@
 //     Sampler per thread and one RNG per stream.
 //   drawn: the same settings by the draw rule where the logits are (step_sample), as the
 //     scheduler serves them: only ids come back.
+//   drawn-greedy: step_sample greedy with the default repetition penalty: what a request that
+//     sets only temperature 0 gets (serving_bench's requests over HTTP).
 //   drawn-topk: step_sample at Qwen3's generation_config (temperature 0.6, top-k 20, top-p 0.95,
 //     repetition penalty 1.1).
 //   drawn-topp: step_sample at Llama-3.1's (temperature 0.6, top-p 0.9 over the whole vocabulary,
@@ -270,8 +272,9 @@ int main(int argc, char** argv) {
         } else if (a == "--sampling") {
             sampling_mode = next();
             if (sampling_mode != "host" && sampling_mode != "drawn" &&
-                sampling_mode != "drawn-topk" && sampling_mode != "drawn-topp") {
-                die("--sampling takes host, drawn, drawn-topk or drawn-topp");
+                sampling_mode != "drawn-greedy" && sampling_mode != "drawn-topk" &&
+                sampling_mode != "drawn-topp") {
+                die("--sampling takes host, drawn, drawn-greedy, drawn-topk or drawn-topp");
             }
         } else if (a == "--sampling-threads") {
             sampling_threads = static_cast<int>(std::stoll(next()));
@@ -585,7 +588,9 @@ int main(int argc, char** argv) {
             sampling = std::make_unique<HostSampling>(B, sampling_threads);
         }
         helexa::engine::SamplingConfig draw_cfg;  // the defaults, Qwen3's or Llama's
-        if (sampling_mode == "drawn-topk") {
+        if (sampling_mode == "drawn-greedy") {
+            draw_cfg.temperature = 0.0F;
+        } else if (sampling_mode == "drawn-topk") {
             draw_cfg.temperature = 0.6F;
             draw_cfg.top_k = 20;
             draw_cfg.top_p = 0.95F;

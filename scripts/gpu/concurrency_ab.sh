@@ -5,7 +5,8 @@
 # knobs that act at 3-64 rows, with each setting measured twice so a drift of the card shows.
 # Settings are "label=NAME=VALUE,NAME=VALUE" ("label=" for as built); BENCH_BIN=NAME among them
 # runs that bundle binary instead of cuda_engine_bench (an A/B of two builds: bundle the other
-# build's cuda_engine_bench under another name). Each run also measures batch-1 decode (the
+# build's cuda_engine_bench under another name), and SAMPLING=MODE runs it with --sampling MODE
+# (drawn-greedy: the draw a default request over HTTP gets). Each run also measures batch-1 decode (the
 # "b1" column). Needs the cuda bundle in .device (cuda_run.sh's header says how). Logs under
 # $OUT; one table printed last.
 #   [MODEL=qwen3-8b] [CONCURRENCY=8,32,64 (empty: batch 1 only)] bash scripts/gpu/concurrency_ab.sh \
@@ -32,9 +33,11 @@ for round in 1 2; do
         label="${s%%=*}"
         vars="${s#*=}"
         exe=$(tr ',' '\n' <<< "$vars" | sed -n 's/^BENCH_BIN=//p')
+        sampling=$(tr ',' '\n' <<< "$vars" | sed -n 's/^SAMPLING=//p')
         env ${vars//,/ } timeout 180 "$bin/${exe:-cuda_engine_bench}" --model "/tmp/models/$model" \
             --label "$label#$round" --copy-gbps "$copy" --gemm-tflops 1 --prompts "" \
-            --concurrency "$conc" 2>> "$out/concurrency_ab.err" >> "$out/concurrency_ab.jsonl" ||
+            --concurrency "$conc" ${sampling:+--sampling "$sampling"} \
+            2>> "$out/concurrency_ab.err" >> "$out/concurrency_ab.jsonl" ||
             { echo "bench $label failed"; status=1; }
     done
 done

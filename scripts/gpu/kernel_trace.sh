@@ -4,7 +4,10 @@
 # HELEXA_KERNEL_TRACE (CUPTI kernel records, benchmarks/cuda/kernel_trace.h). The per-kernel
 # "adds us" column is each kernel's share of the step's critical path. Needs the cuda bundle in
 # .device and models in /tmp/models (cuda_run.sh KEEP_MODELS=1, or generated here).
-#   MODELS=qwen3-8b,qwen3-0.6b BATCHES=1,32 [AB_ENV="NAME=VALUE"] bash scripts/gpu/kernel_trace.sh
+#   MODELS=qwen3-8b,qwen3-0.6b BATCHES=1,32 [AB_ENV="NAME=VALUE"] [SAMPLING=drawn-greedy] \
+#       bash scripts/gpu/kernel_trace.sh
+# SAMPLING: the multi-stream steps drawn that way (cuda_engine_bench --sampling) instead of argmax;
+# HELEXA_BENCH_OVERLAP=1 in the environment traces them overlapped.
 # Writes $OUT/trace.md (one section per step; with AB_ENV each step again with those variables)
 # and prints each section's per-kernel summary.
 set -uo pipefail
@@ -25,7 +28,8 @@ for m in ${models//,/ }; do
     for b in ${batches//,/ }; do
         args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts "" --concurrency "")
         [ "$b" -gt 1 ] && args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts ""
-            --concurrency "$b" --concurrency-output 32 --decode-steps 9)
+            --concurrency "$b" --concurrency-output 32 --decode-steps 9
+            ${SAMPLING:+--sampling "$SAMPLING"})
         HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
             "$bin/cuda_engine_bench" "${args[@]}" --label "$m" > /dev/null ||
             echo "trace of $m batch $b failed"

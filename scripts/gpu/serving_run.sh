@@ -91,16 +91,17 @@ stamp neuron stopped
 copy=$(grep '^{' "$out/ceilings.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin)["copy_gb_per_s"])')
 # The runner twice: argmax (the goal's figure so far) and drawn, the work a default request
 # gets over HTTP: serving_bench's requests are greedy but leave the repetition penalty at the
-# engine's default (1.1), so neuron draws them on the device with the penalty applied, which
-# cuda_engine_bench's --sampling drawn does too (at temperature 1).
+# engine's default (1.1), so neuron draws them on the device with the penalty applied, as
+# cuda_engine_bench's --sampling drawn-greedy does.
 # The runner overlaps its steps as the neuron does (on by default).
 bench_overlap=1
 [ "${NEURON_OVERLAP_DECODE:-true}" = false ] && bench_overlap=0
-modes="argmax drawn"
+modes="argmax drawn-greedy"
 [ "${RUNNER:-1}" = 0 ] && modes=""
 for mode in $modes; do
     args=()
     [ "$mode" = argmax ] || args=(--sampling "$mode")
+    [ "$mode" = argmax ] || mode=drawn
     HELEXA_BENCH_OVERLAP=$bench_overlap timeout 300 "$bin/cuda_engine_bench" --model "/tmp/models/$model" --label "$model-$mode" \
         --copy-gbps "$copy" --gemm-tflops 1 --prompts "" --concurrency "$conc" "${args[@]}" \
         >> "$out/runner.jsonl" 2>> "$out/runner.err" ||
