@@ -43,6 +43,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const engine::BackendOp
         return tl::unexpected(std::move(mm).error());
     }
     b->matmul_ = std::move(*mm);
+    b->uploads_ = std::make_unique<UploadRing>();
     // The tensor-core small-batch matmul's split-tile counters start (and stay) zero.
     const size_t mma_bytes = kernels::skinny_mma_workspace_bytes();
     HELEXA_TRY_STATUS(
@@ -65,6 +66,7 @@ CudaBackend::~CudaBackend() {
         // teardown below runs: its calls fail, but they drop this backend's references to
         // the context, which the reset needs.)
         (void)matmul_.release();
+        (void)uploads_.release();
         return;
     }
     if (stream_) {
@@ -72,6 +74,7 @@ CudaBackend::~CudaBackend() {
     }
     drop_graphs();
     matmul_.reset();
+    uploads_.reset();
     for (const auto& [ptr, bytes] : allocations_) {
         cudaFree(ptr);
     }
@@ -178,11 +181,10 @@ Result<Tensor> CudaBackend::upload_weight(std::span<const std::byte> bytes, DTyp
 Status CudaBackend::copy_from_host(const Tensor& dst, const void* host) {
     HELEXA_TRY_STATUS(healthy());
     HELEXA_CUDA_REQUIRE(dst.contiguous(), "copy_from_host", "strided destination");
-    // Pageable source: the runtime stages it before returning, so the caller may reuse it.
-    return check(cudaMemcpyAsync(dst.data, host,
-                                 static_cast<size_t>(dst.numel() * engine::dtype_size(dst.dtype)),
-                                 cudaMemcpyHostToDevice, stream_),
-                 "copy_from_host");
+    // The caller may reuse `host` on return: small copies are staged in the upload ring's
+    // page-locked memory (so enqueueing never waits for the device), large ones by the runtime.
+    const auto bytes = static_cast<size_t>(dst.numel() * engine::dtype_size(dst.dtype));
+    return check(uploads_->copy(dst.data, host, bytes, stream_), "copy_from_host");
 }
 
 // One page-locked buffer, grown (never shrunk) to the largest request: a step's logits rows.

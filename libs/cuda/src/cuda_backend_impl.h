@@ -28,6 +28,7 @@
 #include "helexa/kernels/paged_kv.h"
 #include "helexa/kernels/qkv_epilogue.h"
 #include "helexa/kernels/skinny_matmul.h"
+#include "upload_ring.h"
 
 namespace helexa::cuda::backend_impl {
 
@@ -299,6 +300,7 @@ private:
     std::unique_ptr<CublasLtMatmul> matmul_;
     GrownBuffer attention_workspace_;  // paged_attention_workspace_bytes() of the largest step
     GrownBuffer k_split_partials_;     // k_split_then_norm's f32 partials
+    std::unique_ptr<UploadRing> uploads_;  // copy_from_host's small copies
     void* page_locked_ = nullptr;  // page_locked_floats()
     size_t page_locked_bytes_ = 0;
     // start_read_ids' slots: page-locked ids, their count, and the event after their copy.
