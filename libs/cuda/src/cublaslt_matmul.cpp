@@ -13,6 +13,13 @@
 
 namespace helexa::cuda {
 
+namespace {
+
+// Runs of each candidate in its timed graph (time_candidates).
+constexpr int kTuningRounds = 3;
+
+}  // namespace
+
 struct CublasLtMatmul::Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr;  // W seen as [K, N] column-major, transposed
@@ -21,7 +28,7 @@ struct CublasLtMatmul::Plan {
     cublasLtMatmulAlgo_t algo{};
     bool has_bias = false;
     bool accumulate = false;  // beta = 1 into out
-    // The fastest candidate's time over its three timed runs (tune()); +inf until timed.
+    // The fastest candidate's time for kTuningRounds runs (tune()); +inf until timed.
     float best_ms = std::numeric_limits<float>::infinity();
     // Heuristic candidates still to be timed on the first call (tune()); empty afterwards.
     std::vector<cublasLtMatmulHeuristicResult_t> candidates;
@@ -198,7 +205,12 @@ Result<CublasLtMatmul::Plan*> CublasLtMatmul::plan(const Key& key) {
 // temporary buffer (beta = 0): timing into out would add the product to it several times.
 Status CublasLtMatmul::tune(Plan& plan, void* out, int64_t out_bytes, const void* x,
                             const void* w, cudaStream_t stream, bool time_single) {
-    if (plan.candidates.empty() || (plan.candidates.size() == 1 && !time_single)) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    HELEXA_TRY_STATUS(cuda_status(cudaStreamIsCapturing(stream, &capturing), "capture status"));
+    if (plan.candidates.empty() || (plan.candidates.size() == 1 && !time_single) ||
+        capturing != cudaStreamCaptureStatusNone) {
+        // (Timing needs its own capture: a shape first met while a graph records keeps the
+        // heuristic's first choice.)
         plan.candidates.clear();
         return ok();
     }
@@ -227,46 +239,98 @@ Status CublasLtMatmul::tune(Plan& plan, void* out, int64_t out_bytes, const void
     return timed;
 }
 
+namespace {
+
+// The fastest of a few timed replays of `graph` on `stream`, after one untimed replay.
+Status fastest_replay(cudaGraphExec_t graph, cudaStream_t stream, cudaEvent_t start,
+                      cudaEvent_t stop, float& ms) {
+    constexpr int kReplays = 3;
+    ms = std::numeric_limits<float>::infinity();
+    HELEXA_TRY_STATUS(cuda_status(cudaGraphLaunch(graph, stream), "tuning replay"));
+    for (int r = 0; r < kReplays; ++r) {
+        HELEXA_TRY_STATUS(cuda_status(cudaEventRecord(start, stream), "event"));
+        HELEXA_TRY_STATUS(cuda_status(cudaGraphLaunch(graph, stream), "tuning replay"));
+        HELEXA_TRY_STATUS(cuda_status(cudaEventRecord(stop, stream), "event"));
+        HELEXA_TRY_STATUS(cuda_status(cudaEventSynchronize(stop), "tuning"));
+        float t = 0;
+        HELEXA_TRY_STATUS(cuda_status(cudaEventElapsedTime(&t, start, stop), "elapsed"));
+        ms = std::min(ms, t);
+    }
+    return ok();
+}
+
+}  // namespace
+
+// Each candidate is timed as a decode step runs it: inside a replayed CUDA graph, right after a
+// kernel launched as ours are (the L2 evict: weights come from device memory), kRounds times,
+// less the same graph without the matmuls. Timed alone from the stream, candidates ranked
+// otherwise than in the model: on an H200 one gate_up candidate at 32 rows took 53.5 us alone
+// against the winner's 52.5, and 57.4 against 54.1 in the graph (docs/perf/cuda-engine.md, run
+// 22), and a process that kept it ran its steps 2.6% slower.
 Status CublasLtMatmul::time_candidates(Plan& plan, void* out, const void* x, const void* w,
                                        const void* evict, size_t evict_bytes,
                                        cudaStream_t stream) {
+    constexpr int kRounds = kTuningRounds;
     cudaEvent_t start = nullptr;
     cudaEvent_t stop = nullptr;
     HELEXA_TRY_STATUS(cuda_status(cudaEventCreate(&start), "event"));
     HELEXA_TRY_STATUS(cuda_status(cudaEventCreate(&stop), "event"));
     const float alpha = 1.0f;
     const float beta = 0.0f;
-    float best_ms = 1e30f;
-    Status st = ok();
-    for (const auto& c : plan.candidates) {
-        // One warm-up run (first-use costs), then three timed runs from a cold L2.
-        float total_ms = 0;
+    auto matmul = [&](const cublasLtMatmulAlgo_t& algo) {
+        return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out,
+                              plan.d, out, plan.d, &algo, workspace_, workspace_bytes_,
+                              stream) == CUBLAS_STATUS_SUCCESS;
+    };
+    // kRounds x (evict, then the candidate when given) as one graph, its fastest replay in ms;
+    // +inf when cuBLASLt refused the candidate.
+    auto time_rounds = [&](const cublasLtMatmulAlgo_t* algo, float& ms) -> Status {
+        ms = std::numeric_limits<float>::infinity();
+        HELEXA_TRY_STATUS(cuda_status(
+            cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "tuning capture"));
         bool usable = true;
-        for (int rep = 0; rep < 4 && usable && st; ++rep) {
+        cudaError_t launched = cudaSuccess;
+        for (int r = 0; r < kRounds && usable && launched == cudaSuccess; ++r) {
             if (evict) {
-                st = cuda_status(kernels::launch_l2_evict(evict, evict_bytes, stream),
-                                 "L2 evict");
-                if (!st) {
-                    break;
-                }
+                launched = kernels::launch_l2_evict(evict, evict_bytes, stream);
             }
-            cudaEventRecord(start, stream);
-            usable = cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out,
-                                    plan.d, out, plan.d, &c.algo, workspace_, workspace_bytes_,
-                                    stream) == CUBLAS_STATUS_SUCCESS;
-            cudaEventRecord(stop, stream);
-            st = cuda_status(cudaEventSynchronize(stop), "tuning");
-            float ms = 0;
-            cudaEventElapsedTime(&ms, start, stop);
-            if (rep > 0) {
-                total_ms += ms;
-            }
+            usable = algo == nullptr || launched != cudaSuccess || matmul(*algo);
         }
+        cudaGraph_t graph = nullptr;
+        const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+        if (launched != cudaSuccess || ended != cudaSuccess || !usable) {
+            if (graph) {
+                cudaGraphDestroy(graph);
+            }
+            (void)cudaGetLastError();  // a refused candidate may leave the capture's error
+            HELEXA_TRY_STATUS(cuda_status(launched, "L2 evict"));
+            return usable ? cuda_status(ended, "tuning capture") : ok();
+        }
+        cudaGraphExec_t exec = nullptr;
+        const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        HELEXA_TRY_STATUS(cuda_status(made, "tuning graph"));
+        const Status timed = fastest_replay(exec, stream, start, stop, ms);
+        cudaGraphExecDestroy(exec);
+        return timed;
+    };
+    float base_ms = 0;
+    Status st = evict ? time_rounds(nullptr, base_ms) : ok();
+    float best_ms = std::numeric_limits<float>::infinity();
+    for (const auto& c : plan.candidates) {
         if (!st) {
             break;
         }
-        if (usable && total_ms < best_ms) {
-            best_ms = total_ms;
+        // Once outside the graph first: cuBLASLt refuses what it cannot run here, and the
+        // kernel's first-use costs stay out of the capture.
+        if (!matmul(c.algo)) {
+            continue;
+        }
+        float ms = 0;
+        st = time_rounds(&c.algo, ms);
+        ms -= base_ms;  // kRounds runs of the candidate
+        if (st && ms < best_ms) {
+            best_ms = ms;
             plan.algo = c.algo;
         }
     }
@@ -297,12 +361,19 @@ Status CublasLtMatmul::settle(Plan& plan, int64_t T, const Key& tuning_class, vo
     ++tuned_shapes_;
     class_algos_.emplace(tuning_class, plan.algo);
     static const auto kLog = log::get("neuron::cuda::matmul");
-    kLog->debug("tuned {}x{}x{}{} (class of {} rows): {:.1f}us", T, std::get<1>(tuning_class),
-                std::get<2>(tuning_class),
+    int tile = 0;
+    int stages = 0;
+    size_t written = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&plan.algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile,
+                                         sizeof(tile), &written);
+    cublasLtMatmulAlgoConfigGetAttribute(&plan.algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages,
+                                         sizeof(stages), &written);
+    kLog->debug("tuned {}x{}x{}{} (class of {} rows): {:.1f}us, tile {} stages {}", T,
+                std::get<1>(tuning_class), std::get<2>(tuning_class),
                 std::get<9>(tuning_class) > 0
                     ? fmt::format(" in {} parts", std::get<9>(tuning_class))
                     : std::string(),
-                std::get<0>(tuning_class), plan.best_ms / 3 * 1000);
+                std::get<0>(tuning_class), plan.best_ms / kTuningRounds * 1000, tile, stages);
     return ok();
 }
 
@@ -388,7 +459,7 @@ Result<int64_t> CublasLtMatmul::run_k_split(float* partials, int64_t max_splits,
             Plan& candidate = **p;
             HELEXA_TRY_STATUS(tune(candidate, partials, 0, x, w, stream, /*time_single=*/true));
             class_algos_.emplace(key(class_rows, s), candidate.algo);
-            timings += fmt::format(" {}:{:.1f}us", s, candidate.best_ms / 3 * 1000);
+            timings += fmt::format(" {}:{:.1f}us", s, candidate.best_ms / kTuningRounds * 1000);
             timed.emplace_back(s, candidate.best_ms);
         }
         splits = std::max<int64_t>(choose_k_split(timed), 1);

@@ -3,11 +3,12 @@
 // Row-major out/x/w are seen column-major as D[N, T] = op_T(W[K, N]) * X[K, T], so no transpose
 // is ever materialised. Plans (descriptors, layouts and the heuristic's algorithm) are cached
 // per shape: the heuristic query costs tens of microseconds, a cached plan nothing. The
-// heuristic's candidates are timed from a cold L2, as a real step runs them, once per tuning
-// class: the shape with its row count rounded up to tuning_rows(T). A later shape of the class
-// reuses the winner (when cuBLASLt accepts that algorithm for it), so a serving process tunes a
-// bounded number of times instead of stalling every step whose token count is new (chunked
-// prefill mixes any number of prompt tokens with the decode rows).
+// heuristic's candidates are timed as a decode step runs them (inside a replayed graph, right
+// after a kernel launched as ours are, from a cold L2: time_candidates), once per tuning class:
+// the shape with its row count rounded up to tuning_rows(T). A later shape of the class reuses
+// the winner (when cuBLASLt accepts that algorithm for it), so a serving process tunes a bounded
+// number of times instead of stalling every step whose token count is new (chunked prefill
+// mixes any number of prompt tokens with the decode rows).
 // Thread-safety: owned and driven by the device's worker thread.
 #pragma once
 
