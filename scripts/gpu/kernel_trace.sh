@@ -6,8 +6,9 @@
 # .device and models in /tmp/models (cuda_run.sh KEEP_MODELS=1, or generated here).
 #   MODELS=qwen3-8b,qwen3-0.6b BATCHES=1,32 [AB_ENV="NAME=VALUE"] [SAMPLING=drawn-greedy] \
 #       bash scripts/gpu/kernel_trace.sh
-# SAMPLING: the multi-stream steps drawn that way (cuda_engine_bench --sampling) instead of argmax;
-# HELEXA_BENCH_OVERLAP=1 in the environment traces them overlapped.
+# SAMPLING: the multi-stream steps drawn that way (cuda_engine_bench --sampling) instead of argmax.
+# Steps are traced synchronously (HELEXA_BENCH_OVERLAP is unset here): an overlapped step is
+# launched before the trace's window opens, so its window would hold parts of two steps.
 # Writes $OUT/trace.md (one section per step; with AB_ENV each step again with those variables)
 # and prints each section's per-kernel summary.
 set -uo pipefail
@@ -16,6 +17,7 @@ out="${OUT:-/tmp/helexa-out}"
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin=.device/bundle/bin
+unset HELEXA_BENCH_OVERLAP
 models="${MODELS:-qwen3-8b}"
 batches="${BATCHES:-1,32}"
 trace="$out/trace.md"
