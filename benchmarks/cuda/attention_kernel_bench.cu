@@ -47,6 +47,17 @@ struct Case {
     int q_pad = 0;             // extra elements per q/out row (strided views)
 };
 
+// The step planner's context spread (engine models::context_spread): the longest context times
+// their count over their sum, rounded down to a power of two, at most 64.
+static int64_t spread_of(const std::vector<int>& ctx) {
+    int64_t longest = 0, sum = 0;
+    for (int c : ctx) { longest = std::max<int64_t>(longest, c); sum += c; }
+    int64_t spread = 1;
+    while (sum > 0 && spread * 2 <= longest * static_cast<int64_t>(ctx.size()) / sum && spread < 64)
+        spread *= 2;
+    return spread;
+}
+
 static bool run_case(const Case& c, std::mt19937& rng) {
     const int n_seqs = static_cast<int>(c.nq.size());
     std::vector<int32_t> qs(n_seqs + 1, 0);
@@ -112,6 +123,7 @@ static bool run_case(const Case& c, std::mt19937& rng) {
     a.max_blocks_per_seq = max_blocks;
     a.max_query_len = max_q;
     a.max_context_len = bound_ctx;
+    a.context_spread = spread_of(c.ctx);
     a.n_heads = c.n_heads;
     a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
     a.type = c.bf16 ? ElemType::kBF16 : ElemType::kF16;
@@ -187,21 +199,27 @@ static bool run_case(const Case& c, std::mt19937& rng) {
 enum class Fused { kNo, kNormRope, kRope, kBare };
 
 // Timing on synthetic data (no reference): prefill of one prompt and a long-context decode.
+// long_ctx > 0: sequence 0's context instead (one agent's long context among short ones), with
+// the planner's spread hint when `spread` (else the plan for even contexts).
 static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seqs, int nq, int ctx,
-                      double flops_per_run, double bytes_per_run, Fused fused = Fused::kNo) {
+                      double flops_per_run, double bytes_per_run, Fused fused = Fused::kNo,
+                      int long_ctx = 0, bool spread = false) {
     if (const char* only = std::getenv("HELEXA_ATTN_BENCH_ONLY");
         only != nullptr && std::strstr(name, only) == nullptr) {
         return;
     }
     const int bs = 16;
-    const int max_blocks = (ctx + bs - 1) / bs;
+    std::vector<int32_t> cl(n_seqs, ctx);
+    if (long_ctx > 0) cl[0] = long_ctx;
+    const int max_ctx = std::max(ctx, long_ctx);
+    const int max_blocks = (max_ctx + bs - 1) / bs;
     const int n_blocks = max_blocks * n_seqs;
     const int n_tokens = nq * n_seqs;
     const int64_t width = static_cast<int64_t>(n_heads) * hd;
     // Fused: q is the projection's qkv rows.
     const int64_t q_width = fused == Fused::kNo ? width : width + 2 * int64_t{n_kv} * hd;
     const int64_t pool = static_cast<int64_t>(n_blocks) * n_kv * bs * hd;
-    std::vector<int32_t> qs(n_seqs + 1), cl(n_seqs, ctx), tab(static_cast<size_t>(n_seqs) * max_blocks);
+    std::vector<int32_t> qs(n_seqs + 1), tab(static_cast<size_t>(n_seqs) * max_blocks);
     for (int s = 0; s <= n_seqs; ++s) qs[s] = s * nq;
     std::iota(tab.begin(), tab.end(), 0);
     void *dq, *dk, *dv, *dout, *dws = nullptr;
@@ -223,9 +241,10 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
     a.out = dout; a.out_stride = width; a.q = dq; a.q_stride = q_width; a.k_pool = dk; a.v_pool = dv;
     a.layout = PagedKvLayout{n_blocks, n_kv, bs, hd};
     a.query_start = dqs; a.context_len = dctx; a.block_tables = dtab; a.n_seqs = n_seqs;
-    a.max_blocks_per_seq = max_blocks; a.max_query_len = nq; a.max_context_len = ctx;
+    a.max_blocks_per_seq = max_blocks; a.max_query_len = nq; a.max_context_len = max_ctx;
+    a.context_spread = spread ? spread_of(std::vector<int>(cl.begin(), cl.end())) : 1;
     a.n_heads = n_heads; a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, nq, ctx, n_heads, hd);
+    a.workspace_bytes = paged_attention_workspace_bytes(n_seqs, nq, max_ctx, n_heads, hd);
     if (a.workspace_bytes) {
         CK(cudaMalloc(&dws, a.workspace_bytes));
         CK(cudaMemset(dws, 0, a.workspace_bytes));  // the split counters start at zero
@@ -315,6 +334,11 @@ int main() {
         {"hd256 decode", 256, 4, 1, 16, {1, 2}, {2100, 40}},
         {"hd32 prefill bs5", 32, 6, 3, 5, {33}, {33}},
     };
+    // One long context among short ones (spread 8): the balanced split plan, short sequences'
+    // extra splits empty.
+    Case skew{"hd128 decode 32 seqs, one long (spread)", 128, 32, 8, 16, {}, {}};
+    for (int s = 0; s < 32; ++s) { skew.nq.push_back(1); skew.ctx.push_back(s == 0 ? 5000 : 100 + 7 * s); }
+    cases.push_back(skew);
     Case many{"hd128 decode 256 seqs", 128, 8, 2, 16, {}, {}};
     for (int s = 0; s < 256; ++s) { many.nq.push_back(1); many.ctx.push_back(1 + (s * 37) % 200); }
     cases.push_back(many);
@@ -345,6 +369,17 @@ int main() {
     for (const int ctx : {128, 256, 512, 1024, 2048, 4096}) {
         const std::string scan = "scan: decode 32 seqs ctx " + std::to_string(ctx);
         time_case(scan.c_str(), 128, 32, 8, 32, 1, ctx, 0, 32 * 2.0 * ctx * 8 * 128 * 2);
+    }
+    // One agent's long context among 31 short ones (HELEXA_ATTN_BENCH_ONLY=skew), planned as
+    // if even and with the step planner's spread: the bytes are the same, the time is set by how
+    // the long context's keys are shared out.
+    for (const int long_ctx : {4096, 16384, 32768}) {
+        for (const bool spread : {false, true}) {
+            const std::string skew = "skew: 32 seqs, one " + std::to_string(long_ctx) +
+                                     " + 31 x 2048" + (spread ? ", spread" : ", as even");
+            time_case(skew.c_str(), 128, 32, 8, 32, 1, 2048, 0,
+                      (31.0 * 2048 + long_ctx) * 2.0 * 8 * 128 * 2, Fused::kNo, long_ctx, spread);
+        }
     }
     // One stream's fused decode over context lengths (HELEXA_ATTN_BENCH_ONLY=scan1): where the
     // splits go from a cluster merge (<= 8) to the workspace's.

@@ -173,6 +173,7 @@ Result<kernels::PagedAttentionArgs> CudaBackend::attention_args(const Tensor& ou
     a.max_blocks_per_seq = batch.max_blocks_per_seq;
     a.max_query_len = batch.max_query_len;
     a.max_context_len = batch.max_context_len;
+    a.context_spread = batch.context_spread;
     a.n_heads = n_heads;
     a.scale = scale;
     a.type = elem(act_);

@@ -99,8 +99,18 @@ TEST_P(CudaAttention, MatchesCpu) {
     const auto n_seqs = static_cast<int64_t>(c.seqs.size());
     engine::AttentionBatch bc{n_seqs, max_blocks, max_ctx, max_query, qs.cpu, cs.cpu,
                               ts.cpu.reshaped(n_seqs, max_blocks)};
+    // The spread the step planner gives these contexts (models::context_spread): the decode
+    // cases of uneven contexts take the balanced split plan (kernels/attention.h).
+    int64_t ctx_sum = 0;
+    for (const int32_t e : ctx) {
+        ctx_sum += e;
+    }
+    int64_t spread = 1;
+    while (spread * 2 <= max_ctx * n_seqs / std::max<int64_t>(ctx_sum, 1) && spread < 64) {
+        spread *= 2;
+    }
     engine::AttentionBatch bg{n_seqs, max_blocks, max_ctx, max_query, qs.gpu, cs.gpu,
-                              ts.gpu.reshaped(n_seqs, max_blocks)};
+                              ts.gpu.reshaped(n_seqs, max_blocks), spread};
     auto out = output(T, nh * hd);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     ASSERT_TRUE(cpu_->attention(out.cpu, qkv.cpu.col_slice(0, nh * hd), *kv_cpu, layer, bc, nh,
@@ -139,7 +149,13 @@ INSTANTIATE_TEST_SUITE_P(
         // Prefill from scratch and chunks over a cached prefix, mixed with decodes.
         AttnCase{128, 32, 8, {{0, 300}, {500, 77}, {64, 1}, {0, 1}}},
         AttnCase{128, 16, 16, {{0, 129}, {17, 64}}},
-        AttnCase{64, 8, 1, {{100, 3}, {0, 2}, {31, 4}}}));
+        AttnCase{64, 8, 1, {{100, 3}, {0, 2}, {31, 4}}},
+        // An agent's long context among short ones (spread 8): the long sequence split into
+        // about one wave's shares, the short ones one split each, their other CTAs empty.
+        AttnCase{128, 32, 8,
+                 {{3000, 1}, {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1}}}));
 
 // The q/k/v epilogue fused into the decode attention (one kernel) against Backend's composition
 // (the epilogue kernel, then the attention), bit for bit: the attention output, and the new keys

@@ -128,5 +128,49 @@ TEST(StepPlan, PaddingWritesOnlyTheTrashBlock) {
     EXPECT_FALSE(plan_step(batch, layout(), 100, GraphBucket{1, 1}, trash).has_value());
 }
 
+TEST(StepPlan, ContextSpreadSaysHowFarTheLongestContextIsFromEven) {
+    EXPECT_EQ(context_spread({}), 1);
+    EXPECT_EQ(context_spread({640, 640, 640, 640}), 1);
+    EXPECT_EQ(context_spread({1000, 600}), 1);            // 2000 / 1600: within 2x of even
+    EXPECT_EQ(context_spread({1000, 100, 100, 100}), 2);  // 4000 / 1300 = 3.08
+    // One 32k-token sequence among 31 of 2k: 32768 * 32 / 94976 = 11.04.
+    std::vector<int64_t> agents(31, 2048);
+    agents.push_back(32768);
+    EXPECT_EQ(context_spread(agents), 8);
+    std::vector<int64_t> extreme(200, 1);
+    extreme.push_back(1'000'000);
+    EXPECT_EQ(context_spread(extreme), kMaxContextSpread);
+}
+
+TEST(StepPlan, GraphBucketsAndPaddedPlansCarryTheSpread) {
+    const std::vector<int32_t> one = {1};
+    std::vector<int32_t> table(64);
+    std::iota(table.begin(), table.end(), 0);
+    StepBatch even;
+    StepBatch uneven;
+    for (int i = 0; i < 8; ++i) {
+        even.seqs.push_back({static_cast<uint64_t>(i), one, 199, table, true});
+        uneven.seqs.push_back({static_cast<uint64_t>(i), one, i == 0 ? 199 : 9, table, true});
+    }
+    const auto even_bucket = graph_bucket(even, layout());
+    const auto uneven_bucket = graph_bucket(uneven, layout());
+    ASSERT_TRUE(even_bucket && uneven_bucket);
+    EXPECT_EQ(even_bucket->spread, 1);
+    EXPECT_EQ(uneven_bucket->spread, 4);  // 200 * 8 / 270 = 5.9
+    // Same sequences and width, different spread: different graphs.
+    EXPECT_EQ(even_bucket->blocks, uneven_bucket->blocks);
+    EXPECT_TRUE(*even_bucket < *uneven_bucket);
+    auto p = plan_step(uneven, layout(), 100, uneven_bucket, 64);
+    ASSERT_TRUE(p.has_value()) << p.error().full_message();
+    EXPECT_EQ(p->context_spread, 4);
+    // Unpadded (a prefill's) plans take the spread of their own sequences.
+    StepBatch mixed = uneven;
+    const std::vector<int32_t> prompt = {1, 2, 3};
+    mixed.seqs[1].tokens = prompt;
+    auto q = plan_step(mixed, layout(), 100);
+    ASSERT_TRUE(q.has_value()) << q.error().full_message();
+    EXPECT_EQ(q->context_spread, 4);  // 200 * 8 / 272 = 5.9
+}
+
 }  // namespace
 }  // namespace helexa::engine::models

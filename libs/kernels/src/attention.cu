@@ -57,7 +57,14 @@ int64_t cluster_split_keys() {
     return keys;
 }
 
-SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim) {
+// Uneven contexts (HELEXA_ATTN_BALANCE=0: every launch as if even, for A/B measurements).
+bool balance_enabled() {
+    static const bool enabled = env_on_unless_zero("HELEXA_ATTN_BALANCE");
+    return enabled;
+}
+
+SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim,
+                      int64_t context_spread, int64_t n_seqs) {
     const int64_t tile = 16 * attn::decode_warps(head_dim);
     int64_t want = attn::decode_split_bound(n_units, max_context_len);
     // Where more splits than a cluster holds would each take a tile or two, a cluster's worth
@@ -79,6 +86,28 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     plan.n_splits = attn::ceil_div(max_context_len, plan.split_len);
     if (plan.n_splits < 1) {
         plan.n_splits = 1;
+    }
+    // Uneven contexts: the splits above have one length, set by the longest context, so where
+    // the units alone fill a wave (32 streams x 8 KV heads) a long sequence's heads are each
+    // walked by one CTA while the CTAs of the short ones finish and leave the card idle (one
+    // 32k-token sequence among 31 of 2k: ~8x the balanced time). With the spread known, a split
+    // holds about one wave slot's share of all the keys instead (the sum of the contexts taken
+    // as n_seqs x max / spread); a short sequence keeps one split and its other CTAs leave at
+    // once. At most the workspace bound's count (paged_attention_workspace_bytes).
+    if (context_spread > 1 && balance_enabled() && n_seqs > 0) {
+        const int64_t share = attn::ceil_div(max_context_len * n_units,
+                                             context_spread * attn::kDecodeWaveCtas);
+        int64_t len = std::max(attn::ceil_div(share, tile) * tile,
+                               attn::ceil_div(attn::decode_min_split_keys(), tile) * tile);
+        const int64_t cap = std::max(attn::decode_split_bound(n_seqs, max_context_len),
+                                     attn::decode_balanced_split_cap(n_seqs, max_context_len));
+        if (attn::ceil_div(max_context_len, len) > cap) {
+            len = attn::ceil_div(attn::ceil_div(max_context_len, cap), tile) * tile;
+        }
+        if (len < plan.split_len) {
+            plan.split_len = len;
+            plan.n_splits = attn::ceil_div(max_context_len, len);
+        }
     }
     return plan;
 }
@@ -142,7 +171,8 @@ bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
     // HELEXA_ATTN_FUSE_ANY_GRID=1 lifts the bound (A/B measurements).
     static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
     const int64_t units = a.n_seqs * a.layout.n_kv_heads;
-    const int64_t splits = plan_splits(units, a.max_context_len, a.layout.head_dim).n_splits;
+    const int64_t splits = plan_splits(units, a.max_context_len, a.layout.head_dim,
+                                       a.context_spread, a.n_seqs).n_splits;
     return any_grid || at_most_one_cta_per_sm(units * splits);
 }
 
@@ -155,7 +185,10 @@ size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
     }
     // With one KV head and one row group per sequence (the fewest CTAs per split) the split
     // count is largest, so this bound covers every n_kv_heads the launch may have.
-    const int64_t bound = attn::decode_split_bound(n_seqs, max_context_len);
+    // A batch of uneven contexts may take the balanced plan's splits instead (plan_splits).
+    const int64_t bound =
+        std::max(attn::decode_split_bound(n_seqs, max_context_len),
+                 n_seqs > 1 ? attn::decode_balanced_split_cap(n_seqs, max_context_len) : 1);
     if (bound <= 1) {
         return 0;
     }
@@ -257,7 +290,7 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
         return cudaErrorInvalidValue;
     }
     const SplitPlan plan = plan_splits(a.n_seqs * lay.n_kv_heads * row_groups,
-                                       a.max_context_len, hd);
+                                       a.max_context_len, hd, a.context_spread, a.n_seqs);
     p.n_row_groups = static_cast<int32_t>(row_groups);
     p.n_splits = static_cast<int32_t>(plan.n_splits);
     p.split_len = static_cast<int32_t>(plan.split_len);

@@ -117,14 +117,31 @@ inline int64_t decode_min_split_keys() {
 // us per layer against 10.1 us unsplit. The merge now runs in the last split's CTA.)
 // Non-increasing in n_units, so the workspace bound (computed with n_units = n_seqs) covers
 // every launch with the same sizes.
+// CTAs of a decode launch in one wave: two per SM of an H100/H200 (132 SMs).
+constexpr int64_t kDecodeWaveCtas = 264;
+
 inline int64_t decode_split_bound(int64_t n_units, int64_t max_context_len) {
-    constexpr int64_t kWaveCtas = 264;
     constexpr int64_t kMaxSplits = 128;
-    int64_t want = kWaveCtas / (n_units < 1 ? 1 : n_units);
+    int64_t want = kDecodeWaveCtas / (n_units < 1 ? 1 : n_units);
     int64_t cap = ceil_div(max_context_len < 1 ? 1 : max_context_len, decode_min_split_keys());
     cap = cap < kMaxSplits ? cap : kMaxSplits;
     want = want < cap ? want : cap;
     return want < 1 ? 1 : want;
+}
+
+// The most splits the balanced plan (uneven contexts: plan_splits) gives one sequence: up to 32,
+// at most 2048 split partials over the batch (a workspace of 34 MB at 32 heads of 128), and not
+// below decode_min_split_keys() a split. The workspace bound takes the larger of this and
+// decode_split_bound, so either plan fits it.
+inline int64_t decode_balanced_split_cap(int64_t n_seqs, int64_t max_context_len) {
+    constexpr int64_t kMaxBalancedSplits = 32;
+    constexpr int64_t kMaxPartialRows = 2048;
+    int64_t cap = kMaxPartialRows / (n_seqs < 1 ? 1 : n_seqs);
+    cap = cap < kMaxBalancedSplits ? cap : kMaxBalancedSplits;
+    const int64_t by_keys =
+        ceil_div(max_context_len < 1 ? 1 : max_context_len, decode_min_split_keys());
+    cap = cap < by_keys ? cap : by_keys;
+    return cap < 1 ? 1 : cap;
 }
 
 // Workspace layout of the split decode: [arrival counters][(max, sum) per partial][O per

@@ -217,9 +217,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     // positions, slots: copied in before the step's first kernel), weights (the q/k norm
     // weights, inv_freq) and, with p.early_kv, the K/V of keys older than the step's query rows
     // (written by earlier steps; blocks a sequence reads are never rewritten while it holds
-    // them). Every exit path passes the wait first. With p.cluster_merge every CTA of a cluster
-    // that has a merge to do reaches both cluster barriers (no early return past the first
-    // check, which is uniform across the cluster).
+    // them). Every exit path passes the wait first, except a split past its sequence's keys
+    // outside a cluster (below). With p.cluster_merge every CTA of a cluster that has a merge to
+    // do reaches both cluster barriers (no early return past the first check, which is uniform
+    // across the cluster).
     using Cfg = DecodeCfg<HD, kWarps, kStages>;
     constexpr int kBlockN = Cfg::kBlockN;
     constexpr int kStride = Cfg::kStride;
@@ -271,6 +272,13 @@ __global__ void __launch_bounds__(kWarps * 32)
     auto* part_ml = reinterpret_cast<float2*>(part_o + 16 * HD);
 
     if (split >= n_used) {
+        if (split > 0 && !cluster_merge) {
+            // Nothing to do and nothing anyone reads: leave at once rather than hold a slot
+            // through the wait (a balanced plan gives a short sequence's heads one split of
+            // many: plan_splits). Split 0 of the same rows always waits, so this grid still
+            // cannot complete before its predecessor has.
+            return;
+        }
         grid_dependency_wait();
         allow_dependent_launch();
         // Only an empty context (bad metadata) leaves split 0 without keys: it writes zeros.

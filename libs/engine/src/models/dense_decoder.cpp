@@ -181,11 +181,10 @@ private:
     ActivationHook hook_;
     // Recorded decode graphs, per bucket and output kind; valid while no buffer has moved.
     struct GraphKey {
-        int64_t seqs;
-        int64_t blocks;
+        models::GraphBucket bucket;  // sequences, block-table width, context spread
         StepEnd end;
         bool operator<(const GraphKey& o) const {
-            return std::tie(seqs, blocks, end) < std::tie(o.seqs, o.blocks, o.end);
+            return bucket < o.bucket || (!(o.bucket < bucket) && end < o.end);
         }
     };
     struct RecordedGraph {
@@ -592,7 +591,8 @@ Status DenseDecoder::forward(const StepPlan& plan, const Tensor& meta, StepEnd e
                         plan.max_query,
                         view(plan.query_start, 1, plan.n_seqs + 1),
                         view(plan.context_len, 1, plan.n_seqs),
-                        view(plan.tables, plan.n_seqs, plan.max_blocks)};
+                        view(plan.tables, plan.n_seqs, plan.max_blocks),
+                        plan.context_spread};
     const int64_t T = plan.n_tokens;
     const int64_t R = plan.n_rows;
     HELEXA_BUF(x, kX, backend_->activation_dtype(), T, config_.hidden_size);
@@ -709,7 +709,7 @@ Status DenseDecoder::run_step(const StepBatch& batch, const StepOutput& out) {
     }
 
     if (bucket) {
-        const GraphKey key{bucket->seqs, bucket->blocks, end};
+        const GraphKey key{*bucket, end};
         auto it = graphs_.find(key);
         if (it != graphs_.end() && it->second.generation == scratch_generation_ &&
             it->second.meta == meta.data) {

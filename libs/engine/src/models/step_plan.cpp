@@ -29,21 +29,43 @@ int64_t seq_bucket(int64_t n) {
 
 }  // namespace
 
+int64_t context_spread(const std::vector<int64_t>& ends) {
+    int64_t longest = 0;
+    int64_t sum = 0;
+    for (const int64_t e : ends) {
+        longest = std::max(longest, e);
+        sum += std::max<int64_t>(e, 0);
+    }
+    if (sum <= 0) {
+        return 1;
+    }
+    // longest * n / sum in [1, n]; the largest power of two not above it.
+    const int64_t ratio = longest * static_cast<int64_t>(ends.size()) / sum;
+    int64_t spread = 1;
+    while (spread * 2 <= ratio && spread * 2 <= kMaxContextSpread) {
+        spread *= 2;
+    }
+    return spread;
+}
+
 std::optional<GraphBucket> graph_bucket(const StepBatch& batch, const KvLayout& layout) {
     const auto n = static_cast<int64_t>(batch.seqs.size());
     if (n == 0 || n > kMaxGraphSeqs) {
         return std::nullopt;
     }
     int64_t max_blocks = 1;
+    std::vector<int64_t> ends;
+    ends.reserve(batch.seqs.size());
     for (const auto& s : batch.seqs) {
         if (s.tokens.size() != 1 || !s.need_logits) {
             return std::nullopt;
         }
         const int64_t end = s.start_pos + 1;
         max_blocks = std::max(max_blocks, (end + layout.block_size - 1) / layout.block_size);
+        ends.push_back(end);
     }
     // Block-table widths in powers of two from 16 blocks: few graphs over a whole context.
-    return GraphBucket{seq_bucket(n), round_up_pow2(max_blocks, 16)};
+    return GraphBucket{seq_bucket(n), round_up_pow2(max_blocks, 16), context_spread(ends)};
 }
 
 Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64_t vocab_size,
@@ -57,6 +79,7 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
     std::vector<int32_t> qstart{0};
     std::vector<int32_t> ctx;
     std::vector<int32_t> rows;
+    std::vector<int64_t> ends;
     for (const auto& s : batch.seqs) {
         const auto n = static_cast<int64_t>(s.tokens.size());
         const int64_t end = s.start_pos + n;
@@ -92,6 +115,7 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
         }
         qstart.push_back(static_cast<int32_t>(ids.size()));
         ctx.push_back(static_cast<int32_t>(end));
+        ends.push_back(end);
         p.max_blocks = std::max(p.max_blocks, needed);
         p.max_context = std::max(p.max_context, end);
         p.max_query = std::max(p.max_query, n);
@@ -101,6 +125,7 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
     }
     p.n_real_rows = static_cast<int64_t>(rows.size());
     p.n_seqs = p.n_real_seqs;
+    p.context_spread = context_spread(ends);
     if (pad) {
         if (pad->seqs < p.n_real_seqs || pad->blocks < p.max_blocks || trash_block < 0 ||
             p.n_real_rows != p.n_real_seqs || p.max_query != 1) {
@@ -117,6 +142,8 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
         }
         p.n_seqs = pad->seqs;
         p.max_blocks = pad->blocks;
+        // The graph records one plan for every step of its bucket.
+        p.context_spread = pad->spread;
         // The attention grid is sized for the bucket's whole width: any context that fits the
         // bucket replays the same graph.
         p.max_context = pad->blocks * bs;

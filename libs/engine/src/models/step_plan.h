@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "helexa/common/result.h"
@@ -22,10 +23,18 @@ namespace helexa::engine::models {
 struct GraphBucket {
     int64_t seqs = 0;    // padded sequence count
     int64_t blocks = 0;  // padded block-table width (max_blocks_per_seq)
+    int64_t spread = 1;  // context_spread of the batch's own sequences (the attention's plan)
     bool operator<(const GraphBucket& o) const {
-        return seqs != o.seqs ? seqs < o.seqs : blocks < o.blocks;
+        return std::tie(seqs, blocks, spread) < std::tie(o.seqs, o.blocks, o.spread);
     }
 };
+
+// How unevenly a batch's contexts (each sequence's end position) are spread: the longest times
+// their count over their sum, rounded down to a power of two and capped at kMaxContextSpread.
+// 1 when even (or within 2x of even); a decode graph is recorded per value, so the attention's
+// split plan can follow it (AttentionBatch::context_spread).
+inline constexpr int64_t kMaxContextSpread = 64;
+int64_t context_spread(const std::vector<int64_t>& ends);
 
 struct StepPlan {
     int64_t n_seqs = 0;         // including padding
@@ -36,6 +45,7 @@ struct StepPlan {
     int64_t max_blocks = 1;
     int64_t max_context = 0;    // the attention grid's bound (bucket width x block size if padded)
     int64_t max_query = 0;
+    int64_t context_spread = 1;  // of the real sequences (the bucket's when padded)
     std::vector<int32_t> packed;
     // Offsets (in int32 elements) of each array inside `packed`.
     int64_t ids = 0;          // [n_tokens]

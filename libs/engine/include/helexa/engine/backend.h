@@ -81,6 +81,10 @@ struct AttentionBatch {
     Tensor query_start;   // i32 [1, n_seqs + 1]
     Tensor context_len;   // i32 [1, n_seqs]
     Tensor block_tables;  // i32 [n_seqs, max_blocks_per_seq]
+    // How unevenly the contexts are spread (context_spread() in models/step_plan.h): 1 when
+    // even, up to 64 when one sequence is far longer than the rest. A device backend may split
+    // the long contexts' work finer; results do not depend on it.
+    int64_t context_spread = 1;
 };
 
 // What a linear does around its product (fused_linear). At decode a projection is a weight
