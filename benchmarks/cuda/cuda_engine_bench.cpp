@@ -7,6 +7,7 @@
 //   cuda_engine_bench --model DIR --copy-gbps 4225 --gemm-tflops 785 [--decode-steps 128]
 //       [--prompts 128,4096,32768] [--concurrency 1,8,32,64] [--label qwen3-8b] [--reference]
 //       [--sampling host|drawn|drawn-greedy|drawn-topk|drawn-topp [--sampling-threads N]]
+//       [--concurrency-long LEN]
 // --sampling: the concurrency runs sample every row instead of taking the argmax.
 //   host: at a default request's settings (temperature 1, repetition penalty 1.1 over the last
 //     64 tokens: SamplingConfig's defaults) by the host Sampler, as the scheduler serves settings
@@ -22,6 +23,8 @@
 //   drawn-topp: step_sample at Llama-3.1's (temperature 0.6, top-p 0.9 over the whole vocabulary,
 //     repetition penalty 1.1), drawn on the device whatever the backend tells the scheduler
 //     (CudaBackend::draws_whole_vocab_top_p).
+// --concurrency-long LEN: stream 0 of each concurrency run has a LEN-token prompt (one agent's
+//   long context among the short ones; the step ceiling counts its K/V like the rest).
 // --reference: first compare with transformers' bf16 forward written beside the weights by
 // scripts/gpu/make_bench_models.py (cosine of the last position's logits, greedy continuation).
 // Prints one JSON line per measurement (scripts/gpu/cuda_run.sh tabulates them). A concurrency
@@ -241,6 +244,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> prompts = {128, 4096, 32768};
     std::vector<int64_t> concurrency = {1, 8, 32, 64};
     int64_t conc_prompt = 512;
+    int64_t conc_long = 0;  // --concurrency-long: stream 0's prompt instead, when > 0
     int64_t conc_output = 256;
     std::string sampling_mode;  // empty: argmax
     int sampling_threads = 0;   // 0: the scheduler's default
@@ -278,6 +282,8 @@ int main(int argc, char** argv) {
             }
         } else if (a == "--sampling-threads") {
             sampling_threads = static_cast<int>(std::stoll(next()));
+        } else if (a == "--concurrency-long") {
+            conc_long = std::stoll(next());
         } else if (a == "--concurrency-output") {
             conc_output = std::stoll(next());
         } else {
@@ -550,7 +556,11 @@ int main(int argc, char** argv) {
             break;  // one untimed step, at least one timed
         }
         const int64_t max_len = conc_prompt + conc_output + 16;
-        if ((max_len + bs - 1) / bs * B > r.kv_layout().n_blocks) {
+        // Stream 0's prompt (--concurrency-long), the rest conc_prompt tokens.
+        auto prompt_of = [&](size_t i) { return i == 0 && conc_long > 0 ? conc_long : conc_prompt; };
+        const int64_t long_len = prompt_of(0) + conc_output + 16;
+        if ((max_len + bs - 1) / bs * (B - 1) + (long_len + bs - 1) / bs >
+            r.kv_layout().n_blocks) {
             std::printf("{\"kind\":\"skip\",\"label\":\"%s\",\"batch\":%lld,\"why\":\"KV pool\"}\n",
                         label.c_str(), static_cast<long long>(B));
             continue;
@@ -558,13 +568,18 @@ int main(int argc, char** argv) {
         next_block = 0;
         std::vector<Seq> seqs;
         for (int64_t i = 0; i < B; ++i) {
-            seqs.push_back(make_seq(conc_prompt, max_len, static_cast<int32_t>(10 + i)));
+            const int64_t p = prompt_of(static_cast<size_t>(i));
+            seqs.push_back(make_seq(p, p + conc_output + 16, static_cast<int32_t>(10 + i)));
         }
-        // Prefill all prompts together in chunks of up to 8192 tokens (not timed here).
+        // Prefill all prompts together in chunks of up to 8192 tokens (not timed here); a long
+        // stream 0 alone, in chunks.
         {
             StepBatch b;
             int64_t in_batch = 0;
             for (auto& s : seqs) {
+                if (&s == &seqs.front() && conc_long > 0) {
+                    continue;
+                }
                 b.seqs.push_back({0, s.tokens, 0, s.table, true});
                 in_batch += conc_prompt;
                 if (in_batch >= 8192) {
@@ -577,6 +592,10 @@ int main(int argc, char** argv) {
                 step_or_die(r, b, logits);
             }
             for (auto& s : seqs) {
+                if (&s == &seqs.front() && conc_long > 0) {
+                    prefill(s, 8192);  // its position, and its first token
+                    continue;
+                }
                 s.pos = conc_prompt;
                 s.tokens.push_back(1);
             }
@@ -651,7 +670,7 @@ int main(int argc, char** argv) {
                     helexa::engine::plan_row_draw(
                         draw_cfg,
                         std::span<const int32_t>(seqs[i].tokens)
-                            .subspan(static_cast<size_t>(conc_prompt)),
+                            .subspan(static_cast<size_t>(prompt_of(i))),
                         1000 + i, V, true, draws, overlapped && step > 0);
                 }
                 plan_seconds += seconds_since(plan_start);
@@ -707,7 +726,7 @@ int main(int argc, char** argv) {
                     "\"sampling\":\"%s\",\"sampling_threads\":%d,\"tokens_per_s\":%.1f,"
                     "\"ceiling_tokens_per_s\":%.1f,\"ratio\":%.3f,\"draw_plan_us\":%.1f,"
                     "\"step_call_us\":%.1f,\"step_us\":%.1f,\"median_step_us\":%.1f,"
-                    "\"first_step_us\":%.1f}\n",
+                    "\"first_step_us\":%.1f,\"long_prompt\":%lld}\n",
                     label.c_str(), static_cast<long long>(B),
                     ((sampling_mode.empty() ? std::string("argmax") : sampling_mode) +
                      (overlapped ? "-overlapped" : ""))
@@ -717,7 +736,7 @@ int main(int argc, char** argv) {
                     1e6 * plan_seconds / static_cast<double>(timed_steps),
                     1e6 * runner_seconds / static_cast<double>(timed_steps),
                     1e6 * total / static_cast<double>(timed_steps), 1e6 * median_step,
-                    1e6 * first_step);
+                    1e6 * first_step, static_cast<long long>(conc_long));
         std::fflush(stdout);
     }
     return 0;
