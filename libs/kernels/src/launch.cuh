@@ -14,7 +14,9 @@
 //   kernel of the running step writes: weights, the step's metadata (copied in before the step's
 //   first kernel, which every later kernel transitively follows) and KV entries of earlier steps
 //   (the decode attention's first tile). Every thread calling it (before any early return) also
-//   keeps the ordering transitive: a grid cannot complete before its predecessor has.
+//   keeps the ordering transitive: a grid cannot complete before its predecessor has. (One
+//   exception: a CTA with nothing to read or write may leave at once where other CTAs of the
+//   grid always wait, which keeps the ordering: the decode attention's empty splits.)
 // - allow_dependent_launch() is called right after the wait, so at most two grids of a stream are
 //   resident at once and a multi-wave grid's own CTAs are never crowded out by its successor.
 // HELEXA_CUDA_PDL=0 launches plainly (for A/B measurements); devices before compute capability
