@@ -16,7 +16,9 @@ using nlohmann::json;
 text::Tokenizer tiny_tokenizer() {
     json vocab = {{"<unk>", 0}, {"a", 1}, {"<0xC3>", 2}, {"<0xA9>", 3}, {"<eos>", 4}};
     for (int i = 5; i < 64; ++i) {
-        vocab["t" + std::to_string(i)] = i;
+        std::string piece = "t";  // appended, not "t" + ...: GCC bug 105329 (scripted_piece)
+        piece += std::to_string(i);
+        vocab[piece] = i;
     }
     json doc = {{"version", "1.0"},
                 {"added_tokens",

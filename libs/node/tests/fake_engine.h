@@ -132,7 +132,12 @@ public:
             if (content == "FAIL_TEMPLATE") {
                 return fail(ErrorCode::kTemplateRenderFailed, "template line 3: boom");
             }
-            text += "<" + m.value("role", std::string("?")) + ">" + content;
+            // Appended piece by piece: `"<" + role` trips GCC 12's false -Wrestrict at -O3
+            // (GCC bug 105329), an error under the release preset's -Werror.
+            text += '<';
+            text += m.value("role", std::string("?"));
+            text += '>';
+            text += content;
         }
         bool thinking = in.template_kwargs.value("enable_thinking", true);
         if (in.add_generation_prompt) {

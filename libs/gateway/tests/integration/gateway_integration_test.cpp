@@ -118,7 +118,10 @@ TEST(GatewayIntegration, RoutesToLeastBusyReplicaAndRewritesAlias) {
     b.set_models(json::array({model_info("m")}), json{{"m", {0, 1}}});
     a.set_script(json_script(chat_completion("from a", 3, 2)));
     b.set_script(json_script(chat_completion("from b", 3, 2)));
-    Cortex cortex({&a, &b}, [](CortexOptions& o) { o.catalogue->aliases["fast"] = "m"; });
+    // (A std::string, not the literal: assigning a one-character literal trips GCC 12's false
+    // -Wrestrict at -O3, GCC bug 105329, an error under the release preset's -Werror.)
+    Cortex cortex({&a, &b},
+                  [](CortexOptions& o) { o.catalogue->aliases["fast"] = std::string("m"); });
     TestClient client;
     auto res = client.post(cortex.url("/v1/chat/completions"), chat_body("fast"));
     ASSERT_TRUE(res) << res.error().message();
@@ -340,7 +343,9 @@ TEST(GatewayIntegration, AnthropicNonStreamingAndErrors) {
     MockNeuron a;
     a.set_models(json::array({model_info("m")}));
     a.set_script(json_script(chat_completion("Hi there", 12, 3)));
-    Cortex cortex({&a}, [](CortexOptions& o) { o.config.gateway.default_model = "m"; });
+    Cortex cortex({&a}, [](CortexOptions& o) {
+        o.config.gateway.default_model = std::string("m");  // (GCC bug 105329: see above)
+    });
     TestClient client;
     json req = {{"model", "claude-sonnet-4-5"},
                 {"max_tokens", 32000},
