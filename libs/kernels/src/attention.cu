@@ -90,10 +90,11 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     // Uneven contexts: the splits above have one length, set by the longest context, so where
     // the units alone fill a wave (32 streams x 8 KV heads) a long sequence's heads are each
     // walked by one CTA while the CTAs of the short ones finish and leave the card idle (one
-    // 32k-token sequence among 31 of 2k: ~8x the balanced time). With the spread known, a split
-    // holds about one wave slot's share of all the keys instead (the sum of the contexts taken
-    // as n_seqs x max / spread); a short sequence keeps one split and its other CTAs leave at
-    // once. At most the workspace bound's count (paged_attention_workspace_bytes).
+    // 32k-token sequence among 31 of 2k: ~7x the balanced time on an H200, run 22). With the
+    // spread known, a split holds about one wave slot's share of all the keys instead (the sum
+    // of the contexts taken as n_seqs x max / spread); a short sequence keeps one split and its
+    // other CTAs leave at once. At most the workspace bound's count
+    // (paged_attention_workspace_bytes).
     if (context_spread > 1 && balance_enabled() && n_seqs > 0) {
         const int64_t share = attn::ceil_div(max_context_len * n_units,
                                              context_spread * attn::kDecodeWaveCtas);
