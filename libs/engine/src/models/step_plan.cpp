@@ -125,7 +125,8 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
     }
     p.n_real_rows = static_cast<int64_t>(rows.size());
     p.n_seqs = p.n_real_seqs;
-    p.context_spread = context_spread(ends);
+    // A padded plan takes its bucket's (graph_bucket computed it from the same sequences).
+    p.context_spread = pad ? pad->spread : context_spread(ends);
     if (pad) {
         if (pad->seqs < p.n_real_seqs || pad->blocks < p.max_blocks || trash_block < 0 ||
             p.n_real_rows != p.n_real_seqs || p.max_query != 1) {
@@ -142,8 +143,6 @@ Result<StepPlan> plan_step(const StepBatch& batch, const KvLayout& layout, int64
         }
         p.n_seqs = pad->seqs;
         p.max_blocks = pad->blocks;
-        // The graph records one plan for every step of its bucket.
-        p.context_spread = pad->spread;
         // The attention grid is sized for the bucket's whole width: any context that fits the
         // bucket replays the same graph.
         p.max_context = pad->blocks * bs;
