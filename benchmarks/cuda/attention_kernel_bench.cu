@@ -203,7 +203,7 @@ enum class Fused { kNo, kNormRope, kRope, kBare };
 // the planner's spread hint when `spread` (else the plan for even contexts).
 static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seqs, int nq, int ctx,
                       double flops_per_run, double bytes_per_run, Fused fused = Fused::kNo,
-                      int long_ctx = 0, bool spread = false) {
+                      int long_ctx = 0, bool spread = false, int bound = 0) {
     if (const char* only = std::getenv("HELEXA_ATTN_BENCH_ONLY");
         only != nullptr && std::strstr(name, only) == nullptr) {
         return;
@@ -211,7 +211,9 @@ static void time_case(const char* name, int hd, int n_heads, int n_kv, int n_seq
     const int bs = 16;
     std::vector<int32_t> cl(n_seqs, ctx);
     if (long_ctx > 0) cl[0] = long_ctx;
-    const int max_ctx = std::max(ctx, long_ctx);
+    // bound > 0: the launch is planned for that many keys (a decode graph's width bucket, a
+    // power of two above the longest context) and runs on the shorter contexts.
+    const int max_ctx = std::max({ctx, long_ctx, bound});
     const int max_blocks = (max_ctx + bs - 1) / bs;
     const int n_blocks = max_blocks * n_seqs;
     const int n_tokens = nq * n_seqs;
@@ -381,9 +383,21 @@ int main() {
                       (31.0 * 2048 + long_ctx) * 2.0 * 8 * 128 * 2, Fused::kNo, long_ctx, spread);
         }
     }
+    // The same as the model runs it (cuda_engine_bench --concurrency-long): 31 streams at ~640
+    // keys, the long one past a power of two, the launch planned for the graph's width bucket.
+    for (const auto& [long_ctx, bucket] : {std::pair{8448, 16384}, std::pair{33024, 65536}}) {
+        for (const bool spread : {false, true}) {
+            const std::string skew = "skew: 32 seqs, one " + std::to_string(long_ctx) +
+                                     " + 31 x 640 in " + std::to_string(bucket) +
+                                     (spread ? ", spread" : ", as even");
+            time_case(skew.c_str(), 128, 32, 8, 32, 1, 640, 0,
+                      (31.0 * 640 + long_ctx) * 2.0 * 8 * 128 * 2, Fused::kNo, long_ctx, spread,
+                      bucket);
+        }
+    }
     // One stream's fused decode over context lengths (HELEXA_ATTN_BENCH_ONLY=scan1): where the
     // splits go from a cluster merge (<= 8) to the workspace's.
-    for (const int ctx : {256, 512, 640, 768, 1024, 2048, 4096, 8192}) {
+    for (const int ctx : {256, 512, 640, 768, 1024, 2048, 4096, 8192, 16384, 32768}) {
         const std::string scan = "scan1: fused decode 1 seq ctx " + std::to_string(ctx);
         time_case(scan.c_str(), 128, 32, 8, 1, 1, ctx, 0, 2.0 * ctx * 8 * 128 * 2,
                   Fused::kNormRope);

@@ -5,8 +5,10 @@
 # "adds us" column is each kernel's share of the step's critical path. Needs the cuda bundle in
 # .device and models in /tmp/models (cuda_run.sh KEEP_MODELS=1, or generated here).
 #   MODELS=qwen3-8b,qwen3-0.6b BATCHES=1,32 [AB_ENV="NAME=VALUE"] [SAMPLING=drawn-greedy] \
-#       bash scripts/gpu/kernel_trace.sh
+#       [LONG=n] bash scripts/gpu/kernel_trace.sh
 # SAMPLING: the multi-stream steps drawn that way (cuda_engine_bench --sampling) instead of argmax.
+# LONG: the multi-stream steps with stream 0's prompt that many tokens (--concurrency-long);
+# batch 1 then runs as one stream of that prompt.
 # Steps are traced synchronously (HELEXA_BENCH_OVERLAP is unset here): an overlapped step is
 # launched before the trace's window opens, so its window would hold parts of two steps.
 # Writes $OUT/trace.md (one section per step; with AB_ENV each step again with those variables)
@@ -29,9 +31,9 @@ for m in ${models//,/ }; do
             > /dev/null 2>&1
     for b in ${batches//,/ }; do
         args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts "" --concurrency "")
-        [ "$b" -gt 1 ] && args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts ""
+        { [ "$b" -gt 1 ] || [ -n "${LONG:-}" ]; } && args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts ""
             --concurrency "$b" --concurrency-output 32 --decode-steps 9
-            ${SAMPLING:+--sampling "$SAMPLING"})
+            ${SAMPLING:+--sampling "$SAMPLING"} ${LONG:+--concurrency-long "$LONG"})
         HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
             "$bin/cuda_engine_bench" "${args[@]}" --label "$m" > /dev/null ||
             echo "trace of $m batch $b failed"

@@ -20,6 +20,9 @@ struct AttnCase {
     int64_t n_heads;
     int64_t n_kv_heads;
     std::vector<std::pair<int64_t, int64_t>> seqs;  // (cached prefix, new tokens)
+    // When > 0, the context bound the launch is planned for (a decode graph's width bucket,
+    // above the longest context): the grid is sized for it and replayed on shorter contexts.
+    int64_t bound = 0;
 };
 
 class CudaAttention : public CudaVsCpu, public ::testing::WithParamInterface<AttnCase> {};
@@ -80,6 +83,11 @@ TEST_P(CudaAttention, MatchesCpu) {
         });
         tables.push_back(table);
     }
+    if (c.bound > 0) {
+        ASSERT_GE(c.bound, max_ctx);
+        max_ctx = c.bound;
+        max_blocks = (c.bound + bs - 1) / bs;
+    }
     std::vector<int32_t> qstart = {0};
     std::vector<int32_t> ctx;
     std::vector<int32_t> flat(c.seqs.size() * static_cast<size_t>(max_blocks), 0);
@@ -102,11 +110,13 @@ TEST_P(CudaAttention, MatchesCpu) {
     // The spread the step planner gives these contexts (models::context_spread): the decode
     // cases of uneven contexts take the balanced split plan (kernels/attention.h).
     int64_t ctx_sum = 0;
+    int64_t longest = 0;
     for (const int32_t e : ctx) {
         ctx_sum += e;
+        longest = std::max<int64_t>(longest, e);
     }
     int64_t spread = 1;
-    while (spread * 2 <= max_ctx * n_seqs / std::max<int64_t>(ctx_sum, 1) && spread < 64) {
+    while (spread * 2 <= longest * n_seqs / std::max<int64_t>(ctx_sum, 1) && spread < 64) {
         spread *= 2;
     }
     engine::AttentionBatch bg{n_seqs, max_blocks, max_ctx, max_query, qs.gpu, cs.gpu,
@@ -145,6 +155,10 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{128, 32, 8, {{15, 1}, {16, 1}, {0, 1}, {200, 1}, {1023, 1}}},
         // Long decode contexts (split-K).
         AttnCase{128, 32, 8, {{8191, 1}, {3000, 1}}},
+        // The same, and one stream in the cluster merge's range, planned for a graph's width
+        // bucket above the longest: the split length comes from the step's longest context.
+        AttnCase{128, 32, 8, {{8191, 1}, {3000, 1}}, 16384},
+        AttnCase{128, 32, 8, {{700, 1}}, 4096},
         AttnCase{64, 14, 2, {{4999, 1}}},
         // Prefill from scratch and chunks over a cached prefix, mixed with decodes.
         AttnCase{128, 32, 8, {{0, 300}, {500, 77}, {64, 1}, {0, 1}}},
@@ -155,7 +169,24 @@ INSTANTIATE_TEST_SUITE_P(
         AttnCase{128, 32, 8,
                  {{3000, 1}, {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1},
                   {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
-                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1}}}));
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1}}},
+        // The same planned for a graph's width bucket of 4096 keys and replayed on these
+        // contexts: the work list's split length comes from the step's own contexts.
+        AttnCase{128, 32, 8,
+                 {{3000, 1}, {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1}},
+                 4096},
+        // 40 sequences (the work list's lookup runs over two warps' worth), two long ones, the
+        // second past the first 32, and a verify chunk of 3 rows (two row groups at 8 heads a
+        // KV head).
+        AttnCase{128, 32, 4,
+                 {{1999, 1}, {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {15, 1}, {100, 1}, {77, 1}, {130, 1}, {40, 1},
+                  {99, 1}, {120, 1}, {64, 1}, {6000, 3}, {100, 1}, {77, 1}, {130, 1}, {40, 1}},
+                 8192}));
 
 // The q/k/v epilogue fused into the decode attention (one kernel) against Backend's composition
 // (the epilogue kernel, then the attention), bit for bit: the attention output, and the new keys

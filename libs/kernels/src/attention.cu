@@ -40,9 +40,22 @@ bool use_cluster_merge(int64_t n_splits, int64_t n_ctas) {
 
 // The split plan of one decode launch: the split count for these sizes, then the keys per
 // split rounded up to whole tiles, then the count that actually covers max_context_len.
+// n_items > 0: the balanced work list instead (uneven contexts, plan_splits): the grid lists
+// n_items (sequence, split) items over the whole batch, whose split length the kernel computes
+// from the step's own contexts (balanced_item in attention_decode.cu); n_splits is then the most
+// splits one sequence may take (the workspace's stride) and split_len the shortest split.
+// Otherwise a launch whose splits hold 4+ tiles cuts them from the step's longest context the
+// same way (step_split_len): split_len covers the graph's width bound, up to twice the longest.
 struct SplitPlan {
     int64_t n_splits = 1;
     int64_t split_len = 0;
+    int64_t n_items = 0;
+
+    // The launch's CTAs: units_per_seq (KV heads x row groups) for each item, or for each
+    // split of every sequence.
+    int64_t ctas(int64_t n_seqs, int64_t units_per_seq) const {
+        return units_per_seq * (n_items > 0 ? n_items : n_seqs * n_splits);
+    }
 };
 
 // The most keys a split takes when fewer, longer splits are merged through a cluster instead of
@@ -91,23 +104,29 @@ SplitPlan plan_splits(int64_t n_units, int64_t max_context_len, int64_t head_dim
     // the units alone fill a wave (32 streams x 8 KV heads) a long sequence's heads are each
     // walked by one CTA while the CTAs of the short ones finish and leave the card idle (one
     // 32k-token sequence among 31 of 2k: ~7x the balanced time on an H200, run 22). With the
-    // spread known, a split holds about one wave slot's share of all the keys instead (the sum
-    // of the contexts taken as n_seqs x max / spread); a short sequence keeps one split and its
-    // other CTAs leave at once. At most the workspace bound's count
+    // spread known, a split holds about one wave slot's share of all the keys instead, so the
+    // long sequence gets many splits and a short one keeps one.
+    // The share is the step's own, computed in the kernel from its contexts (the bound here is
+    // the graph's width bucket, a power of two up to twice the longest context, and the spread
+    // is rounded down: a share planned from them was up to 4x too long, run 22), and the grid
+    // lists (sequence, split) items over the batch rather than giving every sequence the
+    // longest one's split count: a short sequence has no empty CTAs to launch and retire.
+    // Items: sum(ctx) / share <= kDecodeWaveCtas / units_per_seq of full splits, plus at most
+    // one partial split a sequence. At most the workspace bound's splits a sequence
     // (paged_attention_workspace_bytes).
     if (context_spread > 1 && balance_enabled() && n_seqs > 0) {
         const int64_t share = attn::ceil_div(max_context_len * n_units,
                                              context_spread * attn::kDecodeWaveCtas);
-        int64_t len = std::max(attn::ceil_div(share, tile) * tile,
-                               attn::ceil_div(attn::decode_min_split_keys(), tile) * tile);
-        const int64_t cap = std::max(attn::decode_split_bound(n_seqs, max_context_len),
-                                     attn::decode_balanced_split_cap(n_seqs, max_context_len));
-        if (attn::ceil_div(max_context_len, len) > cap) {
-            len = attn::ceil_div(attn::ceil_div(max_context_len, cap), tile) * tile;
-        }
+        const int64_t shortest = attn::ceil_div(attn::decode_min_split_keys(), tile) * tile;
+        const int64_t len = std::max(attn::ceil_div(share, tile) * tile, shortest);
         if (len < plan.split_len) {
-            plan.split_len = len;
-            plan.n_splits = attn::ceil_div(max_context_len, len);
+            const int64_t units_per_seq = attn::ceil_div(n_units, n_seqs);
+            plan.n_splits = std::max(attn::decode_split_bound(n_seqs, max_context_len),
+                                     attn::decode_balanced_split_cap(n_seqs, max_context_len));
+            plan.split_len = shortest;
+            plan.n_items =
+                std::min(n_seqs * plan.n_splits,
+                         attn::ceil_div(attn::kDecodeWaveCtas, units_per_seq) + n_seqs);
         }
     }
     return plan;
@@ -172,9 +191,9 @@ bool paged_attention_fuses_epilogue(const PagedAttentionArgs& a) {
     // HELEXA_ATTN_FUSE_ANY_GRID=1 lifts the bound (A/B measurements).
     static const bool any_grid = env_positive("HELEXA_ATTN_FUSE_ANY_GRID", 0) == 1;
     const int64_t units = a.n_seqs * a.layout.n_kv_heads;
-    const int64_t splits = plan_splits(units, a.max_context_len, a.layout.head_dim,
-                                       a.context_spread, a.n_seqs).n_splits;
-    return any_grid || at_most_one_cta_per_sm(units * splits);
+    const SplitPlan plan = plan_splits(units, a.max_context_len, a.layout.head_dim,
+                                       a.context_spread, a.n_seqs);
+    return any_grid || at_most_one_cta_per_sm(plan.ctas(a.n_seqs, a.layout.n_kv_heads));
 }
 
 size_t paged_attention_workspace_bytes(int64_t n_seqs, int64_t max_query_len,
@@ -295,8 +314,10 @@ cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t str
     p.n_row_groups = static_cast<int32_t>(row_groups);
     p.n_splits = static_cast<int32_t>(plan.n_splits);
     p.split_len = static_cast<int32_t>(plan.split_len);
-    p.cluster_merge =
-        use_cluster_merge(plan.n_splits, a.n_seqs * lay.n_kv_heads * row_groups * plan.n_splits);
+    p.n_items = static_cast<int32_t>(plan.n_items);
+    p.cluster_merge = plan.n_items == 0 &&
+                      use_cluster_merge(plan.n_splits,
+                                        plan.ctas(a.n_seqs, lay.n_kv_heads * row_groups));
     if (a.epilogue != nullptr) {
         if (!paged_attention_fuses_epilogue(a)) {
             return cudaErrorInvalidValue;

@@ -59,6 +59,11 @@ struct AttnParams {
     int32_t n_row_groups = 0;  // ceil(group * max_query_len / 16): 16 (head, row) pairs per CTA
     int32_t n_splits = 1;
     int32_t split_len = 0;       // keys per split, a multiple of the decode tile
+    // > 0: the balanced work list (uneven contexts): the grid's y holds n_items (sequence,
+    // split) items over the batch, each split about one wave slot's share of the step's keys
+    // (balanced_item in attention_decode.cu); n_splits is then the most splits a sequence
+    // takes and split_len the shortest split.
+    int32_t n_items = 0;
     int32_t* ws_count = nullptr;  // [n_seqs, n_kv_heads, n_row_groups] split arrivals, kept 0
     float2* ws_ml = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits] (max, sum), log2
     float* ws_acc = nullptr;     // [n_seqs, max_query_len, n_heads, n_splits, head_dim]

@@ -1,6 +1,8 @@
 // Decode attention over the paged KV cache: flash-decoding with GQA row packing, merged in-kernel.
 //
-// Grid (n_splits, n_kv_heads * n_row_groups, n_seqs). A CTA takes one KV head and 16 "rows":
+// Grid (n_splits, n_kv_heads * n_row_groups, n_seqs), or with uneven contexts (n_kv_heads *
+// n_row_groups, n_items) over a work list of (sequence, split) items (balanced_item). A CTA takes
+// one KV head and 16 "rows":
 // (query head of the group, query row) pairs, row index = query_row * group + head_in_group, so
 // every query head that shares the KV head consumes each K/V tile the CTA reads (K/V bytes are
 // read once per KV head, not once per query head). It walks the keys of one split of the
@@ -209,9 +211,119 @@ __device__ __forceinline__ void merge_cluster(const AttnParams& p, int q_begin, 
     }
 }
 
-template <typename T, int HD, int kWarps, int kStages, bool kFused>
+// How a decode grid's CTAs find their keys:
+// - kPlanned: (split, unit, sequence), splits of the host's p.split_len keys;
+// - kStepSplits: the same grid, splits of the step's own length (step_split_len);
+// - kItems: (unit, item) over the balanced work list (AttnParams::n_items, balanced_item).
+// A grid of one split a sequence, or of short splits, keeps kPlanned (launch_decode_cfg): one
+// kernel for all three ran 32 streams 1.5-4% slower (run 23).
+enum class DecodeGrid { kPlanned, kStepSplits, kItems };
+
+// The split length of this step's contexts: the grid's p.n_splits over the longest, in whole
+// tiles. The host planned p.split_len over the graph's width bound, a power of two up to twice
+// the longest context, so a 33k-token context in a 64k bucket used 17 of 32 splits, each twice
+// as long, while half the grid had nothing to do (run 23). Never above p.split_len (n_splits x
+// split_len covers the bound), so no sequence uses more than n_splits splits. Every warp
+// computes it from the step's context lengths (metadata, readable before the grid-dependency
+// wait).
+template <int kBlockN>
+__device__ __forceinline__ int step_split_len(const AttnParams& p) {
+    int longest = 0;
+    for (int i = static_cast<int>(threadIdx.x % 32); i < p.n_seqs; i += 32) {
+        longest = max(longest, min(max(p.context_len[i], 0), p.max_context_len));
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        longest = max(longest, __shfl_xor_sync(0xffffffffu, longest, off));
+    }
+    const int len = (longest + p.n_splits - 1) / p.n_splits;
+    return max(kBlockN, (len + kBlockN - 1) / kBlockN * kBlockN);
+}
+
+// One item of the balanced work list (AttnParams::n_items): sequence s's split `split` of
+// split_len keys.
+struct DecodeItem {
+    int s = 0;
+    int split = 0;
+    int split_len = 0;
+};
+
+// Item b of the balanced work list, from the step's context lengths (metadata: readable
+// before the grid-dependency wait). Every warp computes it, so the CTA needs no barrier.
+// - The split length is one wave slot's share of the step's keys: every context x
+//   units_per_seq CTAs, over kDecodeWaveCtas, in whole tiles, at least p.split_len, and long
+//   enough that no sequence takes more than p.n_splits splits.
+// - Sequence i has max(1, ceil(ctx_i / split_len)) items. The sequences split more than once
+//   come first, so the longest CTAs start first and the one-split sequences fill in around
+//   them (a CTA streams at a fixed rate, ~17 GB/s on an H200: a long split dispatched last
+//   would end the launch alone, run 23).
+// False when b is past the last item.
+template <int kBlockN>
+__device__ __forceinline__ bool balanced_item(const AttnParams& p, int b, int units_per_seq,
+                                              DecodeItem& it) {
+    constexpr unsigned kAll = 0xffffffffu;
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    auto ctx_of = [&p](int i) { return min(max(p.context_len[i], 0), p.max_context_len); };
+    long long sum = 0;
+    int longest = 0;
+    for (int i = lane; i < p.n_seqs; i += 32) {
+        const int c = ctx_of(i);
+        sum += c;
+        longest = max(longest, c);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        sum += __shfl_xor_sync(kAll, sum, off);
+        longest = max(longest, __shfl_xor_sync(kAll, longest, off));
+    }
+    const long long share = (sum * units_per_seq + kDecodeWaveCtas - 1) / kDecodeWaveCtas;
+    const long long by_cap = (longest + p.n_splits - 1) / p.n_splits;
+    long long len = max(share, by_cap);
+    len = max(static_cast<long long>(p.split_len), (len + kBlockN - 1) / kBlockN * kBlockN);
+    const int split_len = static_cast<int>(len);  // <= max_context_len + a tile: below 2^31
+    auto items_of = [&](int i) {
+        return i < p.n_seqs ? max(1, (ctx_of(i) + split_len - 1) / split_len) : 0;
+    };
+    int multi = 0;  // items of the sequences split more than once
+    for (int c0 = 0; c0 < p.n_seqs; c0 += 32) {
+        const int n = items_of(c0 + lane);
+        multi += n > 1 ? n : 0;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        multi += __shfl_xor_sync(kAll, multi, off);
+    }
+    const bool want_multi = b < multi;
+    const int target = want_multi ? b : b - multi;  // index within its class
+    int base = 0;
+    for (int c0 = 0; c0 < p.n_seqs; c0 += 32) {
+        const int n = items_of(c0 + lane);
+        const int m = (n > 1) == want_multi ? n : 0;  // this class's items of the sequence
+        int incl = m;  // inclusive prefix over this chunk's sequences
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+            const int v = __shfl_up_sync(kAll, incl, off);
+            incl += lane >= off ? v : 0;
+        }
+        const unsigned hit =
+            __ballot_sync(kAll, m > 0 && target >= base + incl - m && target < base + incl);
+        if (hit != 0) {
+            const int l = __ffs(static_cast<int>(hit)) - 1;
+            it.s = c0 + l;
+            it.split = target - base - __shfl_sync(kAll, incl - m, l);
+            it.split_len = split_len;
+            return true;
+        }
+        base += __shfl_sync(kAll, incl, 31);
+    }
+    return false;
+}
+
+template <typename T, int HD, int kWarps, int kStages, bool kFused, DecodeGrid kGrid>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const AttnParams p) {
+    constexpr bool kItems = kGrid == DecodeGrid::kItems;
+    static_assert(!(kFused && kItems), "the work list's grids are never fused");
     // Before grid_dependency_wait() (launch.cuh) this kernel reads only what no kernel of the
     // running step writes: the step's metadata (query_start, context_len, block tables,
     // positions, slots: copied in before the step's first kernel), weights (the q/k norm
@@ -227,10 +339,22 @@ __global__ void __launch_bounds__(kWarps * 32)
     constexpr int kThreads = Cfg::kThreads;
     constexpr int kChunks = HD / 8;
 
-    const int s = blockIdx.z;
-    const int kvh = blockIdx.y / p.n_row_groups;
-    const int row0 = (blockIdx.y % p.n_row_groups) * 16;  // first packed row of this CTA
-    const int split = blockIdx.x;
+    // The work list's grid is (units, items): an item's CTAs are dispatched together.
+    const unsigned unit = kItems ? blockIdx.x : blockIdx.y;
+    const int kvh = unit / p.n_row_groups;
+    const int row0 = (unit % p.n_row_groups) * 16;  // first packed row of this CTA
+    DecodeItem item;
+    if constexpr (kItems) {
+        if (!balanced_item<kBlockN>(p, static_cast<int>(blockIdx.y),
+                                    p.n_kv_heads * p.n_row_groups, item)) {
+            // Past the step's items: nothing to do and nothing anyone reads (the split 0 of
+            // every sequence is an item and waits, so the grid still ends after its
+            // predecessor).
+            return;
+        }
+    }
+    const int s = kItems ? item.s : blockIdx.z;
+    const int split = kItems ? item.split : blockIdx.x;
     const int q_begin = p.query_start[s];
     const int nq = min(max(p.query_start[s + 1] - q_begin, 0), p.max_query_len);
     const int n_rows = p.group * nq;  // valid packed rows of this sequence
@@ -240,13 +364,18 @@ __global__ void __launch_bounds__(kWarps * 32)
         return;  // no query row here (the whole cluster: it shares s and the row group)
     }
     const int ctx = min(max(p.context_len[s], 0), p.max_context_len);
+    // After the row check, so the step's context lengths load beside this sequence's (one
+    // round trip before the first tile's addresses, as without it).
+    const int split_len = kItems                            ? item.split_len
+                          : kGrid == DecodeGrid::kStepSplits ? step_split_len<kBlockN>(p)
+                                                             : p.split_len;
     const int first_pos = ctx - nq;
     // Splits that start inside this sequence's context; the rest (the graph was captured for a
     // longer bound) have nothing to do, and the merge reads only the first n_used partials.
-    const int n_used = min(p.n_splits, (ctx + p.split_len - 1) / p.split_len);
-    const int k_begin = split * p.split_len;
+    const int n_used = min(p.n_splits, (ctx + split_len - 1) / split_len);
+    const int k_begin = split * split_len;
     // The last query row sees keys [0, ctx); earlier rows are masked per key below.
-    const int k_end = min(k_begin + p.split_len, ctx);
+    const int k_end = min(k_begin + split_len, ctx);
 
     const int tid = threadIdx.x;
     const int warp = tid / 32;
@@ -633,27 +762,44 @@ __global__ void __launch_bounds__(kWarps * 32)
     merge_splits<T, HD, kThreads>(p, s, q_begin, n_used, row_info, tid);
 }
 
-template <typename T, int HD, int kWarps, int kStages, bool kFused>
+template <typename T, int HD, int kWarps, int kStages, bool kFused, DecodeGrid kGrid>
 cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     using Cfg = DecodeCfg<HD, kWarps, kStages>;
     const size_t smem = Cfg::kSmemBytes;
-    auto kernel = attention_decode_kernel<T, HD, kWarps, kStages, kFused>;
+    auto kernel = attention_decode_kernel<T, HD, kWarps, kStages, kFused, kGrid>;
     static std::atomic<uint64_t> smem_raised{0};
     const cudaError_t smem_err = ensure_dynamic_smem(kernel, smem, smem_raised);
     if (smem_err != cudaSuccess) {
         return smem_err;
     }
-    const dim3 grid(static_cast<unsigned>(p.n_splits),
-                    static_cast<unsigned>(p.n_kv_heads * p.n_row_groups),
-                    static_cast<unsigned>(p.n_seqs));
+    const auto units = static_cast<unsigned>(p.n_kv_heads * p.n_row_groups);
+    const dim3 grid = kGrid == DecodeGrid::kItems
+                          ? dim3(units, static_cast<unsigned>(p.n_items), 1)
+                          : dim3(static_cast<unsigned>(p.n_splits), units,
+                                 static_cast<unsigned>(p.n_seqs));
     const unsigned cluster = p.cluster_merge ? static_cast<unsigned>(p.n_splits) : 1u;
     return launch_kernel_in_clusters(kernel, grid, dim3(Cfg::kThreads), smem, stream, cluster, p);
 }
 
 template <typename T, int HD, int kWarps, int kStages>
 cudaError_t launch_decode_cfg(const AttnParams& p, cudaStream_t stream) {
-    return p.fused_epilogue ? launch_decode_typed<T, HD, kWarps, kStages, true>(p, stream)
-                            : launch_decode_typed<T, HD, kWarps, kStages, false>(p, stream);
+    using G = DecodeGrid;
+    if (p.n_items > 0) {
+        return p.fused_epilogue ? cudaErrorInvalidValue
+                                : launch_decode_typed<T, HD, kWarps, kStages, false, G::kItems>(
+                                      p, stream);
+    }
+    // The step's own split length only where the host's split holds 4+ tiles: below that it
+    // cannot come out materially shorter, and its reduction costs ~0.5 us a launch at batch 1
+    // (run 23).
+    if (p.n_splits > 1 && p.split_len >= 4 * DecodeCfg<HD, kWarps, kStages>::kBlockN) {
+        return p.fused_epilogue
+                   ? launch_decode_typed<T, HD, kWarps, kStages, true, G::kStepSplits>(p, stream)
+                   : launch_decode_typed<T, HD, kWarps, kStages, false, G::kStepSplits>(p, stream);
+    }
+    return p.fused_epilogue
+               ? launch_decode_typed<T, HD, kWarps, kStages, true, G::kPlanned>(p, stream)
+               : launch_decode_typed<T, HD, kWarps, kStages, false, G::kPlanned>(p, stream);
 }
 
 // K/V tiles in flight per CTA: with two, a CTA walking a long split waited one load latency per
