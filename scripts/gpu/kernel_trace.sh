@@ -31,9 +31,10 @@ for m in ${models//,/ }; do
             > /dev/null 2>&1
     for b in ${batches//,/ }; do
         args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts "" --concurrency "")
-        { [ "$b" -gt 1 ] || [ -n "${LONG:-}" ]; } && args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts ""
-            --concurrency "$b" --concurrency-output 32 --decode-steps 9
-            ${SAMPLING:+--sampling "$SAMPLING"} ${LONG:+--concurrency-long "$LONG"})
+        { [ "$b" -gt 1 ] || [ -n "${LONG:-}" ]; } &&
+            args=(--model "/tmp/models/$m" --copy-gbps 1 --gemm-tflops 1 --prompts ""
+                --concurrency "$b" --concurrency-output 32 --decode-steps 9
+                ${SAMPLING:+--sampling "$SAMPLING"} ${LONG:+--concurrency-long "$LONG"})
         HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
             "$bin/cuda_engine_bench" "${args[@]}" --label "$m" > /dev/null ||
             echo "trace of $m batch $b failed"
