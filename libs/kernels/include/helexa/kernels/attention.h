@@ -68,9 +68,10 @@ struct PagedAttentionArgs {
     // How unevenly the contexts are spread: max context x n_seqs / the sum of the contexts,
     // rounded down to a power of two (1: even; engine::AttentionBatch::context_spread). A decode
     // launch that would give every (sequence, KV head) one CTA splits the contexts instead into
-    // about one wave of equal shares, so one long sequence among short ones is not walked by a
-    // single CTA per head while the rest of the card idles. A hint, not a bound: any value gives
-    // the right result, and a graph replays correctly for any contexts.
+    // about one wave of equal shares, computed on the device from the step's own contexts, so
+    // one long sequence among short ones is not walked by a single CTA per head while the rest
+    // of the card idles. A hint, not a bound: any value gives the right result, and a graph
+    // replays correctly for any contexts.
     int64_t context_spread = 1;
     int64_t n_heads = 0;
     float scale = 1.0f;
