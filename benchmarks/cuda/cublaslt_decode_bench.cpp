@@ -28,6 +28,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "bench_list.h"
 #include "cublaslt_matmul.h"
 #include "helexa/kernels/l2_cache.h"
 #include "helexa/kernels/norm.h"
@@ -217,16 +218,6 @@ void time_candidates(const char* name, int64_t N, int64_t K, int64_t T,
     cublasLtMatrixLayoutDestroy(a);
     cublasLtMatmulDescDestroy(desc);
     cublasLtDestroy(handle);
-}
-
-std::vector<int64_t> parse_list(const std::string& s) {
-    std::vector<int64_t> v;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        v.push_back(std::stoll(item));
-    }
-    return v;
 }
 
 }  // namespace

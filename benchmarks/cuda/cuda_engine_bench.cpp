@@ -55,6 +55,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_list.h"
 #include "helexa/common/logging.h"
 #include "helexa/cuda/cuda_backend.h"
 #include "helexa/engine/cpu_backend.h"
@@ -70,18 +71,6 @@ namespace {
 using helexa::engine::CausalLmRunner;
 using helexa::engine::StepBatch;
 using Clock = std::chrono::steady_clock;
-
-std::vector<int64_t> parse_list(const std::string& s) {
-    std::vector<int64_t> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        if (!item.empty()) {
-            out.push_back(std::stoll(item));
-        }
-    }
-    return out;
-}
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();

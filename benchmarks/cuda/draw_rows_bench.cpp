@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_list.h"
 #include "helexa/engine/row_draw.h"
 #include "helexa/kernels/sampling.h"
 
@@ -25,15 +26,6 @@ void check(cudaError_t e, const char* what) {
         std::fprintf(stderr, "draw_rows_bench: %s: %s\n", what, cudaGetErrorString(e));
         std::exit(1);
     }
-}
-
-std::vector<int64_t> parse_list(const std::string& s) {
-    std::vector<int64_t> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) {
-        out.push_back(std::stoll(item));
-    }
-    return out;
 }
 
 }  // namespace

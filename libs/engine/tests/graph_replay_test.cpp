@@ -561,14 +561,22 @@ private:
     KvLayout layout_{1, 1, 1, 16, 4};
 };
 
+// The first step of two sequences at position 0, fed start[0] and start[1] (the batch views
+// start and table, which outlive it).
+StepBatch two_sequences_at_start(const std::vector<int32_t>& start,
+                                 const std::vector<int32_t>& table) {
+    StepBatch b;
+    b.seqs.push_back({0, std::span<const int32_t>(start).first(1), 0, table, true});
+    b.seqs.push_back({1, std::span<const int32_t>(start).last(1), 0, table, true});
+    return b;
+}
+
 TEST(OverlappedSteps, TheDefaultRunsEachStepAtItsFinishWithFedRowsAndRefusesMisuse) {
     SuccessorRunner r;
     const std::vector<int32_t> table = {0};
     const std::vector<int32_t> start = {3, 9};
     const std::vector<int32_t> placeholder = {0};
-    StepBatch first;
-    first.seqs.push_back({0, std::span<const int32_t>(start).first(1), 0, table, true});
-    first.seqs.push_back({1, std::span<const int32_t>(start).last(1), 0, table, true});
+    const StepBatch first = two_sequences_at_start(start, table);
     ASSERT_TRUE(r.launch_argmax(first).has_value());
     StepBatch fed;  // the rows swapped: sequence 0 is fed row 1 and sequence 1 row 0
     fed.seqs.push_back({0, placeholder, 1, table, true, 1});
@@ -601,9 +609,7 @@ TEST(OverlappedSteps, ABrokenRowsTokenDoesNotFailTheStepItIsFedInto) {
     const std::vector<int32_t> table = {0};
     const std::vector<int32_t> start = {7, 2};
     const std::vector<int32_t> placeholder = {0};
-    StepBatch first;
-    first.seqs.push_back({0, std::span<const int32_t>(start).first(1), 0, table, true});
-    first.seqs.push_back({1, std::span<const int32_t>(start).last(1), 0, table, true});
+    const StepBatch first = two_sequences_at_start(start, table);
     ASSERT_TRUE(r.launch_argmax(first).has_value());
     StepBatch fed;
     fed.seqs.push_back({0, placeholder, 1, table, true, 0});
