@@ -5,10 +5,12 @@
 # "adds us" column is each kernel's share of the step's critical path. Needs the cuda bundle in
 # .device and models in /tmp/models (cuda_run.sh KEEP_MODELS=1, or generated here).
 #   MODELS=qwen3-8b,qwen3-0.6b BATCHES=1,32 [AB_ENV="NAME=VALUE"] [SAMPLING=drawn-greedy] \
-#       [LONG=n] bash scripts/gpu/kernel_trace.sh
+#       [LONG=n] [AB_BIN=cuda_engine_bench_old] bash scripts/gpu/kernel_trace.sh
 # SAMPLING: the multi-stream steps drawn that way (cuda_engine_bench --sampling) instead of argmax.
 # LONG: the multi-stream steps with stream 0's prompt that many tokens (--concurrency-long);
 # batch 1 then runs as one stream of that prompt.
+# AB_BIN: each step again with that bundle binary (another build's cuda_engine_bench), with
+# AB_ENV's variables when both are given.
 # Steps are traced synchronously (HELEXA_BENCH_OVERLAP is unset here): an overlapped step is
 # launched before the trace's window opens, so its window would hold parts of two steps.
 # Writes $OUT/trace.md (one section per step; with AB_ENV each step again with those variables)
@@ -38,11 +40,11 @@ for m in ${models//,/ }; do
         HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
             "$bin/cuda_engine_bench" "${args[@]}" --label "$m" > /dev/null ||
             echo "trace of $m batch $b failed"
-        if [ -n "${AB_ENV:-}" ]; then
-            echo -e "\n(with $AB_ENV)" >> "$trace"
-            env $AB_ENV HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
-                "$bin/cuda_engine_bench" "${args[@]}" --label "$m-ab" > /dev/null ||
-                echo "trace of $m batch $b with $AB_ENV failed"
+        if [ -n "${AB_ENV:-}" ] || [ -n "${AB_BIN:-}" ]; then
+            echo -e "\n(with ${AB_BIN:-} ${AB_ENV:-})" >> "$trace"
+            env ${AB_ENV:-} HELEXA_PROFILE_DECODE_STEP="$b" HELEXA_KERNEL_TRACE="$trace" \
+                "$bin/${AB_BIN:-cuda_engine_bench}" "${args[@]}" --label "$m-ab" > /dev/null ||
+                echo "trace of $m batch $b with ${AB_BIN:-} ${AB_ENV:-} failed"
         fi
     done
 done

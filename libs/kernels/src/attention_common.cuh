@@ -215,6 +215,41 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+// The KV block size load_kv_tile's whole-tile path is compiled for: the engine's (16 keys,
+// EngineConfig::block_size). Other block sizes take the per-row path.
+constexpr int kWholeTileBlockKeys = 16;
+
+// load_kv_tile's rows of a whole tile of live keys that starts on a block boundary: the tile's
+// blocks are the same for every thread (its pass j's rows lie in block j * kRowsPerPass / 16, at
+// row r0 + (j * kRowsPerPass) % 16), so each block costs one lookup and its passes copy from
+// constant offsets of one base, with nothing tested per row. dk/dv/k_src/v_src are the thread's
+// row r0 and chunk column.
+template <typename T, int HD, int kRows, int kRowsPerPass>
+__device__ __forceinline__ void copy_whole_tile(T* dk, T* dv, const T* k_src, const T* v_src,
+                                                const int32_t* tile_blocks, int32_t block_elems,
+                                                const AttnParams& p) {
+    constexpr int kStride = HD + 8;
+    constexpr int kBlocks = kRows / kWholeTileBlockKeys;
+    constexpr int kPassesPerBlock = kWholeTileBlockKeys / kRowsPerPass;
+    int32_t blk[kBlocks];
+#pragma unroll
+    for (int b = 0; b < kBlocks; ++b) {
+        blk[b] = __ldg(tile_blocks + b);
+    }
+#pragma unroll
+    for (int b = 0; b < kBlocks; ++b) {
+        // Block ids outside the pool (bad metadata) read nothing.
+        const bool valid = blk[b] >= 0 && blk[b] < p.n_blocks;
+        const int64_t off = valid ? static_cast<int64_t>(blk[b]) * block_elems : 0;
+#pragma unroll
+        for (int i = 0; i < kPassesPerBlock; ++i) {
+            const int j = b * kPassesPerBlock + i;
+            cp_async16(dk + j * kRowsPerPass * kStride, k_src + off + i * kRowsPerPass * HD, valid);
+            cp_async16(dv + j * kRowsPerPass * kStride, v_src + off + i * kRowsPerPass * HD, valid);
+        }
+    }
+}
+
 // Gathers keys [k0, k0 + kRows) of one kv head through the block table into two padded
 // shared tiles sk, sv ([kRows][HD + 8] elements); keys >= k_end (or in a block id outside the
 // pool) are zero-filled, so masked rows can never inject NaN through P.V. Only the rows whose
@@ -226,7 +261,14 @@ __device__ __forceinline__ float fast_exp2(float x) {
 // arithmetic (a runtime division by block_size and 64-bit products per copy) was the decode
 // kernel's largest instruction class under Nsight Compute (IMAD 23% of instructions, IABS from
 // the division), ahead of its tensor-core work (HMMA 3%), in a kernel bound by issue latency.
-template <typename T, int HD, int kRows, int kThreads>
+//
+// kWholeTiles adds the whole-tile path (copy_whole_tile) for the call sites that run once a tile
+// of a long split: the decode kernel's key loop. Only there: with it at the decode kernel's
+// once-a-CTA loads too, the kernel alone ran up to 1 us faster, but the model's 32-stream step
+// ran its attention 2-3 us a layer slower, even with the path switched off at run time (more
+// code to fetch into an instruction cache gone cold under the GEMMs; docs/perf/cuda-engine.md,
+// run 24).
+template <typename T, int HD, int kRows, int kThreads, bool kWholeTiles = false>
 __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, const T* v_pool,
                                              const int32_t* table, const AttnParams& p,
                                              int kvh, int k0, int k_end, int tid,
@@ -246,6 +288,20 @@ __device__ __forceinline__ void load_kv_tile(T* sk, T* sv, const T* k_pool, cons
     const int32_t head_off = kvh * bs * HD + c * 8;
     T* dk = sk + r0 * kStride + c * 8;
     T* dv = sv + r0 * kStride + c * 8;
+    // A whole tile of live keys in 16-key blocks (the steady state of a long split):
+    // copy_whole_tile. The per-row path below cost ~550 instructions a warp a tile under Nsight
+    // Compute (one stream at 131k keys: 67% of the decode kernel's instructions, its tensor-core
+    // work 4%, at two warps a scheduler bound by issue latency); the whole tile ~145.
+    if constexpr (kWholeTiles && kRows % kWholeTileBlockKeys == 0 &&
+                  kWholeTileBlockKeys % kRowsPerPass == 0) {
+        if (bs == kWholeTileBlockKeys && k0 % kWholeTileBlockKeys == 0 && k0 + kRows <= k_end &&
+            key_lo <= k0 && k0 + kRows <= key_hi && (skip_key < k0 || skip_key >= k0 + kRows)) {
+            copy_whole_tile<T, HD, kRows, kRowsPerPass>(
+                dk, dv, k_pool + head_off + r0 * HD, v_pool + head_off + r0 * HD,
+                table + k0 / kWholeTileBlockKeys, block_elems, p);
+            return;
+        }
+    }
     // Every pass's block id first, then the copies: the lookups' round trips overlap instead of
     // each copy waiting on its own (H200: 64 sequences x 4096 keys 288 -> 269 us, 1 x 131072
     // keys 158 -> 149 us; short contexts unchanged).

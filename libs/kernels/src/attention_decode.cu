@@ -559,9 +559,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         // barrier closing the previous iteration).
         if (const int ahead = t + Cfg::kStages - 1; ahead < n_tiles) {
             const int st = ahead % Cfg::kStages;
-            load_kv_tile<T, HD, kBlockN, kThreads>(sk(st), sv(st), k_pool, v_pool, table, p, kvh,
-                                                   k_begin + ahead * kBlockN, k_end, tid, INT_MIN,
-                                                   INT_MAX, new_key);
+            load_kv_tile<T, HD, kBlockN, kThreads, true>(sk(st), sv(st), k_pool, v_pool, table,
+                                                         p, kvh, k_begin + ahead * kBlockN, k_end,
+                                                         tid, INT_MIN, INT_MAX, new_key);
             if (kFused && ahead == new_tile) {
                 put_new_row(st);
             }
