@@ -451,57 +451,61 @@ __global__ void __launch_bounds__(kWarps * 32)
     __shared__ __align__(16) float rot_cs[kFused ? HD : 4];
     __shared__ __align__(16) T new_kv[kFused ? 2 * HD : 8];
 
-    // The first tile's keys older than the step's rows head for shared memory while the
-    // previous kernel (the q/k epilogue or, fused, the qkv projection) finishes; the rest of
-    // the tile and Q follow the wait, in the same cp.async group.
+    // The prologue's loads, one cp.async group per tile (committed even when empty, so that
+    // "tile t landed" is always "at most kStages - 1 newer groups pending"):
+    // - load 0: the first tile's keys older than the step's rows, which head for shared memory
+    //   while the previous kernel (the q/k epilogue or, fused, the qkv projection) finishes;
+    // - load 1, after the wait: the rest of the first tile, with Q in the same group;
+    // - loads 2..kStages-1: the next tiles.
+    // One loop, not unrolled, so the per-row loader's code is here once rather than three times:
+    // this kernel's code comes into an instruction cache gone cold under the step's GEMMs, and
+    // code it never ran cost the model's 32-stream attention 2-3 us a layer (run 24).
     const int early_end = p.early_kv ? first_pos : k_begin;
-    load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
-                                           k_end, tid, k_begin, early_end, new_key);
-    // Fused: the norm weights and the position's table do not depend on the running step.
     using HeadPack = Pack<T, 8>;
     HeadPack qw[1];
     HeadPack kw[1];
     const int gl = lane % attn::GroupHeadLanes<HD>::kGroupLanes;  // this lane's pack of a head
-    if constexpr (kFused) {
-        // (The table first: sincosf's slow path is a call, and nothing should be live across it.)
-        if (p.rotary_half > 0) {
-            qkv_head::rotary_table<T>(rot_cs, p.positions[q_begin], p.inv_freq, p.rotary_half,
-                                      p.attention_scaling, tid, kThreads);
+#pragma unroll 1
+    for (int l = 0; l < Cfg::kStages; ++l) {
+        const int tile = l < 2 ? 0 : l - 1;
+        if (tile < n_tiles) {
+            load_kv_tile<T, HD, kBlockN, kThreads>(sk(tile), sv(tile), k_pool, v_pool, table, p,
+                                                   kvh, k_begin + tile * kBlockN, k_end, tid,
+                                                   l == 1 ? early_end : INT_MIN,
+                                                   l == 0 ? early_end : INT_MAX, new_key);
         }
-        if (p.q_norm_weight != nullptr) {
-            qw[0] = load_pack<T, 8>(static_cast<const T*>(p.q_norm_weight) + gl * 8);
-            kw[0] = load_pack<T, 8>(static_cast<const T*>(p.k_norm_weight) + gl * 8);
+        if (l > 0) {
+            cp_async_commit();
+            continue;
         }
-    }
-    grid_dependency_wait();
-    allow_dependent_launch();
-
-    if constexpr (!kFused) {
-        // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
-        for (int i = tid; i < 16 * kChunks; i += kThreads) {
-            const int r = i / kChunks;
-            const int c = i % kChunks;
-            int qi, h;
-            const bool valid = row_info(r, qi, h);
-            const T* src = valid ? q + static_cast<int64_t>(q_begin + qi) * p.q_stride +
-                                       static_cast<int64_t>(h) * HD + c * 8
-                                 : q;
-            cp_async16(sq + r * kStride + c * 8, src, valid);
+        // Fused: the norm weights and the position's table do not depend on the running step.
+        if constexpr (kFused) {
+            // (The table first: sincosf's slow path is a call, and nothing should be live
+            // across it.)
+            if (p.rotary_half > 0) {
+                qkv_head::rotary_table<T>(rot_cs, p.positions[q_begin], p.inv_freq,
+                                          p.rotary_half, p.attention_scaling, tid, kThreads);
+            }
+            if (p.q_norm_weight != nullptr) {
+                qw[0] = load_pack<T, 8>(static_cast<const T*>(p.q_norm_weight) + gl * 8);
+                kw[0] = load_pack<T, 8>(static_cast<const T*>(p.k_norm_weight) + gl * 8);
+            }
         }
-    }
-    load_kv_tile<T, HD, kBlockN, kThreads>(sk(0), sv(0), k_pool, v_pool, table, p, kvh, k_begin,
-                                           k_end, tid, early_end, INT_MAX, new_key);
-    cp_async_commit();
-    // One cp.async group per tile, committed even when empty so that "tile t landed" is always
-    // "at most kStages - 1 newer groups pending".
-#pragma unroll
-    for (int t = 1; t < Cfg::kStages - 1; ++t) {
-        if (t < n_tiles) {
-            load_kv_tile<T, HD, kBlockN, kThreads>(sk(t), sv(t), k_pool, v_pool, table, p, kvh,
-                                                   k_begin + t * kBlockN, k_end, tid, INT_MIN,
-                                                   INT_MAX, new_key);
+        grid_dependency_wait();
+        allow_dependent_launch();
+        if constexpr (!kFused) {
+            // The 16 packed Q rows; invalid rows are zero-filled (finite scores, never written).
+            for (int i = tid; i < 16 * kChunks; i += kThreads) {
+                const int r = i / kChunks;
+                const int c = i % kChunks;
+                int qi, h;
+                const bool valid = row_info(r, qi, h);
+                const T* src = valid ? q + static_cast<int64_t>(q_begin + qi) * p.q_stride +
+                                           static_cast<int64_t>(h) * HD + c * 8
+                                     : q;
+                cp_async16(sq + r * kStride + c * 8, src, valid);
+            }
         }
-        cp_async_commit();
     }
 
     // The new key's row of its tile, from new_kv (the tile's stage is this tile's from its load
