@@ -466,18 +466,19 @@ __global__ void __launch_bounds__(kWarps * 32)
     HeadPack kw[1];
     const int gl = lane % attn::GroupHeadLanes<HD>::kGroupLanes;  // this lane's pack of a head
 #pragma unroll 1
-    for (int l = 0; l < Cfg::kStages; ++l) {
-        const int tile = l < 2 ? 0 : l - 1;
+    for (int load = 0; load < Cfg::kStages; ++load) {
+        const int tile = load < 2 ? 0 : load - 1;
         if (tile < n_tiles) {
             load_kv_tile<T, HD, kBlockN, kThreads>(sk(tile), sv(tile), k_pool, v_pool, table, p,
                                                    kvh, k_begin + tile * kBlockN, k_end, tid,
-                                                   l == 1 ? early_end : INT_MIN,
-                                                   l == 0 ? early_end : INT_MAX, new_key);
+                                                   load == 1 ? early_end : INT_MIN,
+                                                   load == 0 ? early_end : INT_MAX, new_key);
         }
-        if (l > 0) {
+        if (load > 0) {
             cp_async_commit();
             continue;
         }
+        // Load 0 is out: what comes before the wait, the wait, and Q for load 1's group.
         // Fused: the norm weights and the position's table do not depend on the running step.
         if constexpr (kFused) {
             // (The table first: sincosf's slow path is a call, and nothing should be live
