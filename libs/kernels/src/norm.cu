@@ -56,27 +56,42 @@ struct NormParams {
     int64_t part_row_stride = 0;
 };
 
-// One part's elements [0, VEC) of src into acc (kFirst: acc = src, else acc += src), by 16-byte
-// loads where VEC allows: the one place the parts are added, so both partials kernels add them in
-// the same order (launch_add_partials_rms_norm's: part 0 first).
-template <int VEC, bool kFirst>
-__device__ __forceinline__ void take_part(const float* src, float (&acc)[VEC]) {
+// One part's elements [0, VEC) of src, by 16-byte loads where VEC allows.
+template <int VEC>
+__device__ __forceinline__ void load_part(const float* src, float (&v)[VEC]) {
     if constexpr (VEC % 4 == 0) {
 #pragma unroll
         for (int j = 0; j < VEC; j += 4) {
-            const float4 v = *reinterpret_cast<const float4*>(src + j);
-            const float f[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                acc[j + e] = kFirst ? f[e] : acc[j + e] + f[e];
-            }
+            const float4 f = *reinterpret_cast<const float4*>(src + j);
+            v[j] = f.x;
+            v[j + 1] = f.y;
+            v[j + 2] = f.z;
+            v[j + 3] = f.w;
         }
     } else {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-            acc[j] = kFirst ? src[j] : acc[j] + src[j];
+            v[j] = src[j];
         }
     }
+}
+
+// One part's loaded elements into acc (kFirst: acc = v, else acc += v): the one place the parts
+// are added, so both partials kernels add them in the same order (launch_add_partials_rms_norm's:
+// part 0 first).
+template <int VEC, bool kFirst>
+__device__ __forceinline__ void accumulate_part(const float (&v)[VEC], float (&acc)[VEC]) {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+        acc[j] = kFirst ? v[j] : acc[j] + v[j];
+    }
+}
+
+template <int VEC, bool kFirst>
+__device__ __forceinline__ void take_part(const float* src, float (&acc)[VEC]) {
+    float v[VEC];
+    load_part<VEC>(src, v);
+    accumulate_part<VEC, kFirst>(v, acc);
 }
 
 // The sum over the parts of elements [col, col + VEC) of a row.
@@ -244,31 +259,59 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
     for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
         T* res_row = p.residual + row * p.residual_stride;
         const float* part_row = p.partials + row * p.part_row_stride;
-        Pack<T, VEC> rv[kMaxPacks];
-        float add[kMaxPacks][VEC];
+        // Every load of a round (the residual with parts 0 and 1, then each later part) is
+        // issued before any of its values is used, with no branch between them: a pack past the
+        // row reads the row's first pack instead (never stored). Each pack's loads and adds in
+        // their own conditional block had the compiler wait on each pack and part in turn
+        // (SASS: three L2 round trips at two parts where one does).
+        int64_t col[kMaxPacks];
+        bool in_row[kMaxPacks];
 #pragma unroll
         for (int i = 0; i < kMaxPacks; ++i) {
-            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
-            if (col < p.seg_len) {
-                rv[i] = load_pack<T, VEC>(res_row + col);
-                take_part<VEC, true>(part_row + col, add[i]);
+            const int64_t c = static_cast<int64_t>(v + i * n_threads) * VEC;
+            in_row[i] = c < p.seg_len;
+            col[i] = in_row[i] ? c : 0;
+        }
+        // Part 1 joins the first round where registers allow (two packs a thread: the decode
+        // rows of 4096-8192 elements; four would spill).
+        constexpr bool kPart1First = kMaxPacks <= 2;
+        const bool two_parts = kPart1First && p.n_parts > 1;
+        const float* part1_row = part_row + (two_parts ? p.part_stride : 0);
+        Pack<T, VEC> rv[kMaxPacks];
+        float add[kMaxPacks][VEC];
+        float next[kMaxPacks][VEC];
+#pragma unroll
+        for (int i = 0; i < kMaxPacks; ++i) {
+            rv[i] = load_pack<T, VEC>(res_row + col[i]);
+            load_part<VEC>(part_row + col[i], add[i]);
+            if constexpr (kPart1First) {
+                load_part<VEC>(part1_row + col[i], next[i]);
             }
         }
-        for (int64_t s = 1; s < p.n_parts; ++s) {
+        if (two_parts) {
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+                accumulate_part<VEC, false>(next[i], add[i]);
+            }
+        }
+        // One part a round (not unrolled: rounds of several parts' loads would spill at four
+        // packs a thread).
+#pragma unroll 1
+        for (int64_t s = kPart1First ? 2 : 1; s < p.n_parts; ++s) {
             const float* part = part_row + s * p.part_stride;
 #pragma unroll
             for (int i = 0; i < kMaxPacks; ++i) {
-                const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
-                if (col < p.seg_len) {
-                    take_part<VEC, false>(part + col, add[i]);
-                }
+                load_part<VEC>(part + col[i], next[i]);
+            }
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+                accumulate_part<VEC, false>(next[i], add[i]);
             }
         }
         float ss = 0.0f;
 #pragma unroll
         for (int i = 0; i < kMaxPacks; ++i) {
-            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
-            if (col < p.seg_len) {
+            if (in_row[i]) {
                 float pack_ss = 0.0f;
 #pragma unroll
                 for (int j = 0; j < VEC; ++j) {
@@ -277,7 +320,7 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
                     pack_ss = fmaf(f, f, pack_ss);
                 }
                 ss += pack_ss;
-                store_pack<T, VEC>(res_row + col, rv[i]);
+                store_pack<T, VEC>(res_row + col[i], rv[i]);
             }
         }
         ss = warp_sum(ss);
@@ -294,15 +337,14 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
         T* out_row = p.out + row * p.out_stride;
 #pragma unroll
         for (int i = 0; i < kMaxPacks; ++i) {
-            const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
-            if (col < p.seg_len) {
+            if (in_row[i]) {
                 Pack<T, VEC> ov;
 #pragma unroll
                 for (int j = 0; j < VEC; ++j) {
                     const float y = round_to<T>(to_f32(rv[i].v[j]) * inv);
                     ov.v[j] = from_f32<T>(to_f32(wv[i].v[j]) * y);
                 }
-                store_pack<T, VEC>(out_row + col, ov);
+                store_pack<T, VEC>(out_row + col[i], ov);
             }
         }
     }
