@@ -244,15 +244,22 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
     const int v = static_cast<int>(threadIdx.x);
     const int n_threads = static_cast<int>(blockDim.x);
     const int n_warps = n_threads / kWarp;
+    // This thread's packs, the same in every row. A pack past the row is read at the row's first
+    // pack instead (never stored), so the row loop's loads need no branch (below).
+    int64_t col[kMaxPacks];
+    bool in_row[kMaxPacks];
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; ++i) {
+        const int64_t c = static_cast<int64_t>(v + i * n_threads) * VEC;
+        in_row[i] = c < p.seg_len;
+        col[i] = in_row[i] ? c : 0;
+    }
     // The norm weight is no kernel's output (launch.cuh's contract): its packs are loaded before
     // the wait, off the round trips that follow it.
     Pack<T, VEC> wv[kMaxPacks];
 #pragma unroll
     for (int i = 0; i < kMaxPacks; ++i) {
-        const int64_t col = static_cast<int64_t>(v + i * n_threads) * VEC;
-        if (col < p.seg_len) {
-            wv[i] = load_pack<T, VEC>(p.weight + col);
-        }
+        wv[i] = load_pack<T, VEC>(p.weight + col[i]);
     }
     grid_dependency_wait();
     allow_dependent_launch();
@@ -260,18 +267,9 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
         T* res_row = p.residual + row * p.residual_stride;
         const float* part_row = p.partials + row * p.part_row_stride;
         // Every load of a round (the residual with parts 0 and 1, then each later part) is
-        // issued before any of its values is used, with no branch between them: a pack past the
-        // row reads the row's first pack instead (never stored). Each pack's loads and adds in
-        // their own conditional block had the compiler wait on each pack and part in turn
-        // (SASS: three L2 round trips at two parts where one does).
-        int64_t col[kMaxPacks];
-        bool in_row[kMaxPacks];
-#pragma unroll
-        for (int i = 0; i < kMaxPacks; ++i) {
-            const int64_t c = static_cast<int64_t>(v + i * n_threads) * VEC;
-            in_row[i] = c < p.seg_len;
-            col[i] = in_row[i] ? c : 0;
-        }
+        // issued before any of its values is used, with no branch between them. Each pack's
+        // loads and adds in their own conditional block had the compiler wait on each pack and
+        // part in turn (SASS: three L2 round trips at two parts where one does).
         // Part 1 joins the first round where registers allow (two packs a thread: the decode
         // rows of 4096-8192 elements; four would spill).
         constexpr bool kPart1First = kMaxPacks <= 2;
