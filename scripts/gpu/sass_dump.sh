@@ -37,7 +37,9 @@ print("|---|---:|" + "---:|" * len(kinds))
 for i, (name, code) in enumerate(sorted(functions.items())):
     ops = [ins.split()[1] if ins.startswith("@") else ins.split()[0] for _, ins in code]
     counts = [sum(op.startswith(k) for op in ops) for k in kinds]
-    print(f"| {name[:90]} | {16 * len(code)} | " + " | ".join(map(str, counts)) + " |")
+    # From the kernel's own name on: the namespaces' mangling would hide the template arguments.
+    start = min(pos for pos in (name.find(n) for n in names) if pos >= 0)
+    print(f"| {name[start:start + 90]} | {16 * len(code)} | " + " | ".join(map(str, counts)) + " |")
     with open(os.path.join(folder, f"{i:02d}.sass"), "w") as f:
         f.write(name + "\n")
         for addr, ins in code:
