@@ -493,7 +493,7 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
         chain_attention_ = std::string_view(v) == "1";
     }
     // HELEXA_CUDA_K_SPLIT=0 keeps cuBLASLt's own split-K reduce and the norm kernel after
-    // o_proj and down at 9-64 rows instead of k_split_then_norm (A/B measurements).
+    // o_proj and down at 3-64 rows instead of k_split_then_norm (A/B measurements).
     if (const char* v = std::getenv("HELEXA_CUDA_K_SPLIT"); v != nullptr) {
         k_split_ = std::string_view(v) != "0";
     }

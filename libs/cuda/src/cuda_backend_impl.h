@@ -261,13 +261,13 @@ private:
     Status mma_mlp(const engine::LinearLink& a, const engine::LinearLink& b);
     // Whether a (residual add, normalised projection of that residual) pair takes
     // k_split_then_norm: o_proj then the MLP's gate_up, down then the next layer's q/k/v, at
-    // 9-64 rows on the cuBLASLt path. There, cuBLASLt splits the add's matmul over K and sums
+    // 3-64 rows on the cuBLASLt path. There, cuBLASLt splits the add's matmul over K and sums
     // the parts in a reduce kernel of its own, then the norm kernel runs: two small kernels
-    // between the weight streams, where one does the same work. Measured on H200s (run 18,
-    // Qwen3-8B, four A/Bs in separate calls): 32 streams +0.5 to +3.8%, 64 flat, 8 streams -0.4 to
-    // -2.6% (the tuner picks 4-8 parts there, which its timing does not charge for the sum's
-    // reads on a grid of 8 rows), so 8 rows and fewer keep cuBLASLt's reduce.
-    static constexpr int64_t kKSplitMinRows = 9;
+    // between the weight streams, where one does the same work. Measured on H200s (Qwen3-8B):
+    // run 18, 32 streams +0.5 to +3.8%, 8 streams -0.4 to -2.6% with the sum kernel of then;
+    // run 26a, with the sum's loads in one round, 4 and 8 streams +0.7% (32 unchanged). 1-2 rows
+    // take the decode chain.
+    static constexpr int64_t kKSplitMinRows = 3;
     static constexpr int64_t kKSplitMaxRows = 64;
     static constexpr int64_t kKSplitMaxParts = 8;
     bool k_split_pair(const engine::LinearLink& a, const engine::LinearLink& b) const;

@@ -1,6 +1,6 @@
 // CudaBackend's projections (cuda_backend_impl.h): the linear and its fusions on the skinny,
 // tensor-core or cuBLASLt path by row count, and Backend::run_chain's dispatch of a chain of
-// links: the persistent decode chain at 1-2 rows, the K-split residual add at 9-64 rows, the
+// links: the persistent decode chain at 1-2 rows, the K-split residual add at 3-64 rows, the
 // chained MLP where switched on, else each link alone.
 
 #include <algorithm>
@@ -112,7 +112,7 @@ Status CudaBackend::fused_linear(const Tensor& out, const Tensor& x, const Tenso
 // between them as one decode chain when it fits, else each projection alone, except the
 // MLP's pair where both would take the tensor-core path and mlp_chain_ is on: chained in one
 // launch (kernels::launch_skinny_mma_mlp, the same bits as the two), and each residual add
-// followed by a normalised projection at 9-64 rows (k_split_pair): the add's matmul split
+// followed by a normalised projection at 3-64 rows (k_split_pair): the add's matmul split
 // over K, its parts summed into the residual by the norm kernel (k_split_then_norm).
 Status CudaBackend::run_chain(std::span<const engine::ChainLink> links) {
     bool launched = false;

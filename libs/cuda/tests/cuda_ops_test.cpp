@@ -77,6 +77,34 @@ TEST_F(CudaOps, RmsNormFamily) {
     }
 }
 
+// The norm kernel and the skinny matmul's fused norm (fused_rms_norm.cuh) each follow
+// rms_norm_order.cuh, so a row normalised by either is the same bits: the matmul of the norm
+// kernel's output equals the matmul with the norm fused, bit for bit. Widths of one warp's rows
+// (1024) and of 2 packs a thread (4096, 5120), where the norm kernel holds the row in registers.
+TEST_F(CudaOps, TheNormKernelGivesTheFusedNormsBits) {
+    for (int64_t K : {1024, 4096, 5120}) {
+        for (int64_t T : {1, 2}) {
+            const int64_t N = 96;
+            auto x = upload(random(static_cast<size_t>(T * K), 3.0f), T, K);
+            auto w = upload(random(static_cast<size_t>(N * K), 0.05f), N, K);
+            auto nw = upload(random(static_cast<size_t>(K), 2.0f), 1, K);
+            auto fused = output(T, N);
+            auto normed = output(T, K);
+            auto apart = output(T, N);
+            const engine::LinearFusion norm_first{nw.gpu, 1e-6f,
+                                                  engine::LinearFusion::Output::kStore};
+            on_gpu([&] {
+                ASSERT_TRUE(gpu_->fused_linear(fused.gpu, x.gpu, w.gpu, Tensor{}, norm_first,
+                                               engine::LinearScratch{})
+                                .has_value());
+                ASSERT_TRUE(gpu_->rms_norm(normed.gpu, x.gpu, nw.gpu, 1e-6f).has_value());
+                ASSERT_TRUE(gpu_->linear(apart.gpu, normed.gpu, w.gpu, Tensor{}).has_value());
+            });
+            EXPECT_EQ(read_gpu(apart.gpu), read_gpu(fused.gpu)) << "T=" << T << " K=" << K;
+        }
+    }
+}
+
 TEST_F(CudaOps, LinearSkinnyAndGemmPaths) {
     struct Case {
         int64_t T, N, K;

@@ -228,19 +228,21 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const NormParams<T
     }
 }
 
-// kAddPartials on the 16-byte path, one CTA of V = norm_reduce_threads threads a row (V <= 512):
-// thread v owns packs v, v + V, ... (at most kMaxPacks; rms_norm_order.cuh) and issues every
-// load of them, the residual's and each part's, before it uses any, then keeps the rounded
-// residual in registers for the scale pass. The generic kernels walk their packs load -> store
-// -> next load (the residual store may alias the next load), a round trip through L2 per pack
-// and part: at decode sizes (32 rows, 2-4 packs a thread) that made the sum and norm ~2x the
-// plain norm's time (run 18). Same sums in the same order, so the same bits as the generic path.
-constexpr int kPartialsNormMaxThreads = 512;  // (rows up to 8192 bf16 elements; room for registers)
+// Rows of decode widths on the 16-byte path, one CTA of V = norm_reduce_threads threads a row
+// (V <= 512), for every source: thread v owns packs v, v + V, ... (at most kMaxPacks;
+// rms_norm_order.cuh) and issues every load of a round (x, the residual, the first parts) before
+// it uses any, then keeps the row's values in registers for the scale pass. The generic kernels
+// walk their packs in a loop, load -> use -> next load (and the residual store may alias the next
+// load), a round trip through L2 per pack and pass: at decode sizes (2-4 packs a thread) that
+// made the K split's sum and norm ~2x the plain norm's time (run 18). Same sums in the same
+// order, so the same bits as the generic path.
+constexpr int kRegisterNormMaxThreads = 512;  // (rows up to 8192 bf16 elements; room for registers)
 
-template <typename T, int VEC, int kMaxPacks>
-__global__ void __launch_bounds__(kPartialsNormMaxThreads)
-    add_partials_norm_kernel(const NormParams<T> p) {
-    __shared__ float warp_sums[kPartialsNormMaxThreads / kWarp];
+template <typename T, int VEC, int kMaxPacks, NormSource SRC>
+__global__ void __launch_bounds__(kRegisterNormMaxThreads)
+    rms_norm_in_registers_kernel(const NormParams<T> p) {
+    constexpr bool kAdds = SRC != NormSource::kX;  // the residual takes x or the parts' sum
+    __shared__ float warp_sums[kRegisterNormMaxThreads / kWarp];
     const int v = static_cast<int>(threadIdx.x);
     const int n_threads = static_cast<int>(blockDim.x);
     const int n_warps = n_threads / kWarp;
@@ -264,46 +266,69 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
     grid_dependency_wait();
     allow_dependent_launch();
     for (int64_t row = blockIdx.x; row < p.n_segs; row += gridDim.x) {
-        T* res_row = p.residual + row * p.residual_stride;
-        const float* part_row = p.partials + row * p.part_row_stride;
-        // Every load of a round (the residual with parts 0 and 1, then each later part) is
-        // issued before any of its values is used, with no branch between them. Each pack's
-        // loads and adds in their own conditional block had the compiler wait on each pack and
-        // part in turn (SASS: three L2 round trips at two parts where one does).
-        // Part 1 joins the first round where registers allow (two packs a thread: the decode
-        // rows of 4096-8192 elements; four would spill).
-        constexpr bool kPart1First = kMaxPacks <= 2;
-        const bool two_parts = kPart1First && p.n_parts > 1;
-        const float* part1_row = part_row + (two_parts ? p.part_stride : 0);
+        // The row's values: x (kX), or the residual, rounded once with what it takes added.
+        T* res_row = kAdds ? p.residual + row * p.residual_stride : nullptr;
+        const T* x_row = p.x + row * p.x_stride;
+        // Every load of a round (x, or the residual with x or parts 0 and 1, then each later
+        // part) is issued before any of its values is used, with no branch between them. Each
+        // pack's loads and adds in their own conditional block had the compiler wait on each
+        // pack and part in turn (SASS: three L2 round trips at two parts where one does).
         Pack<T, VEC> rv[kMaxPacks];
         float add[kMaxPacks][VEC];
-        float next[kMaxPacks][VEC];
-#pragma unroll
-        for (int i = 0; i < kMaxPacks; ++i) {
-            rv[i] = load_pack<T, VEC>(res_row + col[i]);
-            load_part<VEC>(part_row + col[i], add[i]);
-            if constexpr (kPart1First) {
-                load_part<VEC>(part1_row + col[i], next[i]);
-            }
-        }
-        if (two_parts) {
+        if constexpr (SRC == NormSource::kX) {
 #pragma unroll
             for (int i = 0; i < kMaxPacks; ++i) {
-                accumulate_part<VEC, false>(next[i], add[i]);
+                rv[i] = load_pack<T, VEC>(x_row + col[i]);
             }
-        }
-        // One part a round (not unrolled: rounds of several parts' loads would spill at four
-        // packs a thread).
+        } else if constexpr (SRC == NormSource::kAddX) {
+            Pack<T, VEC> xv[kMaxPacks];
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+                rv[i] = load_pack<T, VEC>(res_row + col[i]);
+                xv[i] = load_pack<T, VEC>(x_row + col[i]);
+            }
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) {
+                    add[i][j] = to_f32(xv[i].v[j]);
+                }
+            }
+        } else {
+            const float* part_row = p.partials + row * p.part_row_stride;
+            // Part 1 joins the first round where registers allow (two packs a thread: the
+            // decode rows of 4096-8192 elements; four would spill).
+            constexpr bool kPart1First = kMaxPacks <= 2;
+            const bool two_parts = kPart1First && p.n_parts > 1;
+            const float* part1_row = part_row + (two_parts ? p.part_stride : 0);
+            float next[kMaxPacks][VEC];
+#pragma unroll
+            for (int i = 0; i < kMaxPacks; ++i) {
+                rv[i] = load_pack<T, VEC>(res_row + col[i]);
+                load_part<VEC>(part_row + col[i], add[i]);
+                if constexpr (kPart1First) {
+                    load_part<VEC>(part1_row + col[i], next[i]);
+                }
+            }
+            if (two_parts) {
+#pragma unroll
+                for (int i = 0; i < kMaxPacks; ++i) {
+                    accumulate_part<VEC, false>(next[i], add[i]);
+                }
+            }
+            // One part a round (not unrolled: rounds of several parts' loads would spill at
+            // four packs a thread).
 #pragma unroll 1
-        for (int64_t s = kPart1First ? 2 : 1; s < p.n_parts; ++s) {
-            const float* part = part_row + s * p.part_stride;
+            for (int64_t s = kPart1First ? 2 : 1; s < p.n_parts; ++s) {
+                const float* part = part_row + s * p.part_stride;
 #pragma unroll
-            for (int i = 0; i < kMaxPacks; ++i) {
-                load_part<VEC>(part + col[i], next[i]);
-            }
+                for (int i = 0; i < kMaxPacks; ++i) {
+                    load_part<VEC>(part + col[i], next[i]);
+                }
 #pragma unroll
-            for (int i = 0; i < kMaxPacks; ++i) {
-                accumulate_part<VEC, false>(next[i], add[i]);
+                for (int i = 0; i < kMaxPacks; ++i) {
+                    accumulate_part<VEC, false>(next[i], add[i]);
+                }
             }
         }
         float ss = 0.0f;
@@ -313,12 +338,16 @@ __global__ void __launch_bounds__(kPartialsNormMaxThreads)
                 float pack_ss = 0.0f;
 #pragma unroll
                 for (int j = 0; j < VEC; ++j) {
-                    rv[i].v[j] = from_f32<T>(to_f32(rv[i].v[j]) + add[i][j]);
+                    if constexpr (kAdds) {
+                        rv[i].v[j] = from_f32<T>(to_f32(rv[i].v[j]) + add[i][j]);
+                    }
                     const float f = to_f32(rv[i].v[j]);
                     pack_ss = fmaf(f, f, pack_ss);
                 }
                 ss += pack_ss;
-                store_pack<T, VEC>(res_row + col[i], rv[i]);
+                if constexpr (kAdds) {
+                    store_pack<T, VEC>(res_row + col[i], rv[i]);
+                }
             }
         }
         ss = warp_sum(ss);
@@ -390,18 +419,19 @@ cudaError_t launch_norm_typed(const NormParams<T>& p, cudaStream_t stream) {
         vec = vec && p.part_stride % 4 == 0 && p.part_row_stride % 4 == 0 &&
               aligned16(p.partials);
     }
-    // (16-bit activations only: the f32 form is not used, and would spill.)
-    if constexpr (SRC == NormSource::kAddPartials && sizeof(T) == 2) {
+    // Whole rows (not per-head segments) of 16-bit activations: the f32 form is not used, and
+    // would spill.
+    if constexpr (sizeof(T) == 2) {
         // Packs a thread: up to 2 on rows of many threads, up to 4 on one warp's rows (<= 1024).
         const int64_t threads = norm_reduce_threads(p.seg_len, kVec);
         const int64_t packs = (p.seg_len / kVec + threads - 1) / threads;
-        if (vec && p.segs_per_row == 1 && threads <= kPartialsNormMaxThreads && packs <= 4) {
+        if (vec && p.segs_per_row == 1 && threads <= kRegisterNormMaxThreads && packs <= 4) {
             const int64_t blocks = p.n_segs < 0x7fffffffLL ? p.n_segs : 0x7fffffffLL;
             const cudaError_t launched =
-                packs <= 2 ? launch_kernel(add_partials_norm_kernel<T, kVec, 2>,
+                packs <= 2 ? launch_kernel(rms_norm_in_registers_kernel<T, kVec, 2, SRC>,
                                            static_cast<unsigned>(blocks),
                                            static_cast<unsigned>(threads), 0, stream, p)
-                           : launch_kernel(add_partials_norm_kernel<T, kVec, 4>,
+                           : launch_kernel(rms_norm_in_registers_kernel<T, kVec, 4, SRC>,
                                            static_cast<unsigned>(blocks),
                                            static_cast<unsigned>(threads), 0, stream, p);
             return launched != cudaSuccess ? launched : cudaGetLastError();
