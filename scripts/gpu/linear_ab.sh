@@ -4,7 +4,9 @@
 # Needs the cuda bundle in .device (cuda_run.sh's header says how to make it).
 #   COPY_GBPS=4200 [SHAPES=qkv,down] [ROWS=1,8,32] bash scripts/gpu/linear_ab.sh \
 #       "label=NAME=VALUE,NAME=VALUE" "label2=" ...
-# Each argument is a label, '=', then comma-separated variables ("as-built=" for none). Writes
+# Each argument is a label, '=', then comma-separated variables ("as-built=" for none);
+# BENCH_BIN=NAME among them runs that bundle binary instead of linear_bench (an A/B of two
+# builds of a kernel: bundle the other build's linear_bench under another name). Writes
 # $OUT/linear_ab.jsonl and prints one table: microseconds a call (weight-read ratio to
 # COPY_GBPS) per shape and row count, one column per setting.
 set -uo pipefail
@@ -19,7 +21,8 @@ status=0
 for setting in "$@"; do
     label="${setting%%=*}"
     vars="${setting#*=}"
-    env ${vars//,/ } .device/bundle/bin/linear_bench --copy-gbps "$copy" --label "$label" \
+    exe=$(tr ',' '\n' <<< "$vars" | sed -n 's/^BENCH_BIN=//p')
+    env ${vars//,/ } ".device/bundle/bin/${exe:-linear_bench}" --copy-gbps "$copy" --label "$label" \
         ${SHAPES:+--shapes "$SHAPES"} ${ROWS:+--rows "$ROWS"} \
         >> "$jsonl" 2>> "$out/linear_ab.err" || { echo "linear_bench $label failed"; status=1; }
 done
