@@ -59,9 +59,11 @@ TEST_F(CudaOps, RmsNormFamily) {
             // residual += x; out = norm(residual) * w
             auto residual = upload(random(n, 3.0f), rows, cols);
             auto out2 = output(rows, cols);
-            ASSERT_TRUE(cpu_->add_rms_norm(out2.cpu, residual.cpu, x.cpu, w.cpu, 1e-6f).has_value());
+            ASSERT_TRUE(
+                cpu_->add_rms_norm(out2.cpu, residual.cpu, x.cpu, w.cpu, 1e-6f).has_value());
             on_gpu([&] {
-                ASSERT_TRUE(gpu_->add_rms_norm(out2.gpu, residual.gpu, x.gpu, w.gpu, 1e-6f).has_value());
+                ASSERT_TRUE(
+                    gpu_->add_rms_norm(out2.gpu, residual.gpu, x.gpu, w.gpu, 1e-6f).has_value());
             });
             EXPECT_LE(rel_error(read_gpu(residual.gpu), read_cpu(residual.cpu)), kBf16Tol)
                 << "add_rms_norm residual " << rows << "x" << cols;
