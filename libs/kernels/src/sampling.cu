@@ -97,8 +97,8 @@ __device__ __forceinline__ Best cta_best(const float* row, int64_t begin, int64_
 // (vocab % 4 == 0 and a 16-byte aligned base). Grid (C, row slots) in clusters of C along x;
 // every thread reaches both cluster barriers of every row (no early return).
 // Two CTAs an SM (<= 32 registers): at 37 registers one 1024-thread CTA filled an SM's register
-// file, so 32 rows' 256 CTAs (clusters of 8) ran in two waves, 19 us a 32-stream step (run 26's
-// trace), where one wave of ~2 round trips should take well under 10.
+// file, so 32 rows' 256 CTAs (clusters of 8) ran in two waves. Run 27: 19.0 -> 16.3 us a
+// 32-stream step, 31.2 -> 24.2 at 64 (the 12 bytes it spills cost less than the second wave).
 template <int C, bool VEC4>
 __global__ void __launch_bounds__(kThreads, 2)
     argmax_rows_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* out_ids) {

@@ -145,7 +145,9 @@ struct MmaParams {
 }
 
 // One unit's four k16 steps for this warp's 16 rows against all NT n-tiles of x: on sm_90a as
-// wgmma by the warp's warpgroup (64 rows), waited for before the slot is released.
+// wgmma by the warp's warpgroup (64 rows), committed as one group and not waited for (the
+// caller waits one unit later, so that the tensor cores run the next unit's group while this
+// one finishes; consume_stage); elsewhere mma.sync, done on return.
 template <typename W, int NT>
 __device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
                                          float (&acc)[NT][4]) {
@@ -159,8 +161,6 @@ __device__ __forceinline__ void unit_mma(const char* slot, int warp, int lane,
         Wgmma<NT>::template mma<W>(acc, a + 2 * ks, b + 2 * ks);  // + 32 bytes a step
     }
     wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_hold(acc);
 #else
     const int l7 = lane % 8;
     const int pair = (lane / 8) % 2;  // which of the two k8 halves (B) / row halves (A)
@@ -364,43 +364,62 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     int stored_lo = -1;
     int stored_hi = -2;
     int finishes = -1;         // the shared tile whose part ends the range, if it finishes it
-    for (int i = 0; i < n_units; ++i) {
-        const int r = first + i;
-        const int s = r % kStages;
-        mbarrier_wait(&full[s], (r / kStages) & 1);
-        unit_mma<W, NT>(ring + s * kSlot, warp, lane, acc);
+    // Each pass covers this CTA's segment of one tile. On sm_90a a unit's slot is released once
+    // the next unit's wgmma group is issued and the unit's own group is done, so the tensor
+    // cores always have the next group queued instead of the consumer waiting out each group's
+    // latency (waiting for every unit before the next: our kernel fell behind cuBLASLt's as the
+    // rows, and with them each group's time, grew: run 26). The accumulators are read only after
+    // the segment's last group is waited for, outside the unit loop (a read inside a branch
+    // there makes ptxas serialize the wgmmas, C7518).
+    const auto release = [&](int slot) {
         __syncwarp();
         if (lane == 0) {
-            mbarrier_arrive(&empty[s]);  // this warp is done with the slot
+            mbarrier_arrive(&empty[slot]);  // this warp is done with the slot
         }
-
-        const bool tile_done = kpos == p.k_units - 1;
-        const bool last = i == n_units - 1;
-        if (tile_done || last) {
-            const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
-            if (tile_done && whole) {
-                store_tile<W, O, NT, OUT>(p, rows, tile, warp, lane, acc);
-                stored_lo = stored_lo < 0 ? tile : stored_lo;
-                stored_hi = tile;
-            } else if (cta != c_first) {
-                const int which = tile == u_begin / p.k_units ? 0 : 1;
-                leave_share<NT>(p.partials, cta, which, acc);
-                left[which] = tile;
-            } else {
-                finishes = tile;  // its part ends the range (last): kept in acc
-            }
-            if (finishes < 0) {
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-                }
-            }
-            ++tile;
-            kpos = 0;
-            whole = true;
+    };
+    for (int i = 0; i < n_units;) {
+        const int seg = std::min(p.k_units - kpos, n_units - i);
+        [[maybe_unused]] int held = -1;  // sm_90a: the slot of the unit still in flight
+        for (int e = i + seg; i < e; ++i) {
+            const int r = first + i;
+            const int s = r % kStages;
+            mbarrier_wait(&full[s], (r / kStages) & 1);
+            unit_mma<W, NT>(ring + s * kSlot, warp, lane, acc);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+            wgmma_wait<1>();  // the previous unit's group is done
+            mbarrier_arrive_if(&empty[held < 0 ? s : held], lane == 0 && held >= 0);
+            held = s;
+#else
+            release(s);
+#endif
+        }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+        wgmma_wait<0>();  // the segment's last group: the accumulators are read below
+        wgmma_hold(acc);
+        release(held);
+#endif
+        const bool tile_done = kpos + seg == p.k_units;
+        const int c_first = range_owner(tile * p.k_units, p.units, p.ctas);
+        if (tile_done && whole) {
+            store_tile<W, O, NT, OUT>(p, rows, tile, warp, lane, acc);
+            stored_lo = stored_lo < 0 ? tile : stored_lo;
+            stored_hi = tile;
+        } else if (cta != c_first) {
+            const int which = tile == u_begin / p.k_units ? 0 : 1;
+            leave_share<NT>(p.partials, cta, which, acc);
+            left[which] = tile;
         } else {
-            ++kpos;
+            finishes = tile;  // its part ends the range (last): kept in acc
         }
+        if (finishes < 0) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+            }
+        }
+        ++tile;
+        kpos = 0;
+        whole = true;
     }
     if (n_units == 0) {
         return;

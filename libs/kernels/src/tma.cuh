@@ -57,6 +57,21 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
 #endif
 }
 
+// mbarrier_arrive where `arrive` holds, as one predicated instruction rather than a branch: a
+// branch between a wgmma and its wait makes ptxas serialize the warpgroup's wgmmas (C7518).
+__device__ __forceinline__ void mbarrier_arrive_if(uint64_t* bar, bool arrive) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.u32 p, %1, 0;\n"
+        "@p mbarrier.arrive.shared::cta.b64 _, [%0];\n"
+        "}\n" ::"r"(smem_u32(bar)),
+        "r"(static_cast<uint32_t>(arrive))
+        : "memory");
+#endif
+}
+
 // Blocks until the barrier's phase with the given parity has completed.
 __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
