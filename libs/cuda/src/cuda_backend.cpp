@@ -474,6 +474,15 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
     if (const char* v = std::getenv("HELEXA_CUDA_MMA_MAX_ROWS"); v != nullptr) {
         mma_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
     }
+    // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS=N: up to N rows the SwiGLU projection (gate_up) alone
+    // takes the tensor-core kernel, SwiGLU fused (no SwiGLU kernel, and down starts under its
+    // tail through PDL), while the residual adds keep the K split. Default kMmaSwiGluMaxRows.
+    // NOTE: measured on H200s (docs/perf/cuda-engine.md, run 27): 8 streams +0.75% with it
+    // (six runs in two calls against four), 4 and 16 streams flat, 32 streams -2.3% (the
+    // kernel 55 us a layer against cuBLASLt's 51 there).
+    if (const char* v = std::getenv("HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS"); v != nullptr) {
+        mma_swiglu_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
+    }
     // HELEXA_CUDA_MLP_CHAIN=1 chains the MLP's two tensor-core launches into one
     // (run_chain) where both take the tensor-core path. Off by default: measured
     // (run 15, H200, linear_bench "mlp") the chained launch is 11-19 us slower than the two

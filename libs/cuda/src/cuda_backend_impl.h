@@ -270,6 +270,10 @@ private:
     static constexpr int64_t kKSplitMinRows = 3;
     static constexpr int64_t kKSplitMaxRows = 64;
     static constexpr int64_t kKSplitMaxParts = 8;
+    // Up to this many rows gate_up takes the tensor-core kernel with SwiGLU fused (fused_linear;
+    // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS overrides it): 8 streams +0.75%, 4 and 16 flat, 32
+    // slower (run 27, H200), where cuBLASLt's GEMM and the SwiGLU kernel win together.
+    static constexpr int64_t kMmaSwiGluMaxRows = 8;
     bool k_split_pair(const engine::LinearLink& a, const engine::LinearLink& b) const;
     Status k_split_then_norm(const engine::LinearLink& a, const engine::LinearLink& b);
 
@@ -284,6 +288,7 @@ private:
     DType act_;
     int64_t skinny_max_rows_ = 2;
     int64_t mma_max_rows_ = 0;
+    int64_t mma_swiglu_max_rows_ = kMmaSwiGluMaxRows;  // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS
     bool mlp_chain_ = false;
     // Where run_chain takes the decode chain (decode_chain_links), and whether the attention
     // goes into it.

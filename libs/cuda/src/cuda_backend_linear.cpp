@@ -23,9 +23,10 @@ Status CudaBackend::linear(const Tensor& out, const Tensor& x, const Tensor& w,
 }
 
 // Up to skinny_max_rows_ rows: one skinny-matmul kernel with the norm, residual add or
-// SwiGLU fused in. Up to mma_max_rows_: the norm kernel into scratch, then the tensor-core
-// skinny matmul with the residual add or SwiGLU fused in. Above: the norm kernel, cuBLASLt
-// (the residual add as its beta = 1 accumulation into out), then SwiGLU as its own kernel.
+// SwiGLU fused in. Up to mma_max_rows_ (SwiGLU: mma_swiglu_max_rows_ too): the norm kernel
+// into scratch, then the tensor-core skinny matmul with the residual add or SwiGLU fused in.
+// Above: the norm kernel, cuBLASLt (the residual add as its beta = 1 accumulation into out),
+// then SwiGLU as its own kernel.
 Status CudaBackend::fused_linear(const Tensor& out, const Tensor& x, const Tensor& w,
                                  const Tensor& bias, const LinearFusion& fusion,
                                  const LinearScratch& scratch) {
@@ -67,7 +68,7 @@ Status CudaBackend::fused_linear(const Tensor& out, const Tensor& x, const Tenso
         in = scratch.normed.row_slice(0, x.rows);
         HELEXA_TRY_STATUS(rms_norm(in, x, fusion.norm_weight, fusion.eps));
     }
-    if (x.rows <= mma_max_rows_ &&
+    if (x.rows <= std::max(mma_max_rows_, swiglu ? mma_swiglu_max_rows_ : 0) &&
         kernels::skinny_mma_fits(x.rows, w.rows, x.cols, skinny_output(fusion.output)) &&
         kernels::skinny_mma_supported() &&
         in.row_stride % 8 == 0 && aligned16(in.data) && aligned16(w.data)) {
