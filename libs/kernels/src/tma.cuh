@@ -87,8 +87,8 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-// Starts the copy of the box at element coordinates (c0, c1[, c2[, c3]]) into shared memory (1024-byte
-// aligned for the 128-byte swizzle); its bytes complete on `bar`.
+// Starts the copy of the box at element coordinates (c0, c1[, c2[, c3]]) into shared memory
+// (1024-byte aligned for the 128-byte swizzle); its bytes complete on `bar`.
 __device__ __forceinline__ void tma_load_2d(void* smem, const CUtensorMap* map, uint64_t* bar,
                                             int c0, int c1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
