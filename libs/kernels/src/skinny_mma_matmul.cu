@@ -367,10 +367,9 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     // Each pass covers this CTA's segment of one tile. On sm_90a a unit's slot is released once
     // the next unit's wgmma group is issued and the unit's own group is done, so the tensor
     // cores always have the next group queued instead of the consumer waiting out each group's
-    // latency (waiting for every unit before the next: our kernel fell behind cuBLASLt's as the
-    // rows, and with them each group's time, grew: run 26). The accumulators are read only after
-    // the segment's last group is waited for, outside the unit loop (a read inside a branch
-    // there makes ptxas serialize the wgmmas, C7518).
+    // latency (waiting for each group first cost 0.4-0.6 us a launch at 8-32 rows: run 27). The
+    // accumulators are read only after the segment's last group is waited for, outside the unit
+    // loop (a read inside a branch there makes ptxas serialize the wgmmas, C7518).
     const auto release = [&](int slot) {
         __syncwarp();
         if (lane == 0) {
