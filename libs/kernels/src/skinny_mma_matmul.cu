@@ -370,11 +370,10 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     // latency (waiting for each group first cost 0.4-0.6 us a launch at 8-32 rows: run 27). The
     // accumulators are read only after the segment's last group is waited for, outside the unit
     // loop (a read inside a branch there makes ptxas serialize the wgmmas, C7518).
+    // This warp is done with the slot (slot < 0: none); a predicated arrival, no branch.
     const auto release = [&](int slot) {
         __syncwarp();
-        if (lane == 0) {
-            mbarrier_arrive(&empty[slot]);  // this warp is done with the slot
-        }
+        mbarrier_arrive_if(&empty[slot < 0 ? 0 : slot], lane == 0 && slot >= 0);
     };
     for (int i = 0; i < n_units;) {
         const int seg = std::min(p.k_units - kpos, n_units - i);
@@ -386,7 +385,7 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
             unit_mma<W, NT>(ring + s * kSlot, warp, lane, acc);
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
             wgmma_wait<1>();  // the previous unit's group is done
-            mbarrier_arrive_if(&empty[held < 0 ? s : held], lane == 0 && held >= 0);
+            release(held);
             held = s;
 #else
             release(s);
