@@ -8,8 +8,9 @@
 //   linear_bench --copy-gbps 4230 [--label skinny] [--shapes qkv,o_proj] [--rows 1,8,32]
 //       [--trace 1]
 // --trace 1 then runs each (shape, rows) twice more eagerly with the tensor-core kernel's CTA trace
-// on (skinny_mma_set_trace) and prints, per launch, each CTA's SM, start, first unit landed and
-// end (microseconds from the first start): whether the same SMs finish last every time. For the
+// on (skinny_mma_set_trace) and prints, per launch, each CTA's SM, start, first unit landed, last
+// unit done and end (microseconds from the first start): whether the same SMs finish last every
+// time, and how long the range's end (its shared tile's finish) takes. For the
 // chained shapes ("mlp", "layer") at 1-2 rows it prints the decode chain's trace instead
 // (decode_chain_set_trace: per link, when the CTAs had x, ended their units and passed the
 // barrier).
@@ -35,13 +36,14 @@ using helexa::engine::Tensor;
 
 // --trace: runs `run` (one eager call that returns once it has finished) twice with the
 // tensor-core kernel's CTA trace on, and prints each launch's CTAs as one JSON line: SM, start,
-// first unit landed, end (microseconds from the earliest start). False if the trace buffer could
-// not be had.
+// first unit landed, last unit done, end (microseconds from the earliest start). False if the
+// trace buffer could not be had.
 bool print_cta_traces(const std::function<void()>& run, const std::string& label,
                       const char* shape, int64_t T) {
+    constexpr size_t kWords = helexa::kernels::kSkinnyMmaTraceWords;
     int sms = 0;
     (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    const size_t n = 4 * static_cast<size_t>(sms);
+    const size_t n = kWords * static_cast<size_t>(sms);
     const size_t trace_bytes = n * sizeof(unsigned long long);
     unsigned long long* buf = nullptr;
     if (cudaMalloc(reinterpret_cast<void**>(&buf), trace_bytes) != cudaSuccess) {
@@ -56,18 +58,18 @@ bool print_cta_traces(const std::function<void()>& run, const std::string& label
         std::vector<unsigned long long> h(n);
         (void)cudaMemcpy(h.data(), buf, trace_bytes, cudaMemcpyDeviceToHost);
         unsigned long long t0 = ~0ull;
-        for (size_t c = 0; c < n / 4; ++c) {
-            if (h[4 * c + 1] != 0) {
-                t0 = std::min(t0, h[4 * c + 1]);
+        for (size_t c = 0; c < n / kWords; ++c) {
+            if (h[kWords * c + 1] != 0) {
+                t0 = std::min(t0, h[kWords * c + 1]);
             }
         }
         std::printf("{\"kind\":\"trace\",\"label\":\"%s\",\"shape\":\"%s\",\"T\":%lld,"
                     "\"launch\":%d,\"ctas\":[",
                     label.c_str(), shape, static_cast<long long>(T), launch);
-        for (size_t c = 0; c < n / 4 && h[4 * c + 1] != 0; ++c) {
-            std::printf("%s[%llu,%.2f,%.2f,%.2f]", c ? "," : "", h[4 * c],
-                        (h[4 * c + 1] - t0) / 1e3, (h[4 * c + 2] - t0) / 1e3,
-                        (h[4 * c + 3] - t0) / 1e3);
+        for (size_t c = 0; c < n / kWords && h[kWords * c + 1] != 0; ++c) {
+            const unsigned long long* w = &h[kWords * c];
+            std::printf("%s[%llu,%.2f,%.2f,%.2f,%.2f]", c ? "," : "", w[0], (w[1] - t0) / 1e3,
+                        (w[2] - t0) / 1e3, (w[3] - t0) / 1e3, (w[4] - t0) / 1e3);
         }
         std::printf("]}\n");
     }

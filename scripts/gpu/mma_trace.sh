@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where the tensor-core skinny matmul's CTAs spend their time: linear_bench --trace on each
 # SHAPE:ROWS pair (the kernel taking every row count), then, per launch, the CTAs' start spread,
-# first-unit latency and duration (mean, min, max), the slowest SMs, the mean duration by CTA
+# first-unit latency, when their last unit was done, how long their range's end (a shared tile's
+# finish) took and their duration (mean, min, max), the slowest SMs, the mean duration by CTA
 # index modulo MOD (33 for Qwen3-8B's 4096-row projections on 132 SMs: the ranges' positions
 # against the tiles repeat every 33 CTAs), and how alike two launches are SM by SM. Run 15 found
 # with it that the CTAs whose ranges start inside a tile ran 6-10 us longer (docs/perf).
@@ -30,14 +31,18 @@ for r in rows:
 for (shape, T), launches in by.items():
     per_sm = []
     for r in launches:
-        ctas = r["ctas"]  # [sm, start, first unit landed, end], microseconds
-        dur = [c[3] - c[1] for c in ctas]
+        ctas = r["ctas"]  # [sm, start, first unit landed, last unit done, end], microseconds
+        dur = [c[4] - c[1] for c in ctas]
+        streamed = [c[3] - c[1] for c in ctas]
+        tail = [c[4] - c[3] for c in ctas]
         lat = [c[2] - c[1] for c in ctas]
-        per_sm.append({c[0]: c[3] - c[1] for c in ctas})
+        per_sm.append({c[0]: c[4] - c[1] for c in ctas})
         slow = sorted(range(len(ctas)), key=lambda i: -dur[i])[:8]
         print(f"{shape} T={T} launch {r['launch']}: {len(ctas)} CTAs, start spread "
               f"{max(c[1] for c in ctas):.2f} us, first unit after {st.mean(lat):.2f} us (max "
-              f"{max(lat):.2f}), duration mean {st.mean(dur):.2f} min {min(dur):.2f} max "
+              f"{max(lat):.2f}), last unit done mean {st.mean(streamed):.2f} max "
+              f"{max(streamed):.2f}, range end (shared tile) mean {st.mean(tail):.2f} max "
+              f"{max(tail):.2f}, duration mean {st.mean(dur):.2f} min {min(dur):.2f} max "
               f"{max(dur):.2f}; slowest CTAs {slow} on SMs {[ctas[i][0] for i in slow]}")
         cls = {}
         for i, d in enumerate(dur):

@@ -132,7 +132,7 @@ struct MmaParams {
     int ctas;           // the grid: min(SMs, the largest stage's units)
     ChainSync* sync;    // chained launches only
     // Debugging (skinny_mma_set_trace): per CTA {SM id, consumer start, first unit landed,
-    // end} in globaltimer nanoseconds, or null.
+    // last unit done, end} in globaltimer nanoseconds, or null.
     unsigned long long* trace;
 };
 
@@ -346,7 +346,8 @@ template <typename W, typename O, int NT, Output OUT>
 __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char* ring,
                                               uint64_t* full, uint64_t* empty, int first,
                                               int u_begin, int n_units, int warp, int lane,
-                                              unsigned* ready, unsigned generation) {
+                                              unsigned* ready, unsigned generation,
+                                              unsigned long long* trace) {
     constexpr int kStages = ring_stages<NT>();
     constexpr int kSlot = slot_bytes<NT>();
     const int cta = static_cast<int>(blockIdx.x);
@@ -421,6 +422,9 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     }
     if (n_units == 0) {
         return;
+    }
+    if (trace != nullptr && threadIdx.x == 0) {
+        trace[3] = global_ns();  // the last unit's group is done: the range's end starts
     }
     // The range's end: count in the parts left as shares, then finish the last tile if this CTA
     // is its finisher, then (chained, stage 0) mark every tile it stored ready.
@@ -601,22 +605,25 @@ __global__ void __launch_bounds__(kBlock, 1)
     if constexpr (kChain) {
         generation = *reinterpret_cast<const volatile unsigned*>(&p.sync->generation);
     }
-    if (p.trace != nullptr && threadIdx.x == 0) {
-        p.trace[4 * cta] = sm_id();
-        p.trace[4 * cta + 1] = global_ns();
+    unsigned long long* trace =
+        p.trace != nullptr ? p.trace + kSkinnyMmaTraceWords * cta : nullptr;
+    if (trace != nullptr && threadIdx.x == 0) {
+        trace[0] = sm_id();
+        trace[1] = global_ns();
         mbarrier_wait(&full[0], 0);
-        p.trace[4 * cta + 2] = global_ns();
+        trace[2] = global_ns();
     }
     consume_stage<W, O, NT, OUT>(s0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
-                                 kChain ? p.sync->ready : nullptr, generation);
+                                 kChain ? p.sync->ready : nullptr, generation,
+                                 kChain ? nullptr : trace);
     if constexpr (kChain) {
         consume_stage<W, W, NT, Output::kAccumulate>(s1, p.t, ring, full, empty, n0, u1, n1,
-                                                     warp, lane, nullptr, 0);
+                                                     warp, lane, nullptr, 0, trace);
     }
-    if (p.trace != nullptr) {
+    if (trace != nullptr) {
         named_barrier_sync(kConsumerBarrier, kThreads);
         if (threadIdx.x == 0) {
-            p.trace[4 * cta + 3] = global_ns();
+            trace[4] = global_ns();
         }
     }
     if constexpr (kChain) {

@@ -43,10 +43,12 @@ inline bool skinny_mma_mlp_fits(int64_t T, int64_t F, int64_t D) {
 // the TMA); launches elsewhere answer cudaErrorNotSupported.
 bool skinny_mma_supported();
 
-// Debugging: every later launch writes, per CTA c, {SM id, start, first unit landed, end}
-// (globaltimer nanoseconds; start after the grid dependency wait) to device_buffer[4c..4c+3];
-// null stops it. device_buffer needs 4 x SM count entries. linear_bench --trace uses it to
-// see how the CTAs' ranges finish (docs/perf/cuda-engine.md, run 15).
+// Debugging: every later launch writes, per CTA c, {SM id, start, first unit landed, last unit
+// done, end} (globaltimer nanoseconds; start after the grid dependency wait; "last unit done"
+// before the range's end finishes its shared tile) to device_buffer[5c..5c+4]; null stops it.
+// device_buffer needs kSkinnyMmaTraceWords x SM count entries. linear_bench --trace uses it to
+// see how the CTAs' ranges finish (docs/perf/cuda-engine.md, runs 15 and 29).
+inline constexpr int kSkinnyMmaTraceWords = 5;
 void skinny_mma_set_trace(unsigned long long* device_buffer);
 
 // Device memory every launch on the current device needs as `workspace`: zeroed once before the
