@@ -7,7 +7,8 @@
 # against the tiles repeat every 33 CTAs), and how alike two launches are SM by SM. Run 15 found
 # with it that the CTAs whose ranges start inside a tile ran 6-10 us longer (docs/perf).
 # Runs on the GPU host with the cuda bundle in .device (cuda_run.sh's header says how).
-#   [PAIRS=down+residual:32,o_proj+residual:8] [MOD=33] bash scripts/gpu/mma_trace.sh
+#   [PAIRS=down+residual:32,o_proj+residual:8] [MOD=33] [BENCH_BIN=linear_bench_other] \
+#       bash scripts/gpu/mma_trace.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp/helexa-out}"
@@ -16,7 +17,8 @@ export LD_LIBRARY_PATH="$PWD/.device/bundle/lib:/usr/local/cuda/lib64${LD_LIBRAR
 : > "$out/mma_trace.jsonl"
 for pair in ${PAIRS:-down+residual:32 o_proj+residual:8}; do
     for p in ${pair//,/ }; do
-        HELEXA_CUDA_MMA_MAX_ROWS=64 HELEXA_CUDA_SKINNY_MAX_ROWS=0 .device/bundle/bin/linear_bench \
+        HELEXA_CUDA_MMA_MAX_ROWS=64 HELEXA_CUDA_SKINNY_MAX_ROWS=0 \
+            ".device/bundle/bin/${BENCH_BIN:-linear_bench}" \
             --copy-gbps "${COPY_GBPS:-4200}" --label mma --shapes "${p%%:*}" --rows "${p##*:}" \
             --trace 1 >> "$out/mma_trace.jsonl" 2>> "$out/mma_trace.err" || echo "linear_bench $p failed"
     done
