@@ -11,10 +11,11 @@
 // - A CTA's range runs through a few tiles. A tile it covers whole (all K) it finishes from its
 //   registers. A tile shared with its neighbours (at the ends of its range) has one finisher,
 //   the CTA whose range holds its first unit (its part ends that range): the others leave their
-//   parts as f32 partial sums in the workspace, counted in at their range ends, and the
-//   finisher adds them to its own in CTA order at its range end, so the result is the same on
-//   every run (finish_shared_tile). Finishers wait for the others' counts, so every CTA must be
-//   resident at once: the grid is one CTA per SM.
+//   parts as f32 partial sums in the workspace, counted in by their reporter warp as soon as
+//   stored (a share is always a range's first segment), and the finisher adds them to its own
+//   in CTA order at its range end, so the result is the same on every run
+//   (finish_shared_tile). Finishers wait for the others' counts, so every CTA must be resident
+//   at once: the grid is one CTA per SM.
 // - One producer warp feeds a ring of units through the TMA (tma.cuh): one instruction per unit
 //   for w and one for its x slice, rows swizzled so the ldmatrix reads are conflict-free, rows
 //   past N or T zero-filled, completion counted in bytes on the slot's mbarrier. The 8 consumer
@@ -69,7 +70,7 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kWarps = 8;                     // consumer warps
 constexpr int kThreads = kWarps * kWarp;      // consumer threads
-constexpr int kBlock = kThreads + kWarp;      // + the producer warp
+constexpr int kBlock = kThreads + 2 * kWarp;  // + the producer warp + the reporter warp
 constexpr int kTileRows = 16;                 // rows of w per warp: the mma's M
 constexpr int kCtaRows = kWarps * kTileRows;  // rows of w per tile
 constexpr int kChunkK = 64;                   // K per unit
@@ -79,6 +80,8 @@ constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
 constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
 // [[maybe_unused]] here and below: used only by the sm_90 code, compiled out for older targets.
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
+// Named barriers 2 and 3: stage 0's / stage 1's share handed from the consumers to the reporter.
+[[maybe_unused]] constexpr int kShareBarrier = 2;
 constexpr int kCounterStride = 32;  // ints: one shared-tile counter per 128-byte line
 
 // Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
@@ -287,12 +290,10 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
 // A tile shared by several CTAs (range ends fall inside it) has one finisher: the CTA whose range
 // holds the tile's first unit (its part of the tile ends its range). Every other CTA leaves its
 // part as f32 partial sums in the workspace as soon as it has them (leave_share: plain stores,
-// nothing to wait for) and counts them in at its own range end, once for all its parts (one
-// fence and an atomic per part: a fence or atomic mid-range stalled the CTA's stream 4-8 us
-// under the saturated memory system, and the CTAs whose ranges start inside a tile ran that
-// much longer than the rest: run 15's trace). The finisher, at its range end, waits for every
-// other part, adds them to its own in CTA order (finish_shared_tile; the same bits on every
-// run) and zeroes the counter for the next launch. Only finishers wait, and only for counts
+// nothing to wait for); its reporter warp counts the part in as soon as it is stored
+// (report_share), long before the finisher needs it. The finisher, at its range end, waits for
+// every other part, adds them to its own in CTA order (finish_shared_tile; the same bits on
+// every run) and zeroes the counter for the next launch. Only finishers wait, and only for counts
 // that other CTAs give without waiting, so every CTA must be resident at once: the grid is one
 // CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the finishers' polling and
 // the others' atomics on different tiles do not queue at one L2 slice.
@@ -338,12 +339,32 @@ __device__ void finish_shared_tile(const Stage<W>& p, int tile, int c_first, int
     }
 }
 
+// The reporter warp's side of one stage: if this CTA's range starts inside a tile (so its first
+// segment is a share another CTA finishes), wait until the consumers have stored that share,
+// then count it in. Counting in from a consumer thread mid-range stalled the CTA's stream 4-8 us
+// (the fence waits under the saturated memory system: run 15), so it was done at the range end,
+// where a finisher then waited on its neighbour's whole range (run 29's trace: ~2.5 us on the
+// kernel's end); this warp does it as soon as the share is stored, off the consumers' path.
+template <typename W>
+__device__ __forceinline__ void report_share(const Stage<W>& p, int stage_index, int u_begin,
+                                             int n_units, int lane) {
+    if (n_units == 0 || u_begin % p.k_units == 0) {
+        return;
+    }
+    named_barrier_sync(kShareBarrier + stage_index, kThreads + kWarp);
+    if (lane == 0) {
+        __threadfence();  // the share is visible before the counter says so
+        atomicAdd(&p.counters[(u_begin / p.k_units) * kCounterStride], 1);
+    }
+}
+
 // The consumer warps' side of one stage: its units are ring entries [first, first + n_units)
 // (a chained launch's stage 1 follows stage 0 in the same ring), unit u_begin onwards of the
 // stage's numbering. With `publish` (stage 0 of a chained launch) each stored tile is marked
 // ready for generation `generation`.
 template <typename W, typename O, int NT, Output OUT>
-__device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char* ring,
+__device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index, int rows,
+                                              char* ring,
                                               uint64_t* full, uint64_t* empty, int first,
                                               int u_begin, int n_units, int warp, int lane,
                                               unsigned* ready, unsigned generation,
@@ -359,7 +380,6 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     int tile = u_begin / p.k_units;
     int kpos = u_begin % p.k_units;
     bool whole = kpos == 0;  // this CTA's segment of `tile` started at the tile's first unit
-    int left[2] = {-1, -1};  // tiles whose parts this CTA left as shares (counted in at the end)
     // Tiles it stores: the whole ones inside the range, then the one it finishes, so always
     // consecutive, [stored_lo, stored_hi] (chained: marked ready at the end).
     int stored_lo = -1;
@@ -404,9 +424,12 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
             stored_lo = stored_lo < 0 ? tile : stored_lo;
             stored_hi = tile;
         } else if (cta != c_first) {
-            const int which = tile == u_begin / p.k_units ? 0 : 1;
-            leave_share<NT>(p.partials, cta, which, acc);
-            left[which] = tile;
+            // Only a range's first segment can lie in a tile another CTA finishes (every later
+            // segment starts at its tile's first unit, so this CTA finishes it): at most one
+            // share a stage (report_share). The reporter warp counts it in while the consumers
+            // stream on.
+            leave_share<NT>(p.partials, cta, 0, acc);
+            named_barrier_arrive(kShareBarrier + stage_index, kThreads + kWarp);
         } else {
             finishes = tile;  // its part ends the range (last): kept in acc
         }
@@ -426,17 +449,8 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int rows, char*
     if (trace != nullptr && threadIdx.x == 0) {
         trace[3] = global_ns();  // the last unit's group is done: the range's end starts
     }
-    // The range's end: count in the parts left as shares, then finish the last tile if this CTA
-    // is its finisher, then (chained, stage 0) mark every tile it stored ready.
-    named_barrier_sync(kConsumerBarrier, kThreads);
-    if (threadIdx.x == 0 && (left[0] >= 0 || left[1] >= 0)) {
-        __threadfence();  // the shares are visible before the counters say so
-        for (const int t : left) {
-            if (t >= 0) {
-                atomicAdd(&p.counters[t * kCounterStride], 1);
-            }
-        }
-    }
+    // The range's end: finish the last tile if this CTA is its finisher, then (chained, stage 0)
+    // mark every tile it stored ready.
     if (finishes >= 0) {
         const int c_last = range_owner((finishes + 1) * p.k_units - 1, p.units, p.ctas);
         finish_shared_tile<W, NT>(p, finishes, cta, c_last, acc);
@@ -598,6 +612,15 @@ __global__ void __launch_bounds__(kBlock, 1)
         }
         return;
     }
+    if (warp == kWarps + 1) {  // the reporter
+        grid_dependency_wait();
+        allow_dependent_launch();
+        report_share(s0, 0, u0, n0, lane);
+        if constexpr (kChain) {
+            report_share(s1, 1, u1, n1, lane);
+        }
+        return;
+    }
 
     grid_dependency_wait();
     allow_dependent_launch();
@@ -613,11 +636,11 @@ __global__ void __launch_bounds__(kBlock, 1)
         mbarrier_wait(&full[0], 0);
         trace[2] = global_ns();
     }
-    consume_stage<W, O, NT, OUT>(s0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
+    consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
                                  kChain ? p.sync->ready : nullptr, generation,
                                  kChain ? nullptr : trace);
     if constexpr (kChain) {
-        consume_stage<W, W, NT, Output::kAccumulate>(s1, p.t, ring, full, empty, n0, u1, n1,
+        consume_stage<W, W, NT, Output::kAccumulate>(s1, 1, p.t, ring, full, empty, n0, u1, n1,
                                                      warp, lane, nullptr, 0, trace);
     }
     if (trace != nullptr) {
