@@ -12,10 +12,10 @@
 //   registers. A tile shared with its neighbours (at the ends of its range) has one finisher,
 //   the CTA whose range holds its first unit (its part ends that range): the others leave their
 //   parts as f32 partial sums in the workspace, counted in by their reporter warp as soon as
-//   stored (a share is always a range's first segment), and the finisher adds them to its own
-//   in CTA order at its range end, so the result is the same on every run
-//   (finish_shared_tile). Finishers wait for the others' counts, so every CTA must be resident
-//   at once: the grid is one CTA per SM.
+//   stored (a share is always a range's first segment); the finisher's reporter sums them in
+//   CTA order while its consumers stream, and they add that sum at their range end, so the
+//   result is the same on every run (sum_other_parts). Finishers wait for the others' counts,
+//   so every CTA must be resident at once: the grid is one CTA per SM.
 // - One producer warp feeds a ring of units through the TMA (tma.cuh): one instruction per unit
 //   for w and one for its x slice, rows swizzled so the ldmatrix reads are conflict-free, rows
 //   past N or T zero-filled, completion counted in bytes on the slot's mbarrier. The 8 consumer
@@ -80,8 +80,12 @@ constexpr int kMaxNt = static_cast<int>(kSkinnyMmaMaxRows / 8);
 constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
 // [[maybe_unused]] here and below: used only by the sm_90 code, compiled out for older targets.
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
-// Named barriers 2 and 3: stage 0's / stage 1's share handed from the consumers to the reporter.
+// Named barriers between the consumers and the reporter warp: 2 / 3, stage 0's / 1's share
+// stored; 4 / 5, stage 0's / 1's sum of the other parts of the tile it finishes in shared memory;
+// 6, a chained launch's consumers done with stage 0's sum (stage 1's may overwrite it).
 [[maybe_unused]] constexpr int kShareBarrier = 2;
+[[maybe_unused]] constexpr int kSumBarrier = 4;
+[[maybe_unused]] constexpr int kSumFreeBarrier = 6;
 constexpr int kCounterStride = 32;  // ints: one shared-tile counter per 128-byte line
 
 // Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
@@ -95,10 +99,17 @@ template <int NT>
 constexpr int ring_stages() {
     return NT == 1 || NT == 2 ? 11 : NT == 4 ? 10 : 8;
 }
+// The ring, then the sum of the other parts of the tile a range finishes (one float4 a consumer
+// thread and n-tile: NT * 4 KiB, which fits beside the ring at every NT).
 template <int NT>
 constexpr int ring_smem_bytes() {
     return ring_stages<NT>() * slot_bytes<NT>() + 1024;  // + the swizzle's alignment
 }
+template <int NT>
+constexpr int smem_bytes() {
+    return ring_smem_bytes<NT>() + NT * kThreads * static_cast<int>(sizeof(float4));
+}
+static_assert(smem_bytes<8>() <= 227 * 1024, "ring and sum fit in shared memory");
 
 using Output = SkinnyFusion::Output;
 
@@ -115,7 +126,7 @@ struct Stage {
     int units;    // tiles * k_units
     int ctas;     // CTAs that take a range of this stage's units: min(grid, units)
     int* counters;     // [kMaxTiles * kCounterStride], zero between launches
-    float4* partials;  // [ctas][2][kMaxNt][kThreads]
+    float4* partials;  // [ctas][kMaxNt][kThreads]: each CTA's share (its range's first segment)
 };
 
 // What a chained launch's CTAs share across launches: which of stage 0's tiles are stored in
@@ -269,15 +280,13 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
     }
 }
 
-// This CTA's partial sums of a tile it shares, in the workspace slot (cta, which): which is 0 for
-// the first tile of the CTA's range, 1 for its last (a range shares at most those two).
-[[maybe_unused]] __device__ __forceinline__ float4* partial_slot(float4* partials, int cta,
-                                                                int which) {
-    return partials + static_cast<int64_t>(cta * 2 + which) * kMaxNt * kThreads;
+// CTA cta's partial sums of the tile it shares (its range's first segment: report_share).
+[[maybe_unused]] __device__ __forceinline__ float4* partial_slot(float4* partials, int cta) {
+    return partials + static_cast<int64_t>(cta) * kMaxNt * kThreads;
 }
 
-// Memory-model use (grid_sync.cuh). Shared tiles: the finisher polls the tile's counter relaxed
-// and fences (acquire) once it is complete. Chained launch: a stage-0 tile's finisher publishes
+// Memory-model use (grid_sync.cuh). Shared tiles: the finisher's reporter polls the tile's
+// counter relaxed and fences (acquire) once it is complete. Chained launch: a stage-0 tile's finisher publishes
 // the tile (release, after its stores); a producer polls the flags relaxed and, once it has seen
 // every one it needs, fences (acquire) before its TMA reads the tiles' outputs; the proxy fences
 // order the generic-proxy stores and loads with the TMA's async-proxy reads on either side.
@@ -291,16 +300,16 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
 // holds the tile's first unit (its part of the tile ends its range). Every other CTA leaves its
 // part as f32 partial sums in the workspace as soon as it has them (leave_share: plain stores,
 // nothing to wait for); its reporter warp counts the part in as soon as it is stored
-// (report_share), long before the finisher needs it. The finisher, at its range end, waits for
-// every other part, adds them to its own in CTA order (finish_shared_tile; the same bits on
-// every run) and zeroes the counter for the next launch. Only finishers wait, and only for counts
-// that other CTAs give without waiting, so every CTA must be resident at once: the grid is one
-// CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the finishers' polling and
+// (report_share). The finisher's reporter waits for every other part, sums them in CTA order
+// into shared memory (sum_other_parts; the same bits on every run) and zeroes the counter for
+// the next launch; its consumers add that sum at their range end. Only finishers wait, and only
+// for counts that other CTAs give without waiting, so every CTA must be resident at once: the
+// grid is one CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the finishers' polling and
 // the others' atomics on different tiles do not queue at one L2 slice.
 template <int NT>
-__device__ __forceinline__ void leave_share(float4* partials, int cta, int which,
+__device__ __forceinline__ void leave_share(float4* partials, int cta,
                                             const float (&acc)[NT][4]) {
-    float4* mine = partial_slot(partials, cta, which);
+    float4* mine = partial_slot(partials, cta);
     const int tid = static_cast<int>(threadIdx.x);
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
@@ -308,33 +317,40 @@ __device__ __forceinline__ void leave_share(float4* partials, int cta, int which
     }
 }
 
+// The finisher's part of a shared tile that is not its own, done by its reporter warp while the
+// consumers still stream: wait until every other part is counted in, then add them in CTA order
+// into `sum` (shared memory, laid out as a share), so that at the range end the consumers add
+// one sum from shared memory. (Done by the consumers after their stream, the poll, two fences
+// and the shares' round trip to L2 put 3.5-6 us on the kernel's end: run 29's trace.) With one
+// other part, acc + sum is the bits of acc + share as before; with more, the sum's order is
+// fixed, so every run gives the same bits.
 template <typename W, int NT>
-__device__ void finish_shared_tile(const Stage<W>& p, int tile, int c_first, int c_last,
-                                   float (&acc)[NT][4]) {
-    const int tid = static_cast<int>(threadIdx.x);
-    if (tid == 0) {
+__device__ __forceinline__ void sum_other_parts(const Stage<W>& p, int tile, int c_first,
+                                                int lane, float4* sum) {
+    const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, p.ctas);
+    if (lane == 0) {
         unsigned* counter = reinterpret_cast<unsigned*>(&p.counters[tile * kCounterStride]);
         const auto expected = static_cast<unsigned>(c_last - c_first);
         while (load_relaxed(counter) != expected) {
-            __nanosleep(128);
+            __nanosleep(256);  // polled all along the stream: not every 128 ns from every SM
         }
         fence_acq_rel_gpu();
         *counter = 0;  // every other part is in: ready for the next launch
     }
-    named_barrier_sync(kConsumerBarrier, kThreads);
+    __syncwarp();
     __threadfence();
-    // Unrolled so several shares' loads are in flight at once (the adds keep CTA order).
-#pragma unroll 4
+    constexpr int kPerLane = NT * kThreads / kWarp;
     for (int c = c_first + 1; c <= c_last; ++c) {
-        const int w = tile == range_begin(c, p.units, p.ctas) / p.k_units ? 0 : 1;
-        const float4* share = partial_slot(p.partials, c, w);
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            const float4 v = __ldcg(share + j * kThreads + tid);
-            acc[j][0] += v.x;
-            acc[j][1] += v.y;
-            acc[j][2] += v.z;
-            acc[j][3] += v.w;
+        const float4* share = partial_slot(p.partials, c);
+#pragma unroll 8
+        for (int i = 0; i < kPerLane; ++i) {
+            const int e = i * kWarp + lane;
+            float4 v = __ldcg(share + e);
+            if (c > c_first + 1) {
+                const float4 t = sum[e];
+                v = make_float4(t.x + v.x, t.y + v.y, t.z + v.z, t.w + v.w);
+            }
+            sum[e] = v;
         }
     }
 }
@@ -358,13 +374,25 @@ __device__ __forceinline__ void report_share(const Stage<W>& p, int stage_index,
     }
 }
 
+// The tile this CTA's range finishes in a stage (its last segment starts at the tile's first
+// unit and ends inside it, so other CTAs hold the rest), or -1.
+template <typename W>
+__device__ __forceinline__ int finished_tile(const Stage<W>& p, int u_begin, int n_units) {
+    const int u_end = u_begin + n_units;
+    if (n_units == 0 || u_end % p.k_units == 0) {
+        return -1;
+    }
+    const int tile = (u_end - 1) / p.k_units;
+    return tile * p.k_units >= u_begin ? tile : -1;
+}
+
 // The consumer warps' side of one stage: its units are ring entries [first, first + n_units)
 // (a chained launch's stage 1 follows stage 0 in the same ring), unit u_begin onwards of the
 // stage's numbering. With `publish` (stage 0 of a chained launch) each stored tile is marked
 // ready for generation `generation`.
 template <typename W, typename O, int NT, Output OUT>
 __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index, int rows,
-                                              char* ring,
+                                              char* ring, const float4* sum, bool sum_reused,
                                               uint64_t* full, uint64_t* empty, int first,
                                               int u_begin, int n_units, int warp, int lane,
                                               unsigned* ready, unsigned generation,
@@ -428,7 +456,7 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index
             // segment starts at its tile's first unit, so this CTA finishes it): at most one
             // share a stage (report_share). The reporter warp counts it in while the consumers
             // stream on.
-            leave_share<NT>(p.partials, cta, 0, acc);
+            leave_share<NT>(p.partials, cta, acc);
             named_barrier_arrive(kShareBarrier + stage_index, kThreads + kWarp);
         } else {
             finishes = tile;  // its part ends the range (last): kept in acc
@@ -452,8 +480,20 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index
     // The range's end: finish the last tile if this CTA is its finisher, then (chained, stage 0)
     // mark every tile it stored ready.
     if (finishes >= 0) {
-        const int c_last = range_owner((finishes + 1) * p.k_units - 1, p.units, p.ctas);
-        finish_shared_tile<W, NT>(p, finishes, cta, c_last, acc);
+        // The reporter's sum of the tile's other parts (sum_other_parts), added in one go.
+        named_barrier_sync(kSumBarrier + stage_index, kThreads + kWarp);
+        const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const float4 v = sum[j * kThreads + tid];
+            acc[j][0] += v.x;
+            acc[j][1] += v.y;
+            acc[j][2] += v.z;
+            acc[j][3] += v.w;
+        }
+        if (sum_reused) {
+            named_barrier_arrive(kSumFreeBarrier, kThreads + kWarp);
+        }
         store_tile<W, O, NT, OUT>(p, rows, finishes, warp, lane, acc);
         stored_lo = stored_lo < 0 ? finishes : stored_lo;
         stored_hi = finishes;
@@ -491,6 +531,7 @@ __global__ void __launch_bounds__(kBlock, 1)
     extern __shared__ char smem[];
     // The 128-byte swizzle repeats every 1024 bytes: slots start on such a boundary.
     char* ring = smem + ((1024 - smem_u32(smem) % 1024) % 1024);
+    float4* sum = reinterpret_cast<float4*>(ring + kStages * kSlot);
     __shared__ uint64_t full[kStages];   // slot's unit has landed (1 arrival + its bytes)
     __shared__ uint64_t empty[kStages];  // slot's unit consumed (one arrival per consumer warp)
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
@@ -616,8 +657,21 @@ __global__ void __launch_bounds__(kBlock, 1)
         grid_dependency_wait();
         allow_dependent_launch();
         report_share(s0, 0, u0, n0, lane);
+        const int f0 = finished_tile(s0, u0, n0);
+        if (f0 >= 0) {
+            sum_other_parts<W, NT>(s0, f0, cta, lane, sum);
+            named_barrier_arrive(kSumBarrier, kThreads + kWarp);
+        }
         if constexpr (kChain) {
             report_share(s1, 1, u1, n1, lane);
+            const int f1 = finished_tile(s1, u1, n1);
+            if (f1 >= 0) {
+                if (f0 >= 0) {
+                    named_barrier_sync(kSumFreeBarrier, kThreads + kWarp);
+                }
+                sum_other_parts<W, NT>(s1, f1, cta, lane, sum);
+                named_barrier_arrive(kSumBarrier + 1, kThreads + kWarp);
+            }
         }
         return;
     }
@@ -636,12 +690,16 @@ __global__ void __launch_bounds__(kBlock, 1)
         mbarrier_wait(&full[0], 0);
         trace[2] = global_ns();
     }
-    consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, full, empty, 0, u0, n0, warp, lane,
-                                 kChain ? p.sync->ready : nullptr, generation,
+    // Chained, both stages may finish a tile through the one sum: stage 1's waits for stage 0's
+    // to have been added (the reporter's side computes the same).
+    const bool sum_reused =
+        kChain && finished_tile(s0, u0, n0) >= 0 && finished_tile(s1, u1, n1) >= 0;
+    consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, sum, sum_reused, full, empty, 0, u0, n0, warp,
+                                 lane, kChain ? p.sync->ready : nullptr, generation,
                                  kChain ? nullptr : trace);
     if constexpr (kChain) {
-        consume_stage<W, W, NT, Output::kAccumulate>(s1, 1, p.t, ring, full, empty, n0, u1, n1,
-                                                     warp, lane, nullptr, 0, trace);
+        consume_stage<W, W, NT, Output::kAccumulate>(s1, 1, p.t, ring, sum, false, full, empty,
+                                                     n0, u1, n1, warp, lane, nullptr, 0, trace);
     }
     if (trace != nullptr) {
         named_barrier_sync(kConsumerBarrier, kThreads);
@@ -734,7 +792,7 @@ cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const v
         maps[2] = maps[0];
         maps[3] = maps[1];
     }
-    constexpr int kSmem = ring_smem_bytes<NT>();
+    constexpr int kSmem = smem_bytes<NT>();
     static std::atomic<uint64_t> smem_raised{0};
     if (const cudaError_t err =
             ensure_dynamic_smem(skinny_mma_kernel<W, O, NT, OUT, kChain>, kSmem, smem_raised);
@@ -747,9 +805,9 @@ cudaError_t launch_nt(MmaParams<W> p, const void* x0, int64_t x0_stride, const v
 }
 
 // The workspace: stage 0's counters, stage 1's, the chain's sync block, then each stage's
-// partial sums (two shares of the largest tile per CTA of the largest grid).
+// partial sums (one share of the largest tile per CTA of the largest grid).
 size_t partials_bytes() {
-    return static_cast<size_t>(device_sm_count()) * 2 * kMaxNt * kThreads * sizeof(float4);
+    return static_cast<size_t>(device_sm_count()) * kMaxNt * kThreads * sizeof(float4);
 }
 constexpr size_t kCountersBytes = static_cast<size_t>(kMaxTiles) * kCounterStride * 4;
 constexpr size_t kSyncBytes = (sizeof(ChainSync) + 15) / 16 * 16;
