@@ -12,10 +12,11 @@
 //   registers. A tile shared with its neighbours (at the ends of its range) has one finisher,
 //   the CTA whose range holds its first unit (its part ends that range): the others leave their
 //   parts as f32 partial sums in the workspace, counted in by their reporter warp as soon as
-//   stored (a share is always a range's first segment); the finisher's reporter sums them in
-//   CTA order while its consumers stream, and they add that sum at their range end, so the
-//   result is the same on every run (sum_other_parts). Finishers wait for the others' counts,
-//   so every CTA must be resident at once: the grid is one CTA per SM.
+//   stored (a share is always a range's first segment); the finisher's reporter waits for them
+//   while its consumers stream and copies the first into shared memory, and at their range end
+//   the consumers add them in CTA order, so the result is the same on every run
+//   (fetch_first_part). Finishers wait for the others' counts, so every CTA must be resident at
+//   once: the grid is one CTA per SM.
 // - One producer warp feeds a ring of units through the TMA (tma.cuh): one instruction per unit
 //   for w and one for its x slice, rows swizzled so the ldmatrix reads are conflict-free, rows
 //   past N or T zero-filled, completion counted in bytes on the slot's mbarrier. The 8 consumer
@@ -81,11 +82,10 @@ constexpr int kMaxTiles = static_cast<int>(kSkinnyMmaMaxN / kCtaRows);
 // [[maybe_unused]] here and below: used only by the sm_90 code, compiled out for older targets.
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier of the consumer warps
 // Named barriers between the consumers and the reporter warp: 2 / 3, stage 0's / 1's share
-// stored; 4 / 5, stage 0's / 1's sum of the other parts of the tile it finishes in shared memory;
-// 6, a chained launch's consumers done with stage 0's sum (stage 1's may overwrite it).
+// stored; 4, a chained launch's consumers done with stage 0's first other part in shared memory
+// (stage 1's may overwrite it).
 [[maybe_unused]] constexpr int kShareBarrier = 2;
-[[maybe_unused]] constexpr int kSumBarrier = 4;
-[[maybe_unused]] constexpr int kSumFreeBarrier = 6;
+[[maybe_unused]] constexpr int kPartFreeBarrier = 4;
 constexpr int kCounterStride = 32;  // ints: one shared-tile counter per 128-byte line
 
 // Bytes of one ring slot (w then x rows) and the ring's depth: about 200 KiB, cuBLASLt's depth.
@@ -99,7 +99,7 @@ template <int NT>
 constexpr int ring_stages() {
     return NT == 1 || NT == 2 ? 11 : NT == 4 ? 10 : 8;
 }
-// The ring, then the sum of the other parts of the tile a range finishes (one float4 a consumer
+// The ring, then the first other part of the tile a range finishes (one float4 a consumer
 // thread and n-tile: NT * 4 KiB, which fits beside the ring at every NT).
 template <int NT>
 constexpr int ring_smem_bytes() {
@@ -109,7 +109,7 @@ template <int NT>
 constexpr int smem_bytes() {
     return ring_smem_bytes<NT>() + NT * kThreads * static_cast<int>(sizeof(float4));
 }
-static_assert(smem_bytes<8>() <= 227 * 1024, "ring and sum fit in shared memory");
+static_assert(smem_bytes<8>() <= 227 * 1024, "ring and part fit in shared memory");
 
 using Output = SkinnyFusion::Output;
 
@@ -286,10 +286,12 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
 }
 
 // Memory-model use (grid_sync.cuh). Shared tiles: the finisher's reporter polls the tile's
-// counter relaxed and fences (acquire) once it is complete. Chained launch: a stage-0 tile's finisher publishes
-// the tile (release, after its stores); a producer polls the flags relaxed and, once it has seen
-// every one it needs, fences (acquire) before its TMA reads the tiles' outputs; the proxy fences
-// order the generic-proxy stores and loads with the TMA's async-proxy reads on either side.
+// counter relaxed and fences (acquire) once it is complete, then arrives on the mbarrier its
+// consumers wait on (release / acquire within the CTA). Chained launch: a stage-0 tile's finisher
+// publishes the tile (release, after its stores); a producer polls the flags relaxed and, once it
+// has seen every one it needs, fences (acquire) before its TMA reads the tiles' outputs; the
+// proxy fences order the generic-proxy stores and loads with the TMA's async-proxy reads on
+// either side.
 [[maybe_unused]] __device__ __forceinline__ void fence_proxy_async_global() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("fence.proxy.async.global;" ::: "memory");
@@ -300,12 +302,12 @@ __device__ __forceinline__ void store_tile(const Stage<W>& p, int rows, int tile
 // holds the tile's first unit (its part of the tile ends its range). Every other CTA leaves its
 // part as f32 partial sums in the workspace as soon as it has them (leave_share: plain stores,
 // nothing to wait for); its reporter warp counts the part in as soon as it is stored
-// (report_share). The finisher's reporter waits for every other part, sums them in CTA order
-// into shared memory (sum_other_parts; the same bits on every run) and zeroes the counter for
-// the next launch; its consumers add that sum at their range end. Only finishers wait, and only
-// for counts that other CTAs give without waiting, so every CTA must be resident at once: the
-// grid is one CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the finishers' polling and
-// the others' atomics on different tiles do not queue at one L2 slice.
+// (report_share). The finisher's reporter waits for every other part, zeroes the counter for the
+// next launch and copies the first part into shared memory (fetch_first_part); its consumers add
+// the parts in CTA order at their range end (the same bits on every run). Only finishers wait,
+// and only for counts that other CTAs give without waiting, so every CTA must be resident at
+// once: the grid is one CTA per SM. Counters sit one per 128-byte line (kCounterStride) so the
+// finishers' polling and the others' atomics on different tiles do not queue at one L2 slice.
 template <int NT>
 __device__ __forceinline__ void leave_share(float4* partials, int cta,
                                             const float (&acc)[NT][4]) {
@@ -317,42 +319,29 @@ __device__ __forceinline__ void leave_share(float4* partials, int cta,
     }
 }
 
-// The finisher's part of a shared tile that is not its own, done by its reporter warp while the
-// consumers still stream: wait until every other part is counted in, then add them in CTA order
-// into `sum` (shared memory, laid out as a share), so that at the range end the consumers add
-// one sum from shared memory. (Done by the consumers after their stream, the poll, two fences
-// and the shares' round trip to L2 put 3.5-6 us on the kernel's end: run 29's trace.) With one
-// other part, acc + sum is the bits of acc + share as before; with more, the sum's order is
-// fixed, so every run gives the same bits.
+// The finisher's reporter, while its consumers still stream: waits until every other part of
+// the tile is counted in, then copies the first of them (CTA c_first + 1's: the only one, unless
+// the tile spans more than two ranges) into shared memory with one bulk copy completing on
+// `landed`. (Done by the consumers after their stream, the poll, two fences and the shares'
+// round trip to L2 put 3.5-6 us on the kernel's end: run 29's trace. Summing every part here
+// instead, one warp's loads took longer than the stream where a tile has several parts: 29c.)
+// The consumers then add it and any further parts in CTA order: the same bits as before.
 template <typename W, int NT>
-__device__ __forceinline__ void sum_other_parts(const Stage<W>& p, int tile, int c_first,
-                                                int lane, float4* sum) {
+__device__ __forceinline__ void fetch_first_part(const Stage<W>& p, int tile, int c_first,
+                                                 float4* part, uint64_t* landed) {
     const int c_last = range_owner((tile + 1) * p.k_units - 1, p.units, p.ctas);
-    if (lane == 0) {
-        unsigned* counter = reinterpret_cast<unsigned*>(&p.counters[tile * kCounterStride]);
-        const auto expected = static_cast<unsigned>(c_last - c_first);
-        while (load_relaxed(counter) != expected) {
-            __nanosleep(256);  // polled all along the stream: not every 128 ns from every SM
-        }
-        fence_acq_rel_gpu();
-        *counter = 0;  // every other part is in: ready for the next launch
+    unsigned* counter = reinterpret_cast<unsigned*>(&p.counters[tile * kCounterStride]);
+    const auto expected = static_cast<unsigned>(c_last - c_first);
+    while (load_relaxed(counter) != expected) {
+        __nanosleep(256);  // polled all along the stream: not every 128 ns from every SM
     }
-    __syncwarp();
-    __threadfence();
-    constexpr int kPerLane = NT * kThreads / kWarp;
-    for (int c = c_first + 1; c <= c_last; ++c) {
-        const float4* share = partial_slot(p.partials, c);
-#pragma unroll 8
-        for (int i = 0; i < kPerLane; ++i) {
-            const int e = i * kWarp + lane;
-            float4 v = __ldcg(share + e);
-            if (c > c_first + 1) {
-                const float4 t = sum[e];
-                v = make_float4(t.x + v.x, t.y + v.y, t.z + v.z, t.w + v.w);
-            }
-            sum[e] = v;
-        }
-    }
+    fence_acq_rel_gpu();
+    *counter = 0;  // every other part is in: ready for the next launch
+    fence_proxy_async_global();  // the parts' generic stores before the bulk copy's reads
+    constexpr auto kBytes = static_cast<uint32_t>(NT * kThreads * sizeof(float4));
+    mbarrier_arrive_expect_tx(landed, kBytes);
+    bulk_load(part, partial_slot(p.partials, c_first + 1), kBytes, landed,
+              l2_evict_first_policy());
 }
 
 // The reporter warp's side of one stage: if this CTA's range starts inside a tile (so its first
@@ -392,7 +381,8 @@ __device__ __forceinline__ int finished_tile(const Stage<W>& p, int u_begin, int
 // ready for generation `generation`.
 template <typename W, typename O, int NT, Output OUT>
 __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index, int rows,
-                                              char* ring, const float4* sum, bool sum_reused,
+                                              char* ring, const float4* part,
+                                              uint64_t* part_landed, bool part_reused,
                                               uint64_t* full, uint64_t* empty, int first,
                                               int u_begin, int n_units, int warp, int lane,
                                               unsigned* ready, unsigned generation,
@@ -480,19 +470,34 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index
     // The range's end: finish the last tile if this CTA is its finisher, then (chained, stage 0)
     // mark every tile it stored ready.
     if (finishes >= 0) {
-        // The reporter's sum of the tile's other parts (sum_other_parts), added in one go.
-        named_barrier_sync(kSumBarrier + stage_index, kThreads + kWarp);
+        // The first other part from shared memory (fetch_first_part: its landing also says that
+        // every part is counted in), the rest from L2, added in CTA order.
+        mbarrier_wait(part_landed, 0);
         const int tid = static_cast<int>(threadIdx.x);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            const float4 v = sum[j * kThreads + tid];
+            const float4 v = part[j * kThreads + tid];
             acc[j][0] += v.x;
             acc[j][1] += v.y;
             acc[j][2] += v.z;
             acc[j][3] += v.w;
         }
-        if (sum_reused) {
-            named_barrier_arrive(kSumFreeBarrier, kThreads + kWarp);
+        if (part_reused) {
+            named_barrier_arrive(kPartFreeBarrier, kThreads + kWarp);
+        }
+        const int c_last = range_owner((finishes + 1) * p.k_units - 1, p.units, p.ctas);
+        // Unrolled so several parts' loads are in flight at once (the adds keep CTA order).
+#pragma unroll 4
+        for (int c = cta + 2; c <= c_last; ++c) {
+            const float4* share = partial_slot(p.partials, c);
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                const float4 v = __ldcg(share + j * kThreads + tid);
+                acc[j][0] += v.x;
+                acc[j][1] += v.y;
+                acc[j][2] += v.z;
+                acc[j][3] += v.w;
+            }
         }
         store_tile<W, O, NT, OUT>(p, rows, finishes, warp, lane, acc);
         stored_lo = stored_lo < 0 ? finishes : stored_lo;
@@ -531,9 +536,10 @@ __global__ void __launch_bounds__(kBlock, 1)
     extern __shared__ char smem[];
     // The 128-byte swizzle repeats every 1024 bytes: slots start on such a boundary.
     char* ring = smem + ((1024 - smem_u32(smem) % 1024) % 1024);
-    float4* sum = reinterpret_cast<float4*>(ring + kStages * kSlot);
+    float4* part = reinterpret_cast<float4*>(ring + kStages * kSlot);
     __shared__ uint64_t full[kStages];   // slot's unit has landed (1 arrival + its bytes)
     __shared__ uint64_t empty[kStages];  // slot's unit consumed (one arrival per consumer warp)
+    __shared__ uint64_t part_landed[2];  // stage s's first other part is in `part`
     const int lane = static_cast<int>(threadIdx.x) % kWarp;
     const int warp = static_cast<int>(threadIdx.x) / kWarp;
     const int cta = static_cast<int>(blockIdx.x);
@@ -550,6 +556,8 @@ __global__ void __launch_bounds__(kBlock, 1)
             mbarrier_init(&full[s], 1);
             mbarrier_init(&empty[s], kWarps);
         }
+        mbarrier_init(&part_landed[0], 1);
+        mbarrier_init(&part_landed[1], 1);
         mbarrier_init_fence();
     }
     __syncthreads();
@@ -658,19 +666,19 @@ __global__ void __launch_bounds__(kBlock, 1)
         allow_dependent_launch();
         report_share(s0, 0, u0, n0, lane);
         const int f0 = finished_tile(s0, u0, n0);
-        if (f0 >= 0) {
-            sum_other_parts<W, NT>(s0, f0, cta, lane, sum);
-            named_barrier_arrive(kSumBarrier, kThreads + kWarp);
+        if (f0 >= 0 && lane == 0) {
+            fetch_first_part<W, NT>(s0, f0, cta, part, &part_landed[0]);
         }
         if constexpr (kChain) {
             report_share(s1, 1, u1, n1, lane);
             const int f1 = finished_tile(s1, u1, n1);
             if (f1 >= 0) {
                 if (f0 >= 0) {
-                    named_barrier_sync(kSumFreeBarrier, kThreads + kWarp);
+                    named_barrier_sync(kPartFreeBarrier, kThreads + kWarp);
                 }
-                sum_other_parts<W, NT>(s1, f1, cta, lane, sum);
-                named_barrier_arrive(kSumBarrier + 1, kThreads + kWarp);
+                if (lane == 0) {
+                    fetch_first_part<W, NT>(s1, f1, cta, part, &part_landed[1]);
+                }
             }
         }
         return;
@@ -690,16 +698,18 @@ __global__ void __launch_bounds__(kBlock, 1)
         mbarrier_wait(&full[0], 0);
         trace[2] = global_ns();
     }
-    // Chained, both stages may finish a tile through the one sum: stage 1's waits for stage 0's
-    // to have been added (the reporter's side computes the same).
-    const bool sum_reused =
+    // Chained, both stages may finish a tile through the one `part`: stage 1's copy waits until
+    // stage 0's has been added (the reporter's side computes the same).
+    const bool part_reused =
         kChain && finished_tile(s0, u0, n0) >= 0 && finished_tile(s1, u1, n1) >= 0;
-    consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, sum, sum_reused, full, empty, 0, u0, n0, warp,
-                                 lane, kChain ? p.sync->ready : nullptr, generation,
+    consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, part, &part_landed[0], part_reused, full,
+                                 empty, 0, u0, n0, warp, lane,
+                                 kChain ? p.sync->ready : nullptr, generation,
                                  kChain ? nullptr : trace);
     if constexpr (kChain) {
-        consume_stage<W, W, NT, Output::kAccumulate>(s1, 1, p.t, ring, sum, false, full, empty,
-                                                     n0, u1, n1, warp, lane, nullptr, 0, trace);
+        consume_stage<W, W, NT, Output::kAccumulate>(s1, 1, p.t, ring, part, &part_landed[1],
+                                                     false, full, empty, n0, u1, n1, warp, lane,
+                                                     nullptr, 0, trace);
     }
     if (trace != nullptr) {
         named_barrier_sync(kConsumerBarrier, kThreads);
