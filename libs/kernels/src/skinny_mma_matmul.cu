@@ -516,11 +516,12 @@ __device__ __forceinline__ void consume_stage(const Stage<W>& p, int stage_index
 }
 
 // Grid: p.ctas CTAs, one contiguous range of units of each stage each; block: the consumer warps,
-// then the producer warp. A chained launch (kChain) runs two stages: stage 0 (gate_up with
-// SwiGLU into h) then stage 1 (down with the residual add, x = h). Stage 1's weight units need
-// nothing and enter the ring as soon as slots free up; the x slice of its unit at K chunk c is
-// stage 0's tile c (64 SwiGLU outputs = 64 columns of h), which the producer waits for (ready
-// flag of this generation) before it issues that slice. Stage 0 never waits on stage 1, and a
+// the producer warp, then the reporter warp (report_share, fetch_first_part). A chained launch
+// (kChain) runs two stages: stage 0 (gate_up with SwiGLU into h) then stage 1 (down with the
+// residual add, x = h). Stage 1's weight units need nothing and enter the ring as soon as slots
+// free up; the x slice of its unit at K chunk c is stage 0's tile c (64 SwiGLU outputs = 64
+// columns of h), which the producer waits for (ready flag of this generation) before it issues
+// that slice. Stage 0 never waits on stage 1, and a
 // producer issues a unit's x slice only after every earlier unit's, so a slot it waits on is
 // always released in time: no deadlock, as long as every CTA is resident (one per SM).
 template <typename W, typename O, int NT, Output OUT, bool kChain>
