@@ -361,6 +361,7 @@ __device__ __forceinline__ void report_share(const Stage<W>& p, int stage_index,
         __threadfence();  // the share is visible before the counter says so
         atomicAdd(&p.counters[(u_begin / p.k_units) * kCounterStride], 1);
     }
+    __syncwarp();
 }
 
 // The tile this CTA's range finishes in a stage (its last segment starts at the tile's first
@@ -670,6 +671,7 @@ __global__ void __launch_bounds__(kBlock, 1)
         if (f0 >= 0 && lane == 0) {
             fetch_first_part<W, NT>(s0, f0, cta, part, &part_landed[0]);
         }
+        __syncwarp();  // the warp whole again before its next named barrier (bar.sync is aligned)
         if constexpr (kChain) {
             report_share(s1, 1, u1, n1, lane);
             const int f1 = finished_tile(s1, u1, n1);
