@@ -477,9 +477,9 @@ CudaBackend::CudaBackend(const engine::BackendOptions& options,
     // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS=N: up to N rows the SwiGLU projection (gate_up) alone
     // takes the tensor-core kernel, SwiGLU fused (no SwiGLU kernel, and down starts under its
     // tail through PDL), while the residual adds keep the K split. Default kMmaSwiGluMaxRows.
-    // NOTE: measured on H200s (docs/perf/cuda-engine.md, run 27): 8 streams +0.75% with it
-    // (six runs in two calls against four), 4 and 16 streams flat, 32 streams -2.3% (the
-    // kernel 55 us a layer against cuBLASLt's 51 there).
+    // NOTE: measured on H200s (docs/perf/cuda-engine.md, runs 27 and 29): 8 streams +0.75% with
+    // it (run 27), +2.0% more since run 29's kernel; to 16 or 32 rows 8 streams within noise
+    // and 32 streams flat / -0.4% (our 52.2 us a layer against cuBLASLt's 50.5 plus SwiGLU).
     if (const char* v = std::getenv("HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS"); v != nullptr) {
         mma_swiglu_max_rows_ = std::clamp<int64_t>(std::atoll(v), 0, kernels::kSkinnyMmaMaxRows);
     }

@@ -271,8 +271,9 @@ private:
     static constexpr int64_t kKSplitMaxRows = 64;
     static constexpr int64_t kKSplitMaxParts = 8;
     // Up to this many rows gate_up takes the tensor-core kernel with SwiGLU fused (fused_linear;
-    // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS overrides it): 8 streams +0.75%, 4 and 16 flat, 32
-    // slower (run 27, H200), where cuBLASLt's GEMM and the SwiGLU kernel win together.
+    // HELEXA_CUDA_MMA_SWIGLU_MAX_ROWS overrides it): 8 streams +0.75% (run 27), +2.0% more with
+    // run 29's kernel; at 16-32 rows flat to -0.4% (run 29, H200), where cuBLASLt's GEMM and the
+    // SwiGLU kernel are still about as fast together.
     static constexpr int64_t kMmaSwiGluMaxRows = 8;
     bool k_split_pair(const engine::LinearLink& a, const engine::LinearLink& b) const;
     Status k_split_then_norm(const engine::LinearLink& a, const engine::LinearLink& b);

@@ -553,6 +553,12 @@ __global__ void __launch_bounds__(kBlock, 1)
     const int u1 = kChain ? range_begin(cta, s1.units, s1.ctas) : 0;
     const int n1 = kChain && cta < s1.ctas ? range_begin(cta + 1, s1.units, s1.ctas) - u1 : 0;
     const int total = n0 + n1;
+    // The tile each stage's range finishes with the reporter's copy (the reporter copies it, the
+    // consumers add it). Chained, both copies go through the one `part`: stage 1's waits until
+    // the consumers have added stage 0's (part_reused).
+    const int f0 = finished_tile(s0, u0, n0);
+    const int f1 = kChain ? finished_tile(s1, u1, n1) : -1;
+    const bool part_reused = kChain && f0 >= 0 && f1 >= 0;
     if (threadIdx.x == 0) {
         for (int s = 0; s < kStages; ++s) {
             mbarrier_init(&full[s], 1);
@@ -667,16 +673,14 @@ __global__ void __launch_bounds__(kBlock, 1)
         grid_dependency_wait();
         allow_dependent_launch();
         report_share(s0, 0, u0, n0, lane);
-        const int f0 = finished_tile(s0, u0, n0);
         if (f0 >= 0 && lane == 0) {
             fetch_first_part<W, NT>(s0, f0, cta, part, &part_landed[0]);
         }
         __syncwarp();  // the warp whole again before its next named barrier (bar.sync is aligned)
         if constexpr (kChain) {
             report_share(s1, 1, u1, n1, lane);
-            const int f1 = finished_tile(s1, u1, n1);
             if (f1 >= 0) {
-                if (f0 >= 0) {
+                if (part_reused) {
                     named_barrier_sync(kPartFreeBarrier, kThreads + kWarp);
                 }
                 if (lane == 0) {
@@ -701,10 +705,6 @@ __global__ void __launch_bounds__(kBlock, 1)
         mbarrier_wait(&full[0], 0);
         trace[2] = global_ns();
     }
-    // Chained, both stages may finish a tile through the one `part`: stage 1's copy waits until
-    // stage 0's has been added (the reporter's side computes the same).
-    const bool part_reused =
-        kChain && finished_tile(s0, u0, n0) >= 0 && finished_tile(s1, u1, n1) >= 0;
     consume_stage<W, O, NT, OUT>(s0, 0, p.t, ring, part, &part_landed[0], part_reused, full,
                                  empty, 0, u0, n0, warp, lane,
                                  kChain ? p.sync->ready : nullptr, generation,
